@@ -1,0 +1,25 @@
+//! Generates the C header from src/ffi with cbindgen, into OUT_DIR (a build script must not write the
+//! source tree). The committed copy in include/moqt.h is checked against it by tests/header.rs.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+
+    let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
+
+    // Only src/ffi is the C surface; parse it alone so nothing else leaks into the header.
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(crate_dir.join("src/ffi/mod.rs"))
+        .generate()
+        .expect("cbindgen could not generate the header from src/ffi");
+    let header = out_dir.join("moqt.h");
+    bindings.write_to_file(&header);
+    println!("cargo:rustc-env=MOQT_GENERATED_HEADER={}", header.display());
+}

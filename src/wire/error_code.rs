@@ -1,0 +1,231 @@
+//! The moq-lite error registries (spec section 6) and the HTTP/3 mapping of stream codes that the
+//! reference implementation applies on raw QUIC as well as WebTransport (spec 11.1).
+//!
+//! Two number spaces: session close codes (CONNECTION_CLOSE) and stream codes (RESET_STREAM /
+//! STOP_SENDING). A code is always read in the space it was sent in. Unknown codes are kept as
+//! numbers and treated as unspecified, never rejected.
+
+/// A session close code (spec 6.1). Sent raw, unmapped, on every transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionCode {
+    /// 0x0: normal close.
+    NoError,
+    /// 0x1: an internal error.
+    InternalError,
+    /// 0x2: the peer is not allowed what it asked for.
+    Unauthorized,
+    /// 0x3: the peer broke the protocol.
+    ProtocolViolation,
+    /// 0x6: a malformed key-value parameter.
+    KeyValueFormattingError,
+    /// 0x10: the GOAWAY drain deadline passed.
+    GoawayTimeout,
+    /// 0x11: an expected control message did not arrive in time.
+    ControlMessageTimeout,
+    /// 0x15: no common version.
+    VersionNegotiationFailed,
+    /// Any other value, kept as sent.
+    Other(u64),
+}
+
+impl SessionCode {
+    /// The number on the wire.
+    pub const fn to_u64(self) -> u64 {
+        match self {
+            SessionCode::NoError => 0x0,
+            SessionCode::InternalError => 0x1,
+            SessionCode::Unauthorized => 0x2,
+            SessionCode::ProtocolViolation => 0x3,
+            SessionCode::KeyValueFormattingError => 0x6,
+            SessionCode::GoawayTimeout => 0x10,
+            SessionCode::ControlMessageTimeout => 0x11,
+            SessionCode::VersionNegotiationFailed => 0x15,
+            SessionCode::Other(code) => code,
+        }
+    }
+
+    /// The code a number names; unknown numbers are kept.
+    pub const fn from_u64(code: u64) -> Self {
+        match code {
+            0x0 => SessionCode::NoError,
+            0x1 => SessionCode::InternalError,
+            0x2 => SessionCode::Unauthorized,
+            0x3 => SessionCode::ProtocolViolation,
+            0x6 => SessionCode::KeyValueFormattingError,
+            0x10 => SessionCode::GoawayTimeout,
+            0x11 => SessionCode::ControlMessageTimeout,
+            0x15 => SessionCode::VersionNegotiationFailed,
+            other => SessionCode::Other(other),
+        }
+    }
+}
+
+/// A stream reset / STOP_SENDING code (spec 6.1), including the provisional 0x31..0x39 codes the
+/// reference already emits. Application codes are 64 and above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamCode {
+    /// 0x0: an internal error (not a cancel).
+    InternalError,
+    /// 0x1: a routine cancel (unsubscribe); also what a malformed request is reset with.
+    Cancelled,
+    /// 0x2: delivery took too long.
+    DeliveryTimeout,
+    /// 0x3: the session closed under the stream.
+    SessionClosed,
+    /// 0x4: the session is going away.
+    GoingAway,
+    /// 0x5: the subscriber fell too far behind.
+    TooFarBehind,
+    /// 0x12: a malformed message on a live track stream.
+    MalformedTrack,
+    /// 0x31: a request was not answered in time.
+    ControlTimeout,
+    /// 0x32: a group over its size bound.
+    GroupTooLarge,
+    /// 0x33: no such broadcast or track.
+    NotFound,
+    /// 0x34: the group was superseded or expired.
+    Old,
+    /// 0x35: the group was evicted from a cache.
+    Evicted,
+    /// 0x36: no route to the broadcast.
+    Unroutable,
+    /// 0x37: a size did not match.
+    WrongSize,
+    /// 0x38: a frame over its size bound.
+    FrameTooLarge,
+    /// 0x39: a timestamp out of order.
+    TimestampMismatch,
+    /// An application code (wire value 64 + n), carried as n.
+    Application(u64),
+    /// Any other value, kept as sent and treated as unspecified.
+    Other(u64),
+}
+
+/// Where application stream codes start.
+pub const APPLICATION_CODE_BASE: u64 = 64;
+
+impl StreamCode {
+    /// The number on the wire, before any HTTP/3 mapping.
+    pub const fn to_u64(self) -> u64 {
+        match self {
+            StreamCode::InternalError => 0x0,
+            StreamCode::Cancelled => 0x1,
+            StreamCode::DeliveryTimeout => 0x2,
+            StreamCode::SessionClosed => 0x3,
+            StreamCode::GoingAway => 0x4,
+            StreamCode::TooFarBehind => 0x5,
+            StreamCode::MalformedTrack => 0x12,
+            StreamCode::ControlTimeout => 0x31,
+            StreamCode::GroupTooLarge => 0x32,
+            StreamCode::NotFound => 0x33,
+            StreamCode::Old => 0x34,
+            StreamCode::Evicted => 0x35,
+            StreamCode::Unroutable => 0x36,
+            StreamCode::WrongSize => 0x37,
+            StreamCode::FrameTooLarge => 0x38,
+            StreamCode::TimestampMismatch => 0x39,
+            StreamCode::Application(n) => APPLICATION_CODE_BASE.saturating_add(n),
+            StreamCode::Other(code) => code,
+        }
+    }
+
+    /// The code a number names; unknown numbers are kept.
+    pub const fn from_u64(code: u64) -> Self {
+        match code {
+            0x0 => StreamCode::InternalError,
+            0x1 => StreamCode::Cancelled,
+            0x2 => StreamCode::DeliveryTimeout,
+            0x3 => StreamCode::SessionClosed,
+            0x4 => StreamCode::GoingAway,
+            0x5 => StreamCode::TooFarBehind,
+            0x12 => StreamCode::MalformedTrack,
+            0x31 => StreamCode::ControlTimeout,
+            0x32 => StreamCode::GroupTooLarge,
+            0x33 => StreamCode::NotFound,
+            0x34 => StreamCode::Old,
+            0x35 => StreamCode::Evicted,
+            0x36 => StreamCode::Unroutable,
+            0x37 => StreamCode::WrongSize,
+            0x38 => StreamCode::FrameTooLarge,
+            0x39 => StreamCode::TimestampMismatch,
+            n if n >= APPLICATION_CODE_BASE => StreamCode::Application(n - APPLICATION_CODE_BASE),
+            other => StreamCode::Other(other),
+        }
+    }
+
+    /// The code as sent on a QUIC or WebTransport stream: mapped into the HTTP/3 space (spec 11.1).
+    pub fn to_transport(self) -> u64 {
+        http3_from_stream_code(self.to_u64())
+    }
+
+    /// Reads a code received on a stream. Codes outside the HTTP/3 WebTransport range are unknown.
+    pub fn from_transport(code: u64) -> Self {
+        match stream_code_from_http3(code) {
+            Some(n) => StreamCode::from_u64(n),
+            None => StreamCode::Other(code),
+        }
+    }
+}
+
+/// The first HTTP/3 error code of the WebTransport application range.
+pub const HTTP3_WEBTRANSPORT_FIRST: u64 = 0x52e4_a40f_a8db;
+/// The last HTTP/3 error code of the WebTransport application range (u32::MAX mapped).
+pub const HTTP3_WEBTRANSPORT_LAST: u64 = 0x52e5_ac98_3162;
+
+/// Maps a 32-bit application code into the HTTP/3 space, skipping the reserved `0x1f * N + 0x21`
+/// codepoints: `first + n + n / 0x1e`. Values above u32::MAX are clamped, as WebTransport codes are
+/// 32-bit.
+pub const fn http3_from_stream_code(n: u64) -> u64 {
+    let n = if n > u32::MAX as u64 { u32::MAX as u64 } else { n };
+    HTTP3_WEBTRANSPORT_FIRST + n + n / 0x1e
+}
+
+/// The inverse of [`http3_from_stream_code`]; `None` outside the range or on a reserved codepoint.
+pub const fn stream_code_from_http3(code: u64) -> Option<u64> {
+    if code < HTTP3_WEBTRANSPORT_FIRST || code > HTTP3_WEBTRANSPORT_LAST {
+        return None;
+    }
+    if (code - 0x21) % 0x1f == 0 {
+        return None;
+    }
+    let offset = code - HTTP3_WEBTRANSPORT_FIRST;
+    Some(offset - offset / 0x1f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_11_1_mapped_values() {
+        assert_eq!(StreamCode::Cancelled.to_transport(), 0x52e4a40fa8dc);
+        assert_eq!(StreamCode::NotFound.to_transport(), 0x52e4a40fa90f);
+        assert_eq!(StreamCode::Unroutable.to_transport(), 0x52e4a40fa912);
+        assert_eq!(StreamCode::from_transport(0x52e4a40fa90f), StreamCode::NotFound);
+        // A raw 0x33 from a peer that does not map is unknown, as the reference reads it.
+        assert_eq!(StreamCode::from_transport(0x33), StreamCode::Other(0x33));
+        assert_eq!(http3_from_stream_code(u64::from(u32::MAX)), HTTP3_WEBTRANSPORT_LAST);
+    }
+
+    #[test]
+    fn mapping_round_trips_every_small_code_and_skips_reserved() {
+        for n in (0..100_000u64).chain([u64::from(u32::MAX) - 1, u64::from(u32::MAX)]) {
+            let mapped = http3_from_stream_code(n);
+            assert_ne!((mapped - 0x21) % 0x1f, 0, "{n} mapped onto a reserved codepoint");
+            assert_eq!(stream_code_from_http3(mapped), Some(n));
+        }
+        assert_eq!(stream_code_from_http3(HTTP3_WEBTRANSPORT_FIRST - 1), None);
+        assert_eq!(stream_code_from_http3(HTTP3_WEBTRANSPORT_LAST + 1), None);
+    }
+
+    #[test]
+    fn codes_round_trip() {
+        for n in (0..200).chain([u64::MAX - 1]) {
+            assert_eq!(StreamCode::from_u64(n).to_u64(), n);
+            assert_eq!(SessionCode::from_u64(n).to_u64(), n);
+        }
+        assert_eq!(StreamCode::from_u64(64 + 7), StreamCode::Application(7));
+        assert_eq!(SessionCode::from_u64(0x11), SessionCode::ControlMessageTimeout);
+    }
+}

@@ -7,6 +7,9 @@ mod datagram;
 pub mod error_code;
 mod fetch;
 pub mod framing;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod goaway;
 mod group;
 mod message;

@@ -212,8 +212,11 @@ pub fn stream_type(data: &[u8]) {
     }
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the seed replay test.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("announce_stream", announce_stream),
     ("subscribe_stream", subscribe_stream),
     ("fetch_stream", fetch_stream),

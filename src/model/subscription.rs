@@ -1,0 +1,382 @@
+//! A track consumer: one reader's cursor over a track, newest group first (spec 7.2), with every
+//! missing sequence reported as an explicit gap (spec 7.4).
+//!
+//! Per-consumer state stays bounded: a floor (every sequence below it is accounted for) plus the
+//! set of sequences above the floor already handed out. Newest-first delivery grows that set while
+//! older groups wait; once it reaches the cache's group bound the consumer serves from the bottom
+//! (oldest group or gap first) until it shrinks again.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::cache::{AgeLimit, TrackState, abort_victims};
+use super::track::TrackShared;
+use super::{Error, Gap, GapReason, TrackEvent, TrackInfo};
+
+/// Where a consumer starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStart {
+    /// At the latest group (lite-05 Group Start 0).
+    Latest,
+    /// At the oldest group at or above this raw floor that the max age still allows (lite-06
+    /// Group Start; 0 = no floor). A floor above the live edge waits there.
+    Floor(u64),
+}
+
+/// A consumer's range and age bound (the model side of SUBSCRIBE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Where to start. Default `Floor(0)`.
+    pub start: GroupStart,
+    /// Last sequence to deliver (inclusive), `None` for unbounded. Default `None`.
+    pub end: Option<u64>,
+    /// Subscriber max age; clamped to the publisher's. `None` = the publisher's. Default `None`.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for SubscribeOptions {
+    fn default() -> Self {
+        Self { start: GroupStart::Floor(0), end: None, max_age: None }
+    }
+}
+
+/// Reads a track. Dropping it lowers the producer's consumer count.
+pub struct TrackConsumer {
+    shared: Arc<TrackShared>,
+    rx: watch::Receiver<TrackState>,
+    options: SubscribeOptions,
+    /// This consumer's age bound (clamped to the publisher's).
+    limit: AgeLimit,
+    /// True when `limit` is stricter than the publisher's, so cached groups may be too old for us.
+    narrower: bool,
+    /// Every sequence below it has been handed out or reported; `None` until the start is known.
+    floor: Option<u64>,
+    /// The highest sequence that existed when we subscribed, for a start decided later.
+    created_after: Option<u64>,
+    /// Sequences at or above the floor already handed out (newest first leaves holes below).
+    handed: BTreeSet<u64>,
+    /// Set once the end of the range or of the track was returned.
+    ended: bool,
+}
+
+type Step = Option<Result<Option<TrackEvent>, Error>>;
+
+impl TrackConsumer {
+    pub(crate) fn new(shared: Arc<TrackShared>, options: SubscribeOptions) -> Self {
+        let info = shared.info;
+        let max_age = options.max_age.map_or(info.max_age, |age| age.min(info.max_age));
+        let limit = AgeLimit::new(max_age, info.timescale, shared.settings.wall_clock_expiry);
+        let narrower = max_age < info.max_age;
+        shared.demand.send_modify(|count| *count = count.saturating_add(1));
+        let rx = shared.state.subscribe();
+        let mut consumer = Self {
+            shared,
+            rx,
+            options,
+            limit,
+            narrower,
+            floor: None,
+            created_after: None,
+            handed: BTreeSet::new(),
+            ended: false,
+        };
+        let (floor, created_after) = {
+            let state = consumer.shared.state.borrow();
+            (consumer.anchor(&state, Instant::now()), state.max_seq)
+        };
+        consumer.floor = floor;
+        consumer.created_after = created_after;
+        consumer
+    }
+
+    /// The track name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The track's TRACK_INFO.
+    pub fn info(&self) -> TrackInfo {
+        self.shared.info
+    }
+
+    /// The options this consumer was created with.
+    pub fn options(&self) -> SubscribeOptions {
+        self.options
+    }
+
+    /// The lowest sequence not yet handed out or reported; `None` until the start is known.
+    pub fn next_sequence(&self) -> Option<u64> {
+        self.floor
+    }
+
+    /// The highest group sequence the producer has created.
+    pub fn latest_sequence(&self) -> Option<u64> {
+        self.shared.state.borrow().max_seq
+    }
+
+    /// The next event: a group (newest pending first), a gap, `Ok(None)` at the end of the range or
+    /// of a finished track, `Err` once an aborted track is drained.
+    pub async fn next_group(&mut self) -> Result<Option<TrackEvent>, Error> {
+        loop {
+            drop(self.rx.borrow_and_update());
+            let (step, deadline) = self.poll_step();
+            if let Some(result) = step {
+                return result;
+            }
+            let changed = match deadline {
+                Some(deadline) => tokio::select! {
+                    changed = self.rx.changed() => changed,
+                    () = tokio::time::sleep_until(deadline) => Ok(()),
+                },
+                None => self.rx.changed().await,
+            };
+            // The sender lives in `shared`, which we hold, so this cannot fail.
+            if changed.is_err() {
+                return Err(Error::Dropped);
+            }
+        }
+    }
+
+    /// Like [`next_group`](Self::next_group) but never waits: `None` when nothing is ready.
+    pub fn try_next_group(&mut self) -> Option<Result<Option<TrackEvent>, Error>> {
+        self.poll_step().0
+    }
+
+    /// Runs cache maintenance (expiry) and one delivery step under the track lock.
+    fn poll_step(&mut self) -> (Step, Option<Instant>) {
+        let now = Instant::now();
+        let shared = self.shared.clone();
+        let mut victims = Vec::new();
+        let mut deadline = None;
+        let mut step = None;
+        shared.state.send_if_modified(|state| {
+            let (removed, next) = state.maintain(&shared.settings, shared.limit, now);
+            let changed = !removed.is_empty();
+            victims = removed;
+            deadline = next;
+            step = self.step(state, now);
+            changed
+        });
+        abort_victims(victims);
+        (step, deadline)
+    }
+
+    /// The first sequence to deliver, decided at creation if the cache allows.
+    fn anchor(&self, state: &TrackState, now: Instant) -> Option<u64> {
+        let latest = state.latest_ts();
+        // Checked against our own limit even when it equals the publisher's: expiry is lazy, so
+        // the cache may still hold a group the publisher's bound already rules out.
+        let oldest_allowed = |from: u64| {
+            state.cache.range(from..).map(|(seq, _)| *seq).find(|seq| !state.is_expired(*seq, self.limit, latest, now))
+        };
+        match self.options.start {
+            GroupStart::Latest => state.cache.keys().next_back().copied(),
+            GroupStart::Floor(floor) => {
+                if let Some(seq) = oldest_allowed(floor) {
+                    Some(seq)
+                } else if floor > 0 && state.max_seq.is_none_or(|max| max < floor) {
+                    // Above the live edge: wait there.
+                    Some(floor)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// The first sequence to account for when the start could not be decided at creation: the first
+    /// sequence produced after we subscribed (so that groups evicted or expired before we looked
+    /// are still reported as gaps).
+    fn anchor_later(&self, state: &TrackState) -> Option<u64> {
+        let max = state.max_seq?;
+        let mut base = match self.created_after {
+            None => state.min_seq?,
+            Some(before) => before.checked_add(1)?,
+        };
+        if let GroupStart::Floor(floor) = self.options.start {
+            base = base.max(floor);
+        }
+        (base <= max).then_some(base)
+    }
+
+    /// Too old for this consumer's (narrower) max age, though still cached.
+    fn too_old(&self, state: &TrackState, seq: u64, latest: Option<u64>, now: Instant) -> bool {
+        self.narrower && state.is_expired(seq, self.limit, latest, now)
+    }
+
+    fn step(&mut self, state: &TrackState, now: Instant) -> Step {
+        if self.ended {
+            return Some(Ok(None));
+        }
+        let floor = match self.floor {
+            Some(floor) => floor,
+            None => match self.anchor_later(state) {
+                Some(floor) => {
+                    self.floor = Some(floor);
+                    floor
+                }
+                None => return self.closed_outcome(state),
+            },
+        };
+        let end = self.options.end.unwrap_or(u64::MAX);
+        if floor > end {
+            self.ended = true;
+            return Some(Ok(None));
+        }
+        let latest = state.latest_ts();
+
+        // Bounded cursor: too many out-of-order deliveries above the floor, so serve the bottom.
+        if self.handed.len() >= self.shared.settings.max_groups.max(1) {
+            if let Some(cached) = state.cache.get(&floor) {
+                if !self.too_old(state, floor, latest, now) {
+                    self.hand(floor);
+                    return Some(Ok(Some(TrackEvent::Group(cached.group.consume()))));
+                }
+            }
+            let limit = state.max_seq.unwrap_or(floor).min(end);
+            return Some(Ok(Some(self.gap_run(state, floor, limit, latest, now))));
+        }
+
+        // Newest pending group first.
+        for (&seq, cached) in state.cache.range(floor..=end).rev() {
+            if self.handed.contains(&seq) || self.too_old(state, seq, latest, now) {
+                continue;
+            }
+            self.hand(seq);
+            return Some(Ok(Some(TrackEvent::Group(cached.group.consume()))));
+        }
+
+        // Nothing deliverable: report what is missing at the floor, if anything newer exists.
+        if let Some(max) = state.max_seq {
+            if floor <= max {
+                return Some(Ok(Some(self.gap_run(state, floor, max.min(end), latest, now))));
+            }
+        }
+        self.closed_outcome(state)
+    }
+
+    fn closed_outcome(&mut self, state: &TrackState) -> Step {
+        match &state.closed {
+            None => None,
+            Some(Ok(())) => {
+                self.ended = true;
+                Some(Ok(None))
+            }
+            Some(Err(err)) => Some(Err(err.clone())),
+        }
+    }
+
+    /// Marks `seq` delivered and advances the floor over everything contiguous.
+    fn hand(&mut self, seq: u64) {
+        match self.floor {
+            Some(floor) if floor == seq => self.advance(seq.saturating_add(1)),
+            _ => {
+                self.handed.insert(seq);
+            }
+        }
+    }
+
+    fn advance(&mut self, mut floor: u64) {
+        while self.handed.remove(&floor) {
+            floor = floor.saturating_add(1);
+        }
+        self.handed = self.handed.split_off(&floor);
+        self.floor = Some(floor);
+    }
+
+    /// Why `seq` is not deliverable, or `None` if it is a cached group this consumer may have.
+    fn reason_at(&self, state: &TrackState, seq: u64, latest: Option<u64>, now: Instant) -> Option<GapReason> {
+        if state.cache.contains_key(&seq) {
+            return self.too_old(state, seq, latest, now).then_some(GapReason::Expired);
+        }
+        if let Some(reason) = state.gaps.get(&seq) {
+            return Some(reason.clone());
+        }
+        if seq < state.forgotten_below {
+            return Some(GapReason::Evicted);
+        }
+        Some(GapReason::Skipped)
+    }
+
+    /// The next sequence after `seq` whose reason may differ from that of `seq`, a sequence that is
+    /// neither cached nor recorded.
+    fn next_boundary(&self, state: &TrackState, seq: u64) -> Option<u64> {
+        let after = (Bound::Excluded(seq), Bound::Unbounded);
+        [
+            state.cache.range(after).next().map(|(s, _)| *s),
+            state.gaps.range(after).next().map(|(s, _)| *s),
+            self.handed.range(after).next().copied(),
+            (state.forgotten_below > seq).then_some(state.forgotten_below),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Reports the longest run starting at `floor` (up to `limit`) that shares one reason.
+    fn gap_run(&mut self, state: &TrackState, floor: u64, limit: u64, latest: Option<u64>, now: Instant) -> TrackEvent {
+        let Some(reason) = self.reason_at(state, floor, latest, now) else {
+            // Defensive: the floor is deliverable after all.
+            self.hand(floor);
+            return match state.cache.get(&floor) {
+                Some(cached) => TrackEvent::Group(cached.group.consume()),
+                None => TrackEvent::Gap(Gap { start: floor, end: floor, reason: GapReason::Skipped }),
+            };
+        };
+        let mut last = floor;
+        while last < limit {
+            let single = state.cache.contains_key(&last) || state.gaps.contains_key(&last);
+            let next = if single { last.checked_add(1) } else { self.next_boundary(state, last) };
+            let Some(next) = next.filter(|next| *next <= limit) else {
+                last = limit;
+                break;
+            };
+            if self.handed.contains(&next) || self.reason_at(state, next, latest, now).as_ref() != Some(&reason) {
+                last = next - 1;
+                break;
+            }
+            last = next;
+        }
+        self.advance(last.saturating_add(1));
+        TrackEvent::Gap(Gap { start: floor, end: last, reason })
+    }
+}
+
+impl Clone for TrackConsumer {
+    fn clone(&self) -> Self {
+        self.shared.demand.send_modify(|count| *count = count.saturating_add(1));
+        Self {
+            shared: self.shared.clone(),
+            rx: self.rx.clone(),
+            options: self.options,
+            limit: self.limit,
+            narrower: self.narrower,
+            floor: self.floor,
+            created_after: self.created_after,
+            handed: self.handed.clone(),
+            ended: self.ended,
+        }
+    }
+}
+
+impl Drop for TrackConsumer {
+    fn drop(&mut self) {
+        self.shared.demand.send_modify(|count| *count = count.saturating_sub(1));
+    }
+}
+
+impl fmt::Debug for TrackConsumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackConsumer")
+            .field("name", &self.shared.name)
+            .field("floor", &self.floor)
+            .field("handed", &self.handed.len())
+            .finish_non_exhaustive()
+    }
+}

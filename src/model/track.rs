@@ -1,0 +1,260 @@
+//! A track: a sequence of groups with one producer, a bounded cache, and any number of consumers.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::cache::{AgeLimit, CacheSettings, CachedGroup, TrackState, abort_victims};
+use super::group::{GroupObserver, GroupProducer, GroupShared};
+use super::{Error, GapReason, SubscribeOptions, TrackConsumer};
+
+/// What TRACK_INFO carries (spec 3.5); fixed for the life of the track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// Publisher priority, a tie-breaker between subscriptions (spec 7.1). Default 127.
+    pub priority: u8,
+    /// How long a non-latest group is retained (spec 7.3). Default 5000 ms.
+    pub max_age: Duration,
+    /// Timestamp units per second. Default 1000; never 0.
+    pub timescale: u64,
+}
+
+impl Default for TrackInfo {
+    fn default() -> Self {
+        Self { priority: 127, max_age: Duration::from_millis(5000), timescale: 1000 }
+    }
+}
+
+/// What the producer, the consumers and the broadcast share.
+pub(crate) struct TrackShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) info: TrackInfo,
+    pub(crate) settings: CacheSettings,
+    pub(crate) limit: AgeLimit,
+    pub(crate) state: watch::Sender<TrackState>,
+    /// Number of live [`TrackConsumer`]s.
+    pub(crate) demand: watch::Sender<usize>,
+}
+
+impl TrackShared {
+    pub(crate) fn new(name: &str, info: TrackInfo, settings: CacheSettings) -> Result<Arc<Self>, Error> {
+        if info.timescale == 0 {
+            return Err(Error::InvalidTimescale);
+        }
+        let limit = AgeLimit::new(info.max_age, info.timescale, settings.wall_clock_expiry);
+        Ok(Arc::new(Self {
+            name: Arc::from(name),
+            info,
+            settings,
+            limit,
+            state: watch::Sender::new(TrackState::new()),
+            demand: watch::Sender::new(0),
+        }))
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        matches!(self.state.borrow().closed, Some(Err(_)))
+    }
+
+    /// Closes the track; returns false if it was already closed.
+    fn close(&self, result: Result<(), Error>) -> bool {
+        self.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                return false;
+            }
+            state.closed = Some(result);
+            true
+        })
+    }
+}
+
+/// Feeds group progress back into the track cache without keeping the track alive.
+struct CacheHook(Weak<TrackShared>);
+
+impl GroupObserver for CacheHook {
+    fn on_frame(&self, sequence: u64, timestamp: u64, size: usize) {
+        let Some(track) = self.0.upgrade() else { return };
+        let now = Instant::now();
+        let mut victims = Vec::new();
+        track.state.send_if_modified(|state| {
+            let Some(cached) = state.cache.get_mut(&sequence) else { return false };
+            let first = cached.first_ts.is_none();
+            if first {
+                cached.first_ts = Some(timestamp);
+                cached.first_at = Some(now);
+            }
+            cached.newest_ts = Some(cached.newest_ts.map_or(timestamp, |t| t.max(timestamp)));
+            cached.bytes = cached.bytes.saturating_add(size);
+            state.bytes = state.bytes.saturating_add(size);
+            victims = state.maintain(&track.settings, track.limit, now).0;
+            // Consumers only care about groups appearing or leaving; a first frame can change which
+            // groups a narrower consumer max age still allows.
+            first || !victims.is_empty()
+        });
+        abort_victims(victims);
+    }
+
+    fn on_close(&self, sequence: u64, result: &Result<(), Error>) {
+        let Err(err) = result else { return };
+        let Some(track) = self.0.upgrade() else { return };
+        let max_records = track.settings.max_gap_records;
+        track.state.send_if_modified(|state| state.remove(sequence, GapReason::from_error(err), max_records).is_some());
+    }
+}
+
+/// Writes a track: creates its groups and ends it. Dropping it without [`finish`](Self::finish)
+/// aborts the track with [`Error::Dropped`]; groups already handed out live on independently.
+pub struct TrackProducer {
+    shared: Arc<TrackShared>,
+    done: bool,
+}
+
+impl TrackProducer {
+    /// A track with the default cache settings. Fails if the timescale is 0.
+    pub fn new(name: &str, info: TrackInfo) -> Result<Self, Error> {
+        Self::with_settings(name, info, CacheSettings::default())
+    }
+
+    /// A track with explicit cache settings. Fails if the timescale is 0.
+    pub fn with_settings(name: &str, info: TrackInfo, settings: CacheSettings) -> Result<Self, Error> {
+        Ok(Self::from_shared(TrackShared::new(name, info, settings)?))
+    }
+
+    pub(crate) fn from_shared(shared: Arc<TrackShared>) -> Self {
+        Self { shared, done: false }
+    }
+
+    /// The track name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The track's TRACK_INFO.
+    pub fn info(&self) -> TrackInfo {
+        self.shared.info
+    }
+
+    /// The highest group sequence created so far.
+    pub fn latest_sequence(&self) -> Option<u64> {
+        self.shared.state.borrow().max_seq
+    }
+
+    /// How many groups the cache holds now.
+    pub fn cached_groups(&self) -> usize {
+        self.shared.state.borrow().cache.len()
+    }
+
+    /// How many payload bytes the cache holds now.
+    pub fn cached_bytes(&self) -> usize {
+        self.shared.state.borrow().bytes
+    }
+
+    /// Creates the group after the highest sequence so far (0 for the first).
+    pub fn append_group(&mut self) -> Result<GroupProducer, Error> {
+        let next = match self.latest_sequence() {
+            None => 0,
+            Some(seq) => seq.checked_add(1).ok_or(Error::SequenceOverflow)?,
+        };
+        self.create_group(next)
+    }
+
+    /// Creates the group with this sequence (relays receive groups out of order). A sequence that
+    /// the track already holds or recently dropped is [`Error::DuplicateGroup`].
+    pub fn create_group(&mut self, sequence: u64) -> Result<GroupProducer, Error> {
+        self.create_partial_group(sequence, 0)
+    }
+
+    /// Creates a group whose first `frame_start` frames are missing (spec 3.9).
+    pub fn create_partial_group(&mut self, sequence: u64, frame_start: u64) -> Result<GroupProducer, Error> {
+        let shared = &self.shared;
+        let group = GroupShared::new(sequence, frame_start, shared.settings.group);
+        let max_groups = shared.settings.max_groups.max(1);
+        let max_records = shared.settings.max_gap_records;
+        let mut result = Ok(());
+        let mut victims = Vec::new();
+        shared.state.send_if_modified(|state| {
+            if state.closed.is_some() {
+                result = Err(Error::Closed);
+                return false;
+            }
+            if state.cache.contains_key(&sequence) || state.gaps.contains_key(&sequence) {
+                result = Err(Error::DuplicateGroup(sequence));
+                return false;
+            }
+            state.cache.insert(sequence, CachedGroup::new(group.clone()));
+            state.max_seq = Some(state.max_seq.map_or(sequence, |m| m.max(sequence)));
+            state.min_seq = Some(state.min_seq.map_or(sequence, |m| m.min(sequence)));
+            while state.cache.len() > max_groups {
+                let Some(oldest) = state.cache.keys().next().copied() else { break };
+                if oldest == sequence {
+                    result = Err(Error::Evicted);
+                }
+                if let Some(evicted) = state.remove(oldest, GapReason::Evicted, max_records) {
+                    victims.push((evicted, Error::Evicted));
+                }
+            }
+            true
+        });
+        abort_victims(victims);
+        result?;
+        let hook: Arc<dyn GroupObserver> = Arc::new(CacheHook(Arc::downgrade(shared)));
+        Ok(GroupProducer::with_observer(group, hook))
+    }
+
+    /// Ends the track: no more groups. Consumers drain what is cached and then see the end.
+    pub fn finish(mut self) {
+        self.done = true;
+        self.shared.close(Ok(()));
+    }
+
+    /// Aborts the track: consumers drain what is cached and then see `reason`.
+    pub fn abort(mut self, reason: Error) {
+        self.done = true;
+        self.shared.close(Err(reason));
+    }
+
+    /// A consumer with the default options (oldest group the max age allows, no end).
+    pub fn consume(&self) -> TrackConsumer {
+        self.subscribe(SubscribeOptions::default())
+    }
+
+    /// A consumer with explicit start, end and max age.
+    pub fn subscribe(&self, options: SubscribeOptions) -> TrackConsumer {
+        TrackConsumer::new(self.shared.clone(), options)
+    }
+
+    /// How many consumers exist now.
+    pub fn consumer_count(&self) -> usize {
+        *self.shared.demand.borrow()
+    }
+
+    /// Resolves once there are no consumers (at once if there are none now), so a publisher can
+    /// stop encoding.
+    pub async fn unused(&self) {
+        let mut rx = self.shared.demand.subscribe();
+        let _ = rx.wait_for(|count| *count == 0).await;
+    }
+
+    /// Resolves once there is at least one consumer (at once if there is one now).
+    pub async fn used(&self) {
+        let mut rx = self.shared.demand.subscribe();
+        let _ = rx.wait_for(|count| *count > 0).await;
+    }
+}
+
+impl Drop for TrackProducer {
+    fn drop(&mut self) {
+        if !self.done {
+            self.shared.close(Err(Error::Dropped));
+        }
+    }
+}
+
+impl fmt::Debug for TrackProducer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrackProducer").field("name", &self.shared.name).finish_non_exhaustive()
+    }
+}

@@ -353,6 +353,12 @@ impl BroadcastConsumer {
         rx.await.unwrap_or(Err(Error::Cancelled))
     }
 
+    /// The TRACK_INFO of a live track, without subscribing to it: answering a TRACK request must not
+    /// count as demand.
+    pub fn track_info(&self, name: &str) -> Option<TrackInfo> {
+        self.shared.state.borrow().live_track(name).map(|track| track.info)
+    }
+
     /// Names of the live tracks (sorted).
     pub fn track_names(&self) -> Vec<String> {
         let state = self.shared.state.borrow();

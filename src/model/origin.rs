@@ -338,6 +338,21 @@ impl OriginConsumer {
         Self { shared, rx, prefix, exclude_hop, cursor, pending, announced: HashMap::new() }
     }
 
+    /// A new consumer, starting with its own snapshot, narrowed to `prefix` within this one's scope
+    /// and also ignoring routes through `exclude_hop` (or this one's exclusion when 0). `None` when
+    /// `prefix` and this scope do not overlap. Sessions use it to answer each ANNOUNCE_REQUEST.
+    pub fn scoped(&self, prefix: &Path, exclude_hop: u64) -> Option<OriginConsumer> {
+        let narrowed = if prefix.has_prefix(&self.prefix) {
+            prefix.clone()
+        } else if self.prefix.has_prefix(prefix) {
+            self.prefix.clone()
+        } else {
+            return None;
+        };
+        let exclude_hop = if exclude_hop == 0 { self.exclude_hop } else { exclude_hop };
+        Some(OriginConsumer::new(self.shared.clone(), narrowed, exclude_hop))
+    }
+
     /// The prefix this consumer is scoped to.
     pub fn prefix(&self) -> &Path {
         &self.prefix

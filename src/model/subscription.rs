@@ -73,7 +73,6 @@ impl TrackConsumer {
         let max_age = options.max_age.map_or(info.max_age, |age| age.min(info.max_age));
         let limit = AgeLimit::new(max_age, info.timescale, shared.settings.wall_clock_expiry);
         let narrower = max_age < info.max_age;
-        shared.demand.send_modify(|count| *count = count.saturating_add(1));
         let rx = shared.state.subscribe();
         let mut consumer = Self {
             shared,
@@ -92,6 +91,9 @@ impl TrackConsumer {
         };
         consumer.floor = floor;
         consumer.created_after = created_after;
+        // Counted as demand only once its start is fixed: a producer woken by the demand must not
+        // write groups that move a Latest start past them.
+        consumer.shared.demand.send_modify(|count| *count = count.saturating_add(1));
         consumer
     }
 
@@ -195,9 +197,12 @@ impl TrackConsumer {
     /// are still reported as gaps).
     fn anchor_later(&self, state: &TrackState) -> Option<u64> {
         let max = state.max_seq?;
-        let mut base = match self.created_after {
-            None => state.min_seq?,
-            Some(before) => before.checked_add(1)?,
+        let mut base = match (self.created_after, self.options.start) {
+            // Nothing existed when we subscribed: a floor holds from the start, so groups that
+            // arrive out of order (separate streams) below the first arrival are still delivered.
+            (None, GroupStart::Floor(floor)) => floor,
+            (None, GroupStart::Latest) => state.min_seq?,
+            (Some(before), _) => before.checked_add(1)?,
         };
         if let GroupStart::Floor(floor) = self.options.start {
             base = base.max(floor);
@@ -252,13 +257,31 @@ impl TrackConsumer {
             return Some(Ok(Some(TrackEvent::Group(cached.group.consume()))));
         }
 
-        // Nothing deliverable: report what is missing at the floor, if anything newer exists.
+        // Nothing deliverable: report what is missing at the floor, if anything newer exists and
+        // the loss is final. A sequence that is merely absent may still arrive (groups travel on
+        // separate streams), so it is reported only once the track ended, it fell out of the cache
+        // window, a newer group is already expired, or the producer recorded why it is missing.
         if let Some(max) = state.max_seq {
             if floor <= max {
-                return Some(Ok(Some(self.gap_run(state, floor, max.min(end), latest, now))));
+                if state.closed.is_some() {
+                    return Some(Ok(Some(self.gap_run(state, floor, max.min(end), latest, now))));
+                }
+                if self.loss_is_final(state, floor, max, latest, now) {
+                    return Some(Ok(Some(self.gap_run(state, floor, floor, latest, now))));
+                }
+                return None;
             }
         }
         self.closed_outcome(state)
+    }
+
+    /// True when `seq` (not deliverable now) can never become deliverable to this consumer.
+    fn loss_is_final(&self, state: &TrackState, seq: u64, max: u64, latest: Option<u64>, now: Instant) -> bool {
+        state.cache.contains_key(&seq)
+            || state.gaps.contains_key(&seq)
+            || seq < state.forgotten_below
+            || max - seq >= self.shared.settings.max_groups.max(1) as u64
+            || state.cache.range(seq..).any(|(newer, _)| state.is_expired(*newer, self.limit, latest, now))
     }
 
     fn closed_outcome(&mut self, state: &TrackState) -> Step {

@@ -196,10 +196,15 @@ async fn skipped_sequences_are_a_gap() {
     assert_eq!(next_group_seq(&mut consumer).await, 7);
     track.create_group(10).unwrap().finish().unwrap();
     assert_eq!(next_group_seq(&mut consumer).await, 10);
-    assert_eq!(next_gap(&mut consumer).await, gap(8, 9, GapReason::Skipped));
-    assert_eq!(consumer.next_sequence(), Some(11));
+    // 8 and 9 may still arrive (groups travel on separate streams): no gap yet.
     assert!(consumer.try_next_group().is_none());
     assert_eq!(track.create_group(10).err(), Some(Error::DuplicateGroup(10)));
+    // Once the track ends, the missing sequences are final and reported, oldest first.
+    track.finish();
+    assert_eq!(next_gap(&mut consumer).await, gap(0, 6, GapReason::Skipped));
+    assert_eq!(next_gap(&mut consumer).await, gap(8, 9, GapReason::Skipped));
+    assert_eq!(consumer.next_sequence(), Some(11));
+    assert!(consumer.next_group().await.unwrap().is_none());
 }
 
 #[tokio::test(start_paused = true)]
@@ -696,6 +701,29 @@ async fn origin_snapshot_prefix_scoping_and_close() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn origin_consumer_scoped_narrows_and_never_widens() {
+    let origin = OriginProducer::default();
+    let b = BroadcastProducer::default();
+    let _h1 = origin.publish(path("room/a"), b.consume(), Route::local()).unwrap();
+    let _h2 = origin.publish(path("room/b/c"), b.consume(), route(0, 0, &[9])).unwrap();
+    let _h3 = origin.publish(path("other"), b.consume(), Route::local()).unwrap();
+    let room = origin.consume_scoped(path("room"), 0);
+    let drain = |mut c: OriginConsumer| {
+        let mut paths = Vec::new();
+        while let Some(a) = c.try_next_announcement() {
+            paths.push(a.path().clone());
+        }
+        paths
+    };
+    // Narrower than the scope: narrowed. Wider (root): clamped to the scope. Disjoint: none.
+    assert_eq!(drain(room.scoped(&path("room/b"), 0).unwrap()), vec![path("room/b/c")]);
+    assert_eq!(drain(room.scoped(&Path::root(), 0).unwrap()), vec![path("room/a"), path("room/b/c")]);
+    assert!(room.scoped(&path("other"), 0).is_none());
+    // The exclusion applies to the new consumer.
+    assert_eq!(drain(room.scoped(&Path::root(), 9).unwrap()), vec![path("room/a")]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn origin_split_horizon() {
     let origin = OriginProducer::default();
     let via_peer = BroadcastProducer::default();
@@ -757,4 +785,75 @@ async fn origin_bounds() {
     let _h = origin.publish(path("a"), b.consume(), Route::local()).unwrap();
     assert_eq!(origin.publish(path("b"), b.consume(), Route::local()).err(), Some(Error::TooManyBroadcasts(1)));
     assert_eq!(origin.publish(path("a"), b.consume(), Route::local()).err(), Some(Error::TooManyRoutes(1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn latest_start_before_any_group_gets_the_first_groups() {
+    let mut producer = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut consumer = producer.subscribe(SubscribeOptions { start: GroupStart::Latest, ..Default::default() });
+    for _ in 0..3 {
+        let mut group = producer.append_group().unwrap();
+        group.write(0, Bytes::from_static(b"x")).unwrap();
+        group.finish().unwrap();
+    }
+    // Every group produced after subscribing is delivered, newest first, none reported as a gap.
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match timeout(WAIT, consumer.next_group()).await.expect("a group arrives").unwrap().unwrap() {
+            TrackEvent::Group(group) => seen.push(group.sequence()),
+            TrackEvent::Gap(gap) => panic!("unexpected {gap:?}"),
+        }
+    }
+    assert_eq!(seen, vec![2, 1, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn latest_start_with_timestamped_groups() {
+    let info = TrackInfo { priority: 2, max_age: Duration::from_secs(5), timescale: 1000 };
+    let mut producer = TrackProducer::new("t", info).unwrap();
+    let mut consumer = producer.subscribe(SubscribeOptions {
+        start: GroupStart::Latest,
+        end: None,
+        max_age: Some(Duration::from_millis(5000)),
+    });
+    for g in 0..3u64 {
+        let mut group = producer.append_group().unwrap();
+        for f in 0..4u64 {
+            group.write(1000 + (g * 4 + f) * 33, Bytes::from_static(b"x")).unwrap();
+        }
+        group.finish().unwrap();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match timeout(WAIT, consumer.next_group()).await.expect("a group arrives").unwrap().unwrap() {
+            TrackEvent::Group(group) => seen.push(group.sequence()),
+            TrackEvent::Gap(gap) => panic!("unexpected {gap:?}"),
+        }
+    }
+    assert_eq!(seen, vec![2, 1, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn floor_start_on_an_empty_track_tolerates_out_of_order_arrival() {
+    // A subscriber's track receives groups on separate streams, in any order.
+    let mut producer = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut consumer = producer.subscribe(SubscribeOptions::default());
+    for seq in [1, 0, 2] {
+        let mut group = producer.create_group(seq).unwrap();
+        group.write(seq, Bytes::from_static(b"x")).unwrap();
+        group.finish().unwrap();
+        if seq == 1 {
+            // The consumer looks before the older group arrives.
+            let first = timeout(WAIT, consumer.next_group()).await.unwrap().unwrap().unwrap();
+            assert!(matches!(first, TrackEvent::Group(ref g) if g.sequence() == 1), "{first:?}");
+        }
+    }
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        match timeout(WAIT, consumer.next_group()).await.expect("a group arrives").unwrap().unwrap() {
+            TrackEvent::Group(group) => seen.push(group.sequence()),
+            TrackEvent::Gap(gap) => panic!("unexpected {gap:?}"),
+        }
+    }
+    assert_eq!(seen, vec![2, 0]);
 }

@@ -238,6 +238,15 @@ impl TrackProducer {
         let _ = rx.wait_for(|count| *count == 0).await;
     }
 
+    /// Like [`unused`](Self::unused), but the future does not borrow the producer, so it can be
+    /// awaited while the producer itself sits behind a lock (as a session's does).
+    pub fn when_unused(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shared.demand.subscribe();
+        async move {
+            let _ = rx.wait_for(|count| *count == 0).await;
+        }
+    }
+
     /// Resolves once there is at least one consumer (at once if there is one now).
     pub async fn used(&self) {
         let mut rx = self.shared.demand.subscribe();

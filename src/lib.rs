@@ -6,6 +6,9 @@
 //! generated header `include/moqt.h`.
 
 pub mod coding;
+pub mod endpoint;
 pub mod ffi;
 pub mod model;
+pub mod session;
+pub mod transport;
 pub mod wire;

@@ -1,0 +1,186 @@
+//! Clients and servers over raw QUIC: ALPN offers moq-lite-06, -05, -04, -03 (a setting narrows it),
+//! the server picks, and the session runs on the connection. TLS comes from [`crate::transport::tls`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::session::{Origins, PendingSession, Session, SessionConfig, SessionError, accept_setup};
+use crate::transport::quic::QuicConnection;
+use crate::transport::tls::{self, Certificate, ClientTrust, TlsError};
+use crate::wire::Version;
+
+/// Settings of a raw-QUIC client or server.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Versions offered (client) or accepted (server), in preference order. Default all, newest first.
+    pub versions: Vec<Version>,
+    /// A connection with no packets for this long is closed. Default 30 s.
+    pub idle_timeout: Duration,
+    /// Ping interval that keeps an idle session alive. Default 10 s (below the idle timeout).
+    pub keep_alive: Duration,
+    /// Bidirectional streams the peer may have open at once (requests). Default 256.
+    pub max_concurrent_bidi_streams: u32,
+    /// Unidirectional streams the peer may have open at once (groups in flight). Default 1024.
+    pub max_concurrent_uni_streams: u32,
+    /// Settings of each session.
+    pub session: SessionConfig,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            versions: Version::ALL.to_vec(),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
+            max_concurrent_bidi_streams: 256,
+            max_concurrent_uni_streams: 1024,
+            session: SessionConfig::default(),
+        }
+    }
+}
+
+impl EndpointConfig {
+    fn alpns(&self) -> Vec<Vec<u8>> {
+        self.versions.iter().map(|v| v.alpn().as_bytes().to_vec()).collect()
+    }
+
+    fn transport(&self) -> Result<Arc<quinn::TransportConfig>, EndpointError> {
+        let mut transport = quinn::TransportConfig::default();
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|_| EndpointError::Config(format!("idle timeout {:?} is too long", self.idle_timeout)))?;
+        transport.max_idle_timeout(Some(idle));
+        transport.keep_alive_interval(Some(self.keep_alive));
+        transport.max_concurrent_bidi_streams(self.max_concurrent_bidi_streams.into());
+        transport.max_concurrent_uni_streams(self.max_concurrent_uni_streams.into());
+        Ok(Arc::new(transport))
+    }
+}
+
+/// Why a client or server could not be set up or connect.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// A TLS configuration problem.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The UDP socket could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The QUIC handshake failed (including certificate verification).
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The server picked no version we offered.
+    #[error("no common moq-lite version (server chose ALPN {0:?})")]
+    NoVersion(Option<String>),
+    /// A setting is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The session could not start.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// A raw-QUIC moq-lite client.
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    config: EndpointConfig,
+}
+
+impl Client {
+    /// A client on a local UDP address (use `127.0.0.1:0` or `[::]:0`), trusting servers by `trust`.
+    pub fn new(bind: SocketAddr, trust: &ClientTrust, config: EndpointConfig) -> Result<Self, EndpointError> {
+        let mut endpoint =
+            quinn::Endpoint::client(bind).map_err(|source| EndpointError::Bind { addr: bind, source })?;
+        let mut client = tls::client_config(trust, &config.alpns())?;
+        client.transport_config(config.transport()?);
+        endpoint.set_default_client_config(client);
+        Ok(Self { endpoint, config })
+    }
+
+    /// Connects to `addr` (TLS server name `server_name`) and starts a session. `path` travels in
+    /// SETUP Path on lite-05+; lite-03/04 raw QUIC cannot carry it (spec 10.9).
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        path: Option<String>,
+        origins: Origins,
+    ) -> Result<Session, EndpointError> {
+        let connecting = self.endpoint.connect(addr, server_name).map_err(|e| EndpointError::Connect(e.to_string()))?;
+        let connection = connecting.await.map_err(|e| EndpointError::Connect(e.to_string()))?;
+        let conn = QuicConnection::new(connection);
+        let alpn = conn.alpn();
+        let version = alpn
+            .as_deref()
+            .and_then(Version::from_alpn)
+            .filter(|v| self.config.versions.contains(v))
+            .ok_or_else(|| EndpointError::NoVersion(alpn.map(|a| String::from_utf8_lossy(&a).into_owned())))?;
+        tracing::debug!(%addr, %version, "connected");
+        Ok(Session::connect(conn, version, path, origins, self.config.session.clone()).await?)
+    }
+
+    /// The local UDP address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+}
+
+/// A raw-QUIC moq-lite server.
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    config: Arc<EndpointConfig>,
+}
+
+impl Server {
+    /// Listens on `bind` with `cert`.
+    pub fn bind(bind: SocketAddr, cert: &Certificate, config: EndpointConfig) -> Result<Self, EndpointError> {
+        let mut server = tls::server_config(cert, &config.alpns())?;
+        server.transport_config(config.transport()?);
+        let endpoint =
+            quinn::Endpoint::server(server, bind).map_err(|source| EndpointError::Bind { addr: bind, source })?;
+        Ok(Self { endpoint, config: Arc::new(config) })
+    }
+
+    /// The local UDP address (useful after binding port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The next incoming connection; `None` once the server is closed. Finish it with
+    /// [`Incoming::setup`] in its own task so one slow client does not hold up the others.
+    pub async fn accept(&self) -> Option<Incoming> {
+        let incoming = self.endpoint.accept().await?;
+        Some(Incoming { incoming, config: self.config.clone() })
+    }
+
+    /// Closes every connection and stops accepting.
+    pub fn close(&self) {
+        self.endpoint.close(quinn::VarInt::from_u32(0), b"server closed");
+    }
+}
+
+/// A connection attempt on a [`Server`].
+pub struct Incoming {
+    incoming: quinn::Incoming,
+    config: Arc<EndpointConfig>,
+}
+
+impl Incoming {
+    /// Completes the handshake and reads the client's SETUP, so the application can look at the
+    /// path before accepting ([`Session::accept`]) or rejecting.
+    pub async fn setup(self) -> Result<PendingSession<QuicConnection>, EndpointError> {
+        let connection = self.incoming.await.map_err(|e| EndpointError::Connect(e.to_string()))?;
+        let conn = QuicConnection::new(connection);
+        let alpn = conn.alpn();
+        let Some(version) = alpn.as_deref().and_then(Version::from_alpn) else {
+            conn.quinn().close(quinn::VarInt::from_u32(0x15), b"no common version");
+            return Err(EndpointError::NoVersion(alpn.map(|a| String::from_utf8_lossy(&a).into_owned())));
+        };
+        Ok(accept_setup(conn, version, &self.config.session).await?)
+    }
+}

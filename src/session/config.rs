@@ -1,0 +1,60 @@
+//! Session settings. Every bound a peer could push on is here, with a default and a test that it
+//! holds.
+
+use std::time::Duration;
+
+use crate::coding::Path;
+use crate::wire::{ProbeLevel, Role};
+
+/// Settings of one moq-lite session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The largest control message we buffer on a request stream (bytes). Default 1 MiB: real
+    /// control messages are a few hundred bytes; the reference's 64 MiB cap is a codec limit.
+    pub max_message_size: usize,
+    /// Subscriptions the peer may hold open on this session at once. Default 1024.
+    pub max_subscriptions: usize,
+    /// Announce requests the peer may hold open at once. Default 64.
+    pub max_announce_requests: usize,
+    /// Group streams in flight per subscription before older ones are abandoned. Default 64.
+    pub max_groups_in_flight: usize,
+    /// How long a server waits for the client's SETUP (lite-05+). Default 10 s, as the reference.
+    pub setup_timeout: Duration,
+    /// How long we wait for the answer to a request we sent (TRACK_INFO, ANNOUNCE_OK). Default 10 s.
+    pub control_timeout: Duration,
+    /// After GOAWAY, how long the peer has to leave before the session is closed with
+    /// GOAWAY_TIMEOUT. Default 10 s, as the reference.
+    pub drain_timeout: Duration,
+    /// What we can do with PROBE. Default Report.
+    pub probe: ProbeLevel,
+    /// How often a publisher sends PROBE reports on an open Probe stream. Default 1 s.
+    pub probe_interval: Duration,
+    /// Our Hop ID (0 = none), sent in SETUP (lite-06) and ANNOUNCE_OK.
+    pub hop_id: u64,
+    /// What subscribing from us costs, sent in SETUP (lite-06); `None` = not sent (peer assumes 1).
+    pub cost: Option<u64>,
+    /// Role hint a client sends in SETUP.
+    pub role: Role,
+    /// The prefix a subscribing session asks announcements for. Default the root.
+    pub announce_prefix: Path,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            max_message_size: 1024 * 1024,
+            max_subscriptions: 1024,
+            max_announce_requests: 64,
+            max_groups_in_flight: 64,
+            setup_timeout: Duration::from_secs(10),
+            control_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(10),
+            probe: ProbeLevel::Report,
+            probe_interval: Duration::from_secs(1),
+            hop_id: 0,
+            cost: None,
+            role: Role::Both,
+            announce_prefix: Path::root(),
+        }
+    }
+}

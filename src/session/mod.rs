@@ -1,0 +1,418 @@
+//! One moq-lite session over any [`Connection`]: the SETUP exchange, the publisher half (answers the
+//! peer's requests from the origin we publish) and the subscriber half (mirrors the peer's
+//! broadcasts into an origin we consume), both at once on one connection.
+
+mod config;
+mod error;
+mod priority;
+mod publisher;
+mod stream;
+mod subscriber;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use config::SessionConfig;
+pub use error::SessionError;
+pub use priority::group_priority;
+
+use crate::coding::DecodeError;
+use crate::model::{OriginConsumer, OriginProducer};
+use crate::transport::{Connection, RecvStream, SendStream};
+use crate::wire::{BidiStream, Goaway, Message, SessionCode, Setup, StreamCode, UniStream, Version};
+use publisher::Publisher;
+use stream::{Reader, Writer};
+use subscriber::Subscriber;
+
+/// What a session publishes and where it puts what it receives.
+#[derive(Default)]
+pub struct Origins {
+    /// Broadcasts we offer to the peer (answered from this consumer's scope). `None`: we publish
+    /// nothing and refuse the peer's requests.
+    pub publish: Option<OriginConsumer>,
+    /// Where the peer's announced broadcasts appear. `None`: we do not ask for announcements.
+    pub subscribe: Option<OriginProducer>,
+}
+
+/// What one side of a session shares with every task of the session.
+pub(crate) struct Context<C: Connection> {
+    pub(crate) conn: C,
+    pub(crate) version: Version,
+    pub(crate) config: SessionConfig,
+    /// The peer's Hop ID from its SETUP (0 = none): routes through it are not offered back.
+    pub(crate) peer_hop: u64,
+    /// The peer's SETUP Cost (1 when absent), added to the routes it announces.
+    pub(crate) peer_cost: u64,
+}
+
+/// Session events the application can watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The session is up.
+    Active,
+    /// The peer sent GOAWAY: no new requests; reconnect to `uri` (empty = the same endpoint).
+    GoingAway {
+        /// Where to reconnect.
+        uri: String,
+    },
+    /// The session ended.
+    Closed(SessionError),
+}
+
+/// Closes the connection under a session; the session handle is not generic over the transport.
+type Closer = Arc<dyn Fn(SessionCode, &str) + Send + Sync>;
+
+/// A running session. Dropping it closes the connection with NO_ERROR.
+pub struct Session {
+    version: Version,
+    peer_setup: Setup,
+    events: watch::Receiver<SessionEvent>,
+    close: Closer,
+    _task: AbortOnDrop,
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Session {
+    /// Starts a client session on an established connection: sends our SETUP (lite-05+, with
+    /// `path` on raw QUIC), waits for the server's, then runs.
+    pub async fn connect<C: Connection>(
+        conn: C,
+        version: Version,
+        path: Option<String>,
+        origins: Origins,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let mut backlog = Vec::new();
+        let peer_setup = if version.has_setup() {
+            let setup = Setup {
+                probe: config.probe,
+                path,
+                role: config.role,
+                cost: config.cost,
+                hop: (config.hop_id != 0).then_some(config.hop_id),
+                ..Default::default()
+            };
+            send_setup(&conn, version, &setup).await?;
+            read_setup(&conn, version, &config, &mut backlog).await?
+        } else {
+            Setup::default()
+        };
+        Ok(Self::start(conn, version, peer_setup, backlog, origins, config))
+    }
+
+    /// Starts a server session whose client SETUP was already read by [`accept_setup`].
+    pub async fn accept<C: Connection>(
+        pending: PendingSession<C>,
+        origins: Origins,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let PendingSession { conn, version, peer_setup, backlog } = pending;
+        if version.has_setup() {
+            let setup = Setup {
+                probe: config.probe,
+                cost: config.cost,
+                hop: (config.hop_id != 0).then_some(config.hop_id),
+                ..Default::default()
+            };
+            send_setup(&conn, version, &setup).await?;
+        }
+        Ok(Self::start(conn, version, peer_setup, backlog, origins, config))
+    }
+
+    fn start<C: Connection>(
+        conn: C,
+        version: Version,
+        peer_setup: Setup,
+        backlog: Vec<Reader<C::Recv>>,
+        origins: Origins,
+        config: SessionConfig,
+    ) -> Session {
+        let ctx = Arc::new(Context {
+            conn: conn.clone(),
+            version,
+            peer_hop: peer_setup.hop.unwrap_or(0),
+            peer_cost: peer_setup.cost_or_default(),
+            config,
+        });
+        let (events_tx, events) = watch::channel(SessionEvent::Active);
+        let closer = conn.clone();
+        let close: Closer = Arc::new(move |code: SessionCode, reason: &str| closer.close(code.to_u64(), reason));
+        let task = tokio::spawn(run(ctx, origins, backlog, events_tx));
+        Session { version, peer_setup, events, close, _task: AbortOnDrop(task.abort_handle()) }
+    }
+
+    /// The negotiated version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The peer's SETUP (empty on lite-03/04).
+    pub fn peer_setup(&self) -> &Setup {
+        &self.peer_setup
+    }
+
+    /// The latest event.
+    pub fn event(&self) -> SessionEvent {
+        self.events.borrow().clone()
+    }
+
+    /// Waits for the next event after the latest one seen.
+    pub async fn next_event(&mut self) -> SessionEvent {
+        if self.events.changed().await.is_err() {
+            return SessionEvent::Closed(SessionError::Closed);
+        }
+        self.events.borrow_and_update().clone()
+    }
+
+    /// Resolves when the session has ended, with why.
+    pub async fn closed(&mut self) -> SessionError {
+        loop {
+            if let SessionEvent::Closed(err) = &*self.events.borrow_and_update() {
+                return err.clone();
+            }
+            if self.events.changed().await.is_err() {
+                return SessionError::Closed;
+            }
+        }
+    }
+
+    /// Closes the session with a code.
+    pub fn close(&self, code: SessionCode, reason: &str) {
+        (self.close)(code, reason);
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        (self.close)(SessionCode::NoError, "");
+    }
+}
+
+/// A server-side session whose client SETUP has been read: the application looks at the path and
+/// accepts ([`Session::accept`]) or rejects ([`PendingSession::reject`]).
+pub struct PendingSession<C: Connection> {
+    conn: C,
+    version: Version,
+    peer_setup: Setup,
+    backlog: Vec<Reader<C::Recv>>,
+}
+
+impl<C: Connection> PendingSession<C> {
+    /// The path and query the client asked for (SETUP Path on lite-05+ raw QUIC; empty otherwise).
+    pub fn path(&self) -> &str {
+        self.peer_setup.path.as_deref().unwrap_or("")
+    }
+
+    /// The client's SETUP.
+    pub fn peer_setup(&self) -> &Setup {
+        &self.peer_setup
+    }
+
+    /// The negotiated version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Refuses the session with UNAUTHORIZED.
+    pub fn reject(self, reason: &str) {
+        self.conn.close(SessionCode::Unauthorized.to_u64(), reason);
+    }
+}
+
+/// Server side: waits for the client's SETUP (lite-05+) before anything else, as the reference
+/// does (spec 11.2). No SETUP within the setup timeout closes the session with
+/// CONTROL_MESSAGE_TIMEOUT; a malformed one with PROTOCOL_VIOLATION.
+pub async fn accept_setup<C: Connection>(
+    conn: C,
+    version: Version,
+    config: &SessionConfig,
+) -> Result<PendingSession<C>, SessionError> {
+    let mut backlog = Vec::new();
+    let peer_setup = if version.has_setup() {
+        match read_setup(&conn, version, config, &mut backlog).await {
+            Ok(setup) => setup,
+            Err(err) => {
+                conn.close(err.session_code().to_u64(), &err.to_string());
+                return Err(err);
+            }
+        }
+    } else {
+        Setup::default()
+    };
+    Ok(PendingSession { conn, version, peer_setup, backlog })
+}
+
+async fn send_setup<C: Connection>(conn: &C, version: Version, setup: &Setup) -> Result<(), SessionError> {
+    let mut send = conn.open_uni().await?;
+    let mut out = BytesMut::new();
+    UniStream::Setup.encode(&mut out, version)?;
+    setup.encode(&mut out, version)?;
+    send.write(out.freeze()).await?;
+    send.finish()?;
+    Ok(())
+}
+
+/// Reads the peer's SETUP from its Setup stream. Other uni streams that arrive first are kept for
+/// the session (bounded: a peer that opens many before its SETUP is in violation).
+async fn read_setup<C: Connection>(
+    conn: &C,
+    version: Version,
+    config: &SessionConfig,
+    backlog: &mut Vec<Reader<C::Recv>>,
+) -> Result<Setup, SessionError> {
+    const MAX_EARLY_STREAMS: usize = 16;
+    let wait = async {
+        loop {
+            let recv = conn.accept_uni().await?;
+            let mut reader = Reader::new(recv, version, wire_setup_limit());
+            match reader.read_with(UniStream::decode).await {
+                Ok(Some(UniStream::Setup)) => {
+                    let setup = reader.decode::<Setup>().await?;
+                    return setup
+                        .ok_or_else(|| SessionError::ProtocolViolation("Setup stream ended without SETUP".into()));
+                }
+                Ok(Some(UniStream::Group)) => {
+                    if backlog.len() >= MAX_EARLY_STREAMS {
+                        return Err(SessionError::ProtocolViolation("too many streams before SETUP".into()));
+                    }
+                    // Keep the stream (its type already read); the session reads the rest.
+                    backlog.push(reader);
+                }
+                Ok(None) | Err(_) => reader.recv_mut().stop(StreamCode::Cancelled),
+            }
+        }
+    };
+    tokio::time::timeout(config.setup_timeout, wait).await.map_err(|_| SessionError::Timeout("SETUP"))?
+}
+
+fn wire_setup_limit() -> usize {
+    crate::wire::MAX_SETUP_LEN as usize + 16
+}
+
+/// The session's main loop: accepts the peer's streams and dispatches them, runs the subscriber's
+/// Announce stream, and ends everything together.
+async fn run<C: Connection>(
+    ctx: Arc<Context<C>>,
+    origins: Origins,
+    backlog: Vec<Reader<C::Recv>>,
+    events: watch::Sender<SessionEvent>,
+) {
+    let publisher = Arc::new(Publisher {
+        ctx: ctx.clone(),
+        origin: origins.publish,
+        subscriptions: Arc::new(Semaphore::new(ctx.config.max_subscriptions)),
+        announces: Arc::new(Semaphore::new(ctx.config.max_announce_requests)),
+    });
+    let subscriber = origins.subscribe.map(|origin| Arc::new(Subscriber::new(ctx.clone(), origin)));
+    let (fatal_tx, mut fatal) = mpsc::channel::<SessionError>(4);
+    let mut tasks = JoinSet::new();
+    if let Some(subscriber) = &subscriber {
+        let subscriber = subscriber.clone();
+        let fatal_tx = fatal_tx.clone();
+        tasks.spawn(async move {
+            if let Err(err) = subscriber.run_announce().await {
+                let _ = fatal_tx.send(err).await;
+            }
+        });
+    }
+    for reader in backlog {
+        if let Some(subscriber) = subscriber.clone() {
+            tasks.spawn(async move { subscriber.recv_group(reader).await });
+        }
+    }
+    let error = loop {
+        while tasks.try_join_next().is_some() {}
+        tokio::select! {
+            bi = ctx.conn.accept_bi() => {
+                let (send, recv) = match bi { Ok(streams) => streams, Err(err) => break SessionError::Transport(err) };
+                let mut reader = Reader::new(recv, ctx.version, ctx.config.max_message_size);
+                let writer = Writer::new(send, ctx.version);
+                let publisher = publisher.clone();
+                let fatal_tx = fatal_tx.clone();
+                let events = events.clone();
+                // The stream type is read inside the task, so a slow peer cannot stall the loop.
+                tasks.spawn(async move {
+                    let kind = match reader.read_with(BidiStream::decode).await {
+                        Ok(Some(kind)) => kind,
+                        Ok(None) => return,
+                        Err(err) => return refuse_unknown(writer, reader, &err),
+                    };
+                    match kind {
+                        BidiStream::Announce => publisher.serve_announce(reader, writer).await,
+                        BidiStream::Subscribe => publisher.serve_subscribe(reader, writer).await,
+                        BidiStream::Track => publisher.serve_track(reader, writer).await,
+                        BidiStream::Fetch => publisher.serve_fetch(reader, writer).await,
+                        BidiStream::Probe => publisher.serve_probe(reader, writer).await,
+                        BidiStream::Goaway => {
+                            if let Err(err) = receive_goaway(reader, &events).await {
+                                let _ = fatal_tx.send(err).await;
+                            }
+                        }
+                    }
+                });
+            }
+            uni = ctx.conn.accept_uni() => {
+                let recv = match uni { Ok(recv) => recv, Err(err) => break SessionError::Transport(err) };
+                let mut reader = Reader::new(recv, ctx.version, ctx.config.max_message_size);
+                let subscriber = subscriber.clone();
+                let fatal_tx = fatal_tx.clone();
+                tasks.spawn(async move {
+                    match reader.read_with(UniStream::decode).await {
+                        Ok(Some(UniStream::Group)) => match subscriber {
+                            Some(subscriber) => subscriber.recv_group(reader).await,
+                            None => reader.recv_mut().stop(StreamCode::Cancelled),
+                        },
+                        // The peer's SETUP was read before the session started: this is a second.
+                        Ok(Some(UniStream::Setup)) => {
+                            let _ = fatal_tx.send(SessionError::ProtocolViolation("a second Setup stream".into())).await;
+                        }
+                        // Unknown uni streams get STOP_SENDING only (spec 11.4).
+                        Ok(None) | Err(_) => reader.recv_mut().stop(StreamCode::Cancelled),
+                    }
+                });
+            }
+            Some(err) = fatal.recv() => {
+                ctx.conn.close(err.session_code().to_u64(), &err.to_string());
+                break err;
+            }
+            err = ctx.conn.closed() => break SessionError::Transport(err),
+        }
+    };
+    tracing::debug!(version = %ctx.version, "session ended: {error}");
+    events.send_replace(SessionEvent::Closed(error));
+    tasks.abort_all();
+}
+
+/// A bidi stream of an unknown type, or of one the version lacks: RESET_STREAM CANCELLED and
+/// STOP_SENDING, not fatal (spec 11.4).
+fn refuse_unknown<S: SendStream, R: RecvStream>(mut writer: Writer<S>, mut reader: Reader<R>, err: &SessionError) {
+    if let SessionError::Decode(DecodeError::UnknownType { value, .. }) = err {
+        tracing::debug!(value, "refused a bidi stream of unknown type");
+    }
+    writer.send_mut().reset(StreamCode::Cancelled);
+    reader.recv_mut().stop(StreamCode::Cancelled);
+}
+
+async fn receive_goaway<R: RecvStream>(
+    mut reader: Reader<R>,
+    events: &watch::Sender<SessionEvent>,
+) -> Result<(), SessionError> {
+    let Some(goaway) = reader.decode::<Goaway>().await? else { return Ok(()) };
+    let already = matches!(*events.borrow(), SessionEvent::GoingAway { .. });
+    if already {
+        return Err(SessionError::ProtocolViolation("a second GOAWAY".into()));
+    }
+    tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
+    events.send_replace(SessionEvent::GoingAway { uri: goaway.uri });
+    Ok(())
+}

@@ -1,0 +1,550 @@
+//! The publisher half of a session: answers the peer's requests from the origin we publish.
+//! ANNOUNCE_REQUEST gets our routes, SUBSCRIBE gets Group streams, TRACK gets TRACK_INFO, FETCH gets
+//! frames, PROBE gets reports. Each request lives on its own bidi stream and task.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+
+use crate::wire::Message;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::priority::{CONTROL_PRIORITY, group_priority};
+use super::stream::{Reader, Writer};
+use super::{Context, SessionError};
+use crate::coding::Path;
+use crate::model::{self, GroupConsumer, GroupStart, OriginConsumer, Route, SubscribeOptions, TrackEvent};
+use crate::transport::{Connection, SendStream};
+use crate::wire::{
+    AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, Fetch, FrameHeader, FrameTimestamps, GroupHeader,
+    MAX_HOPS, Probe, ProbeLevel, StreamCode, Subscribe, SubscribeOkLegacy, SubscribeResponse, SubscribeUpdate,
+    TrackInfo, TrackRequest, UniStream, Version,
+};
+
+/// What the publisher half shares between its request tasks.
+pub(crate) struct Publisher<C: Connection> {
+    pub(crate) ctx: Arc<Context<C>>,
+    /// What we publish; `None` answers every request with a reset.
+    pub(crate) origin: Option<OriginConsumer>,
+    pub(crate) subscriptions: Arc<Semaphore>,
+    pub(crate) announces: Arc<Semaphore>,
+}
+
+/// Resets a request stream: both halves, with one code.
+fn refuse<C: Connection>(writer: &mut Writer<C::Send>, reader: &mut Reader<C::Recv>, code: StreamCode) {
+    use crate::transport::RecvStream;
+    writer.send_mut().reset(code);
+    reader.recv_mut().stop(code);
+}
+
+impl<C: Connection> Publisher<C> {
+    fn version(&self) -> Version {
+        self.ctx.version
+    }
+
+    /// Serves one Announce stream (the stream type is already read).
+    pub(crate) async fn serve_announce(&self, mut reader: Reader<C::Recv>, mut writer: Writer<C::Send>) {
+        let Ok(_permit) = self.announces.clone().try_acquire_owned() else {
+            tracing::debug!("announce request over the limit of {}", self.ctx.config.max_announce_requests);
+            return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
+        };
+        let request = match reader.decode::<AnnounceRequest>().await {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
+        };
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let exclude = if request.exclude_hop != 0 { request.exclude_hop } else { self.ctx.peer_hop };
+        let scoped = self.origin.as_ref().and_then(|origin| origin.scoped(&request.prefix, exclude));
+        match self.announce_loop(&request.prefix, scoped, &mut reader, &mut writer).await {
+            Ok(()) => {
+                let _ = writer.send_mut().finish();
+            }
+            Err(err) => {
+                tracing::debug!(prefix = %request.prefix, "announce stream ended: {err}");
+                refuse::<C>(&mut writer, &mut reader, err.stream_code());
+            }
+        }
+    }
+
+    async fn announce_loop(
+        &self,
+        prefix: &Path,
+        scoped: Option<OriginConsumer>,
+        reader: &mut Reader<C::Recv>,
+        writer: &mut Writer<C::Send>,
+    ) -> Result<(), SessionError> {
+        let mut encoder = AnnounceEncoder::new(self.version(), prefix.clone(), self.ctx.config.hop_id);
+        let Some(mut origin) = scoped else {
+            if self.version().has_setup() {
+                writer.send(&AnnounceOk { hop_id: self.ctx.config.hop_id, active_count: 0 }).await?;
+            }
+            // Nothing will ever match: hold the stream until the subscriber closes it.
+            return wait_for_close(reader).await;
+        };
+        let mut snapshot = Vec::new();
+        while let Some(announcement) = origin.try_next_announcement() {
+            snapshot.push(announcement);
+        }
+        let mut out = BytesMut::new();
+        let active = snapshot.iter().filter(|a| encoder.accepts(a)).count() as u64;
+        if self.version().has_setup() {
+            AnnounceOk { hop_id: self.ctx.config.hop_id, active_count: active }.encode(&mut out, self.version())?;
+        }
+        for announcement in snapshot {
+            encoder.encode(&announcement, &mut out)?;
+        }
+        if !out.is_empty() {
+            writer.write(out.split().freeze()).await?;
+        }
+        loop {
+            tokio::select! {
+                next = origin.next_announcement() => match next {
+                    Some(announcement) => {
+                        encoder.encode(&announcement, &mut out)?;
+                        if !out.is_empty() {
+                            writer.write(out.split().freeze()).await?;
+                        }
+                    }
+                    None => return Ok(()),
+                },
+                closed = wait_for_close(reader) => return closed,
+            }
+        }
+    }
+
+    /// Serves one Subscribe stream.
+    pub(crate) async fn serve_subscribe(&self, mut reader: Reader<C::Recv>, mut writer: Writer<C::Send>) {
+        let Ok(_permit) = self.subscriptions.clone().try_acquire_owned() else {
+            tracing::debug!("subscription over the limit of {}", self.ctx.config.max_subscriptions);
+            return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
+        };
+        let subscribe = match reader.decode::<Subscribe>().await {
+            Ok(Some(subscribe)) => subscribe,
+            Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
+        };
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let span = tracing::debug_span!("subscribe", id = subscribe.id, broadcast = %subscribe.broadcast, track = %subscribe.track);
+        let _enter = span.enter();
+        match self.subscribe_loop(&subscribe, &mut reader, &mut writer).await {
+            Ok(()) => {
+                let _ = writer.send_mut().finish();
+            }
+            Err(err) => {
+                tracing::debug!("subscription ended: {err}");
+                refuse::<C>(&mut writer, &mut reader, err.stream_code());
+            }
+        }
+    }
+
+    fn find_broadcast(&self, path: &Path) -> Result<model::BroadcastConsumer, SessionError> {
+        self.origin
+            .as_ref()
+            .and_then(|origin| origin.consume_broadcast(path))
+            .ok_or(SessionError::Model(model::Error::Aborted(StreamCode::Unroutable)))
+    }
+
+    async fn subscribe_loop(
+        &self,
+        subscribe: &Subscribe,
+        reader: &mut Reader<C::Recv>,
+        writer: &mut Writer<C::Send>,
+    ) -> Result<(), SessionError> {
+        let version = self.version();
+        let broadcast = self.find_broadcast(&subscribe.broadcast)?;
+        let window = subscribe.window;
+        let start = match (version, window.group_start) {
+            (Version::Lite06, start) => GroupStart::Floor(start.unwrap_or(0)),
+            (_, None) => GroupStart::Latest,
+            (_, Some(start)) => GroupStart::Floor(start),
+        };
+        let options =
+            SubscribeOptions { start, end: window.group_end, max_age: Some(Duration::from_millis(window.max_age)) };
+        let mut track = broadcast.subscribe_track_with(&subscribe.track, options).await?;
+        tracing::trace!(?options, next = ?track.next_sequence(), latest = ?track.latest_sequence(), "subscribed");
+        if version < Version::Lite05 {
+            // What the reference sends an older subscriber at once (spec section 5, 11.7).
+            let ok =
+                SubscribeOkLegacy { priority: window.priority, ordered: false, max_latency: 0, start: None, end: None };
+            writer.send(&SubscribeResponse::OkLegacy(ok)).await?;
+        }
+        let (priority_tx, priority_rx) = watch::channel(window.priority);
+        let mut groups = JoinSet::new();
+        let mut ok_sent = version < Version::Lite05;
+        let mut next_sequence = 0u64;
+        loop {
+            tokio::select! {
+                event = track.next_group() => match event? {
+                    Some(TrackEvent::Group(group)) => {
+                        let sequence = group.sequence();
+                        if !ok_sent {
+                            // The first group we will deliver: newest-first may hand out a later
+                            // group before older ones that are still coming.
+                            let first = track.next_sequence().unwrap_or(sequence).min(sequence);
+                            writer.send(&SubscribeResponse::Ok { group: first }).await?;
+                            ok_sent = true;
+                        }
+                        next_sequence = next_sequence.max(sequence + 1);
+                        while groups.len() >= self.ctx.config.max_groups_in_flight {
+                            // The oldest streams are the least useful: let one finish before another.
+                            groups.join_next().await;
+                        }
+                        let sender = GroupSender {
+                            conn: self.ctx.conn.clone(),
+                            version,
+                            subscribe_id: subscribe.id,
+                            priority: priority_rx.clone(),
+                            frame_end: if Some(sequence) == window.group_end { window.frame_end } else { None },
+                            frame_start: if Some(sequence) == window.group_start { window.frame_start } else { 0 },
+                        };
+                        groups.spawn(sender.send(group));
+                    }
+                    Some(TrackEvent::Gap(gap)) => {
+                        if !ok_sent {
+                            writer.send(&SubscribeResponse::Ok { group: gap.end.saturating_add(1) }).await?;
+                            ok_sent = true;
+                        }
+                        next_sequence = next_sequence.max(gap.end.saturating_add(1));
+                        let drop = SubscribeResponse::Drop { start: gap.start, end: gap.end, code: gap.reason.code().to_u64() };
+                        writer.send(&drop).await?;
+                    }
+                    None => {
+                        while groups.join_next().await.is_some() {}
+                        if version >= Version::Lite05 {
+                            writer.send(&SubscribeResponse::End { group: next_sequence }).await?;
+                        }
+                        return Ok(());
+                    }
+                },
+                update = reader.decode::<SubscribeUpdate>() => match update {
+                    Ok(Some(update)) => {
+                        priority_tx.send_replace(update.window.priority);
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(SessionError::Decode(err)) => {
+                        tracing::debug!("malformed SUBSCRIBE_UPDATE: {err}");
+                        return Err(SessionError::Model(model::Error::Aborted(StreamCode::MalformedTrack)));
+                    }
+                    Err(err) => return Err(err),
+                },
+                Some(_) = groups.join_next(), if !groups.is_empty() => {}
+            }
+        }
+    }
+
+    /// Serves one Track stream: TRACK_INFO then FIN.
+    pub(crate) async fn serve_track(&self, mut reader: Reader<C::Recv>, mut writer: Writer<C::Send>) {
+        let request = match reader.decode::<TrackRequest>().await {
+            Ok(Some(request)) => request,
+            Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
+        };
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let result = async {
+            let broadcast = self.find_broadcast(&request.broadcast)?;
+            let info = match broadcast.track_info(&request.track) {
+                Some(info) => info,
+                // Not live yet: a relay's broadcast may fetch it from upstream on request.
+                None => broadcast.subscribe_track(&request.track).await?.info(),
+            };
+            let reply = TrackInfo {
+                priority: info.priority,
+                ordered: false,
+                max_age: info.max_age.as_millis().min(u128::from(crate::coding::MAX_VARINT)) as u64,
+                timescale: info.timescale,
+            };
+            writer.send(&reply).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let _ = writer.send_mut().finish();
+            }
+            Err(err) => {
+                tracing::debug!(broadcast = %request.broadcast, track = %request.track, "TRACK refused: {err}");
+                refuse::<C>(&mut writer, &mut reader, err.stream_code());
+            }
+        }
+    }
+
+    /// Serves one Fetch stream: the frames of one group, then FIN; a reset if the range cannot be
+    /// served whole.
+    pub(crate) async fn serve_fetch(&self, mut reader: Reader<C::Recv>, mut writer: Writer<C::Send>) {
+        let fetch = match reader.decode::<Fetch>().await {
+            Ok(Some(fetch)) => fetch,
+            Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
+        };
+        writer.send_mut().set_priority(group_priority(fetch.priority, 0, fetch.group));
+        match self.fetch_frames(&fetch, &mut writer).await {
+            Ok(()) => {
+                let _ = writer.send_mut().finish();
+            }
+            Err(err) => {
+                tracing::debug!(broadcast = %fetch.broadcast, track = %fetch.track, group = fetch.group, "FETCH refused: {err}");
+                refuse::<C>(&mut writer, &mut reader, err.stream_code());
+            }
+        }
+    }
+
+    async fn fetch_frames(&self, fetch: &Fetch, writer: &mut Writer<C::Send>) -> Result<(), SessionError> {
+        let broadcast = self.find_broadcast(&fetch.broadcast)?;
+        let options = SubscribeOptions { start: GroupStart::Floor(fetch.group), end: Some(fetch.group), max_age: None };
+        let mut track = broadcast.subscribe_track_with(&fetch.track, options).await?;
+        let not_found = || SessionError::Model(model::Error::NotFound);
+        let mut group = match track.next_group().await? {
+            Some(TrackEvent::Group(group)) if group.sequence() == fetch.group => group,
+            _ => return Err(not_found()),
+        };
+        if group.frame_start() > fetch.frame_start {
+            return Err(not_found());
+        }
+        let mut index = group.frame_start();
+        let mut timestamps = FrameTimestamps::new();
+        let mut out = BytesMut::new();
+        while let Some(frame) = group.next_frame().await? {
+            if index >= fetch.frame_start {
+                write_frame(&mut out, self.version(), &mut timestamps, &frame)?;
+                writer.write(out.split().freeze()).await?;
+            }
+            if Some(index) == fetch.frame_end {
+                return Ok(());
+            }
+            index += 1;
+        }
+        match fetch.frame_end {
+            Some(end) if end >= index => Err(not_found()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Serves one Probe stream: periodic reports of our send bitrate and RTT; targets from the
+    /// subscriber are logged (we do not pad).
+    pub(crate) async fn serve_probe(&self, mut reader: Reader<C::Recv>, mut writer: Writer<C::Send>) {
+        if self.ctx.config.probe == ProbeLevel::None {
+            return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
+        }
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let mut interval = tokio::time::interval(self.ctx.config.probe_interval);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {
+                    let stats = self.ctx.conn.stats();
+                    let rtt = if self.version() >= Version::Lite04 { (stats.rtt.as_millis() as u64).max(1) } else { 0 };
+                    let report = Probe { bitrate: stats.send_bitrate.max(1), rtt };
+                    if writer.send(&report).await.is_err() {
+                        return;
+                    }
+                }
+                target = reader.decode::<Probe>() => match target {
+                    Ok(Some(target)) => tracing::trace!(bitrate = target.bitrate, "PROBE target"),
+                    Ok(None) => {
+                        let _ = writer.send_mut().finish();
+                        return;
+                    }
+                    Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
+                },
+            }
+        }
+    }
+}
+
+/// Waits until the peer finishes or resets the request stream; anything it sends meanwhile is a
+/// protocol error for streams that carry nothing more.
+async fn wait_for_close<R: crate::transport::RecvStream>(reader: &mut Reader<R>) -> Result<(), SessionError> {
+    match reader
+        .read_with(|cursor, _| if cursor.is_empty() { Err(crate::coding::DecodeError::Short) } else { Ok(()) })
+        .await?
+    {
+        None => Ok(()),
+        Some(()) => Err(SessionError::ProtocolViolation("unexpected bytes on a request stream".into())),
+    }
+}
+
+/// Writes one FRAME (header and payload) into `out`.
+fn write_frame(
+    out: &mut BytesMut,
+    version: Version,
+    timestamps: &mut FrameTimestamps,
+    frame: &model::Frame,
+) -> Result<(), SessionError> {
+    let timestamp_delta = if version >= Version::Lite05 { timestamps.delta_for(frame.timestamp) } else { 0 };
+    let header = FrameHeader { timestamp_delta, payload_len: frame.payload.len() as u64 };
+    Message::encode(&header, out, version)?;
+    out.put_slice(&frame.payload);
+    Ok(())
+}
+
+/// Sends one group on its own uni stream.
+struct GroupSender<C: Connection> {
+    conn: C,
+    version: Version,
+    subscribe_id: u64,
+    priority: watch::Receiver<u8>,
+    frame_start: u64,
+    frame_end: Option<u64>,
+}
+
+impl<C: Connection> GroupSender<C> {
+    async fn send(mut self, mut group: GroupConsumer) {
+        let sequence = group.sequence();
+        let Ok(send) = self.conn.open_uni().await else { return };
+        tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
+        let mut writer = Writer::new(send, self.version);
+        writer.send_mut().set_priority(group_priority(*self.priority.borrow(), self.subscribe_id, sequence));
+        let result = self.write_group(&mut writer, &mut group).await;
+        match result {
+            Ok(()) => {
+                let _ = writer.send_mut().finish();
+            }
+            Err(err) => {
+                tracing::trace!(sequence, "group stream ended early: {err}");
+                writer.send_mut().reset(err.stream_code());
+            }
+        }
+    }
+
+    async fn write_group(
+        &mut self,
+        writer: &mut Writer<C::Send>,
+        group: &mut GroupConsumer,
+    ) -> Result<(), SessionError> {
+        let sequence = group.sequence();
+        let first = group.frame_start().max(if self.version >= Version::Lite06 { self.frame_start } else { 0 });
+        let mut out = BytesMut::new();
+        UniStream::Group.encode(&mut out, self.version)?;
+        let header = GroupHeader {
+            subscribe_id: self.subscribe_id,
+            sequence,
+            frame_start: if self.version >= Version::Lite06 { first } else { 0 },
+        };
+        Message::encode(&header, &mut out, self.version)?;
+        writer.write(out.split().freeze()).await?;
+        let mut timestamps = FrameTimestamps::new();
+        let mut index = group.frame_start();
+        loop {
+            tokio::select! {
+                frame = group.next_frame() => {
+                    let Some(frame) = frame? else { return Ok(()) };
+                    if index >= first {
+                        write_frame(&mut out, self.version, &mut timestamps, &frame)?;
+                        writer.write(out.split().freeze()).await?;
+                    }
+                    if Some(index) == self.frame_end {
+                        return Ok(());
+                    }
+                    index += 1;
+                }
+                Ok(()) = self.priority.changed() => {
+                    let priority = *self.priority.borrow_and_update();
+                    writer.send_mut().set_priority(group_priority(priority, self.subscribe_id, sequence));
+                }
+            }
+        }
+    }
+}
+
+/// Turns model announcements into the wire form of one version, keeping the per-stream state the
+/// wire needs (lite-06 implicit IDs, the paths already announced).
+struct AnnounceEncoder {
+    version: Version,
+    prefix: Path,
+    hop_id: u64,
+    ids: HashMap<Path, u64>,
+    next_id: u64,
+}
+
+impl AnnounceEncoder {
+    fn new(version: Version, prefix: Path, hop_id: u64) -> Self {
+        Self { version, prefix, hop_id, ids: HashMap::new(), next_id: 0 }
+    }
+
+    /// Routes too long to forward are not announced (the hop list is bounded).
+    fn accepts(&self, announcement: &model::Announcement) -> bool {
+        match announcement {
+            model::Announcement::Start { route, .. } | model::Announcement::Update { route, .. } => {
+                self.hops(route).len() as u64 <= MAX_HOPS
+            }
+            model::Announcement::End { .. } => true,
+        }
+    }
+
+    fn hops(&self, route: &Route) -> Vec<u64> {
+        let mut hops = route.hops.clone();
+        if self.version == Version::Lite04 && self.hop_id != 0 {
+            // lite-04 senders append their own ID; later versions carry it in ANNOUNCE_OK.
+            hops.push(self.hop_id);
+        }
+        if self.version < Version::Lite04 {
+            hops.iter_mut().for_each(|h| *h = 0);
+        }
+        hops
+    }
+
+    fn encode(&mut self, announcement: &model::Announcement, out: &mut BytesMut) -> Result<(), SessionError> {
+        if !self.accepts(announcement) {
+            return Ok(());
+        }
+        let path = announcement.path();
+        let Some(suffix) = path.strip_prefix(&self.prefix) else { return Ok(()) };
+        let messages: Vec<Announcement> = match (announcement, self.version) {
+            (model::Announcement::Start { route, .. }, Version::Lite06) => {
+                if self.ids.contains_key(path) {
+                    return Ok(());
+                }
+                self.ids.insert(path.clone(), self.next_id);
+                self.next_id += 1;
+                vec![Announcement::Start {
+                    suffix,
+                    hops: self.hops(route),
+                    warm_cost: route.warm_cost,
+                    cold_cost: route.cold_cost,
+                }]
+            }
+            (model::Announcement::Update { route, .. }, Version::Lite06) => match self.ids.get(path) {
+                Some(id) => vec![Announcement::Update {
+                    id: *id,
+                    hops: self.hops(route),
+                    warm_cost: route.warm_cost,
+                    cold_cost: route.cold_cost,
+                }],
+                None => return Ok(()),
+            },
+            (model::Announcement::End { .. }, Version::Lite06) => match self.ids.remove(path) {
+                Some(id) => vec![Announcement::End { id }],
+                None => return Ok(()),
+            },
+            (model::Announcement::Start { route, .. }, _) => {
+                self.ids.insert(path.clone(), 0);
+                vec![Announcement::Legacy { status: AnnounceStatus::Active, suffix, hops: self.hops(route) }]
+            }
+            (model::Announcement::Update { route, .. }, version) => {
+                if !self.ids.contains_key(path) {
+                    return Ok(());
+                }
+                let active = Announcement::Legacy {
+                    status: AnnounceStatus::Active,
+                    suffix: suffix.clone(),
+                    hops: self.hops(route),
+                };
+                if version >= Version::Lite05 {
+                    // A second active for the same path is a restart on lite-05.
+                    vec![active]
+                } else {
+                    // lite-04 peers reject a second active: end it, then announce it again.
+                    vec![Announcement::Legacy { status: AnnounceStatus::Ended, suffix, hops: Vec::new() }, active]
+                }
+            }
+            (model::Announcement::End { .. }, _) => {
+                if self.ids.remove(path).is_none() {
+                    return Ok(());
+                }
+                vec![Announcement::Legacy { status: AnnounceStatus::Ended, suffix, hops: Vec::new() }]
+            }
+        };
+        for message in messages {
+            Message::encode(&message, out, self.version)?;
+        }
+        Ok(())
+    }
+}

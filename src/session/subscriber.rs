@@ -1,0 +1,401 @@
+//! The subscriber half of a session: asks the peer for announcements and mirrors every announced
+//! broadcast into our origin, subscribing to a track (TRACK, then SUBSCRIBE) only when a local
+//! consumer asks for it, and feeding arriving Group streams into the model.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+
+use super::priority::CONTROL_PRIORITY;
+use super::stream::{Reader, Writer};
+use super::{Context, SessionError};
+use crate::coding::{MAX_VARINT, Path};
+use crate::model::{self, BroadcastProducer, BroadcastSettings, OriginProducer, Published, Route, TrackProducer};
+use crate::transport::{Connection, RecvStream, SendStream};
+use crate::wire::{
+    AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, FrameTimestamps, GroupHeader, Message,
+    StreamCode, Subscribe, SubscribeResponse, SubscribeWindow, TrackInfo, TrackRequest, Version,
+};
+
+/// One broadcast learned from the peer: the local producer and its place in our origin.
+struct Remote {
+    producer: BroadcastProducer,
+    _published: Published,
+}
+
+/// A live subscription's local track, shared with the Group streams that feed it.
+type Sink = Arc<Mutex<TrackProducer>>;
+
+/// What the subscriber half shares between its tasks.
+pub(crate) struct Subscriber<C: Connection> {
+    pub(crate) ctx: Arc<Context<C>>,
+    /// Where announced broadcasts go.
+    pub(crate) origin: OriginProducer,
+    subscriptions: Mutex<HashMap<u64, Sink>>,
+    next_id: AtomicU64,
+    tasks: tokio_util_lite::TaskSet,
+}
+
+/// A minimal task set that aborts its tasks when dropped, so nothing outlives the session.
+mod tokio_util_lite {
+    use std::sync::{Mutex, PoisonError};
+    use tokio::task::JoinSet;
+
+    #[derive(Default)]
+    pub(crate) struct TaskSet(Mutex<JoinSet<()>>);
+
+    impl TaskSet {
+        pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+            let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            // Reap finished tasks so the set does not grow with the session's history.
+            while set.try_join_next().is_some() {}
+            set.spawn(task);
+        }
+    }
+}
+
+impl<C: Connection> Subscriber<C> {
+    pub(crate) fn new(ctx: Arc<Context<C>>, origin: OriginProducer) -> Self {
+        Self {
+            ctx,
+            origin,
+            subscriptions: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            tasks: tokio_util_lite::TaskSet::default(),
+        }
+    }
+
+    fn version(&self) -> Version {
+        self.ctx.version
+    }
+
+    /// Opens the Announce stream and mirrors the peer's routes until it closes. A malformed or
+    /// contradictory announcement ends the session with a protocol violation (spec 11.3).
+    pub(crate) async fn run_announce(self: Arc<Self>) -> Result<(), SessionError> {
+        let (send, recv) = self.ctx.conn.open_bi().await?;
+        let mut writer = Writer::new(send, self.version());
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let mut out = BytesMut::new();
+        BidiStream::Announce.encode(&mut out, self.version())?;
+        let exclude_hop =
+            if matches!(self.version(), Version::Lite04 | Version::Lite05) { self.ctx.config.hop_id } else { 0 };
+        AnnounceRequest { prefix: self.ctx.config.announce_prefix.clone(), exclude_hop }
+            .encode(&mut out, self.version())?;
+        writer.write(out.freeze()).await?;
+        let mut reader = Reader::new(recv, self.version(), self.ctx.config.max_message_size);
+
+        let mut publisher_hop = 0;
+        if self.version().has_setup() {
+            let ok = tokio::time::timeout(self.ctx.config.control_timeout, reader.decode::<AnnounceOk>())
+                .await
+                .map_err(|_| SessionError::Timeout("ANNOUNCE_OK"))??;
+            let Some(ok) = ok else { return Ok(()) };
+            publisher_hop = ok.hop_id;
+        }
+        let mut table = AnnounceTable::default();
+        let result = loop {
+            let announcement = match reader.decode::<Announcement>().await {
+                Ok(Some(announcement)) => announcement,
+                Ok(None) => break Ok(()),
+                Err(SessionError::Stream(err)) => {
+                    tracing::debug!("announce stream ended: {err}");
+                    break Ok(());
+                }
+                Err(err) => break Err(err),
+            };
+            if let Err(err) = self.apply(&mut table, announcement, publisher_hop) {
+                break Err(err);
+            }
+        };
+        // Every route learned on the stream is gone with it (dropping the entries withdraws them).
+        drop(table);
+        result
+    }
+
+    fn route(&self, hops: Vec<u64>, publisher_hop: u64, warm: u64, cold: u64) -> Option<Route> {
+        let mut hops = hops;
+        if publisher_hop != 0 && self.version() >= Version::Lite05 {
+            hops.push(publisher_hop);
+        }
+        let own = self.ctx.config.hop_id;
+        if own != 0 && hops.contains(&own) {
+            // A reflection of our own announcement: dropped silently (spec 11.9).
+            return None;
+        }
+        let link = self.ctx.peer_cost;
+        let add = |cost: u64| cost.saturating_add(link).min(MAX_VARINT);
+        Some(Route { hops, warm_cost: add(warm), cold_cost: add(cold) })
+    }
+
+    fn apply(
+        self: &Arc<Self>,
+        table: &mut AnnounceTable,
+        announcement: Announcement,
+        publisher_hop: u64,
+    ) -> Result<(), SessionError> {
+        let prefix = &self.ctx.config.announce_prefix;
+        let violation = |what: &str| SessionError::ProtocolViolation(what.to_string());
+        match announcement {
+            Announcement::Start { suffix, hops, warm_cost, cold_cost } => {
+                let id = table.next_id;
+                table.next_id += 1;
+                let path = prefix.join(&suffix).map_err(|e| SessionError::Decode(e.into()))?;
+                if table.by_path.contains_key(&path) {
+                    return Err(violation("a second ANNOUNCE_START for an advertised path"));
+                }
+                table.ids.insert(id, path.clone());
+                let remote = self
+                    .route(hops, publisher_hop, warm_cost, cold_cost)
+                    .and_then(|route| self.start_remote(path.clone(), route));
+                table.by_path.insert(path, remote);
+            }
+            Announcement::Update { id, hops, warm_cost, cold_cost } => {
+                let path = table.ids.get(&id).ok_or_else(|| violation("ANNOUNCE_UPDATE for an unknown ID"))?;
+                if let Some(Some(remote)) = table.by_path.get(path) {
+                    match self.route(hops, publisher_hop, warm_cost, cold_cost) {
+                        Some(route) => remote._published.update_route(route),
+                        None => {
+                            table.by_path.insert(path.clone(), None);
+                        }
+                    }
+                }
+            }
+            Announcement::End { id } => {
+                let path = table.ids.remove(&id).ok_or_else(|| violation("ANNOUNCE_END for an unknown ID"))?;
+                table.by_path.remove(&path);
+            }
+            Announcement::Unknown { kind } => tracing::debug!(kind, "skipped an unknown announcement type"),
+            Announcement::Legacy { status, suffix, hops } => {
+                let path = prefix.join(&suffix).map_err(|e| SessionError::Decode(e.into()))?;
+                match status {
+                    AnnounceStatus::Active | AnnounceStatus::Restart => {
+                        if table.by_path.contains_key(&path) && self.version() < Version::Lite05 {
+                            return Err(violation("a second active ANNOUNCE for the same path"));
+                        }
+                        match (table.by_path.get(&path), self.route(hops, publisher_hop, 0, 0)) {
+                            // A restart on lite-05 replaces the advertisement in place.
+                            (Some(Some(remote)), Some(route)) => remote._published.update_route(route),
+                            (_, Some(route)) => {
+                                let remote = self.start_remote(path.clone(), route);
+                                table.by_path.insert(path, remote);
+                            }
+                            (_, None) => {
+                                table.by_path.insert(path, None);
+                            }
+                        }
+                    }
+                    AnnounceStatus::Ended => {
+                        if table.by_path.remove(&path).is_none() && self.version() < Version::Lite05 {
+                            return Err(violation("ANNOUNCE ended for a path that is not active"));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes a remote broadcast into our origin and serves local track requests for it.
+    fn start_remote(self: &Arc<Self>, path: Path, route: Route) -> Option<Remote> {
+        let settings = BroadcastSettings { serve_requests: true, ..Default::default() };
+        let producer = BroadcastProducer::new(settings);
+        let published = match self.origin.publish(path.clone(), producer.consume(), route) {
+            Ok(published) => published,
+            Err(err) => {
+                tracing::warn!(%path, "cannot publish announced broadcast: {err}");
+                return None;
+            }
+        };
+        tracing::debug!(%path, "broadcast announced by peer");
+        let this = self.clone();
+        let requests = producer.clone();
+        let broadcast = path.clone();
+        self.tasks.spawn(async move {
+            while let Some(request) = requests.next_request().await {
+                let this = this.clone();
+                let broadcast = broadcast.clone();
+                this.clone().tasks.spawn(async move { this.subscribe_remote(broadcast, request).await });
+            }
+        });
+        Some(Remote { producer, _published: published })
+    }
+
+    /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE,
+    /// until the publisher ends it or no local consumer is left.
+    async fn subscribe_remote(self: Arc<Self>, broadcast: Path, request: model::TrackRequest) {
+        let track = request.name().to_string();
+        let info = match self.track_info(&broadcast, &track).await {
+            Ok(info) => info,
+            Err(err) => {
+                tracing::debug!(%broadcast, %track, "TRACK failed: {err}");
+                return request.reject(model::Error::Aborted(err.stream_code()));
+            }
+        };
+        let producer = match request.accept(info) {
+            Ok(producer) => producer,
+            Err(err) => return tracing::debug!(%broadcast, %track, "track request gone: {err}"),
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let sink: Sink = Arc::new(Mutex::new(producer));
+        self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
+        let result = self.run_subscription(id, &broadcast, &track, info, &sink).await;
+        self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let Ok(producer) = Arc::try_unwrap(sink).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner)) else {
+            // A Group stream still holds the track; it ends when that stream does.
+            return;
+        };
+        match result {
+            Ok(()) => producer.finish(),
+            Err(err) => {
+                tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
+                producer.abort(model::Error::Aborted(err.stream_code()));
+            }
+        }
+    }
+
+    async fn track_info(&self, broadcast: &Path, track: &str) -> Result<model::TrackInfo, SessionError> {
+        if !self.version().has_track_info() {
+            // lite-03/04 have no TRACK stream: the reference's defaults stand in.
+            return Ok(model::TrackInfo::default());
+        }
+        let (send, recv) = self.ctx.conn.open_bi().await?;
+        let mut writer = Writer::new(send, self.version());
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let mut out = BytesMut::new();
+        BidiStream::Track.encode(&mut out, self.version())?;
+        TrackRequest { broadcast: broadcast.clone(), track: track.to_string() }.encode(&mut out, self.version())?;
+        writer.write(out.freeze()).await?;
+        let _ = writer.send_mut().finish();
+        let mut reader = Reader::new(recv, self.version(), self.ctx.config.max_message_size);
+        let reply = tokio::time::timeout(self.ctx.config.control_timeout, reader.decode::<TrackInfo>())
+            .await
+            .map_err(|_| SessionError::Timeout("TRACK_INFO"))??;
+        let info =
+            reply.ok_or_else(|| SessionError::ProtocolViolation("Track stream ended without TRACK_INFO".into()))?;
+        Ok(model::TrackInfo {
+            priority: info.priority,
+            max_age: Duration::from_millis(info.max_age),
+            timescale: info.timescale,
+        })
+    }
+
+    async fn run_subscription(
+        &self,
+        id: u64,
+        broadcast: &Path,
+        track: &str,
+        info: model::TrackInfo,
+        sink: &Sink,
+    ) -> Result<(), SessionError> {
+        let version = self.version();
+        let (send, recv) = self.ctx.conn.open_bi().await?;
+        let mut writer = Writer::new(send, version);
+        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        let window = SubscribeWindow {
+            priority: info.priority,
+            ordered: false,
+            max_age: info.max_age.as_millis().min(u128::from(MAX_VARINT)) as u64,
+            ..Default::default()
+        };
+        let mut out = BytesMut::new();
+        BidiStream::Subscribe.encode(&mut out, version)?;
+        Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
+        writer.write(out.freeze()).await?;
+        let mut reader = Reader::new(recv, version, self.ctx.config.max_message_size);
+        // Demand: when no local consumer is left, the subscription is cancelled.
+        let unused = sink.lock().unwrap_or_else(PoisonError::into_inner).when_unused();
+        tokio::pin!(unused);
+        loop {
+            tokio::select! {
+                response = reader.decode::<SubscribeResponse>() => match response? {
+                    Some(SubscribeResponse::Ok { group }) => tracing::trace!(id, group, "SUBSCRIBE_OK"),
+                    Some(SubscribeResponse::OkLegacy(_)) => tracing::trace!(id, "SUBSCRIBE_OK"),
+                    Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
+                    Some(SubscribeResponse::Drop { start, end, code }) => {
+                        tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
+                    }
+                    None => {
+                        let _ = writer.send_mut().finish();
+                        return Ok(());
+                    }
+                },
+                _ = &mut unused => {
+                    writer.send_mut().reset(StreamCode::Cancelled);
+                    reader.recv_mut().stop(StreamCode::Cancelled);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Feeds one Group stream (its type already read) into the subscription it names.
+    pub(crate) async fn recv_group(&self, mut reader: Reader<C::Recv>) {
+        let header = match reader.decode::<GroupHeader>().await {
+            Ok(Some(header)) => header,
+            _ => return reader.recv_mut().stop(StreamCode::Cancelled),
+        };
+        tracing::trace!(subscribe_id = header.subscribe_id, sequence = header.sequence, "group stream received");
+        let sink = self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).get(&header.subscribe_id).cloned();
+        let Some(sink) = sink else {
+            // A late group of a subscription we already ended.
+            return reader.recv_mut().stop(StreamCode::Cancelled);
+        };
+        let group = {
+            let mut track = sink.lock().unwrap_or_else(PoisonError::into_inner);
+            if header.frame_start > 0 {
+                track.create_partial_group(header.sequence, header.frame_start)
+            } else {
+                track.create_group(header.sequence)
+            }
+        };
+        drop(sink);
+        let mut group = match group {
+            Ok(group) => group,
+            Err(err) => {
+                tracing::debug!(sequence = header.sequence, "group refused: {err}");
+                return reader.recv_mut().stop(err.code());
+            }
+        };
+        let mut timestamps = FrameTimestamps::new();
+        loop {
+            match reader.read_frame(&mut timestamps).await {
+                Ok(Some(frame)) => {
+                    if let Err(err) = group.write(frame.timestamp, frame.payload) {
+                        return reader.recv_mut().stop(err.code());
+                    }
+                }
+                Ok(None) => {
+                    let _ = group.finish();
+                    return;
+                }
+                Err(err) => {
+                    let code = match &err {
+                        SessionError::Decode(_) => StreamCode::MalformedTrack,
+                        other => other.stream_code(),
+                    };
+                    reader.recv_mut().stop(code);
+                    return group.abort(model::Error::Aborted(code));
+                }
+            }
+        }
+    }
+}
+
+/// The routes learned on one Announce stream, by path and by lite-06 Announce ID.
+#[derive(Default)]
+struct AnnounceTable {
+    ids: HashMap<u64, Path>,
+    next_id: u64,
+    /// `None` for a path announced to us that we do not route (a reflection).
+    by_path: HashMap<Path, Option<Remote>>,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        // Ends the local broadcast for every clone, which also stops serving its track requests.
+        self.producer.clone().finish();
+    }
+}

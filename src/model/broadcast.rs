@@ -252,6 +252,14 @@ impl TrackRequest {
         &self.name
     }
 
+    /// What the waiting consumers asked for, aggregated (spec 7.1), so the track can be requested
+    /// upstream with those parameters.
+    pub fn options(&self) -> SubscribeOptions {
+        let state = self.shared.state.borrow();
+        let waiters = state.requests.get(&self.name);
+        super::interest::aggregate(waiters.into_iter().flatten().map(|w| &w.options)).unwrap_or_default()
+    }
+
     /// Creates the track; every waiting consumer gets a consumer of it.
     pub fn accept(self, info: TrackInfo) -> Result<TrackProducer, Error> {
         let settings = self.shared.settings.cache;

@@ -38,11 +38,14 @@ pub struct SubscribeOptions {
     pub end: Option<u64>,
     /// Subscriber max age; clamped to the publisher's. `None` = the publisher's. Default `None`.
     pub max_age: Option<Duration>,
+    /// Subscriber priority (higher first); `None` = the publisher's. Default `None`. Only carried
+    /// upstream: a local consumer reads at its own pace.
+    pub priority: Option<u8>,
 }
 
 impl Default for SubscribeOptions {
     fn default() -> Self {
-        Self { start: GroupStart::Floor(0), end: None, max_age: None }
+        Self { start: GroupStart::Floor(0), end: None, max_age: None, priority: None }
     }
 }
 
@@ -63,6 +66,8 @@ pub struct TrackConsumer {
     handed: BTreeSet<u64>,
     /// Set once the end of the range or of the track was returned.
     ended: bool,
+    /// Our entry in the track's aggregated interest.
+    interest_id: u64,
 }
 
 type Step = Option<Result<Option<TrackEvent>, Error>>;
@@ -84,6 +89,7 @@ impl TrackConsumer {
             created_after: None,
             handed: BTreeSet::new(),
             ended: false,
+            interest_id: 0,
         };
         let (floor, created_after) = {
             let state = consumer.shared.state.borrow();
@@ -93,6 +99,9 @@ impl TrackConsumer {
         consumer.created_after = created_after;
         // Counted as demand only once its start is fixed: a producer woken by the demand must not
         // write groups that move a Latest start past them.
+        let mut interest_id = 0;
+        consumer.shared.interests.send_modify(|interests| interest_id = interests.add(options));
+        consumer.interest_id = interest_id;
         consumer.shared.demand.send_modify(|count| *count = count.saturating_add(1));
         consumer
     }
@@ -107,9 +116,19 @@ impl TrackConsumer {
         self.shared.info
     }
 
-    /// The options this consumer was created with.
+    /// This consumer's options.
     pub fn options(&self) -> SubscribeOptions {
         self.options
+    }
+
+    /// Changes the priority and max age this consumer asks of the publisher. They travel upstream
+    /// (a session sends SUBSCRIBE_UPDATE with the new aggregate); this consumer's own reading of
+    /// the cache is unchanged.
+    pub fn set_preferences(&mut self, priority: Option<u8>, max_age: Option<Duration>) {
+        self.options.priority = priority;
+        self.options.max_age = max_age;
+        let (id, options) = (self.interest_id, self.options);
+        self.shared.interests.send_if_modified(|interests| interests.set(id, options));
     }
 
     /// The lowest sequence not yet handed out or reported; `None` until the start is known.
@@ -267,7 +286,13 @@ impl TrackConsumer {
                     return Some(Ok(Some(self.gap_run(state, floor, max.min(end), latest, now))));
                 }
                 if self.loss_is_final(state, floor, max, latest, now) {
-                    return Some(Ok(Some(self.gap_run(state, floor, floor, latest, now))));
+                    // A recorded run (a dropped range) is reported whole; anything else one by one,
+                    // since the next sequence may still be in flight.
+                    let mut last = floor;
+                    while last < max.min(end) && state.gaps.contains_key(&(last + 1)) {
+                        last += 1;
+                    }
+                    return Some(Ok(Some(self.gap_run(state, floor, last, latest, now))));
                 }
                 return None;
             }
@@ -373,6 +398,8 @@ impl TrackConsumer {
 
 impl Clone for TrackConsumer {
     fn clone(&self) -> Self {
+        let mut interest_id = 0;
+        self.shared.interests.send_modify(|interests| interest_id = interests.add(self.options));
         self.shared.demand.send_modify(|count| *count = count.saturating_add(1));
         Self {
             shared: self.shared.clone(),
@@ -384,12 +411,15 @@ impl Clone for TrackConsumer {
             created_after: self.created_after,
             handed: self.handed.clone(),
             ended: self.ended,
+            interest_id,
         }
     }
 }
 
 impl Drop for TrackConsumer {
     fn drop(&mut self) {
+        let id = self.interest_id;
+        self.shared.interests.send_modify(|interests| interests.remove(id));
         self.shared.demand.send_modify(|count| *count = count.saturating_sub(1));
     }
 }

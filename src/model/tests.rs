@@ -815,6 +815,7 @@ async fn latest_start_with_timestamped_groups() {
         start: GroupStart::Latest,
         end: None,
         max_age: Some(Duration::from_millis(5000)),
+        priority: None,
     });
     for g in 0..3u64 {
         let mut group = producer.append_group().unwrap();
@@ -856,4 +857,56 @@ async fn floor_start_on_an_empty_track_tolerates_out_of_order_arrival() {
         }
     }
     assert_eq!(seen, vec![2, 0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn interest_aggregates_live_consumers_and_follows_updates() {
+    let track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut interest = track.interest();
+    assert_eq!(interest.current(), None);
+    let mut a = track.subscribe(SubscribeOptions { priority: Some(1), ..Default::default() });
+    let b = track.subscribe(SubscribeOptions { priority: Some(5), start: GroupStart::Floor(3), ..Default::default() });
+    assert_eq!(interest.current().unwrap().priority, Some(5));
+    assert_eq!(interest.current().unwrap().start, GroupStart::Floor(0));
+    // A live update is seen by a watcher.
+    a.set_preferences(Some(9), None);
+    assert_eq!(timeout(WAIT, interest.changed()).await.unwrap().unwrap().priority, Some(9));
+    // Clones count; dropping every consumer leaves no interest.
+    let c = a.clone();
+    drop(a);
+    assert_eq!(interest.current().unwrap().priority, Some(9));
+    drop(c);
+    assert_eq!(interest.current().unwrap().priority, Some(5));
+    drop(b);
+    assert_eq!(interest.current(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn track_request_carries_the_waiters_options() {
+    let broadcast = BroadcastProducer::new(BroadcastSettings { serve_requests: true, ..Default::default() });
+    let consumer = broadcast.consume();
+    let wanted = SubscribeOptions { priority: Some(200), start: GroupStart::Floor(4), ..Default::default() };
+    let waiting = tokio::spawn(async move { consumer.subscribe_track_with("video", wanted).await });
+    let request = timeout(WAIT, broadcast.next_request()).await.unwrap().unwrap();
+    assert_eq!(request.options().priority, Some(200));
+    assert_eq!(request.options().start, GroupStart::Floor(4));
+    let producer = request.accept(TrackInfo::default()).unwrap();
+    let track = waiting.await.unwrap().unwrap();
+    assert_eq!(producer.interest().current().unwrap().priority, Some(200));
+    drop(track);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropped_groups_are_reported_at_once_and_refused_later() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut consumer = track.consume();
+    track.create_group(0).unwrap().finish().unwrap();
+    assert_eq!(next_group_seq(&mut consumer).await, 0);
+    // Upstream says 1..=3 will never come (SUBSCRIBE_DROP): reported without waiting for the end.
+    track.drop_groups(1, 3, Error::Aborted(StreamCode::TooFarBehind));
+    assert_eq!(next_gap(&mut consumer).await, gap(1, 3, GapReason::Aborted(Error::Aborted(StreamCode::TooFarBehind))));
+    assert_eq!(track.create_group(2).err(), Some(Error::DuplicateGroup(2)));
+    track.drop_groups(5, 4, Error::Expired);
+    track.create_group(4).unwrap().finish().unwrap();
+    assert_eq!(next_group_seq(&mut consumer).await, 4);
 }

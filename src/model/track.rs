@@ -37,6 +37,8 @@ pub(crate) struct TrackShared {
     pub(crate) state: watch::Sender<TrackState>,
     /// Number of live [`TrackConsumer`]s.
     pub(crate) demand: watch::Sender<usize>,
+    /// What the live consumers want, for an upstream subscription.
+    pub(crate) interests: watch::Sender<super::interest::Interests>,
 }
 
 impl TrackShared {
@@ -52,6 +54,7 @@ impl TrackShared {
             limit,
             state: watch::Sender::new(TrackState::new()),
             demand: watch::Sender::new(0),
+            interests: watch::Sender::new(Default::default()),
         }))
     }
 
@@ -167,6 +170,31 @@ impl TrackProducer {
         self.create_partial_group(sequence, 0)
     }
 
+    /// Records that the sequences `start..=end` will never arrive, and why (a SUBSCRIBE_DROP from
+    /// upstream, or a publisher skipping on purpose). Consumers are told at once instead of waiting
+    /// for the loss to become final. Cached sequences are left alone; only the newest
+    /// `max_gap_records` of a long range are remembered, older ones read as evicted.
+    pub fn drop_groups(&mut self, start: u64, end: u64, reason: Error) {
+        if end < start {
+            return;
+        }
+        let max_records = self.shared.settings.max_gap_records.max(1);
+        let reason = GapReason::from_error(&reason);
+        let first = start.max(end.saturating_sub(max_records as u64 - 1));
+        self.shared.state.send_modify(|state| {
+            if first > start {
+                state.forgotten_below = state.forgotten_below.max(first);
+            }
+            for seq in first..=end {
+                if !state.cache.contains_key(&seq) {
+                    state.record_gap(seq, reason.clone(), max_records);
+                }
+            }
+            state.max_seq = Some(state.max_seq.map_or(end, |m| m.max(end)));
+            state.min_seq = Some(state.min_seq.map_or(start, |m| m.min(start)));
+        });
+    }
+
     /// Creates a group whose first `frame_start` frames are missing (spec 3.9).
     pub fn create_partial_group(&mut self, sequence: u64, frame_start: u64) -> Result<GroupProducer, Error> {
         let shared = &self.shared;
@@ -245,6 +273,11 @@ impl TrackProducer {
         async move {
             let _ = rx.wait_for(|count| *count == 0).await;
         }
+    }
+
+    /// Follows the aggregate of what the consumers want (spec 7.1), without borrowing the producer.
+    pub fn interest(&self) -> super::InterestWatch {
+        super::InterestWatch::new(self.shared.interests.subscribe())
     }
 
     /// Resolves once there is at least one consumer (at once if there is one now).

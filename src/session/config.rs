@@ -37,6 +37,9 @@ pub struct SessionConfig {
     pub role: Role,
     /// The prefix a subscribing session asks announcements for. Default the root.
     pub announce_prefix: Path,
+    /// Send a group as a DATAGRAM (lite-05+) when it is already complete with exactly one frame
+    /// and fits: lowest latency, no retransmission. Default false.
+    pub datagram_groups: bool,
 }
 
 impl Default for SessionConfig {
@@ -55,6 +58,7 @@ impl Default for SessionConfig {
             cost: None,
             role: Role::Both,
             announce_prefix: Path::root(),
+            datagram_groups: false,
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum SessionError {
     /// The session was closed by the application.
     #[error("session closed")]
     Closed,
+    /// The negotiated version (or the peer's SETUP) does not allow this.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 }
 
 impl SessionError {

@@ -2,6 +2,7 @@
 //! peer's requests from the origin we publish) and the subscriber half (mirrors the peer's
 //! broadcasts into an origin we consume), both at once on one connection.
 
+mod commands;
 mod config;
 mod error;
 mod priority;
@@ -10,17 +11,19 @@ mod stream;
 mod subscriber;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::BytesMut;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+pub use commands::{FetchRequest, ProbeReport};
 pub use config::SessionConfig;
 pub use error::SessionError;
 pub use priority::group_priority;
 
 use crate::coding::DecodeError;
-use crate::model::{OriginConsumer, OriginProducer};
+use crate::model::{GroupConsumer, OriginConsumer, OriginProducer};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::wire::{BidiStream, Goaway, Message, SessionCode, Setup, StreamCode, UniStream, Version};
 use publisher::Publisher;
@@ -46,6 +49,14 @@ pub(crate) struct Context<C: Connection> {
     pub(crate) peer_hop: u64,
     /// The peer's SETUP Cost (1 when absent), added to the routes it announces.
     pub(crate) peer_cost: u64,
+    /// Set once the peer sent GOAWAY: no new requests are opened.
+    pub(crate) going_away: AtomicBool,
+}
+
+impl<C: Connection> Context<C> {
+    pub(crate) fn is_going_away(&self) -> bool {
+        self.going_away.load(Ordering::Relaxed)
+    }
 }
 
 /// Session events the application can watch.
@@ -71,6 +82,8 @@ pub struct Session {
     peer_setup: Setup,
     events: watch::Receiver<SessionEvent>,
     close: Closer,
+    commands: mpsc::Sender<commands::Command>,
+    probe_reports: watch::Receiver<Option<ProbeReport>>,
     _task: AbortOnDrop,
 }
 
@@ -142,13 +155,16 @@ impl Session {
             version,
             peer_hop: peer_setup.hop.unwrap_or(0),
             peer_cost: peer_setup.cost_or_default(),
+            going_away: AtomicBool::new(false),
             config,
         });
         let (events_tx, events) = watch::channel(SessionEvent::Active);
         let closer = conn.clone();
         let close: Closer = Arc::new(move |code: SessionCode, reason: &str| closer.close(code.to_u64(), reason));
-        let task = tokio::spawn(run(ctx, origins, backlog, events_tx));
-        Session { version, peer_setup, events, close, _task: AbortOnDrop(task.abort_handle()) }
+        let (commands, command_rx) = mpsc::channel(16);
+        let (reports_tx, probe_reports) = watch::channel(None);
+        let task = tokio::spawn(run(ctx, origins, backlog, events_tx, command_rx, reports_tx));
+        Session { version, peer_setup, events, close, commands, probe_reports, _task: AbortOnDrop(task.abort_handle()) }
     }
 
     /// The negotiated version.
@@ -189,6 +205,37 @@ impl Session {
     /// Closes the session with a code.
     pub fn close(&self, code: SessionCode, reason: &str) {
         (self.close)(code, reason);
+    }
+
+    /// Reads one past group with FETCH (lite-05+). The group's frames arrive on the returned
+    /// consumer; a publisher that cannot serve the whole range resets, which aborts the group.
+    pub async fn fetch(&self, request: FetchRequest) -> Result<GroupConsumer, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(commands::Command::Fetch(request, reply)).await.map_err(|_| SessionError::Closed)?;
+        answer.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// Sets the bitrate (bit/s) we would like the peer to probe toward, opening the Probe stream
+    /// on first use. Fails when the peer's SETUP says it cannot probe (lite-05+).
+    pub async fn set_probe_target(&self, bitrate: u64) -> Result<(), SessionError> {
+        if self.version.has_setup() && self.peer_setup.probe == crate::wire::ProbeLevel::None {
+            return Err(SessionError::Unsupported("the peer does not probe (SETUP Probe level None)"));
+        }
+        self.commands.send(commands::Command::Probe(bitrate)).await.map_err(|_| SessionError::Closed)
+    }
+
+    /// The peer's latest PROBE report (its send bitrate and RTT), once a Probe stream is open.
+    pub fn probe_report(&self) -> Option<ProbeReport> {
+        *self.probe_reports.borrow()
+    }
+
+    /// Sends GOAWAY (lite-04+) with where to reconnect (empty = here), then closes the session
+    /// with GOAWAY_TIMEOUT if the peer has not left within the drain timeout.
+    pub async fn goaway(&self, uri: &str) -> Result<(), SessionError> {
+        if !self.version.has_goaway() {
+            return Err(SessionError::Unsupported("GOAWAY needs moq-lite-04 or later"));
+        }
+        self.commands.send(commands::Command::Goaway(uri.to_string())).await.map_err(|_| SessionError::Closed)
     }
 }
 
@@ -306,6 +353,8 @@ async fn run<C: Connection>(
     origins: Origins,
     backlog: Vec<Reader<C::Recv>>,
     events: watch::Sender<SessionEvent>,
+    mut commands: mpsc::Receiver<commands::Command>,
+    probe_reports: watch::Sender<Option<ProbeReport>>,
 ) {
     let publisher = Arc::new(Publisher {
         ctx: ctx.clone(),
@@ -330,6 +379,7 @@ async fn run<C: Connection>(
             tasks.spawn(async move { subscriber.recv_group(reader).await });
         }
     }
+    let mut probe_target: Option<watch::Sender<u64>> = None;
     let error = loop {
         while tasks.try_join_next().is_some() {}
         tokio::select! {
@@ -354,7 +404,7 @@ async fn run<C: Connection>(
                         BidiStream::Fetch => publisher.serve_fetch(reader, writer).await,
                         BidiStream::Probe => publisher.serve_probe(reader, writer).await,
                         BidiStream::Goaway => {
-                            if let Err(err) = receive_goaway(reader, &events).await {
+                            if let Err(err) = receive_goaway(reader, &events, &publisher.ctx.going_away).await {
                                 let _ = fatal_tx.send(err).await;
                             }
                         }
@@ -381,6 +431,44 @@ async fn run<C: Connection>(
                     }
                 });
             }
+            datagram = ctx.conn.recv_datagram(), if subscriber.is_some() && ctx.version.has_track_info() => {
+                match (datagram, &subscriber) {
+                    (Ok(bytes), Some(subscriber)) => subscriber.recv_datagram(bytes),
+                    (Err(err), _) => break SessionError::Transport(err),
+                    _ => {}
+                }
+            }
+            Some(command) = commands.recv() => match command {
+                commands::Command::Fetch(request, reply) => {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        let _ = reply.send(commands::fetch(ctx, request).await);
+                    });
+                }
+                commands::Command::Probe(bitrate) => match &probe_target {
+                    Some(target) => {
+                        target.send_replace(bitrate);
+                    }
+                    None => {
+                        let (target, targets) = watch::channel(bitrate);
+                        probe_target = Some(target);
+                        let (ctx, reports) = (ctx.clone(), probe_reports.clone());
+                        tasks.spawn(async move {
+                            if let Err(err) = commands::probe(ctx, targets, reports).await {
+                                tracing::debug!("probe stream ended: {err}");
+                            }
+                        });
+                    }
+                },
+                commands::Command::Goaway(uri) => {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        if let Err(err) = commands::goaway(ctx, uri).await {
+                            tracing::debug!("GOAWAY failed: {err}");
+                        }
+                    });
+                }
+            },
             Some(err) = fatal.recv() => {
                 ctx.conn.close(err.session_code().to_u64(), &err.to_string());
                 break err;
@@ -406,6 +494,7 @@ fn refuse_unknown<S: SendStream, R: RecvStream>(mut writer: Writer<S>, mut reade
 async fn receive_goaway<R: RecvStream>(
     mut reader: Reader<R>,
     events: &watch::Sender<SessionEvent>,
+    going_away: &AtomicBool,
 ) -> Result<(), SessionError> {
     let Some(goaway) = reader.decode::<Goaway>().await? else { return Ok(()) };
     let already = matches!(*events.borrow(), SessionEvent::GoingAway { .. });
@@ -413,6 +502,7 @@ async fn receive_goaway<R: RecvStream>(
         return Err(SessionError::ProtocolViolation("a second GOAWAY".into()));
     }
     tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
+    going_away.store(true, Ordering::Relaxed);
     events.send_replace(SessionEvent::GoingAway { uri: goaway.uri });
     Ok(())
 }

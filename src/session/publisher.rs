@@ -160,8 +160,12 @@ impl<C: Connection> Publisher<C> {
             (_, None) => GroupStart::Latest,
             (_, Some(start)) => GroupStart::Floor(start),
         };
-        let options =
-            SubscribeOptions { start, end: window.group_end, max_age: Some(Duration::from_millis(window.max_age)) };
+        let options = SubscribeOptions {
+            start,
+            end: window.group_end,
+            max_age: Some(Duration::from_millis(window.max_age)),
+            priority: Some(window.priority),
+        };
         let mut track = broadcast.subscribe_track_with(&subscribe.track, options).await?;
         tracing::trace!(?options, next = ?track.next_sequence(), latest = ?track.latest_sequence(), "subscribed");
         if version < Version::Lite05 {
@@ -190,6 +194,9 @@ impl<C: Connection> Publisher<C> {
                         while groups.len() >= self.ctx.config.max_groups_in_flight {
                             // The oldest streams are the least useful: let one finish before another.
                             groups.join_next().await;
+                        }
+                        if self.ctx.config.datagram_groups && self.try_datagram(subscribe.id, &group) {
+                            continue;
                         }
                         let sender = GroupSender {
                             conn: self.ctx.conn.clone(),
@@ -221,6 +228,8 @@ impl<C: Connection> Publisher<C> {
                 update = reader.decode::<SubscribeUpdate>() => match update {
                     Ok(Some(update)) => {
                         priority_tx.send_replace(update.window.priority);
+                        // Carried upstream too when this track is itself a subscription (a relay).
+                        track.set_preferences(Some(update.window.priority), Some(Duration::from_millis(update.window.max_age)));
                     }
                     Ok(None) => return Ok(()),
                     Err(SessionError::Decode(err)) => {
@@ -232,6 +241,34 @@ impl<C: Connection> Publisher<C> {
                 Some(_) = groups.join_next(), if !groups.is_empty() => {}
             }
         }
+    }
+
+    /// Sends a complete one-frame group as a DATAGRAM if the version and the path allow; false when
+    /// it must go on a stream instead.
+    fn try_datagram(&self, subscribe_id: u64, group: &GroupConsumer) -> bool {
+        if self.version() < Version::Lite05 || group.frame_start() != 0 || group.status() != Some(Ok(())) {
+            return false;
+        }
+        let mut reader = group.clone();
+        let frame = match (reader.try_next_frame(), reader.try_next_frame()) {
+            (Some(Ok(Some(frame))), Some(Ok(None))) => frame,
+            _ => return false,
+        };
+        let datagram = crate::wire::Datagram {
+            subscribe_id,
+            sequence: group.sequence(),
+            timestamp: frame.timestamp,
+            payload: frame.payload,
+        };
+        let fits = self.ctx.conn.max_datagram_size().map(|max| max.min(crate::wire::MAX_DATAGRAM_LEN));
+        if fits.is_none_or(|max| datagram.encoded_len() > max) {
+            return false;
+        }
+        let mut out = BytesMut::new();
+        if datagram.encode(&mut out, self.version()).is_err() {
+            return false;
+        }
+        self.ctx.conn.send_datagram(out.freeze()).is_ok()
     }
 
     /// Serves one Track stream: TRACK_INFO then FIN.
@@ -289,9 +326,14 @@ impl<C: Connection> Publisher<C> {
 
     async fn fetch_frames(&self, fetch: &Fetch, writer: &mut Writer<C::Send>) -> Result<(), SessionError> {
         let broadcast = self.find_broadcast(&fetch.broadcast)?;
-        let options = SubscribeOptions { start: GroupStart::Floor(fetch.group), end: Some(fetch.group), max_age: None };
+        let options =
+            SubscribeOptions { start: GroupStart::Floor(fetch.group), end: Some(fetch.group), ..Default::default() };
         let mut track = broadcast.subscribe_track_with(&fetch.track, options).await?;
         let not_found = || SessionError::Model(model::Error::NotFound);
+        if track.latest_sequence().is_none_or(|latest| latest < fetch.group) {
+            // FETCH reads the past: a group that does not exist yet is not waited for.
+            return Err(not_found());
+        }
         let mut group = match track.next_group().await? {
             Some(TrackEvent::Group(group)) if group.sequence() == fetch.group => group,
             _ => return Err(not_found()),

@@ -13,11 +13,14 @@ use super::priority::CONTROL_PRIORITY;
 use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
 use crate::coding::{MAX_VARINT, Path};
-use crate::model::{self, BroadcastProducer, BroadcastSettings, OriginProducer, Published, Route, TrackProducer};
+use crate::model::{
+    self, BroadcastProducer, BroadcastSettings, GroupStart, OriginProducer, Published, Route, SubscribeOptions,
+    TrackProducer,
+};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, FrameTimestamps, GroupHeader, Message,
-    StreamCode, Subscribe, SubscribeResponse, SubscribeWindow, TrackInfo, TrackRequest, Version,
+    StreamCode, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, TrackInfo, TrackRequest, Version,
 };
 
 /// One broadcast learned from the peer: the local producer and its place in our origin.
@@ -26,8 +29,42 @@ struct Remote {
     _published: Published,
 }
 
-/// A live subscription's local track, shared with the Group streams that feed it.
-type Sink = Arc<Mutex<TrackProducer>>;
+/// A live subscription's local track, shared with the Group streams that feed it. The track ends
+/// when the last holder lets go, with the subscription's outcome: a Group stream still arriving
+/// after SUBSCRIBE_END is still delivered.
+struct SinkInner {
+    producer: Mutex<Option<TrackProducer>>,
+    outcome: Mutex<Option<Result<(), model::Error>>>,
+}
+
+type Sink = Arc<SinkInner>;
+
+impl SinkInner {
+    fn new(producer: TrackProducer) -> Sink {
+        Arc::new(Self { producer: Mutex::new(Some(producer)), outcome: Mutex::new(None) })
+    }
+
+    /// Runs `f` on the track while it is live.
+    fn with<T>(&self, f: impl FnOnce(&mut TrackProducer) -> T) -> Option<T> {
+        self.producer.lock().unwrap_or_else(PoisonError::into_inner).as_mut().map(f)
+    }
+
+    fn set_outcome(&self, outcome: Result<(), model::Error>) {
+        *self.outcome.lock().unwrap_or_else(PoisonError::into_inner) = Some(outcome);
+    }
+}
+
+impl Drop for SinkInner {
+    fn drop(&mut self) {
+        let producer = self.producer.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        let outcome = self.outcome.get_mut().unwrap_or_else(PoisonError::into_inner).take();
+        match (producer, outcome) {
+            (Some(producer), Some(Ok(()))) => producer.finish(),
+            (Some(producer), Some(Err(err))) => producer.abort(err),
+            _ => {}
+        }
+    }
+}
 
 /// What the subscriber half shares between its tasks.
 pub(crate) struct Subscriber<C: Connection> {
@@ -223,10 +260,15 @@ impl<C: Connection> Subscriber<C> {
         Some(Remote { producer, _published: published })
     }
 
-    /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE,
-    /// until the publisher ends it or no local consumer is left.
+    /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE
+    /// with what the consumers want, SUBSCRIBE_UPDATE when that changes, cancelled when no local
+    /// consumer is left.
     async fn subscribe_remote(self: Arc<Self>, broadcast: Path, request: model::TrackRequest) {
         let track = request.name().to_string();
+        if self.ctx.is_going_away() {
+            // After GOAWAY no new requests go to this peer; the application reconnects.
+            return request.reject(model::Error::Aborted(StreamCode::GoingAway));
+        }
         let info = match self.track_info(&broadcast, &track).await {
             Ok(info) => info,
             Err(err) => {
@@ -234,26 +276,21 @@ impl<C: Connection> Subscriber<C> {
                 return request.reject(model::Error::Aborted(err.stream_code()));
             }
         };
+        let wanted = request.options();
         let producer = match request.accept(info) {
             Ok(producer) => producer,
             Err(err) => return tracing::debug!(%broadcast, %track, "track request gone: {err}"),
         };
+        let interest = producer.interest();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sink: Sink = Arc::new(Mutex::new(producer));
+        let sink = SinkInner::new(producer);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
-        let result = self.run_subscription(id, &broadcast, &track, info, &sink).await;
+        let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        let Ok(producer) = Arc::try_unwrap(sink).map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner)) else {
-            // A Group stream still holds the track; it ends when that stream does.
-            return;
-        };
-        match result {
-            Ok(()) => producer.finish(),
-            Err(err) => {
-                tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
-                producer.abort(model::Error::Aborted(err.stream_code()));
-            }
+        if let Err(err) = &result {
+            tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
         }
+        sink.set_outcome(result.map_err(|err| model::Error::Aborted(err.stream_code())));
     }
 
     async fn track_info(&self, broadcast: &Path, track: &str) -> Result<model::TrackInfo, SessionError> {
@@ -282,51 +319,98 @@ impl<C: Connection> Subscriber<C> {
         })
     }
 
+    /// The wire window for what the local consumers want.
+    fn window(&self, info: &model::TrackInfo, wanted: &SubscribeOptions) -> SubscribeWindow {
+        let group_start = match wanted.start {
+            GroupStart::Latest => None,
+            GroupStart::Floor(0) if self.version() >= Version::Lite06 => None,
+            GroupStart::Floor(floor) => Some(floor),
+        };
+        SubscribeWindow {
+            priority: wanted.priority.unwrap_or(info.priority),
+            ordered: false,
+            max_age: model::duration_ms(wanted.max_age.unwrap_or(info.max_age)),
+            group_start,
+            group_end: wanted.end,
+            ..Default::default()
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn run_subscription(
         &self,
         id: u64,
         broadcast: &Path,
         track: &str,
         info: model::TrackInfo,
+        wanted: SubscribeOptions,
+        mut interest: model::InterestWatch,
         sink: &Sink,
     ) -> Result<(), SessionError> {
         let version = self.version();
         let (send, recv) = self.ctx.conn.open_bi().await?;
         let mut writer = Writer::new(send, version);
         writer.send_mut().set_priority(CONTROL_PRIORITY);
-        let window = SubscribeWindow {
-            priority: info.priority,
-            ordered: false,
-            max_age: info.max_age.as_millis().min(u128::from(MAX_VARINT)) as u64,
-            ..Default::default()
-        };
+        let window = self.window(&info, &wanted);
         let mut out = BytesMut::new();
         BidiStream::Subscribe.encode(&mut out, version)?;
         Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
         writer.write(out.freeze()).await?;
         let mut reader = Reader::new(recv, version, self.ctx.config.max_message_size);
-        // Demand: when no local consumer is left, the subscription is cancelled.
-        let unused = sink.lock().unwrap_or_else(PoisonError::into_inner).when_unused();
-        tokio::pin!(unused);
         loop {
             tokio::select! {
                 response = reader.decode::<SubscribeResponse>() => match response? {
-                    Some(SubscribeResponse::Ok { group }) => tracing::trace!(id, group, "SUBSCRIBE_OK"),
+                    Some(SubscribeResponse::Ok { group }) => {
+                        tracing::trace!(id, group, "SUBSCRIBE_OK");
+                        // Anything between the requested start and the first delivered group is dropped.
+                        if let Some(start) = window.group_start.filter(|start| *start < group) {
+                            sink.with(|track| track.drop_groups(start, group - 1, model::Error::Aborted(StreamCode::NotFound)));
+                        }
+                    }
                     Some(SubscribeResponse::OkLegacy(_)) => tracing::trace!(id, "SUBSCRIBE_OK"),
                     Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
                     Some(SubscribeResponse::Drop { start, end, code }) => {
                         tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
+                        let reason = match StreamCode::from_u64(code) {
+                            StreamCode::Old => model::Error::Expired,
+                            StreamCode::Evicted => model::Error::Evicted,
+                            other => model::Error::Aborted(other),
+                        };
+                        sink.with(|track| track.drop_groups(start, end, reason));
                     }
                     None => {
                         let _ = writer.send_mut().finish();
                         return Ok(());
                     }
                 },
-                _ = &mut unused => {
-                    writer.send_mut().reset(StreamCode::Cancelled);
-                    reader.recv_mut().stop(StreamCode::Cancelled);
-                    return Ok(());
-                }
+                changed = interest.changed() => match changed {
+                    Some(wanted) => {
+                        let update = SubscribeUpdate { window: self.window(&info, &wanted) };
+                        tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE");
+                        writer.send(&update).await?;
+                    }
+                    None => {
+                        // Demand: no local consumer is left, so the subscription is cancelled.
+                        writer.send_mut().reset(StreamCode::Cancelled);
+                        reader.recv_mut().stop(StreamCode::Cancelled);
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    /// Feeds one DATAGRAM (a one-frame group) into the subscription it names. Unknown
+    /// subscriptions, malformed or duplicate datagrams are dropped silently, as the spec asks.
+    pub(crate) fn recv_datagram(&self, bytes: bytes::Bytes) {
+        let Ok(datagram) = crate::wire::Datagram::decode(bytes, self.version()) else { return };
+        let sink =
+            self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).get(&datagram.subscribe_id).cloned();
+        let Some(sink) = sink else { return };
+        let created = sink.with(|track| track.create_group(datagram.sequence));
+        if let Some(Ok(mut group)) = created {
+            if group.write(datagram.timestamp, datagram.payload).is_ok() {
+                let _ = group.finish();
             }
         }
     }
@@ -343,16 +427,9 @@ impl<C: Connection> Subscriber<C> {
             // A late group of a subscription we already ended.
             return reader.recv_mut().stop(StreamCode::Cancelled);
         };
-        let group = {
-            let mut track = sink.lock().unwrap_or_else(PoisonError::into_inner);
-            if header.frame_start > 0 {
-                track.create_partial_group(header.sequence, header.frame_start)
-            } else {
-                track.create_group(header.sequence)
-            }
-        };
+        let group = sink.with(|track| track.create_partial_group(header.sequence, header.frame_start));
         drop(sink);
-        let mut group = match group {
+        let mut group = match group.unwrap_or(Err(model::Error::Closed)) {
             Ok(group) => group,
             Err(err) => {
                 tracing::debug!(sequence = header.sequence, "group refused: {err}");

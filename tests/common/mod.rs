@@ -1,0 +1,180 @@
+//! Shared helpers for tests over real loopback QUIC with real TLS (127.0.0.1 only).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use moqt::coding::Path;
+use moqt::endpoint::{Client, EndpointConfig, Server};
+use moqt::model::{self, BroadcastConsumer, BroadcastProducer, OriginProducer, Route, TrackInfo, TrackProducer};
+use moqt::session::{Origins, Session, SessionConfig};
+use moqt::transport::tls::{Certificate, ClientTrust};
+use moqt::wire::Version;
+use tokio::time::timeout;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Logs to the test output when RUST_LOG is set (e.g. RUST_LOG=moqt=debug).
+pub fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn path(text: &str) -> Path {
+    Path::new(text).unwrap()
+}
+
+pub fn config(version: Version) -> EndpointConfig {
+    EndpointConfig { versions: vec![version], ..Default::default() }
+}
+
+pub fn cert() -> Certificate {
+    Certificate::generate(&["localhost".to_string()]).unwrap()
+}
+
+/// A server on 127.0.0.1:0 that accepts every session with the given origins and keeps them; the
+/// sessions are shared so a test can act on them (GOAWAY, close).
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub sessions: Arc<Mutex<Vec<Session>>>,
+    pub paths: Arc<Mutex<Vec<String>>>,
+    pub cert: Certificate,
+}
+
+pub fn serve_with(
+    version: Version,
+    session: SessionConfig,
+    publish: Option<OriginProducer>,
+    subscribe: Option<OriginProducer>,
+) -> TestServer {
+    let cert = cert();
+    let mut endpoint = config(version);
+    endpoint.session = session.clone();
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert, endpoint).unwrap();
+    let addr = server.local_addr().unwrap();
+    let sessions = Arc::new(Mutex::new(Vec::new()));
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let (kept, seen) = (sessions.clone(), paths.clone());
+    tokio::spawn(async move {
+        while let Some(incoming) = server.accept().await {
+            let (kept, seen) = (kept.clone(), seen.clone());
+            let (publish, subscribe, session) = (publish.clone(), subscribe.clone(), session.clone());
+            tokio::spawn(async move {
+                let Ok(pending) = incoming.setup().await else { return };
+                seen.lock().unwrap().push(pending.path().to_string());
+                if pending.path().contains("forbidden") {
+                    return pending.reject("not allowed here");
+                }
+                let origins = Origins { publish: publish.as_ref().map(|o| o.consume()), subscribe };
+                if let Ok(session) = Session::accept(pending, origins, session).await {
+                    kept.lock().unwrap().push(session);
+                }
+            });
+        }
+        drop(server);
+    });
+    TestServer { addr, sessions, paths, cert }
+}
+
+pub fn serve(version: Version, publish: Option<OriginProducer>, subscribe: Option<OriginProducer>) -> TestServer {
+    serve_with(version, SessionConfig::default(), publish, subscribe)
+}
+
+impl TestServer {
+    pub fn client(&self, version: Version) -> Client {
+        let trust = ClientTrust::Fingerprint(vec![self.cert.fingerprint()]);
+        Client::new("127.0.0.1:0".parse().unwrap(), &trust, config(version)).unwrap()
+    }
+
+    /// Connects a client session that mirrors the server's broadcasts into a new origin.
+    pub async fn subscriber(&self, version: Version) -> (Session, OriginProducer) {
+        let remote = OriginProducer::default();
+        let origins = Origins { publish: None, subscribe: Some(remote.clone()) };
+        let session = timeout(WAIT, self.client(version).connect(self.addr, "localhost", None, origins))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        (session, remote)
+    }
+
+    /// Waits until the server holds `n` sessions.
+    pub async fn wait_sessions(&self, n: usize) {
+        timeout(WAIT, async {
+            while self.sessions.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("sessions in time");
+    }
+}
+
+/// A broadcast at `at` in a new origin, with one track "video" (priority 2, max age 5 s, ms).
+pub struct Published {
+    pub origin: OriginProducer,
+    pub broadcast: BroadcastProducer,
+    pub track: TrackProducer,
+    _published: model::Published,
+}
+
+pub fn publish(at: &str) -> Published {
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let track = broadcast
+        .create_track("video", TrackInfo { priority: 2, max_age: Duration::from_secs(5), timescale: 1000 })
+        .unwrap();
+    let published = origin.publish(path(at), broadcast.consume(), Route::local()).unwrap();
+    Published { origin, broadcast, track, _published: published }
+}
+
+/// The payload of frame `f` of group `g`.
+pub fn payload(g: u64, f: u64) -> Bytes {
+    Bytes::from(format!("group {g} frame {f}"))
+}
+
+/// The timestamp of frame `f` of group `g` when groups have `frames` frames.
+pub fn stamp(g: u64, f: u64, frames: u64) -> u64 {
+    1000 + (g * frames + f) * 33
+}
+
+/// Appends `count` groups of `frames` frames.
+pub fn write_groups(track: &mut TrackProducer, count: u64, frames: u64) {
+    for _ in 0..count {
+        let mut group = track.append_group().unwrap();
+        let g = group.sequence();
+        for f in 0..frames {
+            group.write(stamp(g, f, frames), payload(g, f)).unwrap();
+        }
+        group.finish().unwrap();
+    }
+}
+
+/// Waits until `origin` announces `wanted` and returns its broadcast.
+pub async fn announced(origin: &OriginProducer, wanted: &Path) -> BroadcastConsumer {
+    let mut announcements = origin.consume();
+    loop {
+        match timeout(WAIT, announcements.next_announcement()).await.expect("announcement in time") {
+            Some(model::Announcement::Start { path, broadcast, .. }) if &path == wanted => return broadcast,
+            Some(_) => continue,
+            None => panic!("origin closed before {wanted} was announced"),
+        }
+    }
+}
+
+/// The next track event, in time.
+pub async fn next_event(track: &mut model::TrackConsumer) -> model::TrackEvent {
+    timeout(WAIT, track.next_group()).await.expect("event in time").expect("no track error").expect("track open")
+}
+
+/// Reads a whole group's frames.
+pub async fn read_group(group: &mut model::GroupConsumer) -> Vec<model::Frame> {
+    let mut frames = Vec::new();
+    while let Some(frame) = timeout(WAIT, group.next_frame()).await.expect("frame in time").expect("no abort") {
+        frames.push(frame);
+    }
+    frames
+}

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::coding::Path;
+use crate::model::CacheSettings;
 use crate::wire::{ProbeLevel, Role};
 
 /// Settings of one moq-lite session.
@@ -40,6 +41,9 @@ pub struct SessionConfig {
     /// Send a group as a DATAGRAM (lite-05+) when it is already complete with exactly one frame
     /// and fits: lowest latency, no retransmission. Default false.
     pub datagram_groups: bool,
+    /// Cache bounds of each track received from the peer (groups, bytes, and per group frames and
+    /// bytes: a group past them has its stream stopped with GROUP_TOO_LARGE).
+    pub cache: CacheSettings,
 }
 
 impl Default for SessionConfig {
@@ -59,6 +63,7 @@ impl Default for SessionConfig {
             role: Role::Both,
             announce_prefix: Path::root(),
             datagram_groups: false,
+            cache: CacheSettings::default(),
         }
     }
 }

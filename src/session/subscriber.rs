@@ -237,7 +237,7 @@ impl<C: Connection> Subscriber<C> {
 
     /// Publishes a remote broadcast into our origin and serves local track requests for it.
     fn start_remote(self: &Arc<Self>, path: Path, route: Route) -> Option<Remote> {
-        let settings = BroadcastSettings { serve_requests: true, ..Default::default() };
+        let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
         let producer = BroadcastProducer::new(settings);
         let published = match self.origin.publish(path.clone(), producer.consume(), route) {
             Ok(published) => published,

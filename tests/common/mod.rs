@@ -178,3 +178,31 @@ pub async fn read_group(group: &mut model::GroupConsumer) -> Vec<model::Frame> {
     }
     frames
 }
+
+/// A bare QUIC connection to the server speaking `version`'s ALPN, with no session on it: the test
+/// plays the peer byte by byte.
+pub async fn raw_connect(server: &TestServer, version: Version) -> moqt::transport::quic::QuicConnection {
+    let trust = ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
+    let client = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(client);
+    let connection = timeout(WAIT, endpoint.connect(server.addr, "localhost").unwrap()).await.unwrap().unwrap();
+    moqt::transport::quic::QuicConnection::new(connection)
+}
+
+/// Sends `bytes` on a new uni stream and finishes it.
+pub async fn send_uni(conn: &moqt::transport::quic::QuicConnection, bytes: &[u8]) {
+    use moqt::transport::{Connection, SendStream};
+    let mut send = conn.open_uni().await.unwrap();
+    send.write(Bytes::copy_from_slice(bytes)).await.unwrap();
+    send.finish().unwrap();
+}
+
+/// The close code the server ends a raw connection with.
+pub async fn close_code(conn: &moqt::transport::quic::QuicConnection) -> u64 {
+    use moqt::transport::{Connection, TransportError};
+    match timeout(WAIT, conn.closed()).await.expect("closed in time") {
+        TransportError::ClosedByPeer { code, .. } => code,
+        other => panic!("closed by {other:?}"),
+    }
+}

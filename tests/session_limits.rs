@@ -1,0 +1,226 @@
+//! What a misbehaving or greedy peer gets: protocol violations close the session with the right
+//! code (spec 11.2-11.4), unknown streams are refused without harm, and every bound a peer could
+//! push on holds for that peer only.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use moqt::coding::Path;
+use moqt::model::{Error, TrackEvent};
+use moqt::session::{SessionConfig, SessionEvent};
+use moqt::transport::{Connection, RecvStream, SendStream, StreamError};
+use moqt::wire::{BidiStream, Message, SessionCode, Setup, StreamCode, Subscribe, SubscribeWindow, UniStream, Version};
+use tokio::time::timeout;
+
+fn setup_bytes(version: Version) -> Vec<u8> {
+    let mut out = Vec::new();
+    UniStream::Setup.encode(&mut out, version).unwrap();
+    Setup::default().encode(&mut out, version).unwrap();
+    out
+}
+
+fn subscribe_bytes(version: Version, id: u64, track: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    BidiStream::Subscribe.encode(&mut out, version).unwrap();
+    let subscribe = Subscribe {
+        id,
+        broadcast: Path::new("room/alice").unwrap(),
+        track: track.into(),
+        window: SubscribeWindow { priority: 1, max_age: 1000, ..Default::default() },
+    };
+    subscribe.encode(&mut out, version).unwrap();
+    out
+}
+
+/// Opens a bidi stream, writes `bytes`, and returns how the server answered: the reset code, or
+/// `None` if it kept the stream open for a moment.
+async fn answer_to(conn: &moqt::transport::quic::QuicConnection, bytes: &[u8]) -> Option<StreamCode> {
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write(Bytes::copy_from_slice(bytes)).await.unwrap();
+    loop {
+        match timeout(Duration::from_millis(500), recv.read(1024)).await {
+            Err(_) => return None,
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None)) => return None,
+            Ok(Err(StreamError::Reset(code))) => return Some(code),
+            Ok(Err(other)) => panic!("stream failed: {other}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_setup_in_time_closes_with_control_message_timeout() {
+    init_logs();
+    let config = SessionConfig { setup_timeout: Duration::from_millis(200), ..Default::default() };
+    let server = serve_with(Version::Lite06, config, None, None);
+    let conn = raw_connect(&server, Version::Lite06).await;
+    assert_eq!(close_code(&conn).await, SessionCode::ControlMessageTimeout.to_u64());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_or_duplicate_setup_is_a_protocol_violation() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let server = serve(version, None, None);
+        // Probe (0x1) twice.
+        let conn = raw_connect(&server, version).await;
+        send_uni(&conn, &[0x01, 0x07, 0x02, 0x01, 0x01, 0x01, 0x01, 0x01, 0x02]).await;
+        assert_eq!(close_code(&conn).await, SessionCode::ProtocolViolation.to_u64(), "{version}");
+        // A second Setup stream.
+        let conn = raw_connect(&server, version).await;
+        send_uni(&conn, &setup_bytes(version)).await;
+        send_uni(&conn, &setup_bytes(version)).await;
+        assert_eq!(close_code(&conn).await, SessionCode::ProtocolViolation.to_u64(), "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_streams_and_malformed_requests_are_refused_not_fatal() {
+    init_logs();
+    for version in Version::ALL {
+        let published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        let conn = raw_connect(&server, version).await;
+        if version.has_setup() {
+            send_uni(&conn, &setup_bytes(version)).await;
+        }
+        // Unknown bidi type: reset with CANCELLED.
+        assert_eq!(answer_to(&conn, &[0x3f]).await, Some(StreamCode::Cancelled), "{version}");
+        // A type the version lacks (Track before lite-05) is refused the same way.
+        if !version.has_track_info() {
+            assert_eq!(answer_to(&conn, &[0x06, 0x00]).await, Some(StreamCode::Cancelled), "{version}");
+        }
+        // Unknown uni type: STOP_SENDING only.
+        let mut send = conn.open_uni().await.unwrap();
+        send.write(Bytes::from_static(&[0x2a, 1, 2, 3])).await.unwrap();
+        let stopped = timeout(WAIT, send.stopped()).await.unwrap();
+        assert!(
+            matches!(stopped, Ok(Some(StreamCode::Cancelled)) | Err(StreamError::Stopped(StreamCode::Cancelled))),
+            "{version}: {stopped:?}"
+        );
+        // A SUBSCRIBE whose Message Length is one short: that stream only is reset.
+        let mut bad = subscribe_bytes(version, 0, "video");
+        bad[1] -= 1;
+        assert_eq!(answer_to(&conn, &bad).await, Some(StreamCode::Cancelled), "{version}");
+        // The session is still up and serves a good request.
+        assert_eq!(answer_to(&conn, &subscribe_bytes(version, 1, "video")).await, None, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_and_announce_bounds_hold_per_session() {
+    init_logs();
+    let version = Version::Lite06;
+    let config = SessionConfig { max_subscriptions: 1, max_announce_requests: 1, ..Default::default() };
+    let published = publish("room/alice");
+    let server = serve_with(version, config, Some(published.origin.clone()), None);
+    let greedy = raw_connect(&server, version).await;
+    send_uni(&greedy, &setup_bytes(version)).await;
+    // The first subscription is held open; the second is over the bound.
+    let (mut first, _first_recv) = greedy.open_bi().await.unwrap();
+    first.write(Bytes::from(subscribe_bytes(version, 0, "video"))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(answer_to(&greedy, &subscribe_bytes(version, 1, "video")).await, Some(StreamCode::Cancelled));
+    // Same for announce requests.
+    let (mut announce, _announce_recv) = greedy.open_bi().await.unwrap();
+    announce.write(Bytes::from_static(&[0x01, 0x01, 0x00])).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(answer_to(&greedy, &[0x01, 0x01, 0x00]).await, Some(StreamCode::Cancelled));
+    // Another session is unaffected.
+    let other = raw_connect(&server, version).await;
+    send_uni(&other, &setup_bytes(version)).await;
+    assert_eq!(answer_to(&other, &subscribe_bytes(version, 0, "video")).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_size_bound_resets_the_stream() {
+    init_logs();
+    let version = Version::Lite06;
+    let config = SessionConfig { max_message_size: 256, ..Default::default() };
+    let published = publish("room/alice");
+    let server = serve_with(version, config, Some(published.origin.clone()), None);
+    let conn = raw_connect(&server, version).await;
+    send_uni(&conn, &setup_bytes(version)).await;
+    let long = "x".repeat(1000);
+    assert_eq!(answer_to(&conn, &subscribe_bytes(version, 0, &long)).await, Some(StreamCode::Cancelled));
+    assert_eq!(answer_to(&conn, &subscribe_bytes(version, 1, "video")).await, None, "the session is still up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_frame_bound_stops_an_oversized_group() {
+    init_logs();
+    for version in Version::ALL {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        // The subscriber accepts at most 2 frames per group.
+        let mut config = common::config(version);
+        config.session.cache.group.max_frames = 2;
+        let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
+        let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config).unwrap();
+        let remote = moqt::model::OriginProducer::default();
+        let origins = moqt::session::Origins { publish: None, subscribe: Some(remote.clone()) };
+        let session = client.connect(server.addr, "localhost", None, origins).await.unwrap();
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        write_groups(&mut published.track, 1, 5);
+        match next_event(&mut track).await {
+            TrackEvent::Group(mut group) => {
+                let mut frames = 0;
+                let end = loop {
+                    match timeout(WAIT, group.next_frame()).await.unwrap() {
+                        Ok(Some(_)) => frames += 1,
+                        other => break other,
+                    }
+                };
+                assert!(frames <= 2, "{version}");
+                assert_eq!(end, Err(Error::TooManyFrames { limit: 2 }), "{version}");
+            }
+            TrackEvent::Gap(gap) => assert!(
+                matches!(gap.reason, moqt::model::GapReason::Aborted(Error::TooManyFrames { .. })),
+                "{version}: {gap:?}"
+            ),
+        }
+        assert_eq!(session.event(), SessionEvent::Active, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_outlives_the_idle_timeout_and_silence_does_not() {
+    init_logs();
+    let server = serve(Version::Lite06, None, None);
+    let mut config = common::config(Version::Lite06);
+    config.idle_timeout = Duration::from_millis(400);
+    config.keep_alive = Duration::from_millis(100);
+    let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
+    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config.clone()).unwrap();
+    let session = client.connect(server.addr, "localhost", None, Default::default()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(session.event(), SessionEvent::Active, "keep-alive holds the session open");
+
+    // A peer that sends nothing at all is dropped after the idle timeout (a server with a short one).
+    let mut short = common::config(Version::Lite06);
+    short.idle_timeout = Duration::from_millis(300);
+    let cert = cert();
+    let quiet_server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, short).unwrap();
+    let addr = quiet_server.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = quiet_server.accept().await {
+            let _ = incoming.setup().await;
+        }
+    });
+    // Connect at the QUIC level only (no keep-alive): the server sees no SETUP and no packets.
+    let quiet = TestServer { addr, sessions: Default::default(), paths: Default::default(), cert };
+    let raw = raw_connect(&quiet, Version::Lite06).await;
+    let reason = timeout(WAIT, raw.closed()).await.unwrap();
+    assert!(
+        matches!(
+            reason,
+            moqt::transport::TransportError::TimedOut | moqt::transport::TransportError::ClosedByPeer { .. }
+        ),
+        "{reason:?}"
+    );
+}

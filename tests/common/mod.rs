@@ -206,3 +206,58 @@ pub async fn close_code(conn: &moqt::transport::quic::QuicConnection) -> u64 {
         other => panic!("closed by {other:?}"),
     }
 }
+
+/// A UDP relay on loopback in front of `upstream` that throttles the upstream-to-client direction
+/// to `bytes_per_sec` through a drop-tail queue of `queue` packets: a narrow link with a small
+/// buffer, so a sender's congestion window stays small and its own scheduler decides what goes
+/// first. Client-to-upstream traffic passes unthrottled. Serves one client.
+pub async fn throttled_link(upstream: SocketAddr, bytes_per_sec: u64, queue: usize) -> SocketAddr {
+    use std::collections::VecDeque;
+    use tokio::net::UdpSocket;
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(upstream).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    let pending: Arc<Mutex<VecDeque<Vec<u8>>>> = Arc::default();
+    let notify = Arc::new(tokio::sync::Notify::new());
+    {
+        let (front, back, client) = (front.clone(), back.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                let _ = back.send(&buf[..n]).await;
+            }
+        });
+    }
+    {
+        let (back, pending, notify) = (back.clone(), pending.clone(), notify.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = back.recv(&mut buf).await {
+                let mut queued = pending.lock().unwrap();
+                if queued.len() < queue {
+                    queued.push_back(buf[..n].to_vec());
+                    notify.notify_one();
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        loop {
+            let packet = pending.lock().unwrap().pop_front();
+            let Some(packet) = packet else {
+                notify.notified().await;
+                continue;
+            };
+            let to = *client.lock().unwrap();
+            if let Some(to) = to {
+                let _ = front.send_to(&packet, to).await;
+            }
+            let micros = packet.len() as u64 * 1_000_000 / bytes_per_sec.max(1);
+            tokio::time::sleep(Duration::from_micros(micros)).await;
+        }
+    });
+    addr
+}

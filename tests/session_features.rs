@@ -335,3 +335,71 @@ async fn broadcast_departure_is_announced() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_group_is_reset_with_old() {
+    init_logs();
+    for version in Version::ALL {
+        let origin = model::OriginProducer::default();
+        let broadcast = model::BroadcastProducer::default();
+        let info = model::TrackInfo { priority: 1, max_age: Duration::from_millis(100), timescale: 1000 };
+        let mut producer = broadcast.create_track("video", info).unwrap();
+        let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
+        let server = serve(version, Some(origin.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        let remote_broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, remote_broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, producer.used()).await.unwrap();
+        // Group 0 stays open; group 1 moves 100 ms past it, so group 0 expires mid-stream.
+        let mut old = producer.append_group().unwrap();
+        old.write(0, payload(0, 0)).unwrap();
+        let mut first = match next_event(&mut track).await {
+            TrackEvent::Group(group) => group,
+            TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+        };
+        assert_eq!(timeout(WAIT, first.next_frame()).await.unwrap().unwrap().unwrap().payload, payload(0, 0));
+        let mut new = producer.append_group().unwrap();
+        new.write(200, payload(1, 0)).unwrap();
+        new.write(300, payload(1, 1)).unwrap();
+        let end = timeout(WAIT, first.next_frame()).await.unwrap();
+        assert_eq!(end, Err(Error::Aborted(StreamCode::Old)), "{version}: the stream was reset with OLD");
+        drop(old);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_session_publishes_and_subscribes_both_ways() {
+    init_logs();
+    for version in Version::ALL {
+        let server_side = publish("from/server");
+        let server_inbox = model::OriginProducer::default();
+        let server = serve(version, Some(server_side.origin.clone()), Some(server_inbox.clone()));
+        let client_side = publish("from/client");
+        let client_inbox = model::OriginProducer::default();
+        let origins = moqt::session::Origins {
+            publish: Some(client_side.origin.consume()),
+            subscribe: Some(client_inbox.clone()),
+        };
+        let _session = timeout(WAIT, server.client(version).connect(server.addr, "localhost", None, origins))
+            .await
+            .unwrap()
+            .unwrap();
+        for (published, inbox, at) in
+            [(server_side, &client_inbox, "from/server"), (client_side, &server_inbox, "from/client")]
+        {
+            let broadcast = announced(inbox, &path(at)).await;
+            let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+            let mut producer = published.track;
+            timeout(WAIT, producer.used()).await.unwrap();
+            write_groups(&mut producer, 1, 2);
+            match next_event(&mut track).await {
+                TrackEvent::Group(mut group) => {
+                    let frames = read_group(&mut group).await;
+                    assert_eq!(frames.len(), 2, "{version} {at}");
+                    assert_eq!(frames[1].payload, payload(0, 1), "{version} {at}");
+                }
+                TrackEvent::Gap(gap) => panic!("{version} {at}: {gap:?}"),
+            }
+        }
+    }
+}

@@ -162,6 +162,12 @@ impl Server {
     pub fn close(&self) {
         self.endpoint.close(quinn::VarInt::from_u32(0), b"server closed");
     }
+
+    /// Waits until every connection has finished closing, after which the UDP port is free again
+    /// (a restart can bind it).
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
 }
 
 /// A connection attempt on a [`Server`].

@@ -9,6 +9,7 @@ pub mod coding;
 pub mod endpoint;
 pub mod ffi;
 pub mod model;
+pub mod reconnect;
 pub mod session;
 pub mod transport;
 pub mod wire;

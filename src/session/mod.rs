@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 mod error;
+mod mirror;
 mod priority;
 mod publisher;
 mod stream;
@@ -20,10 +21,11 @@ use tokio::task::JoinSet;
 pub use commands::{FetchRequest, ProbeReport};
 pub use config::SessionConfig;
 pub use error::SessionError;
+pub use mirror::Mirror;
 pub use priority::group_priority;
 
 use crate::coding::DecodeError;
-use crate::model::{GroupConsumer, OriginConsumer, OriginProducer};
+use crate::model::{GroupConsumer, OriginConsumer};
 use crate::transport::{Connection, RecvStream, SendStream};
 use crate::wire::{BidiStream, Goaway, Message, SessionCode, Setup, StreamCode, UniStream, Version};
 use publisher::Publisher;
@@ -36,8 +38,9 @@ pub struct Origins {
     /// Broadcasts we offer to the peer (answered from this consumer's scope). `None`: we publish
     /// nothing and refuse the peer's requests.
     pub publish: Option<OriginConsumer>,
-    /// Where the peer's announced broadcasts appear. `None`: we do not ask for announcements.
-    pub subscribe: Option<OriginProducer>,
+    /// Where the peer's announced broadcasts appear (an `OriginProducer` converts into a mirror
+    /// whose broadcasts end with the session). `None`: we do not ask for announcements.
+    pub subscribe: Option<Mirror>,
 }
 
 /// What one side of a session shares with every task of the session.

@@ -9,24 +9,50 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
+use super::mirror::{Attached, Mirror, Orphan, new_owner};
 use super::priority::CONTROL_PRIORITY;
 use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
 use crate::coding::{MAX_VARINT, Path};
-use crate::model::{
-    self, BroadcastProducer, BroadcastSettings, GroupStart, OriginProducer, Published, Route, SubscribeOptions,
-    TrackProducer,
-};
-use crate::transport::{Connection, RecvStream, SendStream};
+use crate::model::{self, BroadcastSettings, GroupStart, Route, SubscribeOptions, TrackProducer};
+use crate::transport::{Connection, RecvStream, SendStream, StreamError};
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, FrameTimestamps, GroupHeader, Message,
     StreamCode, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, TrackInfo, TrackRequest, Version,
 };
 
-/// One broadcast learned from the peer: the local producer and its place in our origin.
+/// One broadcast learned from the peer, held in the mirror for as long as this session serves it.
+/// Dropping it (the session or its Announce stream ended) lets the broadcast linger for adoption.
 struct Remote {
-    producer: BroadcastProducer,
-    _published: Published,
+    path: Path,
+    mirror: Mirror,
+    owner: u64,
+    ended: bool,
+}
+
+impl Remote {
+    /// The publisher ended the broadcast: it goes now, no lingering.
+    fn end(mut self) {
+        self.ended = true;
+        self.mirror.remove(&self.path, self.owner);
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.mirror.detach(&self.path, self.owner);
+        }
+    }
+}
+
+/// Where a track goes if its session ends under it.
+struct OrphanTarget {
+    mirror: Mirror,
+    path: Path,
+    owner: u64,
+    name: String,
+    info: model::TrackInfo,
 }
 
 /// A live subscription's local track, shared with the Group streams that feed it. The track ends
@@ -35,13 +61,14 @@ struct Remote {
 struct SinkInner {
     producer: Mutex<Option<TrackProducer>>,
     outcome: Mutex<Option<Result<(), model::Error>>>,
+    orphan: OrphanTarget,
 }
 
 type Sink = Arc<SinkInner>;
 
 impl SinkInner {
-    fn new(producer: TrackProducer) -> Sink {
-        Arc::new(Self { producer: Mutex::new(Some(producer)), outcome: Mutex::new(None) })
+    fn new(producer: TrackProducer, orphan: OrphanTarget) -> Sink {
+        Arc::new(Self { producer: Mutex::new(Some(producer)), outcome: Mutex::new(None), orphan })
     }
 
     /// Runs `f` on the track while it is live.
@@ -61,7 +88,13 @@ impl Drop for SinkInner {
         match (producer, outcome) {
             (Some(producer), Some(Ok(()))) => producer.finish(),
             (Some(producer), Some(Err(err))) => producer.abort(err),
-            _ => {}
+            // The session went away under the track: keep it for a session that adopts it.
+            (Some(producer), None) => {
+                let OrphanTarget { mirror, path, owner, name, info } = &self.orphan;
+                let orphan = Orphan { name: name.clone(), info: *info, producer };
+                mirror.orphan_track(path, *owner, orphan);
+            }
+            (None, _) => {}
         }
     }
 }
@@ -69,8 +102,10 @@ impl Drop for SinkInner {
 /// What the subscriber half shares between its tasks.
 pub(crate) struct Subscriber<C: Connection> {
     pub(crate) ctx: Arc<Context<C>>,
-    /// Where announced broadcasts go.
-    pub(crate) origin: OriginProducer,
+    /// Where announced broadcasts go, kept across sessions.
+    pub(crate) mirror: Mirror,
+    /// This session's identity in the mirror.
+    owner: u64,
     subscriptions: Mutex<HashMap<u64, Sink>>,
     next_id: AtomicU64,
     tasks: tokio_util_lite::TaskSet,
@@ -95,10 +130,11 @@ mod tokio_util_lite {
 }
 
 impl<C: Connection> Subscriber<C> {
-    pub(crate) fn new(ctx: Arc<Context<C>>, origin: OriginProducer) -> Self {
+    pub(crate) fn new(ctx: Arc<Context<C>>, mirror: Mirror) -> Self {
         Self {
             ctx,
-            origin,
+            mirror,
+            owner: new_owner(),
             subscriptions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             tasks: tokio_util_lite::TaskSet::default(),
@@ -193,7 +229,7 @@ impl<C: Connection> Subscriber<C> {
                 let path = table.ids.get(&id).ok_or_else(|| violation("ANNOUNCE_UPDATE for an unknown ID"))?;
                 if let Some(Some(remote)) = table.by_path.get(path) {
                     match self.route(hops, publisher_hop, warm_cost, cold_cost) {
-                        Some(route) => remote._published.update_route(route),
+                        Some(route) => self.mirror.update_route(&remote.path, self.owner, route),
                         None => {
                             table.by_path.insert(path.clone(), None);
                         }
@@ -202,7 +238,9 @@ impl<C: Connection> Subscriber<C> {
             }
             Announcement::End { id } => {
                 let path = table.ids.remove(&id).ok_or_else(|| violation("ANNOUNCE_END for an unknown ID"))?;
-                table.by_path.remove(&path);
+                if let Some(Some(remote)) = table.by_path.remove(&path) {
+                    remote.end();
+                }
             }
             Announcement::Unknown { kind } => tracing::debug!(kind, "skipped an unknown announcement type"),
             Announcement::Legacy { status, suffix, hops } => {
@@ -214,7 +252,9 @@ impl<C: Connection> Subscriber<C> {
                         }
                         match (table.by_path.get(&path), self.route(hops, publisher_hop, 0, 0)) {
                             // A restart on lite-05 replaces the advertisement in place.
-                            (Some(Some(remote)), Some(route)) => remote._published.update_route(route),
+                            (Some(Some(remote)), Some(route)) => {
+                                self.mirror.update_route(&remote.path, self.owner, route)
+                            }
                             (_, Some(route)) => {
                                 let remote = self.start_remote(path.clone(), route);
                                 table.by_path.insert(path, remote);
@@ -224,45 +264,47 @@ impl<C: Connection> Subscriber<C> {
                             }
                         }
                     }
-                    AnnounceStatus::Ended => {
-                        if table.by_path.remove(&path).is_none() && self.version() < Version::Lite05 {
+                    AnnounceStatus::Ended => match table.by_path.remove(&path) {
+                        Some(Some(remote)) => remote.end(),
+                        Some(None) => {}
+                        None if self.version() < Version::Lite05 => {
                             return Err(violation("ANNOUNCE ended for a path that is not active"));
                         }
-                    }
+                        None => {}
+                    },
                 }
             }
         }
         Ok(())
     }
 
-    /// Publishes a remote broadcast into our origin and serves local track requests for it.
+    /// Publishes a remote broadcast through the mirror (adopting a lingering one), serves local
+    /// track requests for it and resumes its orphaned tracks.
     fn start_remote(self: &Arc<Self>, path: Path, route: Route) -> Option<Remote> {
         let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
-        let producer = BroadcastProducer::new(settings);
-        let published = match self.origin.publish(path.clone(), producer.consume(), route) {
-            Ok(published) => published,
-            Err(err) => {
-                tracing::warn!(%path, "cannot publish announced broadcast: {err}");
-                return None;
-            }
-        };
+        let Attached { producer, orphans } = self.mirror.attach(&path, route, self.owner, settings)?;
         tracing::debug!(%path, "broadcast announced by peer");
         let this = self.clone();
-        let requests = producer.clone();
         let broadcast = path.clone();
         self.tasks.spawn(async move {
-            while let Some(request) = requests.next_request().await {
+            while let Some(request) = producer.next_request().await {
                 let this = this.clone();
                 let broadcast = broadcast.clone();
                 this.clone().tasks.spawn(async move { this.subscribe_remote(broadcast, request).await });
             }
         });
-        Some(Remote { producer, _published: published })
+        for orphan in orphans {
+            let this = self.clone();
+            let broadcast = path.clone();
+            self.tasks.spawn(async move {
+                let resume = orphan.producer.latest_sequence().map(|seq| seq + 1);
+                this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, resume).await
+            });
+        }
+        Some(Remote { path, mirror: self.mirror.clone(), owner: self.owner, ended: false })
     }
 
-    /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE
-    /// with what the consumers want, SUBSCRIBE_UPDATE when that changes, cancelled when no local
-    /// consumer is left.
+    /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE.
     async fn subscribe_remote(self: Arc<Self>, broadcast: Path, request: model::TrackRequest) {
         let track = request.name().to_string();
         if self.ctx.is_going_away() {
@@ -276,21 +318,54 @@ impl<C: Connection> Subscriber<C> {
                 return request.reject(model::Error::Aborted(err.stream_code()));
             }
         };
-        let wanted = request.options();
-        let producer = match request.accept(info) {
-            Ok(producer) => producer,
-            Err(err) => return tracing::debug!(%broadcast, %track, "track request gone: {err}"),
-        };
+        match request.accept(info) {
+            Ok(producer) => self.run_track(broadcast, track, info, producer, None).await,
+            Err(err) => tracing::debug!(%broadcast, %track, "track request gone: {err}"),
+        }
+    }
+
+    /// Feeds `producer` from a subscription with what its consumers want, from `resume` on when
+    /// it continues after a migration, with SUBSCRIBE_UPDATE when that changes, cancelled when no
+    /// local consumer is left. If the session ends under it, the track is orphaned, not ended.
+    async fn run_track(
+        self: Arc<Self>,
+        broadcast: Path,
+        track: String,
+        info: model::TrackInfo,
+        producer: TrackProducer,
+        resume: Option<u64>,
+    ) {
         let interest = producer.interest();
+        let Some(mut wanted) = interest.current() else {
+            // Nobody reads it any more.
+            return producer.finish();
+        };
+        if let Some(next) = resume {
+            wanted.start = GroupStart::Floor(next);
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let sink = SinkInner::new(producer);
+        let orphan = OrphanTarget {
+            mirror: self.mirror.clone(),
+            path: broadcast.clone(),
+            owner: self.owner,
+            name: track.clone(),
+            info,
+        };
+        let sink = SinkInner::new(producer, orphan);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
         let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
-        if let Err(err) = &result {
-            tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
+        match result {
+            Ok(()) => sink.set_outcome(Ok(())),
+            // The connection is gone: leave the outcome open so the track is orphaned.
+            Err(SessionError::Transport(_)) | Err(SessionError::Stream(StreamError::Connection(_))) => {
+                tracing::debug!(%broadcast, %track, id, "session ended under the subscription");
+            }
+            Err(err) => {
+                tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
+                sink.set_outcome(Err(model::Error::Aborted(err.stream_code())));
+            }
         }
-        sink.set_outcome(result.map_err(|err| model::Error::Aborted(err.stream_code())));
     }
 
     async fn track_info(&self, broadcast: &Path, track: &str) -> Result<model::TrackInfo, SessionError> {
@@ -468,11 +543,4 @@ struct AnnounceTable {
     next_id: u64,
     /// `None` for a path announced to us that we do not route (a reflection).
     by_path: HashMap<Path, Option<Remote>>,
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        // Ends the local broadcast for every clone, which also stops serving its track requests.
-        self.producer.clone().finish();
-    }
 }

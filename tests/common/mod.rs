@@ -69,7 +69,8 @@ pub fn serve_with(
                 if pending.path().contains("forbidden") {
                     return pending.reject("not allowed here");
                 }
-                let origins = Origins { publish: publish.as_ref().map(|o| o.consume()), subscribe };
+                let origins =
+                    Origins { publish: publish.as_ref().map(|o| o.consume()), subscribe: subscribe.map(Into::into) };
                 if let Ok(session) = Session::accept(pending, origins, session).await {
                     kept.lock().unwrap().push(session);
                 }
@@ -93,7 +94,7 @@ impl TestServer {
     /// Connects a client session that mirrors the server's broadcasts into a new origin.
     pub async fn subscriber(&self, version: Version) -> (Session, OriginProducer) {
         let remote = OriginProducer::default();
-        let origins = Origins { publish: None, subscribe: Some(remote.clone()) };
+        let origins = Origins { publish: None, subscribe: Some(remote.clone().into()) };
         let session = timeout(WAIT, self.client(version).connect(self.addr, "localhost", None, origins))
             .await
             .expect("connect in time")

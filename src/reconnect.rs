@@ -1,0 +1,238 @@
+//! A client that keeps a session up: it follows GOAWAY to the new URI (or reconnects to the same
+//! endpoint for an empty one), reconnects with exponential backoff when the connection is lost, and
+//! carries what it publishes and subscribes across sessions. Broadcasts received from the server
+//! stay in the application's origin through a reconnect (see [`Mirror`]): each live track is
+//! re-subscribed from its next group, so readers see a gap, not an error.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::coding::Path;
+use crate::endpoint::Client;
+use crate::model::{OriginConsumer, OriginProducer};
+use crate::session::{Mirror, Origins, SessionEvent};
+use crate::wire::{SessionCode, Version};
+
+/// Where to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The server's UDP address.
+    pub addr: SocketAddr,
+    /// The TLS server name (SNI).
+    pub server_name: String,
+    /// Path and query sent in SETUP Path (lite-05+ raw QUIC).
+    pub path: Option<String>,
+}
+
+/// Backoff and grace settings.
+#[derive(Debug, Clone)]
+pub struct ReconnectSettings {
+    /// The first retry delay. Default 250 ms.
+    pub initial_delay: Duration,
+    /// The longest retry delay (the delay doubles up to it). Default 10 s.
+    pub max_delay: Duration,
+    /// Give up after this long without a session; `None` retries forever. Default 5 minutes.
+    pub give_up_after: Option<Duration>,
+    /// How long received broadcasts wait for the next session before they end. Default 30 s.
+    pub linger: Duration,
+}
+
+impl Default for ReconnectSettings {
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(10),
+            give_up_after: Some(Duration::from_secs(300)),
+            linger: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the client is doing, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientState {
+    /// The first connection attempt.
+    Connecting,
+    /// A session is up.
+    Connected {
+        /// Its version.
+        version: Version,
+        /// How many sessions came before it.
+        reconnects: u64,
+    },
+    /// The server sent GOAWAY: moving to `uri` (empty = the same endpoint).
+    Migrating {
+        /// Where to.
+        uri: String,
+    },
+    /// The connection was lost or refused; the next attempt follows after `retry_in`.
+    Reconnecting {
+        /// Why.
+        reason: String,
+        /// Attempts since the last session.
+        attempt: u32,
+        /// The delay before the next attempt.
+        retry_in: Duration,
+    },
+    /// No session for `give_up_after`: the client stopped.
+    GaveUp {
+        /// The last failure.
+        reason: String,
+    },
+    /// The application closed the client.
+    Closed,
+}
+
+/// A client session that survives migration and connection loss.
+pub struct PersistentClient {
+    state: watch::Receiver<ClientState>,
+    stop: watch::Sender<bool>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl PersistentClient {
+    /// Starts connecting to `target`. `publish` is offered to every session; the server's
+    /// broadcasts appear in `subscribe`.
+    pub fn start(
+        client: Client,
+        target: Target,
+        publish: Option<OriginConsumer>,
+        subscribe: Option<OriginProducer>,
+        settings: ReconnectSettings,
+    ) -> Self {
+        let (state_tx, state) = watch::channel(ClientState::Connecting);
+        let (stop, stopped) = watch::channel(false);
+        let mirror = subscribe.map(|origin| Mirror::with_linger(origin, settings.linger));
+        let task = tokio::spawn(run(client, target, publish, mirror, settings, state_tx, stopped));
+        Self { state, stop, _task: task }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ClientState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits for the next state change and returns the new state.
+    pub async fn next_state(&mut self) -> ClientState {
+        if self.state.changed().await.is_err() {
+            return ClientState::Closed;
+        }
+        self.state.borrow_and_update().clone()
+    }
+
+    /// Closes the session and stops reconnecting.
+    pub fn close(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+impl Drop for PersistentClient {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Resolves a GOAWAY New Session URI: empty means the same endpoint; `moql://` and `moqt://` name
+/// another raw-QUIC endpoint. Anything else cannot be followed by this client.
+pub async fn resolve_goaway(uri: &str, current: &Target) -> Result<Target, String> {
+    if uri.is_empty() {
+        return Ok(current.clone());
+    }
+    let url = url::Url::parse(uri).map_err(|err| format!("malformed GOAWAY URI {uri:?}: {err}"))?;
+    if !matches!(url.scheme(), "moql" | "moqt") {
+        return Err(format!("GOAWAY URI scheme {:?} is not raw QUIC", url.scheme()));
+    }
+    let host = url.host_str().ok_or_else(|| format!("GOAWAY URI {uri:?} has no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = url.port().unwrap_or(443);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|err| format!("cannot resolve {host}: {err}"))?
+        .next()
+        .ok_or_else(|| format!("{host} resolves to nothing"))?;
+    let mut path = url.path().to_string();
+    if let Some(query) = url.query() {
+        path = format!("{path}?{query}");
+    }
+    let path = Path::new(&path).ok().filter(|p| !p.is_root()).map(|_| path);
+    Ok(Target { addr, server_name: host, path })
+}
+
+async fn run(
+    client: Client,
+    mut target: Target,
+    publish: Option<OriginConsumer>,
+    mirror: Option<Mirror>,
+    settings: ReconnectSettings,
+    state: watch::Sender<ClientState>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut attempt: u32 = 0;
+    let mut reconnects = 0u64;
+    let mut last_up = Instant::now();
+    loop {
+        let origins = Origins {
+            publish: publish.as_ref().and_then(|origin| origin.scoped(&Path::root(), 0)),
+            subscribe: mirror.clone(),
+        };
+        let connect = client.connect(target.addr, &target.server_name, target.path.clone(), origins);
+        let result = tokio::select! {
+            result = connect => result,
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let reason = match result {
+            Ok(mut session) => {
+                attempt = 0;
+                state.send_replace(ClientState::Connected { version: session.version(), reconnects });
+                reconnects += 1;
+                let event = loop {
+                    let event = tokio::select! {
+                        event = session.next_event() => event,
+                        _ = stopped.wait_for(|stop| *stop) => {
+                            session.close(SessionCode::NoError, "");
+                            state.send_replace(ClientState::Closed);
+                            return;
+                        }
+                    };
+                    if !matches!(event, SessionEvent::Active) {
+                        break event;
+                    }
+                };
+                last_up = Instant::now();
+                match event {
+                    SessionEvent::GoingAway { uri } => {
+                        state.send_replace(ClientState::Migrating { uri: uri.clone() });
+                        // Break before make: the old session's tracks are orphaned and adopted by
+                        // the next one, which subscribes again from their next group.
+                        drop(session);
+                        match resolve_goaway(&uri, &target).await {
+                            Ok(next) => target = next,
+                            Err(err) => tracing::warn!("{err}; reconnecting to the same endpoint"),
+                        }
+                        continue;
+                    }
+                    SessionEvent::Closed(err) => format!("session ended: {err}"),
+                    other => format!("unexpected session event {other:?}"),
+                }
+            }
+            Err(err) => format!("connect failed: {err}"),
+        };
+        attempt = attempt.saturating_add(1);
+        if settings.give_up_after.is_some_and(|limit| last_up.elapsed() >= limit) {
+            state.send_replace(ClientState::GaveUp { reason });
+            return;
+        }
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        let retry_in = settings.initial_delay.saturating_mul(factor).min(settings.max_delay);
+        tracing::debug!(attempt, ?retry_in, "reconnecting: {reason}");
+        state.send_replace(ClientState::Reconnecting { reason, attempt, retry_in });
+        tokio::select! {
+            _ = tokio::time::sleep(retry_in) => {}
+            _ = stopped.wait_for(|stop| *stop) => break,
+        }
+    }
+    state.send_replace(ClientState::Closed);
+}

@@ -1,0 +1,183 @@
+//! Where a subscribing session puts the peer's broadcasts, kept across sessions: when a session
+//! ends without the publisher ending a broadcast (a lost connection, GOAWAY), the broadcast and its
+//! live tracks stay in the origin for a grace period (`linger`). A later session that announces
+//! the same path adopts them and re-subscribes each track from its next group, so local consumers
+//! keep reading the same track through a migration, seeing only a gap.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::coding::Path;
+use crate::model::{self, BroadcastProducer, BroadcastSettings, OriginProducer, Published, Route, TrackProducer};
+use crate::wire::StreamCode;
+
+/// Session identities, so a session only ever detaches what it owns.
+static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn new_owner() -> u64 {
+    NEXT_OWNER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A track whose session ended while local consumers still read it.
+pub(crate) struct Orphan {
+    pub(crate) name: String,
+    pub(crate) info: model::TrackInfo,
+    pub(crate) producer: TrackProducer,
+}
+
+struct Entry {
+    producer: BroadcastProducer,
+    published: Published,
+    owner: u64,
+    /// Set while no session owns the entry; bumped on every detach so an old timer does nothing.
+    orphaned: Option<u64>,
+    orphans: Vec<Orphan>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        for orphan in self.orphans.drain(..) {
+            orphan.producer.abort(model::Error::Aborted(StreamCode::SessionClosed));
+        }
+        self.producer.clone().finish();
+    }
+}
+
+struct Inner {
+    origin: OriginProducer,
+    linger: Duration,
+    entries: Mutex<HashMap<Path, Entry>>,
+    epochs: AtomicU64,
+}
+
+/// The origin a session mirrors the peer's broadcasts into. Cheap to clone; sessions that share
+/// one hand broadcasts over to each other.
+#[derive(Clone)]
+pub struct Mirror {
+    inner: Arc<Inner>,
+}
+
+impl From<OriginProducer> for Mirror {
+    /// A mirror whose broadcasts end as soon as their session does.
+    fn from(origin: OriginProducer) -> Self {
+        Mirror::with_linger(origin, Duration::ZERO)
+    }
+}
+
+/// What a session gets when it attaches to a path.
+pub(crate) struct Attached {
+    pub(crate) producer: BroadcastProducer,
+    pub(crate) orphans: Vec<Orphan>,
+}
+
+impl Mirror {
+    /// A mirror whose broadcasts outlive their session by `linger`, waiting to be adopted.
+    pub fn with_linger(origin: OriginProducer, linger: Duration) -> Self {
+        let inner = Inner { origin, linger, entries: Mutex::new(HashMap::new()), epochs: AtomicU64::new(0) };
+        Mirror { inner: Arc::new(inner) }
+    }
+
+    /// The origin the broadcasts appear in.
+    pub fn origin(&self) -> &OriginProducer {
+        &self.inner.origin
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Path, Entry>> {
+        self.inner.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Publishes `path` for session `owner`, adopting a lingering broadcast (and its orphaned
+    /// tracks) if there is one. `None` if the path is already served by another live session or
+    /// the origin refuses it.
+    pub(crate) fn attach(
+        &self,
+        path: &Path,
+        route: Route,
+        owner: u64,
+        settings: BroadcastSettings,
+    ) -> Option<Attached> {
+        let mut entries = self.entries();
+        if let Some(entry) = entries.get_mut(path) {
+            if entry.orphaned.is_none() {
+                tracing::debug!(%path, "already served by another session");
+                return None;
+            }
+            entry.orphaned = None;
+            entry.owner = owner;
+            entry.published.update_route(route);
+            tracing::debug!(%path, tracks = entry.orphans.len(), "adopted a lingering broadcast");
+            return Some(Attached { producer: entry.producer.clone(), orphans: std::mem::take(&mut entry.orphans) });
+        }
+        let producer = BroadcastProducer::new(settings);
+        let published = match self.inner.origin.publish(path.clone(), producer.consume(), route) {
+            Ok(published) => published,
+            Err(err) => {
+                tracing::warn!(%path, "cannot publish announced broadcast: {err}");
+                return None;
+            }
+        };
+        let entry = Entry { producer: producer.clone(), published, owner, orphaned: None, orphans: Vec::new() };
+        entries.insert(path.clone(), entry);
+        Some(Attached { producer, orphans: Vec::new() })
+    }
+
+    /// A new route for a path `owner` serves.
+    pub(crate) fn update_route(&self, path: &Path, owner: u64, route: Route) {
+        if let Some(entry) = self.entries().get(path).filter(|e| e.owner == owner) {
+            entry.published.update_route(route);
+        }
+    }
+
+    /// The publisher ended the broadcast: it goes now.
+    pub(crate) fn remove(&self, path: &Path, owner: u64) {
+        let removed = {
+            let mut entries = self.entries();
+            match entries.get(path) {
+                Some(entry) if entry.owner == owner => entries.remove(path),
+                _ => None,
+            }
+        };
+        drop(removed);
+    }
+
+    /// The session ended without the publisher ending the broadcast: it lingers for adoption.
+    pub(crate) fn detach(&self, path: &Path, owner: u64) {
+        if self.inner.linger.is_zero() {
+            return self.remove(path, owner);
+        }
+        let epoch = self.inner.epochs.fetch_add(1, Ordering::Relaxed);
+        match self.entries().get_mut(path) {
+            Some(entry) if entry.owner == owner && entry.orphaned.is_none() => entry.orphaned = Some(epoch),
+            _ => return,
+        }
+        let (mirror, path, linger) = (self.clone(), path.clone(), self.inner.linger);
+        tokio::spawn(async move {
+            tokio::time::sleep(linger).await;
+            let expired = {
+                let mut entries = mirror.entries();
+                match entries.get(&path) {
+                    Some(entry) if entry.orphaned == Some(epoch) => entries.remove(&path),
+                    _ => None,
+                }
+            };
+            if expired.is_some() {
+                tracing::debug!(%path, "lingering broadcast was not adopted in time");
+            }
+        });
+    }
+
+    /// Keeps a track whose session ended for whoever adopts its broadcast; ends it if the broadcast
+    /// is gone or no longer ours.
+    pub(crate) fn orphan_track(&self, path: &Path, owner: u64, orphan: Orphan) {
+        let mut entries = self.entries();
+        match entries.get_mut(path) {
+            Some(entry) if entry.owner == owner && !self.inner.linger.is_zero() => entry.orphans.push(orphan),
+            _ => {
+                drop(entries);
+                orphan.producer.abort(model::Error::Aborted(StreamCode::SessionClosed));
+            }
+        }
+    }
+}

@@ -362,7 +362,9 @@ async fn an_expired_group_is_reset_with_old() {
         new.write(200, payload(1, 0)).unwrap();
         new.write(300, payload(1, 1)).unwrap();
         let end = timeout(WAIT, first.next_frame()).await.unwrap();
-        assert_eq!(end, Err(Error::Aborted(StreamCode::Old)), "{version}: the stream was reset with OLD");
+        // lite-05+ subscribers see the expiry in their own cache (timestamps travel); older ones
+        // learn it from the reset with OLD. Either way it reads as Expired.
+        assert_eq!(end, Err(Error::Expired), "{version}");
         drop(old);
     }
 }

@@ -71,6 +71,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error a stream code from the peer stands for, so that a reset with OLD reads as
+    /// [`Error::Expired`] whether the expiry happened here or upstream.
+    pub fn from_code(code: StreamCode) -> Self {
+        match code {
+            StreamCode::Old => Error::Expired,
+            StreamCode::Evicted => Error::Evicted,
+            StreamCode::Cancelled => Error::Cancelled,
+            other => Error::Aborted(other),
+        }
+    }
+
     /// The moq-lite stream reset code (spec 6.1) a session should send for this error.
     pub fn code(&self) -> StreamCode {
         match self {

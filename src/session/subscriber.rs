@@ -446,11 +446,7 @@ impl<C: Connection> Subscriber<C> {
                     Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
                     Some(SubscribeResponse::Drop { start, end, code }) => {
                         tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
-                        let reason = match StreamCode::from_u64(code) {
-                            StreamCode::Old => model::Error::Expired,
-                            StreamCode::Evicted => model::Error::Evicted,
-                            other => model::Error::Aborted(other),
-                        };
+                        let reason = model::Error::from_code(StreamCode::from_u64(code));
                         sink.with(|track| track.drop_groups(start, end, reason));
                     }
                     None => {
@@ -529,7 +525,7 @@ impl<C: Connection> Subscriber<C> {
                         other => other.stream_code(),
                     };
                     reader.recv_mut().stop(code);
-                    return group.abort(model::Error::Aborted(code));
+                    return group.abort(model::Error::from_code(code));
                 }
             }
         }

@@ -18,6 +18,9 @@ for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
+step "moq-relay 0.17.10 for the interop tests"
+./scripts/install-moq-relay.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

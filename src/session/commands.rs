@@ -71,7 +71,6 @@ pub(crate) async fn fetch<C: Connection>(
     };
     fetch.encode(&mut out, version)?;
     writer.write(out.freeze()).await?;
-    writer.send_mut().finish()?;
     let mut group = GroupProducer::new(fetch.group, fetch.frame_start, model::GroupSettings::default());
     let consumer = group.consume();
     let max_buffered = crate::wire::MAX_FRAME_LEN as usize + 16;
@@ -86,6 +85,8 @@ pub(crate) async fn fetch<C: Connection>(
                     }
                 }
                 Ok(None) => {
+                    // Our half ends after the reply: the reference reads an early FIN as a cancel.
+                    let _ = writer.send_mut().finish();
                     let _ = group.finish();
                     return;
                 }

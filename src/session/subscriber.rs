@@ -380,11 +380,16 @@ impl<C: Connection> Subscriber<C> {
         BidiStream::Track.encode(&mut out, self.version())?;
         TrackRequest { broadcast: broadcast.clone(), track: track.to_string() }.encode(&mut out, self.version())?;
         writer.write(out.freeze()).await?;
-        let _ = writer.send_mut().finish();
         let mut reader = Reader::new(recv, self.version(), self.ctx.config.max_message_size);
-        let reply = tokio::time::timeout(self.ctx.config.control_timeout, reader.decode::<TrackInfo>())
-            .await
-            .map_err(|_| SessionError::Timeout("TRACK_INFO"))??;
+        let reply = match tokio::time::timeout(self.ctx.config.control_timeout, reader.decode::<TrackInfo>()).await {
+            Ok(reply) => reply?,
+            Err(_) => {
+                writer.send_mut().reset(StreamCode::ControlTimeout);
+                return Err(SessionError::Timeout("TRACK_INFO"));
+            }
+        };
+        // Our half ends only after the answer: the reference reads an early FIN as a cancel.
+        let _ = writer.send_mut().finish();
         let info =
             reply.ok_or_else(|| SessionError::ProtocolViolation("Track stream ended without TRACK_INFO".into()))?;
         Ok(model::TrackInfo {

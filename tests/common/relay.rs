@@ -108,12 +108,13 @@ impl Relay {
         if let Some(version) = version {
             command.args(["--listen-version", version.alpn()]);
         }
-        let child = command.spawn().expect("moq-relay starts");
+        // Held in a Relay at once, so a failure below still kills and reaps the process.
+        let mut relay = Relay { child: command.spawn().expect("moq-relay starts"), addr, http, fingerprint: [0; 32] };
         let started = Instant::now();
         loop {
             if let Some(body) = http_get(http, "/certificate.sha256") {
-                let fingerprint = parse_hex(&body).expect("a hex SHA-256 from /certificate.sha256");
-                return Relay { child, addr, http, fingerprint };
+                relay.fingerprint = parse_hex(&body).expect("a hex SHA-256 from /certificate.sha256");
+                return relay;
             }
             assert!(started.elapsed() < Duration::from_secs(20), "moq-relay did not come up");
             std::thread::sleep(Duration::from_millis(50));

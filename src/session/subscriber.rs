@@ -170,7 +170,15 @@ impl<C: Connection> Subscriber<C> {
         }
         let mut table = AnnounceTable::default();
         let result = loop {
-            let announcement = match reader.decode::<Announcement>().await {
+            let deadline = table.ending.first().map(|(at, _)| *at + END_GRACE);
+            let decoded = tokio::select! {
+                decoded = reader.decode::<Announcement>() => decoded,
+                _ = sleep_until_or_forever(deadline) => {
+                    table.flush_ended(tokio::time::Instant::now());
+                    continue;
+                }
+            };
+            let announcement = match decoded {
                 Ok(Some(announcement)) => announcement,
                 Ok(None) => break Ok(()),
                 Err(SessionError::Stream(err)) => {
@@ -220,9 +228,15 @@ impl<C: Connection> Subscriber<C> {
                     return Err(violation("a second ANNOUNCE_START for an advertised path"));
                 }
                 table.ids.insert(id, path.clone());
-                let remote = self
-                    .route(hops, publisher_hop, warm_cost, cold_cost)
-                    .and_then(|route| self.start_remote(path.clone(), route));
+                let route = self.route(hops, publisher_hop, warm_cost, cold_cost);
+                let remote = match (table.take_ended(&path), route) {
+                    // Ended a moment ago and back: keep the same broadcast.
+                    (Some(remote), Some(route)) => {
+                        self.mirror.update_route(&path, self.owner, route);
+                        Some(remote)
+                    }
+                    (_, route) => route.and_then(|route| self.start_remote(path.clone(), route)),
+                };
                 table.by_path.insert(path, remote);
             }
             Announcement::Update { id, hops, warm_cost, cold_cost } => {
@@ -239,7 +253,7 @@ impl<C: Connection> Subscriber<C> {
             Announcement::End { id } => {
                 let path = table.ids.remove(&id).ok_or_else(|| violation("ANNOUNCE_END for an unknown ID"))?;
                 if let Some(Some(remote)) = table.by_path.remove(&path) {
-                    remote.end();
+                    table.end_later(remote);
                 }
             }
             Announcement::Unknown { kind } => tracing::debug!(kind, "skipped an unknown announcement type"),
@@ -265,7 +279,7 @@ impl<C: Connection> Subscriber<C> {
                         }
                     }
                     AnnounceStatus::Ended => match table.by_path.remove(&path) {
-                        Some(Some(remote)) => remote.end(),
+                        Some(Some(remote)) => table.end_later(remote),
                         Some(None) => {}
                         None if self.version() < Version::Lite05 => {
                             return Err(violation("ANNOUNCE ended for a path that is not active"));
@@ -361,11 +375,23 @@ impl<C: Connection> Subscriber<C> {
             Err(SessionError::Transport(_)) | Err(SessionError::Stream(StreamError::Connection(_))) => {
                 tracing::debug!(%broadcast, %track, id, "session ended under the subscription");
             }
+            // A relay shutting down resets its subscriptions just before closing the session
+            // (moq-relay sends INTERNAL_ERROR): a reset followed by the end of the session is the
+            // session ending, not the track.
+            Err(err @ SessionError::Stream(StreamError::Reset(_))) if self.session_ending().await => {
+                tracing::debug!(%broadcast, %track, id, "subscription reset as the session ended: {err}");
+            }
             Err(err) => {
                 tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
                 sink.set_outcome(Err(model::Error::Aborted(err.stream_code())));
             }
         }
+    }
+
+    /// True if the session is going away or ends within a short grace period.
+    async fn session_ending(&self) -> bool {
+        const GRACE: Duration = Duration::from_millis(500);
+        self.ctx.is_going_away() || tokio::time::timeout(GRACE, self.ctx.conn.closed()).await.is_ok()
     }
 
     async fn track_info(&self, broadcast: &Path, track: &str) -> Result<model::TrackInfo, SessionError> {
@@ -544,4 +570,38 @@ struct AnnounceTable {
     next_id: u64,
     /// `None` for a path announced to us that we do not route (a reflection).
     by_path: HashMap<Path, Option<Remote>>,
+    /// Broadcasts the peer just ended, held for [`END_GRACE`]: a relay shutting down ends every
+    /// broadcast right before it closes the session, and that end must read as the session ending
+    /// (the broadcast lingers for the next session) rather than the publisher stopping.
+    ending: Vec<(tokio::time::Instant, Remote)>,
+}
+
+/// How long an ended broadcast waits to see whether its session ends too.
+const END_GRACE: Duration = Duration::from_millis(500);
+
+impl AnnounceTable {
+    fn end_later(&mut self, remote: Remote) {
+        self.ending.push((tokio::time::Instant::now(), remote));
+    }
+
+    fn take_ended(&mut self, path: &Path) -> Option<Remote> {
+        let index = self.ending.iter().position(|(_, remote)| &remote.path == path)?;
+        Some(self.ending.remove(index).1)
+    }
+
+    /// Ends for good what has waited out the grace period.
+    fn flush_ended(&mut self, now: tokio::time::Instant) {
+        while self.ending.first().is_some_and(|(at, _)| now.duration_since(*at) >= END_GRACE) {
+            let (_, remote) = self.ending.remove(0);
+            remote.end();
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }

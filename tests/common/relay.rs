@@ -93,7 +93,12 @@ impl Relay {
     /// Starts moq-relay on loopback, restricted to `version`, and waits until it serves its
     /// certificate fingerprint.
     pub fn start(binary: &PathBuf, version: Option<Version>) -> Relay {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Self::start_on(binary, version, free_port())
+    }
+
+    /// Like [`start`](Self::start) on a given UDP port (a restart on the same address).
+    pub fn start_on(binary: &PathBuf, version: Option<Version>, port: u16) -> Relay {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let mut command = Command::new(binary);
         command

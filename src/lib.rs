@@ -13,3 +13,7 @@ pub mod reconnect;
 pub mod session;
 pub mod transport;
 pub mod wire;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

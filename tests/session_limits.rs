@@ -224,3 +224,136 @@ async fn keep_alive_outlives_the_idle_timeout_and_silence_does_not() {
         "{reason:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_stream_bound_holds() {
+    init_logs();
+    let version = Version::Lite06;
+    let cert = cert();
+    let mut config = common::config(version);
+    config.max_concurrent_bidi_streams = 2;
+    let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config).unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut sessions = Vec::new();
+        while let Some(incoming) = server.accept().await {
+            if let Ok(pending) = incoming.setup().await {
+                sessions.push(moqt::session::Session::accept(pending, Default::default(), Default::default()).await);
+            }
+        }
+    });
+    let test_server = TestServer { addr, sessions: Default::default(), paths: Default::default(), cert };
+    let conn = raw_connect(&test_server, version).await;
+    send_uni(&conn, &setup_bytes(version)).await;
+    // Two request streams held open (announce requests the server answers and keeps).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        send.write(Bytes::from_static(&[0x01, 0x01, 0x00])).await.unwrap();
+        held.push((send, recv));
+    }
+    // A third cannot even be opened until one closes.
+    let third = timeout(Duration::from_millis(300), async {
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write(Bytes::from_static(&[0x01, 0x01, 0x00])).await.unwrap();
+    })
+    .await;
+    assert!(third.is_err(), "a third bidi stream opened past the bound of 2");
+    let (mut send, _recv) = held.pop().unwrap();
+    send.finish().unwrap();
+    drop(send);
+    let fourth = timeout(WAIT, conn.open_bi()).await;
+    assert!(fourth.is_ok(), "stream credit came back when a stream closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_byte_bound_stops_an_oversized_group() {
+    init_logs();
+    let version = Version::Lite06;
+    let mut published = publish("room/alice");
+    let server = serve(version, Some(published.origin.clone()), None);
+    let mut config = common::config(version);
+    config.session.cache.group.max_bytes = 100;
+    let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
+    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config).unwrap();
+    let remote = moqt::model::OriginProducer::default();
+    let origins = moqt::session::Origins { publish: None, subscribe: Some(remote.clone().into()) };
+    let session = client.connect(server.addr, "localhost", None, origins).await.unwrap();
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+    timeout(WAIT, published.track.used()).await.unwrap();
+    let mut group = published.track.append_group().unwrap();
+    for i in 0..4u64 {
+        group.write(i, Bytes::from(vec![0u8; 60])).unwrap();
+    }
+    group.finish().unwrap();
+    let outcome = match next_event(&mut track).await {
+        TrackEvent::Group(mut group) => loop {
+            match timeout(WAIT, group.next_frame()).await.unwrap() {
+                Ok(Some(_)) => continue,
+                other => break other.map(|_| ()),
+            }
+        },
+        TrackEvent::Gap(gap) => Err(match gap.reason {
+            moqt::model::GapReason::Aborted(err) => err,
+            other => panic!("{other:?}"),
+        }),
+    };
+    assert_eq!(outcome, Err(Error::TooManyBytes { limit: 100 }));
+    assert_eq!(session.event(), SessionEvent::Active);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_frame_bounds_are_honoured_on_lite_06() {
+    use moqt::wire::{FrameTimestamps, GroupHeader, StreamReader};
+    init_logs();
+    let version = Version::Lite06;
+    let mut published = publish("room/alice");
+    let server = serve(version, Some(published.origin.clone()), None);
+    let conn = raw_connect(&server, version).await;
+    send_uni(&conn, &setup_bytes(version)).await;
+    // Groups 0..=3 of 4 frames each, cached before the subscription.
+    write_groups(&mut published.track, 4, 4);
+    // Resume at frame 2 of group 1; stop after frame 1 of group 2.
+    let mut request = Vec::new();
+    BidiStream::Subscribe.encode(&mut request, version).unwrap();
+    let window = SubscribeWindow {
+        priority: 1,
+        max_age: 60_000,
+        group_start: Some(1),
+        group_end: Some(2),
+        frame_start: 2,
+        frame_end: Some(1),
+        ..Default::default()
+    };
+    Subscribe { id: 0, broadcast: Path::new("room/alice").unwrap(), track: "video".into(), window }
+        .encode(&mut request, version)
+        .unwrap();
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write(Bytes::from(request)).await.unwrap();
+    let mut groups = Vec::new();
+    while groups.len() < 2 {
+        let mut recv = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
+        let mut reader = StreamReader::new(version, 1 << 20);
+        while let Some(chunk) = timeout(WAIT, recv.read(4096)).await.unwrap().unwrap() {
+            reader.push(&chunk).unwrap();
+        }
+        if reader.read_with(|b| UniStream::decode(b, version)).unwrap() != Some(UniStream::Group) {
+            continue;
+        }
+        let header = reader.decode::<GroupHeader>().unwrap().unwrap();
+        let mut stamps = FrameTimestamps::new();
+        let mut payloads = Vec::new();
+        while let Some(frame) = reader.read_frame(&mut stamps).unwrap() {
+            payloads.push(frame.payload);
+        }
+        groups.push((header, payloads));
+    }
+    groups.sort_by_key(|(header, _)| header.sequence);
+    let (first, first_frames) = &groups[0];
+    assert_eq!((first.sequence, first.frame_start), (1, 2), "GROUP Frame Start names the first frame sent");
+    assert_eq!(first_frames, &vec![payload(1, 2), payload(1, 3)]);
+    let (last, last_frames) = &groups[1];
+    assert_eq!((last.sequence, last.frame_start), (2, 0));
+    assert_eq!(last_frames, &vec![payload(2, 0), payload(2, 1)], "Frame End is inclusive");
+}

@@ -177,6 +177,7 @@ async fn run(
         let origins = Origins {
             publish: publish.as_ref().and_then(|origin| origin.scoped(&Path::root(), 0)),
             subscribe: mirror.clone(),
+            root: Path::root(),
         };
         let connect = client.connect(target.addr, &target.server_name, target.path.clone(), origins);
         let result = tokio::select! {

@@ -52,10 +52,19 @@ struct Setup {
 async fn setup(binary: &std::path::PathBuf, version: Version) -> Setup {
     let relay = Relay::start(binary, Some(version));
     let published = publish("room/alice");
-    let publisher =
-        connect(&relay, version, Origins { publish: Some(published.origin.consume()), subscribe: None }).await;
+    let publisher = connect(
+        &relay,
+        version,
+        Origins { publish: Some(published.origin.consume()), subscribe: None, ..Default::default() },
+    )
+    .await;
     let remote = OriginProducer::default();
-    let subscriber = connect(&relay, version, Origins { publish: None, subscribe: Some(remote.clone().into()) }).await;
+    let subscriber = connect(
+        &relay,
+        version,
+        Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() },
+    )
+    .await;
     Setup { relay, published, remote, _sessions: (publisher, subscriber) }
 }
 
@@ -155,7 +164,12 @@ async fn start_group_through_moq_relay() {
         drop(warm);
         // A new subscription asking to start at group 2 (over a fresh session).
         let remote = OriginProducer::default();
-        let _late = connect(&s.relay, version, Origins { publish: None, subscribe: Some(remote.clone().into()) }).await;
+        let _late = connect(
+            &s.relay,
+            version,
+            Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() },
+        )
+        .await;
         let broadcast = announced(&remote, &path("room/alice")).await;
         let options = SubscribeOptions { start: GroupStart::Floor(2), ..Default::default() };
         let mut track = timeout(WAIT, broadcast.subscribe_track_with("video", options)).await.unwrap().unwrap();

@@ -158,7 +158,7 @@ fn start_server(
             };
             let Some(incoming) = incoming else { break };
             if let Ok(pending) = incoming.setup().await {
-                let origins = Origins { publish: Some(origin.consume()), subscribe: None };
+                let origins = Origins { publish: Some(origin.consume()), subscribe: None, ..Default::default() };
                 if let Ok(session) = Session::accept(pending, origins, Default::default()).await {
                     sessions.push(session);
                 }

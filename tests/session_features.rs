@@ -381,6 +381,7 @@ async fn one_session_publishes_and_subscribes_both_ways() {
         let origins = moqt::session::Origins {
             publish: Some(client_side.origin.consume()),
             subscribe: Some(client_inbox.clone().into()),
+            ..Default::default()
         };
         let _session = timeout(WAIT, server.client(version).connect(server.addr, "localhost", None, origins))
             .await

@@ -161,7 +161,8 @@ async fn group_frame_bound_stops_an_oversized_group() {
         let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
         let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config).unwrap();
         let remote = moqt::model::OriginProducer::default();
-        let origins = moqt::session::Origins { publish: None, subscribe: Some(remote.clone().into()) };
+        let origins =
+            moqt::session::Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() };
         let session = client.connect(server.addr, "localhost", None, origins).await.unwrap();
         let broadcast = announced(&remote, &path("room/alice")).await;
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
@@ -277,7 +278,8 @@ async fn group_byte_bound_stops_an_oversized_group() {
     let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
     let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config).unwrap();
     let remote = moqt::model::OriginProducer::default();
-    let origins = moqt::session::Origins { publish: None, subscribe: Some(remote.clone().into()) };
+    let origins =
+        moqt::session::Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() };
     let session = client.connect(server.addr, "localhost", None, origins).await.unwrap();
     let broadcast = announced(&remote, &path("room/alice")).await;
     let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();

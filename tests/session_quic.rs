@@ -63,7 +63,7 @@ async fn client_publishes_server_subscribes_each_version() {
         let remote = OriginProducer::default();
         let server = serve(version, None, Some(remote.clone()));
         let published = publish("room/bob");
-        let origins = Origins { publish: Some(published.origin.consume()), subscribe: None };
+        let origins = Origins { publish: Some(published.origin.consume()), subscribe: None, ..Default::default() };
         let _session = timeout(WAIT, server.client(version).connect(server.addr, "localhost", None, origins))
             .await
             .unwrap()

@@ -51,7 +51,7 @@ async fn next_request(peer: &MemoryConnection) -> (BidiStream, moqt::transport::
 
 async fn connect(client: MemoryConnection) -> (Session, OriginProducer) {
     let remote = OriginProducer::default();
-    let origins = Origins { publish: None, subscribe: Some(remote.clone().into()) };
+    let origins = Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() };
     let session = Session::connect(client, VERSION, None, origins, config()).await.unwrap();
     (session, remote)
 }

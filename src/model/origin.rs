@@ -99,11 +99,11 @@ impl OriginState {
 
     /// The best route to `path` that does not contain `exclude_hop`: spec 7.5 order, then the most
     /// recently published.
-    fn best(&self, path: &Path, exclude_hop: u64) -> Option<&RouteEntry> {
+    fn best(&self, path: &Path, exclude_hop: u64, exclude_via: u64) -> Option<&RouteEntry> {
         self.paths
             .get(path)?
             .iter()
-            .filter(|entry| !entry.route.contains_hop(exclude_hop))
+            .filter(|entry| !entry.route.excluded(exclude_hop, exclude_via))
             .min_by(|a, b| a.route.preference(&b.route).then(b.id.cmp(&a.id)))
     }
 
@@ -242,12 +242,12 @@ impl OriginProducer {
 
     /// The broadcast behind the best route to `path`.
     pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
-        self.shared.state.borrow().best(path, 0).map(|entry| entry.broadcast.clone())
+        self.shared.state.borrow().best(path, 0, 0).map(|entry| entry.broadcast.clone())
     }
 
     /// The best route to `path`.
     pub fn best_route(&self, path: &Path) -> Option<Route> {
-        self.shared.state.borrow().best(path, 0).map(|entry| entry.route.clone())
+        self.shared.state.borrow().best(path, 0, 0).map(|entry| entry.route.clone())
     }
 
     /// How many paths have at least one route.
@@ -319,6 +319,8 @@ pub struct OriginConsumer {
     rx: watch::Receiver<OriginState>,
     prefix: Path,
     exclude_hop: u64,
+    /// Routes learned from this local session are not shown (0: none excluded).
+    exclude_via: u64,
     /// Next log sequence to read.
     cursor: u64,
     /// Paths still to compare (the snapshot, or a resync after falling behind).
@@ -335,7 +337,7 @@ impl OriginConsumer {
             let pending = state.paths.keys().filter(|p| p.has_prefix(&prefix)).cloned().collect();
             (state.log_next, pending)
         };
-        Self { shared, rx, prefix, exclude_hop, cursor, pending, announced: HashMap::new() }
+        Self { shared, rx, prefix, exclude_hop, exclude_via: 0, cursor, pending, announced: HashMap::new() }
     }
 
     /// A new consumer, starting with its own snapshot, narrowed to `prefix` within this one's scope
@@ -350,7 +352,17 @@ impl OriginConsumer {
             return None;
         };
         let exclude_hop = if exclude_hop == 0 { self.exclude_hop } else { exclude_hop };
-        Some(OriginConsumer::new(self.shared.clone(), narrowed, exclude_hop))
+        let mut consumer = OriginConsumer::new(self.shared.clone(), narrowed, exclude_hop);
+        consumer.exclude_via = self.exclude_via;
+        Some(consumer)
+    }
+
+    /// This consumer, also hiding the routes learned from local session `via`: a session is never
+    /// offered its own broadcasts back. Applies before any announcement is read.
+    pub fn excluding_session(mut self, via: u64) -> OriginConsumer {
+        // The snapshot lists paths only; routes are filtered when each is compared.
+        self.exclude_via = via;
+        self
     }
 
     /// The prefix this consumer is scoped to.
@@ -389,7 +401,7 @@ impl OriginConsumer {
         if !path.has_prefix(&self.prefix) {
             return None;
         }
-        self.shared.state.borrow().best(path, self.exclude_hop).map(|entry| entry.broadcast.clone())
+        self.shared.state.borrow().best(path, self.exclude_hop, self.exclude_via).map(|entry| entry.broadcast.clone())
     }
 
     fn step(&mut self, state: &OriginState) -> Option<Announcement> {
@@ -423,7 +435,7 @@ impl OriginConsumer {
     }
 
     fn diff(&mut self, state: &OriginState, path: Path) -> Option<Announcement> {
-        let best = state.best(&path, self.exclude_hop);
+        let best = state.best(&path, self.exclude_hop, self.exclude_via);
         match (self.announced.get(&path), best) {
             (None, None) => None,
             (Some(_), None) => {

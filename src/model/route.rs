@@ -11,6 +11,9 @@ pub struct Route {
     pub warm_cost: u64,
     /// The same path priced as if nothing on it carried the content. The first tie-break.
     pub cold_cost: u64,
+    /// The local session the route was learned from (0: published here). Never sent on the wire:
+    /// it keeps a relay from announcing a session's own broadcasts back to it.
+    pub via: u64,
 }
 
 impl Route {
@@ -22,6 +25,12 @@ impl Route {
     /// True if `hop` (non-zero) is on the route: the loop and split-horizon rules drop such routes.
     pub fn contains_hop(&self, hop: u64) -> bool {
         hop != 0 && self.hops.contains(&hop)
+    }
+
+    /// True if a consumer excluding `hop` (split horizon) and `via` (its own session) must not see
+    /// this route.
+    pub fn excluded(&self, hop: u64, via: u64) -> bool {
+        self.contains_hop(hop) || (via != 0 && self.via == via)
     }
 
     /// Orders two routes, `Less` meaning `self` is preferred: lower warm cost, then lower cold cost,

@@ -586,7 +586,7 @@ async fn broadcast_ends_when_last_producer_drops() {
 // ---------- origins ----------
 
 fn route(warm: u64, cold: u64, hops: &[u64]) -> Route {
-    Route { hops: hops.to_vec(), warm_cost: warm, cold_cost: cold }
+    Route { hops: hops.to_vec(), warm_cost: warm, cold_cost: cold, via: 0 }
 }
 
 #[tokio::test(start_paused = true)]

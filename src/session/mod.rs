@@ -41,6 +41,9 @@ pub struct Origins {
     /// Where the peer's announced broadcasts appear (an `OriginProducer` converts into a mirror
     /// whose broadcasts end with the session). `None`: we do not ask for announcements.
     pub subscribe: Option<Mirror>,
+    /// The session root (spec 7.9): every path on the wire is relative to it. A relay sets it to
+    /// the connection's URL path; clients leave it empty.
+    pub root: crate::coding::Path,
 }
 
 /// What one side of a session shares with every task of the session.
@@ -54,9 +57,21 @@ pub(crate) struct Context<C: Connection> {
     pub(crate) peer_cost: u64,
     /// Set once the peer sent GOAWAY: no new requests are opened.
     pub(crate) going_away: AtomicBool,
+    /// This session's identity: routes it learned carry it, and it is not offered them back.
+    pub(crate) session_id: u64,
+    /// The session root: wire paths are relative to it.
+    pub(crate) root: crate::coding::Path,
 }
 
 impl<C: Connection> Context<C> {
+    /// The origin path of a wire path (the session root joined with it).
+    pub(crate) fn local_path(
+        &self,
+        wire: &crate::coding::Path,
+    ) -> Result<crate::coding::Path, crate::coding::PathTooLong> {
+        self.root.join(wire)
+    }
+
     pub(crate) fn is_going_away(&self) -> bool {
         self.going_away.load(Ordering::Relaxed)
     }
@@ -159,6 +174,8 @@ impl Session {
             peer_hop: peer_setup.hop.unwrap_or(0),
             peer_cost: peer_setup.cost_or_default(),
             going_away: AtomicBool::new(false),
+            session_id: mirror::new_owner(),
+            root: origins.root.clone(),
             config,
         });
         let (events_tx, events) = watch::channel(SessionEvent::Active);

@@ -57,8 +57,15 @@ impl<C: Connection> Publisher<C> {
         };
         writer.send_mut().set_priority(CONTROL_PRIORITY);
         let exclude = if request.exclude_hop != 0 { request.exclude_hop } else { self.ctx.peer_hop };
-        let scoped = self.origin.as_ref().and_then(|origin| origin.scoped(&request.prefix, exclude));
-        match self.announce_loop(&request.prefix, scoped, &mut reader, &mut writer).await {
+        let Ok(prefix) = self.ctx.local_path(&request.prefix) else {
+            return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
+        };
+        let scoped = self
+            .origin
+            .as_ref()
+            .and_then(|origin| origin.scoped(&prefix, exclude))
+            .map(|origin| origin.excluding_session(self.ctx.session_id));
+        match self.announce_loop(&prefix, scoped, &mut reader, &mut writer).await {
             Ok(()) => {
                 let _ = writer.send_mut().finish();
             }
@@ -139,10 +146,11 @@ impl<C: Connection> Publisher<C> {
         }
     }
 
-    fn find_broadcast(&self, path: &Path) -> Result<model::BroadcastConsumer, SessionError> {
+    fn find_broadcast(&self, wire: &Path) -> Result<model::BroadcastConsumer, SessionError> {
+        let path = self.ctx.local_path(wire).map_err(|e| SessionError::Decode(e.into()))?;
         self.origin
             .as_ref()
-            .and_then(|origin| origin.consume_broadcast(path))
+            .and_then(|origin| origin.consume_broadcast(&path))
             .ok_or(SessionError::Model(model::Error::Aborted(StreamCode::Unroutable)))
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::mirror::{Attached, Mirror, Orphan, new_owner};
+use super::mirror::{Attached, Mirror, Orphan};
 use super::priority::CONTROL_PRIORITY;
 use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
@@ -24,7 +24,10 @@ use crate::wire::{
 /// One broadcast learned from the peer, held in the mirror for as long as this session serves it.
 /// Dropping it (the session or its Announce stream ended) lets the broadcast linger for adoption.
 struct Remote {
+    /// The broadcast's path in our origin (under the session root).
     path: Path,
+    /// Its path on the wire (relative to the session root).
+    wire: Path,
     mirror: Mirror,
     owner: u64,
     ended: bool,
@@ -132,9 +135,9 @@ mod tokio_util_lite {
 impl<C: Connection> Subscriber<C> {
     pub(crate) fn new(ctx: Arc<Context<C>>, mirror: Mirror) -> Self {
         Self {
-            ctx,
             mirror,
-            owner: new_owner(),
+            owner: ctx.session_id,
+            ctx,
             subscriptions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             tasks: tokio_util_lite::TaskSet::default(),
@@ -208,7 +211,7 @@ impl<C: Connection> Subscriber<C> {
         }
         let link = self.ctx.peer_cost;
         let add = |cost: u64| cost.saturating_add(link).min(MAX_VARINT);
-        Some(Route { hops, warm_cost: add(warm), cold_cost: add(cold) })
+        Some(Route { hops, warm_cost: add(warm), cold_cost: add(cold), via: self.owner })
     }
 
     fn apply(
@@ -232,7 +235,7 @@ impl<C: Connection> Subscriber<C> {
                 let remote = match (table.take_ended(&path), route) {
                     // Ended a moment ago and back: keep the same broadcast.
                     (Some(remote), Some(route)) => {
-                        self.mirror.update_route(&path, self.owner, route);
+                        self.mirror.update_route(&remote.path, self.owner, route);
                         Some(remote)
                     }
                     (_, route) => route.and_then(|route| self.start_remote(path.clone(), route)),
@@ -294,12 +297,13 @@ impl<C: Connection> Subscriber<C> {
 
     /// Publishes a remote broadcast through the mirror (adopting a lingering one), serves local
     /// track requests for it and resumes its orphaned tracks.
-    fn start_remote(self: &Arc<Self>, path: Path, route: Route) -> Option<Remote> {
+    fn start_remote(self: &Arc<Self>, wire: Path, route: Route) -> Option<Remote> {
+        let path = self.ctx.local_path(&wire).ok()?;
         let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
         let Attached { producer, orphans } = self.mirror.attach(&path, route, self.owner, settings)?;
         tracing::debug!(%path, "broadcast announced by peer");
         let this = self.clone();
-        let broadcast = path.clone();
+        let broadcast = wire.clone();
         self.tasks.spawn(async move {
             while let Some(request) = producer.next_request().await {
                 let this = this.clone();
@@ -309,13 +313,13 @@ impl<C: Connection> Subscriber<C> {
         });
         for orphan in orphans {
             let this = self.clone();
-            let broadcast = path.clone();
+            let broadcast = wire.clone();
             self.tasks.spawn(async move {
                 let resume = orphan.producer.latest_sequence().map(|seq| seq + 1);
                 this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, resume).await
             });
         }
-        Some(Remote { path, mirror: self.mirror.clone(), owner: self.owner, ended: false })
+        Some(Remote { path, wire, mirror: self.mirror.clone(), owner: self.owner, ended: false })
     }
 
     /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE.
@@ -358,13 +362,11 @@ impl<C: Connection> Subscriber<C> {
             wanted.start = GroupStart::Floor(next);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let orphan = OrphanTarget {
-            mirror: self.mirror.clone(),
-            path: broadcast.clone(),
-            owner: self.owner,
-            name: track.clone(),
-            info,
+        let Ok(local) = self.ctx.local_path(&broadcast) else {
+            return producer.abort(model::Error::Aborted(StreamCode::InternalError));
         };
+        let orphan =
+            OrphanTarget { mirror: self.mirror.clone(), path: local, owner: self.owner, name: track.clone(), info };
         let sink = SinkInner::new(producer, orphan);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
         let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
@@ -584,8 +586,8 @@ impl AnnounceTable {
         self.ending.push((tokio::time::Instant::now(), remote));
     }
 
-    fn take_ended(&mut self, path: &Path) -> Option<Remote> {
-        let index = self.ending.iter().position(|(_, remote)| &remote.path == path)?;
+    fn take_ended(&mut self, wire: &Path) -> Option<Remote> {
+        let index = self.ending.iter().position(|(_, remote)| &remote.wire == wire)?;
         Some(self.ending.remove(index).1)
     }
 

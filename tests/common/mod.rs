@@ -69,8 +69,11 @@ pub fn serve_with(
                 if pending.path().contains("forbidden") {
                     return pending.reject("not allowed here");
                 }
-                let origins =
-                    Origins { publish: publish.as_ref().map(|o| o.consume()), subscribe: subscribe.map(Into::into) };
+                let origins = Origins {
+                    publish: publish.as_ref().map(|o| o.consume()),
+                    subscribe: subscribe.map(Into::into),
+                    ..Default::default()
+                };
                 if let Ok(session) = Session::accept(pending, origins, session).await {
                     kept.lock().unwrap().push(session);
                 }
@@ -94,7 +97,7 @@ impl TestServer {
     /// Connects a client session that mirrors the server's broadcasts into a new origin.
     pub async fn subscriber(&self, version: Version) -> (Session, OriginProducer) {
         let remote = OriginProducer::default();
-        let origins = Origins { publish: None, subscribe: Some(remote.clone().into()) };
+        let origins = Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() };
         let session = timeout(WAIT, self.client(version).connect(self.addr, "localhost", None, origins))
             .await
             .expect("connect in time")

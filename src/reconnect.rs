@@ -186,7 +186,7 @@ async fn run(
         };
         let reason = match result {
             Ok(mut session) => {
-                attempt = 0;
+                let up_since = Instant::now();
                 state.send_replace(ClientState::Connected { version: session.version(), reconnects });
                 reconnects += 1;
                 let event = loop {
@@ -203,6 +203,18 @@ async fn run(
                     }
                 };
                 last_up = Instant::now();
+                // A session that lasted is a success; one that ended at once counts as a failed
+                // attempt, so a server that sends GOAWAY right after SETUP is not hammered.
+                if up_since.elapsed() >= MIN_HEALTHY_SESSION {
+                    attempt = 0;
+                } else {
+                    attempt = attempt.saturating_add(1);
+                    let retry_in = backoff(&settings, attempt);
+                    tokio::select! {
+                        _ = tokio::time::sleep(retry_in) => {}
+                        _ = stopped.wait_for(|stop| *stop) => break,
+                    }
+                }
                 match event {
                     SessionEvent::GoingAway { uri } => {
                         state.send_replace(ClientState::Migrating { uri: uri.clone() });
@@ -226,8 +238,7 @@ async fn run(
             state.send_replace(ClientState::GaveUp { reason });
             return;
         }
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-        let retry_in = settings.initial_delay.saturating_mul(factor).min(settings.max_delay);
+        let retry_in = backoff(&settings, attempt);
         tracing::debug!(attempt, ?retry_in, "reconnecting: {reason}");
         state.send_replace(ClientState::Reconnecting { reason, attempt, retry_in });
         tokio::select! {
@@ -236,4 +247,13 @@ async fn run(
         }
     }
     state.send_replace(ClientState::Closed);
+}
+
+/// A session shorter than this counts as a failed attempt for the backoff.
+const MIN_HEALTHY_SESSION: Duration = Duration::from_secs(1);
+
+/// The delay before attempt `attempt` (1-based): doubling from the initial delay up to the max.
+fn backoff(settings: &ReconnectSettings, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+    settings.initial_delay.saturating_mul(factor).min(settings.max_delay)
 }

@@ -11,7 +11,7 @@ use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
 use crate::coding::Path;
 use crate::model::{self, GroupConsumer, GroupProducer};
-use crate::transport::{Connection, SendStream};
+use crate::transport::Connection;
 use crate::wire::{BidiStream, Fetch, FrameTimestamps, Goaway, Message, Probe, SessionCode, Version};
 
 /// What the peer reports on the Probe stream.
@@ -58,7 +58,7 @@ pub(crate) async fn fetch<C: Connection>(
     }
     let (send, recv) = ctx.conn.open_bi().await?;
     let mut writer = Writer::new(send, version);
-    writer.send_mut().set_priority(group_priority(request.priority, 0, request.group));
+    writer.set_priority(group_priority(request.priority, 0, request.group));
     let mut out = BytesMut::new();
     BidiStream::Fetch.encode(&mut out, version)?;
     let fetch = Fetch {
@@ -73,8 +73,7 @@ pub(crate) async fn fetch<C: Connection>(
     writer.write(out.freeze()).await?;
     let mut group = GroupProducer::new(fetch.group, fetch.frame_start, model::GroupSettings::default());
     let consumer = group.consume();
-    let max_buffered = crate::wire::MAX_FRAME_LEN as usize + 16;
-    let mut reader = Reader::new(recv, version, max_buffered);
+    let mut reader = Reader::new(recv, version, super::stream::GROUP_STREAM_BUFFER);
     tokio::spawn(async move {
         let mut timestamps = FrameTimestamps::new();
         loop {
@@ -86,7 +85,7 @@ pub(crate) async fn fetch<C: Connection>(
                 }
                 Ok(None) => {
                     // Our half ends after the reply: the reference reads an early FIN as a cancel.
-                    let _ = writer.send_mut().finish();
+                    writer.finish();
                     let _ = group.finish();
                     return;
                 }
@@ -107,7 +106,7 @@ pub(crate) async fn probe<C: Connection>(
     let version = ctx.version;
     let (send, recv) = ctx.conn.open_bi().await?;
     let mut writer = Writer::new(send, version);
-    writer.send_mut().set_priority(CONTROL_PRIORITY);
+    writer.set_priority(CONTROL_PRIORITY);
     let mut out = BytesMut::new();
     BidiStream::Probe.encode(&mut out, version)?;
     Probe { bitrate: *targets.borrow_and_update(), rtt: 0 }.encode(&mut out, version)?;
@@ -123,7 +122,7 @@ pub(crate) async fn probe<C: Connection>(
             },
             changed = targets.changed() => {
                 if changed.is_err() {
-                    let _ = writer.send_mut().finish();
+                    writer.finish();
                     return Ok(());
                 }
                 let target = *targets.borrow_and_update();
@@ -139,7 +138,7 @@ pub(crate) async fn goaway<C: Connection>(ctx: Arc<Context<C>>, uri: String) -> 
     let version = ctx.version;
     let (send, recv) = ctx.conn.open_bi().await?;
     let mut writer = Writer::new(send, version);
-    writer.send_mut().set_priority(CONTROL_PRIORITY);
+    writer.set_priority(CONTROL_PRIORITY);
     let mut out = BytesMut::new();
     BidiStream::Goaway.encode(&mut out, version)?;
     Goaway { uri }.encode(&mut out, version)?;
@@ -154,6 +153,6 @@ pub(crate) async fn goaway<C: Connection>(ctx: Arc<Context<C>>, uri: String) -> 
         tracing::debug!("peer did not leave within the drain timeout");
         ctx.conn.close(SessionCode::GoawayTimeout.to_u64(), "GOAWAY drain timeout");
     }
-    let _ = writer.send_mut().finish();
+    writer.finish();
     Ok(())
 }

@@ -17,6 +17,8 @@ pub struct SessionConfig {
     pub max_subscriptions: usize,
     /// Announce requests the peer may hold open at once. Default 64.
     pub max_announce_requests: usize,
+    /// Paths the peer may announce to us on one Announce stream. Default 4096.
+    pub max_announced: usize,
     /// Group streams in flight per subscription before older ones are abandoned. Default 64.
     pub max_groups_in_flight: usize,
     /// How long a server waits for the client's SETUP (lite-05+). Default 10 s, as the reference.
@@ -52,6 +54,7 @@ impl Default for SessionConfig {
             max_message_size: 1024 * 1024,
             max_subscriptions: 1024,
             max_announce_requests: 64,
+            max_announced: 4096,
             max_groups_in_flight: 64,
             setup_timeout: Duration::from_secs(10),
             control_timeout: Duration::from_secs(10),

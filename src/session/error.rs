@@ -47,7 +47,9 @@ impl SessionError {
     /// The session close code to send when this error ends the session.
     pub fn session_code(&self) -> SessionCode {
         match self {
-            SessionError::Decode(_) | SessionError::ProtocolViolation(_) => SessionCode::ProtocolViolation,
+            SessionError::Decode(_) | SessionError::ProtocolViolation(_) | SessionError::Limit(_) => {
+                SessionCode::ProtocolViolation
+            }
             SessionError::Unauthorized(_) => SessionCode::Unauthorized,
             SessionError::Timeout(_) => SessionCode::ControlMessageTimeout,
             SessionError::Closed => SessionCode::NoError,

@@ -102,6 +102,7 @@ pub struct Session {
     close: Closer,
     commands: mpsc::Sender<commands::Command>,
     probe_reports: watch::Receiver<Option<ProbeReport>>,
+    goaway_sent: AtomicBool,
     _task: AbortOnDrop,
 }
 
@@ -133,8 +134,17 @@ impl Session {
                 hop: (config.hop_id != 0).then_some(config.hop_id),
                 ..Default::default()
             };
-            send_setup(&conn, version, &setup).await?;
-            read_setup(&conn, version, &config, &mut backlog).await?
+            let exchanged = async {
+                send_setup(&conn, version, &setup).await?;
+                read_setup(&conn, version, &config, &mut backlog).await
+            };
+            match exchanged.await {
+                Ok(setup) => setup,
+                Err(err) => {
+                    conn.close(err.session_code().to_u64(), &err.to_string());
+                    return Err(err);
+                }
+            }
         } else {
             Setup::default()
         };
@@ -184,7 +194,16 @@ impl Session {
         let (commands, command_rx) = mpsc::channel(16);
         let (reports_tx, probe_reports) = watch::channel(None);
         let task = tokio::spawn(run(ctx, origins, backlog, events_tx, command_rx, reports_tx));
-        Session { version, peer_setup, events, close, commands, probe_reports, _task: AbortOnDrop(task.abort_handle()) }
+        Session {
+            version,
+            peer_setup,
+            events,
+            close,
+            commands,
+            probe_reports,
+            goaway_sent: AtomicBool::new(false),
+            _task: AbortOnDrop(task.abort_handle()),
+        }
     }
 
     /// The negotiated version.
@@ -254,6 +273,10 @@ impl Session {
     pub async fn goaway(&self, uri: &str) -> Result<(), SessionError> {
         if !self.version.has_goaway() {
             return Err(SessionError::Unsupported("GOAWAY needs moq-lite-04 or later"));
+        }
+        if self.goaway_sent.swap(true, Ordering::Relaxed) {
+            // A second GOAWAY would be a protocol violation of ours.
+            return Err(SessionError::Unsupported("GOAWAY was already sent on this session"));
         }
         self.commands.send(commands::Command::Goaway(uri.to_string())).await.map_err(|_| SessionError::Closed)
     }
@@ -465,7 +488,7 @@ async fn run<C: Connection>(
                         let _ = reply.send(commands::fetch(ctx, request).await);
                     });
                 }
-                commands::Command::Probe(bitrate) => match &probe_target {
+                commands::Command::Probe(bitrate) => match probe_target.as_ref().filter(|t| !t.is_closed()) {
                     Some(target) => {
                         target.send_replace(bitrate);
                     }
@@ -499,6 +522,9 @@ async fn run<C: Connection>(
     tracing::debug!(version = %ctx.version, "session ended: {error}");
     events.send_replace(SessionEvent::Closed(error));
     tasks.abort_all();
+    if let Some(subscriber) = &subscriber {
+        subscriber.abort_tasks();
+    }
 }
 
 /// A bidi stream of an unknown type, or of one the version lacks: RESET_STREAM CANCELLED and
@@ -507,7 +533,7 @@ fn refuse_unknown<S: SendStream, R: RecvStream>(mut writer: Writer<S>, mut reade
     if let SessionError::Decode(DecodeError::UnknownType { value, .. }) = err {
         tracing::debug!(value, "refused a bidi stream of unknown type");
     }
-    writer.send_mut().reset(StreamCode::Cancelled);
+    writer.reset(StreamCode::Cancelled);
     reader.recv_mut().stop(StreamCode::Cancelled);
 }
 
@@ -517,12 +543,10 @@ async fn receive_goaway<R: RecvStream>(
     going_away: &AtomicBool,
 ) -> Result<(), SessionError> {
     let Some(goaway) = reader.decode::<Goaway>().await? else { return Ok(()) };
-    let already = matches!(*events.borrow(), SessionEvent::GoingAway { .. });
-    if already {
+    if going_away.swap(true, Ordering::Relaxed) {
         return Err(SessionError::ProtocolViolation("a second GOAWAY".into()));
     }
     tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
-    going_away.store(true, Ordering::Relaxed);
     events.send_replace(SessionEvent::GoingAway { uri: goaway.uri });
     Ok(())
 }

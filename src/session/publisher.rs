@@ -17,7 +17,7 @@ use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
 use crate::coding::Path;
 use crate::model::{self, GroupConsumer, GroupStart, OriginConsumer, Route, SubscribeOptions, TrackEvent};
-use crate::transport::{Connection, SendStream};
+use crate::transport::Connection;
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, Fetch, FrameHeader, FrameTimestamps, GroupHeader,
     MAX_HOPS, Probe, ProbeLevel, StreamCode, Subscribe, SubscribeOkLegacy, SubscribeResponse, SubscribeUpdate,
@@ -36,7 +36,7 @@ pub(crate) struct Publisher<C: Connection> {
 /// Resets a request stream: both halves, with one code.
 fn refuse<C: Connection>(writer: &mut Writer<C::Send>, reader: &mut Reader<C::Recv>, code: StreamCode) {
     use crate::transport::RecvStream;
-    writer.send_mut().reset(code);
+    writer.reset(code);
     reader.recv_mut().stop(code);
 }
 
@@ -55,7 +55,7 @@ impl<C: Connection> Publisher<C> {
             Ok(Some(request)) => request,
             Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
         };
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let exclude = if request.exclude_hop != 0 { request.exclude_hop } else { self.ctx.peer_hop };
         let Ok(prefix) = self.ctx.local_path(&request.prefix) else {
             return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
@@ -67,7 +67,7 @@ impl<C: Connection> Publisher<C> {
             .map(|origin| origin.excluding_session(self.ctx.session_id));
         match self.announce_loop(&prefix, scoped, &mut reader, &mut writer).await {
             Ok(()) => {
-                let _ = writer.send_mut().finish();
+                writer.finish();
             }
             Err(err) => {
                 tracing::debug!(prefix = %request.prefix, "announce stream ended: {err}");
@@ -132,12 +132,12 @@ impl<C: Connection> Publisher<C> {
             Ok(Some(subscribe)) => subscribe,
             Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
         };
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let span = tracing::debug_span!("subscribe", id = subscribe.id, broadcast = %subscribe.broadcast, track = %subscribe.track);
         let _enter = span.enter();
         match self.subscribe_loop(&subscribe, &mut reader, &mut writer).await {
             Ok(()) => {
-                let _ = writer.send_mut().finish();
+                writer.finish();
             }
             Err(err) => {
                 tracing::debug!("subscription ended: {err}");
@@ -184,6 +184,7 @@ impl<C: Connection> Publisher<C> {
         }
         let (priority_tx, priority_rx) = watch::channel(window.priority);
         let mut groups = JoinSet::new();
+        let mut in_flight = std::collections::VecDeque::new();
         let mut ok_sent = version < Version::Lite05;
         let mut next_sequence = 0u64;
         loop {
@@ -198,10 +199,13 @@ impl<C: Connection> Publisher<C> {
                             writer.send(&SubscribeResponse::Ok { group: first }).await?;
                             ok_sent = true;
                         }
-                        next_sequence = next_sequence.max(sequence + 1);
-                        while groups.len() >= self.ctx.config.max_groups_in_flight {
-                            // The oldest streams are the least useful: let one finish before another.
-                            groups.join_next().await;
+                        next_sequence = next_sequence.max(sequence.saturating_add(1));
+                        in_flight.retain(|handle: &tokio::task::AbortHandle| !handle.is_finished());
+                        if in_flight.len() >= self.ctx.config.max_groups_in_flight {
+                            // The oldest stream is the least useful: abandon it (its stream is reset).
+                            if let Some(oldest) = in_flight.pop_front() {
+                                oldest.abort();
+                            }
                         }
                         if self.ctx.config.datagram_groups && self.try_datagram(subscribe.id, &group) {
                             continue;
@@ -214,7 +218,7 @@ impl<C: Connection> Publisher<C> {
                             frame_end: if Some(sequence) == window.group_end { window.frame_end } else { None },
                             frame_start: if Some(sequence) == window.group_start { window.frame_start } else { 0 },
                         };
-                        groups.spawn(sender.send(group));
+                        in_flight.push_back(groups.spawn(sender.send(group)));
                     }
                     Some(TrackEvent::Gap(gap)) => {
                         if !ok_sent {
@@ -285,7 +289,7 @@ impl<C: Connection> Publisher<C> {
             Ok(Some(request)) => request,
             Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
         };
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let result = async {
             let broadcast = self.find_broadcast(&request.broadcast)?;
             let info = match broadcast.track_info(&request.track) {
@@ -304,7 +308,7 @@ impl<C: Connection> Publisher<C> {
         .await;
         match result {
             Ok(()) => {
-                let _ = writer.send_mut().finish();
+                writer.finish();
             }
             Err(err) => {
                 tracing::debug!(broadcast = %request.broadcast, track = %request.track, "TRACK refused: {err}");
@@ -320,10 +324,10 @@ impl<C: Connection> Publisher<C> {
             Ok(Some(fetch)) => fetch,
             Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
         };
-        writer.send_mut().set_priority(group_priority(fetch.priority, 0, fetch.group));
+        writer.set_priority(group_priority(fetch.priority, 0, fetch.group));
         match self.fetch_frames(&fetch, &mut writer).await {
             Ok(()) => {
-                let _ = writer.send_mut().finish();
+                writer.finish();
             }
             Err(err) => {
                 tracing::debug!(broadcast = %fetch.broadcast, track = %fetch.track, group = fetch.group, "FETCH refused: {err}");
@@ -353,6 +357,9 @@ impl<C: Connection> Publisher<C> {
         let mut timestamps = FrameTimestamps::new();
         let mut out = BytesMut::new();
         while let Some(frame) = group.next_frame().await? {
+            if fetch.frame_end.is_some_and(|end| index > end) {
+                return Ok(());
+            }
             if index >= fetch.frame_start {
                 write_frame(&mut out, self.version(), &mut timestamps, &frame)?;
                 writer.write(out.split().freeze()).await?;
@@ -374,7 +381,7 @@ impl<C: Connection> Publisher<C> {
         if self.ctx.config.probe == ProbeLevel::None {
             return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
         }
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let mut interval = tokio::time::interval(self.ctx.config.probe_interval);
         loop {
             tokio::select! {
@@ -389,7 +396,7 @@ impl<C: Connection> Publisher<C> {
                 target = reader.decode::<Probe>() => match target {
                     Ok(Some(target)) => tracing::trace!(bitrate = target.bitrate, "PROBE target"),
                     Ok(None) => {
-                        let _ = writer.send_mut().finish();
+                        writer.finish();
                         return;
                     }
                     Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
@@ -441,15 +448,15 @@ impl<C: Connection> GroupSender<C> {
         let Ok(send) = self.conn.open_uni().await else { return };
         tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
         let mut writer = Writer::new(send, self.version);
-        writer.send_mut().set_priority(group_priority(*self.priority.borrow(), self.subscribe_id, sequence));
+        writer.set_priority(group_priority(*self.priority.borrow(), self.subscribe_id, sequence));
         let result = self.write_group(&mut writer, &mut group).await;
         match result {
             Ok(()) => {
-                let _ = writer.send_mut().finish();
+                writer.finish();
             }
             Err(err) => {
                 tracing::trace!(sequence, "group stream ended early: {err}");
-                writer.send_mut().reset(err.stream_code());
+                writer.reset(err.stream_code());
             }
         }
     }
@@ -476,18 +483,21 @@ impl<C: Connection> GroupSender<C> {
             tokio::select! {
                 frame = group.next_frame() => {
                     let Some(frame) = frame? else { return Ok(()) };
+                    if self.frame_end.is_some_and(|end| index > end) {
+                        return Ok(());
+                    }
                     if index >= first {
                         write_frame(&mut out, self.version, &mut timestamps, &frame)?;
                         writer.write(out.split().freeze()).await?;
                     }
-                    if Some(index) == self.frame_end {
+                    if self.frame_end == Some(index) {
                         return Ok(());
                     }
                     index += 1;
                 }
                 Ok(()) = self.priority.changed() => {
                     let priority = *self.priority.borrow_and_update();
-                    writer.send_mut().set_priority(group_priority(priority, self.subscribe_id, sequence));
+                    writer.set_priority(group_priority(priority, self.subscribe_id, sequence));
                 }
             }
         }

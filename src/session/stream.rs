@@ -6,10 +6,13 @@ use bytes::{Bytes, BytesMut};
 use super::SessionError;
 use crate::coding::DecodeError;
 use crate::transport::{RecvStream, SendStream};
-use crate::wire::{FrameData, FrameTimestamps, Message, StreamReader, Version};
+use crate::wire::{FrameData, FrameTimestamps, Message, StreamCode, StreamReader, Version};
 
 /// How much one read asks the transport for.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The buffer bound of a Group or Fetch stream: one whole frame of the largest size and one read.
+pub(crate) const GROUP_STREAM_BUFFER: usize = crate::wire::MAX_FRAME_LEN as usize + READ_CHUNK + 64;
 
 /// Reads messages from a receive half.
 pub(crate) struct Reader<R> {
@@ -38,6 +41,11 @@ impl<R: RecvStream> Reader<R> {
                 Ok(false)
             }
         }
+    }
+
+    /// Changes the buffer bound once the kind of stream is known.
+    pub(crate) fn set_max_buffered(&mut self, max_buffered: usize) {
+        self.buf.set_max_buffered(max_buffered);
     }
 
     /// The next message, or `None` when the stream ended cleanly between messages.
@@ -87,15 +95,18 @@ impl<R: RecvStream> Reader<R> {
     }
 }
 
-/// Writes messages to a send half.
-pub(crate) struct Writer<S> {
+/// Writes messages to a send half. A stream left neither finished nor reset is reset when the
+/// writer drops (a task aborted mid-group, an error path that returned early): a FIN would make a
+/// truncated group or an unanswered request look complete.
+pub(crate) struct Writer<S: SendStream> {
     send: S,
     version: Version,
+    closed: bool,
 }
 
 impl<S: SendStream> Writer<S> {
     pub(crate) fn new(send: S, version: Version) -> Self {
-        Self { send, version }
+        Self { send, version, closed: false }
     }
 
     /// Encodes and writes one message.
@@ -112,8 +123,28 @@ impl<S: SendStream> Writer<S> {
         Ok(())
     }
 
-    /// The send half, for priority, finish and reset.
-    pub(crate) fn send_mut(&mut self) -> &mut S {
-        &mut self.send
+    /// Sets the stream's send priority.
+    pub(crate) fn set_priority(&mut self, priority: i32) {
+        self.send.set_priority(priority);
+    }
+
+    /// Ends the stream gracefully (FIN).
+    pub(crate) fn finish(&mut self) {
+        self.closed = true;
+        let _ = self.send.finish();
+    }
+
+    /// Aborts the stream with `code`.
+    pub(crate) fn reset(&mut self, code: StreamCode) {
+        self.closed = true;
+        self.send.reset(code);
+    }
+}
+
+impl<S: SendStream> Drop for Writer<S> {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.send.reset(StreamCode::Cancelled);
+        }
     }
 }

@@ -15,7 +15,7 @@ use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
 use crate::coding::{MAX_VARINT, Path};
 use crate::model::{self, BroadcastSettings, GroupStart, Route, SubscribeOptions, TrackProducer};
-use crate::transport::{Connection, RecvStream, SendStream, StreamError};
+use crate::transport::{Connection, RecvStream, StreamError};
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, FrameTimestamps, GroupHeader, Message,
     StreamCode, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, TrackInfo, TrackRequest, Version,
@@ -123,6 +123,11 @@ mod tokio_util_lite {
     pub(crate) struct TaskSet(Mutex<JoinSet<()>>);
 
     impl TaskSet {
+        /// Aborts every task (their futures, and what they hold, are dropped).
+        pub(crate) fn abort_all(&self) {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).abort_all();
+        }
+
         pub(crate) fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
             let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
             // Reap finished tasks so the set does not grow with the session's history.
@@ -148,12 +153,17 @@ impl<C: Connection> Subscriber<C> {
         self.ctx.version
     }
 
+    /// Ends every task of this half. Tasks hold the subscriber, so dropping it would not.
+    pub(crate) fn abort_tasks(&self) {
+        self.tasks.abort_all();
+    }
+
     /// Opens the Announce stream and mirrors the peer's routes until it closes. A malformed or
     /// contradictory announcement ends the session with a protocol violation (spec 11.3).
     pub(crate) async fn run_announce(self: Arc<Self>) -> Result<(), SessionError> {
         let (send, recv) = self.ctx.conn.open_bi().await?;
         let mut writer = Writer::new(send, self.version());
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let mut out = BytesMut::new();
         BidiStream::Announce.encode(&mut out, self.version())?;
         let exclude_hop =
@@ -240,7 +250,7 @@ impl<C: Connection> Subscriber<C> {
                     }
                     (_, route) => route.and_then(|route| self.start_remote(path.clone(), route)),
                 };
-                table.by_path.insert(path, remote);
+                table.insert(path, remote, self.ctx.config.max_announced)?;
             }
             Announcement::Update { id, hops, warm_cost, cold_cost } => {
                 let path = table.ids.get(&id).ok_or_else(|| violation("ANNOUNCE_UPDATE for an unknown ID"))?;
@@ -273,11 +283,18 @@ impl<C: Connection> Subscriber<C> {
                                 self.mirror.update_route(&remote.path, self.owner, route)
                             }
                             (_, Some(route)) => {
-                                let remote = self.start_remote(path.clone(), route);
-                                table.by_path.insert(path, remote);
+                                // Ended a moment ago and back (lite-04 encodes an update that way).
+                                let remote = match table.take_ended(&path) {
+                                    Some(remote) => {
+                                        self.mirror.update_route(&remote.path, self.owner, route);
+                                        Some(remote)
+                                    }
+                                    None => self.start_remote(path.clone(), route),
+                                };
+                                table.insert(path, remote, self.ctx.config.max_announced)?;
                             }
                             (_, None) => {
-                                table.by_path.insert(path, None);
+                                table.insert(path, None, self.ctx.config.max_announced)?;
                             }
                         }
                     }
@@ -315,7 +332,7 @@ impl<C: Connection> Subscriber<C> {
             let this = self.clone();
             let broadcast = wire.clone();
             self.tasks.spawn(async move {
-                let resume = orphan.producer.latest_sequence().map(|seq| seq + 1);
+                let resume = orphan.producer.latest_sequence().map(|seq| seq.saturating_add(1).min(MAX_VARINT - 1));
                 this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, resume).await
             });
         }
@@ -370,6 +387,11 @@ impl<C: Connection> Subscriber<C> {
         let sink = SinkInner::new(producer, orphan);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
         let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
+        if result.is_ok() {
+            // The publisher's FIN means every group stream was opened; give the last ones time to
+            // deliver their GROUP header before late arrivals are refused.
+            tokio::time::sleep(STRAGGLER_GRACE).await;
+        }
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match result {
             Ok(()) => sink.set_outcome(Ok(())),
@@ -380,7 +402,11 @@ impl<C: Connection> Subscriber<C> {
             // A relay shutting down resets its subscriptions just before closing the session
             // (moq-relay sends INTERNAL_ERROR): a reset followed by the end of the session is the
             // session ending, not the track.
-            Err(err @ SessionError::Stream(StreamError::Reset(_))) if self.session_ending().await => {
+            Err(
+                err @ SessionError::Stream(StreamError::Reset(
+                    StreamCode::InternalError | StreamCode::SessionClosed | StreamCode::GoingAway,
+                )),
+            ) if self.session_ending().await => {
                 tracing::debug!(%broadcast, %track, id, "subscription reset as the session ended: {err}");
             }
             Err(err) => {
@@ -403,7 +429,7 @@ impl<C: Connection> Subscriber<C> {
         }
         let (send, recv) = self.ctx.conn.open_bi().await?;
         let mut writer = Writer::new(send, self.version());
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let mut out = BytesMut::new();
         BidiStream::Track.encode(&mut out, self.version())?;
         TrackRequest { broadcast: broadcast.clone(), track: track.to_string() }.encode(&mut out, self.version())?;
@@ -412,12 +438,12 @@ impl<C: Connection> Subscriber<C> {
         let reply = match tokio::time::timeout(self.ctx.config.control_timeout, reader.decode::<TrackInfo>()).await {
             Ok(reply) => reply?,
             Err(_) => {
-                writer.send_mut().reset(StreamCode::ControlTimeout);
+                writer.reset(StreamCode::ControlTimeout);
                 return Err(SessionError::Timeout("TRACK_INFO"));
             }
         };
         // Our half ends only after the answer: the reference reads an early FIN as a cancel.
-        let _ = writer.send_mut().finish();
+        writer.finish();
         let info =
             reply.ok_or_else(|| SessionError::ProtocolViolation("Track stream ended without TRACK_INFO".into()))?;
         Ok(model::TrackInfo {
@@ -458,7 +484,7 @@ impl<C: Connection> Subscriber<C> {
         let version = self.version();
         let (send, recv) = self.ctx.conn.open_bi().await?;
         let mut writer = Writer::new(send, version);
-        writer.send_mut().set_priority(CONTROL_PRIORITY);
+        writer.set_priority(CONTROL_PRIORITY);
         let window = self.window(&info, &wanted);
         let mut out = BytesMut::new();
         BidiStream::Subscribe.encode(&mut out, version)?;
@@ -483,7 +509,7 @@ impl<C: Connection> Subscriber<C> {
                         sink.with(|track| track.drop_groups(start, end, reason));
                     }
                     None => {
-                        let _ = writer.send_mut().finish();
+                        writer.finish();
                         return Ok(());
                     }
                 },
@@ -494,10 +520,11 @@ impl<C: Connection> Subscriber<C> {
                         writer.send(&update).await?;
                     }
                     None => {
-                        // Demand: no local consumer is left, so the subscription is cancelled.
-                        writer.send_mut().reset(StreamCode::Cancelled);
+                        // Demand: no local consumer is left, so the subscription is cancelled and
+                        // the local track ends with it (a later consumer requests it afresh).
+                        writer.reset(StreamCode::Cancelled);
                         reader.recv_mut().stop(StreamCode::Cancelled);
-                        return Ok(());
+                        return Err(SessionError::Model(model::Error::Cancelled));
                     }
                 },
             }
@@ -521,6 +548,7 @@ impl<C: Connection> Subscriber<C> {
 
     /// Feeds one Group stream (its type already read) into the subscription it names.
     pub(crate) async fn recv_group(&self, mut reader: Reader<C::Recv>) {
+        reader.set_max_buffered(super::stream::GROUP_STREAM_BUFFER);
         let header = match reader.decode::<GroupHeader>().await {
             Ok(Some(header)) => header,
             _ => return reader.recv_mut().stop(StreamCode::Cancelled),
@@ -578,10 +606,24 @@ struct AnnounceTable {
     ending: Vec<(tokio::time::Instant, Remote)>,
 }
 
+/// How long a subscription stays registered after the publisher's FIN, for Group streams whose
+/// header has not been read yet.
+const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
+
 /// How long an ended broadcast waits to see whether its session ends too.
 const END_GRACE: Duration = Duration::from_millis(500);
 
 impl AnnounceTable {
+    /// Records a path announced on the stream; a peer past `max` paths is in violation (the table
+    /// must not grow without bound, whether or not the paths are routed).
+    fn insert(&mut self, path: Path, remote: Option<Remote>, max: usize) -> Result<(), SessionError> {
+        if !self.by_path.contains_key(&path) && self.by_path.len() >= max {
+            return Err(SessionError::Limit(format!("more than {max} announced paths on one stream")));
+        }
+        self.by_path.insert(path, remote);
+        Ok(())
+    }
+
     fn end_later(&mut self, remote: Remote) {
         self.ending.push((tokio::time::Instant::now(), remote));
     }

@@ -36,6 +36,12 @@ impl StreamReader {
         Self { buf: BytesMut::new(), version, max_buffered }
     }
 
+    /// Changes the buffer bound, once the kind of stream is known (a Group stream carries frames of
+    /// up to [`MAX_FRAME_LEN`](super::MAX_FRAME_LEN), a control stream small messages).
+    pub fn set_max_buffered(&mut self, max_buffered: usize) {
+        self.max_buffered = max_buffered;
+    }
+
     /// The version this reader decodes.
     pub fn version(&self) -> Version {
         self.version

@@ -10,6 +10,7 @@ pub mod endpoint;
 pub mod ffi;
 pub mod model;
 pub mod reconnect;
+pub mod relay;
 pub mod session;
 pub mod transport;
 pub mod wire;

@@ -1,0 +1,147 @@
+//! moqt's relay: every session publishes into, and is served from, one shared origin. What one
+//! client announces, the others discover; a track many subscribers want is subscribed upstream
+//! once (the model deduplicates requests and aggregates their parameters, spec 7.1) and fanned
+//! out from one bounded cache, one `Bytes` per frame for every subscriber. Each session is scoped
+//! to its root (the connection's path, spec 7.9) and never offered its own broadcasts back.
+//!
+//! The relay is a library type so C programs can embed it; the `moqt relay` command wraps it.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::coding::Path;
+use crate::endpoint::Server;
+use crate::model::{OriginProducer, OriginSettings};
+use crate::session::{Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent};
+use crate::transport::Connection;
+
+/// Relay settings.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// This relay's Hop ID (non-zero, below 2^53 for old JS clients), sent in SETUP and
+    /// ANNOUNCE_OK; announcements that already passed through it are dropped (loops).
+    pub hop_id: u64,
+    /// Settings of every session (bounds, timeouts).
+    pub session: SessionConfig,
+    /// Bounds of the shared origin.
+    pub origin: OriginSettings,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self { hop_id: random_hop_id(), session: SessionConfig::default(), origin: OriginSettings::default() }
+    }
+}
+
+/// A Hop ID from the OS's randomness, in 1..2^53.
+pub fn random_hop_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    // ring's SystemRandom reads the OS generator; on failure fall back to the clock, which only
+    // has to differ between relays that peer with each other.
+    if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).is_err() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        bytes = (now.as_nanos() as u64).to_le_bytes();
+    }
+    (u64::from_le_bytes(bytes) % ((1 << 53) - 1)) + 1
+}
+
+/// The session root named by a SETUP Path or URL path: the path without its query.
+pub fn session_root(path_and_query: &str) -> Result<Path, SessionError> {
+    let path = path_and_query.split('?').next().unwrap_or("");
+    Path::new(path).map_err(|err| SessionError::Unauthorized(format!("bad session path: {err}")))
+}
+
+/// A relay: the shared origin and what it takes to serve sessions from it.
+#[derive(Clone)]
+pub struct Relay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    origin: OriginProducer,
+    config: RelayConfig,
+    /// `Some(uri)` once shutting down: every session gets GOAWAY with that URI.
+    shutdown: watch::Sender<Option<String>>,
+}
+
+impl Relay {
+    /// An empty relay.
+    pub fn new(mut config: RelayConfig) -> Self {
+        config.session.hop_id = config.hop_id;
+        let origin = OriginProducer::new(config.origin);
+        let (shutdown, _) = watch::channel(None);
+        Relay { inner: Arc::new(Inner { origin, config, shutdown }) }
+    }
+
+    /// The shared origin: an embedding application can publish into it or read from it directly.
+    pub fn origin(&self) -> &OriginProducer {
+        &self.inner.origin
+    }
+
+    /// This relay's Hop ID.
+    pub fn hop_id(&self) -> u64 {
+        self.inner.config.hop_id
+    }
+
+    /// Serves one session whose SETUP was read (and whose path the caller may have checked) until
+    /// it ends. On shutdown the session gets GOAWAY and the drain timeout to leave.
+    pub async fn serve<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
+        let root = match session_root(pending.path()) {
+            Ok(root) => root,
+            Err(err) => {
+                pending.reject(&err.to_string());
+                return Err(err);
+            }
+        };
+        let origins = Origins {
+            publish: Some(self.inner.origin.consume()),
+            subscribe: Some(Mirror::from(self.inner.origin.clone())),
+            root,
+        };
+        let mut session = Session::accept(pending, origins, self.inner.config.session.clone()).await?;
+        let mut shutdown = self.inner.shutdown.subscribe();
+        loop {
+            tokio::select! {
+                event = session.next_event() => {
+                    if let SessionEvent::Closed(err) = event {
+                        return Err(err);
+                    }
+                }
+                changed = shutdown.changed() => {
+                    let uri = shutdown.borrow_and_update().clone();
+                    if let (Ok(()), Some(uri)) = (changed, uri) {
+                        // lite-03 has no GOAWAY: the session is closed at the end of the drain.
+                        let _ = session.goaway(&uri).await;
+                        let drain = self.inner.config.session.drain_timeout;
+                        let _ = tokio::time::timeout(drain + drain / 2, session.closed()).await;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Accepts sessions on `server` until it closes, each in its own task.
+    pub async fn run(&self, server: Server) {
+        while let Some(incoming) = server.accept().await {
+            let relay = self.clone();
+            tokio::spawn(async move {
+                match incoming.setup().await {
+                    Ok(pending) => {
+                        if let Err(err) = relay.serve(pending).await {
+                            tracing::debug!("session ended: {err}");
+                        }
+                    }
+                    Err(err) => tracing::debug!("session setup failed: {err}"),
+                }
+            });
+        }
+    }
+
+    /// Starts a graceful shutdown: every session gets GOAWAY with `uri` (empty: reconnect here)
+    /// and the drain timeout to leave.
+    pub fn shutdown(&self, uri: &str) {
+        self.inner.shutdown.send_replace(Some(uri.to_string()));
+    }
+}

@@ -1,0 +1,159 @@
+//! moqt's relay over loopback QUIC: fan-out with one upstream subscription per track, session roots,
+//! no reflection of a client's own broadcasts, and GOAWAY on shutdown, in every version where the
+//! mechanism exists.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use moqt::endpoint::{Client, EndpointConfig, Server};
+use moqt::model::{OriginProducer, TrackEvent};
+use moqt::relay::{Relay, RelayConfig};
+use moqt::session::{Origins, Session, SessionEvent};
+use moqt::transport::tls::{Certificate, ClientTrust};
+use moqt::wire::Version;
+use tokio::time::timeout;
+
+struct TestRelay {
+    relay: Relay,
+    addr: SocketAddr,
+    cert: Certificate,
+}
+
+fn start_relay(version: Version) -> TestRelay {
+    let cert = cert();
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config(version)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let relay = Relay::new(RelayConfig::default());
+    let running = relay.clone();
+    tokio::spawn(async move { running.run(server).await });
+    TestRelay { relay, addr, cert }
+}
+
+impl TestRelay {
+    fn client(&self, version: Version) -> Client {
+        let trust = ClientTrust::Fingerprint(vec![self.cert.fingerprint()]);
+        Client::new(
+            "127.0.0.1:0".parse().unwrap(),
+            &trust,
+            EndpointConfig { versions: vec![version], ..Default::default() },
+        )
+        .unwrap()
+    }
+
+    async fn connect(&self, version: Version, path: Option<&str>, origins: Origins) -> Session {
+        let path = path.filter(|_| version.has_setup()).map(str::to_string);
+        timeout(WAIT, self.client(version).connect(self.addr, "localhost", path, origins)).await.unwrap().unwrap()
+    }
+
+    async fn subscriber(&self, version: Version, path: Option<&str>) -> (Session, OriginProducer) {
+        let remote = OriginProducer::default();
+        let origins = Origins { subscribe: Some(remote.clone().into()), ..Default::default() };
+        (self.connect(version, path, origins).await, remote)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fan_out_with_one_upstream_subscription() {
+    init_logs();
+    for version in Version::ALL {
+        let relay = start_relay(version);
+        let mut published = publish("room/alice");
+        let _publisher = relay
+            .connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+            .await;
+        let mut subscribers = Vec::new();
+        for _ in 0..3 {
+            let (session, remote) = relay.subscriber(version, None).await;
+            let broadcast = announced(&remote, &path("room/alice")).await;
+            let track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+            subscribers.push((session, track));
+        }
+        timeout(WAIT, published.track.used()).await.unwrap();
+        // Let every downstream subscription reach the relay before counting upstream consumers.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(published.track.consumer_count(), 1, "{version}: one upstream subscription for three subscribers");
+        write_groups(&mut published.track, 2, 3);
+        for (_, track) in &mut subscribers {
+            let mut seen = Vec::new();
+            while seen.len() < 2 {
+                match next_event(track).await {
+                    TrackEvent::Group(mut group) => {
+                        let g = group.sequence();
+                        let frames = read_group(&mut group).await;
+                        assert_eq!(
+                            frames.iter().map(|f| f.payload.clone()).collect::<Vec<_>>(),
+                            (0..3).map(|f| payload(g, f)).collect::<Vec<_>>(),
+                            "{version}"
+                        );
+                        seen.push(g);
+                    }
+                    TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_scoped_to_their_root() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let relay = start_relay(version);
+        let published = publish("x");
+        let _publisher = relay
+            .connect(version, Some("/a"), Origins { publish: Some(published.origin.consume()), ..Default::default() })
+            .await;
+        let (_same, same_root) = relay.subscriber(version, Some("/a")).await;
+        announced(&same_root, &path("x")).await;
+        let (_top, top) = relay.subscriber(version, Some("/")).await;
+        announced(&top, &path("a/x")).await;
+        let (_other, other_root) = relay.subscriber(version, Some("/b?jwt=ignored")).await;
+        let mut announcements = other_root.consume();
+        let nothing = timeout(Duration::from_millis(300), announcements.next_announcement()).await;
+        assert!(nothing.is_err(), "{version}: /b saw {:?}", nothing);
+        // The relay's origin holds it under the root.
+        assert!(relay.relay.origin().consume_broadcast(&path("a/x")).is_some(), "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_not_offered_its_own_broadcast() {
+    init_logs();
+    for version in Version::ALL {
+        let relay = start_relay(version);
+        let published = publish("mine");
+        let inbox = OriginProducer::default();
+        let origins = Origins {
+            publish: Some(published.origin.consume()),
+            subscribe: Some(inbox.clone().into()),
+            ..Default::default()
+        };
+        let _both = relay.connect(version, None, origins).await;
+        // Another client's broadcast arrives; our own never does.
+        let theirs = publish("theirs");
+        let _other = relay
+            .connect(version, None, Origins { publish: Some(theirs.origin.consume()), ..Default::default() })
+            .await;
+        let mut announcements = inbox.consume();
+        let first = timeout(WAIT, announcements.next_announcement()).await.unwrap().unwrap();
+        assert_eq!(first.path(), &path("theirs"), "{version}");
+        let more = timeout(Duration::from_millis(300), announcements.next_announcement()).await;
+        assert!(more.is_err(), "{version}: also saw {more:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_goaway() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+        let relay = start_relay(version);
+        let (mut session, _remote) = relay.subscriber(version, None).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        relay.relay.shutdown("moql://127.0.0.1:4443/");
+        let event = timeout(WAIT, session.next_event()).await.unwrap();
+        assert_eq!(event, SessionEvent::GoingAway { uri: "moql://127.0.0.1:4443/".into() }, "{version}");
+    }
+}

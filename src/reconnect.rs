@@ -135,30 +135,41 @@ impl Drop for PersistentClient {
     }
 }
 
-/// Resolves a GOAWAY New Session URI: empty means the same endpoint; `moql://` and `moqt://` name
-/// another raw-QUIC endpoint. Anything else cannot be followed by this client.
+impl Target {
+    /// A raw-QUIC connection URL: `moql://host[:port]/path?query` or `moqt://…` (default port
+    /// 443). The host is resolved here; the path and query travel in SETUP Path.
+    pub async fn from_url(text: &str) -> Result<Target, String> {
+        let url = url::Url::parse(text).map_err(|err| format!("malformed URL {text:?}: {err}"))?;
+        match url.scheme() {
+            "moql" | "moqt" => {}
+            "https" | "http" => {
+                return Err(format!("{text:?}: WebTransport URLs are not supported yet; use moql://host:port/path"));
+            }
+            other => return Err(format!("{text:?}: unknown scheme {other:?} (expected moql:// or moqt://)")),
+        }
+        let host = url.host_str().ok_or_else(|| format!("URL {text:?} has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let port = url.port().unwrap_or(443);
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|err| format!("cannot resolve {host}: {err}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to nothing"))?;
+        let mut path = url.path().to_string();
+        if let Some(query) = url.query() {
+            path = format!("{path}?{query}");
+        }
+        let path = (path != "/" && !path.is_empty()).then_some(path);
+        Ok(Target { addr, server_name: host, path })
+    }
+}
+
+/// Resolves a GOAWAY New Session URI: empty means the same endpoint; otherwise a connection URL.
 pub async fn resolve_goaway(uri: &str, current: &Target) -> Result<Target, String> {
     if uri.is_empty() {
         return Ok(current.clone());
     }
-    let url = url::Url::parse(uri).map_err(|err| format!("malformed GOAWAY URI {uri:?}: {err}"))?;
-    if !matches!(url.scheme(), "moql" | "moqt") {
-        return Err(format!("GOAWAY URI scheme {:?} is not raw QUIC", url.scheme()));
-    }
-    let host = url.host_str().ok_or_else(|| format!("GOAWAY URI {uri:?} has no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    let port = url.port().unwrap_or(443);
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|err| format!("cannot resolve {host}: {err}"))?
-        .next()
-        .ok_or_else(|| format!("{host} resolves to nothing"))?;
-    let mut path = url.path().to_string();
-    if let Some(query) = url.query() {
-        path = format!("{path}?{query}");
-    }
-    let path = Path::new(&path).ok().filter(|p| !p.is_root()).map(|_| path);
-    Ok(Target { addr, server_name: host, path })
+    Target::from_url(uri).await
 }
 
 async fn run(

@@ -1,0 +1,403 @@
+//! The `moqt` command: a relay, and publish / subscribe / announced clients for demos and
+//! operations. Logs go to stderr (RUST_LOG or -v); exit code 0 on success, 1 on a runtime
+//! failure, 2 on bad usage.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use moqt::coding::Path;
+use moqt::endpoint::{Client, EndpointConfig, Server};
+use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
+use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+use moqt::relay::{Relay, RelayConfig};
+use moqt::transport::tls::{Certificate, ClientTrust};
+use moqt::wire::Version;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+#[derive(Parser)]
+#[command(name = "moqt", version, about = "moq-lite (Media over QUIC, Lite): relay, publish, subscribe")]
+struct Cli {
+    /// More logs on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a relay: clients publish to it and subscribe through it.
+    Relay(RelayArgs),
+    /// Publish a broadcast read from stdin (or a built-in clock).
+    Publish(PublishArgs),
+    /// Subscribe to a track and write its frames to stdout.
+    Subscribe(SubscribeArgs),
+    /// Print broadcasts as they are announced and ended.
+    Announced(AnnouncedArgs),
+}
+
+#[derive(clap::Args)]
+struct RelayArgs {
+    /// UDP address to listen on for QUIC.
+    #[arg(long, default_value = "[::]:443")]
+    listen: SocketAddr,
+    /// Certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate (14 days) for these comma-separated host names.
+    #[arg(long, value_delimiter = ',', conflicts_with = "tls_cert")]
+    tls_generate: Vec<String>,
+    /// Plain-HTTP listener serving /certificate.sha256 and /health.
+    #[arg(long)]
+    http_listen: Option<SocketAddr>,
+    /// This relay's Hop ID (default: random).
+    #[arg(long)]
+    hop_id: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// moql://host:port/path (raw QUIC).
+    url: String,
+    /// Skip certificate verification (development only).
+    #[arg(long)]
+    tls_disable_verify: bool,
+    /// Trust only a server certificate with this SHA-256 fingerprint (hex).
+    #[arg(long)]
+    tls_fingerprint: Option<String>,
+    /// Trust certificates issued by this CA (PEM).
+    #[arg(long)]
+    tls_root: Option<PathBuf>,
+    /// Offer only this version (moq-lite-03 .. moq-lite-06).
+    #[arg(long = "version", value_name = "VERSION")]
+    moq_version: Option<Version>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    /// One frame per line of stdin.
+    Lines,
+    /// Fixed-size chunks of stdin.
+    Chunks,
+    /// A built-in clock: one frame per second with the time; needs no input.
+    Clock,
+}
+
+#[derive(clap::Args)]
+struct PublishArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Broadcast path, e.g. room/alice.
+    #[arg(long)]
+    broadcast: String,
+    /// Track name.
+    #[arg(long, default_value = "video")]
+    track: String,
+    /// How stdin becomes frames.
+    #[arg(long, value_enum, default_value = "lines")]
+    format: Format,
+    /// Frames per group.
+    #[arg(long, default_value_t = 30)]
+    group_frames: u64,
+    /// Chunk size for --format chunks.
+    #[arg(long, default_value_t = 4096)]
+    chunk_size: usize,
+}
+
+#[derive(clap::Args)]
+struct SubscribeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Broadcast path.
+    #[arg(long)]
+    broadcast: String,
+    /// Track name.
+    #[arg(long, default_value = "video")]
+    track: String,
+    /// Exit after this many frames.
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct AnnouncedArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Only broadcasts under this prefix.
+    #[arg(long, default_value = "")]
+    prefix: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("moqt: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Relay(args) => relay(args).await,
+            Command::Publish(args) => publish(args).await,
+            Command::Subscribe(args) => subscribe(args).await,
+            Command::Announced(args) => announced(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("moqt: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+async fn relay(args: RelayArgs) -> Result<()> {
+    let cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?,
+        _ if !args.tls_generate.is_empty() => Certificate::generate(&args.tls_generate).map_err(|e| e.to_string())?,
+        _ => return Err("give --tls-cert and --tls-key, or --tls-generate HOSTS".into()),
+    };
+    let server = Server::bind(args.listen, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+    let mut config = RelayConfig::default();
+    if let Some(hop) = args.hop_id {
+        config.hop_id = hop;
+    }
+    let relay = Relay::new(config);
+    eprintln!(
+        "moqt relay: listening on {} (QUIC), certificate sha256 {}",
+        server.local_addr().map_err(|e| e.to_string())?,
+        cert.fingerprint_hex()
+    );
+    if let Some(http) = args.http_listen {
+        let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot bind {http}: {e}"))?;
+        eprintln!("moqt relay: http on {http} (/certificate.sha256, /health)");
+        tokio::spawn(serve_http(listener, cert.fingerprint_hex()));
+    }
+    let running = relay.clone();
+    let serve = tokio::spawn(async move { running.run(server).await });
+    wait_for_signal().await;
+    eprintln!("moqt relay: shutting down (GOAWAY to every session)");
+    relay.shutdown("");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    serve.abort();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Answers the three fixed GETs the relay offers over plain HTTP. A whole HTTP library is not
+/// worth it for three constant responses; requests are bounded and the connection closes after
+/// each answer.
+async fn serve_http(listener: tokio::net::TcpListener, fingerprint: String) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let fingerprint = fingerprint.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+            let Ok(Ok(n)) = read else { return };
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let target = request.split_whitespace().nth(1).unwrap_or("");
+            let (status, body) = match target {
+                "/certificate.sha256" => ("200 OK", fingerprint),
+                "/health" => ("200 OK", "ok".to_string()),
+                _ => ("404 Not Found", "not found".to_string()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+fn client(args: &ClientArgs) -> Result<Client> {
+    let trust = if args.tls_disable_verify {
+        ClientTrust::InsecureSkipVerify
+    } else if let Some(hex) = &args.tls_fingerprint {
+        ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
+    } else if let Some(root) = &args.tls_root {
+        let pem = std::fs::read(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+        ClientTrust::ca_from_pem(&pem).map_err(|e| e.to_string())?
+    } else {
+        return Err(
+            "choose how to trust the server: --tls-fingerprint HEX, --tls-root PEM or --tls-disable-verify".into()
+        );
+    };
+    let mut config = EndpointConfig::default();
+    if let Some(version) = args.moq_version {
+        config.versions = vec![version];
+    }
+    let bind: SocketAddr = if args.url.contains('[') { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
+    Client::new(bind, &trust, config).map_err(|e| e.to_string())
+}
+
+async fn connect(
+    args: &ClientArgs,
+    publish: Option<model::OriginConsumer>,
+    subscribe: Option<OriginProducer>,
+) -> Result<PersistentClient> {
+    let target = Target::from_url(&args.url).await?;
+    let mut client = PersistentClient::start(client(args)?, target, publish, subscribe, ReconnectSettings::default());
+    loop {
+        match client.state() {
+            ClientState::Connected { version, .. } => {
+                tracing::info!(%version, "connected");
+                return Ok(client);
+            }
+            ClientState::GaveUp { reason } => return Err(reason),
+            ClientState::Reconnecting { reason, attempt, .. } if attempt >= 3 => {
+                return Err(format!("cannot connect to {}: {reason}", args.url));
+            }
+            _ => {}
+        }
+        client.next_state().await;
+    }
+}
+
+async fn publish(args: PublishArgs) -> Result<()> {
+    let path = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let mut track = broadcast.create_track(&args.track, TrackInfo::default()).map_err(|e| e.to_string())?;
+    let _published = origin.publish(path, broadcast.consume(), Route::local()).map_err(|e| e.to_string())?;
+    let _client = connect(&args.client, Some(origin.consume()), None).await?;
+    let started = Instant::now();
+    let group_frames = args.group_frames.max(1);
+    let mut group: Option<model::GroupProducer> = None;
+    let mut in_group = 0u64;
+    let mut frames = 0u64;
+    let mut write = |payload: Bytes| -> Result<()> {
+        if group.is_none() || in_group >= group_frames {
+            if let Some(done) = group.take() {
+                done.finish().map_err(|e| e.to_string())?;
+            }
+            group = Some(track.append_group().map_err(|e| e.to_string())?);
+            in_group = 0;
+        }
+        let timestamp = started.elapsed().as_millis() as u64;
+        if let Some(group) = group.as_mut() {
+            group.write(timestamp, payload).map_err(|e| e.to_string())?;
+        }
+        in_group += 1;
+        frames += 1;
+        Ok(())
+    };
+    match args.format {
+        Format::Lines => {
+            let mut lines = BufReader::new(tokio::io::stdin()).lines();
+            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                write(Bytes::from(line))?;
+            }
+        }
+        Format::Chunks => {
+            let mut stdin = tokio::io::stdin();
+            let mut buf = vec![0u8; args.chunk_size.max(1)];
+            loop {
+                let n = stdin.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                write(Bytes::copy_from_slice(&buf[..n]))?;
+            }
+        }
+        Format::Clock => loop {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            write(Bytes::from(format!("{}", now.as_secs())))?;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        },
+    }
+    drop(write);
+    if let Some(group) = group.take() {
+        group.finish().map_err(|e| e.to_string())?;
+    }
+    eprintln!("moqt publish: {frames} frames; waiting 2 s for subscribers to catch up");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    track.finish();
+    Ok(())
+}
+
+async fn subscribe(args: SubscribeArgs) -> Result<()> {
+    let wanted = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
+    let remote = OriginProducer::default();
+    let _client = connect(&args.client, None, Some(remote.clone())).await?;
+    let mut announcements = remote.consume();
+    let broadcast = loop {
+        match announcements.next_announcement().await {
+            Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
+            Some(_) => continue,
+            None => return Err("the session ended before the broadcast was announced".into()),
+        }
+    };
+    let mut track = broadcast.subscribe_track(&args.track).await.map_err(|e| e.to_string())?;
+    let mut stdout = tokio::io::stdout();
+    let mut count = 0u64;
+    while args.count.is_none_or(|n| count < n) {
+        match track.next_group().await.map_err(|e| e.to_string())? {
+            Some(TrackEvent::Group(mut group)) => {
+                while let Some(frame) = group.next_frame().await.map_err(|e| e.to_string())? {
+                    stdout.write_all(&frame.payload).await.map_err(|e| e.to_string())?;
+                    stdout.write_all(b"\n").await.map_err(|e| e.to_string())?;
+                    count += 1;
+                    if args.count.is_some_and(|n| count >= n) {
+                        break;
+                    }
+                }
+                stdout.flush().await.map_err(|e| e.to_string())?;
+            }
+            Some(TrackEvent::Gap(gap)) => {
+                eprintln!("moqt subscribe: groups {}..={} lost: {:?}", gap.start, gap.end, gap.reason)
+            }
+            None => break,
+        }
+    }
+    Ok(())
+}
+
+async fn announced(args: AnnouncedArgs) -> Result<()> {
+    let prefix = Path::new(&args.prefix).map_err(|e| e.to_string())?;
+    let remote = OriginProducer::default();
+    let _client = connect(&args.client, None, Some(remote.clone())).await?;
+    let mut announcements = remote.consume_scoped(prefix, 0);
+    while let Some(announcement) = announcements.next_announcement().await {
+        match announcement {
+            model::Announcement::Start { path, .. } => println!("+ {path}"),
+            model::Announcement::Update { path, .. } => println!("~ {path}"),
+            model::Announcement::End { path } => println!("- {path}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The `moqt` command end to end on loopback: `moqt relay --tls-generate` plus `moqt publish` and
+//! `moqt subscribe` against it, as the README shows; and usage errors exit with code 2.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn fingerprint(http: u16) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", http)) {
+            write!(stream, "GET /certificate.sha256 HTTP/1.0\r\n\r\n").unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            if let Some((_, body)) = response.split_once("\r\n\r\n") {
+                return body.trim().to_string();
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the relay's HTTP listener never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn relay_publish_subscribe() {
+    let (quic, http) = (free_udp(), free_tcp());
+    let _relay = Killed(
+        Command::new(MOQT)
+            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let fp = fingerprint(http);
+    assert_eq!(fp.len(), 64, "a hex SHA-256: {fp:?}");
+    let url = format!("moql://localhost:{quic}/anon");
+    let subscriber = Command::new(MOQT)
+        .args(["subscribe", &url, "--broadcast", "demo", "--tls-fingerprint", &fp, "--count", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut publisher = Killed(
+        Command::new(MOQT)
+            .args(["publish", &url, "--broadcast", "demo", "--tls-fingerprint", &fp, "--group-frames", "2"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = publisher.0.stdin.take().unwrap();
+    // Frames go out as the subscriber asks; write slowly enough that it is there.
+    for i in 1..=8 {
+        writeln!(stdin, "frame {i}").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stdin);
+    let output = wait_with_timeout(subscriber, Duration::from_secs(20));
+    let lines: Vec<&str> = output.lines().collect();
+    assert_eq!(lines.len(), 5, "{output:?}");
+    assert!(lines.iter().all(|l| l.starts_with("frame ")), "{output:?}");
+}
+
+fn wait_with_timeout(mut child: Child, limit: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut out = String::new();
+            child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+            assert!(status.success(), "moqt subscribe failed: {status}: {out}");
+            return out;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("moqt subscribe did not finish in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2_and_every_subcommand_has_help() {
+    let status = Command::new(MOQT).arg("publish").stderr(Stdio::null()).status().unwrap();
+    assert_eq!(status.code(), Some(2));
+    for sub in ["relay", "publish", "subscribe", "announced"] {
+        let output = Command::new(MOQT).args([sub, "--help"]).output().unwrap();
+        assert!(output.status.success(), "{sub} --help");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"), "{sub} --help prints usage");
+    }
+    // A missing trust choice is a runtime error (1) with a message that says what to do.
+    let output = Command::new(MOQT).args(["subscribe", "moql://127.0.0.1:9/x", "--broadcast", "b"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-fingerprint"));
+}

@@ -300,47 +300,49 @@ async fn publish(args: PublishArgs) -> Result<()> {
     let mut group: Option<model::GroupProducer> = None;
     let mut in_group = 0u64;
     let mut frames = 0u64;
-    let mut write = |payload: Bytes| -> Result<()> {
-        if group.is_none() || in_group >= group_frames {
-            if let Some(done) = group.take() {
-                done.finish().map_err(|e| e.to_string())?;
-            }
-            group = Some(track.append_group().map_err(|e| e.to_string())?);
-            in_group = 0;
-        }
-        let timestamp = started.elapsed().as_millis() as u64;
-        if let Some(group) = group.as_mut() {
-            group.write(timestamp, payload).map_err(|e| e.to_string())?;
-        }
-        in_group += 1;
-        frames += 1;
-        Ok(())
-    };
-    match args.format {
-        Format::Lines => {
-            let mut lines = BufReader::new(tokio::io::stdin()).lines();
-            while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
-                write(Bytes::from(line))?;
-            }
-        }
-        Format::Chunks => {
-            let mut stdin = tokio::io::stdin();
-            let mut buf = vec![0u8; args.chunk_size.max(1)];
-            loop {
-                let n = stdin.read(&mut buf).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
+    // The closure borrows the group until the input ends.
+    {
+        let mut write = |payload: Bytes| -> Result<()> {
+            if group.is_none() || in_group >= group_frames {
+                if let Some(done) = group.take() {
+                    done.finish().map_err(|e| e.to_string())?;
                 }
-                write(Bytes::copy_from_slice(&buf[..n]))?;
+                group = Some(track.append_group().map_err(|e| e.to_string())?);
+                in_group = 0;
             }
+            let timestamp = started.elapsed().as_millis() as u64;
+            if let Some(group) = group.as_mut() {
+                group.write(timestamp, payload).map_err(|e| e.to_string())?;
+            }
+            in_group += 1;
+            frames += 1;
+            Ok(())
+        };
+        match args.format {
+            Format::Lines => {
+                let mut lines = BufReader::new(tokio::io::stdin()).lines();
+                while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                    write(Bytes::from(line))?;
+                }
+            }
+            Format::Chunks => {
+                let mut stdin = tokio::io::stdin();
+                let mut buf = vec![0u8; args.chunk_size.max(1)];
+                loop {
+                    let n = stdin.read(&mut buf).await.map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        break;
+                    }
+                    write(Bytes::copy_from_slice(&buf[..n]))?;
+                }
+            }
+            Format::Clock => loop {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                write(Bytes::from(format!("{}", now.as_secs())))?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            },
         }
-        Format::Clock => loop {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-            write(Bytes::from(format!("{}", now.as_secs())))?;
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        },
     }
-    drop(write);
     if let Some(group) = group.take() {
         group.finish().map_err(|e| e.to_string())?;
     }

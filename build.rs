@@ -13,7 +13,8 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("cbindgen.toml is valid");
 
-    // Only src/ffi is the C surface; parse it alone so nothing else leaks into the header.
+    // Only src/ffi is the C surface: parse its root, which pulls in its submodules, so nothing
+    // else leaks into the header.
     let bindings = cbindgen::Builder::new()
         .with_config(config)
         .with_src(crate_dir.join("src/ffi/mod.rs"))

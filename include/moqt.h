@@ -27,6 +27,11 @@
 
 
 /**
+ * Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`.
+ */
+#define MOQT_FRAME_NEW_GROUP 1
+
+/**
  * Status codes returned by every fallible moqt function: 0 is success, negative is an error.
  * Values are never renumbered; retired values stay reserved.
  */
@@ -92,6 +97,85 @@ typedef int32_t moqt_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+/**
+ * A broadcast this client publishes.
+ */
+typedef struct moqt_broadcast moqt_broadcast;
+
+/**
+ * A client connection to a relay or server. It reconnects by itself and follows GOAWAY.
+ */
+typedef struct moqt_client moqt_client;
+
+/**
+ * A received frame. Borrowed for the duration of `on_frame`; `moqt_frame_ref` keeps it.
+ */
+typedef struct moqt_frame moqt_frame;
+
+/**
+ * A live subscription; free it to stop.
+ */
+typedef struct moqt_subscription moqt_subscription;
+
+/**
+ * A track of a published broadcast.
+ */
+typedef struct moqt_track moqt_track;
+
+/**
+ * Options of `moqt_client_connect`. Zero-initialise, then set `struct_size = sizeof(...)`.
+ */
+typedef struct moqt_client_options {
+  /**
+   * `sizeof(moqt_client_options)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * Trust only a server certificate with this SHA-256 (NUL-terminated hex), or NULL.
+   */
+  const char *tls_fingerprint;
+  /**
+   * Skip certificate verification (development only; logged as a warning).
+   */
+  bool tls_disable_verify;
+  /**
+   * Offer only moq-lite-0X (3 to 6); 0 offers every version.
+   */
+  uint32_t version;
+} moqt_client_options;
+
+/**
+ * Callbacks of `moqt_client_subscribe`. Zero-initialise, then set `struct_size`. NULL members mean
+ * "not interested". Every callback runs on the library's dispatcher thread, one at a time, in
+ * order; it must return quickly and must not unwind (no C++ exceptions, no longjmp).
+ */
+typedef struct moqt_subscribe_callbacks {
+  /**
+   * `sizeof(moqt_subscribe_callbacks)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Passed first to every callback.
+   */
+  void *user_data;
+  /**
+   * Called exactly once, after the last other callback, even if subscribing failed.
+   */
+  void (*user_data_free)(void *user_data);
+  /**
+   * A frame arrived. The frame is borrowed for the call; `moqt_frame_ref` keeps it.
+   */
+  void (*on_frame)(void *user_data, const struct moqt_frame *frame);
+  /**
+   * Groups `first..=last` will not arrive (expired, dropped, skipped), with a moq-lite code.
+   */
+  void (*on_gap)(void *user_data, uint64_t first, uint64_t last, uint64_t code);
+  /**
+   * The subscription ended (the terminal callback): MOQT_STATUS_OK when the track finished.
+   */
+  void (*on_closed)(void *user_data, moqt_status status);
+} moqt_subscribe_callbacks;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -117,6 +201,171 @@ uint32_t moqt_version_number(void);
  * Lifetime: static; never free it. Thread-safety: callable from any thread. Returns never NULL.
  */
 const char *moqt_status_str(int32_t status);
+
+/**
+ * The detail of the last failure on this thread, NUL-terminated (empty if none).
+ *
+ * Lifetime: valid until the next `moqt_*` call on the same thread. Thread-safety: per thread.
+ * Returns never NULL.
+ */
+const char *moqt_last_error(void);
+
+/**
+ * Connects to `url` (`moql://host:port/path`, raw QUIC) and waits up to 10 s for the session.
+ * `url_len` may be SIZE_MAX for a NUL-terminated string. The client then stays connected:
+ * it reconnects after a loss and follows GOAWAY by itself.
+ *
+ * Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
+ * only read during the call. Thread-safety: any thread (blocks the caller). Callbacks: none.
+ * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL or options),
+ * MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_connect(const char *url,
+                                size_t url_len,
+                                const struct moqt_client_options *options,
+                                struct moqt_client **out);
+
+/**
+ * Closes the client's session and frees it. NULL is accepted; freeing twice is undefined.
+ *
+ * Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
+ * freed too (before or after). Thread-safety: any thread except from a callback of its own
+ * subscriptions' dispatcher is fine too. Callbacks: subscriptions of this client end with
+ * on_closed(MOQT_STATUS_ERR_CLOSED).
+ */
+void moqt_client_free(struct moqt_client *client);
+
+/**
+ * Publishes a broadcast at `path` (relative to the client's URL path). `path_len` may be
+ * SIZE_MAX for NUL-terminated.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_broadcast_free`, which ends the
+ * broadcast. Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG,
+ * MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_publish(const struct moqt_client *client,
+                                const char *path,
+                                size_t path_len,
+                                struct moqt_broadcast **out);
+
+/**
+ * Ends and frees a broadcast. NULL is accepted.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ */
+void moqt_broadcast_free(struct moqt_broadcast *broadcast);
+
+/**
+ * Adds a track to a broadcast. Timestamps are in microseconds.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
+ * Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name
+ * already used), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *broadcast,
+                                        const char *name,
+                                        size_t name_len,
+                                        uint8_t priority,
+                                        uint64_t max_age_ms,
+                                        struct moqt_track **out);
+
+/**
+ * Writes one frame, copying `len` bytes from `data`. With `MOQT_FRAME_NEW_GROUP` in `flags`
+ * the frame starts a new group (a keyframe); the first frame always does.
+ *
+ * Thread-safety: any thread; calls on one track are ordered by the caller. Returns
+ * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
+ * (the group passed its bound), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_track_write_frame(const struct moqt_track *track,
+                                   const uint8_t *data,
+                                   size_t len,
+                                   uint64_t timestamp_us,
+                                   uint32_t flags);
+
+/**
+ * Finishes and frees a track. NULL is accepted.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ */
+void moqt_track_free(struct moqt_track *track);
+
+/**
+ * Subscribes to `track` of `broadcast` (paths relative to the client's URL path), waiting for the
+ * broadcast to be announced. Frames arrive on `callbacks->on_frame`.
+ *
+ * Ownership: `callbacks` is copied; `user_data` is released with `user_data_free` exactly once,
+ * also when this call fails. On success `*out` is new; free it with `moqt_subscription_free`.
+ * Thread-safety: any thread. Callbacks: on_frame, on_gap, then on_closed (terminal), then
+ * user_data_free, all on the dispatcher thread. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_subscribe(const struct moqt_client *client,
+                                  const char *broadcast,
+                                  size_t broadcast_len,
+                                  const char *track,
+                                  size_t track_len,
+                                  const struct moqt_subscribe_callbacks *callbacks,
+                                  struct moqt_subscription **out);
+
+/**
+ * Stops a subscription and frees it. NULL is accepted. After it returns no callback of this
+ * subscription runs any more, except `user_data_free` (once, later, on the dispatcher). It may
+ * be called from inside one of this subscription's callbacks.
+ *
+ * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+ */
+void moqt_subscription_free(struct moqt_subscription *subscription);
+
+/**
+ * Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
+ *
+ * Ownership: returns a new reference to the same frame (the same pointer). Thread-safety: any
+ * thread. Returns `frame`, or NULL for NULL.
+ */
+const struct moqt_frame *moqt_frame_ref(const struct moqt_frame *frame);
+
+/**
+ * Releases a reference taken with `moqt_frame_ref`. NULL is accepted.
+ *
+ * Ownership: the caller's reference ends; the data pointer is invalid after the last one.
+ * Thread-safety: any thread.
+ */
+void moqt_frame_unref(const struct moqt_frame *frame);
+
+/**
+ * The frame's bytes; `len_out` (if not NULL) receives their length.
+ *
+ * Lifetime: valid while the frame is (the callback, or until the last unref). Thread-safety:
+ * any thread. Returns NULL for a NULL frame (and a length of 0).
+ */
+const uint8_t *moqt_frame_data(const struct moqt_frame *frame, size_t *len_out);
+
+/**
+ * The frame's timestamp in microseconds, as its publisher set it. 0 for NULL.
+ *
+ * Thread-safety: any thread.
+ */
+uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
+
+/**
+ * The sequence number of the frame's group. 0 for NULL.
+ *
+ * Thread-safety: any thread.
+ */
+uint64_t moqt_frame_group(const struct moqt_frame *frame);
+
+/**
+ * The frame's position within its group (0 = the group's first frame, a keyframe). 0 for NULL.
+ *
+ * Thread-safety: any thread.
+ */
+uint64_t moqt_frame_index(const struct moqt_frame *frame);
 
 #ifdef __cplusplus
 }  // extern "C"

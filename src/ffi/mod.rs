@@ -1,7 +1,25 @@
 //! The C API. It holds no protocol logic: it maps opaque handles and callbacks onto the Rust API.
-//! cbindgen reads this file to generate `include/moqt.h`; every item here needs a doc comment.
+//! cbindgen reads these files to generate `include/moqt.h`; every exported item needs a doc
+//! comment saying ownership, lifetime, thread-safety, callbacks and return codes.
+//!
+//! Threads: the engine runs on its own runtime ("moqt-io"); every callback runs on one dispatcher
+//! thread ("moqt-cb"), one at a time, never inside a `moqt_*` call. Every function catches panics
+//! and returns MOQT_STATUS_ERR_PANIC (or does nothing) instead of unwinding into C.
 
-use std::ffi::c_char;
+// These functions are called from C, where Rust's `unsafe` marker means nothing: the pointer
+// contracts are in the header's documentation, and each dereference has its SAFETY line.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
+mod client;
+mod frame;
+mod runtime;
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+pub use client::*;
+pub use frame::*;
 
 /// Status codes returned by every fallible moqt function: 0 is success, negative is an error.
 /// Values are never renumbered; retired values stay reserved.
@@ -73,6 +91,53 @@ pub extern "C" fn moqt_status_str(status: i32) -> *const c_char {
         _ => "unknown status\0",
     };
     text.as_ptr().cast()
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as this thread's last error detail and returns `status`.
+pub(crate) fn set_error(status: moqt_status, message: &str) -> moqt_status {
+    let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|last| *last.borrow_mut() = text);
+    status
+}
+
+/// Runs an exported function's body, turning a panic into MOQT_STATUS_ERR_PANIC.
+pub(crate) fn guard(body: impl FnOnce() -> moqt_status) -> moqt_status {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| set_error(moqt_status::ErrPanic, "internal panic"))
+}
+
+/// Runs an exported function's body that returns nothing, swallowing a panic.
+pub(crate) fn guard_void(body: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(body)).is_err() {
+        set_error(moqt_status::ErrPanic, "internal panic");
+    }
+}
+
+/// A `(pointer, length)` string argument; `len == SIZE_MAX` means NUL-terminated.
+pub(crate) fn str_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a str, moqt_status> {
+    if ptr.is_null() {
+        return Err(set_error(moqt_status::ErrInvalidArg, "string is NULL"));
+    }
+    let bytes = if len == usize::MAX {
+        // SAFETY: the caller passed a NUL-terminated string (len == SIZE_MAX, documented).
+        unsafe { CStr::from_ptr(ptr) }.to_bytes()
+    } else {
+        // SAFETY: the caller passed len readable bytes (documented).
+        unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }
+    };
+    std::str::from_utf8(bytes).map_err(|_| set_error(moqt_status::ErrInvalidArg, "string is not UTF-8"))
+}
+
+/// The detail of the last failure on this thread, NUL-terminated (empty if none).
+///
+/// Lifetime: valid until the next `moqt_*` call on the same thread. Thread-safety: per thread.
+/// Returns never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_last_error() -> *const c_char {
+    LAST_ERROR.with(|last| last.borrow().as_ptr())
 }
 
 fn version_number(major: &str, minor: &str, patch: &str) -> u32 {

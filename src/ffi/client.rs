@@ -1,0 +1,597 @@
+//! Clients, publishing and subscribing from C. Each handle is a box around what the engine shares
+//! (Arc-backed model objects); freeing a handle releases only the caller's part.
+
+use std::ffi::{CStr, c_char, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::frame::moqt_frame;
+use super::runtime::{dispatch, on_dispatcher, runtime};
+use super::{guard, guard_void, moqt_status, set_error, str_arg};
+use crate::coding::Path;
+use crate::endpoint::{Client, EndpointConfig};
+use crate::model::{
+    self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackEvent, TrackProducer,
+};
+use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+use crate::transport::tls::ClientTrust;
+use crate::wire::Version;
+
+/// Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`.
+pub const MOQT_FRAME_NEW_GROUP: u32 = 1;
+
+/// How long `moqt_client_connect` waits for the first session.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of `moqt_client_connect`. Zero-initialise, then set `struct_size = sizeof(...)`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_client_options {
+    /// `sizeof(moqt_client_options)`: lets later versions append fields.
+    pub struct_size: u32,
+    /// Trust only a server certificate with this SHA-256 (NUL-terminated hex), or NULL.
+    pub tls_fingerprint: *const c_char,
+    /// Skip certificate verification (development only; logged as a warning).
+    pub tls_disable_verify: bool,
+    /// Offer only moq-lite-0X (3 to 6); 0 offers every version.
+    pub version: u32,
+}
+
+/// A client connection to a relay or server. It reconnects by itself and follows GOAWAY.
+#[allow(non_camel_case_types)]
+pub struct moqt_client {
+    client: PersistentClient,
+    publish: OriginProducer,
+    remote: OriginProducer,
+}
+
+/// A broadcast this client publishes.
+#[allow(non_camel_case_types)]
+pub struct moqt_broadcast {
+    producer: BroadcastProducer,
+    _published: Published,
+}
+
+/// A track of a published broadcast.
+#[allow(non_camel_case_types)]
+pub struct moqt_track {
+    producer: Mutex<Option<TrackProducer>>,
+    group: Mutex<Option<GroupProducer>>,
+}
+
+/// Callbacks of `moqt_client_subscribe`. Zero-initialise, then set `struct_size`. NULL members mean
+/// "not interested". Every callback runs on the library's dispatcher thread, one at a time, in
+/// order; it must return quickly and must not unwind (no C++ exceptions, no longjmp).
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_subscribe_callbacks {
+    /// `sizeof(moqt_subscribe_callbacks)`.
+    pub struct_size: u32,
+    /// Passed first to every callback.
+    pub user_data: *mut c_void,
+    /// Called exactly once, after the last other callback, even if subscribing failed.
+    pub user_data_free: Option<extern "C" fn(user_data: *mut c_void)>,
+    /// A frame arrived. The frame is borrowed for the call; `moqt_frame_ref` keeps it.
+    pub on_frame: Option<extern "C" fn(user_data: *mut c_void, frame: *const moqt_frame)>,
+    /// Groups `first..=last` will not arrive (expired, dropped, skipped), with a moq-lite code.
+    pub on_gap: Option<extern "C" fn(user_data: *mut c_void, first: u64, last: u64, code: u64)>,
+    /// The subscription ended (the terminal callback): MOQT_STATUS_OK when the track finished.
+    pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
+}
+
+/// A live subscription; free it to stop.
+#[allow(non_camel_case_types)]
+pub struct moqt_subscription {
+    shared: Arc<Subscription>,
+    task: tokio::task::AbortHandle,
+}
+
+/// C's user data: a pointer the C contract lets the dispatcher thread use.
+struct UserData(*mut c_void);
+
+// SAFETY: the header documents that user_data is handed to callbacks on the dispatcher thread;
+// the library only passes it through, never dereferences it.
+unsafe impl Send for UserData {}
+// SAFETY: as above; the pointer is only ever passed to C, one callback at a time.
+unsafe impl Sync for UserData {}
+
+struct Subscription {
+    user_data: UserData,
+    user_data_free: Option<extern "C" fn(*mut c_void)>,
+    on_frame: Option<extern "C" fn(*mut c_void, *const moqt_frame)>,
+    on_gap: Option<extern "C" fn(*mut c_void, u64, u64, u64)>,
+    on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
+    /// Held while a callback runs, so `moqt_subscription_free` can wait for it.
+    gate: Mutex<()>,
+    freed: AtomicBool,
+    closed: AtomicBool,
+    user_data_freed: AtomicBool,
+}
+
+impl Subscription {
+    /// Runs `call` on the dispatcher unless the subscription was freed meanwhile.
+    async fn callback(self: &Arc<Self>, call: impl FnOnce(&Subscription) + Send + 'static) {
+        let this = self.clone();
+        dispatch(move || {
+            let _gate = this.gate.lock().unwrap_or_else(PoisonError::into_inner);
+            if !this.freed.load(Ordering::Acquire) {
+                call(&this);
+            }
+        })
+        .await;
+    }
+
+    async fn close(self: &Arc<Self>, status: moqt_status) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.callback(move |s| {
+            if let Some(on_closed) = s.on_closed {
+                on_closed(s.user_data.0, status);
+            }
+        })
+        .await;
+        self.release_user_data().await;
+    }
+
+    /// Queues `user_data_free`, exactly once, after everything already queued.
+    async fn release_user_data(self: &Arc<Self>) {
+        if self.user_data_freed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        dispatch(move || {
+            if let Some(free) = this.user_data_free {
+                free(this.user_data.0);
+            }
+        })
+        .await;
+    }
+}
+
+fn trust(options: Option<&moqt_client_options>) -> Result<ClientTrust, moqt_status> {
+    let Some(options) = options else {
+        return Err(set_error(moqt_status::ErrInvalidArg, "options are required (choose how to trust the server)"));
+    };
+    if options.tls_disable_verify {
+        return Ok(ClientTrust::InsecureSkipVerify);
+    }
+    if options.tls_fingerprint.is_null() {
+        return Err(set_error(moqt_status::ErrInvalidArg, "set tls_fingerprint or tls_disable_verify"));
+    }
+    // SAFETY: a non-NULL tls_fingerprint is a NUL-terminated string (documented).
+    let hex = unsafe { CStr::from_ptr(options.tls_fingerprint) }.to_str().unwrap_or("");
+    ClientTrust::fingerprint_from_hex(hex).map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()))
+}
+
+/// Connects to `url` (`moql://host:port/path`, raw QUIC) and waits up to 10 s for the session.
+/// `url_len` may be SIZE_MAX for a NUL-terminated string. The client then stays connected:
+/// it reconnects after a loss and follows GOAWAY by itself.
+///
+/// Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
+/// only read during the call. Thread-safety: any thread (blocks the caller). Callbacks: none.
+/// Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL or options),
+/// MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_connect(
+    url: *const c_char,
+    url_len: usize,
+    options: *const moqt_client_options,
+    out: *mut *mut moqt_client,
+) -> moqt_status {
+    guard(|| {
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let url = match str_arg(url, url_len) {
+            Ok(url) => url.to_string(),
+            Err(status) => return status,
+        };
+        // SAFETY: a non-NULL options points to a moqt_client_options the caller initialised.
+        let options = unsafe { options.as_ref() };
+        let trust = match trust(options) {
+            Ok(trust) => trust,
+            Err(status) => return status,
+        };
+        let mut config = EndpointConfig::default();
+        match options.map_or(0, |o| o.version) {
+            0 => {}
+            v @ 3..=6 => {
+                config.versions = vec![Version::ALL[(6 - v) as usize]];
+            }
+            other => return set_error(moqt_status::ErrInvalidArg, &format!("unknown version {other}")),
+        }
+        let Some(runtime) = runtime() else {
+            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let connected = runtime.block_on(async move {
+            let target = Target::from_url(&url).await.map_err(|e| (moqt_status::ErrInvalidArg, e))?;
+            let bind = if target.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+            let endpoint = Client::new(bind.parse().unwrap_or(target.addr), &trust, config)
+                .map_err(|e| (moqt_status::ErrConnect, e.to_string()))?;
+            let publish = OriginProducer::default();
+            let remote = OriginProducer::default();
+            let mut client = PersistentClient::start(
+                endpoint,
+                target,
+                Some(publish.consume()),
+                Some(remote.clone()),
+                ReconnectSettings::default(),
+            );
+            let wait = async {
+                loop {
+                    match client.state() {
+                        ClientState::Connected { .. } => return Ok(()),
+                        ClientState::Reconnecting { reason, .. } | ClientState::GaveUp { reason } => {
+                            return Err(reason);
+                        }
+                        _ => {}
+                    }
+                    client.next_state().await;
+                }
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT, wait).await {
+                Ok(Ok(())) => Ok(moqt_client { client, publish, remote }),
+                Ok(Err(reason)) => Err((moqt_status::ErrConnect, reason)),
+                Err(_) => Err((moqt_status::ErrConnect, "timed out".to_string())),
+            }
+        });
+        match connected {
+            Ok(client) => {
+                // SAFETY: out was checked non-NULL; the caller owns the box from here.
+                unsafe { *out = Box::into_raw(Box::new(client)) };
+                moqt_status::Ok
+            }
+            Err((status, reason)) => set_error(status, &reason),
+        }
+    })
+}
+
+/// Closes the client's session and frees it. NULL is accepted; freeing twice is undefined.
+///
+/// Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
+/// freed too (before or after). Thread-safety: any thread except from a callback of its own
+/// subscriptions' dispatcher is fine too. Callbacks: subscriptions of this client end with
+/// on_closed(MOQT_STATUS_ERR_CLOSED).
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_client_free(client: *mut moqt_client) {
+    guard_void(|| {
+        if client.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_connect and is freed once (documented).
+        let client = unsafe { Box::from_raw(client) };
+        client.client.close();
+        if let Some(runtime) = runtime() {
+            let _guard = runtime.enter();
+            drop(client);
+        }
+    })
+}
+
+/// Publishes a broadcast at `path` (relative to the client's URL path). `path_len` may be
+/// SIZE_MAX for NUL-terminated.
+///
+/// Ownership: on success `*out` is new; free it with `moqt_broadcast_free`, which ends the
+/// broadcast. Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG,
+/// MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_publish(
+    client: *const moqt_client,
+    path: *const c_char,
+    path_len: usize,
+    out: *mut *mut moqt_broadcast,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let path = match str_arg(path, path_len).map(Path::new) {
+            Ok(Ok(path)) => path,
+            Ok(Err(err)) => return set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+            Err(status) => return status,
+        };
+        let producer = BroadcastProducer::default();
+        match client.publish.publish(path, producer.consume(), Route::local()) {
+            Ok(published) => {
+                // SAFETY: out was checked non-NULL.
+                unsafe { *out = Box::into_raw(Box::new(moqt_broadcast { producer, _published: published })) };
+                moqt_status::Ok
+            }
+            Err(err) => set_error(moqt_status::ErrNoMemory, &err.to_string()),
+        }
+    })
+}
+
+/// Ends and frees a broadcast. NULL is accepted.
+///
+/// Thread-safety: any thread. Callbacks: none.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_broadcast_free(broadcast: *mut moqt_broadcast) {
+    guard_void(|| {
+        if broadcast.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_publish and is freed once.
+        let broadcast = unsafe { Box::from_raw(broadcast) };
+        broadcast.producer.clone().finish();
+    })
+}
+
+/// Adds a track to a broadcast. Timestamps are in microseconds.
+///
+/// Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
+/// Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name
+/// already used), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_broadcast_create_track(
+    broadcast: *const moqt_broadcast,
+    name: *const c_char,
+    name_len: usize,
+    priority: u8,
+    max_age_ms: u64,
+    out: *mut *mut moqt_track,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL broadcast came from moqt_client_publish and is alive.
+        let Some(broadcast) = (unsafe { broadcast.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "broadcast is NULL");
+        };
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let name = match str_arg(name, name_len) {
+            Ok(name) => name,
+            Err(status) => return status,
+        };
+        let info = model::TrackInfo { priority, max_age: Duration::from_millis(max_age_ms), timescale: 1_000_000 };
+        match broadcast.producer.create_track(name, info) {
+            Ok(producer) => {
+                let track = moqt_track { producer: Mutex::new(Some(producer)), group: Mutex::new(None) };
+                // SAFETY: out was checked non-NULL.
+                unsafe { *out = Box::into_raw(Box::new(track)) };
+                moqt_status::Ok
+            }
+            Err(err) => set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+        }
+    })
+}
+
+/// Writes one frame, copying `len` bytes from `data`. With `MOQT_FRAME_NEW_GROUP` in `flags`
+/// the frame starts a new group (a keyframe); the first frame always does.
+///
+/// Thread-safety: any thread; calls on one track are ordered by the caller. Returns
+/// MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
+/// (the group passed its bound), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_track_write_frame(
+    track: *const moqt_track,
+    data: *const u8,
+    len: usize,
+    timestamp_us: u64,
+    flags: u32,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
+        let Some(track) = (unsafe { track.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "track is NULL");
+        };
+        if data.is_null() && len > 0 {
+            return set_error(moqt_status::ErrInvalidArg, "data is NULL");
+        }
+        let payload = if len == 0 {
+            Bytes::new()
+        } else {
+            // SAFETY: data points to len readable bytes for the duration of the call (documented).
+            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
+        };
+        let mut producer = track.producer.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(producer) = producer.as_mut() else {
+            return set_error(moqt_status::ErrClosed, "track is closed");
+        };
+        let mut group = track.group.lock().unwrap_or_else(PoisonError::into_inner);
+        if group.is_none() || flags & MOQT_FRAME_NEW_GROUP != 0 {
+            if let Some(done) = group.take() {
+                let _ = done.finish();
+            }
+            match producer.append_group() {
+                Ok(next) => *group = Some(next),
+                Err(err) => return set_error(moqt_status::ErrClosed, &err.to_string()),
+            }
+        }
+        match group.as_mut().map(|g| g.write(timestamp_us, payload)) {
+            Some(Ok(())) => moqt_status::Ok,
+            Some(Err(err)) => {
+                *group = None;
+                set_error(moqt_status::ErrNoMemory, &err.to_string())
+            }
+            None => set_error(moqt_status::ErrClosed, "no group"),
+        }
+    })
+}
+
+/// Finishes and frees a track. NULL is accepted.
+///
+/// Thread-safety: any thread. Callbacks: none.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_track_free(track: *mut moqt_track) {
+    guard_void(|| {
+        if track.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_broadcast_create_track and is freed once.
+        let track = unsafe { Box::from_raw(track) };
+        if let Some(group) = track.group.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = group.finish();
+        }
+        if let Some(producer) = track.producer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            producer.finish();
+        }
+    })
+}
+
+/// Subscribes to `track` of `broadcast` (paths relative to the client's URL path), waiting for the
+/// broadcast to be announced. Frames arrive on `callbacks->on_frame`.
+///
+/// Ownership: `callbacks` is copied; `user_data` is released with `user_data_free` exactly once,
+/// also when this call fails. On success `*out` is new; free it with `moqt_subscription_free`.
+/// Thread-safety: any thread. Callbacks: on_frame, on_gap, then on_closed (terminal), then
+/// user_data_free, all on the dispatcher thread. Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_subscribe(
+    client: *const moqt_client,
+    broadcast: *const c_char,
+    broadcast_len: usize,
+    track: *const c_char,
+    track_len: usize,
+    callbacks: *const moqt_subscribe_callbacks,
+    out: *mut *mut moqt_subscription,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
+        let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
+        };
+        let shared = Arc::new(Subscription {
+            user_data: UserData(callbacks.user_data),
+            user_data_free: callbacks.user_data_free,
+            on_frame: callbacks.on_frame,
+            on_gap: callbacks.on_gap,
+            on_closed: callbacks.on_closed,
+            gate: Mutex::new(()),
+            freed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            user_data_freed: AtomicBool::new(false),
+        });
+        let fail = |status: moqt_status, message: &str| {
+            // user_data is released even when subscribing fails.
+            if let Some(runtime) = runtime() {
+                let shared = shared.clone();
+                runtime.spawn(async move { shared.release_user_data().await });
+            }
+            set_error(status, message)
+        };
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return fail(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if out.is_null() {
+            return fail(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let broadcast = match str_arg(broadcast, broadcast_len).map(Path::new) {
+            Ok(Ok(path)) => path,
+            Ok(Err(err)) => return fail(moqt_status::ErrInvalidArg, &err.to_string()),
+            Err(_) => return fail(moqt_status::ErrInvalidArg, "bad broadcast string"),
+        };
+        let track = match str_arg(track, track_len) {
+            Ok(track) => track.to_string(),
+            Err(_) => return fail(moqt_status::ErrInvalidArg, "bad track string"),
+        };
+        let Some(runtime) = runtime() else {
+            return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let remote = client.remote.clone();
+        let task = runtime.spawn(run_subscription(shared.clone(), remote, broadcast, track));
+        let handle = moqt_subscription { shared, task: task.abort_handle() };
+        // SAFETY: out was checked non-NULL.
+        unsafe { *out = Box::into_raw(Box::new(handle)) };
+        moqt_status::Ok
+    })
+}
+
+async fn run_subscription(shared: Arc<Subscription>, remote: OriginProducer, wanted: Path, name: String) {
+    let status = async {
+        let mut announcements = remote.consume();
+        let broadcast = loop {
+            match announcements.next_announcement().await {
+                Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
+                Some(_) => continue,
+                None => return moqt_status::ErrClosed,
+            }
+        };
+        let mut track = match broadcast.subscribe_track(&name).await {
+            Ok(track) => track,
+            Err(_) => return moqt_status::ErrNotFound,
+        };
+        loop {
+            match track.next_group().await {
+                Ok(Some(TrackEvent::Group(mut group))) => {
+                    let sequence = group.sequence();
+                    let mut index = group.frame_start();
+                    while let Ok(Some(frame)) = group.next_frame().await {
+                        let frame = moqt_frame {
+                            payload: frame.payload,
+                            timestamp_us: frame.timestamp,
+                            group: sequence,
+                            index,
+                        };
+                        index += 1;
+                        shared
+                            .callback(move |s| {
+                                if let Some(on_frame) = s.on_frame {
+                                    let frame = Arc::into_raw(Arc::new(frame));
+                                    on_frame(s.user_data.0, frame);
+                                    // SAFETY: balances the into_raw above; refs C took are its own.
+                                    drop(unsafe { Arc::from_raw(frame) });
+                                }
+                            })
+                            .await;
+                    }
+                }
+                Ok(Some(TrackEvent::Gap(gap))) => {
+                    let code = gap.reason.code().to_u64();
+                    shared
+                        .callback(move |s| {
+                            if let Some(on_gap) = s.on_gap {
+                                on_gap(s.user_data.0, gap.start, gap.end, code);
+                            }
+                        })
+                        .await;
+                }
+                Ok(None) => return moqt_status::Ok,
+                Err(_) => return moqt_status::ErrClosed,
+            }
+        }
+    }
+    .await;
+    shared.close(status).await;
+}
+
+/// Stops a subscription and frees it. NULL is accepted. After it returns no callback of this
+/// subscription runs any more, except `user_data_free` (once, later, on the dispatcher). It may
+/// be called from inside one of this subscription's callbacks.
+///
+/// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
+    guard_void(|| {
+        if subscription.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_subscribe and is freed once.
+        let subscription = unsafe { Box::from_raw(subscription) };
+        subscription.task.abort();
+        subscription.shared.freed.store(true, Ordering::Release);
+        if !on_dispatcher() {
+            // Wait for a callback that is running right now.
+            drop(subscription.shared.gate.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        if let Some(runtime) = runtime() {
+            let shared = subscription.shared.clone();
+            runtime.spawn(async move { shared.release_user_data().await });
+        }
+    })
+}

@@ -1,0 +1,85 @@
+//! Received frames: immutable, refcounted, shared with the engine without a copy.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A received frame. Borrowed for the duration of `on_frame`; `moqt_frame_ref` keeps it.
+#[allow(non_camel_case_types)]
+pub struct moqt_frame {
+    pub(crate) payload: Bytes,
+    pub(crate) timestamp_us: u64,
+    pub(crate) group: u64,
+    pub(crate) index: u64,
+}
+
+/// Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
+///
+/// Ownership: returns a new reference to the same frame (the same pointer). Thread-safety: any
+/// thread. Returns `frame`, or NULL for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_ref(frame: *const moqt_frame) -> *const moqt_frame {
+    if frame.is_null() {
+        return frame;
+    }
+    // SAFETY: a non-NULL frame pointer comes from Arc::into_raw (the borrow lent to a callback or
+    // an earlier moqt_frame_ref) and is alive while the caller holds it.
+    unsafe { Arc::increment_strong_count(frame) };
+    frame
+}
+
+/// Releases a reference taken with `moqt_frame_ref`. NULL is accepted.
+///
+/// Ownership: the caller's reference ends; the data pointer is invalid after the last one.
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_unref(frame: *const moqt_frame) {
+    if frame.is_null() {
+        return;
+    }
+    // SAFETY: balances one moqt_frame_ref on a pointer from Arc::into_raw.
+    unsafe { Arc::decrement_strong_count(frame) };
+}
+
+/// The frame's bytes; `len_out` (if not NULL) receives their length.
+///
+/// Lifetime: valid while the frame is (the callback, or until the last unref). Thread-safety:
+/// any thread. Returns NULL for a NULL frame (and a length of 0).
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize) -> *const u8 {
+    // SAFETY: the caller passes a live frame or NULL.
+    let frame = unsafe { frame.as_ref() };
+    let (ptr, len) = frame.map_or((std::ptr::null(), 0), |f| (f.payload.as_ptr(), f.payload.len()));
+    if !len_out.is_null() {
+        // SAFETY: a non-NULL len_out points to a size_t the caller owns.
+        unsafe { *len_out = len };
+    }
+    ptr
+}
+
+/// The frame's timestamp in microseconds, as its publisher set it. 0 for NULL.
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
+    // SAFETY: the caller passes a live frame or NULL.
+    unsafe { frame.as_ref() }.map_or(0, |f| f.timestamp_us)
+}
+
+/// The sequence number of the frame's group. 0 for NULL.
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_group(frame: *const moqt_frame) -> u64 {
+    // SAFETY: the caller passes a live frame or NULL.
+    unsafe { frame.as_ref() }.map_or(0, |f| f.group)
+}
+
+/// The frame's position within its group (0 = the group's first frame, a keyframe). 0 for NULL.
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
+    // SAFETY: the caller passes a live frame or NULL.
+    unsafe { frame.as_ref() }.map_or(0, |f| f.index)
+}

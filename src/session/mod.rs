@@ -61,6 +61,8 @@ pub(crate) struct Context<C: Connection> {
     pub(crate) session_id: u64,
     /// The session root: wire paths are relative to it.
     pub(crate) root: crate::coding::Path,
+    /// True on the accepting side.
+    pub(crate) is_server: bool,
 }
 
 impl<C: Connection> Context<C> {
@@ -148,7 +150,7 @@ impl Session {
         } else {
             Setup::default()
         };
-        Ok(Self::start(conn, version, peer_setup, backlog, origins, config))
+        Ok(Self::start(conn, version, peer_setup, backlog, origins, config, false))
     }
 
     /// Starts a server session whose client SETUP was already read by [`accept_setup`].
@@ -167,7 +169,7 @@ impl Session {
             };
             send_setup(&conn, version, &setup).await?;
         }
-        Ok(Self::start(conn, version, peer_setup, backlog, origins, config))
+        Ok(Self::start(conn, version, peer_setup, backlog, origins, config, true))
     }
 
     fn start<C: Connection>(
@@ -177,6 +179,7 @@ impl Session {
         backlog: Vec<Reader<C::Recv>>,
         origins: Origins,
         config: SessionConfig,
+        is_server: bool,
     ) -> Session {
         let ctx = Arc::new(Context {
             conn: conn.clone(),
@@ -186,6 +189,7 @@ impl Session {
             going_away: AtomicBool::new(false),
             session_id: mirror::new_owner(),
             root: origins.root.clone(),
+            is_server,
             config,
         });
         let (events_tx, events) = watch::channel(SessionEvent::Active);
@@ -447,8 +451,18 @@ async fn run<C: Connection>(
                         BidiStream::Fetch => publisher.serve_fetch(reader, writer).await,
                         BidiStream::Probe => publisher.serve_probe(reader, writer).await,
                         BidiStream::Goaway => {
-                            if let Err(err) = receive_goaway(reader, &events, &publisher.ctx.going_away).await {
-                                let _ = fatal_tx.send(err).await;
+                            let ctx = publisher.ctx.clone();
+                            match receive_goaway(&mut reader, &events, &ctx).await {
+                                // Both halves stay open until the session ends, as the spec has the
+                                // sender FIN when it is about to close.
+                                Ok(()) => {
+                                    let _ = ctx.conn.closed().await;
+                                    let mut writer = writer;
+                                    writer.finish();
+                                }
+                                Err(err) => {
+                                    let _ = fatal_tx.send(err).await;
+                                }
                             }
                         }
                     }
@@ -537,14 +551,17 @@ fn refuse_unknown<S: SendStream, R: RecvStream>(mut writer: Writer<S>, mut reade
     reader.recv_mut().stop(StreamCode::Cancelled);
 }
 
-async fn receive_goaway<R: RecvStream>(
-    mut reader: Reader<R>,
+async fn receive_goaway<C: Connection>(
+    reader: &mut Reader<C::Recv>,
     events: &watch::Sender<SessionEvent>,
-    going_away: &AtomicBool,
+    ctx: &Context<C>,
 ) -> Result<(), SessionError> {
     let Some(goaway) = reader.decode::<Goaway>().await? else { return Ok(()) };
-    if going_away.swap(true, Ordering::Relaxed) {
+    if ctx.going_away.swap(true, Ordering::Relaxed) {
         return Err(SessionError::ProtocolViolation("a second GOAWAY".into()));
+    }
+    if ctx.is_server && !goaway.uri.is_empty() {
+        return Err(SessionError::ProtocolViolation("a client's GOAWAY must have an empty URI".into()));
     }
     tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");
     events.send_replace(SessionEvent::GoingAway { uri: goaway.uri });

@@ -317,3 +317,104 @@ async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
         drop(fresh);
     }
 }
+
+/// moqt's relay (in process) with a moqt client session attached.
+struct MoqtRelay {
+    relay: moqt::relay::Relay,
+    addr: std::net::SocketAddr,
+    cert: moqt::transport::tls::Certificate,
+}
+
+fn start_moqt_relay(version: Version) -> MoqtRelay {
+    let cert = cert();
+    let config = EndpointConfig { versions: vec![version], ..Default::default() };
+    let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config).unwrap();
+    let addr = server.local_addr().unwrap();
+    let relay = moqt::relay::Relay::new(moqt::relay::RelayConfig::default());
+    let running = relay.clone();
+    tokio::spawn(async move { running.run(server).await });
+    MoqtRelay { relay, addr, cert }
+}
+
+async fn connect_moqt(relay: &MoqtRelay, version: Version, origins: Origins) -> Session {
+    let trust = ClientTrust::Fingerprint(vec![relay.cert.fingerprint()]);
+    let client = Client::new(
+        "127.0.0.1:0".parse().unwrap(),
+        &trust,
+        EndpointConfig { versions: vec![version], ..Default::default() },
+    )
+    .unwrap();
+    timeout(WAIT, client.connect(relay.addr, "localhost", root_path(version), origins)).await.unwrap().unwrap()
+}
+
+async fn frames_cross(version: Version, published: &mut Published, remote: &OriginProducer) {
+    let broadcast = announced(remote, &path("room/alice")).await;
+    let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+    timeout(WAIT, published.track.used())
+        .await
+        .unwrap_or_else(|_| panic!("{version}: no subscription crossed the peering"));
+    write_groups(&mut published.track, 2, 2);
+    let mut seen = 0;
+    while seen < 2 {
+        match next_event(&mut track).await {
+            TrackEvent::Group(mut group) => {
+                let g = group.sequence();
+                assert_eq!(read_group(&mut group).await[1].payload, payload(g, 1), "{version}");
+                seen += 1;
+            }
+            TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moqt_relay_dials_moq_relay() {
+    init_logs();
+    let Some(binary) = require_relay("moqt_relay_dials_moq_relay") else { return };
+    for version in [Version::Lite06, Version::Lite05] {
+        let reference = Relay::start(&binary, Some(version));
+        let ours = start_moqt_relay(version);
+        let trust = ClientTrust::Fingerprint(vec![reference.fingerprint]);
+        let target = Target { addr: reference.addr, server_name: "localhost".into(), path: root_path(version) };
+        let endpoint = EndpointConfig { versions: vec![version], ..Default::default() };
+        let _peer = ours.relay.connect_peer("127.0.0.1:0".parse().unwrap(), &trust, target, endpoint).unwrap();
+        // A publisher on moq-relay, a subscriber on moqt's relay.
+        let mut published = publish("room/alice");
+        let _publisher =
+            connect(&reference, version, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+                .await;
+        let remote = OriginProducer::default();
+        let _subscriber =
+            connect_moqt(&ours, version, Origins { subscribe: Some(remote.clone().into()), ..Default::default() })
+                .await;
+        frames_cross(version, &mut published, &remote).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moq_relay_dials_moqt_relay() {
+    init_logs();
+    let Some(binary) = require_relay("moq_relay_dials_moqt_relay") else { return };
+    for version in [Version::Lite06, Version::Lite05] {
+        let ours = start_moqt_relay(version);
+        let extra = vec![
+            "--cluster-connect".to_string(),
+            format!("moql://localhost:{}/", ours.addr.port()),
+            "--connect-tls-fingerprint".to_string(),
+            ours.cert.fingerprint_hex(),
+            "--connect-version".to_string(),
+            version.alpn().to_string(),
+        ];
+        let reference = Relay::start_with(&binary, Some(version), relay::free_port(), &extra);
+        // A publisher on moqt's relay, a subscriber on moq-relay.
+        let mut published = publish("room/alice");
+        let _publisher =
+            connect_moqt(&ours, version, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+                .await;
+        let remote = OriginProducer::default();
+        let _subscriber =
+            connect(&reference, version, Origins { subscribe: Some(remote.clone().into()), ..Default::default() })
+                .await;
+        frames_cross(version, &mut published, &remote).await;
+    }
+}

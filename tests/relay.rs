@@ -157,3 +157,81 @@ async fn shutdown_sends_goaway() {
         assert_eq!(event, SessionEvent::GoingAway { uri: "moql://127.0.0.1:4443/".into() }, "{version}");
     }
 }
+
+/// Relays joined with `connect_peer`: `links` are (from, to) indexes; `from` dials `to`.
+async fn cluster(
+    version: Version,
+    count: usize,
+    links: &[(usize, usize)],
+) -> (Vec<TestRelay>, Vec<moqt::reconnect::PersistentClient>) {
+    let relays: Vec<TestRelay> = (0..count).map(|_| start_relay(version)).collect();
+    let mut peers = Vec::new();
+    for (from, to) in links {
+        let trust = ClientTrust::Fingerprint(vec![relays[*to].cert.fingerprint()]);
+        let target = moqt::reconnect::Target { addr: relays[*to].addr, server_name: "localhost".into(), path: None };
+        let endpoint = EndpointConfig { versions: vec![version], ..Default::default() };
+        peers.push(relays[*from].relay.connect_peer("127.0.0.1:0".parse().unwrap(), &trust, target, endpoint).unwrap());
+    }
+    (relays, peers)
+}
+
+async fn publish_and_read_across(version: Version, relays: &[TestRelay], from: usize, to: usize) {
+    let mut published = publish("room/alice");
+    let _publisher = relays[from]
+        .connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+        .await;
+    let (_subscriber, remote) = relays[to].subscriber(version, None).await;
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+    timeout(WAIT, published.track.used())
+        .await
+        .unwrap_or_else(|_| panic!("{version}: no subscription reached the publisher"));
+    write_groups(&mut published.track, 2, 2);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match next_event(&mut track).await {
+            TrackEvent::Group(mut group) => {
+                let g = group.sequence();
+                let frames = read_group(&mut group).await;
+                assert_eq!(frames[1].payload, payload(g, 1), "{version}");
+                seen.push(g);
+            }
+            TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+        }
+    }
+    assert_eq!(published.track.consumer_count(), 1, "{version}: one subscription upstream across the cluster");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_three_relays_carries_a_broadcast_end_to_end() {
+    init_logs();
+    for version in Version::ALL {
+        // 0 <- 1 <- 2: relay 1 dials 0, relay 2 dials 1.
+        let (relays, _peers) = cluster(version, 3, &[(1, 0), (2, 1)]).await;
+        publish_and_read_across(version, &relays, 0, 2).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triangle_of_relays_forms_no_loop() {
+    init_logs();
+    let version = Version::Lite06;
+    let (relays, _peers) = cluster(version, 3, &[(1, 0), (2, 1), (0, 2)]).await;
+    publish_and_read_across(version, &relays, 0, 2).await;
+    // Once the routes settled, announcements stop: a loop would keep them coming.
+    let (_watcher, remote) = relays[1].subscriber(version, None).await;
+    let mut announcements = remote.consume();
+    let mut count = 0;
+    while let Ok(Some(_)) = timeout(Duration::from_millis(500), announcements.next_announcement()).await {
+        count += 1;
+        assert!(count < 20, "announcements keep coming: a loop formed");
+    }
+    // Each relay holds one path: no duplicate routes from reflections.
+    for relay in &relays {
+        assert!(
+            relay.relay.origin().broadcast_count() <= 1,
+            "a relay holds {} paths",
+            relay.relay.origin().broadcast_count()
+        );
+    }
+}

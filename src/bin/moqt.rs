@@ -60,6 +60,15 @@ struct RelayArgs {
     /// This relay's Hop ID (default: random).
     #[arg(long)]
     hop_id: Option<u64>,
+    /// Join another relay (moqt or moq-relay) into a cluster: moql://host:port/ (repeatable).
+    #[arg(long)]
+    cluster_connect: Vec<String>,
+    /// Trust cluster peers by this certificate SHA-256 (hex; repeatable).
+    #[arg(long)]
+    cluster_tls_fingerprint: Vec<String>,
+    /// Skip certificate verification of cluster peers (development only).
+    #[arg(long)]
+    cluster_tls_disable_verify: bool,
 }
 
 #[derive(clap::Args)]
@@ -193,6 +202,32 @@ async fn relay(args: RelayArgs) -> Result<()> {
         eprintln!("moqt relay: http on {http} (/certificate.sha256, /health)");
         tokio::spawn(serve_http(listener, cert.fingerprint_hex()));
     }
+    let mut peers = Vec::new();
+    if !args.cluster_connect.is_empty() {
+        let trust = if args.cluster_tls_disable_verify {
+            ClientTrust::InsecureSkipVerify
+        } else {
+            let mut pins = Vec::new();
+            for hex in &args.cluster_tls_fingerprint {
+                if let ClientTrust::Fingerprint(more) =
+                    ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
+                {
+                    pins.extend(more);
+                }
+            }
+            if pins.is_empty() {
+                return Err("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify".into());
+            }
+            ClientTrust::Fingerprint(pins)
+        };
+        for url in &args.cluster_connect {
+            let target = Target::from_url(url).await?;
+            let bind: SocketAddr =
+                if target.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
+            peers.push(relay.connect_peer(bind, &trust, target, EndpointConfig::default()).map_err(|e| e.to_string())?);
+            eprintln!("moqt relay: peering with {url}");
+        }
+    }
     let running = relay.clone();
     let serve = tokio::spawn(async move { running.run(server).await });
     wait_for_signal().await;
@@ -200,6 +235,7 @@ async fn relay(args: RelayArgs) -> Result<()> {
     relay.shutdown("");
     tokio::time::sleep(Duration::from_secs(1)).await;
     serve.abort();
+    drop(peers);
     Ok(())
 }
 

@@ -11,10 +11,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::coding::Path;
-use crate::endpoint::Server;
+use crate::endpoint::{Client, EndpointConfig, EndpointError, Server};
 use crate::model::{OriginProducer, OriginSettings};
+use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
 use crate::session::{Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent};
 use crate::transport::Connection;
+use crate::transport::tls::ClientTrust;
 
 /// Relay settings.
 #[derive(Debug, Clone)]
@@ -137,6 +139,30 @@ impl Relay {
                 }
             });
         }
+    }
+
+    /// Joins another relay (moqt or the reference moq-relay) into a cluster: a client session to
+    /// `target` that offers everything this relay has and mirrors everything the peer has into the
+    /// shared origin. Hop IDs cut loops (an announcement that already passed through a relay is
+    /// dropped there) and each side withholds what it learned from the other (split horizon), so
+    /// any mesh of relays converges. The session reconnects by itself; drop the handle to leave.
+    pub fn connect_peer(
+        &self,
+        bind: std::net::SocketAddr,
+        trust: &ClientTrust,
+        target: Target,
+        mut endpoint: EndpointConfig,
+    ) -> Result<PersistentClient, EndpointError> {
+        endpoint.session = self.inner.config.session.clone();
+        let client = Client::new(bind, trust, endpoint)?;
+        let origin = &self.inner.origin;
+        Ok(PersistentClient::start(
+            client,
+            target,
+            Some(origin.consume()),
+            Some(origin.clone()),
+            ReconnectSettings::default(),
+        ))
     }
 
     /// Starts a graceful shutdown: every session gets GOAWAY with `uri` (empty: reconnect here)

@@ -51,7 +51,7 @@ impl Drop for Relay {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = udp.local_addr().unwrap().port();
     // The TCP side of the same number must be free too (the HTTP listener uses its own port).
@@ -98,6 +98,11 @@ impl Relay {
 
     /// Like [`start`](Self::start) on a given UDP port (a restart on the same address).
     pub fn start_on(binary: &PathBuf, version: Option<Version>, port: u16) -> Relay {
+        Self::start_with(binary, version, port, &[])
+    }
+
+    /// Like [`start_on`](Self::start_on) with extra command-line arguments.
+    pub fn start_with(binary: &PathBuf, version: Option<Version>, port: u16, extra: &[String]) -> Relay {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
         let mut command = Command::new(binary);
@@ -113,6 +118,7 @@ impl Relay {
         if let Some(version) = version {
             command.args(["--listen-version", version.alpn()]);
         }
+        command.args(extra);
         // Held in a Relay at once, so a failure below still kills and reaps the process.
         let mut relay = Relay { child: command.spawn().expect("moq-relay starts"), addr, http, fingerprint: [0; 32] };
         let started = Instant::now();

@@ -27,6 +27,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "cargo build (libmoqt.so and the moqt command, which the C tests link and run)"
+cargo build
+
 step "cargo test"
 cargo test --all-targets 2>&1 | tee /tmp/moqt-test.log
 # Doc tests separately: --all-targets skips them.

@@ -28,6 +28,11 @@ fn compile(name: &str) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = target_dir().join(format!("c-example-{name}"));
     let lib = target_dir();
+    assert!(
+        lib.join("libmoqt.so").exists(),
+        "{} is missing: `cargo test` builds only the rlib; run `cargo build` first (scripts/test.sh does)",
+        lib.join("libmoqt.so").display()
+    );
     let status = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"])
         .arg("-I")

@@ -9,6 +9,7 @@
 pub mod memory;
 pub mod quic;
 pub mod tls;
+pub mod webtransport;
 
 use std::future::Future;
 use std::time::Duration;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::session::{Origins, PendingSession, Session, SessionConfig, SessionError, accept_setup};
+use crate::transport::any::AnyConnection;
 use crate::transport::quic::QuicConnection;
 use crate::transport::tls::{self, Certificate, ClientTrust, TlsError};
+use crate::transport::webtransport;
 use crate::wire::Version;
 
 /// Settings of a raw-QUIC client or server.
@@ -23,6 +25,8 @@ pub struct EndpointConfig {
     pub max_concurrent_bidi_streams: u32,
     /// Unidirectional streams the peer may have open at once (groups in flight). Default 1024.
     pub max_concurrent_uni_streams: u32,
+    /// A server also accepts WebTransport (ALPN h3) on the same port. Default true.
+    pub webtransport: bool,
     /// Settings of each session.
     pub session: SessionConfig,
 }
@@ -35,6 +39,7 @@ impl Default for EndpointConfig {
             keep_alive: Duration::from_secs(10),
             max_concurrent_bidi_streams: 256,
             max_concurrent_uni_streams: 1024,
+            webtransport: true,
             session: SessionConfig::default(),
         }
     }
@@ -43,6 +48,20 @@ impl Default for EndpointConfig {
 impl EndpointConfig {
     fn alpns(&self) -> Vec<Vec<u8>> {
         self.versions.iter().map(|v| v.alpn().as_bytes().to_vec()).collect()
+    }
+
+    /// What a server offers: the moq-lite ALPNs, then h3 for WebTransport.
+    fn server_alpns(&self) -> Vec<Vec<u8>> {
+        let mut alpns = self.alpns();
+        if self.webtransport {
+            alpns.push(webtransport::ALPN.to_vec());
+        }
+        alpns
+    }
+
+    /// The `wt-available-protocols` a client offers, newest first.
+    fn protocols(&self) -> Vec<&'static str> {
+        self.versions.iter().map(|v| v.alpn()).collect()
     }
 
     fn transport(&self) -> Result<Arc<quinn::TransportConfig>, EndpointError> {
@@ -85,9 +104,11 @@ pub enum EndpointError {
     Session(#[from] SessionError),
 }
 
-/// A raw-QUIC moq-lite client.
+/// A moq-lite client: raw QUIC by address, or WebTransport by `https://` URL.
 pub struct Client {
     endpoint: quinn::Endpoint,
+    /// The client config for WebTransport (ALPN h3) with the same trust and transport settings.
+    h3: quinn::ClientConfig,
     config: EndpointConfig,
 }
 
@@ -99,7 +120,28 @@ impl Client {
         let mut client = tls::client_config(trust, &config.alpns())?;
         client.transport_config(config.transport()?);
         endpoint.set_default_client_config(client);
-        Ok(Self { endpoint, config })
+        let mut h3 = webtransport::client_config(trust)?;
+        h3.transport_config(config.transport()?);
+        Ok(Self { endpoint, h3, config })
+    }
+
+    /// Connects over WebTransport to an `https://host[:port]/path?query` URL (the path and query
+    /// travel in the CONNECT request), offering every configured version as a subprotocol.
+    pub async fn connect_webtransport(&self, url: &str, origins: Origins) -> Result<Session, EndpointError> {
+        let parsed = url::Url::parse(url).map_err(|e| EndpointError::Config(format!("malformed URL {url:?}: {e}")))?;
+        let protocols = self.config.protocols();
+        let (conn, chosen) = webtransport::connect_with(&self.endpoint, self.h3.clone(), &parsed, &protocols)
+            .await
+            .map_err(|e| EndpointError::Connect(e.to_string()))?;
+        let version = chosen
+            .as_deref()
+            .and_then(|p| Version::from_alpn(p.as_bytes()))
+            .filter(|v| self.config.versions.contains(v))
+            .ok_or_else(|| EndpointError::NoVersion(chosen.clone()))?;
+        tracing::debug!(%url, %version, "connected over WebTransport");
+        // The path is the CONNECT URL's; SETUP Path must not be sent on WebTransport.
+        Ok(Session::connect(AnyConnection::WebTransport(conn), version, None, origins, self.config.session.clone())
+            .await?)
     }
 
     /// Connects to `addr` (TLS server name `server_name`) and starts a session. `path` travels in
@@ -121,7 +163,7 @@ impl Client {
             .filter(|v| self.config.versions.contains(v))
             .ok_or_else(|| EndpointError::NoVersion(alpn.map(|a| String::from_utf8_lossy(&a).into_owned())))?;
         tracing::debug!(%addr, %version, "connected");
-        Ok(Session::connect(conn, version, path, origins, self.config.session.clone()).await?)
+        Ok(Session::connect(AnyConnection::Quic(conn), version, path, origins, self.config.session.clone()).await?)
     }
 
     /// The local UDP address.
@@ -139,7 +181,7 @@ pub struct Server {
 impl Server {
     /// Listens on `bind` with `cert`.
     pub fn bind(bind: SocketAddr, cert: &Certificate, config: EndpointConfig) -> Result<Self, EndpointError> {
-        let mut server = tls::server_config(cert, &config.alpns())?;
+        let mut server = tls::server_config(cert, &config.server_alpns())?;
         server.transport_config(config.transport()?);
         let endpoint =
             quinn::Endpoint::server(server, bind).map_err(|source| EndpointError::Bind { addr: bind, source })?;
@@ -177,16 +219,35 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    /// Completes the handshake and reads the client's SETUP, so the application can look at the
-    /// path before accepting ([`Session::accept`]) or rejecting.
-    pub async fn setup(self) -> Result<PendingSession<QuicConnection>, EndpointError> {
+    /// Completes the handshake (raw QUIC or WebTransport, by ALPN) and reads the client's SETUP, so
+    /// the application can look at the path before accepting ([`Session::accept`]) or rejecting.
+    pub async fn setup(self) -> Result<PendingSession<AnyConnection>, EndpointError> {
         let connection = self.incoming.await.map_err(|e| EndpointError::Connect(e.to_string()))?;
-        let conn = QuicConnection::new(connection);
-        let alpn = conn.alpn();
+        let quic = QuicConnection::new(connection);
+        let alpn = quic.alpn();
+        if alpn.as_deref() == Some(webtransport::ALPN) && self.config.webtransport {
+            let request =
+                webtransport::accept(quic.quinn().clone()).await.map_err(|e| EndpointError::Connect(e.to_string()))?;
+            // The server picks: our preference order among what the client offered.
+            let chosen =
+                self.config.versions.iter().copied().find(|v| request.protocols().iter().any(|p| p == v.alpn()));
+            let Some(version) = chosen else {
+                let offered = request.protocols().join(", ");
+                let _ = request.reject(400).await;
+                return Err(EndpointError::NoVersion(Some(format!("wt-available-protocols: {offered}"))));
+            };
+            let path = match request.query() {
+                Some(query) => format!("{}?{query}", request.path()),
+                None => request.path().to_string(),
+            };
+            let conn = request.accept(Some(version.alpn())).await.map_err(|e| EndpointError::Connect(e.to_string()))?;
+            let pending = accept_setup(AnyConnection::WebTransport(conn), version, &self.config.session).await?;
+            return Ok(pending.with_url_path(path));
+        }
         let Some(version) = alpn.as_deref().and_then(Version::from_alpn) else {
-            conn.quinn().close(quinn::VarInt::from_u32(0x15), b"no common version");
+            quic.quinn().close(quinn::VarInt::from_u32(0x15), b"no common version");
             return Err(EndpointError::NoVersion(alpn.map(|a| String::from_utf8_lossy(&a).into_owned())));
         };
-        Ok(accept_setup(conn, version, &self.config.session).await?)
+        Ok(accept_setup(AnyConnection::Quic(quic), version, &self.config.session).await?)
     }
 }

@@ -418,3 +418,35 @@ async fn moq_relay_dials_moqt_relay() {
         frames_cross(version, &mut published, &remote).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_through_moq_relay_each_version() {
+    init_logs();
+    let Some(binary) = require_relay("webtransport_through_moq_relay_each_version") else { return };
+    for version in Version::ALL {
+        let relay = Relay::start(&binary, Some(version));
+        let url = format!("https://localhost:{}/", relay.addr.port());
+        // Publisher and subscriber both over WebTransport.
+        let mut published = publish("room/alice");
+        let _publisher = timeout(
+            WAIT,
+            client(&relay, version).connect_webtransport(
+                &url,
+                Origins { publish: Some(published.origin.consume()), ..Default::default() },
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{version}: WebTransport publisher timed out"))
+        .unwrap_or_else(|e| panic!("{version}: WebTransport publisher: {e}"));
+        let remote = OriginProducer::default();
+        let _subscriber = timeout(
+            WAIT,
+            client(&relay, version)
+                .connect_webtransport(&url, Origins { subscribe: Some(remote.clone().into()), ..Default::default() }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{version}: WebTransport subscriber timed out"))
+        .unwrap_or_else(|e| panic!("{version}: WebTransport subscriber: {e}"));
+        frames_cross(version, &mut published, &remote).await;
+    }
+}

@@ -159,7 +159,7 @@ impl Session {
         origins: Origins,
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
-        let PendingSession { conn, version, peer_setup, backlog } = pending;
+        let PendingSession { conn, version, peer_setup, backlog, .. } = pending;
         if version.has_setup() {
             let setup = Setup {
                 probe: config.probe,
@@ -299,12 +299,21 @@ pub struct PendingSession<C: Connection> {
     version: Version,
     peer_setup: Setup,
     backlog: Vec<Reader<C::Recv>>,
+    /// The path and query of the WebTransport CONNECT request, which stands in for SETUP Path.
+    url_path: Option<String>,
 }
 
 impl<C: Connection> PendingSession<C> {
-    /// The path and query the client asked for (SETUP Path on lite-05+ raw QUIC; empty otherwise).
+    /// The path and query the client asked for: the CONNECT URL on WebTransport, SETUP Path on
+    /// lite-05+ raw QUIC, empty otherwise.
     pub fn path(&self) -> &str {
-        self.peer_setup.path.as_deref().unwrap_or("")
+        self.url_path.as_deref().or(self.peer_setup.path.as_deref()).unwrap_or("")
+    }
+
+    /// Records the WebTransport CONNECT path and query (the transport carries it, not SETUP).
+    pub fn with_url_path(mut self, path_and_query: String) -> Self {
+        self.url_path = Some(path_and_query);
+        self
     }
 
     /// The client's SETUP.
@@ -343,7 +352,7 @@ pub async fn accept_setup<C: Connection>(
     } else {
         Setup::default()
     };
-    Ok(PendingSession { conn, version, peer_setup, backlog })
+    Ok(PendingSession { conn, version, peer_setup, backlog, url_path: None })
 }
 
 async fn send_setup<C: Connection>(conn: &C, version: Version, setup: &Setup) -> Result<(), SessionError> {

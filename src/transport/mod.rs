@@ -6,6 +6,7 @@
 //! its wire (raw QUIC maps them into the HTTP/3 space exactly as WebTransport does, spec 11.1).
 //! Session close codes are raw on every transport.
 
+pub mod any;
 pub mod memory;
 pub mod quic;
 pub mod tls;

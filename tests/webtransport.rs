@@ -1,0 +1,72 @@
+//! WebTransport and raw QUIC on one server port: a WebTransport client (https:// URL, version
+//! negotiated with wt-available-protocols / wt-protocol) and a raw-QUIC client read the same
+//! broadcast from the same server, in every version; the server sees the CONNECT path and query.
+
+mod common;
+
+use common::*;
+use moqt::model::{OriginProducer, TrackEvent};
+use moqt::session::Origins;
+use moqt::wire::Version;
+use tokio::time::timeout;
+
+async fn read_two_groups(remote: &OriginProducer, version: Version, label: &str) -> moqt::model::TrackConsumer {
+    let broadcast = announced(remote, &path("room/alice")).await;
+    timeout(WAIT, broadcast.subscribe_track("video"))
+        .await
+        .unwrap_or_else(|_| panic!("{version} {label}: subscribe timed out"))
+        .unwrap_or_else(|e| panic!("{version} {label}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webtransport_and_raw_quic_share_one_port() {
+    init_logs();
+    for version in Version::ALL {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        let client = server.client(version);
+        let wt_remote = OriginProducer::default();
+        let url = format!("https://localhost:{}/anon/room?jwt=x", server.addr.port());
+        let wt_session = timeout(
+            WAIT,
+            client.connect_webtransport(
+                &url,
+                Origins { subscribe: Some(wt_remote.clone().into()), ..Default::default() },
+            ),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{version}: WebTransport connect timed out"))
+        .unwrap_or_else(|e| panic!("{version}: WebTransport connect: {e}"));
+        assert_eq!(wt_session.version(), version);
+        let (_quic_session, quic_remote) = server.subscriber(version).await;
+        server.wait_sessions(2).await;
+        assert!(
+            server.paths.lock().unwrap().iter().any(|p| p == "/anon/room?jwt=x"),
+            "{version}: {:?}",
+            server.paths.lock().unwrap()
+        );
+
+        let mut over_wt = read_two_groups(&wt_remote, version, "WebTransport").await;
+        let mut over_quic = read_two_groups(&quic_remote, version, "raw QUIC").await;
+        timeout(WAIT, published.track.used()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        write_groups(&mut published.track, 2, 2);
+        for (label, track) in [("WebTransport", &mut over_wt), ("raw QUIC", &mut over_quic)] {
+            let mut seen = 0;
+            while seen < 2 {
+                match next_event(track).await {
+                    TrackEvent::Group(mut group) => {
+                        let g = group.sequence();
+                        let frames = read_group(&mut group).await;
+                        assert_eq!(frames[1].payload, payload(g, 1), "{version} {label}");
+                        if version >= Version::Lite05 {
+                            assert_eq!(frames[1].timestamp, stamp(g, 1, 2), "{version} {label}");
+                        }
+                        seen += 1;
+                    }
+                    TrackEvent::Gap(gap) => panic!("{version} {label}: {gap:?}"),
+                }
+            }
+        }
+    }
+}

@@ -14,7 +14,7 @@ pub enum AnyConnection {
     /// Raw QUIC, ALPN `moq-lite-0X`.
     Quic(QuicConnection),
     /// WebTransport over HTTP/3, ALPN `h3`.
-    WebTransport(WebTransportConnection),
+    WebTransport(Box<WebTransportConnection>),
 }
 
 /// The sending half of either kind of stream.

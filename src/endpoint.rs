@@ -140,8 +140,14 @@ impl Client {
             .ok_or_else(|| EndpointError::NoVersion(chosen.clone()))?;
         tracing::debug!(%url, %version, "connected over WebTransport");
         // The path is the CONNECT URL's; SETUP Path must not be sent on WebTransport.
-        Ok(Session::connect(AnyConnection::WebTransport(Box::new(conn)), version, None, origins, self.config.session.clone())
-            .await?)
+        Ok(Session::connect(
+            AnyConnection::WebTransport(Box::new(conn)),
+            version,
+            None,
+            origins,
+            self.config.session.clone(),
+        )
+        .await?)
     }
 
     /// Connects to `addr` (TLS server name `server_name`) and starts a session. `path` travels in
@@ -241,7 +247,8 @@ impl Incoming {
                 None => request.path().to_string(),
             };
             let conn = request.accept(Some(version.alpn())).await.map_err(|e| EndpointError::Connect(e.to_string()))?;
-            let pending = accept_setup(AnyConnection::WebTransport(Box::new(conn)), version, &self.config.session).await?;
+            let pending =
+                accept_setup(AnyConnection::WebTransport(Box::new(conn)), version, &self.config.session).await?;
             return Ok(pending.with_url_path(path));
         }
         let Some(version) = alpn.as_deref().and_then(Version::from_alpn) else {

@@ -25,6 +25,8 @@ pub struct Target {
     pub server_name: String,
     /// Path and query sent in SETUP Path (lite-05+ raw QUIC).
     pub path: Option<String>,
+    /// Set for WebTransport: the `https://` URL to CONNECT to (it carries the path itself).
+    pub webtransport: Option<url::Url>,
 }
 
 /// Backoff and grace settings.
@@ -140,13 +142,16 @@ impl Target {
     /// 443). The host is resolved here; the path and query travel in SETUP Path.
     pub async fn from_url(text: &str) -> Result<Target, String> {
         let url = url::Url::parse(text).map_err(|err| format!("malformed URL {text:?}: {err}"))?;
-        match url.scheme() {
-            "moql" | "moqt" => {}
-            "https" | "http" => {
-                return Err(format!("{text:?}: WebTransport URLs are not supported yet; use moql://host:port/path"));
+        let webtransport = match url.scheme() {
+            "moql" | "moqt" => None,
+            "https" => Some(url.clone()),
+            "http" => {
+                return Err(format!(
+                    "{text:?}: http:// is the development form: fetch /certificate.sha256 first (the moqt command does)"
+                ));
             }
-            other => return Err(format!("{text:?}: unknown scheme {other:?} (expected moql:// or moqt://)")),
-        }
+            other => return Err(format!("{text:?}: unknown scheme {other:?} (expected https://, moql:// or moqt://)")),
+        };
         let host = url.host_str().ok_or_else(|| format!("URL {text:?} has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = url.port().unwrap_or(443);
@@ -159,8 +164,8 @@ impl Target {
         if let Some(query) = url.query() {
             path = format!("{path}?{query}");
         }
-        let path = (path != "/" && !path.is_empty()).then_some(path);
-        Ok(Target { addr, server_name: host, path })
+        let path = (path != "/" && !path.is_empty() && webtransport.is_none()).then_some(path);
+        Ok(Target { addr, server_name: host, path, webtransport })
     }
 }
 
@@ -190,7 +195,12 @@ async fn run(
             subscribe: mirror.clone(),
             root: Path::root(),
         };
-        let connect = client.connect(target.addr, &target.server_name, target.path.clone(), origins);
+        let connect = async {
+            match &target.webtransport {
+                Some(url) => client.connect_webtransport(url.as_str(), origins).await,
+                None => client.connect(target.addr, &target.server_name, target.path.clone(), origins).await,
+            }
+        };
         let result = tokio::select! {
             result = connect => result,
             _ = stopped.wait_for(|stop| *stop) => break,

@@ -117,3 +117,52 @@ fn usage_errors_exit_with_2_and_every_subcommand_has_help() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-fingerprint"));
 }
+
+#[test]
+fn webtransport_and_development_urls() {
+    // One port number for QUIC (UDP) and the plain-HTTP fingerprint listener (TCP), as the
+    // reference relay's development setup has it.
+    let port = loop {
+        let udp = free_udp();
+        if std::net::TcpListener::bind(("127.0.0.1", udp)).is_ok() {
+            break udp;
+        }
+    };
+    let _relay = Killed(
+        Command::new(MOQT)
+            .args(["relay", "--listen", &format!("127.0.0.1:{port}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let fp = fingerprint(port);
+    // The subscriber uses the development form (http:// → fingerprint → WebTransport), the
+    // publisher WebTransport with an explicit pin.
+    let subscriber = Command::new(MOQT)
+        .args(["subscribe", &format!("http://localhost:{port}/anon"), "--broadcast", "demo", "--count", "3"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut publisher = Killed(
+        Command::new(MOQT)
+            .args(["publish", &format!("https://localhost:{port}/anon"), "--broadcast", "demo"])
+            .args(["--tls-fingerprint", &fp, "--group-frames", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = publisher.0.stdin.take().unwrap();
+    for i in 1..=6 {
+        writeln!(stdin, "frame {i}").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stdin);
+    let output = wait_with_timeout(subscriber, Duration::from_secs(20));
+    assert_eq!(output.lines().count(), 3, "{output:?}");
+}

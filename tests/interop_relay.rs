@@ -245,7 +245,8 @@ async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
             give_up_after: Some(Duration::from_secs(30)),
             linger: Duration::from_secs(20),
         };
-        let target = Target { addr: relay.addr, server_name: "localhost".into(), path: root_path(version) };
+        let target =
+            Target { addr: relay.addr, server_name: "localhost".into(), path: root_path(version), webtransport: None };
         let mut published = publish("room/alice");
         let remote = OriginProducer::default();
         // The fresh relay generates a new certificate, so these clients skip verification (a
@@ -375,7 +376,12 @@ async fn moqt_relay_dials_moq_relay() {
         let reference = Relay::start(&binary, Some(version));
         let ours = start_moqt_relay(version);
         let trust = ClientTrust::Fingerprint(vec![reference.fingerprint]);
-        let target = Target { addr: reference.addr, server_name: "localhost".into(), path: root_path(version) };
+        let target = Target {
+            addr: reference.addr,
+            server_name: "localhost".into(),
+            path: root_path(version),
+            webtransport: None,
+        };
         let endpoint = EndpointConfig { versions: vec![version], ..Default::default() };
         let _peer = ours.relay.connect_peer("127.0.0.1:0".parse().unwrap(), &trust, target, endpoint).unwrap();
         // A publisher on moq-relay, a subscriber on moqt's relay.

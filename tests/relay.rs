@@ -168,7 +168,12 @@ async fn cluster(
     let mut peers = Vec::new();
     for (from, to) in links {
         let trust = ClientTrust::Fingerprint(vec![relays[*to].cert.fingerprint()]);
-        let target = moqt::reconnect::Target { addr: relays[*to].addr, server_name: "localhost".into(), path: None };
+        let target = moqt::reconnect::Target {
+            addr: relays[*to].addr,
+            server_name: "localhost".into(),
+            path: None,
+            webtransport: None,
+        };
         let endpoint = EndpointConfig { versions: vec![version], ..Default::default() };
         peers.push(relays[*from].relay.connect_peer("127.0.0.1:0".parse().unwrap(), &trust, target, endpoint).unwrap());
     }

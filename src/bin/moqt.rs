@@ -71,9 +71,10 @@ struct RelayArgs {
     cluster_tls_disable_verify: bool,
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 struct ClientArgs {
-    /// moql://host:port/path (raw QUIC).
+    /// https://host:port/path (WebTransport), moql://host:port/path (raw QUIC), or
+    /// http://host:port/path (development: pin the fingerprint served over plain HTTP).
     url: String,
     /// Skip certificate verification (development only).
     #[arg(long)]
@@ -301,11 +302,46 @@ fn client(args: &ClientArgs) -> Result<Client> {
     Client::new(bind, &trust, config).map_err(|e| e.to_string())
 }
 
+/// The development form of the reference relay: `http://host:port/path` means "fetch the
+/// certificate's SHA-256 from http://host:port/certificate.sha256, then WebTransport to
+/// https://host:port/path pinned to it".
+async fn development_url(url: &str) -> Result<(String, String)> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("malformed URL {url:?}: {e}"))?;
+    let host = parsed.host_str().ok_or("URL has no host")?.to_string();
+    let port = parsed.port().unwrap_or(80);
+    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot fetch the certificate fingerprint from {host}:{port}: {e}"))?;
+    let request = format!("GET /certificate.sha256 HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .map_err(|_| "timed out fetching /certificate.sha256".to_string())?
+        .map_err(|e| e.to_string())?;
+    let response = String::from_utf8_lossy(&response);
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.trim()).unwrap_or("");
+    if body.len() != 64 {
+        return Err(format!("{url}: /certificate.sha256 did not return a SHA-256 ({body:?})"));
+    }
+    let mut secure = parsed.clone();
+    secure.set_scheme("https").map_err(|_| "cannot make an https URL")?;
+    Ok((secure.to_string(), body.to_string()))
+}
+
 async fn connect(
     args: &ClientArgs,
     publish: Option<model::OriginConsumer>,
     subscribe: Option<OriginProducer>,
 ) -> Result<PersistentClient> {
+    let mut args_owned;
+    let mut args = args;
+    if args.url.starts_with("http://") {
+        let (url, fingerprint) = development_url(&args.url).await?;
+        args_owned = ClientArgs { url, tls_fingerprint: Some(fingerprint), ..args.clone() };
+        args_owned.tls_disable_verify = false;
+        args = &args_owned;
+    }
     let target = Target::from_url(&args.url).await?;
     let mut client = PersistentClient::start(client(args)?, target, publish, subscribe, ReconnectSettings::default());
     loop {

@@ -19,7 +19,7 @@ use moqt::wire::Version;
 use tokio::time::timeout;
 
 fn target(addr: SocketAddr) -> Target {
-    Target { addr, server_name: "localhost".into(), path: None }
+    Target { addr, server_name: "localhost".into(), path: None, webtransport: None }
 }
 
 fn fast() -> ReconnectSettings {

@@ -206,6 +206,47 @@ impl Server {
         Some(Incoming { incoming, config: self.config.clone() })
     }
 
+    /// Serves new connections with `cert` from now on; sessions already up keep theirs.
+    pub fn reload_certificate(&self, cert: &Certificate) -> Result<(), EndpointError> {
+        let mut server = tls::server_config(cert, &self.config.server_alpns())?;
+        server.transport_config(self.config.transport()?);
+        self.endpoint.set_server_config(Some(server));
+        Ok(())
+    }
+
+    /// Reloads the certificate whenever either PEM file changes (checked every `interval`), so a
+    /// renewed certificate is picked up without dropping sessions. A file that does not load (a
+    /// renewal half-written) is logged and the previous certificate stays. Ends with the server.
+    pub fn watch_certificate_files(
+        &self,
+        chain: std::path::PathBuf,
+        key: std::path::PathBuf,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let endpoint = self.endpoint.clone();
+        let config = self.config.clone();
+        let server = Server { endpoint, config };
+        tokio::spawn(async move {
+            let stamp = |path: &std::path::Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let mut seen = (stamp(&chain), stamp(&key));
+            loop {
+                tokio::time::sleep(interval).await;
+                let now = (stamp(&chain), stamp(&key));
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match Certificate::from_pem_files(&chain, &key) {
+                    Ok(cert) => match server.reload_certificate(&cert) {
+                        Ok(()) => tracing::info!(fingerprint = %cert.fingerprint_hex(), "certificate reloaded"),
+                        Err(err) => tracing::warn!("certificate not reloaded: {err}"),
+                    },
+                    Err(err) => tracing::warn!("certificate not reloaded: {err}"),
+                }
+            }
+        })
+    }
+
     /// Closes every connection and stops accepting.
     pub fn close(&self) {
         self.endpoint.close(quinn::VarInt::from_u32(0), b"server closed");

@@ -112,10 +112,10 @@ fn usage_errors_exit_with_2_and_every_subcommand_has_help() {
         assert!(output.status.success(), "{sub} --help");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"), "{sub} --help prints usage");
     }
-    // A missing trust choice is a runtime error (1) with a message that says what to do.
-    let output = Command::new(MOQT).args(["subscribe", "moql://127.0.0.1:9/x", "--broadcast", "b"]).output().unwrap();
+    // An unknown scheme is a runtime error (1) with a message that says what is expected.
+    let output = Command::new(MOQT).args(["subscribe", "ftp://127.0.0.1:9/x", "--broadcast", "b"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--tls-fingerprint"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("expected https://, moql:// or moqt://"));
 }
 
 #[test]

@@ -82,7 +82,7 @@ struct ClientArgs {
     /// Trust only a server certificate with this SHA-256 fingerprint (hex).
     #[arg(long)]
     tls_fingerprint: Option<String>,
-    /// Trust certificates issued by this CA (PEM).
+    /// Also trust certificates issued by this CA (PEM), besides the platform's trust store.
     #[arg(long)]
     tls_root: Option<PathBuf>,
     /// Offer only this version (moq-lite-03 .. moq-lite-06).
@@ -188,6 +188,12 @@ async fn relay(args: RelayArgs) -> Result<()> {
         _ => return Err("give --tls-cert and --tls-key, or --tls-generate HOSTS".into()),
     };
     let server = Server::bind(args.listen, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+    let _reload = match (&args.tls_cert, &args.tls_key) {
+        (Some(chain), Some(key)) => {
+            Some(server.watch_certificate_files(chain.clone(), key.clone(), Duration::from_secs(5)))
+        }
+        _ => None,
+    };
     let mut config = RelayConfig::default();
     if let Some(hop) = args.hop_id {
         config.hop_id = hop;
@@ -286,13 +292,16 @@ fn client(args: &ClientArgs) -> Result<Client> {
         ClientTrust::InsecureSkipVerify
     } else if let Some(hex) = &args.tls_fingerprint {
         ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
-    } else if let Some(root) = &args.tls_root {
-        let pem = std::fs::read(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
-        ClientTrust::ca_from_pem(&pem).map_err(|e| e.to_string())?
     } else {
-        return Err(
-            "choose how to trust the server: --tls-fingerprint HEX, --tls-root PEM or --tls-disable-verify".into()
-        );
+        // The platform's trust store, plus any --tls-root CA.
+        let mut extra_roots = Vec::new();
+        if let Some(root) = &args.tls_root {
+            let pem = std::fs::read(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+            if let ClientTrust::CaPem(roots) = ClientTrust::ca_from_pem(&pem).map_err(|e| e.to_string())? {
+                extra_roots = roots;
+            }
+        }
+        ClientTrust::Platform { extra_roots }
     };
     let mut config = EndpointConfig::default();
     if let Some(version) = args.moq_version {

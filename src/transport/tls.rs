@@ -260,6 +260,19 @@ pub enum ClientTrust {
     CaPem(Vec<CertificateDer<'static>>),
     /// Accept any certificate. Development only: anyone on the path can impersonate the server.
     InsecureSkipVerify,
+    /// The platform's trust store (the OS verifier on Android, iOS, macOS and Windows; the system
+    /// roots on Linux), plus `extra_roots`. The default for clients: what users of other TLS
+    /// software on the machine already trust, enterprise CAs included.
+    Platform {
+        /// CA certificates trusted in addition to the platform's.
+        extra_roots: Vec<CertificateDer<'static>>,
+    },
+}
+
+impl Default for ClientTrust {
+    fn default() -> Self {
+        ClientTrust::Platform { extra_roots: Vec::new() }
+    }
 }
 
 impl ClientTrust {
@@ -315,6 +328,10 @@ pub fn client_crypto(trust: &ClientTrust, alpns: &[Vec<u8>]) -> Result<rustls::C
             tracing::warn!("TLS certificate verification is disabled (InsecureSkipVerify): development only");
             Arc::new(InsecureVerifier { algorithms })
         }
+        ClientTrust::Platform { extra_roots } => Arc::new(
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots.iter().cloned(), provider.clone())
+                .map_err(|e| TlsError::InvalidTrust(format!("platform trust store: {e}")))?,
+        ),
     };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?

@@ -34,11 +34,30 @@ fn root_path(version: Version) -> Option<String> {
     version.has_setup().then(|| "/".to_string())
 }
 
-async fn connect(relay: &Relay, version: Version, origins: Origins) -> Session {
-    timeout(WAIT, client(relay, version).connect(relay.addr, "localhost", root_path(version), origins))
-        .await
-        .unwrap_or_else(|_| panic!("{version}: connect timed out"))
-        .unwrap_or_else(|e| panic!("{version}: connect: {e}"))
+/// How a moqt client reaches the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Quic,
+    WebTransport,
+}
+
+/// Every version with both transports.
+fn matrix(versions: &[Version]) -> Vec<(Version, Transport)> {
+    versions.iter().flat_map(|v| [(*v, Transport::Quic), (*v, Transport::WebTransport)]).collect()
+}
+
+async fn connect(relay: &Relay, version: Version, transport: Transport, origins: Origins) -> Session {
+    let client = client(relay, version);
+    let session = match transport {
+        Transport::Quic => timeout(WAIT, client.connect(relay.addr, "localhost", root_path(version), origins)).await,
+        Transport::WebTransport => {
+            let url = format!("https://localhost:{}/", relay.addr.port());
+            timeout(WAIT, client.connect_webtransport(&url, origins)).await
+        }
+    };
+    session
+        .unwrap_or_else(|_| panic!("{version} {transport:?}: connect timed out"))
+        .unwrap_or_else(|e| panic!("{version} {transport:?}: connect: {e}"))
 }
 
 /// A relay for `version` with a moqt publisher of `room/alice` and a moqt subscriber attached.
@@ -49,12 +68,13 @@ struct Setup {
     _sessions: (Session, Session),
 }
 
-async fn setup(binary: &std::path::PathBuf, version: Version) -> Setup {
+async fn setup(binary: &std::path::PathBuf, version: Version, transport: Transport) -> Setup {
     let relay = Relay::start(binary, Some(version));
     let published = publish("room/alice");
     let publisher = connect(
         &relay,
         version,
+        transport,
         Origins { publish: Some(published.origin.consume()), subscribe: None, ..Default::default() },
     )
     .await;
@@ -62,6 +82,7 @@ async fn setup(binary: &std::path::PathBuf, version: Version) -> Setup {
     let subscriber = connect(
         &relay,
         version,
+        transport,
         Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() },
     )
     .await;
@@ -72,8 +93,8 @@ async fn setup(binary: &std::path::PathBuf, version: Version) -> Setup {
 async fn frames_groups_and_timestamps_through_moq_relay() {
     init_logs();
     let Some(binary) = require_relay("frames_groups_and_timestamps_through_moq_relay") else { return };
-    for version in Version::ALL {
-        let mut s = setup(&binary, version).await;
+    for (version, transport) in matrix(&Version::ALL) {
+        let mut s = setup(&binary, version, transport).await;
         let broadcast = announced(&s.remote, &path("room/alice")).await;
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
         timeout(WAIT, s.published.track.used())
@@ -107,8 +128,8 @@ async fn frames_groups_and_timestamps_through_moq_relay() {
 async fn announcements_appear_and_disappear_through_moq_relay() {
     init_logs();
     let Some(binary) = require_relay("announcements_appear_and_disappear_through_moq_relay") else { return };
-    for version in Version::ALL {
-        let s = setup(&binary, version).await;
+    for (version, transport) in matrix(&Version::ALL) {
+        let s = setup(&binary, version, transport).await;
         let mut announcements = s.remote.consume();
         let first = timeout(WAIT, announcements.next_announcement()).await.unwrap().unwrap();
         assert!(
@@ -128,8 +149,8 @@ async fn announcements_appear_and_disappear_through_moq_relay() {
 async fn unknown_track_is_a_clean_error_through_moq_relay() {
     init_logs();
     let Some(binary) = require_relay("unknown_track_is_a_clean_error_through_moq_relay") else { return };
-    for version in Version::ALL {
-        let s = setup(&binary, version).await;
+    for (version, transport) in matrix(&Version::ALL) {
+        let s = setup(&binary, version, transport).await;
         let broadcast = announced(&s.remote, &path("room/alice")).await;
         let result = timeout(WAIT, async {
             let mut track = broadcast.subscribe_track("nope").await?;
@@ -148,8 +169,8 @@ async fn unknown_track_is_a_clean_error_through_moq_relay() {
 async fn start_group_through_moq_relay() {
     init_logs();
     let Some(binary) = require_relay("start_group_through_moq_relay") else { return };
-    for version in Version::ALL {
-        let mut s = setup(&binary, version).await;
+    for (version, transport) in matrix(&Version::ALL) {
+        let mut s = setup(&binary, version, transport).await;
         let broadcast = announced(&s.remote, &path("room/alice")).await;
         // Warm the relay's cache with groups 0..=3 through a first subscriber.
         let mut warm = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
@@ -167,6 +188,7 @@ async fn start_group_through_moq_relay() {
         let _late = connect(
             &s.relay,
             version,
+            transport,
             Origins { publish: None, subscribe: Some(remote.clone().into()), ..Default::default() },
         )
         .await;
@@ -189,8 +211,8 @@ async fn start_group_through_moq_relay() {
 async fn fetch_of_a_past_group_through_moq_relay() {
     init_logs();
     let Some(binary) = require_relay("fetch_of_a_past_group_through_moq_relay") else { return };
-    for version in [Version::Lite06, Version::Lite05] {
-        let mut s = setup(&binary, version).await;
+    for (version, transport) in matrix(&[Version::Lite06, Version::Lite05]) {
+        let mut s = setup(&binary, version, transport).await;
         let broadcast = announced(&s.remote, &path("room/alice")).await;
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
         timeout(WAIT, s.published.track.used()).await.unwrap();
@@ -201,7 +223,7 @@ async fn fetch_of_a_past_group_through_moq_relay() {
                 seen += 1;
             }
         }
-        let fetcher = connect(&s.relay, version, Origins::default()).await;
+        let fetcher = connect(&s.relay, version, transport, Origins::default()).await;
         let request = FetchRequest {
             broadcast: path("room/alice"),
             track: "video".into(),
@@ -237,7 +259,7 @@ async fn fetch_of_a_past_group_through_moq_relay() {
 async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
     init_logs();
     let Some(binary) = require_relay("relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay") else { return };
-    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+    for (version, transport) in matrix(&[Version::Lite06, Version::Lite05, Version::Lite04]) {
         let mut relay = Relay::start(&binary, Some(version));
         let settings = ReconnectSettings {
             initial_delay: Duration::from_millis(100),
@@ -245,8 +267,10 @@ async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
             give_up_after: Some(Duration::from_secs(30)),
             linger: Duration::from_secs(20),
         };
+        let webtransport = (transport == Transport::WebTransport)
+            .then(|| url::Url::parse(&format!("https://localhost:{}/", relay.addr.port())).unwrap());
         let target =
-            Target { addr: relay.addr, server_name: "localhost".into(), path: root_path(version), webtransport: None };
+            Target { addr: relay.addr, server_name: "localhost".into(), path: root_path(version), webtransport };
         let mut published = publish("room/alice");
         let remote = OriginProducer::default();
         // The fresh relay generates a new certificate, so these clients skip verification (a
@@ -386,9 +410,13 @@ async fn moqt_relay_dials_moq_relay() {
         let _peer = ours.relay.connect_peer("127.0.0.1:0".parse().unwrap(), &trust, target, endpoint).unwrap();
         // A publisher on moq-relay, a subscriber on moqt's relay.
         let mut published = publish("room/alice");
-        let _publisher =
-            connect(&reference, version, Origins { publish: Some(published.origin.consume()), ..Default::default() })
-                .await;
+        let _publisher = connect(
+            &reference,
+            version,
+            Transport::Quic,
+            Origins { publish: Some(published.origin.consume()), ..Default::default() },
+        )
+        .await;
         let remote = OriginProducer::default();
         let _subscriber =
             connect_moqt(&ours, version, Origins { subscribe: Some(remote.clone().into()), ..Default::default() })
@@ -418,41 +446,13 @@ async fn moq_relay_dials_moqt_relay() {
             connect_moqt(&ours, version, Origins { publish: Some(published.origin.consume()), ..Default::default() })
                 .await;
         let remote = OriginProducer::default();
-        let _subscriber =
-            connect(&reference, version, Origins { subscribe: Some(remote.clone().into()), ..Default::default() })
-                .await;
-        frames_cross(version, &mut published, &remote).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webtransport_through_moq_relay_each_version() {
-    init_logs();
-    let Some(binary) = require_relay("webtransport_through_moq_relay_each_version") else { return };
-    for version in Version::ALL {
-        let relay = Relay::start(&binary, Some(version));
-        let url = format!("https://localhost:{}/", relay.addr.port());
-        // Publisher and subscriber both over WebTransport.
-        let mut published = publish("room/alice");
-        let _publisher = timeout(
-            WAIT,
-            client(&relay, version).connect_webtransport(
-                &url,
-                Origins { publish: Some(published.origin.consume()), ..Default::default() },
-            ),
+        let _subscriber = connect(
+            &reference,
+            version,
+            Transport::Quic,
+            Origins { subscribe: Some(remote.clone().into()), ..Default::default() },
         )
-        .await
-        .unwrap_or_else(|_| panic!("{version}: WebTransport publisher timed out"))
-        .unwrap_or_else(|e| panic!("{version}: WebTransport publisher: {e}"));
-        let remote = OriginProducer::default();
-        let _subscriber = timeout(
-            WAIT,
-            client(&relay, version)
-                .connect_webtransport(&url, Origins { subscribe: Some(remote.clone().into()), ..Default::default() }),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{version}: WebTransport subscriber timed out"))
-        .unwrap_or_else(|e| panic!("{version}: WebTransport subscriber: {e}"));
+        .await;
         frames_cross(version, &mut published, &remote).await;
     }
 }

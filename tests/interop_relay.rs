@@ -456,3 +456,66 @@ async fn moq_relay_dials_moqt_relay() {
         frames_cross(version, &mut published, &remote).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priorities_through_moq_relay() {
+    use moqt::wire::{Message, Setup, UniStream};
+    init_logs();
+    let Some(binary) = require_relay("priorities_through_moq_relay") else { return };
+    for version in Version::ALL {
+        let relay = Relay::start(&binary, Some(version));
+        let mut published = publish("room/alice");
+        let info = model::TrackInfo { priority: 2, max_age: Duration::from_secs(60), timescale: 1000 };
+        let mut high = published.broadcast.create_track("high", info).unwrap();
+        let _publisher = connect(
+            &relay,
+            version,
+            Transport::Quic,
+            Origins { publish: Some(published.origin.consume()), ..Default::default() },
+        )
+        .await;
+        // The relay knows the broadcast once another subscriber sees it announced.
+        let watcher_origin = OriginProducer::default();
+        let _watcher = connect(
+            &relay,
+            version,
+            Transport::Quic,
+            Origins { subscribe: Some(watcher_origin.clone().into()), ..Default::default() },
+        )
+        .await;
+        announced(&watcher_origin, &path("room/alice")).await;
+        // A raw subscriber behind a throttled link asks for a low- and a high-priority track.
+        let conn = constrained_subscriber(relay.addr, relay.fingerprint, version).await;
+        let order = record_completions(conn.clone(), version);
+        if version.has_setup() {
+            let mut out = Vec::new();
+            UniStream::Setup.encode(&mut out, version).unwrap();
+            Setup::default().encode(&mut out, version).unwrap();
+            send_uni(&conn, &out).await;
+        }
+        let _low = raw_subscribe(&conn, version, 0, "video", 1).await;
+        let _high = raw_subscribe(&conn, version, 1, "high", 200).await;
+        timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{version}: low never subscribed"));
+        timeout(WAIT, high.used()).await.unwrap_or_else(|_| panic!("{version}: high never subscribed"));
+        let big = bytes::Bytes::from(vec![7u8; 32 * 1024]);
+        for g in 0..12u64 {
+            let mut group = published.track.append_group().unwrap();
+            group.write(g * 100, big.clone()).unwrap();
+            group.finish().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut group = high.append_group().unwrap();
+        group.write(0, big.clone()).unwrap();
+        group.finish().unwrap();
+        timeout(Duration::from_secs(20), async {
+            while order.lock().unwrap().len() < 13 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{version}: only {:?} completed", order.lock().unwrap()));
+        let order = order.lock().unwrap().clone();
+        let urgent = order.iter().position(|entry| *entry == (1, 0)).unwrap();
+        assert!(urgent <= 6, "{version}: the high-priority group finished at {urgent} of {order:?}");
+    }
+}

@@ -6,77 +6,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use moqt::coding::Path;
 use moqt::model::TrackInfo;
-use moqt::transport::quic::QuicConnection;
-use moqt::transport::{Connection, RecvStream, SendStream};
-use moqt::wire::{
-    BidiStream, GroupHeader, Message, Setup, StreamReader, Subscribe, SubscribeWindow, UniStream, Version,
-};
+use moqt::wire::{Message, Setup, UniStream, Version};
 use tokio::time::timeout;
-
-/// 400 KB/s through a 16-packet buffer.
-const LINK_RATE: u64 = 400_000;
-const LINK_QUEUE: usize = 16;
-
-/// A raw subscriber reaching the server through the throttled link.
-async fn constrained_subscriber(server: &TestServer, version: Version) -> QuicConnection {
-    let link = throttled_link(server.addr, LINK_RATE, LINK_QUEUE).await;
-    let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
-    let mut client = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
-    let mut transport = quinn::TransportConfig::default();
-    transport.max_concurrent_uni_streams(1000u32.into());
-    client.transport_config(Arc::new(transport));
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(client);
-    let connection = timeout(WAIT, endpoint.connect(link, "localhost").unwrap()).await.unwrap().unwrap();
-    QuicConnection::new(connection)
-}
-
-async fn subscribe(conn: &QuicConnection, version: Version, id: u64, track: &str, priority: u8) -> impl Send {
-    let mut out = Vec::new();
-    BidiStream::Subscribe.encode(&mut out, version).unwrap();
-    let window = SubscribeWindow { priority, max_age: 60_000, ..Default::default() };
-    Subscribe { id, broadcast: Path::new("room/alice").unwrap(), track: track.into(), window }
-        .encode(&mut out, version)
-        .unwrap();
-    let (mut send, recv) = conn.open_bi().await.unwrap();
-    send.write(Bytes::from(out)).await.unwrap();
-    (send, recv)
-}
-
-/// Accepts every Group stream and records (subscribe id, sequence) in the order streams complete.
-fn record_completions(conn: QuicConnection, version: Version) -> Arc<Mutex<Vec<(u64, u64)>>> {
-    let order = Arc::new(Mutex::new(Vec::new()));
-    let recorded = order.clone();
-    tokio::spawn(async move {
-        while let Ok(mut recv) = conn.accept_uni().await {
-            let recorded = recorded.clone();
-            tokio::spawn(async move {
-                let mut reader = StreamReader::new(version, 1 << 24);
-                let mut header = None;
-                while let Ok(Some(chunk)) = recv.read(64 * 1024).await {
-                    reader.push(&chunk).unwrap();
-                    if header.is_none() {
-                        if reader.read_with(|b| UniStream::decode(b, version)).unwrap() == Some(UniStream::Setup) {
-                            return;
-                        }
-                        header = reader.decode::<GroupHeader>().unwrap();
-                    }
-                }
-                if let Some(header) = header {
-                    recorded.lock().unwrap().push((header.subscribe_id, header.sequence));
-                }
-            });
-        }
-    });
-    order
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn high_priority_overtakes_a_low_priority_backlog_and_new_groups_overtake_old() {
@@ -88,7 +24,7 @@ async fn high_priority_overtakes_a_low_priority_backlog_and_new_groups_overtake_
             .create_track("high", TrackInfo { priority: 2, max_age: Duration::from_secs(60), timescale: 1000 })
             .unwrap();
         let server = serve(version, Some(published.origin.clone()), None);
-        let conn = constrained_subscriber(&server, version).await;
+        let conn = constrained_subscriber(server.addr, server.cert.fingerprint(), version).await;
         let order = record_completions(conn.clone(), version);
         if version.has_setup() {
             let mut out = Vec::new();
@@ -96,8 +32,8 @@ async fn high_priority_overtakes_a_low_priority_backlog_and_new_groups_overtake_
             Setup::default().encode(&mut out, version).unwrap();
             send_uni(&conn, &out).await;
         }
-        let _low_sub = subscribe(&conn, version, 0, "video", 1).await;
-        let _high_sub = subscribe(&conn, version, 1, "high", 200).await;
+        let _low_sub = raw_subscribe(&conn, version, 0, "video", 1).await;
+        let _high_sub = raw_subscribe(&conn, version, 1, "high", 200).await;
         timeout(WAIT, published.track.used()).await.unwrap();
         timeout(WAIT, high.used()).await.unwrap();
 

@@ -10,8 +10,10 @@ use moqt::coding::Path;
 use moqt::endpoint::{Client, EndpointConfig, Server};
 use moqt::model::{self, BroadcastConsumer, BroadcastProducer, OriginProducer, Route, TrackInfo, TrackProducer};
 use moqt::session::{Origins, Session, SessionConfig};
+use moqt::transport::quic::QuicConnection;
 use moqt::transport::tls::{Certificate, ClientTrust};
-use moqt::wire::Version;
+use moqt::transport::{Connection, RecvStream, SendStream};
+use moqt::wire::{BidiStream, GroupHeader, Message, StreamReader, Subscribe, SubscribeWindow, UniStream, Version};
 use tokio::time::timeout;
 
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -264,4 +266,62 @@ pub async fn throttled_link(upstream: SocketAddr, bytes_per_sec: u64, queue: usi
         }
     });
     addr
+}
+
+/// 400 KB/s through a 16-packet buffer.
+pub const LINK_RATE: u64 = 400_000;
+pub const LINK_QUEUE: usize = 16;
+
+/// A raw subscriber (the test speaks moq-lite itself) reaching `server` through a throttled link.
+pub async fn constrained_subscriber(server: SocketAddr, fingerprint: [u8; 32], version: Version) -> QuicConnection {
+    let link = throttled_link(server, LINK_RATE, LINK_QUEUE).await;
+    let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![fingerprint]);
+    let mut client = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_uni_streams(1000u32.into());
+    client.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(client);
+    let connection = timeout(WAIT, endpoint.connect(link, "localhost").unwrap()).await.unwrap().unwrap();
+    QuicConnection::new(connection)
+}
+
+pub async fn raw_subscribe(conn: &QuicConnection, version: Version, id: u64, track: &str, priority: u8) -> impl Send {
+    let mut out = Vec::new();
+    BidiStream::Subscribe.encode(&mut out, version).unwrap();
+    let window = SubscribeWindow { priority, max_age: 60_000, ..Default::default() };
+    Subscribe { id, broadcast: Path::new("room/alice").unwrap(), track: track.into(), window }
+        .encode(&mut out, version)
+        .unwrap();
+    let (mut send, recv) = conn.open_bi().await.unwrap();
+    send.write(Bytes::from(out)).await.unwrap();
+    (send, recv)
+}
+
+/// Accepts every Group stream and records (subscribe id, sequence) in the order streams complete.
+pub fn record_completions(conn: QuicConnection, version: Version) -> Arc<Mutex<Vec<(u64, u64)>>> {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let recorded = order.clone();
+    tokio::spawn(async move {
+        while let Ok(mut recv) = conn.accept_uni().await {
+            let recorded = recorded.clone();
+            tokio::spawn(async move {
+                let mut reader = StreamReader::new(version, 1 << 24);
+                let mut header = None;
+                while let Ok(Some(chunk)) = recv.read(64 * 1024).await {
+                    reader.push(&chunk).unwrap();
+                    if header.is_none() {
+                        if reader.read_with(|b| UniStream::decode(b, version)).unwrap() == Some(UniStream::Setup) {
+                            return;
+                        }
+                        header = reader.decode::<GroupHeader>().unwrap();
+                    }
+                }
+                if let Some(header) = header {
+                    recorded.lock().unwrap().push((header.subscribe_id, header.sequence));
+                }
+            });
+        }
+    });
+    order
 }

@@ -2,22 +2,17 @@
 //! the real libmoqt.so, exchange frames through `moqt relay` on loopback: the README's demo, as a
 //! test.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[path = "common/process.rs"]
+mod process;
+
+use process::*;
 
 const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Where cargo put the moqt command, and beside it libmoqt.so.
 fn target_dir() -> PathBuf {
@@ -48,22 +43,6 @@ fn compile(name: &str) -> PathBuf {
         .expect("cc runs (scripts/test.sh installs it)");
     assert!(status.success(), "{name}.c does not compile cleanly");
     out
-}
-
-fn fingerprint(http: u16) -> String {
-    let started = Instant::now();
-    loop {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", http)) {
-            write!(stream, "GET /certificate.sha256 HTTP/1.0\r\n\r\n").unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            if let Some((_, body)) = response.split_once("\r\n\r\n") {
-                return body.trim().to_string();
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "the relay never came up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

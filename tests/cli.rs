@@ -2,44 +2,15 @@
 //! `moqt subscribe` against it, as the README shows; and usage errors exit with code 2.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/process.rs"]
+mod process;
+
+use process::*;
+
 const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_tcp() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn fingerprint(http: u16) -> String {
-    let started = Instant::now();
-    loop {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", http)) {
-            write!(stream, "GET /certificate.sha256 HTTP/1.0\r\n\r\n").unwrap();
-            let mut response = String::new();
-            stream.read_to_string(&mut response).unwrap();
-            if let Some((_, body)) = response.split_once("\r\n\r\n") {
-                return body.trim().to_string();
-            }
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "the relay's HTTP listener never came up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn relay_publish_subscribe() {

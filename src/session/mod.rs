@@ -140,13 +140,7 @@ impl Session {
                 send_setup(&conn, version, &setup).await?;
                 read_setup(&conn, version, &config, &mut backlog).await
             };
-            match exchanged.await {
-                Ok(setup) => setup,
-                Err(err) => {
-                    conn.close(err.session_code().to_u64(), &err.to_string());
-                    return Err(err);
-                }
-            }
+            closing_on_error(&conn, exchanged.await)?
         } else {
             Setup::default()
         };
@@ -342,17 +336,19 @@ pub async fn accept_setup<C: Connection>(
 ) -> Result<PendingSession<C>, SessionError> {
     let mut backlog = Vec::new();
     let peer_setup = if version.has_setup() {
-        match read_setup(&conn, version, config, &mut backlog).await {
-            Ok(setup) => setup,
-            Err(err) => {
-                conn.close(err.session_code().to_u64(), &err.to_string());
-                return Err(err);
-            }
-        }
+        closing_on_error(&conn, read_setup(&conn, version, config, &mut backlog).await)?
     } else {
         Setup::default()
     };
     Ok(PendingSession { conn, version, peer_setup, backlog, url_path: None })
+}
+
+/// Closes the connection with the error's session code when the SETUP exchange failed.
+fn closing_on_error<C: Connection, T>(conn: &C, result: Result<T, SessionError>) -> Result<T, SessionError> {
+    if let Err(err) = &result {
+        conn.close(err.session_code().to_u64(), &err.to_string());
+    }
+    result
 }
 
 async fn send_setup<C: Connection>(conn: &C, version: Version, setup: &Setup) -> Result<(), SessionError> {

@@ -74,6 +74,20 @@ pub struct TransportStats {
     pub bytes_received: u64,
 }
 
+impl TransportStats {
+    /// The path statistics of a quinn connection (raw QUIC, or the one under WebTransport): the
+    /// send rate estimate is the congestion window over the smoothed RTT.
+    pub fn from_quinn(connection: &quinn::Connection) -> Self {
+        let stats = connection.stats();
+        let rtt = stats.path.rtt;
+        let send_bitrate = match rtt.as_micros() {
+            0 => 0,
+            micros => (u128::from(stats.path.cwnd) * 8 * 1_000_000 / micros).min(u128::from(u64::MAX)) as u64,
+        };
+        TransportStats { rtt, send_bitrate, bytes_sent: stats.udp_tx.bytes, bytes_received: stats.udp_rx.bytes }
+    }
+}
+
 /// One established session's connection.
 pub trait Connection: Clone + Send + Sync + 'static {
     /// The sending half of a stream.

@@ -163,13 +163,7 @@ impl Connection for WebTransportConnection {
     }
 
     fn stats(&self) -> TransportStats {
-        let stats = self.quinn().stats();
-        let rtt = stats.path.rtt;
-        let send_bitrate = match rtt.as_micros() {
-            0 => 0,
-            micros => (u128::from(stats.path.cwnd) * 8 * 1_000_000 / micros).min(u128::from(u64::MAX)) as u64,
-        };
-        TransportStats { rtt, send_bitrate, bytes_sent: stats.udp_tx.bytes, bytes_received: stats.udp_rx.bytes }
+        TransportStats::from_quinn(self.quinn())
     }
 }
 

@@ -1,0 +1,45 @@
+//! Helpers for tests that run the `moqt` command and other processes.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+/// A child process killed and reaped when dropped, whatever the test did.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free UDP port on 127.0.0.1.
+pub fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_tcp() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The certificate fingerprint a relay serves at http://127.0.0.1:`http`/certificate.sha256,
+/// waiting up to 10 s for the listener.
+pub fn fingerprint(http: u16) -> String {
+    let started = Instant::now();
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", http)) {
+            write!(stream, "GET /certificate.sha256 HTTP/1.0\r\n\r\n").unwrap();
+            let mut response = String::new();
+            stream.read_to_string(&mut response).unwrap();
+            if let Some((_, body)) = response.split_once("\r\n\r\n") {
+                return body.trim().to_string();
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the relay's HTTP listener never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

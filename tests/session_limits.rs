@@ -359,3 +359,39 @@ async fn subscribe_frame_bounds_are_honoured_on_lite_06() {
     assert_eq!((last.sequence, last.frame_start), (2, 0));
     assert_eq!(last_frames, &vec![payload(2, 0), payload(2, 1)], "Frame End is inclusive");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_update_narrowing_the_end_ends_the_subscription() {
+    use moqt::wire::{StreamReader, SubscribeResponse, SubscribeUpdate};
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        let conn = raw_connect(&server, version).await;
+        send_uni(&conn, &setup_bytes(version)).await;
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write(Bytes::from(subscribe_bytes(version, 0, "video"))).await.unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        write_groups(&mut published.track, 2, 1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Narrow the end to group 1: both groups are out, so the publisher ends at once.
+        let window = SubscribeWindow { priority: 1, max_age: 1000, group_end: Some(1), ..Default::default() };
+        send.write(Bytes::from(SubscribeUpdate { window }.to_bytes(version).unwrap())).await.unwrap();
+        let mut reader = StreamReader::new(version, 1 << 16);
+        let mut responses = Vec::new();
+        let finished = timeout(WAIT, async {
+            loop {
+                while let Some(response) = reader.decode::<SubscribeResponse>().unwrap() {
+                    responses.push(response);
+                }
+                match recv.read(4096).await.unwrap() {
+                    Some(chunk) => reader.push(&chunk).unwrap(),
+                    None => return,
+                }
+            }
+        })
+        .await;
+        assert!(finished.is_ok(), "{version}: the subscription did not end: {responses:?}");
+        assert_eq!(responses.last(), Some(&SubscribeResponse::End { group: 2 }), "{version}: {responses:?}");
+    }
+}

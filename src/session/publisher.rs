@@ -187,11 +187,22 @@ impl<C: Connection> Publisher<C> {
         let mut in_flight = std::collections::VecDeque::new();
         let mut ok_sent = version < Version::Lite05;
         let mut next_sequence = 0u64;
+        // The last group to deliver: narrowed live by SUBSCRIBE_UPDATE (widening past the original
+        // end would need a new track subscription and is not honoured).
+        let mut end = window.group_end;
         loop {
             tokio::select! {
                 event = track.next_group() => match event? {
                     Some(TrackEvent::Group(group)) => {
                         let sequence = group.sequence();
+                        if let Some(last) = end.filter(|last| sequence > *last) {
+                            // Past the (narrowed) end: everything in range was handed out.
+                            while groups.join_next().await.is_some() {}
+                            if version >= Version::Lite05 {
+                                writer.send(&SubscribeResponse::End { group: last.saturating_add(1) }).await?;
+                            }
+                            return Ok(());
+                        }
                         if !ok_sent {
                             // The first group we will deliver: newest-first may hand out a later
                             // group before older ones that are still coming.
@@ -240,6 +251,16 @@ impl<C: Connection> Publisher<C> {
                 update = reader.decode::<SubscribeUpdate>() => match update {
                     Ok(Some(update)) => {
                         priority_tx.send_replace(update.window.priority);
+                        if let Some(narrower) = update.window.group_end.filter(|e| end.is_none_or(|current| *e < current)) {
+                            end = Some(narrower);
+                            if next_sequence > narrower {
+                                while groups.join_next().await.is_some() {}
+                                if version >= Version::Lite05 {
+                                    writer.send(&SubscribeResponse::End { group: next_sequence }).await?;
+                                }
+                                return Ok(());
+                            }
+                        }
                         // Carried upstream too when this track is itself a subscription (a relay).
                         track.set_preferences(Some(update.window.priority), Some(Duration::from_millis(update.window.max_age)));
                     }

@@ -1,0 +1,110 @@
+//! The C API's error paths, called directly through the extern "C" functions: NULL and invalid
+//! arguments give MOQT_STATUS_ERR_INVALID_ARG with a detail in moqt_last_error, frees and
+//! accessors accept NULL, and user_data_free runs exactly once even when subscribing fails.
+
+use std::ffi::{CStr, c_void};
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use moqt::ffi::*;
+
+fn last_error() -> String {
+    // SAFETY: moqt_last_error returns a NUL-terminated string valid until the next call.
+    unsafe { CStr::from_ptr(moqt_last_error()) }.to_string_lossy().into_owned()
+}
+
+fn options(fingerprint: Option<&CStr>) -> moqt_client_options {
+    moqt_client_options {
+        struct_size: std::mem::size_of::<moqt_client_options>() as u32,
+        tls_fingerprint: fingerprint.map_or(ptr::null(), |f| f.as_ptr()),
+        tls_disable_verify: false,
+        version: 0,
+    }
+}
+
+#[test]
+fn connect_rejects_bad_arguments_with_a_reason() {
+    let url = c"moql://127.0.0.1:4443/x";
+    let fp = c"00000000000000000000000000000000000000000000000000000000000000ff";
+    let opts = options(Some(fp));
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, ptr::null_mut()), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_client_connect(ptr::null(), usize::MAX, &opts, &mut client), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("NULL"), "{}", last_error());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, ptr::null(), &mut client), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("trust"), "{}", last_error());
+    let no_trust = options(None);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &no_trust, &mut client), moqt_status::ErrInvalidArg);
+    let bad = c"gopher://x/";
+    assert_eq!(moqt_client_connect(bad.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("scheme"), "{}", last_error());
+    let mut wrong_version = options(Some(fp));
+    wrong_version.version = 9;
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &wrong_version, &mut client), moqt_status::ErrInvalidArg);
+    // A string that is not UTF-8 (explicit length).
+    let bytes = [0xffu8, 0xfe];
+    assert_eq!(moqt_client_connect(bytes.as_ptr().cast(), 2, &opts, &mut client), moqt_status::ErrInvalidArg);
+    assert!(client.is_null(), "out is written only on success");
+}
+
+#[test]
+fn null_handles_and_accessors_are_safe() {
+    let mut broadcast: *mut moqt_broadcast = ptr::null_mut();
+    assert_eq!(moqt_client_publish(ptr::null(), c"x".as_ptr(), usize::MAX, &mut broadcast), moqt_status::ErrInvalidArg);
+    let mut track: *mut moqt_track = ptr::null_mut();
+    assert_eq!(
+        moqt_broadcast_create_track(ptr::null(), c"v".as_ptr(), usize::MAX, 1, 1000, &mut track),
+        moqt_status::ErrInvalidArg
+    );
+    assert_eq!(moqt_track_write_frame(ptr::null(), ptr::null(), 0, 0, 0), moqt_status::ErrInvalidArg);
+    moqt_client_free(ptr::null_mut());
+    moqt_broadcast_free(ptr::null_mut());
+    moqt_track_free(ptr::null_mut());
+    moqt_subscription_free(ptr::null_mut());
+    moqt_frame_unref(ptr::null());
+    assert!(moqt_frame_ref(ptr::null()).is_null());
+    let mut len = 7usize;
+    assert!(moqt_frame_data(ptr::null(), &mut len).is_null());
+    assert_eq!(len, 0);
+    assert_eq!(moqt_frame_timestamp_us(ptr::null()), 0);
+    // SAFETY: static strings.
+    let text = unsafe { CStr::from_ptr(moqt_status_str(moqt_status::ErrInvalidArg as i32)) };
+    assert_eq!(text.to_str().unwrap(), "invalid argument");
+}
+
+static FREED: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_free(_user_data: *mut c_void) {
+    FREED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn user_data_is_freed_exactly_once_when_subscribing_fails() {
+    let callbacks = moqt_subscribe_callbacks {
+        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: Some(count_free),
+        on_frame: None,
+        on_gap: None,
+        on_closed: None,
+    };
+    let mut subscription: *mut moqt_subscription = ptr::null_mut();
+    let status = moqt_client_subscribe(
+        ptr::null(),
+        c"b".as_ptr(),
+        usize::MAX,
+        c"t".as_ptr(),
+        usize::MAX,
+        &callbacks,
+        &mut subscription,
+    );
+    assert_eq!(status, moqt_status::ErrInvalidArg);
+    assert!(subscription.is_null());
+    let started = Instant::now();
+    while FREED.load(Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(FREED.load(Ordering::SeqCst), 1, "user_data_free runs exactly once");
+}

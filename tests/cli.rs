@@ -26,6 +26,8 @@ fn relay_publish_subscribe() {
     );
     let fp = fingerprint(http);
     assert_eq!(fp.len(), 64, "a hex SHA-256: {fp:?}");
+    let metrics = http_get(http, "/metrics");
+    assert!(metrics.contains("moqt_sessions_active 0"), "{metrics}");
     let url = format!("moql://localhost:{quic}/anon");
     let subscriber = Command::new(MOQT)
         .args(["subscribe", &url, "--broadcast", "demo", "--tls-fingerprint", &fp, "--count", "5"])

@@ -206,8 +206,8 @@ async fn relay(args: RelayArgs) -> Result<()> {
     );
     if let Some(http) = args.http_listen {
         let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot bind {http}: {e}"))?;
-        eprintln!("moqt relay: http on {http} (/certificate.sha256, /health)");
-        tokio::spawn(serve_http(listener, cert.fingerprint_hex()));
+        eprintln!("moqt relay: http on {http} (/certificate.sha256, /health, /metrics)");
+        tokio::spawn(serve_http(listener, cert.fingerprint_hex(), relay.clone()));
     }
     let mut peers = Vec::new();
     if !args.cluster_connect.is_empty() {
@@ -262,20 +262,34 @@ async fn wait_for_signal() {
 }
 
 /// Answers the three fixed GETs the relay offers over plain HTTP. A whole HTTP library is not
-/// worth it for three constant responses; requests are bounded and the connection closes after
+/// worth it for three simple responses; requests are bounded and the connection closes after
 /// each answer.
-async fn serve_http(listener: tokio::net::TcpListener, fingerprint: String) {
+async fn serve_http(listener: tokio::net::TcpListener, fingerprint: String, relay: Relay) {
     while let Ok((mut stream, _)) = listener.accept().await {
         let fingerprint = fingerprint.clone();
+        let relay = relay.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
-            let Ok(Ok(n)) = read else { return };
-            let request = String::from_utf8_lossy(&buf[..n]);
+            // Read until the end of the request head (bounded in size and time).
+            let mut buf = Vec::with_capacity(512);
+            let mut chunk = [0u8; 512];
+            let head = tokio::time::timeout(Duration::from_secs(5), async {
+                while buf.len() < 4096 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            })
+            .await;
+            if head.is_err() {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf);
             let target = request.split_whitespace().nth(1).unwrap_or("");
             let (status, body) = match target {
                 "/certificate.sha256" => ("200 OK", fingerprint),
                 "/health" => ("200 OK", "ok".to_string()),
+                "/metrics" => ("200 OK", relay.metrics().prometheus()),
                 _ => ("404 Not Found", "not found".to_string()),
             };
             let response = format!(

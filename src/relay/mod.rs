@@ -7,6 +7,7 @@
 //! The relay is a library type so C programs can embed it; the `moqt relay` command wraps it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
@@ -17,6 +18,7 @@ use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
 use crate::session::{Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent};
 use crate::transport::Connection;
 use crate::transport::tls::ClientTrust;
+use crate::wire::Version;
 
 /// Relay settings.
 #[derive(Debug, Clone)]
@@ -63,6 +65,7 @@ pub struct Relay {
 struct Inner {
     origin: OriginProducer,
     config: RelayConfig,
+    counters: Counters,
     /// `Some(uri)` once shutting down: every session gets GOAWAY with that URI.
     shutdown: watch::Sender<Option<String>>,
 }
@@ -73,7 +76,7 @@ impl Relay {
         config.session.hop_id = config.hop_id;
         let origin = OriginProducer::new(config.origin);
         let (shutdown, _) = watch::channel(None);
-        Relay { inner: Arc::new(Inner { origin, config, shutdown }) }
+        Relay { inner: Arc::new(Inner { origin, config, counters: Counters::default(), shutdown }) }
     }
 
     /// The shared origin: an embedding application can publish into it or read from it directly.
@@ -86,9 +89,32 @@ impl Relay {
         self.inner.config.hop_id
     }
 
+    /// A snapshot of the relay's counters.
+    pub fn metrics(&self) -> RelayMetrics {
+        let c = &self.inner.counters;
+        RelayMetrics {
+            sessions_active: c.active.load(Ordering::Relaxed),
+            sessions_by_version: Version::ALL.map(|v| (v, c.by_version[version_index(v)].load(Ordering::Relaxed))),
+            sessions_rejected: c.rejected.load(Ordering::Relaxed),
+            broadcasts: self.inner.origin.broadcast_count() as u64,
+        }
+    }
+
     /// Serves one session whose SETUP was read (and whose path the caller may have checked) until
     /// it ends. On shutdown the session gets GOAWAY and the drain timeout to leave.
     pub async fn serve<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
+        let counters = &self.inner.counters;
+        counters.by_version[version_index(pending.version())].fetch_add(1, Ordering::Relaxed);
+        counters.active.fetch_add(1, Ordering::Relaxed);
+        let result = self.serve_counted(pending).await;
+        counters.active.fetch_sub(1, Ordering::Relaxed);
+        if matches!(result, Err(SessionError::Unauthorized(_))) {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn serve_counted<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
         let root = match session_root(pending.path()) {
             Ok(root) => root,
             Err(err) => {
@@ -169,5 +195,50 @@ impl Relay {
     /// and the drain timeout to leave.
     pub fn shutdown(&self, uri: &str) {
         self.inner.shutdown.send_replace(Some(uri.to_string()));
+    }
+}
+
+/// Session counters, updated as sessions come and go.
+#[derive(Default)]
+struct Counters {
+    active: AtomicU64,
+    by_version: [AtomicU64; 4],
+    rejected: AtomicU64,
+}
+
+fn version_index(version: Version) -> usize {
+    Version::ALL.iter().position(|v| *v == version).unwrap_or(0)
+}
+
+/// What the relay reports on /metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayMetrics {
+    /// Sessions open now.
+    pub sessions_active: u64,
+    /// Sessions accepted since start, per version.
+    pub sessions_by_version: [(Version, u64); 4],
+    /// Sessions refused (bad path).
+    pub sessions_rejected: u64,
+    /// Broadcast paths with at least one route.
+    pub broadcasts: u64,
+}
+
+impl RelayMetrics {
+    /// The Prometheus text exposition of these metrics.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP moqt_sessions_active Sessions open now.\n# TYPE moqt_sessions_active gauge\n");
+        out.push_str(&format!("moqt_sessions_active {}\n", self.sessions_active));
+        out.push_str("# HELP moqt_sessions_total Sessions accepted, by version.\n# TYPE moqt_sessions_total counter\n");
+        for (version, count) in self.sessions_by_version {
+            out.push_str(&format!("moqt_sessions_total{{version=\"{version}\"}} {count}\n"));
+        }
+        out.push_str(
+            "# HELP moqt_sessions_rejected_total Sessions refused.\n# TYPE moqt_sessions_rejected_total counter\n",
+        );
+        out.push_str(&format!("moqt_sessions_rejected_total {}\n", self.sessions_rejected));
+        out.push_str("# HELP moqt_broadcasts Broadcast paths with a route.\n# TYPE moqt_broadcasts gauge\n");
+        out.push_str(&format!("moqt_broadcasts {}\n", self.broadcasts));
+        out
     }
 }

@@ -26,6 +26,15 @@ pub fn free_tcp() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The body of GET `path` on http://127.0.0.1:`http` (the listener must be up).
+pub fn http_get(http: u16, path: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", http)).expect("the HTTP listener is up");
+    stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default()
+}
+
 /// The certificate fingerprint a relay serves at http://127.0.0.1:`http`/certificate.sha256,
 /// waiting up to 10 s for the listener.
 pub fn fingerprint(http: u16) -> String {

@@ -23,10 +23,14 @@ struct TestRelay {
 }
 
 fn start_relay(version: Version) -> TestRelay {
+    start_relay_with(version, RelayConfig::default())
+}
+
+fn start_relay_with(version: Version, relay_config: RelayConfig) -> TestRelay {
     let cert = cert();
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config(version)).unwrap();
     let addr = server.local_addr().unwrap();
-    let relay = Relay::new(RelayConfig::default());
+    let relay = Relay::new(relay_config);
     let running = relay.clone();
     tokio::spawn(async move { running.run(server).await });
     TestRelay { relay, addr, cert }
@@ -243,5 +247,24 @@ async fn a_triangle_of_relays_forms_no_loop() {
             "a relay holds {} paths",
             relay.relay.origin().broadcast_count()
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_public_paths_are_open_to_anonymous_sessions() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let relay = start_relay_with(version, RelayConfig { public: vec!["anon/**".into()], ..Default::default() });
+        let (session, _) = relay.subscriber(version, Some("/anon/room?jwt=none")).await;
+        assert_eq!(session.event(), SessionEvent::Active, "{version}");
+        let rejected =
+            relay.client(version).connect(relay.addr, "localhost", Some("/secret".into()), Default::default()).await;
+        // Refused with UNAUTHORIZED (0x2), during the SETUP exchange or right after it.
+        let refusal = match rejected {
+            Ok(mut session) => timeout(WAIT, session.closed()).await.unwrap().to_string(),
+            Err(err) => err.to_string(),
+        };
+        assert!(refusal.contains("code 0x2"), "{version}: {refusal}");
+        assert_eq!(relay.relay.metrics().sessions_rejected, 1, "{version}");
     }
 }

@@ -69,6 +69,10 @@ struct RelayArgs {
     /// Skip certificate verification of cluster peers (development only).
     #[arg(long)]
     cluster_tls_disable_verify: bool,
+    /// Let anonymous sessions use roots matching this pattern (`**` all, `anon/**`, `rooms/*`);
+    /// repeatable. Without any, every path is open.
+    #[arg(long)]
+    auth_public: Vec<String>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -194,7 +198,7 @@ async fn relay(args: RelayArgs) -> Result<()> {
         }
         _ => None,
     };
-    let mut config = RelayConfig::default();
+    let mut config = RelayConfig { public: args.auth_public.clone(), ..Default::default() };
     if let Some(hop) = args.hop_id {
         config.hop_id = hop;
     }

@@ -30,11 +30,19 @@ pub struct RelayConfig {
     pub session: SessionConfig,
     /// Bounds of the shared origin.
     pub origin: OriginSettings,
+    /// Paths anonymous sessions may use as their root (`**` any number of segments, `*` one
+    /// segment). Empty: every path is open (there is no token verification yet).
+    pub public: Vec<String>,
 }
 
 impl Default for RelayConfig {
     fn default() -> Self {
-        Self { hop_id: random_hop_id(), session: SessionConfig::default(), origin: OriginSettings::default() }
+        Self {
+            hop_id: random_hop_id(),
+            session: SessionConfig::default(),
+            origin: OriginSettings::default(),
+            public: Vec::new(),
+        }
     }
 }
 
@@ -115,7 +123,7 @@ impl Relay {
     }
 
     async fn serve_counted<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
-        let root = match session_root(pending.path()) {
+        let root = match session_root(pending.path()).and_then(|root| self.authorize(root)) {
             Ok(root) => root,
             Err(err) => {
                 pending.reject(&err.to_string());
@@ -191,6 +199,17 @@ impl Relay {
         ))
     }
 
+    /// Admits a session root: any when no public patterns are set, otherwise only one that a
+    /// pattern matches.
+    fn authorize(&self, root: Path) -> Result<Path, SessionError> {
+        let public = &self.inner.config.public;
+        if public.is_empty() || public.iter().any(|pattern| path_matches(pattern, &root)) {
+            Ok(root)
+        } else {
+            Err(SessionError::Unauthorized(format!("path {root:?} is not public")))
+        }
+    }
+
     /// Starts a graceful shutdown: every session gets GOAWAY with `uri` (empty: reconnect here)
     /// and the drain timeout to leave.
     pub fn shutdown(&self, uri: &str) {
@@ -240,5 +259,42 @@ impl RelayMetrics {
         out.push_str("# HELP moqt_broadcasts Broadcast paths with a route.\n# TYPE moqt_broadcasts gauge\n");
         out.push_str(&format!("moqt_broadcasts {}\n", self.broadcasts));
         out
+    }
+}
+
+/// Whether `path` matches a public pattern: segments compared one by one, `*` matches one segment,
+/// `**` the rest (including nothing).
+pub fn path_matches(pattern: &str, path: &Path) -> bool {
+    let pattern: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path.segments().collect();
+    let mut i = 0;
+    for (n, part) in pattern.iter().enumerate() {
+        match *part {
+            "**" => return n + 1 == pattern.len(),
+            "*" if i < segments.len() => i += 1,
+            literal if i < segments.len() && segments[i] == literal => i += 1,
+            _ => return false,
+        }
+    }
+    i == segments.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_patterns() {
+        let p = |t: &str| Path::new(t).unwrap();
+        assert!(path_matches("**", &p("")));
+        assert!(path_matches("**", &p("a/b")));
+        assert!(path_matches("anon/**", &p("anon")));
+        assert!(path_matches("anon/**", &p("anon/room/x")));
+        assert!(!path_matches("anon/**", &p("secret")));
+        assert!(path_matches("rooms/*", &p("rooms/1")));
+        assert!(!path_matches("rooms/*", &p("rooms/1/2")));
+        assert!(!path_matches("rooms/*", &p("rooms")));
+        assert!(path_matches("exact", &p("exact")));
+        assert!(!path_matches("exact", &p("exactly")));
     }
 }

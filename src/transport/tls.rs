@@ -313,7 +313,7 @@ pub fn client_crypto(trust: &ClientTrust, alpns: &[Vec<u8>]) -> Result<rustls::C
             if pins.is_empty() {
                 return Err(TlsError::InvalidTrust("no pinned fingerprint".to_owned()));
             }
-            Arc::new(PinnedVerifier { pins: pins.clone(), algorithms })
+            Arc::new(CustomVerifier { pins: Some(pins.clone()), algorithms })
         }
         ClientTrust::CaPem(roots) => {
             let mut store = RootCertStore::empty();
@@ -326,7 +326,7 @@ pub fn client_crypto(trust: &ClientTrust, alpns: &[Vec<u8>]) -> Result<rustls::C
         }
         ClientTrust::InsecureSkipVerify => {
             tracing::warn!("TLS certificate verification is disabled (InsecureSkipVerify): development only");
-            Arc::new(InsecureVerifier { algorithms })
+            Arc::new(CustomVerifier { pins: None, algorithms })
         }
         ClientTrust::Platform { extra_roots } => Arc::new(
             rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots.iter().cloned(), provider.clone())
@@ -349,14 +349,17 @@ pub fn client_config(trust: &ClientTrust, alpns: &[Vec<u8>]) -> Result<quinn::Cl
     Ok(quinn::ClientConfig::new(Arc::new(crypto)))
 }
 
-/// Accepts a leaf by SHA-256 pin, as browsers do for `serverCertificateHashes`.
+/// Our own certificate checks: a leaf accepted by SHA-256 pin, as browsers do for
+/// `serverCertificateHashes`, or (no pins) any leaf at all for development. Either way the
+/// handshake signature is checked against the presented key.
 #[derive(Debug)]
-struct PinnedVerifier {
-    pins: Vec<[u8; 32]>,
+struct CustomVerifier {
+    /// `None` accepts any certificate (InsecureSkipVerify).
+    pins: Option<Vec<[u8; 32]>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for CustomVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -365,8 +368,11 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(pins) = &self.pins else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let presented = sha256(end_entity.as_ref());
-        if !self.pins.contains(&presented) {
+        if !pins.contains(&presented) {
             let err = PinnedCertError::FingerprintMismatch { presented: hex(&presented) };
             return Err(rustls::Error::Other(rustls::OtherError(Arc::new(err))));
         }
@@ -386,48 +392,6 @@ impl ServerCertVerifier for PinnedVerifier {
             let err = PinnedCertError::ValidityTooLong { seconds };
             return Err(rustls::Error::Other(rustls::OtherError(Arc::new(err))));
         }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any certificate; still checks the handshake signature against the presented key so the
-/// handshake itself stays well-formed.
-#[derive(Debug)]
-struct InsecureVerifier {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for InsecureVerifier {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
 
@@ -650,8 +614,8 @@ mod tests {
     #[test]
     fn pinned_verifier_checks_validity_window() {
         let cert = generated();
-        let verifier = PinnedVerifier {
-            pins: vec![cert.fingerprint()],
+        let verifier = CustomVerifier {
+            pins: Some(vec![cert.fingerprint()]),
             algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         };
         let name = ServerName::try_from("localhost").expect("name");
@@ -669,7 +633,7 @@ mod tests {
             .expect("params")
             .self_signed(&key_pair)
             .expect("cert");
-        let verifier = PinnedVerifier { pins: vec![sha256(long.der())], ..verifier };
+        let verifier = CustomVerifier { pins: Some(vec![sha256(long.der())]), ..verifier };
         let err = verifier.verify_server_cert(long.der(), &[], &name, &[], at(unix_now())).expect_err("overlong");
         assert!(err.to_string().contains("14-day"), "{err}");
     }

@@ -32,6 +32,12 @@
 #define MOQT_FRAME_NEW_GROUP 1
 
 /**
+ * Frames a pull subscription holds before the engine waits for the application (backpressure,
+ * never an unbounded queue).
+ */
+#define MOQT_PULL_QUEUE_FRAMES 256
+
+/**
  * Status codes returned by every fallible moqt function: 0 is success, negative is an error.
  * Values are never renumbered; retired values stay reserved.
  */
@@ -111,6 +117,11 @@ typedef struct moqt_client moqt_client;
  * A received frame. Borrowed for the duration of `on_frame`; `moqt_frame_ref` keeps it.
  */
 typedef struct moqt_frame moqt_frame;
+
+/**
+ * A pull-mode subscription.
+ */
+typedef struct moqt_pull moqt_pull;
 
 /**
  * A live subscription; free it to stop.
@@ -366,6 +377,59 @@ uint64_t moqt_frame_group(const struct moqt_frame *frame);
  * Thread-safety: any thread.
  */
 uint64_t moqt_frame_index(const struct moqt_frame *frame);
+
+/**
+ * Subscribes in pull mode: frames queue (up to MOQT_PULL_QUEUE_FRAMES, then the engine waits)
+ * until `moqt_pull_next_frame` takes them.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_pull_free`. Thread-safety: any thread.
+ * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (no pipe),
+ * MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_subscribe_pull(const struct moqt_client *client,
+                                       const char *broadcast,
+                                       size_t broadcast_len,
+                                       const char *track,
+                                       size_t track_len,
+                                       struct moqt_pull **out);
+
+/**
+ * Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
+ * On MOQT_STATUS_OK `*out` holds a frame the caller owns: release it with `moqt_frame_unref`.
+ *
+ * Thread-safety: any thread; one waiter at a time is the intended use. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
+ * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
+ * and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+ */
+MOQT_MUST_USE
+moqt_status moqt_pull_next_frame(const struct moqt_pull *pull,
+                                 int64_t timeout_ms,
+                                 const struct moqt_frame **out);
+
+/**
+ * Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
+ *
+ * Thread-safety: any thread (typically another one than the waiter).
+ */
+void moqt_pull_interrupt(const struct moqt_pull *pull);
+
+/**
+ * A file descriptor that is readable while frames are queued or the track ended
+ * (level-triggered); -1 for NULL. Poll it, then call `moqt_pull_next_frame` with timeout 0.
+ *
+ * Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
+ */
+int moqt_pull_fd(const struct moqt_pull *pull);
+
+/**
+ * Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
+ *
+ * Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
+ * (interrupt it first).
+ */
+void moqt_pull_free(struct moqt_pull *pull);
 
 #ifdef __cplusplus
 }  // extern "C"

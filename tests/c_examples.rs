@@ -47,8 +47,17 @@ fn compile(name: &str) -> PathBuf {
 
 #[test]
 fn c_publisher_to_c_subscriber_through_the_relay() {
+    run_demo("subscriber");
+}
+
+#[test]
+fn c_publisher_to_a_polling_c_subscriber() {
+    run_demo("subscriber_poll");
+}
+
+fn run_demo(subscriber_program: &str) {
     let publisher = compile("publisher");
-    let subscriber = compile("subscriber");
+    let subscriber = compile(subscriber_program);
     let quic = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let _relay = Killed(
@@ -70,6 +79,6 @@ fn c_publisher_to_c_subscriber_through_the_relay() {
     assert!(output.status.success(), "the C subscriber failed:\n{text}");
     let frames: Vec<&str> = text.lines().filter(|l| l.contains(": frame ")).collect();
     assert_eq!(frames.len(), 40, "{text}");
-    assert!(frames[0].contains("(keyframe)"), "the first frame starts a group: {}", frames[0]);
+    assert!(frames[0].contains("group 0 frame 0"), "the first frame starts a group: {}", frames[0]);
     assert!(text.contains("received 40 frames"), "{text}");
 }

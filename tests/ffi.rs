@@ -108,3 +108,52 @@ fn user_data_is_freed_exactly_once_when_subscribing_fails() {
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(FREED.load(Ordering::SeqCst), 1, "user_data_free runs exactly once");
 }
+
+/// A moqt relay on its own runtime thread, for C API calls that need a server.
+fn relay_in_background() -> (u16, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let cert = moqt::transport::tls::Certificate::generate(&["localhost".to_string()]).unwrap();
+            let server =
+                moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, Default::default()).unwrap();
+            tx.send((server.local_addr().unwrap().port(), cert.fingerprint_hex())).unwrap();
+            moqt::relay::Relay::new(Default::default()).run(server).await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn pull_mode_waits_times_out_and_interrupts() {
+    let (port, fingerprint) = relay_in_background();
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/pull")).unwrap();
+    let fp = std::ffi::CString::new(fingerprint).unwrap();
+    let opts = options(Some(&fp));
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok, "{}", last_error());
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    let status =
+        moqt_client_subscribe_pull(client, c"nobody".as_ptr(), usize::MAX, c"video".as_ptr(), usize::MAX, &mut pull);
+    assert_eq!(status, moqt_status::Ok);
+    assert!(moqt_pull_fd(pull) >= 0);
+    let mut frame: *const moqt_frame = ptr::null();
+    assert_eq!(moqt_pull_next_frame(pull, 0, &mut frame), moqt_status::ErrAgain);
+    let started = Instant::now();
+    assert_eq!(moqt_pull_next_frame(pull, 50, &mut frame), moqt_status::ErrTimeout);
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    // Another thread interrupts a wait that would otherwise last forever.
+    let shared = pull as usize;
+    let interrupter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        moqt_pull_interrupt(shared as *const moqt_pull);
+    });
+    assert_eq!(moqt_pull_next_frame(pull, -1, &mut frame), moqt_status::ErrInterrupted);
+    interrupter.join().unwrap();
+    assert!(frame.is_null(), "out is written only on success");
+    assert_eq!(moqt_pull_next_frame(ptr::null(), 0, &mut frame), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_pull_fd(ptr::null()), -1);
+    moqt_pull_free(pull);
+    moqt_client_free(client);
+}

@@ -48,6 +48,13 @@ pub struct moqt_client {
     remote: OriginProducer,
 }
 
+impl moqt_client {
+    /// Where the server's broadcasts appear.
+    pub(crate) fn remote(&self) -> OriginProducer {
+        self.remote.clone()
+    }
+}
+
 /// A broadcast this client publishes.
 #[allow(non_camel_case_types)]
 pub struct moqt_broadcast {

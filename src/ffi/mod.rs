@@ -12,6 +12,7 @@
 
 mod client;
 mod frame;
+mod pull;
 mod runtime;
 
 use std::cell::RefCell;
@@ -20,6 +21,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use client::*;
 pub use frame::*;
+pub use pull::*;
 
 /// Status codes returned by every fallible moqt function: 0 is success, negative is an error.
 /// Values are never renumbered; retired values stay reserved.

@@ -1,0 +1,287 @@
+//! Pull-mode subscriptions: frames wait in a bounded queue until the application asks for them,
+//! with a level-triggered file descriptor (readable while frames are queued) for poll, epoll, a
+//! GLib main loop or GStreamer's GstPoll.
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use super::frame::moqt_frame;
+use super::runtime::runtime;
+use super::{guard, guard_void, moqt_client, moqt_status, set_error, str_arg};
+use crate::coding::Path;
+use crate::model::{self, OriginProducer, TrackEvent};
+
+/// Frames a pull subscription holds before the engine waits for the application (backpressure,
+/// never an unbounded queue).
+pub const MOQT_PULL_QUEUE_FRAMES: u32 = 256;
+
+/// A pull-mode subscription.
+#[allow(non_camel_case_types)]
+pub struct moqt_pull {
+    shared: Arc<PullQueue>,
+    task: tokio::task::AbortHandle,
+}
+
+struct PullState {
+    frames: VecDeque<moqt_frame>,
+    /// Set when the track ended (Ok) or failed.
+    ended: Option<moqt_status>,
+    interrupted: bool,
+}
+
+struct PullQueue {
+    state: Mutex<PullState>,
+    ready: Condvar,
+    /// One permit per free queue slot.
+    slots: Arc<Semaphore>,
+    /// The readiness pipe: one byte in it while the queue is not empty (or the track ended).
+    pipe: [c_int; 2],
+}
+
+impl PullQueue {
+    fn new() -> Option<Self> {
+        let mut pipe: [c_int; 2] = [-1, -1];
+        // SAFETY: pipe() writes two descriptors into the array we own.
+        if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        for fd in pipe {
+            // SAFETY: fd is a descriptor we just created; non-blocking so a full or empty pipe
+            // never blocks a thread.
+            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+        }
+        Some(Self {
+            state: Mutex::new(PullState { frames: VecDeque::new(), ended: None, interrupted: false }),
+            ready: Condvar::new(),
+            slots: Arc::new(Semaphore::new(MOQT_PULL_QUEUE_FRAMES as usize)),
+            pipe,
+        })
+    }
+
+    fn signal(&self) {
+        let byte = 1u8;
+        // SAFETY: writes one byte from a local to our own pipe.
+        unsafe { libc::write(self.pipe[1], (&byte as *const u8).cast(), 1) };
+    }
+
+    fn unsignal(&self) {
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into a local from our own pipe.
+        unsafe { libc::read(self.pipe[0], (&mut byte as *mut u8).cast(), 1) };
+    }
+
+    fn push(&self, frame: moqt_frame) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.frames.is_empty() && state.ended.is_none() {
+            self.signal();
+        }
+        state.frames.push_back(frame);
+        self.ready.notify_all();
+    }
+
+    fn end(&self, status: moqt_status) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.ended.is_none() {
+            if state.frames.is_empty() {
+                self.signal();
+            }
+            state.ended = Some(status);
+        }
+        self.ready.notify_all();
+    }
+}
+
+impl Drop for PullQueue {
+    fn drop(&mut self) {
+        for fd in self.pipe {
+            // SAFETY: closes the descriptors we created, once.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// Subscribes in pull mode: frames queue (up to MOQT_PULL_QUEUE_FRAMES, then the engine waits)
+/// until `moqt_pull_next_frame` takes them.
+///
+/// Ownership: on success `*out` is new; free it with `moqt_pull_free`. Thread-safety: any thread.
+/// Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (no pipe),
+/// MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_subscribe_pull(
+    client: *const moqt_client,
+    broadcast: *const c_char,
+    broadcast_len: usize,
+    track: *const c_char,
+    track_len: usize,
+    out: *mut *mut moqt_pull,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let broadcast = match str_arg(broadcast, broadcast_len).map(Path::new) {
+            Ok(Ok(path)) => path,
+            Ok(Err(err)) => return set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+            Err(status) => return status,
+        };
+        let track = match str_arg(track, track_len) {
+            Ok(track) => track.to_string(),
+            Err(status) => return status,
+        };
+        let Some(queue) = PullQueue::new() else {
+            return set_error(moqt_status::ErrNoMemory, "cannot create the readiness pipe");
+        };
+        let Some(runtime) = runtime() else {
+            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let shared = Arc::new(queue);
+        let task = runtime.spawn(feed(shared.clone(), client.remote(), broadcast, track));
+        // SAFETY: out was checked non-NULL.
+        unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task: task.abort_handle() })) };
+        moqt_status::Ok
+    })
+}
+
+async fn feed(queue: Arc<PullQueue>, remote: OriginProducer, wanted: Path, name: String) {
+    let status = async {
+        let mut announcements = remote.consume();
+        let broadcast = loop {
+            match announcements.next_announcement().await {
+                Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
+                Some(_) => continue,
+                None => return moqt_status::ErrClosed,
+            }
+        };
+        let Ok(mut track) = broadcast.subscribe_track(&name).await else { return moqt_status::ErrNotFound };
+        loop {
+            match track.next_group().await {
+                Ok(Some(TrackEvent::Group(mut group))) => {
+                    let sequence = group.sequence();
+                    let mut index = group.frame_start();
+                    while let Ok(Some(frame)) = group.next_frame().await {
+                        let Ok(permit) = queue.slots.clone().acquire_owned().await else {
+                            return moqt_status::ErrClosed;
+                        };
+                        // The slot comes back when the application takes the frame.
+                        permit.forget();
+                        queue.push(moqt_frame {
+                            payload: frame.payload,
+                            timestamp_us: frame.timestamp,
+                            group: sequence,
+                            index,
+                        });
+                        index += 1;
+                    }
+                }
+                Ok(Some(TrackEvent::Gap(_))) => {}
+                Ok(None) => return moqt_status::Ok,
+                Err(_) => return moqt_status::ErrClosed,
+            }
+        }
+    }
+    .await;
+    queue.end(status);
+}
+
+/// Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
+/// On MOQT_STATUS_OK `*out` holds a frame the caller owns: release it with `moqt_frame_unref`.
+///
+/// Thread-safety: any thread; one waiter at a time is the intended use. Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
+/// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
+/// and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_pull_next_frame(
+    pull: *const moqt_pull,
+    timeout_ms: i64,
+    out: *mut *const moqt_frame,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+        let Some(pull) = (unsafe { pull.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
+        };
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let queue = &pull.shared;
+        let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
+        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(frame) = state.frames.pop_front() {
+                if state.frames.is_empty() && state.ended.is_none() {
+                    queue.unsignal();
+                }
+                queue.slots.add_permits(1);
+                // SAFETY: out was checked non-NULL; the caller owns this reference.
+                unsafe { *out = Arc::into_raw(Arc::new(frame)) };
+                return moqt_status::Ok;
+            }
+            if std::mem::take(&mut state.interrupted) {
+                return set_error(moqt_status::ErrInterrupted, "interrupted");
+            }
+            if let Some(status) = state.ended {
+                return set_error(moqt_status::ErrClosed, &format!("the track ended: {status:?}"));
+            }
+            let wait = match deadline {
+                None => Duration::from_secs(3600),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ if timeout_ms == 0 => return set_error(moqt_status::ErrAgain, "no frame queued"),
+                    _ => return set_error(moqt_status::ErrTimeout, "no frame in time"),
+                },
+            };
+            state = queue.ready.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    })
+}
+
+/// Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
+///
+/// Thread-safety: any thread (typically another one than the waiter).
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
+    guard_void(|| {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+        if let Some(pull) = unsafe { pull.as_ref() } {
+            pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner).interrupted = true;
+            pull.shared.ready.notify_all();
+        }
+    })
+}
+
+/// A file descriptor that is readable while frames are queued or the track ended
+/// (level-triggered); -1 for NULL. Poll it, then call `moqt_pull_next_frame` with timeout 0.
+///
+/// Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
+    // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+    unsafe { pull.as_ref() }.map_or(-1, |pull| pull.shared.pipe[0])
+}
+
+/// Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
+///
+/// Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
+/// (interrupt it first).
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
+    guard_void(|| {
+        if pull.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_subscribe_pull and is freed once.
+        let pull = unsafe { Box::from_raw(pull) };
+        pull.task.abort();
+    })
+}

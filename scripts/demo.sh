@@ -13,6 +13,9 @@ fi
 echo "== building libmoqt and the moqt command (release)"
 cargo build --release --quiet
 mkdir -p target/demo
+# Programs load libmoqt by its SONAME (libmoqt.so.0.MINOR), as an installed library would be.
+soname=$(readelf -d target/release/libmoqt.so | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
+ln -sf libmoqt.so "target/release/$soname"
 for program in publisher subscriber; do
   cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -Iinclude "examples-c/$program.c" \
      -Ltarget/release -lmoqt -Wl,-rpath,"$PWD/target/release" -o "target/demo/$program"

@@ -28,6 +28,11 @@ fn compile(name: &str) -> PathBuf {
         "{} is missing: `cargo test` builds only the rlib; run `cargo build` first (scripts/test.sh does)",
         lib.join("libmoqt.so").display()
     );
+    // Programs linked against libmoqt.so load it by its SONAME, as an installed library would be.
+    let soname = lib.join("libmoqt.so.0.1");
+    if !soname.exists() {
+        let _ = std::os::unix::fs::symlink("libmoqt.so", &soname);
+    }
     let status = Command::new("cc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic"])
         .arg("-I")
@@ -81,4 +86,19 @@ fn run_demo(subscriber_program: &str) {
     assert_eq!(frames.len(), 40, "{text}");
     assert!(frames[0].contains("group 0 frame 0"), "the first frame starts a group: {}", frames[0]);
     assert!(text.contains("received 40 frames"), "{text}");
+}
+
+#[test]
+fn the_shared_library_exports_only_moqt_symbols_and_has_a_soname() {
+    let lib = target_dir().join("libmoqt.so");
+    assert!(lib.exists(), "{} is missing: run `cargo build` first (scripts/test.sh does)", lib.display());
+    let output = Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output().expect("nm runs");
+    let symbols = String::from_utf8_lossy(&output.stdout);
+    let exported: Vec<&str> = symbols.lines().filter_map(|line| line.split_whitespace().last()).collect();
+    assert!(exported.contains(&"moqt_client_connect"), "{symbols}");
+    let foreign: Vec<&&str> = exported.iter().filter(|s| !s.starts_with("moqt_")).collect();
+    assert!(foreign.is_empty(), "symbols outside moqt_: {foreign:?}");
+    let dynamic = Command::new("readelf").arg("-d").arg(&lib).output().expect("readelf runs");
+    let dynamic = String::from_utf8_lossy(&dynamic.stdout);
+    assert!(dynamic.contains("libmoqt.so.0.1"), "no SONAME libmoqt.so.0.1:\n{dynamic}");
 }

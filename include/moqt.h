@@ -104,6 +104,47 @@ typedef int32_t moqt_status;
 #endif // __cplusplus
 
 /**
+ * Log levels, most severe first. `MOQT_LOG_LEVEL_OFF` disables logging.
+ */
+enum moqt_log_level
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Nothing.
+   */
+  MOQT_LOG_LEVEL_OFF = 0,
+  /**
+   * Errors.
+   */
+  MOQT_LOG_LEVEL_ERROR = 1,
+  /**
+   * Warnings (for example: certificate verification disabled).
+   */
+  MOQT_LOG_LEVEL_WARN = 2,
+  /**
+   * Connections, sessions, GOAWAY.
+   */
+  MOQT_LOG_LEVEL_INFO = 3,
+  /**
+   * Requests and streams.
+   */
+  MOQT_LOG_LEVEL_DEBUG = 4,
+  /**
+   * Everything.
+   */
+  MOQT_LOG_LEVEL_TRACE = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum moqt_log_level moqt_log_level;
+#else
+typedef uint32_t moqt_log_level;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A broadcast this client publishes.
  */
 typedef struct moqt_broadcast moqt_broadcast;
@@ -186,6 +227,13 @@ typedef struct moqt_subscribe_callbacks {
    */
   void (*on_closed)(void *user_data, moqt_status status);
 } moqt_subscribe_callbacks;
+
+/**
+ * A log callback: `target` (the module) and `message` are NUL-terminated and borrowed for the
+ * call. It may run on any thread, including the caller's during a `moqt_*` call, and must not
+ * call `moqt_set_log_callback`.
+ */
+typedef void (*moqt_log_fn)(void *user_data, uint32_t level, const char *target, const char *message);
 
 #ifdef __cplusplus
 extern "C" {
@@ -377,6 +425,19 @@ uint64_t moqt_frame_group(const struct moqt_frame *frame);
  * Thread-safety: any thread.
  */
 uint64_t moqt_frame_index(const struct moqt_frame *frame);
+
+/**
+ * Sends logs at `max_level` and more severe to `callback` (NULL or MOQT_LOG_LEVEL_OFF silences
+ * the library, the default).
+ *
+ * Thread-safety: any thread. Callbacks: `callback`, from any thread, until it is replaced.
+ */
+void moqt_set_log_callback(moqt_log_fn callback, void *user_data, uint32_t max_level);
+
+/**
+ * Changes the most detailed level that reaches the callback. Cheap; any thread.
+ */
+void moqt_set_log_level(uint32_t max_level);
 
 /**
  * Subscribes in pull mode: frames queue (up to MOQT_PULL_QUEUE_FRAMES, then the engine waits)

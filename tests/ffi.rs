@@ -157,3 +157,46 @@ fn pull_mode_waits_times_out_and_interrupts() {
     moqt_pull_free(pull);
     moqt_client_free(client);
 }
+
+static LOGS: std::sync::Mutex<Vec<(u32, String, String)>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn collect_log(
+    _user_data: *mut c_void,
+    level: u32,
+    target: *const std::ffi::c_char,
+    message: *const std::ffi::c_char,
+) {
+    // SAFETY: the library passes NUL-terminated strings valid for the call.
+    let (target, message) = unsafe { (CStr::from_ptr(target), CStr::from_ptr(message)) };
+    LOGS.lock().unwrap().push((level, target.to_string_lossy().into_owned(), message.to_string_lossy().into_owned()));
+}
+
+#[test]
+fn logs_reach_the_callback_at_the_chosen_level_only() {
+    let (port, _fingerprint) = relay_in_background();
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/logs")).unwrap();
+    let mut opts = options(None);
+    opts.tls_disable_verify = true;
+    let connect = || {
+        let mut client: *mut moqt_client = ptr::null_mut();
+        assert_eq!(
+            moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client),
+            moqt_status::Ok,
+            "{}",
+            last_error()
+        );
+        moqt_client_free(client);
+    };
+    // Errors only: the "verification disabled" warning does not arrive.
+    moqt_set_log_callback(Some(collect_log), ptr::null_mut(), moqt_log_level::Error as u32);
+    connect();
+    assert!(!LOGS.lock().unwrap().iter().any(|(_, _, m)| m.contains("verification is disabled")));
+    // Warnings and up: it does, with its level and target.
+    moqt_set_log_level(moqt_log_level::Warn as u32);
+    connect();
+    let logs = LOGS.lock().unwrap().clone();
+    let warning = logs.iter().find(|(_, _, m)| m.contains("verification is disabled")).expect("the warning arrived");
+    assert_eq!(warning.0, moqt_log_level::Warn as u32);
+    assert!(warning.1.starts_with("moqt"), "{warning:?}");
+    moqt_set_log_callback(None, ptr::null_mut(), 0);
+}

@@ -12,6 +12,7 @@
 
 mod client;
 mod frame;
+mod log;
 mod pull;
 mod runtime;
 
@@ -21,6 +22,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use client::*;
 pub use frame::*;
+pub use log::*;
 pub use pull::*;
 
 /// Status codes returned by every fallible moqt function: 0 is success, negative is an error.
@@ -106,9 +108,12 @@ pub(crate) fn set_error(status: moqt_status, message: &str) -> moqt_status {
     status
 }
 
-/// Runs an exported function's body, turning a panic into MOQT_STATUS_ERR_PANIC.
+/// Runs an exported function's body, turning a panic into MOQT_STATUS_ERR_PANIC; its logs go to
+/// the C log callback.
 pub(crate) fn guard(body: impl FnOnce() -> moqt_status) -> moqt_status {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| set_error(moqt_status::ErrPanic, "internal panic"))
+    tracing::dispatcher::with_default(log::dispatch(), || {
+        catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| set_error(moqt_status::ErrPanic, "internal panic"))
+    })
 }
 
 /// Runs an exported function's body that returns nothing, swallowing a panic.

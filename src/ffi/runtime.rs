@@ -28,6 +28,9 @@ fn engine() -> Option<&'static Engine> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("moqt-io")
+                // Logs of the engine's threads go to the C log callback (a thread default, never
+                // a process-wide one). The guard lives as long as the thread.
+                .on_thread_start(|| std::mem::forget(tracing::dispatcher::set_default(super::log::dispatch())))
                 .enable_all()
                 .build()
                 .ok()?;
@@ -35,6 +38,7 @@ fn engine() -> Option<&'static Engine> {
             let thread = std::thread::Builder::new()
                 .name("moqt-cb".into())
                 .spawn(move || {
+                    let _logs = tracing::dispatcher::set_default(super::log::dispatch());
                     while let Some(job) = jobs.blocking_recv() {
                         // A panic inside our own glue must not kill the dispatcher; C callbacks
                         // must not unwind (documented in the header).

@@ -2,7 +2,8 @@
 //! cargo-fuzz targets use, so every seed, including each past finding, is an ordinary test.
 //!
 //! `cargo test --test fuzz_seeds -- --ignored write_seed_corpus` regenerates the generated seeds
-//! (files named `seed-*`) from the encoders; findings are kept as `crash-*` files beside them.
+//! (files named `seed-*`) from the encoders; findings are kept as `crash-*` files beside them, and
+//! `found-*` files are inputs the fuzzer discovered (a sample of its corpus), kept as regressions.
 
 use std::path::{Path, PathBuf};
 

@@ -80,7 +80,7 @@ fn wait_with_timeout(mut child: Child, limit: Duration) -> String {
 fn usage_errors_exit_with_2_and_every_subcommand_has_help() {
     let status = Command::new(MOQT).arg("publish").stderr(Stdio::null()).status().unwrap();
     assert_eq!(status.code(), Some(2));
-    for sub in ["relay", "publish", "subscribe", "announced"] {
+    for sub in ["relay", "publish", "subscribe", "announced", "bench"] {
         let output = Command::new(MOQT).args([sub, "--help"]).output().unwrap();
         assert!(output.status.success(), "{sub} --help");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"), "{sub} --help prints usage");
@@ -138,4 +138,45 @@ fn webtransport_and_development_urls() {
     drop(stdin);
     let output = wait_with_timeout(subscriber, Duration::from_secs(20));
     assert_eq!(output.lines().count(), 3, "{output:?}");
+}
+
+#[test]
+fn bench_reports_delivery_latency_and_relay_usage() {
+    let (quic, http) = (free_udp(), free_tcp());
+    let relay = Killed(
+        Command::new(MOQT)
+            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let fp = fingerprint(http);
+    let pid = relay.0.id().to_string();
+    let bench = Command::new(MOQT)
+        .args(["bench", &format!("moql://localhost:{quic}/anon"), "--tls-fingerprint", &fp, "--json"])
+        .args(["--publishers", "2", "--subscribers", "3", "--fps", "50", "--seconds", "1"])
+        .args(["--frame-size", "1000", "--relay-pid", &pid])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let report = wait_with_timeout(bench, Duration::from_secs(60));
+    let field = |name: &str| -> String {
+        let start =
+            report.find(&format!("\"{name}\":")).unwrap_or_else(|| panic!("{name} in {report}")) + name.len() + 3;
+        report[start..].split([',', '}']).next().unwrap().to_string()
+    };
+    let number = |name: &str| -> f64 { field(name).parse().unwrap_or_else(|_| panic!("{name} in {report}")) };
+    let sent = number("frames_sent");
+    // Two publishers for about a second at 50 fps, each frame to three subscribers, none lost
+    // on loopback; every frame carries its publish time, so latency is measured.
+    assert!(sent >= 60.0, "{report}");
+    assert_eq!(number("frames_delivered"), sent * 3.0, "{report}");
+    assert_eq!(number("frames_lost"), 0.0, "{report}");
+    assert_eq!(number("bytes_delivered"), sent * 3.0 * 1000.0, "{report}");
+    assert!(number("latency_p50_ms") > 0.0 && number("latency_p50_ms") <= number("latency_max_ms"), "{report}");
+    assert!(number("relay_cpu_sec_per_gb") >= 0.0, "{report}");
+    assert!(number("relay_peak_rss_kib") > 1000.0, "{report}");
 }

@@ -1,6 +1,6 @@
-//! The `moqt` command: a relay, and publish / subscribe / announced clients for demos and
-//! operations. Logs go to stderr (RUST_LOG or -v); exit code 0 on success, 1 on a runtime
-//! failure, 2 on bad usage.
+//! The `moqt` command: a relay, publish / subscribe / announced clients for demos and
+//! operations, and a load generator (`bench`). Logs go to stderr (RUST_LOG or -v); exit code 0 on
+//! success, 1 on a runtime failure, 2 on bad usage.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +38,8 @@ enum Command {
     Subscribe(SubscribeArgs),
     /// Print broadcasts as they are announced and ended.
     Announced(AnnouncedArgs),
+    /// Load a relay with publishers and subscribers; report throughput, latency, loss.
+    Bench(BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -149,6 +151,36 @@ struct AnnouncedArgs {
     prefix: String,
 }
 
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Publishers, one broadcast (bench/N) each.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Subscribers per publisher, each on its own session.
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Bytes per frame.
+    #[arg(long, default_value_t = 4096)]
+    frame_size: usize,
+    /// Frames per second per publisher.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Frames per group.
+    #[arg(long, default_value_t = 30)]
+    group_frames: u64,
+    /// Seconds to publish.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// The relay's process ID, to report its CPU per delivered GB and peak memory.
+    #[arg(long)]
+    relay_pid: Option<u32>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default = match cli.verbose {
@@ -172,6 +204,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => publish(args).await,
             Command::Subscribe(args) => subscribe(args).await,
             Command::Announced(args) => announced(args).await,
+            Command::Bench(args) => bench(args).await,
         }
     });
     match result {
@@ -356,20 +389,24 @@ async fn development_url(url: &str) -> Result<(String, String)> {
     Ok((secure.to_string(), body.to_string()))
 }
 
+/// Resolves a development http:// URL (pinning the fingerprint it serves) and the target.
+async fn resolve(args: &ClientArgs) -> Result<(ClientArgs, Target)> {
+    let mut args = args.clone();
+    if args.url.starts_with("http://") {
+        let (url, fingerprint) = development_url(&args.url).await?;
+        args = ClientArgs { url, tls_fingerprint: Some(fingerprint), tls_disable_verify: false, ..args };
+    }
+    let target = Target::from_url(&args.url).await?;
+    Ok((args, target))
+}
+
 async fn connect(
     args: &ClientArgs,
     publish: Option<model::OriginConsumer>,
     subscribe: Option<OriginProducer>,
 ) -> Result<PersistentClient> {
-    let mut args_owned;
-    let mut args = args;
-    if args.url.starts_with("http://") {
-        let (url, fingerprint) = development_url(&args.url).await?;
-        args_owned = ClientArgs { url, tls_fingerprint: Some(fingerprint), ..args.clone() };
-        args_owned.tls_disable_verify = false;
-        args = &args_owned;
-    }
-    let target = Target::from_url(&args.url).await?;
+    let (args, target) = resolve(args).await?;
+    let args = &args;
     let mut client = PersistentClient::start(client(args)?, target, publish, subscribe, ReconnectSettings::default());
     loop {
         match client.state() {
@@ -499,6 +536,29 @@ async fn announced(args: AnnouncedArgs) -> Result<()> {
             model::Announcement::Update { path, .. } => println!("~ {path}"),
             model::Announcement::End { path } => println!("- {path}"),
         }
+    }
+    Ok(())
+}
+
+async fn bench(args: BenchArgs) -> Result<()> {
+    if !(args.seconds > 0.0 && args.seconds < 86_400.0) {
+        return Err("--seconds must be between 0 and 86400".into());
+    }
+    let (client_args, target) = resolve(&args.client).await?;
+    let config = moqt::bench::BenchConfig {
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        frame_size: args.frame_size,
+        fps: args.fps,
+        group_frames: args.group_frames,
+        duration: Duration::from_secs_f64(args.seconds),
+        relay_pid: args.relay_pid,
+    };
+    let report = moqt::bench::run(target, config, || client(&client_args)).await?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
     }
     Ok(())
 }

@@ -39,7 +39,9 @@ fn compile(name: &str, build: Build) -> PathBuf {
         Build::Cxx => "-cxx",
         Build::Asan => "-asan",
     };
-    let out = target_dir().join(format!("c-example-{name}{suffix}"));
+    // One binary per test (tests run in parallel): no test runs a file another is rewriting.
+    let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+    let out = target_dir().join(format!("c-example-{name}{suffix}-{test}"));
     let lib = target_dir();
     assert!(
         lib.join("libmoqt.so").exists(),

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::follow::{Delivery, follow_track};
 use super::frame::moqt_frame;
 use super::runtime::{dispatch, on_dispatcher, runtime};
-use super::{guard, guard_void, moqt_status, set_error, str_arg};
+use super::{guard, guard_void, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
 use crate::endpoint::{Client, EndpointConfig};
-use crate::model::{
-    self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackEvent, TrackProducer,
-};
+use crate::model::{self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackProducer};
 use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use crate::transport::tls::ClientTrust;
 use crate::wire::Version;
@@ -302,9 +301,8 @@ pub extern "C" fn moqt_client_publish(
         if out.is_null() {
             return set_error(moqt_status::ErrInvalidArg, "out is NULL");
         }
-        let path = match str_arg(path, path_len).map(Path::new) {
-            Ok(Ok(path)) => path,
-            Ok(Err(err)) => return set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+        let path = match path_arg(path, path_len) {
+            Ok(path) => path,
             Err(status) => return status,
         };
         let producer = BroadcastProducer::default();
@@ -520,45 +518,23 @@ pub extern "C" fn moqt_client_subscribe(
 }
 
 async fn run_subscription(shared: Arc<Subscription>, remote: OriginProducer, wanted: Path, name: String) {
-    let status = async {
-        let mut announcements = remote.consume();
-        let broadcast = loop {
-            match announcements.next_announcement().await {
-                Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
-                Some(_) => continue,
-                None => return moqt_status::ErrClosed,
-            }
-        };
-        let mut track = match broadcast.subscribe_track(&name).await {
-            Ok(track) => track,
-            Err(_) => return moqt_status::ErrNotFound,
-        };
-        loop {
-            match track.next_group().await {
-                Ok(Some(TrackEvent::Group(mut group))) => {
-                    let sequence = group.sequence();
-                    let mut index = group.frame_start();
-                    while let Ok(Some(frame)) = group.next_frame().await {
-                        let frame = moqt_frame {
-                            payload: frame.payload,
-                            timestamp_us: frame.timestamp,
-                            group: sequence,
-                            index,
-                        };
-                        index += 1;
-                        shared
-                            .callback(move |s| {
-                                if let Some(on_frame) = s.on_frame {
-                                    let frame = Arc::into_raw(Arc::new(frame));
-                                    on_frame(s.user_data.0, frame);
-                                    // SAFETY: balances the into_raw above; refs C took are its own.
-                                    drop(unsafe { Arc::from_raw(frame) });
-                                }
-                            })
-                            .await;
-                    }
+    let status = follow_track(remote, wanted, name, |delivery| {
+        let shared = shared.clone();
+        async move {
+            match delivery {
+                Delivery::Frame(frame) => {
+                    shared
+                        .callback(move |s| {
+                            if let Some(on_frame) = s.on_frame {
+                                let frame = Arc::into_raw(Arc::new(frame));
+                                on_frame(s.user_data.0, frame);
+                                // SAFETY: balances the into_raw above; refs C took are its own.
+                                drop(unsafe { Arc::from_raw(frame) });
+                            }
+                        })
+                        .await
                 }
-                Ok(Some(TrackEvent::Gap(gap))) => {
+                Delivery::Gap(gap) => {
                     let code = gap.reason.code().to_u64();
                     shared
                         .callback(move |s| {
@@ -566,13 +542,12 @@ async fn run_subscription(shared: Arc<Subscription>, remote: OriginProducer, wan
                                 on_gap(s.user_data.0, gap.start, gap.end, code);
                             }
                         })
-                        .await;
+                        .await
                 }
-                Ok(None) => return moqt_status::Ok,
-                Err(_) => return moqt_status::ErrClosed,
             }
+            true
         }
-    }
+    })
     .await;
     shared.close(status).await;
 }

@@ -11,6 +11,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod client;
+mod follow;
 mod frame;
 mod log;
 mod pull;
@@ -121,6 +122,11 @@ pub(crate) fn guard_void(body: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(body)).is_err() {
         set_error(moqt_status::ErrPanic, "internal panic");
     }
+}
+
+/// A `(pointer, length)` broadcast path argument, normalised; errors set the last error.
+pub(crate) fn path_arg(ptr: *const c_char, len: usize) -> Result<crate::coding::Path, moqt_status> {
+    crate::coding::Path::new(str_arg(ptr, len)?).map_err(|err| set_error(moqt_status::ErrInvalidArg, &err.to_string()))
 }
 
 /// A `(pointer, length)` string argument; `len == SIZE_MAX` means NUL-terminated.

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::follow::{Delivery, follow_track};
 use super::frame::moqt_frame;
 use super::runtime::runtime;
-use super::{guard, guard_void, moqt_client, moqt_status, set_error, str_arg};
+use super::{guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
-use crate::model::{self, OriginProducer, TrackEvent};
+use crate::model::OriginProducer;
 
 /// Frames a pull subscription holds before the engine waits for the application (backpressure,
 /// never an unbounded queue).
@@ -128,9 +129,8 @@ pub extern "C" fn moqt_client_subscribe_pull(
         if out.is_null() {
             return set_error(moqt_status::ErrInvalidArg, "out is NULL");
         }
-        let broadcast = match str_arg(broadcast, broadcast_len).map(Path::new) {
-            Ok(Ok(path)) => path,
-            Ok(Err(err)) => return set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+        let broadcast = match path_arg(broadcast, broadcast_len) {
+            Ok(path) => path,
             Err(status) => return status,
         };
         let track = match str_arg(track, track_len) {
@@ -152,42 +152,17 @@ pub extern "C" fn moqt_client_subscribe_pull(
 }
 
 async fn feed(queue: Arc<PullQueue>, remote: OriginProducer, wanted: Path, name: String) {
-    let status = async {
-        let mut announcements = remote.consume();
-        let broadcast = loop {
-            match announcements.next_announcement().await {
-                Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
-                Some(_) => continue,
-                None => return moqt_status::ErrClosed,
-            }
-        };
-        let Ok(mut track) = broadcast.subscribe_track(&name).await else { return moqt_status::ErrNotFound };
-        loop {
-            match track.next_group().await {
-                Ok(Some(TrackEvent::Group(mut group))) => {
-                    let sequence = group.sequence();
-                    let mut index = group.frame_start();
-                    while let Ok(Some(frame)) = group.next_frame().await {
-                        let Ok(permit) = queue.slots.clone().acquire_owned().await else {
-                            return moqt_status::ErrClosed;
-                        };
-                        // The slot comes back when the application takes the frame.
-                        permit.forget();
-                        queue.push(moqt_frame {
-                            payload: frame.payload,
-                            timestamp_us: frame.timestamp,
-                            group: sequence,
-                            index,
-                        });
-                        index += 1;
-                    }
-                }
-                Ok(Some(TrackEvent::Gap(_))) => {}
-                Ok(None) => return moqt_status::Ok,
-                Err(_) => return moqt_status::ErrClosed,
-            }
+    let status = follow_track(remote, wanted, name, |delivery| {
+        let queue = queue.clone();
+        async move {
+            let Delivery::Frame(frame) = delivery else { return true };
+            let Ok(permit) = queue.slots.clone().acquire_owned().await else { return false };
+            // The slot comes back when the application takes the frame.
+            permit.forget();
+            queue.push(frame);
+            true
         }
-    }
+    })
     .await;
     queue.end(status);
 }

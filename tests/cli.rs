@@ -15,15 +15,7 @@ const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
 #[test]
 fn relay_publish_subscribe() {
     let (quic, http) = (free_udp(), free_tcp());
-    let _relay = Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{http}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _relay = start_relay(quic, http);
     let fp = fingerprint(http);
     assert_eq!(fp.len(), 64, "a hex SHA-256: {fp:?}");
     let metrics = http_get(http, "/metrics");
@@ -56,6 +48,19 @@ fn relay_publish_subscribe() {
     let lines: Vec<&str> = output.lines().collect();
     assert_eq!(lines.len(), 5, "{output:?}");
     assert!(lines.iter().all(|l| l.starts_with("frame ")), "{output:?}");
+}
+
+/// `moqt relay` on loopback with a generated certificate and its plain-HTTP listener.
+fn start_relay(quic: u16, http: u16) -> Killed {
+    Killed(
+        Command::new(MOQT)
+            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn wait_with_timeout(mut child: Child, limit: Duration) -> String {
@@ -101,15 +106,7 @@ fn webtransport_and_development_urls() {
             break udp;
         }
     };
-    let _relay = Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{port}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _relay = start_relay(port, port);
     let fp = fingerprint(port);
     // The subscriber uses the development form (http:// → fingerprint → WebTransport), the
     // publisher WebTransport with an explicit pin.
@@ -143,15 +140,7 @@ fn webtransport_and_development_urls() {
 #[test]
 fn bench_reports_delivery_latency_and_relay_usage() {
     let (quic, http) = (free_udp(), free_tcp());
-    let relay = Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{http}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let relay = start_relay(quic, http);
     let fp = fingerprint(http);
     let pid = relay.0.id().to_string();
     let bench = Command::new(MOQT)

@@ -518,13 +518,16 @@ async fn priorities_through_moq_relay() {
         let mut group = high.append_group().unwrap();
         group.write(0, big.clone()).unwrap();
         group.finish().unwrap();
+        // Wait for the high-priority group only: under this backlog moq-relay may reset the oldest
+        // low-priority groups instead of finishing them (they never reach the record), so waiting
+        // for all 13 fails on a slow machine though the order it checks is already settled.
         timeout(Duration::from_secs(20), async {
-            while order.lock().unwrap().len() < 13 {
+            while !order.lock().unwrap().contains(&(1, 0)) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         })
         .await
-        .unwrap_or_else(|_| panic!("{version}: only {:?} completed", order.lock().unwrap()));
+        .unwrap_or_else(|_| panic!("{version}: high never completed; done: {:?}", order.lock().unwrap()));
         let order = order.lock().unwrap().clone();
         let urgent = order.iter().position(|entry| *entry == (1, 0)).unwrap();
         assert!(urgent <= 6, "{version}: the high-priority group finished at {urgent} of {order:?}");

@@ -5,6 +5,7 @@
 //! that sessions, the relay and the C API share). The C API lives in `ffi` and is described by the
 //! generated header `include/moqt.h`.
 
+pub mod auth;
 pub mod bench;
 pub mod coding;
 pub mod endpoint;

@@ -34,7 +34,7 @@ pub use frame::Frame;
 pub use gap::{Gap, GapReason, TrackEvent};
 pub use group::{GroupConsumer, GroupProducer, GroupSettings};
 pub use interest::{InterestWatch, aggregate, duration_ms};
-pub use origin::{Announcement, OriginConsumer, OriginProducer, OriginSettings, Published};
+pub use origin::{Announcement, OriginConsumer, OriginProducer, OriginSettings, PathFilter, Published};
 pub use route::Route;
 pub use subscription::{GroupStart, SubscribeOptions, TrackConsumer};
 pub use track::{TrackInfo, TrackProducer};

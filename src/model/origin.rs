@@ -17,6 +17,9 @@ use tokio::sync::watch;
 use super::{BroadcastConsumer, Error, Route};
 use crate::coding::Path;
 
+/// Which paths a consumer or a mirror may touch (an auth grant); the rest stay invisible.
+pub type PathFilter = Arc<dyn Fn(&Path) -> bool + Send + Sync>;
+
 /// Bounds of one origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OriginSettings {
@@ -321,6 +324,8 @@ pub struct OriginConsumer {
     exclude_hop: u64,
     /// Routes learned from this local session are not shown (0: none excluded).
     exclude_via: u64,
+    /// Paths outside this filter are never announced or served.
+    allow: Option<PathFilter>,
     /// Next log sequence to read.
     cursor: u64,
     /// Paths still to compare (the snapshot, or a resync after falling behind).
@@ -337,7 +342,17 @@ impl OriginConsumer {
             let pending = state.paths.keys().filter(|p| p.has_prefix(&prefix)).cloned().collect();
             (state.log_next, pending)
         };
-        Self { shared, rx, prefix, exclude_hop, exclude_via: 0, cursor, pending, announced: HashMap::new() }
+        Self {
+            shared,
+            rx,
+            prefix,
+            exclude_hop,
+            exclude_via: 0,
+            allow: None,
+            cursor,
+            pending,
+            announced: HashMap::new(),
+        }
     }
 
     /// A new consumer, starting with its own snapshot, narrowed to `prefix` within this one's scope
@@ -354,6 +369,7 @@ impl OriginConsumer {
         let exclude_hop = if exclude_hop == 0 { self.exclude_hop } else { exclude_hop };
         let mut consumer = OriginConsumer::new(self.shared.clone(), narrowed, exclude_hop);
         consumer.exclude_via = self.exclude_via;
+        consumer.allow = self.allow.clone();
         Some(consumer)
     }
 
@@ -363,6 +379,17 @@ impl OriginConsumer {
         // The snapshot lists paths only; routes are filtered when each is compared.
         self.exclude_via = via;
         self
+    }
+
+    /// This consumer, showing only the paths `filter` allows (and everything scoped from it too).
+    /// Applies before any announcement is read.
+    pub fn allowing(mut self, filter: PathFilter) -> OriginConsumer {
+        self.allow = Some(filter);
+        self
+    }
+
+    fn allows(&self, path: &Path) -> bool {
+        self.allow.as_ref().is_none_or(|allow| allow(path))
     }
 
     /// The prefix this consumer is scoped to.
@@ -398,7 +425,7 @@ impl OriginConsumer {
 
     /// The broadcast behind this consumer's best route to `path` (scope and exclusion apply).
     pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
-        if !path.has_prefix(&self.prefix) {
+        if !path.has_prefix(&self.prefix) || !self.allows(path) {
             return None;
         }
         self.shared.state.borrow().best(path, self.exclude_hop, self.exclude_via).map(|entry| entry.broadcast.clone())
@@ -435,7 +462,7 @@ impl OriginConsumer {
     }
 
     fn diff(&mut self, state: &OriginState, path: Path) -> Option<Announcement> {
-        let best = state.best(&path, self.exclude_hop, self.exclude_via);
+        let best = if self.allows(&path) { state.best(&path, self.exclude_hop, self.exclude_via) } else { None };
         match (self.announced.get(&path), best) {
             (None, None) => None,
             (Some(_), None) => {

@@ -8,17 +8,18 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use crate::coding::Path;
+use crate::auth::AuthConfig;
 use crate::endpoint::{Client, EndpointConfig, EndpointError, Server};
 use crate::model::{OriginProducer, OriginSettings};
 use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
 use crate::session::{Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent};
 use crate::transport::Connection;
 use crate::transport::tls::ClientTrust;
-use crate::wire::Version;
+use crate::wire::{SessionCode, Version};
 
 /// Relay settings.
 #[derive(Debug, Clone)]
@@ -30,9 +31,9 @@ pub struct RelayConfig {
     pub session: SessionConfig,
     /// Bounds of the shared origin.
     pub origin: OriginSettings,
-    /// Paths anonymous sessions may use as their root (`**` any number of segments, `*` one
-    /// segment). Empty: every path is open (there is no token verification yet).
-    pub public: Vec<String>,
+    /// Who may publish and subscribe what: `?jwt=` tokens and public patterns. Nothing configured:
+    /// every session may do everything (development).
+    pub auth: AuthConfig,
 }
 
 impl Default for RelayConfig {
@@ -41,7 +42,7 @@ impl Default for RelayConfig {
             hop_id: random_hop_id(),
             session: SessionConfig::default(),
             origin: OriginSettings::default(),
-            public: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -56,12 +57,6 @@ pub fn random_hop_id() -> u64 {
         bytes = (now.as_nanos() as u64).to_le_bytes();
     }
     (u64::from_le_bytes(bytes) % ((1 << 53) - 1)) + 1
-}
-
-/// The session root named by a SETUP Path or URL path: the path without its query.
-pub fn session_root(path_and_query: &str) -> Result<Path, SessionError> {
-    let path = path_and_query.split('?').next().unwrap_or("");
-    Path::new(path).map_err(|err| SessionError::Unauthorized(format!("bad session path: {err}")))
 }
 
 /// A relay: the shared origin and what it takes to serve sessions from it.
@@ -123,26 +118,42 @@ impl Relay {
     }
 
     async fn serve_counted<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
-        let root = match session_root(pending.path()).and_then(|root| self.authorize(root)) {
-            Ok(root) => root,
+        let grant = match self.inner.config.auth.authorize(pending.path()) {
+            Ok(grant) => grant,
             Err(err) => {
+                let err = SessionError::Unauthorized(err.to_string());
                 pending.reject(&err.to_string());
                 return Err(err);
             }
         };
+        // What the session may subscribe to is what we offer it; what it may publish is what we
+        // take from it. A grant without one side leaves that side off entirely.
         let origins = Origins {
-            publish: Some(self.inner.origin.consume()),
-            subscribe: Some(Mirror::from(self.inner.origin.clone())),
-            root,
+            publish: (!grant.subscribe.is_empty())
+                .then(|| self.inner.origin.consume().allowing(grant.subscribe_filter())),
+            subscribe: (!grant.publish.is_empty())
+                .then(|| Mirror::from(self.inner.origin.clone()).allowing(grant.publish_filter())),
+            root: grant.root.clone(),
         };
         let mut session = Session::accept(pending, origins, self.inner.config.session.clone()).await?;
         let mut shutdown = self.inner.shutdown.subscribe();
+        let expired = async {
+            match grant.expires {
+                Some(at) => tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
         loop {
             tokio::select! {
                 event = session.next_event() => {
                     if let SessionEvent::Closed(err) = event {
                         return Err(err);
                     }
+                }
+                () = &mut expired => {
+                    session.close(SessionCode::Unauthorized, "token expired");
+                    return Err(SessionError::Unauthorized("token expired".into()));
                 }
                 changed = shutdown.changed() => {
                     let uri = shutdown.borrow_and_update().clone();
@@ -199,17 +210,6 @@ impl Relay {
         ))
     }
 
-    /// Admits a session root: any when no public patterns are set, otherwise only one that a
-    /// pattern matches.
-    fn authorize(&self, root: Path) -> Result<Path, SessionError> {
-        let public = &self.inner.config.public;
-        if public.is_empty() || public.iter().any(|pattern| path_matches(pattern, &root)) {
-            Ok(root)
-        } else {
-            Err(SessionError::Unauthorized(format!("path {root:?} is not public")))
-        }
-    }
-
     /// Starts a graceful shutdown: every session gets GOAWAY with `uri` (empty: reconnect here)
     /// and the drain timeout to leave.
     pub fn shutdown(&self, uri: &str) {
@@ -259,42 +259,5 @@ impl RelayMetrics {
         out.push_str("# HELP moqt_broadcasts Broadcast paths with a route.\n# TYPE moqt_broadcasts gauge\n");
         out.push_str(&format!("moqt_broadcasts {}\n", self.broadcasts));
         out
-    }
-}
-
-/// Whether `path` matches a public pattern: segments compared one by one, `*` matches one segment,
-/// `**` the rest (including nothing).
-pub fn path_matches(pattern: &str, path: &Path) -> bool {
-    let pattern: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
-    let segments: Vec<&str> = path.segments().collect();
-    let mut i = 0;
-    for (n, part) in pattern.iter().enumerate() {
-        match *part {
-            "**" => return n + 1 == pattern.len(),
-            "*" if i < segments.len() => i += 1,
-            literal if i < segments.len() && segments[i] == literal => i += 1,
-            _ => return false,
-        }
-    }
-    i == segments.len()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn public_patterns() {
-        let p = |t: &str| Path::new(t).unwrap();
-        assert!(path_matches("**", &p("")));
-        assert!(path_matches("**", &p("a/b")));
-        assert!(path_matches("anon/**", &p("anon")));
-        assert!(path_matches("anon/**", &p("anon/room/x")));
-        assert!(!path_matches("anon/**", &p("secret")));
-        assert!(path_matches("rooms/*", &p("rooms/1")));
-        assert!(!path_matches("rooms/*", &p("rooms/1/2")));
-        assert!(!path_matches("rooms/*", &p("rooms")));
-        assert!(path_matches("exact", &p("exact")));
-        assert!(!path_matches("exact", &p("exactly")));
     }
 }

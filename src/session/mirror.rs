@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::coding::Path;
-use crate::model::{self, BroadcastProducer, BroadcastSettings, OriginProducer, Published, Route, TrackProducer};
+use crate::model::{
+    self, BroadcastProducer, BroadcastSettings, OriginProducer, PathFilter, Published, Route, TrackProducer,
+};
 use crate::wire::StreamCode;
 
 /// Session identities, so a session only ever detaches what it owns.
@@ -57,6 +59,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct Mirror {
     inner: Arc<Inner>,
+    /// Paths this mirror refuses to publish (outside a session's grant).
+    allow: Option<PathFilter>,
 }
 
 impl From<OriginProducer> for Mirror {
@@ -76,7 +80,14 @@ impl Mirror {
     /// A mirror whose broadcasts outlive their session by `linger`, waiting to be adopted.
     pub fn with_linger(origin: OriginProducer, linger: Duration) -> Self {
         let inner = Inner { origin, linger, entries: Mutex::new(HashMap::new()), epochs: AtomicU64::new(0) };
-        Mirror { inner: Arc::new(inner) }
+        Mirror { inner: Arc::new(inner), allow: None }
+    }
+
+    /// This mirror, publishing only the paths `filter` allows: a peer's other announcements are
+    /// ignored (an auth grant's publish patterns).
+    pub fn allowing(mut self, filter: PathFilter) -> Self {
+        self.allow = Some(filter);
+        self
     }
 
     /// The origin the broadcasts appear in.
@@ -98,6 +109,10 @@ impl Mirror {
         owner: u64,
         settings: BroadcastSettings,
     ) -> Option<Attached> {
+        if self.allow.as_ref().is_some_and(|allow| !allow(path)) {
+            tracing::debug!(%path, "announced outside the session's grant: ignored");
+            return None;
+        }
         let mut entries = self.entries();
         if let Some(entry) = entries.get_mut(path) {
             if entry.orphaned.is_none() {

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::coding::Path;
-use crate::endpoint::Client;
+use crate::endpoint::{Client, EndpointError};
 use crate::model::{OriginConsumer, OriginProducer};
 use crate::session::{Mirror, Origins, SessionEvent};
 use crate::wire::{SessionCode, Version};
@@ -79,7 +79,8 @@ pub enum ClientState {
         /// The delay before the next attempt.
         retry_in: Duration,
     },
-    /// No session for `give_up_after`: the client stopped.
+    /// No session for `give_up_after`, or the server refused the credentials (UNAUTHORIZED): the
+    /// client stopped.
     GaveUp {
         /// The last failure.
         reason: String,
@@ -237,6 +238,10 @@ async fn run(
                     }
                 }
                 match event {
+                    SessionEvent::Closed(err) if err.peer_code() == Some(SessionCode::Unauthorized) => {
+                        state.send_replace(ClientState::GaveUp { reason: format!("refused by the server: {err}") });
+                        return;
+                    }
                     SessionEvent::GoingAway { uri } => {
                         state.send_replace(ClientState::Migrating { uri: uri.clone() });
                         // Break before make: the old session's tracks are orphaned and adopted by
@@ -251,6 +256,11 @@ async fn run(
                     SessionEvent::Closed(err) => format!("session ended: {err}"),
                     other => format!("unexpected session event {other:?}"),
                 }
+            }
+            // The server refused these credentials: asking again with the same ones cannot work.
+            Err(EndpointError::Session(err)) if err.peer_code() == Some(SessionCode::Unauthorized) => {
+                state.send_replace(ClientState::GaveUp { reason: format!("refused by the server: {err}") });
+                return;
             }
             Err(err) => format!("connect failed: {err}"),
         };

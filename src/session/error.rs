@@ -57,6 +57,18 @@ impl SessionError {
         }
     }
 
+    /// The code the peer closed the session with, when that is how it ended. UNAUTHORIZED here
+    /// means retrying with the same credentials is pointless.
+    pub fn peer_code(&self) -> Option<SessionCode> {
+        match self {
+            SessionError::Transport(TransportError::ClosedByPeer { code, .. })
+            | SessionError::Stream(StreamError::Connection(TransportError::ClosedByPeer { code, .. })) => {
+                Some(SessionCode::from_u64(*code))
+            }
+            _ => None,
+        }
+    }
+
     /// The stream code to reset a request stream with when this error ends only that request.
     pub fn stream_code(&self) -> StreamCode {
         match self {

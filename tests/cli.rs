@@ -52,10 +52,15 @@ fn relay_publish_subscribe() {
 
 /// `moqt relay` on loopback with a generated certificate and its plain-HTTP listener.
 fn start_relay(quic: u16, http: u16) -> Killed {
+    start_relay_with(quic, http, &[])
+}
+
+fn start_relay_with(quic: u16, http: u16, extra: &[&str]) -> Killed {
     Killed(
         Command::new(MOQT)
             .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
             .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -85,7 +90,7 @@ fn wait_with_timeout(mut child: Child, limit: Duration) -> String {
 fn usage_errors_exit_with_2_and_every_subcommand_has_help() {
     let status = Command::new(MOQT).arg("publish").stderr(Stdio::null()).status().unwrap();
     assert_eq!(status.code(), Some(2));
-    for sub in ["relay", "publish", "subscribe", "announced", "bench"] {
+    for sub in ["relay", "publish", "subscribe", "announced", "bench", "token"] {
         let output = Command::new(MOQT).args([sub, "--help"]).output().unwrap();
         assert!(output.status.success(), "{sub} --help");
         assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"), "{sub} --help prints usage");
@@ -168,4 +173,68 @@ fn bench_reports_delivery_latency_and_relay_usage() {
     assert!(number("latency_p50_ms") > 0.0 && number("latency_p50_ms") <= number("latency_max_ms"), "{report}");
     assert!(number("relay_cpu_sec_per_gb") >= 0.0, "{report}");
     assert!(number("relay_peak_rss_kib") > 1000.0, "{report}");
+}
+
+/// `moqt token` makes a key and tokens; `moqt relay --auth-key` admits a token's holder and refuses
+/// a client without one, which gives up at once (exit 1) rather than retrying.
+#[test]
+fn tokens_from_moqt_token_open_an_auth_key_relay() {
+    let dir = std::env::temp_dir().join(format!("moqt-cli-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("relay.jwk");
+    let status = Command::new(MOQT).args(["token", "generate", "--out"]).arg(&key).status().unwrap();
+    assert!(status.success());
+    let sign = |grant: &str| {
+        let output = Command::new(MOQT)
+            .args(["token", "sign", "--key"])
+            .arg(&key)
+            .args(["--root", "live", grant, "demo"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    let (publish_token, subscribe_token) = (sign("--publish"), sign("--subscribe"));
+    let verified =
+        Command::new(MOQT).args(["token", "verify", "--key"]).arg(&key).arg(&publish_token).output().unwrap();
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("publish: [\"demo\"]"), "{verified:?}");
+
+    let (quic, http) = (free_udp(), free_tcp());
+    let _relay = start_relay_with(quic, http, &["--auth-key", key.to_str().unwrap()]);
+    let fp = fingerprint(http);
+    let refused = Command::new(MOQT)
+        .args(["subscribe", &format!("moql://localhost:{quic}/live"), "--broadcast", "demo", "--tls-fingerprint", &fp])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("refused") && stderr.contains("token"), "{stderr}");
+
+    let url = |token: &str| format!("moql://localhost:{quic}/live?jwt={token}");
+    let subscriber = Command::new(MOQT)
+        .args(["subscribe", &url(&subscribe_token), "--broadcast", "demo", "--tls-fingerprint", &fp, "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut publisher = Killed(
+        Command::new(MOQT)
+            .args(["publish", &url(&publish_token), "--broadcast", "demo", "--tls-fingerprint", &fp])
+            .args(["--group-frames", "1"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdin = publisher.0.stdin.take().unwrap();
+    for i in 1..=6 {
+        writeln!(stdin, "frame {i}").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(stdin);
+    let output = wait_with_timeout(subscriber, Duration::from_secs(20));
+    assert_eq!(output.lines().count(), 2, "{output:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,6 +2,8 @@
 //! operations, and a load generator (`bench`). Logs go to stderr (RUST_LOG or -v); exit code 0 on
 //! success, 1 on a runtime failure, 2 on bad usage.
 
+mod token;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use moqt::auth::{AuthConfig, Key, Pattern, Patterns};
 use moqt::coding::Path;
 use moqt::endpoint::{Client, EndpointConfig, Server};
 use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
@@ -40,6 +43,8 @@ enum Command {
     Announced(AnnouncedArgs),
     /// Load a relay with publishers and subscribers; report throughput, latency, loss.
     Bench(BenchArgs),
+    /// Make keys and tokens for the relay's --auth-key (moq-token format).
+    Token(token::TokenArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,10 +76,19 @@ struct RelayArgs {
     /// Skip certificate verification of cluster peers (development only).
     #[arg(long)]
     cluster_tls_disable_verify: bool,
-    /// Let anonymous sessions use roots matching this pattern (`**` all, `anon/**`, `rooms/*`);
-    /// repeatable. Without any, every path is open.
+    /// Let sessions without a token publish and subscribe to paths matching this pattern, rooted
+    /// at `/` (`**` all, `anon/**`, `rooms/*`); repeatable. With no --auth-* flag every path is open.
     #[arg(long)]
-    auth_public: Vec<String>,
+    auth_public: Vec<Pattern>,
+    /// Like --auth-public, for publishing only.
+    #[arg(long)]
+    auth_public_publish: Vec<Pattern>,
+    /// Like --auth-public, for subscribing only.
+    #[arg(long)]
+    auth_public_subscribe: Vec<Pattern>,
+    /// Verify `?jwt=` tokens with this key (a moq-token JWK file; see `moqt token`).
+    #[arg(long)]
+    auth_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -205,6 +219,7 @@ fn main() -> ExitCode {
             Command::Subscribe(args) => subscribe(args).await,
             Command::Announced(args) => announced(args).await,
             Command::Bench(args) => bench(args).await,
+            Command::Token(args) => token::run(args),
         }
     });
     match result {
@@ -231,7 +246,7 @@ async fn relay(args: RelayArgs) -> Result<()> {
         }
         _ => None,
     };
-    let mut config = RelayConfig { public: args.auth_public.clone(), ..Default::default() };
+    let mut config = RelayConfig { auth: auth_config(&args)?, ..Default::default() };
     if let Some(hop) = args.hop_id {
         config.hop_id = hop;
     }
@@ -281,6 +296,20 @@ async fn relay(args: RelayArgs) -> Result<()> {
     serve.abort();
     drop(peers);
     Ok(())
+}
+
+/// The relay's auth settings from its flags.
+fn auth_config(args: &RelayArgs) -> Result<AuthConfig> {
+    let key = match &args.auth_key {
+        Some(path) => Some(Key::from_file(path).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let public = |only: &[Pattern]| -> Patterns { args.auth_public.iter().chain(only).cloned().collect() };
+    Ok(AuthConfig {
+        public_publish: public(&args.auth_public_publish),
+        public_subscribe: public(&args.auth_public_subscribe),
+        key,
+    })
 }
 
 async fn wait_for_signal() {

@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
+use moqt::auth::{AuthConfig, Claims, Key, KeyAlgorithm};
 use moqt::endpoint::{Client, EndpointConfig, Server};
-use moqt::model::{OriginProducer, TrackEvent};
+use moqt::model::{self, OriginProducer, TrackEvent};
 use moqt::relay::{Relay, RelayConfig};
 use moqt::session::{Origins, Session, SessionEvent};
 use moqt::transport::tls::{Certificate, ClientTrust};
@@ -254,8 +255,10 @@ async fn a_triangle_of_relays_forms_no_loop() {
 async fn only_public_paths_are_open_to_anonymous_sessions() {
     init_logs();
     for version in [Version::Lite06, Version::Lite05] {
-        let relay = start_relay_with(version, RelayConfig { public: vec!["anon/**".into()], ..Default::default() });
-        let (session, _) = relay.subscriber(version, Some("/anon/room?jwt=none")).await;
+        let anon: moqt::auth::Patterns = ["anon/**".parse().unwrap()].into_iter().collect();
+        let auth = AuthConfig { public_publish: anon.clone(), public_subscribe: anon, key: None };
+        let relay = start_relay_with(version, RelayConfig { auth, ..Default::default() });
+        let (session, _) = relay.subscriber(version, Some("/anon/room?lang=en")).await;
         assert_eq!(session.event(), SessionEvent::Active, "{version}");
         let rejected =
             relay.client(version).connect(relay.addr, "localhost", Some("/secret".into()), Default::default()).await;
@@ -266,5 +269,197 @@ async fn only_public_paths_are_open_to_anonymous_sessions() {
         };
         assert!(refusal.contains("code 0x2"), "{version}: {refusal}");
         assert_eq!(relay.relay.metrics().sessions_rejected, 1, "{version}");
+    }
+}
+
+fn patterns(texts: &[&str]) -> moqt::auth::Patterns {
+    texts.iter().map(|t| t.parse().unwrap()).collect()
+}
+
+/// A relay verifying tokens with a fresh key, and a signer for tokens rooted at `room`.
+fn token_relay(version: Version) -> (TestRelay, impl Fn(&[&str], &[&str], u64) -> String) {
+    let key = Key::generate(KeyAlgorithm::Hs256, None).unwrap();
+    let auth = AuthConfig { key: Some(key.clone()), ..Default::default() };
+    let relay = start_relay_with(version, RelayConfig { auth, ..Default::default() });
+    let sign = move |publish: &[&str], subscribe: &[&str], seconds: u64| {
+        let claims = Claims {
+            root: "room".into(),
+            publish: patterns(publish),
+            subscribe: patterns(subscribe),
+            expires: Some(std::time::SystemTime::now() + Duration::from_secs(seconds)),
+            ..Default::default()
+        };
+        key.sign(&claims).unwrap()
+    };
+    (relay, sign)
+}
+
+async fn refusal(relay: &TestRelay, version: Version, path: &str) -> String {
+    let rejected = relay.client(version).connect(relay.addr, "localhost", Some(path.into()), Default::default()).await;
+    match rejected {
+        Ok(mut session) => timeout(WAIT, session.closed()).await.unwrap().to_string(),
+        Err(err) => err.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_scope_what_a_session_may_publish_and_see() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let (relay, sign) = token_relay(version);
+        // The publisher offers `eve` and `zed` but may publish only `zed`. Announcements go out in
+        // path order, so once `zed` arrived `eve` was already refused.
+        let mut published = publish("zed");
+        let eve = model::BroadcastProducer::default();
+        let _eve = published.origin.publish(path("eve"), eve.consume(), model::Route::local()).unwrap();
+        let publisher_path = format!("/room?jwt={}", sign(&["zed"], &[], 60));
+        let _publisher = relay
+            .connect(
+                version,
+                Some(&publisher_path),
+                Origins { publish: Some(published.origin.consume()), ..Default::default() },
+            )
+            .await;
+        let (_watcher, everything) =
+            relay.subscriber(version, Some(&format!("/room?jwt={}", sign(&[], &["**"], 60)))).await;
+        let broadcast = announced(&everything, &path("zed")).await;
+        assert!(relay.relay.origin().consume_broadcast(&path("room/eve")).is_none(), "{version}: eve was refused");
+        // Frames flow to a session allowed to subscribe.
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        write_groups(&mut published.track, 1, 2);
+        assert!(matches!(next_event(&mut track).await, TrackEvent::Group(_)), "{version}");
+        // A session allowed only `bob` is admitted but sees nothing of `zed`.
+        let (_narrow, narrow) =
+            relay.subscriber(version, Some(&format!("/room?jwt={}", sign(&[], &["bob"], 60)))).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(narrow.consume_broadcast(&path("zed")).is_none(), "{version}: zed is outside the grant");
+        // No token, a forged one, or a path outside the token's root: UNAUTHORIZED (0x2).
+        let forged = Key::generate(KeyAlgorithm::Hs256, None)
+            .unwrap()
+            .sign(&Claims { subscribe: patterns(&["**"]), ..Default::default() });
+        for path in [
+            "/room".to_string(),
+            format!("/room?jwt={}", forged.unwrap()),
+            format!("/elsewhere?jwt={}", sign(&[], &["**"], 60)),
+        ] {
+            let refused = refusal(&relay, version, &path).await;
+            assert!(refused.contains("code 0x2"), "{version} {path}: {refused}");
+        }
+        assert_eq!(relay.relay.metrics().sessions_rejected, 3, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_ends_its_session() {
+    init_logs();
+    let version = Version::Lite06;
+    let (relay, sign) = token_relay(version);
+    // `exp` counts whole seconds: this token ends one to two seconds from now.
+    let (mut session, _) = relay.subscriber(version, Some(&format!("/room?jwt={}", sign(&[], &["**"], 2)))).await;
+    let ended = timeout(Duration::from_secs(5), session.closed()).await.expect("closed at expiry");
+    assert!(ended.to_string().contains("code 0x2"), "{ended}");
+}
+
+/// Graceful publisher relay switchover: relay A shuts down and sends its publisher to relay B;
+/// relay C, peered with both, sees the broadcast's route move from A to B, and a subscriber on C
+/// keeps its track: it loses at most the groups in flight during the move, each reported as a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_moving_between_relays_costs_subscribers_only_the_groups_in_flight() {
+    use moqt::reconnect::{PersistentClient, ReconnectSettings, Target};
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let (a, b, c) = (start_relay(version), start_relay(version), start_relay(version));
+        let trust = ClientTrust::Fingerprint(vec![a.cert.fingerprint(), b.cert.fingerprint(), c.cert.fingerprint()]);
+        let endpoint = || EndpointConfig { versions: vec![version], ..Default::default() };
+        let target = |relay: &TestRelay| Target {
+            addr: relay.addr,
+            server_name: "localhost".into(),
+            path: None,
+            webtransport: None,
+        };
+        let bind = "127.0.0.1:0".parse().unwrap();
+        let _c_to_a = c.relay.connect_peer(bind, &trust, target(&a), endpoint()).unwrap();
+        let _c_to_b = c.relay.connect_peer(bind, &trust, target(&b), endpoint()).unwrap();
+
+        let mut published = publish("room/alice");
+        let client = Client::new(bind, &trust, endpoint()).unwrap();
+        let _publisher = PersistentClient::start(
+            client,
+            target(&a),
+            Some(published.origin.consume()),
+            None,
+            ReconnectSettings::default(),
+        );
+        let (_subscriber, remote) = c.subscriber(version, None).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        let route = c.relay.origin().best_route(&path("room/alice")).unwrap();
+        assert!(route.hops.contains(&a.relay.hop_id()), "{version}: first through A: {route:?}");
+
+        // One single-frame group every 20 ms, for the whole test.
+        let writer = tokio::spawn(async move {
+            loop {
+                write_groups(&mut published.track, 1, 1);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let mut received = Vec::new();
+        let mut gaps = Vec::new();
+        let mut switched_at = None;
+        let outcome = timeout(Duration::from_secs(20), async {
+            loop {
+                match next_event(&mut track).await {
+                    TrackEvent::Group(group) => received.push(group.sequence()),
+                    TrackEvent::Gap(gap) => gaps.push((gap.start, gap.end)),
+                }
+                let last = received.last().copied().unwrap_or(0);
+                if switched_at.is_none() && received.len() >= 10 {
+                    // A goes away, pointing every session at B.
+                    a.relay.shutdown(&format!("moql://localhost:{}/", b.addr.port()));
+                    switched_at = Some(last);
+                }
+                if switched_at.is_some_and(|at| last >= at + 50) {
+                    return;
+                }
+            }
+        })
+        .await;
+        writer.abort();
+        assert!(outcome.is_ok(), "{version}: stalled after the switch: received {received:?}, gaps {gaps:?}");
+        // Now served through B.
+        let route = c.relay.origin().best_route(&path("room/alice")).unwrap();
+        assert!(route.hops.contains(&b.relay.hop_id()), "{version}: then through B: {route:?}");
+        assert!(!route.hops.contains(&a.relay.hop_id()), "{version}: then through B: {route:?}");
+        // Every group from the first to the last was delivered or reported missing.
+        let (first, last) = (received[0], *received.iter().max().unwrap());
+        let lost: Vec<u64> = (first..=last).filter(|s| !received.contains(s)).collect();
+        let reported = |s: &u64| gaps.iter().any(|(start, end)| start <= s && s <= end);
+        assert!(lost.iter().all(reported), "{version}: lost {lost:?} but reported only {gaps:?}");
+        // At most the groups in flight: 25 groups is half a second at this rate.
+        assert!(lost.len() <= 25, "{version}: lost {} groups in the switch: {lost:?}", lost.len());
+        eprintln!("{version}: switchover lost {} groups ({:?}), gaps reported {gaps:?}", lost.len(), lost);
+    }
+}
+
+/// Over WebTransport the token travels in the CONNECT URL, so it works in versions without a
+/// SETUP Path too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_work_over_webtransport_in_every_version() {
+    init_logs();
+    for version in Version::ALL {
+        let (relay, sign) = token_relay(version);
+        let url = |query: &str| format!("https://localhost:{}/room{query}", relay.addr.port());
+        let remote = OriginProducer::default();
+        let origins = Origins { subscribe: Some(remote.clone().into()), ..Default::default() };
+        let token = format!("?jwt={}", sign(&[], &["**"], 60));
+        let session = timeout(WAIT, relay.client(version).connect_webtransport(&url(&token), origins)).await.unwrap();
+        assert_eq!(session.unwrap().event(), SessionEvent::Active, "{version}");
+        let refused = match relay.client(version).connect_webtransport(&url(""), Default::default()).await {
+            Ok(mut session) => timeout(WAIT, session.closed()).await.unwrap().to_string(),
+            Err(err) => err.to_string(),
+        };
+        assert!(refused.contains("code 0x2") && refused.contains("token is required"), "{version}: {refused}");
     }
 }

@@ -227,4 +227,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("setup_stream", setup_stream),
     ("datagram", datagram),
     ("stream_type", stream_type),
+    ("session_auth", crate::auth::fuzzing::session_auth),
 ];

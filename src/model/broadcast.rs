@@ -42,6 +42,12 @@ struct Waiter {
     tx: oneshot::Sender<Result<TrackConsumer, Error>>,
 }
 
+/// What one lookup of a track found.
+enum Found {
+    Live(TrackConsumer),
+    Requested(oneshot::Receiver<Result<TrackConsumer, Error>>),
+}
+
 struct BroadcastState {
     tracks: HashMap<Arc<str>, Arc<TrackShared>>,
     /// Requested names and who waits for them (queued or taken by the producer).
@@ -314,6 +320,20 @@ impl BroadcastConsumer {
     /// [`Error::NotFound`], or, if the producer serves requests, waits until it is accepted or
     /// rejected.
     pub async fn subscribe_track_with(&self, name: &str, options: SubscribeOptions) -> Result<TrackConsumer, Error> {
+        loop {
+            match self.try_subscribe_track(name, options) {
+                // Closed between the lookup and our registration (a relay cancelling an unused
+                // upstream subscription): look again, which requests the track afresh.
+                Ok(Found::Live(consumer)) if consumer.shared.is_aborted() => continue,
+                Ok(Found::Live(consumer)) => return Ok(consumer),
+                Ok(Found::Requested(rx)) => return rx.await.unwrap_or(Err(Error::Cancelled)),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// One lookup: the live track, or a request queued for the producer.
+    fn try_subscribe_track(&self, name: &str, options: SubscribeOptions) -> Result<Found, Error> {
         let settings = self.shared.settings;
         let mut found = None;
         let mut result = Ok(());
@@ -355,10 +375,10 @@ impl BroadcastConsumer {
             true
         });
         if let Some(track) = found {
-            return Ok(TrackConsumer::new(track, options));
+            return Ok(Found::Live(TrackConsumer::new(track, options)));
         }
         result?;
-        rx.await.unwrap_or(Err(Error::Cancelled))
+        Ok(Found::Requested(rx))
     }
 
     /// The TRACK_INFO of a live track, without subscribing to it: answering a TRACK request must not

@@ -51,7 +51,7 @@ impl Default for SubscribeOptions {
 
 /// Reads a track. Dropping it lowers the producer's consumer count.
 pub struct TrackConsumer {
-    shared: Arc<TrackShared>,
+    pub(crate) shared: Arc<TrackShared>,
     rx: watch::Receiver<TrackState>,
     options: SubscribeOptions,
     /// This consumer's age bound (clamped to the publisher's).

@@ -910,3 +910,31 @@ async fn dropped_groups_are_reported_at_once_and_refused_later() {
     track.create_group(4).unwrap().finish().unwrap();
     assert_eq!(next_group_seq(&mut consumer).await, 4);
 }
+
+/// A relay cancels an upstream subscription nobody reads only if that is still true as it
+/// cancels: a consumer that attached first keeps the track, one that comes after asks afresh.
+#[tokio::test(start_paused = true)]
+async fn a_track_is_cancelled_for_lack_of_demand_only_while_unused() {
+    let broadcast = BroadcastProducer::new(BroadcastSettings { serve_requests: true, ..Default::default() });
+    let consumer = broadcast.consume();
+    let c = consumer.clone();
+    let waiting = tokio::spawn(async move { c.subscribe_track("video").await });
+    let mut producer =
+        timeout(WAIT, broadcast.next_request()).await.unwrap().unwrap().accept(TrackInfo::default()).unwrap();
+    let first = waiting.await.unwrap().unwrap();
+    // Read by `first`: not cancelled.
+    assert!(!producer.abort_if_unused(Error::Cancelled));
+    drop(first);
+    // Unused now: cancelled, and a later subscriber is not handed the cancelled track.
+    assert!(producer.abort_if_unused(Error::Cancelled));
+    let c = consumer.clone();
+    let again = tokio::spawn(async move { c.subscribe_track("video").await });
+    let request = timeout(WAIT, broadcast.next_request()).await.expect("requested afresh").unwrap();
+    let mut fresh = request.accept(TrackInfo::default()).unwrap();
+    let mut track = again.await.unwrap().unwrap();
+    let mut group = fresh.append_group().unwrap();
+    group.write(0, Bytes::from_static(b"x")).unwrap();
+    group.finish().unwrap();
+    let event = timeout(WAIT, track.next_group()).await.unwrap();
+    assert!(matches!(event, Ok(Some(TrackEvent::Group(_)))), "the fresh track delivers: {event:?}");
+}

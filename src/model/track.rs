@@ -244,6 +244,27 @@ impl TrackProducer {
         self.shared.close(Err(reason));
     }
 
+    /// Aborts the track with `reason` unless a consumer reads it, as one step with consumers
+    /// registering: a consumer that attached first keeps the track open (false), one that comes
+    /// after finds it closed and asks its broadcast afresh. Returns true once the track is closed.
+    /// A relay cancelling an upstream subscription nobody wants uses it, so a subscriber that
+    /// arrives in that moment is not handed a track about to be cancelled.
+    pub fn abort_if_unused(&mut self, reason: Error) -> bool {
+        let mut unused = false;
+        // Lock order: interests, then state (consumers never hold state while registering).
+        self.shared.interests.send_if_modified(|interests| {
+            unused = interests.aggregate().is_none();
+            if unused {
+                self.shared.close(Err(reason));
+            }
+            false
+        });
+        if unused {
+            self.done = true;
+        }
+        unused
+    }
+
     /// A consumer with the default options (oldest group the max age allows, no end).
     pub fn consume(&self) -> TrackConsumer {
         self.subscribe(SubscribeOptions::default())

@@ -521,7 +521,12 @@ impl<C: Connection> Subscriber<C> {
                     }
                     None => {
                         // Demand: no local consumer is left, so the subscription is cancelled and
-                        // the local track ends with it (a later consumer requests it afresh).
+                        // the local track ends with it (a later consumer requests it afresh). A
+                        // consumer may have attached since we looked (a relay's TRACK lookup and
+                        // the SUBSCRIBE behind it race here): then the subscription goes on.
+                        if sink.with(|track| track.abort_if_unused(model::Error::Cancelled)) == Some(false) {
+                            continue;
+                        }
                         writer.reset(StreamCode::Cancelled);
                         reader.recv_mut().stop(StreamCode::Cancelled);
                         return Err(SessionError::Model(model::Error::Cancelled));

@@ -104,6 +104,37 @@ async fn fan_out_with_one_upstream_subscription() {
                 }
             }
         }
+        // Six frames in once, out three times: the traffic counters say so.
+        let bytes: u64 = (0..2).flat_map(|g| (0..3).map(move |f| payload(g, f).len() as u64)).sum();
+        let expected = moqt::session::TrafficSnapshot {
+            frames_in: 6,
+            bytes_in: bytes,
+            groups_in: 2,
+            frames_out: 18,
+            bytes_out: 3 * bytes,
+            groups_out: 6,
+            groups_dropped: 0,
+            subscriptions_active: 3,
+            subscriptions_total: 3,
+        };
+        // Streams report when they end, which may trail the last frame read.
+        let counted = timeout(WAIT, async {
+            while relay.relay.metrics().traffic != expected {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(counted.is_ok(), "{version}: {:?}", relay.relay.metrics().traffic);
+        let text = relay.relay.metrics().prometheus();
+        assert!(text.contains("moqt_frames_total{direction=\"out\"} 18"), "{version}: {text}");
+        drop(subscribers);
+        let released = timeout(WAIT, async {
+            while relay.relay.metrics().traffic.subscriptions_active != 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(released.is_ok(), "{version}: subscriptions still counted after their sessions ended");
     }
 }
 

@@ -16,7 +16,9 @@ use crate::auth::AuthConfig;
 use crate::endpoint::{Client, EndpointConfig, EndpointError, Server};
 use crate::model::{OriginProducer, OriginSettings};
 use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
-use crate::session::{Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent};
+use crate::session::{
+    Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent, Traffic, TrafficSnapshot,
+};
 use crate::transport::Connection;
 use crate::transport::tls::ClientTrust;
 use crate::wire::{SessionCode, Version};
@@ -69,6 +71,7 @@ struct Inner {
     origin: OriginProducer,
     config: RelayConfig,
     counters: Counters,
+    traffic: Arc<Traffic>,
     /// `Some(uri)` once shutting down: every session gets GOAWAY with that URI.
     shutdown: watch::Sender<Option<String>>,
 }
@@ -77,9 +80,11 @@ impl Relay {
     /// An empty relay.
     pub fn new(mut config: RelayConfig) -> Self {
         config.session.hop_id = config.hop_id;
+        // Every session of this relay, peers included, counts into one place for /metrics.
+        let traffic = config.session.traffic.get_or_insert_with(Default::default).clone();
         let origin = OriginProducer::new(config.origin);
         let (shutdown, _) = watch::channel(None);
-        Relay { inner: Arc::new(Inner { origin, config, counters: Counters::default(), shutdown }) }
+        Relay { inner: Arc::new(Inner { origin, config, counters: Counters::default(), traffic, shutdown }) }
     }
 
     /// The shared origin: an embedding application can publish into it or read from it directly.
@@ -100,6 +105,7 @@ impl Relay {
             sessions_by_version: Version::ALL.map(|v| (v, c.by_version[version_index(v)].load(Ordering::Relaxed))),
             sessions_rejected: c.rejected.load(Ordering::Relaxed),
             broadcasts: self.inner.origin.broadcast_count() as u64,
+            traffic: self.inner.traffic.snapshot(),
         }
     }
 
@@ -240,6 +246,8 @@ pub struct RelayMetrics {
     pub sessions_rejected: u64,
     /// Broadcast paths with at least one route.
     pub broadcasts: u64,
+    /// Frames, bytes, groups and subscriptions through the relay's sessions.
+    pub traffic: TrafficSnapshot,
 }
 
 impl RelayMetrics {
@@ -258,6 +266,20 @@ impl RelayMetrics {
         out.push_str(&format!("moqt_sessions_rejected_total {}\n", self.sessions_rejected));
         out.push_str("# HELP moqt_broadcasts Broadcast paths with a route.\n# TYPE moqt_broadcasts gauge\n");
         out.push_str(&format!("moqt_broadcasts {}\n", self.broadcasts));
+        let t = &self.traffic;
+        let both = |out: &mut String, name: &str, help: &str, received: u64, sent: u64| {
+            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            out.push_str(&format!("{name}{{direction=\"in\"}} {received}\n{name}{{direction=\"out\"}} {sent}\n"));
+        };
+        both(&mut out, "moqt_frames_total", "Frames received from and sent to peers.", t.frames_in, t.frames_out);
+        both(&mut out, "moqt_bytes_total", "Payload bytes received from and sent to peers.", t.bytes_in, t.bytes_out);
+        both(&mut out, "moqt_groups_total", "Whole groups received from and sent to peers.", t.groups_in, t.groups_out);
+        out.push_str("# HELP moqt_groups_dropped_total Groups not delivered whole to a subscriber (abandoned, expired, reset, dropped).\n# TYPE moqt_groups_dropped_total counter\n");
+        out.push_str(&format!("moqt_groups_dropped_total {}\n", t.groups_dropped));
+        out.push_str("# HELP moqt_subscriptions_active Subscriptions peers hold on this relay now.\n# TYPE moqt_subscriptions_active gauge\n");
+        out.push_str(&format!("moqt_subscriptions_active {}\n", t.subscriptions_active));
+        out.push_str("# HELP moqt_subscriptions_total Subscriptions peers opened on this relay.\n# TYPE moqt_subscriptions_total counter\n");
+        out.push_str(&format!("moqt_subscriptions_total {}\n", t.subscriptions_total));
         out
     }
 }

@@ -46,6 +46,9 @@ pub struct SessionConfig {
     /// Cache bounds of each track received from the peer (groups, bytes, and per group frames and
     /// bytes: a group past them has its stream stopped with GROUP_TOO_LARGE).
     pub cache: CacheSettings,
+    /// Where this session counts what it moves (a relay shares one across its sessions for
+    /// /metrics). `None`: not counted.
+    pub traffic: Option<std::sync::Arc<super::Traffic>>,
 }
 
 impl Default for SessionConfig {
@@ -67,6 +70,7 @@ impl Default for SessionConfig {
             announce_prefix: Path::root(),
             datagram_groups: false,
             cache: CacheSettings::default(),
+            traffic: None,
         }
     }
 }

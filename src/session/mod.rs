@@ -10,6 +10,7 @@ mod priority;
 mod publisher;
 mod stream;
 mod subscriber;
+mod traffic;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,7 @@ pub use config::SessionConfig;
 pub use error::SessionError;
 pub use mirror::Mirror;
 pub use priority::group_priority;
+pub use traffic::{Traffic, TrafficSnapshot};
 
 use crate::coding::DecodeError;
 use crate::model::{GroupConsumer, OriginConsumer};

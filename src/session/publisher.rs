@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 
 use super::priority::{CONTROL_PRIORITY, group_priority};
 use super::stream::{Reader, Writer};
-use super::{Context, SessionError};
+use super::{Context, SessionError, Traffic};
 use crate::coding::Path;
 use crate::model::{self, GroupConsumer, GroupStart, OriginConsumer, Route, SubscribeOptions, TrackEvent};
 use crate::transport::Connection;
@@ -128,6 +128,7 @@ impl<C: Connection> Publisher<C> {
             tracing::debug!("subscription over the limit of {}", self.ctx.config.max_subscriptions);
             return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
         };
+        let _counted = self.ctx.config.traffic.as_ref().map(|traffic| traffic.subscription());
         let subscribe = match reader.decode::<Subscribe>().await {
             Ok(Some(subscribe)) => subscribe,
             Ok(None) | Err(_) => return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled),
@@ -223,6 +224,7 @@ impl<C: Connection> Publisher<C> {
                         }
                         let sender = GroupSender {
                             conn: self.ctx.conn.clone(),
+                            traffic: self.ctx.config.traffic.clone(),
                             version,
                             subscribe_id: subscribe.id,
                             priority: priority_rx.clone(),
@@ -237,6 +239,9 @@ impl<C: Connection> Publisher<C> {
                             ok_sent = true;
                         }
                         next_sequence = next_sequence.max(gap.end.saturating_add(1));
+                        if let Some(traffic) = &self.ctx.config.traffic {
+                            traffic.dropped(gap.end.saturating_sub(gap.start).saturating_add(1));
+                        }
                         let drop = SubscribeResponse::Drop { start: gap.start, end: gap.end, code: gap.reason.code().to_u64() };
                         writer.send(&drop).await?;
                     }
@@ -315,8 +320,19 @@ impl<C: Connection> Publisher<C> {
             let broadcast = self.find_broadcast(&request.broadcast)?;
             let info = match broadcast.track_info(&request.track) {
                 Some(info) => info,
-                // Not live yet: a relay's broadcast may fetch it from upstream on request.
-                None => broadcast.subscribe_track(&request.track).await?.info(),
+                // Not live yet: a relay's broadcast may fetch it from upstream on request. The
+                // SUBSCRIBE that usually follows a TRACK reuses that upstream subscription: it is
+                // held a moment, as dropping it at once would cancel it upstream and race the
+                // SUBSCRIBE into opening a second one.
+                None => {
+                    let consumer = broadcast.subscribe_track(&request.track).await?;
+                    let info = consumer.info();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(TRACK_LOOKUP_HOLD).await;
+                        drop(consumer);
+                    });
+                    info
+                }
             };
             let reply = TrackInfo {
                 priority: info.priority,
@@ -456,6 +472,7 @@ fn write_frame(
 /// Sends one group on its own uni stream.
 struct GroupSender<C: Connection> {
     conn: C,
+    traffic: Option<Arc<Traffic>>,
     version: Version,
     subscribe_id: u64,
     priority: watch::Receiver<u8>,
@@ -466,13 +483,16 @@ struct GroupSender<C: Connection> {
 impl<C: Connection> GroupSender<C> {
     async fn send(mut self, mut group: GroupConsumer) {
         let sequence = group.sequence();
+        // Reported when this future ends, also when it is aborted (abandoned as too old).
+        let mut tally = Tally { traffic: self.traffic.take(), frames: 0, bytes: 0, complete: false };
         let Ok(send) = self.conn.open_uni().await else { return };
         tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
         let mut writer = Writer::new(send, self.version);
         writer.set_priority(group_priority(*self.priority.borrow(), self.subscribe_id, sequence));
-        let result = self.write_group(&mut writer, &mut group).await;
+        let result = self.write_group(&mut writer, &mut group, &mut tally).await;
         match result {
             Ok(()) => {
+                tally.complete = true;
                 writer.finish();
             }
             Err(err) => {
@@ -486,6 +506,7 @@ impl<C: Connection> GroupSender<C> {
         &mut self,
         writer: &mut Writer<C::Send>,
         group: &mut GroupConsumer,
+        tally: &mut Tally,
     ) -> Result<(), SessionError> {
         let sequence = group.sequence();
         let first = group.frame_start().max(if self.version >= Version::Lite06 { self.frame_start } else { 0 });
@@ -510,6 +531,8 @@ impl<C: Connection> GroupSender<C> {
                     if index >= first {
                         write_frame(&mut out, self.version, &mut timestamps, &frame)?;
                         writer.write(out.split().freeze()).await?;
+                        tally.frames += 1;
+                        tally.bytes += frame.payload.len() as u64;
                     }
                     if self.frame_end == Some(index) {
                         return Ok(());
@@ -521,6 +544,25 @@ impl<C: Connection> GroupSender<C> {
                     writer.set_priority(group_priority(priority, self.subscribe_id, sequence));
                 }
             }
+        }
+    }
+}
+
+/// How long a track looked up for a TRACK request stays subscribed, waiting for the SUBSCRIBE.
+const TRACK_LOOKUP_HOLD: Duration = Duration::from_secs(2);
+
+/// What one group stream sent, added to the shared counters once, when the stream ends.
+struct Tally {
+    traffic: Option<Arc<Traffic>>,
+    frames: u64,
+    bytes: u64,
+    complete: bool,
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        if let Some(traffic) = &self.traffic {
+            traffic.sent(self.frames, self.bytes, self.complete);
         }
     }
 }

@@ -545,8 +545,12 @@ impl<C: Connection> Subscriber<C> {
         let Some(sink) = sink else { return };
         let created = sink.with(|track| track.create_group(datagram.sequence));
         if let Some(Ok(mut group)) = created {
+            let bytes = datagram.payload.len() as u64;
             if group.write(datagram.timestamp, datagram.payload).is_ok() {
                 let _ = group.finish();
+                if let Some(traffic) = &self.ctx.config.traffic {
+                    traffic.received(1, bytes, true);
+                }
             }
         }
     }
@@ -574,16 +578,26 @@ impl<C: Connection> Subscriber<C> {
             }
         };
         let mut timestamps = FrameTimestamps::new();
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        let count = |frames, bytes, complete| {
+            if let Some(traffic) = &self.ctx.config.traffic {
+                traffic.received(frames, bytes, complete);
+            }
+        };
         loop {
             match reader.read_frame(&mut timestamps).await {
                 Ok(Some(frame)) => {
+                    let size = frame.payload.len() as u64;
                     if let Err(err) = group.write(frame.timestamp, frame.payload) {
+                        count(frames, bytes, false);
                         return reader.recv_mut().stop(err.code());
                     }
+                    frames += 1;
+                    bytes += size;
                 }
                 Ok(None) => {
                     let _ = group.finish();
-                    return;
+                    return count(frames, bytes, true);
                 }
                 Err(err) => {
                     let code = match &err {
@@ -591,6 +605,7 @@ impl<C: Connection> Subscriber<C> {
                         other => other.stream_code(),
                     };
                     reader.recv_mut().stop(code);
+                    count(frames, bytes, false);
                     return group.abort(model::Error::from_code(code));
                 }
             }

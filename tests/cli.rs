@@ -238,3 +238,49 @@ fn tokens_from_moqt_token_open_an_auth_key_relay() {
     assert_eq!(output.lines().count(), 2, "{output:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `moqt relay --config FILE.toml` takes its settings from the file (relative key paths beside it);
+/// an unknown setting is an error that names it.
+#[test]
+fn relay_settings_from_a_config_file() {
+    let dir = std::env::temp_dir().join(format!("moqt-cli-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new(MOQT).args(["token", "generate", "--out"]).arg(dir.join("relay.jwk")).status().unwrap();
+    assert!(status.success());
+    let (quic, http) = (free_udp(), free_tcp());
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{quic}\"\nhttp_listen = \"127.0.0.1:{http}\"\n\n[tls]\ngenerate = [\"localhost\"]\n\n\
+             [auth]\nkey = \"relay.jwk\"\npublic_subscribe = [\"anon/**\"]\n\n[limits]\nmax_subscriptions = 8\n"
+        ),
+    )
+    .unwrap();
+    let _relay =
+        Killed(Command::new(MOQT).args(["relay", "--config"]).arg(&config).stderr(Stdio::null()).spawn().unwrap());
+    let fp = fingerprint(http);
+    // Anonymous sessions may watch anon/...; anything else needs a token.
+    let url = |path: &str| format!("moql://localhost:{quic}/{path}");
+    let refused = Command::new(MOQT).args(["announced", &url("secret"), "--tls-fingerprint", &fp]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let _watcher = Killed(
+        Command::new(MOQT)
+            .args(["announced", &url("anon"), "--tls-fingerprint", &fp])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admitted = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        http_get(http, "/metrics").contains("moqt_sessions_active 1")
+    });
+    assert!(admitted, "{}", http_get(http, "/metrics"));
+
+    std::fs::write(&config, "listen = \"127.0.0.1:1\"\nlisten_everywhere = true\n").unwrap();
+    let bad = Command::new(MOQT).args(["relay", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("listen_everywhere"), "{bad:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,8 @@
 //! operations, and a load generator (`bench`). Logs go to stderr (RUST_LOG or -v); exit code 0 on
 //! success, 1 on a runtime failure, 2 on bad usage.
 
+mod config;
+mod progress;
 mod token;
 
 use std::net::SocketAddr;
@@ -49,9 +51,13 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RelayArgs {
-    /// UDP address to listen on for QUIC.
-    #[arg(long, default_value = "[::]:443")]
-    listen: SocketAddr,
+    /// UDP address to listen on for QUIC (and WebTransport). Default [::]:443.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Read settings from this TOML file (the flags' names in sections, plus [limits]; see the
+    /// README). Flags given on the command line win.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Certificate chain (PEM).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -233,13 +239,18 @@ fn main() -> ExitCode {
 
 type Result<T> = std::result::Result<T, String>;
 
-async fn relay(args: RelayArgs) -> Result<()> {
+async fn relay(mut args: RelayArgs) -> Result<()> {
+    let limits = match args.config.clone() {
+        Some(path) => Some(config::RelayFile::load(&path)?.merge_into(&mut args)?),
+        None => None,
+    };
+    let listen = args.listen.unwrap_or(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 443)));
     let cert = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?,
         _ if !args.tls_generate.is_empty() => Certificate::generate(&args.tls_generate).map_err(|e| e.to_string())?,
         _ => return Err("give --tls-cert and --tls-key, or --tls-generate HOSTS".into()),
     };
-    let server = Server::bind(args.listen, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+    let server = Server::bind(listen, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
     let _reload = match (&args.tls_cert, &args.tls_key) {
         (Some(chain), Some(key)) => {
             Some(server.watch_certificate_files(chain.clone(), key.clone(), Duration::from_secs(5)))
@@ -247,6 +258,9 @@ async fn relay(args: RelayArgs) -> Result<()> {
         _ => None,
     };
     let mut config = RelayConfig { auth: auth_config(&args)?, ..Default::default() };
+    if let Some(limits) = &limits {
+        limits.apply(&mut config.session)?;
+    }
     if let Some(hop) = args.hop_id {
         config.hop_id = hop;
     }
@@ -465,6 +479,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
     let mut group: Option<model::GroupProducer> = None;
     let mut in_group = 0u64;
     let mut frames = 0u64;
+    let mut progress = progress::Progress::new("moqt publish");
     // The closure borrows the group until the input ends.
     {
         let mut write = |payload: Bytes| -> Result<()> {
@@ -476,6 +491,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
                 in_group = 0;
             }
             let timestamp = started.elapsed().as_millis() as u64;
+            progress.frame(payload.len());
             if let Some(group) = group.as_mut() {
                 group.write(timestamp, payload).map_err(|e| e.to_string())?;
             }
@@ -511,6 +527,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
     if let Some(group) = group.take() {
         group.finish().map_err(|e| e.to_string())?;
     }
+    drop(progress);
     eprintln!("moqt publish: {frames} frames; waiting 2 s for subscribers to catch up");
     tokio::time::sleep(Duration::from_secs(2)).await;
     track.finish();
@@ -532,12 +549,14 @@ async fn subscribe(args: SubscribeArgs) -> Result<()> {
     let mut track = broadcast.subscribe_track(&args.track).await.map_err(|e| e.to_string())?;
     let mut stdout = tokio::io::stdout();
     let mut count = 0u64;
+    let mut progress = progress::Progress::new("moqt subscribe");
     while args.count.is_none_or(|n| count < n) {
         match track.next_group().await.map_err(|e| e.to_string())? {
             Some(TrackEvent::Group(mut group)) => {
                 while let Some(frame) = group.next_frame().await.map_err(|e| e.to_string())? {
                     stdout.write_all(&frame.payload).await.map_err(|e| e.to_string())?;
                     stdout.write_all(b"\n").await.map_err(|e| e.to_string())?;
+                    progress.frame(frame.payload.len());
                     count += 1;
                     if args.count.is_some_and(|n| count >= n) {
                         break;

@@ -205,9 +205,19 @@ async fn cluster(
     count: usize,
     links: &[(usize, usize)],
 ) -> (Vec<TestRelay>, Vec<moqt::reconnect::PersistentClient>) {
+    let priced: Vec<(usize, usize, Option<u64>)> = links.iter().map(|(from, to)| (*from, *to, None)).collect();
+    priced_cluster(version, count, &priced).await
+}
+
+/// Like [`cluster`], each link with an optional price (`?cost=`).
+async fn priced_cluster(
+    version: Version,
+    count: usize,
+    links: &[(usize, usize, Option<u64>)],
+) -> (Vec<TestRelay>, Vec<moqt::reconnect::PersistentClient>) {
     let relays: Vec<TestRelay> = (0..count).map(|_| start_relay(version)).collect();
     let mut peers = Vec::new();
-    for (from, to) in links {
+    for (from, to, cost) in links {
         let trust = ClientTrust::Fingerprint(vec![relays[*to].cert.fingerprint()]);
         let target = moqt::reconnect::Target {
             addr: relays[*to].addr,
@@ -215,7 +225,8 @@ async fn cluster(
             path: None,
             webtransport: None,
         };
-        let endpoint = EndpointConfig { versions: vec![version], ..Default::default() };
+        let mut endpoint = EndpointConfig { versions: vec![version], ..Default::default() };
+        endpoint.session.cost = *cost;
         peers.push(relays[*from].relay.connect_peer("127.0.0.1:0".parse().unwrap(), &trust, target, endpoint).unwrap());
     }
     (relays, peers)
@@ -492,5 +503,46 @@ async fn tokens_work_over_webtransport_in_every_version() {
             Err(err) => err.to_string(),
         };
         assert!(refused.contains("code 0x2") && refused.contains("token is required"), "{version}: {refused}");
+    }
+}
+
+/// Link prices decide the route: relay 3 reaches the publisher's relay 0 through 1 or through 2,
+/// and the subscription goes the cheaper way, whichever that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_travel_the_cheapest_route() {
+    init_logs();
+    let version = Version::Lite06;
+    for (via_1, via_2, cheaper) in [(10, 1, 2), (0, 5, 1)] {
+        let links = [(1, 0, None), (2, 0, None), (3, 1, Some(via_1)), (3, 2, Some(via_2))];
+        let (relays, _peers) = priced_cluster(version, 4, &links).await;
+        let mut published = publish("room/alice");
+        let _publisher = relays[0]
+            .connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+            .await;
+        let (_subscriber, remote) = relays[3].subscriber(version, None).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        // Routes arrive in either order; wait until the best one is the cheaper one.
+        let route = timeout(WAIT, async {
+            loop {
+                let route = relays[3].relay.origin().best_route(&path("room/alice")).unwrap();
+                if route.hops.contains(&relays[cheaper].relay.hop_id()) {
+                    return route;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("costs {via_1}/{via_2}: never routed through relay {cheaper}"));
+        let price = if cheaper == 1 { via_1 } else { via_2 };
+        // 1 for the publisher's session, 1 for the unpriced link from relay 0, plus the priced link.
+        assert_eq!(route.warm_cost, price + 2, "{route:?}");
+        // The subscription follows the route: relay `cheaper` subscribes upstream, the other does not.
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        write_groups(&mut published.track, 1, 1);
+        assert!(matches!(next_event(&mut track).await, TrackEvent::Group(_)));
+        let dearer = 3 - cheaper;
+        assert!(relays[cheaper].relay.metrics().traffic.frames_in >= 1, "relay {cheaper} carried it");
+        assert_eq!(relays[dearer].relay.metrics().traffic.frames_in, 0, "relay {dearer} did not");
     }
 }

@@ -192,7 +192,9 @@ impl Relay {
         }
     }
 
-    /// Joins another relay (moqt or the reference moq-relay) into a cluster: a client session to
+    /// Joins another relay (moqt or the reference moq-relay) into a cluster. `endpoint.session.cost`
+    /// prices the link both ways (see [`SessionConfig::cost`] and [`peer_url_cost`]); every other
+    /// session setting is the relay's. A client session to
     /// `target` that offers everything this relay has and mirrors everything the peer has into the
     /// shared origin. Hop IDs cut loops (an announcement that already passed through a relay is
     /// dropped there) and each side withholds what it learned from the other (split horizon), so
@@ -204,7 +206,9 @@ impl Relay {
         target: Target,
         mut endpoint: EndpointConfig,
     ) -> Result<PersistentClient, EndpointError> {
+        let link_cost = endpoint.session.cost;
         endpoint.session = self.inner.config.session.clone();
+        endpoint.session.cost = link_cost.or(endpoint.session.cost);
         let client = Client::new(bind, trust, endpoint)?;
         let origin = &self.inner.origin;
         Ok(PersistentClient::start(
@@ -221,6 +225,28 @@ impl Relay {
     pub fn shutdown(&self, uri: &str) {
         self.inner.shutdown.send_replace(Some(uri.to_string()));
     }
+}
+
+/// Splits a cluster peer URL's `?cost=N` (the link's price, as the reference relay takes it) from
+/// the URL, which keeps its other query parameters (`?jwt=`).
+pub fn peer_url_cost(url: &str) -> Result<(String, Option<u64>), String> {
+    let mut parsed = url::Url::parse(url).map_err(|e| format!("malformed peer URL {url:?}: {e}"))?;
+    let mut cost = None;
+    let mut rest = Vec::new();
+    for (key, value) in parsed.query_pairs() {
+        if key == "cost" {
+            let price = value.parse::<u64>().ok().filter(|c| *c <= crate::coding::MAX_VARINT);
+            cost = Some(price.ok_or_else(|| format!("{url:?}: cost must be a number up to 2^62-1"))?);
+        } else {
+            rest.push((key.into_owned(), value.into_owned()));
+        }
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    Ok((parsed.to_string(), cost))
 }
 
 /// Session counters, updated as sessions come and go.
@@ -281,5 +307,22 @@ impl RelayMetrics {
         out.push_str("# HELP moqt_subscriptions_total Subscriptions peers opened on this relay.\n# TYPE moqt_subscriptions_total counter\n");
         out.push_str(&format!("moqt_subscriptions_total {}\n", t.subscriptions_total));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_urls_give_up_their_cost() {
+        assert_eq!(peer_url_cost("moql://b:443/").unwrap(), ("moql://b:443/".to_string(), None));
+        assert_eq!(peer_url_cost("moql://b:443/?cost=7").unwrap(), ("moql://b:443/".to_string(), Some(7)));
+        assert_eq!(
+            peer_url_cost("moql://b:443/x?jwt=t&cost=0").unwrap(),
+            ("moql://b:443/x?jwt=t".to_string(), Some(0))
+        );
+        assert!(peer_url_cost("moql://b/?cost=-1").is_err());
+        assert!(peer_url_cost("moql://b/?cost=9999999999999999999").is_err());
     }
 }

@@ -34,7 +34,10 @@ pub struct SessionConfig {
     pub probe_interval: Duration,
     /// Our Hop ID (0 = none), sent in SETUP (lite-06) and ANNOUNCE_OK.
     pub hop_id: u64,
-    /// What subscribing from us costs, sent in SETUP (lite-06); `None` = not sent (peer assumes 1).
+    /// This link's price (lite-06): sent in SETUP so the peer adds it to the routes we announce,
+    /// and added to the routes the peer announces in place of the Cost it declares. `None`: not
+    /// sent (the peer assumes 1) and the peer's declared Cost applies. A relay dialing a cluster
+    /// peer sets it from the peer URL's `?cost=`.
     pub cost: Option<u64>,
     /// Role hint a client sends in SETUP.
     pub role: Role,

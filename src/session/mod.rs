@@ -55,7 +55,8 @@ pub(crate) struct Context<C: Connection> {
     pub(crate) config: SessionConfig,
     /// The peer's Hop ID from its SETUP (0 = none): routes through it are not offered back.
     pub(crate) peer_hop: u64,
-    /// The peer's SETUP Cost (1 when absent), added to the routes it announces.
+    /// The link's price, added to the routes the peer announces: our configured cost if set,
+    /// else the peer's SETUP Cost (1 when absent).
     pub(crate) peer_cost: u64,
     /// Set once the peer sent GOAWAY: no new requests are opened.
     pub(crate) going_away: AtomicBool,
@@ -181,7 +182,9 @@ impl Session {
             conn: conn.clone(),
             version,
             peer_hop: peer_setup.hop.unwrap_or(0),
-            peer_cost: peer_setup.cost_or_default(),
+            // A price we set for this link wins over the one the peer declares (the dialer knows
+            // what the link costs), as in the reference implementation.
+            peer_cost: config.cost.unwrap_or_else(|| peer_setup.cost_or_default()),
             going_away: AtomicBool::new(false),
             session_id: mirror::new_owner(),
             root: origins.root.clone(),

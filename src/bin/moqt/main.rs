@@ -73,7 +73,8 @@ struct RelayArgs {
     /// This relay's Hop ID (default: random).
     #[arg(long)]
     hop_id: Option<u64>,
-    /// Join another relay (moqt or moq-relay) into a cluster: moql://host:port/ (repeatable).
+    /// Join another relay (moqt or moq-relay) into a cluster: moql://host:port/ (repeatable);
+    /// `?cost=N` prices the link (default 1; the cheapest route wins).
     #[arg(long)]
     cluster_connect: Vec<String>,
     /// Trust cluster peers by this certificate SHA-256 (hex; repeatable).
@@ -294,10 +295,13 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
             ClientTrust::Fingerprint(pins)
         };
         for url in &args.cluster_connect {
-            let target = Target::from_url(url).await?;
+            let (bare, cost) = moqt::relay::peer_url_cost(url)?;
+            let target = Target::from_url(&bare).await?;
             let bind: SocketAddr =
                 if target.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
-            peers.push(relay.connect_peer(bind, &trust, target, EndpointConfig::default()).map_err(|e| e.to_string())?);
+            let mut endpoint = EndpointConfig::default();
+            endpoint.session.cost = cost;
+            peers.push(relay.connect_peer(bind, &trust, target, endpoint).map_err(|e| e.to_string())?);
             eprintln!("moqt relay: peering with {url}");
         }
     }

@@ -284,3 +284,39 @@ fn relay_settings_from_a_config_file() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("listen_everywhere"), "{bad:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// SIGTERM: `moqt relay --goaway-uri` sends its sessions to another relay, waits for them to
+/// leave and exits well within the drain timeout.
+#[test]
+fn relay_shutdown_sends_clients_to_the_goaway_uri() {
+    let (quic_a, http_a, quic_b, http_b) = (free_udp(), free_tcp(), free_udp(), free_tcp());
+    let _b = start_relay(quic_b, http_b);
+    let mut a = start_relay_with(quic_a, http_a, &["--goaway-uri", &format!("moql://localhost:{quic_b}/")]);
+    let _watcher = Killed(
+        Command::new(MOQT)
+            // Both relays' certificates are generated: the watcher skips verification.
+            .args(["announced", &format!("moql://localhost:{quic_a}/"), "--tls-disable-verify"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sessions = |http: u16, n: u32| {
+        (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            http_get(http, "/metrics").contains(&format!("moqt_sessions_active {n}"))
+        })
+    };
+    assert!(sessions(http_a, 1), "the watcher connects to A");
+    let _ = Command::new("kill").args(["-TERM", &a.0.id().to_string()]).status();
+    let started = Instant::now();
+    assert!(sessions(http_b, 1), "the watcher moves to B");
+    let status = loop {
+        if let Some(status) = a.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(8), "relay A did not exit after draining");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+}

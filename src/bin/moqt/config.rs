@@ -21,6 +21,7 @@ pub struct RelayFile {
     listen: Option<SocketAddr>,
     http_listen: Option<SocketAddr>,
     hop_id: Option<u64>,
+    goaway_uri: Option<String>,
     tls: TlsSection,
     cluster: ClusterSection,
     auth: AuthSection,
@@ -100,6 +101,7 @@ impl RelayFile {
         fill(&mut args.listen, self.listen);
         fill(&mut args.http_listen, self.http_listen);
         fill(&mut args.hop_id, self.hop_id);
+        fill(&mut args.goaway_uri, self.goaway_uri);
         if args.tls_cert.is_none() && args.tls_generate.is_empty() {
             args.tls_cert = self.tls.cert;
             args.tls_key = self.tls.key;

@@ -93,6 +93,10 @@ struct RelayArgs {
     /// Like --auth-public, for subscribing only.
     #[arg(long)]
     auth_public_subscribe: Vec<Pattern>,
+    /// On shutdown, send sessions here (GOAWAY New Session URI, e.g. a peer relay's URL).
+    /// Default: reconnect to this address.
+    #[arg(long)]
+    goaway_uri: Option<String>,
     /// Verify `?jwt=` tokens with this key (a moq-token JWK file; see `moqt token`).
     #[arg(long)]
     auth_key: Option<PathBuf>,
@@ -262,6 +266,7 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     if let Some(limits) = &limits {
         limits.apply(&mut config.session)?;
     }
+    let drain = config.session.drain_timeout;
     if let Some(hop) = args.hop_id {
         config.hop_id = hop;
     }
@@ -308,9 +313,16 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     let running = relay.clone();
     let serve = tokio::spawn(async move { running.run(server).await });
     wait_for_signal().await;
-    eprintln!("moqt relay: shutting down (GOAWAY to every session)");
-    relay.shutdown("");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let uri = args.goaway_uri.clone().unwrap_or_default();
+    let target = if uri.is_empty() { "back here".to_string() } else { uri.clone() };
+    eprintln!("moqt relay: shutting down: GOAWAY to every session (reconnect {target}), draining");
+    relay.shutdown(&uri);
+    // Sessions leave as they follow GOAWAY; whoever is left at the deadline is closed with it.
+    let deadline = Instant::now() + drain + Duration::from_secs(1);
+    while relay.metrics().sessions_active > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("moqt relay: {} sessions left at exit", relay.metrics().sessions_active);
     serve.abort();
     drop(peers);
     Ok(())

@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
 # Side by side: the same `moqt bench` load through moqt's relay and through the reference
-# moq-relay, both on loopback, with each relay's CPU per delivered GB and peak memory.
-# Load from the environment: PUBLISHERS SUBSCRIBERS FRAME_SIZE FPS SECONDS_TO_RUN (defaults below).
-# Builds moqt in release mode; installs moq-relay into ~/.cache/moqt if missing (~20 minutes once).
+# moq-relay, both on loopback, alternating, with each relay's CPU per delivered GB and peak memory,
+# and the ratio moqt / moq-relay of every figure.
+#
+# Usage: scripts/bench-relays.sh [SHAPE...]   (default: video hd audio)
+#   video  1 publisher to 200 subscribers, 60 fps, 4 KB frames, 60-frame groups (video-like)
+#   hd     1 publisher to 50 subscribers at 8 Mbit/s: 30 fps of 33 KB frames, 30-frame groups
+#   audio  100 publishers each to 1 subscriber, 50 fps, 160-byte frames (audio/chat-like)
+#   idle   1 publisher to 400 subscribers at 1 fps, 16-byte frames: memory per connection
+#   custom from the environment: PUBLISHERS SUBSCRIBERS FRAME_SIZE FPS GROUP_FRAMES
+# SECONDS_TO_RUN (default 10) is the length of every run; TRANSPORT=quic uses raw QUIC (moql://)
+# instead of WebTransport. Builds moqt in release mode; installs moq-relay into ~/.cache/moqt if
+# missing (~20 minutes once). Results: target/bench-relays/ (JSON per run, summary.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-publishers=${PUBLISHERS:-1}
-subscribers=${SUBSCRIBERS:-20}
-frame_size=${FRAME_SIZE:-16384}
-fps=${FPS:-60}
 seconds=${SECONDS_TO_RUN:-10}
+transport=${TRANSPORT:-webtransport}
+shapes=("$@")
+[ ${#shapes[@]} -gt 0 ] || shapes=(video hd audio)
+
+shape_load() {
+  case $1 in
+    video) echo "1 200 4096 60 60" ;;
+    hd) echo "1 50 33334 30 30" ;;
+    audio) echo "100 1 160 50 50" ;;
+    idle) echo "1 400 16 1 1" ;;
+    custom) echo "${PUBLISHERS:-1} ${SUBSCRIBERS:-20} ${FRAME_SIZE:-16384} ${FPS:-60} ${GROUP_FRAMES:-30}" ;;
+    *) echo "unknown shape $1 (video, hd, audio, custom)" >&2; exit 2 ;;
+  esac
+}
 
 cargo build --release --quiet --bin moqt
 ./scripts/install-moq-relay.sh >/dev/null
@@ -23,20 +42,28 @@ free_port() { echo $((20000 + RANDOM % 20000)); }
 wait_tcp() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
 run() {
-  local name=$1; shift
+  local name=$1 shape=$2; shift 2
   local port; port=$(free_port)
-  "$@" "$port" >"$out/$name.log" 2>&1 &
+  "$@" "$port" >"$out/$shape-$name.log" 2>&1 &
   local pid=$! status=0
+  local url="http://localhost:$port/anon"
+  # Raw QUIC: the fingerprint comes over plain HTTP, the session over moql://.
+  if [ "$transport" = quic ] && wait_tcp "$port"; then
+    url="moql://localhost:$port/anon --tls-fingerprint $(curl -s "http://127.0.0.1:$port/certificate.sha256")"
+  fi
   if wait_tcp "$port"; then
-    target/release/moqt bench "http://localhost:$port/anon" --json --relay-pid "$pid" \
+    sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" >"$out/$shape-$name.baseline_kib"
+    # shellcheck disable=SC2086
+    target/release/moqt bench $url --json --relay-pid "$pid" \
       --publishers "$publishers" --subscribers "$subscribers" --frame-size "$frame_size" \
-      --fps "$fps" --seconds "$seconds" >"$out/$name.json" 2>>"$out/$name.log" || status=$?
+      --fps "$fps" --group-frames "$group_frames" --seconds "$seconds" \
+      >"$out/$shape-$name.json" 2>>"$out/$shape-$name.log" || status=$?
   else
     status=1
   fi
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  [ "$status" = 0 ] || echo "the bench through $name failed; see $out/$name.log" >&2
+  [ "$status" = 0 ] || echo "the bench through $name failed; see $out/$shape-$name.log" >&2
   return "$status"
 }
 
@@ -45,16 +72,38 @@ start_moqt() { exec target/release/moqt relay --listen "127.0.0.1:$1" --tls-gene
 start_moq_relay() { exec "$moq_relay" --listen "127.0.0.1:$1" --listen-tls-generate localhost,127.0.0.1 \
   --web-http-listen "127.0.0.1:$1" --connect-bind 127.0.0.1:0 --auth-public '**'; }
 
-echo "== load: $publishers publisher(s) x $subscribers subscribers, $frame_size-byte frames at $fps fps, ${seconds} s"
-run moqt start_moqt
-run moq-relay start_moq_relay
-
 field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$out/$1.json"; }
-printf '%-10s %10s %10s %8s %10s %9s %9s %9s %12s %12s\n' relay sent delivered lost Gbit/s p50_ms p99_ms max_ms cpu_s/GB peak_rss_KiB
-for name in moqt moq-relay; do
-  printf '%-10s %10s %10s %8s %10s %9s %9s %9s %12s %12s\n' "$name" \
-    "$(field "$name" frames_sent)" "$(field "$name" frames_delivered)" "$(field "$name" frames_lost)" \
-    "$(field "$name" gbit_per_sec)" "$(field "$name" latency_p50_ms)" "$(field "$name" latency_p99_ms)" \
-    "$(field "$name" latency_max_ms)" "$(field "$name" relay_cpu_sec_per_gb)" "$(field "$name" relay_peak_rss_kib)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "null" || b == "null") print "-"; else printf "%.2f", a / b }'; }
+columns=(frames_sent frames_delivered frames_lost gbit_per_sec latency_p50_ms latency_p99_ms latency_max_ms relay_cpu_sec_per_gb relay_peak_rss_kib)
+header=(sent delivered lost Gbit/s p50_ms p99_ms max_ms cpu_s/GB peak_KiB)
+: >"$out/summary.txt"
+for shape in "${shapes[@]}"; do
+  read -r publishers subscribers frame_size fps group_frames <<<"$(shape_load "$shape")"
+  {
+    echo "== $shape: $publishers publisher(s) x $subscribers subscriber(s), $frame_size-byte frames at $fps fps," \
+      "$group_frames-frame groups, ${seconds} s, $transport"
+  } | tee -a "$out/summary.txt"
+  run moqt "$shape" start_moqt
+  run moq-relay "$shape" start_moq_relay
+  {
+    printf '%-16s' relay; printf ' %10s' "${header[@]}"; echo
+    for name in moqt moq-relay; do
+      printf '%-16s' "$name"
+      for column in "${columns[@]}"; do printf ' %10s' "$(field "$shape-$name" "$column")"; done
+      echo
+    done
+    printf '%-16s' "moqt/moq-relay"
+    for column in "${columns[@]}"; do
+      printf ' %10s' "$(ratio "$(field "$shape-moqt" "$column")" "$(field "$shape-moq-relay" "$column")")"
+    done
+    echo
+    # Memory per connection: peak resident memory above the relay's own at start, per session.
+    sessions=$((publishers * (subscribers + 1)))
+    for name in moqt moq-relay; do
+      base=$(cat "$out/$shape-$name.baseline_kib"); peak=$(field "$shape-$name" relay_peak_rss_kib)
+      awk -v n="$name" -v b="$base" -v p="$peak" -v s="$sessions" \
+        'BEGIN { printf "%s: %.0f KiB at start, %.1f KiB per session above it (%d sessions)\n", n, b, (p - b) / s, s }'
+    done
+  } | tee -a "$out/summary.txt"
 done
-echo "(JSON and logs in $out/)"
+echo "(JSON and logs in $out/, this table in $out/summary.txt)"

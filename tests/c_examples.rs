@@ -32,6 +32,13 @@ enum Build {
     Asan,
 }
 
+/// An example (examples-c/) or a C benchmark (benches/c/).
+fn source(name: &str) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = manifest.join(format!("examples-c/{name}.c"));
+    if example.exists() { example } else { manifest.join(format!("benches/c/{name}.c")) }
+}
+
 fn compile(name: &str, build: Build) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let suffix = match build {
@@ -72,7 +79,7 @@ fn compile(name: &str, build: Build) -> PathBuf {
         .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
         .arg("-I")
         .arg(manifest.join("include"))
-        .arg(manifest.join(format!("examples-c/{name}.c")))
+        .arg(source(name))
         .arg("-L")
         .arg(&lib)
         .arg("-lmoqt")
@@ -124,12 +131,11 @@ fn c_subscriber_under_valgrind() {
     run_demo(compile("publisher", Build::C), command);
 }
 
-/// Runs `subscriber` (a program, possibly behind a wrapper such as valgrind) for 40 frames and
-/// the publisher for 60 through a fresh `moqt relay`, and checks what the subscriber printed.
-fn run_demo(publisher: PathBuf, subscriber: Vec<std::ffi::OsString>) {
+/// A fresh `moqt relay` on loopback: its URL, certificate fingerprint and process.
+fn start_relay() -> (String, String, Killed) {
     let quic = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let http = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let _relay = Killed(
+    let relay = Killed(
         Command::new(MOQT)
             .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
             .args(["--http-listen", &format!("127.0.0.1:{http}")])
@@ -137,8 +143,27 @@ fn run_demo(publisher: PathBuf, subscriber: Vec<std::ffi::OsString>) {
             .spawn()
             .unwrap(),
     );
-    let fp = fingerprint(http);
-    let url = format!("moql://localhost:{quic}/test");
+    (format!("moql://localhost:{quic}/test"), fingerprint(http), relay)
+}
+
+/// The C delivery benchmark (benches/c/delivery.c) compiles cleanly and measures in both modes;
+/// `scripts/bench-ffi.sh` runs it at full size against a release build.
+#[test]
+fn the_c_delivery_benchmark_runs() {
+    let program = compile("delivery", Build::C);
+    let (url, fp, _relay) = start_relay();
+    for mode in ["callback", "pull"] {
+        let output = Command::new(&program).args([&url, &fp, mode, "4000"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{mode}: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains(&format!("delivery {mode}: ")) && stdout.contains("ns per frame"), "{stdout}");
+    }
+}
+
+/// Runs `subscriber` (a program, possibly behind a wrapper such as valgrind) for 40 frames and
+/// the publisher for 60 through a fresh `moqt relay`, and checks what the subscriber printed.
+fn run_demo(publisher: PathBuf, subscriber: Vec<std::ffi::OsString>) {
+    let (url, fp, _relay) = start_relay();
     let mut sub = Command::new(&subscriber[0])
         .args(&subscriber[1..])
         .args([&url, &fp, "40"])

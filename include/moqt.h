@@ -165,6 +165,11 @@ typedef struct moqt_frame moqt_frame;
 typedef struct moqt_pull moqt_pull;
 
 /**
+ * A running relay.
+ */
+typedef struct moqt_relay moqt_relay;
+
+/**
  * A live subscription; free it to stop.
  */
 typedef struct moqt_subscription moqt_subscription;
@@ -234,6 +239,46 @@ typedef struct moqt_subscribe_callbacks {
  * call `moqt_set_log_callback`.
  */
 typedef void (*moqt_log_fn)(void *user_data, uint32_t level, const char *target, const char *message);
+
+/**
+ * Options of `moqt_relay_start`. Zero-initialise, then set `struct_size = sizeof(...)`. Every
+ * string is NUL-terminated and only read during the call.
+ */
+typedef struct moqt_relay_options {
+  /**
+   * `sizeof(moqt_relay_options)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * Certificate chain (PEM file path), with `tls_key_path`; reloaded when the files change.
+   * NULL: generate a self-signed certificate (14 days) for `tls_generate_hosts`.
+   */
+  const char *tls_cert_path;
+  /**
+   * Private key (PEM file path), with `tls_cert_path`.
+   */
+  const char *tls_key_path;
+  /**
+   * Comma-separated host names for a generated certificate (default "localhost").
+   */
+  const char *tls_generate_hosts;
+  /**
+   * Comma-separated path patterns anonymous sessions may publish and subscribe to: `**` for
+   * every path, a prefix, a slash and `**` for a subtree. NULL with no `auth_key_path`:
+   * everything is open (development).
+   */
+  const char *auth_public;
+  /**
+   * A JWK key file (moq-token format) verifying `?jwt=` tokens, or NULL.
+   */
+  const char *auth_key_path;
+} moqt_relay_options;
+
+/**
+ * A thread hook: `name` is the thread's NUL-terminated name ("moqt-io" or "moqt-cb"), borrowed
+ * for the call.
+ */
+typedef void (*moqt_thread_fn)(void *user_data, const char *name);
 
 #ifdef __cplusplus
 extern "C" {
@@ -491,6 +536,65 @@ int moqt_pull_fd(const struct moqt_pull *pull);
  * (interrupt it first).
  */
 void moqt_pull_free(struct moqt_pull *pull);
+
+/**
+ * Starts a relay listening on `listen` (`"127.0.0.1:4443"`, port 0 for any free port) for raw
+ * QUIC and WebTransport. `listen_len` may be SIZE_MAX for a NUL-terminated string.
+ *
+ * Ownership: on success `*out` is a new relay; stop and free it with `moqt_relay_stop`.
+ * `options` (NULL for the defaults: a generated certificate for "localhost", everything open)
+ * is only read during the call. Thread-safety: any thread. Callbacks: none.
+ * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL `out`, a bad address, pattern,
+ * certificate or key file), MOQT_STATUS_ERR_CONNECT (the address cannot be bound),
+ * MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_relay_start(const char *listen,
+                             size_t listen_len,
+                             const struct moqt_relay_options *options,
+                             struct moqt_relay **out);
+
+/**
+ * The UDP port the relay listens on (useful after listening on port 0); 0 for NULL.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ */
+uint16_t moqt_relay_port(const struct moqt_relay *relay);
+
+/**
+ * The SHA-256 fingerprint of the relay's certificate as 64 hex characters plus a NUL, written
+ * to `buf` (at least 65 bytes), for clients to pin (`tls_fingerprint`).
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `relay` or `buf`, or `buf_len` below 65).
+ */
+MOQT_MUST_USE
+moqt_status moqt_relay_fingerprint(const struct moqt_relay *relay,
+                                   char *buf,
+                                   size_t buf_len);
+
+/**
+ * Stops the relay and frees it. NULL is accepted. Every session gets GOAWAY (reconnect to
+ * `goaway_uri`, a NUL-terminated URL such as another relay's, or NULL to come back here) and
+ * up to `drain_ms` milliseconds to leave; then the listener closes.
+ *
+ * Ownership: ends the caller's handle. Thread-safety: any thread; blocks until the relay has
+ * stopped (at most about `drain_ms`). Callbacks: none.
+ */
+void moqt_relay_stop(struct moqt_relay *relay, const char *goaway_uri, uint64_t drain_ms);
+
+/**
+ * Sets the hooks every engine thread runs first and last (a JVM host attaches the thread there,
+ * a realtime host sets its priority or affinity). `user_data` is passed to both.
+ *
+ * Call it before any other `moqt_*` function that starts the engine (connect, relay start).
+ * Thread-safety: any thread. Callbacks: `on_start` and `on_stop` later, on the engine's threads.
+ * Returns MOQT_STATUS_OK, or MOQT_STATUS_ERR_UNSUPPORTED once the engine is running.
+ */
+MOQT_MUST_USE
+moqt_status moqt_set_thread_hooks(moqt_thread_fn on_start,
+                                  moqt_thread_fn on_stop,
+                                  void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -178,7 +178,9 @@ impl Client {
     }
 }
 
-/// A raw-QUIC moq-lite server.
+/// A raw-QUIC moq-lite server. Clones are handles on the same endpoint (one can accept while
+/// another closes it).
+#[derive(Clone)]
 pub struct Server {
     endpoint: quinn::Endpoint,
     config: Arc<EndpointConfig>,

@@ -32,11 +32,14 @@ enum Build {
     Asan,
 }
 
-/// An example (examples-c/) or a C benchmark (benches/c/).
+/// An example (examples-c/), a C test (tests/c/) or a C benchmark (benches/c/).
 fn source(name: &str) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let example = manifest.join(format!("examples-c/{name}.c"));
-    if example.exists() { example } else { manifest.join(format!("benches/c/{name}.c")) }
+    ["examples-c", "tests/c", "benches/c"]
+        .iter()
+        .map(|dir| manifest.join(format!("{dir}/{name}.c")))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("no {name}.c in examples-c/, tests/c/ or benches/c/"))
 }
 
 fn compile(name: &str, build: Build) -> PathBuf {
@@ -95,6 +98,29 @@ fn compile(name: &str, build: Build) -> PathBuf {
 #[test]
 fn c_publisher_to_c_subscriber_through_the_relay() {
     run_demo(compile("publisher", Build::C), vec![compile("subscriber", Build::C).into()]);
+}
+
+/// relay.c embeds a relay (moqt_relay_start): the C publisher and subscriber meet there, and
+/// SIGTERM stops it cleanly (GOAWAY, drain, exit 0).
+#[test]
+fn c_publisher_to_c_subscriber_through_a_relay_embedded_in_c() {
+    let relay = compile("relay", Build::C);
+    let mut child = Killed(Command::new(&relay).args(["127.0.0.1:0", "60"]).stdout(Stdio::piped()).spawn().unwrap());
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    // "relay: listening on port P, fingerprint FP"
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(line.starts_with("relay: listening on port "), "{line:?}");
+    let port = words[4].trim_end_matches(',');
+    let fp = words[6];
+    let url = format!("moql://localhost:{port}/test");
+    run_demo_at(&url, fp, compile("publisher", Build::C), vec![compile("subscriber", Build::C).into()]);
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success() && rest.contains("relay: stopped"), "{status}: {rest}");
 }
 
 #[test]
@@ -164,6 +190,12 @@ fn the_c_delivery_benchmark_runs() {
 /// the publisher for 60 through a fresh `moqt relay`, and checks what the subscriber printed.
 fn run_demo(publisher: PathBuf, subscriber: Vec<std::ffi::OsString>) {
     let (url, fp, _relay) = start_relay();
+    run_demo_at(&url, &fp, publisher, subscriber);
+}
+
+/// The demo against a relay already running at `url` with certificate `fp`.
+fn run_demo_at(url: &str, fp: &str, publisher: PathBuf, subscriber: Vec<std::ffi::OsString>) {
+    let (url, fp) = (url.to_string(), fp.to_string());
     let mut sub = Command::new(&subscriber[0])
         .args(&subscriber[1..])
         .args([&url, &fp, "40"])
@@ -202,4 +234,16 @@ fn the_shared_library_exports_only_moqt_symbols_and_has_a_soname() {
     let dynamic = Command::new("readelf").arg("-d").arg(&lib).output().expect("readelf runs");
     let dynamic = String::from_utf8_lossy(&dynamic.stdout);
     assert!(dynamic.contains("libmoqt.so.0.1"), "no SONAME libmoqt.so.0.1:\n{dynamic}");
+}
+
+/// tests/c/thread_hooks.c: hooks run on every engine thread with its name, and are refused once
+/// the engine runs. Also as C++ and under AddressSanitizer.
+#[test]
+fn thread_hooks_from_c() {
+    for build in [Build::C, Build::Cxx, Build::Asan] {
+        let output = Command::new(compile("thread_hooks", build)).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("1 moqt-cb, 0 other"), "{stdout}");
+    }
 }

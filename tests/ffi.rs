@@ -200,3 +200,59 @@ fn logs_reach_the_callback_at_the_chosen_level_only() {
     assert!(warning.1.starts_with("moqt"), "{warning:?}");
     moqt_set_log_callback(None, ptr::null_mut(), 0);
 }
+
+fn relay_options() -> moqt_relay_options {
+    moqt_relay_options {
+        struct_size: std::mem::size_of::<moqt_relay_options>() as u32,
+        tls_cert_path: ptr::null(),
+        tls_key_path: ptr::null(),
+        tls_generate_hosts: ptr::null(),
+        auth_public: ptr::null(),
+        auth_key_path: ptr::null(),
+    }
+}
+
+#[test]
+fn embedded_relay_rejects_bad_arguments_and_reports_its_address() {
+    let listen = c"127.0.0.1:0";
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(listen.as_ptr(), usize::MAX, ptr::null(), ptr::null_mut()), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_relay_start(c"nowhere".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("listen address"), "{}", last_error());
+    let mut half = relay_options();
+    half.tls_cert_path = c"/nonexistent/chain.pem".as_ptr();
+    assert_eq!(moqt_relay_start(listen.as_ptr(), usize::MAX, &half, &mut relay), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("tls_key_path"), "{}", last_error());
+    let mut bad_pattern = relay_options();
+    bad_pattern.auth_public = c"a//b".as_ptr();
+    assert_eq!(moqt_relay_start(listen.as_ptr(), usize::MAX, &bad_pattern, &mut relay), moqt_status::ErrInvalidArg);
+    let mut missing_key = relay_options();
+    missing_key.auth_key_path = c"/nonexistent/relay.jwk".as_ptr();
+    assert_eq!(moqt_relay_start(listen.as_ptr(), usize::MAX, &missing_key, &mut relay), moqt_status::ErrInvalidArg);
+    assert!(relay.is_null(), "no relay on failure");
+
+    assert_eq!(moqt_relay_start(listen.as_ptr(), usize::MAX, &relay_options(), &mut relay), moqt_status::Ok);
+    let port = moqt_relay_port(relay);
+    assert_ne!(port, 0);
+    // The port is taken while the relay runs.
+    let mut second: *mut moqt_relay = ptr::null_mut();
+    let taken = std::ffi::CString::new(format!("127.0.0.1:{port}")).unwrap();
+    assert_eq!(moqt_relay_start(taken.as_ptr(), usize::MAX, ptr::null(), &mut second), moqt_status::ErrConnect);
+    let mut short = [0 as std::ffi::c_char; 64];
+    assert_eq!(moqt_relay_fingerprint(relay, short.as_mut_ptr(), short.len()), moqt_status::ErrInvalidArg);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string into buf.
+    let hex = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_string();
+    assert_eq!(hex.len(), 64);
+    assert!(hex.chars().all(|c| c.is_ascii_hexdigit()), "{hex}");
+    // A client pinned to that fingerprint connects.
+    let fp = std::ffi::CString::new(hex).unwrap();
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut client), moqt_status::Ok);
+    moqt_client_free(client);
+    moqt_relay_stop(relay, ptr::null(), 1000);
+    moqt_relay_stop(ptr::null_mut(), ptr::null(), 0);
+    assert_eq!(moqt_relay_port(ptr::null()), 0);
+}

@@ -15,6 +15,7 @@ mod follow;
 mod frame;
 mod log;
 mod pull;
+mod relay;
 mod runtime;
 
 use std::cell::RefCell;
@@ -25,6 +26,8 @@ pub use client::*;
 pub use frame::*;
 pub use log::*;
 pub use pull::*;
+pub use relay::*;
+pub use runtime::{moqt_set_thread_hooks, moqt_thread_fn};
 
 /// Status codes returned by every fallible moqt function: 0 is success, negative is an error.
 /// Values are never renumbered; retired values stay reserved.

@@ -2,7 +2,8 @@
 //! ("moqt-cb") that runs every C callback, so a slow callback never stalls QUIC, and callbacks are
 //! serialized and ordered. Both start on first use.
 
-use std::sync::OnceLock;
+use std::ffi::{c_char, c_void};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::thread::ThreadId;
 
 use tokio::runtime::Runtime;
@@ -22,30 +23,116 @@ struct Engine {
 
 static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
 
+/// A thread hook: `name` is the thread's NUL-terminated name ("moqt-io" or "moqt-cb"), borrowed
+/// for the call.
+#[allow(non_camel_case_types)]
+pub type moqt_thread_fn = Option<extern "C" fn(user_data: *mut c_void, name: *const c_char)>;
+
+/// The hooks the engine's threads run as they start and stop.
+#[derive(Clone, Copy)]
+struct ThreadHooks {
+    on_start: moqt_thread_fn,
+    on_stop: moqt_thread_fn,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the header documents that the hooks and user_data are used from the engine's threads.
+unsafe impl Send for ThreadHooks {}
+// SAFETY: as above; the hooks are only called, never mutated, once the engine starts.
+unsafe impl Sync for ThreadHooks {}
+
+impl ThreadHooks {
+    fn run(hook: moqt_thread_fn, user_data: *mut c_void, name: &'static std::ffi::CStr) {
+        if let Some(hook) = hook {
+            hook(user_data, name.as_ptr());
+        }
+    }
+
+    fn start(&self, name: &'static std::ffi::CStr) {
+        Self::run(self.on_start, self.user_data, name);
+    }
+
+    fn stop(&self, name: &'static std::ffi::CStr) {
+        Self::run(self.on_stop, self.user_data, name);
+    }
+}
+
+static HOOKS: Mutex<Option<ThreadHooks>> = Mutex::new(None);
+
+/// Sets the hooks every engine thread runs first and last (a JVM host attaches the thread there,
+/// a realtime host sets its priority or affinity). `user_data` is passed to both.
+///
+/// Call it before any other `moqt_*` function that starts the engine (connect, relay start).
+/// Thread-safety: any thread. Callbacks: `on_start` and `on_stop` later, on the engine's threads.
+/// Returns MOQT_STATUS_OK, or MOQT_STATUS_ERR_UNSUPPORTED once the engine is running.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_set_thread_hooks(
+    on_start: moqt_thread_fn,
+    on_stop: moqt_thread_fn,
+    user_data: *mut c_void,
+) -> super::moqt_status {
+    super::guard(|| {
+        let mut hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
+        if ENGINE.get().is_some() {
+            return super::set_error(
+                super::moqt_status::ErrUnsupported,
+                "the engine is already running: set thread hooks before connecting or starting a relay",
+            );
+        }
+        *hooks = Some(ThreadHooks { on_start, on_stop, user_data });
+        super::moqt_status::Ok
+    })
+}
+
 fn engine() -> Option<&'static Engine> {
     ENGINE
         .get_or_init(|| {
+            // Held while the engine starts, so hooks set concurrently are either seen or refused.
+            let hooks_guard = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
+            let hooks = *hooks_guard;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .thread_name("moqt-io")
                 // Logs of the engine's threads go to the C log callback (a thread default, never
                 // a process-wide one). The guard lives as long as the thread.
-                .on_thread_start(|| std::mem::forget(tracing::dispatcher::set_default(super::log::dispatch())))
+                .on_thread_start(move || {
+                    std::mem::forget(tracing::dispatcher::set_default(super::log::dispatch()));
+                    if let Some(hooks) = hooks {
+                        hooks.start(c"moqt-io");
+                    }
+                })
+                .on_thread_stop(move || {
+                    if let Some(hooks) = hooks {
+                        hooks.stop(c"moqt-io");
+                    }
+                })
                 .enable_all()
                 .build()
                 .ok()?;
             let (dispatch, mut jobs) = mpsc::channel::<Job>(DISPATCH_QUEUE);
+            // The engine counts as started once the dispatcher has run its start hook.
+            let (ready, started) = std::sync::mpsc::sync_channel::<()>(1);
             let thread = std::thread::Builder::new()
                 .name("moqt-cb".into())
                 .spawn(move || {
                     let _logs = tracing::dispatcher::set_default(super::log::dispatch());
+                    if let Some(hooks) = hooks {
+                        hooks.start(c"moqt-cb");
+                    }
+                    let _ = ready.send(());
                     while let Some(job) = jobs.blocking_recv() {
                         // A panic inside our own glue must not kill the dispatcher; C callbacks
                         // must not unwind (documented in the header).
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
+                    if let Some(hooks) = hooks {
+                        hooks.stop(c"moqt-cb");
+                    }
                 })
                 .ok()?;
+            let _ = started.recv();
+            drop(hooks_guard);
             Some(Engine { runtime, dispatch, dispatcher: thread.thread().id() })
         })
         .as_ref()

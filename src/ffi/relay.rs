@@ -1,0 +1,229 @@
+//! An embedded relay: a C program (a media server, a GStreamer pipeline) becomes a moq-lite relay
+//! on an address of its choosing, with the same relay, auth and TLS as `moqt relay`.
+
+use std::ffi::{CStr, c_char};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::runtime::runtime;
+use super::{guard, guard_void, moqt_status, set_error, str_arg};
+use crate::auth::{AuthConfig, Key, Pattern, Patterns};
+use crate::endpoint::{EndpointConfig, Server};
+use crate::relay::{Relay, RelayConfig};
+use crate::transport::tls::Certificate;
+
+/// Options of `moqt_relay_start`. Zero-initialise, then set `struct_size = sizeof(...)`. Every
+/// string is NUL-terminated and only read during the call.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_relay_options {
+    /// `sizeof(moqt_relay_options)`: lets later versions append fields.
+    pub struct_size: u32,
+    /// Certificate chain (PEM file path), with `tls_key_path`; reloaded when the files change.
+    /// NULL: generate a self-signed certificate (14 days) for `tls_generate_hosts`.
+    pub tls_cert_path: *const c_char,
+    /// Private key (PEM file path), with `tls_cert_path`.
+    pub tls_key_path: *const c_char,
+    /// Comma-separated host names for a generated certificate (default "localhost").
+    pub tls_generate_hosts: *const c_char,
+    /// Comma-separated path patterns anonymous sessions may publish and subscribe to: `**` for
+    /// every path, a prefix, a slash and `**` for a subtree. NULL with no `auth_key_path`:
+    /// everything is open (development).
+    pub auth_public: *const c_char,
+    /// A JWK key file (moq-token format) verifying `?jwt=` tokens, or NULL.
+    pub auth_key_path: *const c_char,
+}
+
+/// A running relay.
+#[allow(non_camel_case_types)]
+pub struct moqt_relay {
+    relay: Relay,
+    server: Server,
+    addr: SocketAddr,
+    fingerprint: String,
+    task: tokio::task::JoinHandle<()>,
+    reload: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn optional_str(ptr: *const c_char) -> Result<Option<String>, moqt_status> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    str_arg(ptr, usize::MAX).map(|s| Some(s.to_string()))
+}
+
+fn auth(options: &moqt_relay_options) -> Result<AuthConfig, moqt_status> {
+    let public: Patterns = match optional_str(options.auth_public)? {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| Pattern::parse(p).map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string())))
+            .collect::<Result<_, _>>()?,
+        None => Patterns::none(),
+    };
+    let key = match optional_str(options.auth_key_path)? {
+        Some(path) => Some(
+            Key::from_file(std::path::Path::new(&path))
+                .map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()))?,
+        ),
+        None => None,
+    };
+    Ok(AuthConfig { public_publish: public.clone(), public_subscribe: public, key })
+}
+
+/// Starts a relay listening on `listen` (`"127.0.0.1:4443"`, port 0 for any free port) for raw
+/// QUIC and WebTransport. `listen_len` may be SIZE_MAX for a NUL-terminated string.
+///
+/// Ownership: on success `*out` is a new relay; stop and free it with `moqt_relay_stop`.
+/// `options` (NULL for the defaults: a generated certificate for "localhost", everything open)
+/// is only read during the call. Thread-safety: any thread. Callbacks: none.
+/// Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL `out`, a bad address, pattern,
+/// certificate or key file), MOQT_STATUS_ERR_CONNECT (the address cannot be bound),
+/// MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_relay_start(
+    listen: *const c_char,
+    listen_len: usize,
+    options: *const moqt_relay_options,
+    out: *mut *mut moqt_relay,
+) -> moqt_status {
+    guard(|| {
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let addr: SocketAddr = match str_arg(listen, listen_len).map(str::parse) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(err)) => return set_error(moqt_status::ErrInvalidArg, &format!("bad listen address: {err}")),
+            Err(status) => return status,
+        };
+        // SAFETY: a non-NULL options points to a moqt_relay_options the caller initialised.
+        let defaults = moqt_relay_options {
+            struct_size: 0,
+            tls_cert_path: std::ptr::null(),
+            tls_key_path: std::ptr::null(),
+            tls_generate_hosts: std::ptr::null(),
+            auth_public: std::ptr::null(),
+            auth_key_path: std::ptr::null(),
+        };
+        let options = unsafe { options.as_ref() }.unwrap_or(&defaults);
+        let (cert_path, key_path) = match (optional_str(options.tls_cert_path), optional_str(options.tls_key_path)) {
+            (Ok(cert), Ok(key)) => (cert, key),
+            (Err(status), _) | (_, Err(status)) => return status,
+        };
+        let cert = match (&cert_path, &key_path) {
+            (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key),
+            (None, None) => {
+                let hosts = match optional_str(options.tls_generate_hosts) {
+                    Ok(hosts) => hosts.unwrap_or_else(|| "localhost".into()),
+                    Err(status) => return status,
+                };
+                let hosts: Vec<String> =
+                    hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+                Certificate::generate(&hosts)
+            }
+            _ => return set_error(moqt_status::ErrInvalidArg, "set both tls_cert_path and tls_key_path, or neither"),
+        };
+        let cert = match cert {
+            Ok(cert) => cert,
+            Err(err) => return set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+        };
+        let auth = match auth(options) {
+            Ok(auth) => auth,
+            Err(status) => return status,
+        };
+        let Some(runtime) = runtime() else {
+            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let started = runtime.block_on(async {
+            let server = Server::bind(addr, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+            let addr = server.local_addr().map_err(|e| e.to_string())?;
+            let reload = match (cert_path, key_path) {
+                (Some(chain), Some(key)) => {
+                    Some(server.watch_certificate_files(chain.into(), key.into(), Duration::from_secs(5)))
+                }
+                _ => None,
+            };
+            let relay = Relay::new(RelayConfig { auth, ..Default::default() });
+            let (running, accepting) = (relay.clone(), server.clone());
+            let task = tokio::spawn(async move { running.run(accepting).await });
+            Ok::<_, String>(moqt_relay { relay, server, addr, fingerprint: cert.fingerprint_hex(), task, reload })
+        });
+        match started {
+            Ok(relay) => {
+                // SAFETY: out was checked non-NULL; the caller owns the box from here.
+                unsafe { *out = Box::into_raw(Box::new(relay)) };
+                moqt_status::Ok
+            }
+            Err(reason) => set_error(moqt_status::ErrConnect, &reason),
+        }
+    })
+}
+
+/// The UDP port the relay listens on (useful after listening on port 0); 0 for NULL.
+///
+/// Thread-safety: any thread. Callbacks: none.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_relay_port(relay: *const moqt_relay) -> u16 {
+    // SAFETY: a non-NULL relay came from moqt_relay_start and is alive.
+    unsafe { relay.as_ref() }.map_or(0, |relay| relay.addr.port())
+}
+
+/// The SHA-256 fingerprint of the relay's certificate as 64 hex characters plus a NUL, written
+/// to `buf` (at least 65 bytes), for clients to pin (`tls_fingerprint`).
+///
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `relay` or `buf`, or `buf_len` below 65).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_relay_fingerprint(relay: *const moqt_relay, buf: *mut c_char, buf_len: usize) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL relay came from moqt_relay_start and is alive.
+        let Some(relay) = (unsafe { relay.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "relay is NULL");
+        };
+        let text = relay.fingerprint.as_bytes();
+        if buf.is_null() || buf_len < text.len() + 1 {
+            return set_error(moqt_status::ErrInvalidArg, "buf must hold 65 bytes");
+        }
+        // SAFETY: buf holds buf_len >= text.len() + 1 writable bytes (checked above, documented).
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+            *buf.add(text.len()) = 0;
+        }
+        moqt_status::Ok
+    })
+}
+
+/// Stops the relay and frees it. NULL is accepted. Every session gets GOAWAY (reconnect to
+/// `goaway_uri`, a NUL-terminated URL such as another relay's, or NULL to come back here) and
+/// up to `drain_ms` milliseconds to leave; then the listener closes.
+///
+/// Ownership: ends the caller's handle. Thread-safety: any thread; blocks until the relay has
+/// stopped (at most about `drain_ms`). Callbacks: none.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_relay_stop(relay: *mut moqt_relay, goaway_uri: *const c_char, drain_ms: u64) {
+    guard_void(|| {
+        if relay.is_null() {
+            return;
+        }
+        // SAFETY: a non-NULL relay came from moqt_relay_start and is stopped only once (documented).
+        let relay = unsafe { Box::from_raw(relay) };
+        // SAFETY: a non-NULL goaway_uri is a NUL-terminated string (documented).
+        let uri = if goaway_uri.is_null() { "" } else { unsafe { CStr::from_ptr(goaway_uri) }.to_str().unwrap_or("") };
+        let Some(runtime) = runtime() else { return };
+        runtime.block_on(async {
+            relay.relay.shutdown(uri);
+            let deadline = Instant::now() + Duration::from_millis(drain_ms.min(60_000));
+            while relay.relay.metrics().sessions_active > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            relay.server.close();
+            relay.task.abort();
+            if let Some(reload) = &relay.reload {
+                reload.abort();
+            }
+        });
+    })
+}

@@ -596,6 +596,18 @@ moqt_status moqt_set_thread_hooks(moqt_thread_fn on_start,
                                   moqt_thread_fn on_stop,
                                   void *user_data);
 
+/**
+ * Stops the engine: its network threads and its dispatcher thread end and their memory is
+ * released (so leak checkers report nothing of ours). Optional: a process may simply exit.
+ *
+ * Call it after freeing every client, relay, subscription, pull, broadcast and track handle:
+ * using or freeing a handle after `moqt_shutdown` is undefined. A later `moqt_*` call starts a
+ * fresh engine (thread hooks may be set again before it). Thread-safety: any thread except the dispatcher (not from inside
+ * a callback: that is refused and does nothing). Blocks up to about 2 s. Callbacks: the
+ * `on_stop` thread hooks, on the ending threads.
+ */
+void moqt_shutdown(void);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

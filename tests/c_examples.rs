@@ -28,7 +28,7 @@ enum Build {
     C,
     /// The same source compiled as C++17: the header and the examples work from C++.
     Cxx,
-    /// C11 with AddressSanitizer (LeakSanitizer included).
+    /// C11 with AddressSanitizer (LeakSanitizer included) and UndefinedBehaviorSanitizer.
     Asan,
 }
 
@@ -76,7 +76,13 @@ fn compile(name: &str, build: Build) -> PathBuf {
         }
     };
     if build == Build::Asan {
-        command.args(["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]);
+        // UndefinedBehaviorSanitizer too, with every report fatal.
+        command.args([
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer",
+            "-g",
+        ]);
     }
     let status = command
         .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
@@ -144,17 +150,41 @@ fn c_examples_under_address_sanitizer() {
 /// memory definitely lost. `tests/valgrind.supp` names the third-party reports it hides and why.
 #[test]
 fn c_subscriber_under_valgrind() {
+    let mut command = valgrind();
+    command.push(compile("subscriber", Build::C).into());
+    run_demo(compile("publisher", Build::C), command);
+}
+
+/// The Valgrind command line the C programs run under (definite leaks are errors).
+fn valgrind() -> Vec<std::ffi::OsString> {
     let supp = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/valgrind.supp");
-    let wrapper = vec![
+    vec![
         "valgrind".into(),
         "--error-exitcode=99".into(),
         "--leak-check=full".into(),
         "--errors-for-leak-kinds=definite".into(),
         format!("--suppressions={}", supp.display()).into(),
-    ];
-    let mut command = wrapper;
-    command.push(compile("subscriber", Build::C).into());
-    run_demo(compile("publisher", Build::C), command);
+    ]
+}
+
+/// tests/c/lifecycle.c (invalid arguments, user_data_free exactly once, free inside a callback
+/// and during a burst, a frame kept past its client, a two-thread subscribe/unsubscribe stress,
+/// moqt_shutdown): as C, as C++, under AddressSanitizer + UndefinedBehaviorSanitizer and under
+/// Valgrind.
+#[test]
+fn lifecycle_edge_cases_from_c() {
+    let mut runs: Vec<Vec<std::ffi::OsString>> =
+        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile("lifecycle", *b).into()]).collect();
+    let mut under_valgrind = valgrind();
+    under_valgrind.push(compile("lifecycle", Build::C).into());
+    runs.push(under_valgrind);
+    for run in runs {
+        let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{run:?}: {stdout}\n{stderr}");
+        assert!(stdout.contains("lifecycle: ok (50 stress subscriptions)"), "{run:?}: {stdout}");
+    }
 }
 
 /// A fresh `moqt relay` on loopback: its URL, certificate fingerprint and process.

@@ -27,7 +27,7 @@ pub use frame::*;
 pub use log::*;
 pub use pull::*;
 pub use relay::*;
-pub use runtime::{moqt_set_thread_hooks, moqt_thread_fn};
+pub use runtime::{moqt_set_thread_hooks, moqt_shutdown, moqt_thread_fn};
 
 /// Status codes returned by every fallible moqt function: 0 is success, negative is an error.
 /// Values are never renumbered; retired values stay reserved.

@@ -3,10 +3,11 @@
 //! serialized and ordered. Both start on first use.
 
 use std::ffi::{c_char, c_void};
-use std::sync::{Mutex, OnceLock, PoisonError};
-use std::thread::ThreadId;
+use std::sync::{Mutex, PoisonError};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
 
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc;
 
 /// How many callbacks may wait for the dispatcher before the engine waits (backpressure on the
@@ -18,10 +19,17 @@ type Job = Box<dyn FnOnce() + Send>;
 struct Engine {
     runtime: Runtime,
     dispatch: mpsc::Sender<Job>,
-    dispatcher: ThreadId,
+    dispatcher: JoinHandle<()>,
+    dispatcher_id: ThreadId,
 }
 
-static ENGINE: OnceLock<Option<Engine>> = OnceLock::new();
+/// The running engine: started by the first call that needs it, stopped by `moqt_shutdown`
+/// (and started afresh by a later call).
+static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+
+fn engine_slot() -> std::sync::MutexGuard<'static, Option<Engine>> {
+    ENGINE.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// A thread hook: `name` is the thread's NUL-terminated name ("moqt-io" or "moqt-cb"), borrowed
 /// for the call.
@@ -73,8 +81,10 @@ pub extern "C" fn moqt_set_thread_hooks(
     user_data: *mut c_void,
 ) -> super::moqt_status {
     super::guard(|| {
+        // The engine slot first, then the hooks: the order start_engine takes them in.
+        let slot = engine_slot();
         let mut hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
-        if ENGINE.get().is_some() {
+        if slot.is_some() {
             return super::set_error(
                 super::moqt_status::ErrUnsupported,
                 "the engine is already running: set thread hooks before connecting or starting a relay",
@@ -85,73 +95,107 @@ pub extern "C" fn moqt_set_thread_hooks(
     })
 }
 
-fn engine() -> Option<&'static Engine> {
-    ENGINE
-        .get_or_init(|| {
-            // Held while the engine starts, so hooks set concurrently are either seen or refused.
-            let hooks_guard = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
-            let hooks = *hooks_guard;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("moqt-io")
-                // Logs of the engine's threads go to the C log callback (a thread default, never
-                // a process-wide one). The guard lives as long as the thread.
-                .on_thread_start(move || {
-                    std::mem::forget(tracing::dispatcher::set_default(super::log::dispatch()));
-                    if let Some(hooks) = hooks {
-                        hooks.start(c"moqt-io");
-                    }
-                })
-                .on_thread_stop(move || {
-                    if let Some(hooks) = hooks {
-                        hooks.stop(c"moqt-io");
-                    }
-                })
-                .enable_all()
-                .build()
-                .ok()?;
-            let (dispatch, mut jobs) = mpsc::channel::<Job>(DISPATCH_QUEUE);
-            // The engine counts as started once the dispatcher has run its start hook.
-            let (ready, started) = std::sync::mpsc::sync_channel::<()>(1);
-            let thread = std::thread::Builder::new()
-                .name("moqt-cb".into())
-                .spawn(move || {
-                    let _logs = tracing::dispatcher::set_default(super::log::dispatch());
-                    if let Some(hooks) = hooks {
-                        hooks.start(c"moqt-cb");
-                    }
-                    let _ = ready.send(());
-                    while let Some(job) = jobs.blocking_recv() {
-                        // A panic inside our own glue must not kill the dispatcher; C callbacks
-                        // must not unwind (documented in the header).
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                    if let Some(hooks) = hooks {
-                        hooks.stop(c"moqt-cb");
-                    }
-                })
-                .ok()?;
-            let _ = started.recv();
-            drop(hooks_guard);
-            Some(Engine { runtime, dispatch, dispatcher: thread.thread().id() })
+/// Starts the engine's threads; `None` if the OS refused them.
+fn start_engine() -> Option<Engine> {
+    // Held while the engine starts, so hooks set concurrently are either seen or refused.
+    let hooks_guard = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
+    let hooks = *hooks_guard;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("moqt-io")
+        // Logs of the engine's threads go to the C log callback (a thread default, never
+        // a process-wide one). The guard lives as long as the thread.
+        .on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(super::log::dispatch()));
+            if let Some(hooks) = hooks {
+                hooks.start(c"moqt-io");
+            }
         })
-        .as_ref()
+        .on_thread_stop(move || {
+            if let Some(hooks) = hooks {
+                hooks.stop(c"moqt-io");
+            }
+        })
+        .enable_all()
+        .build()
+        .ok()?;
+    let (dispatch, mut jobs) = mpsc::channel::<Job>(DISPATCH_QUEUE);
+    // The engine counts as started once the dispatcher has run its start hook.
+    let (ready, started) = std::sync::mpsc::sync_channel::<()>(1);
+    let thread = std::thread::Builder::new()
+        .name("moqt-cb".into())
+        .spawn(move || {
+            let _logs = tracing::dispatcher::set_default(super::log::dispatch());
+            if let Some(hooks) = hooks {
+                hooks.start(c"moqt-cb");
+            }
+            let _ = ready.send(());
+            while let Some(job) = jobs.blocking_recv() {
+                // A panic inside our own glue must not kill the dispatcher; C callbacks
+                // must not unwind (documented in the header).
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
+            if let Some(hooks) = hooks {
+                hooks.stop(c"moqt-cb");
+            }
+        })
+        .ok()?;
+    let _ = started.recv();
+    drop(hooks_guard);
+    let dispatcher_id = thread.thread().id();
+    Some(Engine { runtime, dispatch, dispatcher: thread, dispatcher_id })
 }
 
-/// The runtime, or `None` if the OS refused threads.
-pub(crate) fn runtime() -> Option<&'static Runtime> {
-    engine().map(|engine| &engine.runtime)
+/// The runtime's handle, starting the engine if it is not running; `None` if the OS refused
+/// threads. Only entry points called by C use it: tasks of a stopped engine must not start one.
+pub(crate) fn runtime() -> Option<Handle> {
+    let mut slot = engine_slot();
+    if slot.is_none() {
+        *slot = start_engine();
+    }
+    slot.as_ref().map(|engine| engine.runtime.handle().clone())
 }
 
-/// Queues a callback for the dispatcher thread, waiting while the queue is full.
+/// Queues a callback for the dispatcher thread, waiting while the queue is full. False once the
+/// engine stopped.
 pub(crate) async fn dispatch(job: impl FnOnce() + Send + 'static) -> bool {
-    match engine() {
-        Some(engine) => engine.dispatch.send(Box::new(job)).await.is_ok(),
+    let sender = engine_slot().as_ref().map(|engine| engine.dispatch.clone());
+    match sender {
+        Some(sender) => sender.send(Box::new(job)).await.is_ok(),
         None => false,
     }
 }
 
 /// True on the dispatcher thread (inside a callback).
 pub(crate) fn on_dispatcher() -> bool {
-    engine().is_some_and(|engine| engine.dispatcher == std::thread::current().id())
+    let current = std::thread::current().id();
+    engine_slot().as_ref().is_some_and(|engine| engine.dispatcher_id == current)
+}
+
+/// How long `moqt_shutdown` lets the engine's tasks finish before it drops them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Stops the engine: its network threads and its dispatcher thread end and their memory is
+/// released (so leak checkers report nothing of ours). Optional: a process may simply exit.
+///
+/// Call it after freeing every client, relay, subscription, pull, broadcast and track handle:
+/// using or freeing a handle after `moqt_shutdown` is undefined. A later `moqt_*` call starts a
+/// fresh engine (thread hooks may be set again before it). Thread-safety: any thread except the dispatcher (not from inside
+/// a callback: that is refused and does nothing). Blocks up to about 2 s. Callbacks: the
+/// `on_stop` thread hooks, on the ending threads.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_shutdown() {
+    super::guard_void(|| {
+        if on_dispatcher() {
+            super::set_error(super::moqt_status::ErrUnsupported, "moqt_shutdown was called from a callback");
+            return;
+        }
+        let Some(engine) = engine_slot().take() else { return };
+        let Engine { runtime, dispatch, dispatcher, .. } = engine;
+        // Tasks hold senders only while they hand a callback over: once the runtime is gone, the
+        // last sender goes with ours and the dispatcher drains its queue and ends.
+        drop(dispatch);
+        runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        let _ = dispatcher.join();
+    })
 }

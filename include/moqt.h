@@ -145,6 +145,11 @@ typedef uint32_t moqt_log_level;
 #endif // __cplusplus
 
 /**
+ * A live watch of announcements; free it to stop.
+ */
+typedef struct moqt_announced moqt_announced;
+
+/**
  * A broadcast this client publishes.
  */
 typedef struct moqt_broadcast moqt_broadcast;
@@ -202,6 +207,11 @@ typedef struct moqt_client_options {
 } moqt_client_options;
 
 /**
+ * Frees a C buffer handed over with `moqt_track_write_frame_zero_copy`.
+ */
+typedef void (*moqt_free_fn)(void *user_data, const uint8_t *data);
+
+/**
  * Callbacks of `moqt_client_subscribe`. Zero-initialise, then set `struct_size`. NULL members mean
  * "not interested". Every callback runs on the library's dispatcher thread, one at a time, in
  * order; it must return quickly and must not unwind (no C++ exceptions, no longjmp).
@@ -232,6 +242,39 @@ typedef struct moqt_subscribe_callbacks {
    */
   void (*on_closed)(void *user_data, moqt_status status);
 } moqt_subscribe_callbacks;
+
+/**
+ * `on_announce` of `moqt_announce_callbacks`.
+ */
+typedef void (*OnAnnounce)(void *user_data, const char *path, size_t path_len, bool active);
+
+/**
+ * Callbacks of `moqt_client_announced`. Zero-initialise, then set `struct_size`. They run on
+ * the dispatcher thread, one at a time, in order, like a subscription's.
+ */
+typedef struct moqt_announce_callbacks {
+  /**
+   * `sizeof(moqt_announce_callbacks)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Passed first to every callback.
+   */
+  void *user_data;
+  /**
+   * Called exactly once, after the last other callback, even if watching failed.
+   */
+  void (*user_data_free)(void *user_data);
+  /**
+   * A broadcast under the prefix became available (`active`) or went away. `path` (relative
+   * to the session, `path_len` bytes, also NUL-terminated) is borrowed for the call.
+   */
+  OnAnnounce on_announce;
+  /**
+   * The watch ended (the terminal callback), for example because the client was freed.
+   */
+  void (*on_closed)(void *user_data, moqt_status status);
+} moqt_announce_callbacks;
 
 /**
  * A log callback: `target` (the module) and `message` are NUL-terminated and borrowed for the
@@ -392,6 +435,26 @@ moqt_status moqt_track_write_frame(const struct moqt_track *track,
                                    uint32_t flags);
 
 /**
+ * Writes one frame without copying: the frame shares `data` (`len` bytes) with every
+ * subscriber and cache that holds it, and `free_fn(free_user_data, data)` runs exactly once
+ * when the last of them lets go, also when this call fails. Flags as `moqt_track_write_frame`.
+ *
+ * Ownership: `data` stays the caller's memory but must stay valid and unmodified until
+ * `free_fn` runs. Thread-safety: any thread; `free_fn` may run on any thread, including inside
+ * this call, and must not call moqt. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+ * (NULL track, or NULL data with len > 0), MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
+ * (the group passed its bound), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *track,
+                                             const uint8_t *data,
+                                             size_t len,
+                                             uint64_t timestamp_us,
+                                             uint32_t flags,
+                                             moqt_free_fn free_fn,
+                                             void *free_user_data);
+
+/**
  * Finishes and frees a track. NULL is accepted.
  *
  * Thread-safety: any thread. Callbacks: none.
@@ -425,6 +488,33 @@ moqt_status moqt_client_subscribe(const struct moqt_client *client,
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
  */
 void moqt_subscription_free(struct moqt_subscription *subscription);
+
+/**
+ * Watches the broadcasts the server announces under `prefix` ("" for all; `prefix_len` may be
+ * SIZE_MAX for a NUL-terminated string): `on_announce` with `active` true for each one
+ * available now and each that appears later, false for each that goes away.
+ *
+ * Ownership: on success `*out` is a new watch; free it with `moqt_announced_free`. `callbacks`
+ * is only read during the call. Thread-safety: any thread. Callbacks: on_announce, then
+ * on_closed (terminal), then user_data_free, on the dispatcher thread; user_data_free also when
+ * this call fails. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL client, callbacks
+ * or out, a bad prefix), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_announced(const struct moqt_client *client,
+                                  const char *prefix,
+                                  size_t prefix_len,
+                                  const struct moqt_announce_callbacks *callbacks,
+                                  struct moqt_announced **out);
+
+/**
+ * Stops watching announcements and frees the watch. NULL is accepted. After it returns no
+ * callback runs any more except `user_data_free` (once, later, on the dispatcher). It may be
+ * called from inside one of this watch's callbacks.
+ *
+ * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+ */
+void moqt_announced_free(struct moqt_announced *announced);
 
 /**
  * Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.

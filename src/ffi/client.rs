@@ -110,6 +110,8 @@ struct Subscription {
     on_frame: Option<extern "C" fn(*mut c_void, *const moqt_frame)>,
     on_gap: Option<extern "C" fn(*mut c_void, u64, u64, u64)>,
     on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
+    /// Announcement watchers only (`moqt_client_announced`).
+    on_announce: OnAnnounce,
     /// Held while a callback runs, so `moqt_subscription_free` can wait for it.
     gate: Mutex<()>,
     freed: AtomicBool,
@@ -388,10 +390,6 @@ pub extern "C" fn moqt_track_write_frame(
     flags: u32,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
-        let Some(track) = (unsafe { track.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "track is NULL");
-        };
         if data.is_null() && len > 0 {
             return set_error(moqt_status::ErrInvalidArg, "data is NULL");
         }
@@ -401,29 +399,102 @@ pub extern "C" fn moqt_track_write_frame(
             // SAFETY: data points to len readable bytes for the duration of the call (documented).
             Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
         };
-        let mut producer = track.producer.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(producer) = producer.as_mut() else {
-            return set_error(moqt_status::ErrClosed, "track is closed");
-        };
-        let mut group = track.group.lock().unwrap_or_else(PoisonError::into_inner);
-        if group.is_none() || flags & MOQT_FRAME_NEW_GROUP != 0 {
-            if let Some(done) = group.take() {
-                let _ = done.finish();
-            }
-            match producer.append_group() {
-                Ok(next) => *group = Some(next),
-                Err(err) => return set_error(moqt_status::ErrClosed, &err.to_string()),
-            }
-        }
-        match group.as_mut().map(|g| g.write(timestamp_us, payload)) {
-            Some(Ok(())) => moqt_status::Ok,
-            Some(Err(err)) => {
-                *group = None;
-                set_error(moqt_status::ErrNoMemory, &err.to_string())
-            }
-            None => set_error(moqt_status::ErrClosed, "no group"),
-        }
+        write_payload(track, payload, timestamp_us, flags)
     })
+}
+
+/// Frees a C buffer handed over with `moqt_track_write_frame_zero_copy`.
+#[allow(non_camel_case_types)]
+pub type moqt_free_fn = Option<extern "C" fn(user_data: *mut c_void, data: *const u8)>;
+
+/// A C buffer the frame's `Bytes` borrows until its last reader drops it.
+struct ForeignBuffer {
+    data: *const u8,
+    len: usize,
+    free: moqt_free_fn,
+    user_data: *mut c_void,
+}
+
+// SAFETY: the header documents that the buffer stays valid and unmodified until free_fn runs,
+// and that free_fn may run on any thread.
+unsafe impl Send for ForeignBuffer {}
+
+impl AsRef<[u8]> for ForeignBuffer {
+    fn as_ref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: data points to len readable bytes that live until free_fn runs (documented).
+        unsafe { std::slice::from_raw_parts(self.data, self.len) }
+    }
+}
+
+impl Drop for ForeignBuffer {
+    fn drop(&mut self) {
+        if let Some(free) = self.free {
+            free(self.user_data, self.data);
+        }
+    }
+}
+
+/// Writes one frame without copying: the frame shares `data` (`len` bytes) with every
+/// subscriber and cache that holds it, and `free_fn(free_user_data, data)` runs exactly once
+/// when the last of them lets go, also when this call fails. Flags as `moqt_track_write_frame`.
+///
+/// Ownership: `data` stays the caller's memory but must stay valid and unmodified until
+/// `free_fn` runs. Thread-safety: any thread; `free_fn` may run on any thread, including inside
+/// this call, and must not call moqt. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+/// (NULL track, or NULL data with len > 0), MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
+/// (the group passed its bound), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_track_write_frame_zero_copy(
+    track: *const moqt_track,
+    data: *const u8,
+    len: usize,
+    timestamp_us: u64,
+    flags: u32,
+    free_fn: moqt_free_fn,
+    free_user_data: *mut c_void,
+) -> moqt_status {
+    // Owns the buffer from here: every path below drops it exactly once.
+    let buffer = ForeignBuffer { data, len, free: free_fn, user_data: free_user_data };
+    guard(move || {
+        if data.is_null() && len > 0 {
+            return set_error(moqt_status::ErrInvalidArg, "data is NULL");
+        }
+        write_payload(track, Bytes::from_owner(buffer), timestamp_us, flags)
+    })
+}
+
+/// Appends `payload` to the track's current group, or to a new one.
+fn write_payload(track: *const moqt_track, payload: Bytes, timestamp_us: u64, flags: u32) -> moqt_status {
+    // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
+    let Some(track) = (unsafe { track.as_ref() }) else {
+        return set_error(moqt_status::ErrInvalidArg, "track is NULL");
+    };
+    let mut producer = track.producer.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(producer) = producer.as_mut() else {
+        return set_error(moqt_status::ErrClosed, "track is closed");
+    };
+    let mut group = track.group.lock().unwrap_or_else(PoisonError::into_inner);
+    if group.is_none() || flags & MOQT_FRAME_NEW_GROUP != 0 {
+        if let Some(done) = group.take() {
+            let _ = done.finish();
+        }
+        match producer.append_group() {
+            Ok(next) => *group = Some(next),
+            Err(err) => return set_error(moqt_status::ErrClosed, &err.to_string()),
+        }
+    }
+    match group.as_mut().map(|g| g.write(timestamp_us, payload)) {
+        Some(Ok(())) => moqt_status::Ok,
+        Some(Err(err)) => {
+            *group = None;
+            set_error(moqt_status::ErrNoMemory, &err.to_string())
+        }
+        None => set_error(moqt_status::ErrClosed, "no group"),
+    }
 }
 
 /// Finishes and frees a track. NULL is accepted.
@@ -476,6 +547,7 @@ pub extern "C" fn moqt_client_subscribe(
             on_frame: callbacks.on_frame,
             on_gap: callbacks.on_gap,
             on_closed: callbacks.on_closed,
+            on_announce: None,
             gate: Mutex::new(()),
             freed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -565,15 +637,151 @@ pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
         }
         // SAFETY: the pointer came from moqt_client_subscribe and is freed once.
         let subscription = unsafe { Box::from_raw(subscription) };
-        subscription.task.abort();
-        subscription.shared.freed.store(true, Ordering::Release);
-        if !on_dispatcher() {
-            // Wait for a callback that is running right now.
-            drop(subscription.shared.gate.lock().unwrap_or_else(PoisonError::into_inner));
+        stop(&subscription.shared, &subscription.task);
+    })
+}
+
+/// Stops a subscription's task: no callback runs after this returns (one running on another
+/// thread is waited for), then `user_data_free` is queued.
+fn stop(shared: &Arc<Subscription>, task: &tokio::task::AbortHandle) {
+    task.abort();
+    shared.freed.store(true, Ordering::Release);
+    if !on_dispatcher() {
+        // Wait for a callback that is running right now.
+        drop(shared.gate.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+    if let Some(runtime) = runtime() {
+        let shared = shared.clone();
+        runtime.spawn(async move { shared.release_user_data().await });
+    }
+}
+
+/// `on_announce` of `moqt_announce_callbacks`.
+type OnAnnounce = Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, active: bool)>;
+
+/// Callbacks of `moqt_client_announced`. Zero-initialise, then set `struct_size`. They run on
+/// the dispatcher thread, one at a time, in order, like a subscription's.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_announce_callbacks {
+    /// `sizeof(moqt_announce_callbacks)`.
+    pub struct_size: u32,
+    /// Passed first to every callback.
+    pub user_data: *mut c_void,
+    /// Called exactly once, after the last other callback, even if watching failed.
+    pub user_data_free: Option<extern "C" fn(user_data: *mut c_void)>,
+    /// A broadcast under the prefix became available (`active`) or went away. `path` (relative
+    /// to the session, `path_len` bytes, also NUL-terminated) is borrowed for the call.
+    pub on_announce: OnAnnounce,
+    /// The watch ended (the terminal callback), for example because the client was freed.
+    pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
+}
+
+/// A live watch of announcements; free it to stop.
+#[allow(non_camel_case_types)]
+pub struct moqt_announced {
+    shared: Arc<Subscription>,
+    task: tokio::task::AbortHandle,
+}
+
+/// Watches the broadcasts the server announces under `prefix` ("" for all; `prefix_len` may be
+/// SIZE_MAX for a NUL-terminated string): `on_announce` with `active` true for each one
+/// available now and each that appears later, false for each that goes away.
+///
+/// Ownership: on success `*out` is a new watch; free it with `moqt_announced_free`. `callbacks`
+/// is only read during the call. Thread-safety: any thread. Callbacks: on_announce, then
+/// on_closed (terminal), then user_data_free, on the dispatcher thread; user_data_free also when
+/// this call fails. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL client, callbacks
+/// or out, a bad prefix), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_announced(
+    client: *const moqt_client,
+    prefix: *const c_char,
+    prefix_len: usize,
+    callbacks: *const moqt_announce_callbacks,
+    out: *mut *mut moqt_announced,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
+        let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
+        };
+        let shared = Arc::new(Subscription {
+            user_data: UserData(callbacks.user_data),
+            user_data_free: callbacks.user_data_free,
+            on_frame: None,
+            on_gap: None,
+            on_closed: callbacks.on_closed,
+            on_announce: callbacks.on_announce,
+            gate: Mutex::new(()),
+            freed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            user_data_freed: AtomicBool::new(false),
+        });
+        let fail = |status: moqt_status, message: &str| {
+            if let Some(runtime) = runtime() {
+                let shared = shared.clone();
+                runtime.spawn(async move { shared.release_user_data().await });
+            }
+            set_error(status, message)
+        };
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return fail(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if out.is_null() {
+            return fail(moqt_status::ErrInvalidArg, "out is NULL");
         }
-        if let Some(runtime) = runtime() {
-            let shared = subscription.shared.clone();
-            runtime.spawn(async move { shared.release_user_data().await });
+        let prefix = match path_arg(prefix, prefix_len) {
+            Ok(prefix) => prefix,
+            Err(status) => return fail(status, "bad prefix"),
+        };
+        let Some(runtime) = runtime() else {
+            return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let task = runtime.spawn(run_announced(shared.clone(), client.remote.clone(), prefix));
+        let handle = moqt_announced { shared, task: task.abort_handle() };
+        // SAFETY: out was checked non-NULL.
+        unsafe { *out = Box::into_raw(Box::new(handle)) };
+        moqt_status::Ok
+    })
+}
+
+async fn run_announced(shared: Arc<Subscription>, remote: OriginProducer, prefix: Path) {
+    let mut announcements = remote.consume_scoped(prefix, 0);
+    while let Some(announcement) = announcements.next_announcement().await {
+        let (path, active) = match announcement {
+            model::Announcement::Start { path, .. } => (path, true),
+            model::Announcement::End { path } => (path, false),
+            // Another route to a broadcast already announced: nothing changes for the host.
+            model::Announcement::Update { .. } => continue,
+        };
+        let Ok(text) = std::ffi::CString::new(path.as_str()) else { continue };
+        shared
+            .callback(move |s| {
+                if let Some(on_announce) = s.on_announce {
+                    on_announce(s.user_data.0, text.as_ptr(), text.as_bytes().len(), active);
+                }
+            })
+            .await;
+    }
+    shared.close(moqt_status::ErrClosed).await;
+}
+
+/// Stops watching announcements and frees the watch. NULL is accepted. After it returns no
+/// callback runs any more except `user_data_free` (once, later, on the dispatcher). It may be
+/// called from inside one of this watch's callbacks.
+///
+/// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_announced_free(announced: *mut moqt_announced) {
+    guard_void(|| {
+        if announced.is_null() {
+            return;
         }
+        // SAFETY: the pointer came from moqt_client_announced and is freed once.
+        let announced = unsafe { Box::from_raw(announced) };
+        stop(&announced.shared, &announced.task);
     })
 }

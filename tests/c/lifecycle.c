@@ -6,11 +6,14 @@
  *   - a subscription freed from inside its own on_frame gets no further frame;
  *   - a subscription freed during a burst of frames;
  *   - a frame kept (moqt_frame_ref) past the free of its client stays readable;
- *   - two threads: one subscribing and unsubscribing in a loop while the other publishes.
+ *   - two threads: one subscribing and unsubscribing in a loop while the other publishes;
+ *   - zero-copy writes: each malloc'd buffer is freed exactly once, when moqt is done with it;
+ *   - announcements: a broadcast seen appearing and going away.
  * Exit 0 when every check holds; prints what failed otherwise.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +133,68 @@ static void write_frames(const moqt_track *track, int count) {
     }
 }
 
+/* Zero-copy buffers handed to moqt and given back. */
+static pthread_mutex_t zero_copy_lock = PTHREAD_MUTEX_INITIALIZER;
+static int zero_copy_freed = 0;
+
+static void free_buffer(void *user_data, const uint8_t *data) {
+    (void)user_data;
+    free((void *)data);
+    pthread_mutex_lock(&zero_copy_lock);
+    zero_copy_freed++;
+    pthread_mutex_unlock(&zero_copy_lock);
+}
+
+static int write_zero_copy(const moqt_track *track, int count) {
+    int written = 0;
+    for (int i = 0; i < count; i++) {
+        uint8_t *buffer = (uint8_t *)malloc(1000);
+        if (buffer == NULL) exit(1);
+        memset(buffer, i, 1000);
+        uint32_t flags = i % 10 == 0 ? MOQT_FRAME_NEW_GROUP : 0;
+        if (moqt_track_write_frame_zero_copy(track, buffer, 1000, 0, flags, free_buffer, NULL) == MOQT_STATUS_OK) {
+            written++;
+        }
+    }
+    return written;
+}
+
+/* What an announcement watcher saw. */
+struct seen {
+    pthread_mutex_t lock;
+    int appeared;
+    int gone;
+    int frees;
+};
+
+static void on_announce(void *user_data, const char *path, size_t path_len, bool active) {
+    struct seen *seen = (struct seen *)user_data;
+    if (path_len != 4 || strcmp(path, "live") != 0) return;
+    pthread_mutex_lock(&seen->lock);
+    if (active) seen->appeared++;
+    else seen->gone++;
+    pthread_mutex_unlock(&seen->lock);
+}
+
+static void seen_free(void *user_data) {
+    struct seen *seen = (struct seen *)user_data;
+    pthread_mutex_lock(&seen->lock);
+    seen->frees++;
+    pthread_mutex_unlock(&seen->lock);
+}
+
+static int seen_count(struct seen *seen, int *field, int want) {
+    int value = 0;
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&seen->lock);
+        value = *field;
+        pthread_mutex_unlock(&seen->lock);
+        if (value >= want) break;
+        sleep_ms(10);
+    }
+    return value;
+}
+
 struct stress {
     moqt_client *client;
     int rounds;
@@ -178,9 +243,22 @@ int main(void) {
     snprintf(url, sizeof url, "moql://localhost:%u/x", (unsigned)moqt_relay_port(relay));
     moqt_client *publisher = connect_to(url, fingerprint);
     moqt_client *subscriber = connect_to(url, fingerprint);
+    /* Watch announcements before anything is published. */
+    struct seen seen;
+    memset(&seen, 0, sizeof seen);
+    pthread_mutex_init(&seen.lock, NULL);
+    moqt_announce_callbacks announce;
+    memset(&announce, 0, sizeof announce);
+    announce.struct_size = sizeof announce;
+    announce.user_data = &seen;
+    announce.user_data_free = seen_free;
+    announce.on_announce = on_announce;
+    moqt_announced *announced = NULL;
+    CHECK(moqt_client_announced(subscriber, "", SIZE_MAX, &announce, &announced) == MOQT_STATUS_OK, "announced");
     moqt_broadcast *broadcast = NULL;
     moqt_track *track = NULL;
     CHECK(moqt_client_publish(publisher, "live", SIZE_MAX, &broadcast) == MOQT_STATUS_OK, "publish");
+    CHECK(seen_count(&seen, &seen.appeared, 1) == 1, "the broadcast announced");
     CHECK(moqt_broadcast_create_track(broadcast, "t", SIZE_MAX, 1, 10000, &track) == MOQT_STATUS_OK, "track");
 
     /* A failed subscribe (NULL track name) still frees user_data once. */
@@ -220,6 +298,11 @@ int main(void) {
           "subscribe for the burst");
     sleep_ms(300);
     write_frames(track, 500);
+    int zero_copy_written = write_zero_copy(track, 200);
+    CHECK(zero_copy_written == 200, "zero-copy writes");
+    CHECK(moqt_track_write_frame_zero_copy(NULL, (const uint8_t *)malloc(8), 8, 0, 0, free_buffer, NULL) ==
+              MOQT_STATUS_ERR_INVALID_ARG,
+          "zero-copy write to a NULL track");
     wait_for(&burst, &burst.frames, 1);
     moqt_subscription_free(sub);
     CHECK(wait_for(&burst, &burst.frees, 1) == 1, "user_data_free once after a free during a burst");
@@ -242,6 +325,13 @@ int main(void) {
     CHECK(stress.subscribed == stress.rounds, "every stress subscribe succeeded");
     CHECK(stress_frees == stress.rounds, "user_data_free once per stress subscription");
 
+    /* The broadcast goes away: the watcher sees it. */
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    CHECK(seen_count(&seen, &seen.gone, 1) == 1, "the broadcast's end announced");
+    moqt_announced_free(announced);
+    CHECK(seen_count(&seen, &seen.frees, 1) == 1, "the watcher's user_data_free once");
+
     /* The kept frames outlive their subscriptions and the client. */
     moqt_client_free(subscriber);
     const moqt_frame *kept = inside.kept;
@@ -254,11 +344,14 @@ int main(void) {
         pthread_mutex_destroy(&stress.watches[i].lock);
     }
 
-    moqt_track_free(track);
-    moqt_broadcast_free(broadcast);
     moqt_client_free(publisher);
     moqt_relay_stop(relay, NULL, 500);
     moqt_shutdown();
+    /* Every buffer back, the one refused by the NULL-track call included. */
+    pthread_mutex_lock(&zero_copy_lock);
+    CHECK(zero_copy_freed == zero_copy_written + 1, "every zero-copy buffer freed exactly once");
+    pthread_mutex_unlock(&zero_copy_lock);
+    pthread_mutex_destroy(&seen.lock);
     pthread_mutex_destroy(&failed.lock);
     pthread_mutex_destroy(&inside.lock);
     pthread_mutex_destroy(&burst.lock);

@@ -104,6 +104,48 @@ typedef int32_t moqt_status;
 #endif // __cplusplus
 
 /**
+ * Where a client's connection stands (`moqt_client_get_state`).
+ */
+enum moqt_client_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The first attempt is under way.
+   */
+  MOQT_CLIENT_STATE_CONNECTING = 0,
+  /**
+   * A session is up.
+   */
+  MOQT_CLIENT_STATE_CONNECTED = 1,
+  /**
+   * The server sent GOAWAY; the client is moving to the URI in the detail.
+   */
+  MOQT_CLIENT_STATE_MIGRATING = 2,
+  /**
+   * The connection was lost or refused; the client retries by itself (reason in the detail).
+   */
+  MOQT_CLIENT_STATE_RECONNECTING = 3,
+  /**
+   * The client stopped retrying: no session for too long, or the server refused the
+   * credentials (reason in the detail). Free it.
+   */
+  MOQT_CLIENT_STATE_GAVE_UP = 4,
+  /**
+   * The client was closed.
+   */
+  MOQT_CLIENT_STATE_CLOSED = 5,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum moqt_client_state moqt_client_state;
+#else
+typedef uint32_t moqt_client_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * Log levels, most severe first. `MOQT_LOG_LEVEL_OFF` disables logging.
  */
 enum moqt_log_level
@@ -201,9 +243,32 @@ typedef struct moqt_client_options {
    */
   bool tls_disable_verify;
   /**
-   * Offer only moq-lite-0X (3 to 6); 0 offers every version.
+   * Offer only moq-lite-0X (3 to 6); 0 offers every version (or `versions_mask`).
    */
   uint32_t version;
+  /**
+   * Also trust the CA certificates in this PEM file (a NUL-terminated path), besides the
+   * platform's trust store; used when neither `tls_fingerprint` nor `tls_disable_verify` is set.
+   */
+  const char *tls_root_pem_path;
+  /**
+   * The versions to offer when `version` is 0: bit N offers moq-lite-0N (N = 3 to 6), for
+   * example `(1 << 6) | (1 << 5)`; 0 offers every version.
+   */
+  uint32_t versions_mask;
+  /**
+   * First reconnection delay, milliseconds (doubling up to `reconnect_max_ms`). 0: 250.
+   */
+  uint64_t reconnect_initial_ms;
+  /**
+   * Longest reconnection delay, milliseconds. 0: 10000.
+   */
+  uint64_t reconnect_max_ms;
+  /**
+   * Give up after this long without a session, milliseconds; UINT64_MAX never gives up.
+   * 0: 300000 (5 minutes).
+   */
+  uint64_t give_up_after_ms;
 } moqt_client_options;
 
 /**
@@ -358,9 +423,12 @@ const char *moqt_status_str(int32_t status);
 const char *moqt_last_error(void);
 
 /**
- * Connects to `url` (`moql://host:port/path`, raw QUIC) and waits up to 10 s for the session.
- * `url_len` may be SIZE_MAX for a NUL-terminated string. The client then stays connected:
- * it reconnects after a loss and follows GOAWAY by itself.
+ * Connects to `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
+ * WebTransport) and waits up to 10 s for the session. `url_len` may be SIZE_MAX for a
+ * NUL-terminated string. The client then stays connected: it reconnects after a loss (with the
+ * options' backoff) and follows GOAWAY by itself; `moqt_client_get_state` tells where it stands.
+ * The server is trusted by `tls_fingerprint`, or `tls_disable_verify`, or else the platform's
+ * trust store plus `tls_root_pem_path`.
  *
  * Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
  * only read during the call. Thread-safety: any thread (blocks the caller). Callbacks: none.
@@ -515,6 +583,20 @@ moqt_status moqt_client_announced(const struct moqt_client *client,
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
  */
 void moqt_announced_free(struct moqt_announced *announced);
+
+/**
+ * The client's state now, and its detail (the version when connected, the reason when
+ * reconnecting or given up, the URI when migrating) copied NUL-terminated into `detail`
+ * (`detail_len` bytes, truncated to fit; NULL with 0 to skip it).
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `state_out`, NULL `detail` with a length).
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_get_state(const struct moqt_client *client,
+                                  moqt_client_state *state_out,
+                                  char *detail,
+                                  size_t detail_len);
 
 /**
  * Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.

@@ -20,6 +20,11 @@ fn options(fingerprint: Option<&CStr>) -> moqt_client_options {
         tls_fingerprint: fingerprint.map_or(ptr::null(), |f| f.as_ptr()),
         tls_disable_verify: false,
         version: 0,
+        tls_root_pem_path: ptr::null(),
+        versions_mask: 0,
+        reconnect_initial_ms: 0,
+        reconnect_max_ms: 0,
+        give_up_after_ms: 0,
     }
 }
 
@@ -34,8 +39,12 @@ fn connect_rejects_bad_arguments_with_a_reason() {
     assert!(last_error().contains("NULL"), "{}", last_error());
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, ptr::null(), &mut client), moqt_status::ErrInvalidArg);
     assert!(last_error().contains("trust"), "{}", last_error());
-    let no_trust = options(None);
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &no_trust, &mut client), moqt_status::ErrInvalidArg);
+    // Without a fingerprint the platform's trust store applies; a CA file that does not exist
+    // is refused before any connection.
+    let mut missing_root = options(None);
+    missing_root.tls_root_pem_path = c"/nonexistent/ca.pem".as_ptr();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &missing_root, &mut client), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("/nonexistent/ca.pem"), "{}", last_error());
     let bad = c"gopher://x/";
     assert_eq!(moqt_client_connect(bad.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::ErrInvalidArg);
     assert!(last_error().contains("scheme"), "{}", last_error());
@@ -255,4 +264,55 @@ fn embedded_relay_rejects_bad_arguments_and_reports_its_address() {
     moqt_relay_stop(relay, ptr::null(), 1000);
     moqt_relay_stop(ptr::null_mut(), ptr::null(), 0);
     assert_eq!(moqt_relay_port(ptr::null()), 0);
+}
+
+/// Options grow by appending fields: a caller built against an older, smaller struct has the
+/// fields past its struct_size read as their defaults; the versions mask and the state query work.
+#[test]
+fn client_options_by_struct_size_versions_and_state() {
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let mut client: *mut moqt_client = ptr::null_mut();
+
+    let mut opts = options(Some(&fp));
+    opts.versions_mask = 0xffff_ffff;
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("versions_mask"), "{}", last_error());
+    // The same bytes from a caller whose struct ends before tls_root_pem_path: the rest is unread.
+    opts.struct_size = std::mem::offset_of!(moqt_client_options, tls_root_pem_path) as u32;
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    moqt_client_free(client);
+
+    let mut opts = options(Some(&fp));
+    opts.versions_mask = 1 << 5;
+    opts.reconnect_initial_ms = 50;
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    let mut state = moqt_client_state::Closed;
+    let mut detail = [0 as std::ffi::c_char; 32];
+    assert_eq!(moqt_client_get_state(client, &mut state, detail.as_mut_ptr(), detail.len()), moqt_status::Ok);
+    assert_eq!(state, moqt_client_state::Connected);
+    // SAFETY: moqt_client_get_state wrote a NUL-terminated string.
+    assert_eq!(unsafe { CStr::from_ptr(detail.as_ptr()) }.to_str().unwrap(), "moq-lite-05");
+    let mut tiny = [0 as std::ffi::c_char; 4];
+    assert_eq!(moqt_client_get_state(client, &mut state, tiny.as_mut_ptr(), tiny.len()), moqt_status::Ok);
+    // SAFETY: as above, truncated to fit.
+    assert_eq!(unsafe { CStr::from_ptr(tiny.as_ptr()) }.to_str().unwrap(), "moq");
+    assert_eq!(moqt_client_get_state(client, &mut state, ptr::null_mut(), 0), moqt_status::Ok);
+    assert_eq!(moqt_client_get_state(client, ptr::null_mut(), ptr::null_mut(), 0), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_client_get_state(ptr::null(), &mut state, ptr::null_mut(), 0), moqt_status::ErrInvalidArg);
+
+    // The relay goes away for good: the client reports it is reconnecting, with a reason.
+    moqt_relay_stop(relay, ptr::null(), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state == moqt_client_state::Connected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(moqt_client_get_state(client, &mut state, detail.as_mut_ptr(), detail.len()), moqt_status::Ok);
+    }
+    assert!(matches!(state, moqt_client_state::Reconnecting | moqt_client_state::Migrating), "{state:?}");
+    moqt_client_free(client);
 }

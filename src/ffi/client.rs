@@ -35,8 +35,76 @@ pub struct moqt_client_options {
     pub tls_fingerprint: *const c_char,
     /// Skip certificate verification (development only; logged as a warning).
     pub tls_disable_verify: bool,
-    /// Offer only moq-lite-0X (3 to 6); 0 offers every version.
+    /// Offer only moq-lite-0X (3 to 6); 0 offers every version (or `versions_mask`).
     pub version: u32,
+    /// Also trust the CA certificates in this PEM file (a NUL-terminated path), besides the
+    /// platform's trust store; used when neither `tls_fingerprint` nor `tls_disable_verify` is set.
+    pub tls_root_pem_path: *const c_char,
+    /// The versions to offer when `version` is 0: bit N offers moq-lite-0N (N = 3 to 6), for
+    /// example `(1 << 6) | (1 << 5)`; 0 offers every version.
+    pub versions_mask: u32,
+    /// First reconnection delay, milliseconds (doubling up to `reconnect_max_ms`). 0: 250.
+    pub reconnect_initial_ms: u64,
+    /// Longest reconnection delay, milliseconds. 0: 10000.
+    pub reconnect_max_ms: u64,
+    /// Give up after this long without a session, milliseconds; UINT64_MAX never gives up.
+    /// 0: 300000 (5 minutes).
+    pub give_up_after_ms: u64,
+}
+
+impl moqt_client_options {
+    /// The caller's options, read up to its `struct_size`: fields a smaller (older) struct does
+    /// not have read as zero, their default. `None` for NULL.
+    fn read(ptr: *const moqt_client_options) -> Option<moqt_client_options> {
+        if ptr.is_null() {
+            return None;
+        }
+        // SAFETY: every field is an integer, a bool or a pointer, for which zero is valid.
+        let mut options: moqt_client_options = unsafe { std::mem::zeroed() };
+        // SAFETY: a non-NULL ptr points to at least struct_size initialised bytes, struct_size
+        // first (documented); only the overlap with our struct is copied.
+        unsafe {
+            let size = (ptr.cast::<u32>().read_unaligned() as usize).min(std::mem::size_of::<moqt_client_options>());
+            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), size);
+        }
+        Some(options)
+    }
+
+    /// The versions to offer.
+    fn versions(&self) -> Result<Vec<Version>, moqt_status> {
+        let known = |v: u32| (3..=6).contains(&v);
+        match (self.version, self.versions_mask) {
+            (0, 0) => Ok(Version::ALL.to_vec()),
+            (0, mask) => {
+                if mask & !0b111_1000 != 0 {
+                    return Err(set_error(
+                        moqt_status::ErrInvalidArg,
+                        &format!("versions_mask {mask:#x} names unknown versions"),
+                    ));
+                }
+                Ok((3..=6).rev().filter(|v| mask & (1 << v) != 0).map(|v| Version::ALL[(6 - v) as usize]).collect())
+            }
+            (v, _) if known(v) => Ok(vec![Version::ALL[(6 - v) as usize]]),
+            (other, _) => Err(set_error(moqt_status::ErrInvalidArg, &format!("unknown version {other}"))),
+        }
+    }
+
+    /// The reconnection settings, defaults where 0.
+    fn reconnect(&self) -> ReconnectSettings {
+        let mut settings = ReconnectSettings::default();
+        if self.reconnect_initial_ms > 0 {
+            settings.initial_delay = Duration::from_millis(self.reconnect_initial_ms);
+        }
+        if self.reconnect_max_ms > 0 {
+            settings.max_delay = Duration::from_millis(self.reconnect_max_ms).max(settings.initial_delay);
+        }
+        match self.give_up_after_ms {
+            0 => {}
+            u64::MAX => settings.give_up_after = None,
+            ms => settings.give_up_after = Some(Duration::from_millis(ms)),
+        }
+        settings
+    }
 }
 
 /// A client connection to a relay or server. It reconnects by itself and follows GOAWAY.
@@ -167,17 +235,33 @@ fn trust(options: Option<&moqt_client_options>) -> Result<ClientTrust, moqt_stat
     if options.tls_disable_verify {
         return Ok(ClientTrust::InsecureSkipVerify);
     }
-    if options.tls_fingerprint.is_null() {
-        return Err(set_error(moqt_status::ErrInvalidArg, "set tls_fingerprint or tls_disable_verify"));
+    if !options.tls_fingerprint.is_null() {
+        // SAFETY: a non-NULL tls_fingerprint is a NUL-terminated string (documented).
+        let hex = unsafe { CStr::from_ptr(options.tls_fingerprint) }.to_str().unwrap_or("");
+        return ClientTrust::fingerprint_from_hex(hex)
+            .map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()));
     }
-    // SAFETY: a non-NULL tls_fingerprint is a NUL-terminated string (documented).
-    let hex = unsafe { CStr::from_ptr(options.tls_fingerprint) }.to_str().unwrap_or("");
-    ClientTrust::fingerprint_from_hex(hex).map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()))
+    // The platform's trust store, plus the CA file if one is given.
+    let mut extra_roots = Vec::new();
+    if !options.tls_root_pem_path.is_null() {
+        // SAFETY: a non-NULL tls_root_pem_path is a NUL-terminated string (documented).
+        let path = unsafe { CStr::from_ptr(options.tls_root_pem_path) }.to_string_lossy().into_owned();
+        let pem = std::fs::read(&path).map_err(|e| set_error(moqt_status::ErrInvalidArg, &format!("{path}: {e}")))?;
+        match ClientTrust::ca_from_pem(&pem) {
+            Ok(ClientTrust::CaPem(roots)) => extra_roots = roots,
+            Ok(_) => {}
+            Err(e) => return Err(set_error(moqt_status::ErrInvalidArg, &format!("{path}: {e}"))),
+        }
+    }
+    Ok(ClientTrust::Platform { extra_roots })
 }
 
-/// Connects to `url` (`moql://host:port/path`, raw QUIC) and waits up to 10 s for the session.
-/// `url_len` may be SIZE_MAX for a NUL-terminated string. The client then stays connected:
-/// it reconnects after a loss and follows GOAWAY by itself.
+/// Connects to `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
+/// WebTransport) and waits up to 10 s for the session. `url_len` may be SIZE_MAX for a
+/// NUL-terminated string. The client then stays connected: it reconnects after a loss (with the
+/// options' backoff) and follows GOAWAY by itself; `moqt_client_get_state` tells where it stands.
+/// The server is trusted by `tls_fingerprint`, or `tls_disable_verify`, or else the platform's
+/// trust store plus `tls_root_pem_path`.
 ///
 /// Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
 /// only read during the call. Thread-safety: any thread (blocks the caller). Callbacks: none.
@@ -199,19 +283,17 @@ pub extern "C" fn moqt_client_connect(
             Ok(url) => url.to_string(),
             Err(status) => return status,
         };
-        // SAFETY: a non-NULL options points to a moqt_client_options the caller initialised.
-        let options = unsafe { options.as_ref() };
-        let trust = match trust(options) {
+        let options = moqt_client_options::read(options);
+        let trust = match trust(options.as_ref()) {
             Ok(trust) => trust,
             Err(status) => return status,
         };
         let mut config = EndpointConfig::default();
-        match options.map_or(0, |o| o.version) {
-            0 => {}
-            v @ 3..=6 => {
-                config.versions = vec![Version::ALL[(6 - v) as usize]];
-            }
-            other => return set_error(moqt_status::ErrInvalidArg, &format!("unknown version {other}")),
+        let reconnect = options.as_ref().map(moqt_client_options::reconnect).unwrap_or_default();
+        match options.as_ref().map(moqt_client_options::versions) {
+            Some(Ok(versions)) if !versions.is_empty() => config.versions = versions,
+            Some(Err(status)) => return status,
+            _ => {}
         }
         let Some(runtime) = runtime() else {
             return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
@@ -223,13 +305,8 @@ pub extern "C" fn moqt_client_connect(
                 .map_err(|e| (moqt_status::ErrConnect, e.to_string()))?;
             let publish = OriginProducer::default();
             let remote = OriginProducer::default();
-            let mut client = PersistentClient::start(
-                endpoint,
-                target,
-                Some(publish.consume()),
-                Some(remote.clone()),
-                ReconnectSettings::default(),
-            );
+            let mut client =
+                PersistentClient::start(endpoint, target, Some(publish.consume()), Some(remote.clone()), reconnect);
             let wait = async {
                 loop {
                     match client.state() {
@@ -783,5 +860,74 @@ pub extern "C" fn moqt_announced_free(announced: *mut moqt_announced) {
         // SAFETY: the pointer came from moqt_client_announced and is freed once.
         let announced = unsafe { Box::from_raw(announced) };
         stop(&announced.shared, &announced.task);
+    })
+}
+
+/// Where a client's connection stands (`moqt_client_get_state`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
+pub enum moqt_client_state {
+    /// The first attempt is under way.
+    Connecting = 0,
+    /// A session is up.
+    Connected = 1,
+    /// The server sent GOAWAY; the client is moving to the URI in the detail.
+    Migrating = 2,
+    /// The connection was lost or refused; the client retries by itself (reason in the detail).
+    Reconnecting = 3,
+    /// The client stopped retrying: no session for too long, or the server refused the
+    /// credentials (reason in the detail). Free it.
+    GaveUp = 4,
+    /// The client was closed.
+    Closed = 5,
+}
+
+/// The client's state now, and its detail (the version when connected, the reason when
+/// reconnecting or given up, the URI when migrating) copied NUL-terminated into `detail`
+/// (`detail_len` bytes, truncated to fit; NULL with 0 to skip it).
+///
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `state_out`, NULL `detail` with a length).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_get_state(
+    client: *const moqt_client,
+    state_out: *mut moqt_client_state,
+    detail: *mut c_char,
+    detail_len: usize,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if state_out.is_null() || (detail.is_null() && detail_len > 0) {
+            return set_error(moqt_status::ErrInvalidArg, "state_out is NULL, or detail is NULL with a length");
+        }
+        let (state, text) = match client.client.state() {
+            ClientState::Connecting => (moqt_client_state::Connecting, String::new()),
+            ClientState::Connected { version, .. } => (moqt_client_state::Connected, version.to_string()),
+            ClientState::Migrating { uri } => (moqt_client_state::Migrating, uri),
+            ClientState::Reconnecting { reason, .. } => (moqt_client_state::Reconnecting, reason),
+            ClientState::GaveUp { reason } => (moqt_client_state::GaveUp, reason),
+            ClientState::Closed => (moqt_client_state::Closed, String::new()),
+        };
+        // SAFETY: state_out was checked non-NULL and points to a moqt_client_state (documented).
+        unsafe { *state_out = state };
+        if detail_len > 0 {
+            let bytes = text.as_bytes();
+            // Truncate on a character boundary so the copy stays UTF-8.
+            let mut n = bytes.len().min(detail_len - 1);
+            while n > 0 && !text.is_char_boundary(n) {
+                n -= 1;
+            }
+            // SAFETY: detail holds detail_len >= n + 1 writable bytes (documented).
+            unsafe {
+                std::ptr::copy_nonoverlapping(bytes.as_ptr(), detail.cast::<u8>(), n);
+                *detail.add(n) = 0;
+            }
+        }
+        moqt_status::Ok
     })
 }

@@ -309,6 +309,41 @@ typedef struct moqt_subscribe_callbacks {
 } moqt_subscribe_callbacks;
 
 /**
+ * Options of `moqt_client_subscribe_with` and `moqt_client_subscribe_pull_with`.
+ * Zero-initialise (every zero is the default), then set `struct_size = sizeof(...)`.
+ */
+typedef struct moqt_subscribe_options {
+  /**
+   * `sizeof(moqt_subscribe_options)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * Use `priority` instead of the publisher's (higher is delivered first under congestion).
+   */
+  bool has_priority;
+  /**
+   * The subscriber priority, with `has_priority`.
+   */
+  uint8_t priority;
+  /**
+   * The oldest content wanted, milliseconds, narrower than the publisher's; 0: the publisher's.
+   */
+  uint64_t max_age_ms;
+  /**
+   * Where to start: 0 the oldest group the max age keeps; N > 0 group N; -1 the latest group.
+   */
+  int64_t start_group;
+  /**
+   * Stop after `end_group` (inclusive).
+   */
+  bool has_end_group;
+  /**
+   * The last group wanted, with `has_end_group`.
+   */
+  uint64_t end_group;
+} moqt_subscribe_options;
+
+/**
  * `on_announce` of `moqt_announce_callbacks`.
  */
 typedef void (*OnAnnounce)(void *user_data, const char *path, size_t path_len, bool active);
@@ -549,6 +584,22 @@ moqt_status moqt_client_subscribe(const struct moqt_client *client,
                                   struct moqt_subscription **out);
 
 /**
+ * `moqt_client_subscribe` with options (`NULL` for the defaults): a subscriber priority, a
+ * narrower max age, a start group (or the latest), an end group. Everything else, ownership,
+ * callbacks and return codes included, is as `moqt_client_subscribe`; a bad `start_group` is
+ * MOQT_STATUS_ERR_INVALID_ARG (user_data_free still runs once).
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
+                                       const char *broadcast,
+                                       size_t broadcast_len,
+                                       const char *track,
+                                       size_t track_len,
+                                       const struct moqt_subscribe_options *options,
+                                       const struct moqt_subscribe_callbacks *callbacks,
+                                       struct moqt_subscription **out);
+
+/**
  * Stops a subscription and frees it. NULL is accepted. After it returns no callback of this
  * subscription runs any more, except `user_data_free` (once, later, on the dispatcher). It may
  * be called from inside one of this subscription's callbacks.
@@ -671,6 +722,20 @@ moqt_status moqt_client_subscribe_pull(const struct moqt_client *client,
                                        const char *track,
                                        size_t track_len,
                                        struct moqt_pull **out);
+
+/**
+ * `moqt_client_subscribe_pull` with options (`NULL` for the defaults), as
+ * `moqt_client_subscribe_with` takes them. Everything else is as `moqt_client_subscribe_pull`;
+ * a bad `start_group` is MOQT_STATUS_ERR_INVALID_ARG.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
+                                            const char *broadcast,
+                                            size_t broadcast_len,
+                                            const char *track,
+                                            size_t track_len,
+                                            const struct moqt_subscribe_options *options,
+                                            struct moqt_pull **out);
 
 /**
  * Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).

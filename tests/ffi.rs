@@ -316,3 +316,77 @@ fn client_options_by_struct_size_versions_and_state() {
     assert!(matches!(state, moqt_client_state::Reconnecting | moqt_client_state::Migrating), "{state:?}");
     moqt_client_free(client);
 }
+
+/// Subscribe options from C: a start and an end group bound what arrives (pull mode here, the
+/// callback variant shares the code), and a bad start is refused.
+#[test]
+fn subscribe_options_bound_the_groups() {
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let mut broadcast = ptr::null_mut();
+    let mut track = ptr::null_mut();
+    assert_eq!(moqt_client_publish(publisher, c"b".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
+    assert_eq!(
+        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 60_000, &mut track),
+        moqt_status::Ok
+    );
+    // Groups 0..=5 of two frames each, all in the publisher's cache before anyone subscribes.
+    for group in 0..6u8 {
+        for frame in 0..2u8 {
+            let data = [group, frame];
+            let flags = if frame == 0 { MOQT_FRAME_NEW_GROUP } else { 0 };
+            assert_eq!(moqt_track_write_frame(track, data.as_ptr(), 2, 0, flags), moqt_status::Ok);
+        }
+    }
+    let mut bad = moqt_subscribe_options {
+        struct_size: std::mem::size_of::<moqt_subscribe_options>() as u32,
+        has_priority: true,
+        priority: 200,
+        max_age_ms: 0,
+        start_group: -2,
+        has_end_group: true,
+        end_group: 4,
+    };
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    assert_eq!(
+        moqt_client_subscribe_pull_with(subscriber, b, usize::MAX, t, usize::MAX, &bad, &mut pull),
+        moqt_status::ErrInvalidArg
+    );
+    assert!(last_error().contains("start_group"), "{}", last_error());
+    bad.start_group = 3;
+    let wanted = bad;
+    assert_eq!(
+        moqt_client_subscribe_pull_with(subscriber, b, usize::MAX, t, usize::MAX, &wanted, &mut pull),
+        moqt_status::Ok
+    );
+    let mut groups = Vec::new();
+    let mut frame: *const moqt_frame = ptr::null();
+    loop {
+        match moqt_pull_next_frame(pull, 5000, &mut frame) {
+            moqt_status::Ok => {
+                groups.push(moqt_frame_group(frame));
+                moqt_frame_unref(frame);
+            }
+            // The end group was reached: the subscription finished.
+            moqt_status::ErrClosed => break,
+            other => panic!("{other:?} after {groups:?}"),
+        }
+    }
+    groups.sort();
+    assert_eq!(groups, [3, 3, 4, 4], "groups 3 and 4 only, both frames each");
+    moqt_pull_free(pull);
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(subscriber);
+    moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::follow::{Delivery, follow_track};
+use super::follow::{Delivery, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
 use super::runtime::{dispatch, on_dispatcher, runtime};
 use super::{guard, guard_void, moqt_status, path_arg, set_error, str_arg};
@@ -613,6 +613,26 @@ pub extern "C" fn moqt_client_subscribe(
     callbacks: *const moqt_subscribe_callbacks,
     out: *mut *mut moqt_subscription,
 ) -> moqt_status {
+    moqt_client_subscribe_with(client, broadcast, broadcast_len, track, track_len, std::ptr::null(), callbacks, out)
+}
+
+/// `moqt_client_subscribe` with options (`NULL` for the defaults): a subscriber priority, a
+/// narrower max age, a start group (or the latest), an end group. Everything else, ownership,
+/// callbacks and return codes included, is as `moqt_client_subscribe`; a bad `start_group` is
+/// MOQT_STATUS_ERR_INVALID_ARG (user_data_free still runs once).
+#[unsafe(no_mangle)]
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn moqt_client_subscribe_with(
+    client: *const moqt_client,
+    broadcast: *const c_char,
+    broadcast_len: usize,
+    track: *const c_char,
+    track_len: usize,
+    options: *const moqt_subscribe_options,
+    callbacks: *const moqt_subscribe_callbacks,
+    out: *mut *mut moqt_subscription,
+) -> moqt_status {
     guard(|| {
         // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
         let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
@@ -654,11 +674,15 @@ pub extern "C" fn moqt_client_subscribe(
             Ok(track) => track.to_string(),
             Err(_) => return fail(moqt_status::ErrInvalidArg, "bad track string"),
         };
+        let options = match moqt_subscribe_options::read(options) {
+            Ok(options) => options,
+            Err(_) => return fail(moqt_status::ErrInvalidArg, &last_error_text()),
+        };
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
         let remote = client.remote.clone();
-        let task = runtime.spawn(run_subscription(shared.clone(), remote, broadcast, track));
+        let task = runtime.spawn(run_subscription(shared.clone(), remote, broadcast, track, options));
         let handle = moqt_subscription { shared, task: task.abort_handle() };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
@@ -666,8 +690,14 @@ pub extern "C" fn moqt_client_subscribe(
     })
 }
 
-async fn run_subscription(shared: Arc<Subscription>, remote: OriginProducer, wanted: Path, name: String) {
-    let status = follow_track(remote, wanted, name, |delivery| {
+async fn run_subscription(
+    shared: Arc<Subscription>,
+    remote: OriginProducer,
+    wanted: Path,
+    name: String,
+    options: model::SubscribeOptions,
+) {
+    let status = follow_track(remote, wanted, name, options, |delivery| {
         let shared = shared.clone();
         async move {
             match delivery {
@@ -930,4 +960,10 @@ pub extern "C" fn moqt_client_get_state(
         }
         moqt_status::Ok
     })
+}
+
+/// The text `set_error` last stored on this thread.
+fn last_error_text() -> String {
+    // SAFETY: moqt_last_error returns a NUL-terminated string valid until the next call.
+    unsafe { CStr::from_ptr(super::moqt_last_error()) }.to_string_lossy().into_owned()
 }

@@ -3,10 +3,66 @@
 
 use std::future::Future;
 
+use std::time::Duration;
+
 use super::frame::moqt_frame;
 use super::moqt_status;
 use crate::coding::Path;
-use crate::model::{self, OriginProducer, TrackEvent};
+use crate::model::{self, GroupStart, OriginProducer, SubscribeOptions, TrackEvent};
+
+/// Options of `moqt_client_subscribe_with` and `moqt_client_subscribe_pull_with`.
+/// Zero-initialise (every zero is the default), then set `struct_size = sizeof(...)`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_subscribe_options {
+    /// `sizeof(moqt_subscribe_options)`: lets later versions append fields.
+    pub struct_size: u32,
+    /// Use `priority` instead of the publisher's (higher is delivered first under congestion).
+    pub has_priority: bool,
+    /// The subscriber priority, with `has_priority`.
+    pub priority: u8,
+    /// The oldest content wanted, milliseconds, narrower than the publisher's; 0: the publisher's.
+    pub max_age_ms: u64,
+    /// Where to start: 0 the oldest group the max age keeps; N > 0 group N; -1 the latest group.
+    pub start_group: i64,
+    /// Stop after `end_group` (inclusive).
+    pub has_end_group: bool,
+    /// The last group wanted, with `has_end_group`.
+    pub end_group: u64,
+}
+
+impl moqt_subscribe_options {
+    /// The caller's options read up to its `struct_size` (the rest default), as model options.
+    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<SubscribeOptions, moqt_status> {
+        if ptr.is_null() {
+            return Ok(SubscribeOptions::default());
+        }
+        // SAFETY: every field is an integer or a bool, for which zero is valid.
+        let mut options: moqt_subscribe_options = unsafe { std::mem::zeroed() };
+        // SAFETY: a non-NULL ptr points to at least struct_size initialised bytes, struct_size
+        // first (documented); only the overlap with our struct is copied.
+        unsafe {
+            let size = (ptr.cast::<u32>().read_unaligned() as usize).min(std::mem::size_of::<Self>());
+            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), size);
+        }
+        let start = match options.start_group {
+            -1 => GroupStart::Latest,
+            n if n >= 0 => GroupStart::Floor(n as u64),
+            other => {
+                return Err(super::set_error(
+                    moqt_status::ErrInvalidArg,
+                    &format!("start_group {other}: use -1 (latest), 0 (oldest kept) or a group number"),
+                ));
+            }
+        };
+        Ok(SubscribeOptions {
+            start,
+            end: options.has_end_group.then_some(options.end_group),
+            max_age: (options.max_age_ms > 0).then(|| Duration::from_millis(options.max_age_ms)),
+            priority: options.has_priority.then_some(options.priority),
+        })
+    }
+}
 
 /// One item of a followed track, in order.
 pub(crate) enum Delivery {
@@ -21,6 +77,7 @@ pub(crate) async fn follow_track<F, Fut>(
     remote: OriginProducer,
     wanted: Path,
     name: String,
+    options: SubscribeOptions,
     mut deliver: F,
 ) -> moqt_status
 where
@@ -35,7 +92,7 @@ where
             None => return moqt_status::ErrClosed,
         }
     };
-    let Ok(mut track) = broadcast.subscribe_track(&name).await else { return moqt_status::ErrNotFound };
+    let Ok(mut track) = broadcast.subscribe_track_with(&name, options).await else { return moqt_status::ErrNotFound };
     loop {
         match track.next_group().await {
             Ok(Some(TrackEvent::Group(mut group))) => {

@@ -23,6 +23,7 @@ use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use client::*;
+pub use follow::moqt_subscribe_options;
 pub use frame::*;
 pub use log::*;
 pub use pull::*;

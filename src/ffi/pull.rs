@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::follow::{Delivery, follow_track};
+use super::follow::{Delivery, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
 use super::runtime::runtime;
 use super::{guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
-use crate::model::OriginProducer;
+use crate::model::{OriginProducer, SubscribeOptions};
 
 /// Frames a pull subscription holds before the engine waits for the application (backpressure,
 /// never an unbounded queue).
@@ -121,6 +121,23 @@ pub extern "C" fn moqt_client_subscribe_pull(
     track_len: usize,
     out: *mut *mut moqt_pull,
 ) -> moqt_status {
+    moqt_client_subscribe_pull_with(client, broadcast, broadcast_len, track, track_len, std::ptr::null(), out)
+}
+
+/// `moqt_client_subscribe_pull` with options (`NULL` for the defaults), as
+/// `moqt_client_subscribe_with` takes them. Everything else is as `moqt_client_subscribe_pull`;
+/// a bad `start_group` is MOQT_STATUS_ERR_INVALID_ARG.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_subscribe_pull_with(
+    client: *const moqt_client,
+    broadcast: *const c_char,
+    broadcast_len: usize,
+    track: *const c_char,
+    track_len: usize,
+    options: *const moqt_subscribe_options,
+    out: *mut *mut moqt_pull,
+) -> moqt_status {
     guard(|| {
         // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
         let Some(client) = (unsafe { client.as_ref() }) else {
@@ -137,6 +154,10 @@ pub extern "C" fn moqt_client_subscribe_pull(
             Ok(track) => track.to_string(),
             Err(status) => return status,
         };
+        let options = match moqt_subscribe_options::read(options) {
+            Ok(options) => options,
+            Err(status) => return status,
+        };
         let Some(queue) = PullQueue::new() else {
             return set_error(moqt_status::ErrNoMemory, "cannot create the readiness pipe");
         };
@@ -144,15 +165,15 @@ pub extern "C" fn moqt_client_subscribe_pull(
             return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
         let shared = Arc::new(queue);
-        let task = runtime.spawn(feed(shared.clone(), client.remote(), broadcast, track));
+        let task = runtime.spawn(feed(shared.clone(), client.remote(), broadcast, track, options));
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task: task.abort_handle() })) };
         moqt_status::Ok
     })
 }
 
-async fn feed(queue: Arc<PullQueue>, remote: OriginProducer, wanted: Path, name: String) {
-    let status = follow_track(remote, wanted, name, |delivery| {
+async fn feed(queue: Arc<PullQueue>, remote: OriginProducer, wanted: Path, name: String, options: SubscribeOptions) {
+    let status = follow_track(remote, wanted, name, options, |delivery| {
         let queue = queue.clone();
         async move {
             let Delivery::Frame(frame) = delivery else { return true };

@@ -546,3 +546,95 @@ async fn subscriptions_travel_the_cheapest_route() {
         assert_eq!(relays[dearer].relay.metrics().traffic.frames_in, 0, "relay {dearer} did not");
     }
 }
+
+/// A slow subscriber falls behind alone: behind a 400 KB/s link it cannot take 48 KB groups every
+/// 5 ms, and while it lags a fast subscriber of the same track gets every group on time. (What
+/// the relay gives up for a subscriber past its in-flight bound is reported: the next test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_subscriber_falls_behind_alone() {
+    use moqt::wire::{Message, Setup, UniStream};
+    init_logs();
+    let version = Version::Lite06;
+    let relay = start_relay(version);
+    let mut published = publish("room/alice");
+    let _publisher =
+        relay.connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() }).await;
+    let (_fast_session, remote) = relay.subscriber(version, None).await;
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let mut fast = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+    let conn = constrained_subscriber(relay.addr, relay.cert.fingerprint(), version).await;
+    let completions = record_completions(conn.clone(), version);
+    let mut out = Vec::new();
+    UniStream::Setup.encode(&mut out, version).unwrap();
+    Setup::default().encode(&mut out, version).unwrap();
+    send_uni(&conn, &out).await;
+    let _slow = raw_subscribe(&conn, version, 0, "video", 1).await;
+    let both = timeout(WAIT, async {
+        while relay.relay.metrics().traffic.subscriptions_active < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(both.is_ok(), "both subscriptions reach the relay");
+    let writer = tokio::spawn(async move {
+        let big = bytes::Bytes::from(vec![5u8; 48 * 1024]);
+        for g in 0..200u64 {
+            let mut group = published.track.append_group().unwrap();
+            group.write(g, big.clone()).unwrap();
+            group.finish().unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        published
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 200 {
+        match timeout(WAIT, fast.next_group()).await {
+            Ok(Ok(Some(TrackEvent::Group(group)))) => seen.push(group.sequence()),
+            other => panic!("the fast subscriber, after {} groups: {other:?}", seen.len()),
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, (0..200).collect::<Vec<_>>(), "the fast subscriber gets every group");
+    // When the fast subscriber has everything, the slow one is still far behind: it alone waits.
+    let slow_done = completions.lock().unwrap().len();
+    assert!(slow_done < 150, "the slow subscriber kept up ({slow_done} groups): the link is not the bottleneck");
+    let _published = writer.await.unwrap();
+}
+
+/// More groups at once than a subscription may have in flight: the oldest are abandoned, and
+/// each is reported (SUBSCRIBE_DROP), never lost silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_the_in_flight_bound_is_reported_not_lost() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite04] {
+        let relay = start_relay(version);
+        let mut published = publish("room/alice");
+        let _publisher = relay
+            .connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+            .await;
+        let (_session, remote) = relay.subscriber(version, None).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        let big = bytes::Bytes::from(vec![5u8; 16 * 1024]);
+        for g in 0..200u64 {
+            let mut group = published.track.append_group().unwrap();
+            group.write(g, big.clone()).unwrap();
+            group.finish().unwrap();
+        }
+        let (mut delivered, mut reported) = (Vec::new(), Vec::new());
+        while delivered.len() + reported.len() < 200 {
+            match timeout(WAIT, track.next_group()).await {
+                Ok(Ok(Some(TrackEvent::Group(group)))) => delivered.push(group.sequence()),
+                Ok(Ok(Some(TrackEvent::Gap(gap)))) => reported.extend(gap.start..=gap.end),
+                other => {
+                    panic!("{version}: {} delivered, {} reported, then {other:?}", delivered.len(), reported.len())
+                }
+            }
+        }
+        let mut all: Vec<u64> = delivered.iter().chain(&reported).copied().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all, (0..200).collect::<Vec<_>>(), "{version}: every group delivered or reported");
+    }
+}

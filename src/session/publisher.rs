@@ -212,11 +212,14 @@ impl<C: Connection> Publisher<C> {
                             ok_sent = true;
                         }
                         next_sequence = next_sequence.max(sequence.saturating_add(1));
-                        in_flight.retain(|handle: &tokio::task::AbortHandle| !handle.is_finished());
+                        in_flight.retain(|(_, handle): &(u64, tokio::task::AbortHandle)| !handle.is_finished());
                         if in_flight.len() >= self.ctx.config.max_groups_in_flight {
-                            // The oldest stream is the least useful: abandon it (its stream is reset).
-                            if let Some(oldest) = in_flight.pop_front() {
+                            // The oldest stream is the least useful: abandon it (reset if it was
+                            // open) and say so, since a stream never opened would be lost silently.
+                            if let Some((abandoned, oldest)) = in_flight.pop_front() {
                                 oldest.abort();
+                                let code = StreamCode::TooFarBehind.to_u64();
+                                writer.send(&SubscribeResponse::Drop { start: abandoned, end: abandoned, code }).await?;
                             }
                         }
                         if self.ctx.config.datagram_groups && self.try_datagram(subscribe.id, &group) {
@@ -231,7 +234,7 @@ impl<C: Connection> Publisher<C> {
                             frame_end: if Some(sequence) == window.group_end { window.frame_end } else { None },
                             frame_start: if Some(sequence) == window.group_start { window.frame_start } else { 0 },
                         };
-                        in_flight.push_back(groups.spawn(sender.send(group)));
+                        in_flight.push_back((sequence, groups.spawn(sender.send(group))));
                     }
                     Some(TrackEvent::Gap(gap)) => {
                         if !ok_sent {

@@ -609,6 +609,18 @@ moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
 void moqt_subscription_free(struct moqt_subscription *subscription);
 
 /**
+ * Changes a live subscription's priority and max age (the other fields of `options` are
+ * ignored): the new values go upstream as SUBSCRIBE_UPDATE, aggregated with other local
+ * subscribers of the track. Applied between groups.
+ *
+ * Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK or
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`).
+ */
+MOQT_MUST_USE
+moqt_status moqt_subscription_update(const struct moqt_subscription *subscription,
+                                     const struct moqt_subscribe_options *options);
+
+/**
  * Watches the broadcasts the server announces under `prefix` ("" for all; `prefix_len` may be
  * SIZE_MAX for a NUL-terminated string): `on_announce` with `active` true for each one
  * available now and each that appears later, false for each that goes away.
@@ -773,6 +785,16 @@ int moqt_pull_fd(const struct moqt_pull *pull);
  * (interrupt it first).
  */
 void moqt_pull_free(struct moqt_pull *pull);
+
+/**
+ * Changes a pull subscription's priority and max age, as `moqt_subscription_update` does.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `pull` or `options`).
+ */
+MOQT_MUST_USE
+moqt_status moqt_pull_update(const struct moqt_pull *pull,
+                             const struct moqt_subscribe_options *options);
 
 /**
  * Starts a relay listening on `listen` (`"127.0.0.1:4443"`, port 0 for any free port) for raw

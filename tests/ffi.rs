@@ -390,3 +390,70 @@ fn subscribe_options_bound_the_groups() {
     moqt_client_free(publisher);
     moqt_relay_stop(relay, ptr::null(), 0);
 }
+
+/// A live priority update from C travels upstream: the publisher's track sees the new aggregate.
+#[test]
+fn a_live_update_from_c_reaches_the_publisher() {
+    use moqt::endpoint::{Client, EndpointConfig};
+    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
+    use moqt::session::Origins;
+    use moqt::transport::tls::ClientTrust;
+
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let port = moqt_relay_port(relay);
+
+    // The publisher is a Rust session on its own runtime (the C API's calls block, so they run
+    // outside it).
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let info = TrackInfo { priority: 2, max_age: Duration::from_secs(10), timescale: 1000 };
+    let track = broadcast.create_track("t", info).unwrap();
+    let _published =
+        origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
+    let trust = ClientTrust::fingerprint_from_hex(fp.to_str().unwrap()).unwrap();
+    let _session = rt.block_on(async {
+        let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let origins = Origins { publish: Some(origin.consume()), ..Default::default() };
+        client.connect(addr, "localhost", Some("/x".into()), origins).await.unwrap()
+    });
+
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
+    let mut subscriber = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    assert_eq!(moqt_client_subscribe_pull(subscriber, b, usize::MAX, t, usize::MAX, &mut pull), moqt_status::Ok);
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), track.used()).await }).expect("subscribed");
+
+    let update = moqt_subscribe_options {
+        struct_size: std::mem::size_of::<moqt_subscribe_options>() as u32,
+        has_priority: true,
+        priority: 200,
+        max_age_ms: 0,
+        start_group: 0,
+        has_end_group: false,
+        end_group: 0,
+    };
+    assert_eq!(moqt_pull_update(pull, &update), moqt_status::Ok);
+    assert_eq!(moqt_pull_update(pull, ptr::null()), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_pull_update(ptr::null(), &update), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_subscription_update(ptr::null(), &update), moqt_status::ErrInvalidArg);
+    let interest = track.interest();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while interest.current().and_then(|o| o.priority) != Some(200) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(interest.current().and_then(|o| o.priority), Some(200), "the update reached the publisher");
+
+    moqt_pull_free(pull);
+    moqt_client_free(subscriber);
+    drop(_session);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

@@ -161,6 +161,8 @@ pub struct moqt_subscribe_callbacks {
 pub struct moqt_subscription {
     shared: Arc<Subscription>,
     task: tokio::task::AbortHandle,
+    /// Live priority and max-age updates for the subscription's task.
+    updates: tokio::sync::watch::Sender<model::SubscribeOptions>,
 }
 
 /// C's user data: a pointer the C contract lets the dispatcher thread use.
@@ -682,8 +684,9 @@ pub extern "C" fn moqt_client_subscribe_with(
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
         let remote = client.remote.clone();
+        let (updates, options) = tokio::sync::watch::channel(options);
         let task = runtime.spawn(run_subscription(shared.clone(), remote, broadcast, track, options));
-        let handle = moqt_subscription { shared, task: task.abort_handle() };
+        let handle = moqt_subscription { shared, task: task.abort_handle(), updates };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
         moqt_status::Ok
@@ -695,7 +698,7 @@ async fn run_subscription(
     remote: OriginProducer,
     wanted: Path,
     name: String,
-    options: model::SubscribeOptions,
+    options: tokio::sync::watch::Receiver<model::SubscribeOptions>,
 ) {
     let status = follow_track(remote, wanted, name, options, |delivery| {
         let shared = shared.clone();
@@ -745,6 +748,27 @@ pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
         // SAFETY: the pointer came from moqt_client_subscribe and is freed once.
         let subscription = unsafe { Box::from_raw(subscription) };
         stop(&subscription.shared, &subscription.task);
+    })
+}
+
+/// Changes a live subscription's priority and max age (the other fields of `options` are
+/// ignored): the new values go upstream as SUBSCRIBE_UPDATE, aggregated with other local
+/// subscribers of the track. Applied between groups.
+///
+/// Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK or
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_subscription_update(
+    subscription: *const moqt_subscription,
+    options: *const moqt_subscribe_options,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL subscription came from moqt_client_subscribe and is alive.
+        match unsafe { subscription.as_ref() } {
+            Some(subscription) => super::follow::update(&subscription.updates, options),
+            None => set_error(moqt_status::ErrInvalidArg, "subscription is NULL"),
+        }
     })
 }
 

@@ -5,6 +5,8 @@ use std::future::Future;
 
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::frame::moqt_frame;
 use super::moqt_status;
 use crate::coding::Path;
@@ -71,13 +73,14 @@ pub(crate) enum Delivery {
 }
 
 /// Follows `name` in the broadcast `wanted` until the track ends, passing each item to
-/// `deliver`, which returns false to stop. Returns how it ended: OK (the track finished),
+/// `deliver`, which returns false to stop; `options` starts the subscription and then carries
+/// live priority and max-age updates. Returns how it ended: OK (the track finished),
 /// NOT_FOUND, or CLOSED (the session or origin ended, or `deliver` stopped).
 pub(crate) async fn follow_track<F, Fut>(
     remote: OriginProducer,
     wanted: Path,
     name: String,
-    options: SubscribeOptions,
+    mut options: watch::Receiver<SubscribeOptions>,
     mut deliver: F,
 ) -> moqt_status
 where
@@ -92,9 +95,19 @@ where
             None => return moqt_status::ErrClosed,
         }
     };
-    let Ok(mut track) = broadcast.subscribe_track_with(&name, options).await else { return moqt_status::ErrNotFound };
+    let initial = *options.borrow_and_update();
+    let Ok(mut track) = broadcast.subscribe_track_with(&name, initial).await else { return moqt_status::ErrNotFound };
     loop {
-        match track.next_group().await {
+        let next = tokio::select! {
+            next = track.next_group() => next,
+            // A live update from the host: priority and max age travel upstream (SUBSCRIBE_UPDATE).
+            Ok(()) = options.changed() => {
+                let wanted = *options.borrow_and_update();
+                track.set_preferences(wanted.priority, wanted.max_age);
+                continue;
+            }
+        };
+        match next {
             Ok(Some(TrackEvent::Group(mut group))) => {
                 let sequence = group.sequence();
                 let mut index = group.frame_start();
@@ -115,5 +128,22 @@ where
             Ok(None) => return moqt_status::Ok,
             Err(_) => return moqt_status::ErrClosed,
         }
+    }
+}
+
+/// Applies a live update from `options` (priority and max age only; NULL is an error).
+pub(crate) fn update(updates: &watch::Sender<SubscribeOptions>, options: *const moqt_subscribe_options) -> moqt_status {
+    if options.is_null() {
+        return super::set_error(moqt_status::ErrInvalidArg, "options is NULL");
+    }
+    match moqt_subscribe_options::read(options) {
+        Ok(wanted) => {
+            updates.send_modify(|current| {
+                current.priority = wanted.priority;
+                current.max_age = wanted.max_age;
+            });
+            moqt_status::Ok
+        }
+        Err(status) => status,
     }
 }

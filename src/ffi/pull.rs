@@ -25,6 +25,8 @@ pub const MOQT_PULL_QUEUE_FRAMES: u32 = 256;
 pub struct moqt_pull {
     shared: Arc<PullQueue>,
     task: tokio::task::AbortHandle,
+    /// Live priority and max-age updates for the subscription's task.
+    updates: tokio::sync::watch::Sender<SubscribeOptions>,
 }
 
 struct PullState {
@@ -165,14 +167,21 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
             return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
         let shared = Arc::new(queue);
+        let (updates, options) = tokio::sync::watch::channel(options);
         let task = runtime.spawn(feed(shared.clone(), client.remote(), broadcast, track, options));
         // SAFETY: out was checked non-NULL.
-        unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task: task.abort_handle() })) };
+        unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task: task.abort_handle(), updates })) };
         moqt_status::Ok
     })
 }
 
-async fn feed(queue: Arc<PullQueue>, remote: OriginProducer, wanted: Path, name: String, options: SubscribeOptions) {
+async fn feed(
+    queue: Arc<PullQueue>,
+    remote: OriginProducer,
+    wanted: Path,
+    name: String,
+    options: tokio::sync::watch::Receiver<SubscribeOptions>,
+) {
     let status = follow_track(remote, wanted, name, options, |delivery| {
         let queue = queue.clone();
         async move {
@@ -279,5 +288,21 @@ pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
         // SAFETY: the pointer came from moqt_client_subscribe_pull and is freed once.
         let pull = unsafe { Box::from_raw(pull) };
         pull.task.abort();
+    })
+}
+
+/// Changes a pull subscription's priority and max age, as `moqt_subscription_update` does.
+///
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `pull` or `options`).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_subscribe_options) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+        match unsafe { pull.as_ref() } {
+            Some(pull) => super::follow::update(&pull.updates, options),
+            None => set_error(moqt_status::ErrInvalidArg, "pull is NULL"),
+        }
     })
 }

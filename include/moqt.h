@@ -217,6 +217,11 @@ typedef struct moqt_pull moqt_pull;
 typedef struct moqt_relay moqt_relay;
 
 /**
+ * A live watch of a client's state; free it to stop.
+ */
+typedef struct moqt_state_watch moqt_state_watch;
+
+/**
  * A live subscription; free it to stop.
  */
 typedef struct moqt_subscription moqt_subscription;
@@ -375,6 +380,39 @@ typedef struct moqt_announce_callbacks {
    */
   void (*on_closed)(void *user_data, moqt_status status);
 } moqt_announce_callbacks;
+
+/**
+ * `on_state` of `moqt_state_callbacks`.
+ */
+typedef void (*OnState)(void *user_data, moqt_client_state state, const char *detail);
+
+/**
+ * Callbacks of `moqt_client_watch_state`. Zero-initialise, then set `struct_size`. They run on
+ * the dispatcher thread, one at a time, in order, like a subscription's.
+ */
+typedef struct moqt_state_callbacks {
+  /**
+   * `sizeof(moqt_state_callbacks)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Passed first to every callback.
+   */
+  void *user_data;
+  /**
+   * Called exactly once, after the last other callback, even if watching failed.
+   */
+  void (*user_data_free)(void *user_data);
+  /**
+   * The client's state now (first call) and after each change, with its detail as
+   * `moqt_client_get_state` gives it (NUL-terminated, borrowed for the call).
+   */
+  OnState on_state;
+  /**
+   * The watch ended (the terminal callback): the client was freed or closed.
+   */
+  void (*on_closed)(void *user_data, moqt_status status);
+} moqt_state_callbacks;
 
 /**
  * A log callback: `target` (the module) and `message` are NUL-terminated and borrowed for the
@@ -660,6 +698,31 @@ moqt_status moqt_client_get_state(const struct moqt_client *client,
                                   moqt_client_state *state_out,
                                   char *detail,
                                   size_t detail_len);
+
+/**
+ * Reports the client's state now and every change after it, as callbacks: connected (with the
+ * version), migrating after GOAWAY (with the URI), reconnecting (with the reason), given up,
+ * closed. Changes that follow each other quickly may be coalesced into the latest.
+ *
+ * Ownership: on success `*out` is a new watch; free it with `moqt_state_watch_free` (before or
+ * after the client). `callbacks` is only read during the call. Thread-safety: any thread.
+ * Callbacks: on_state, then on_closed (terminal), then user_data_free, on the dispatcher thread;
+ * user_data_free also when this call fails. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+ * (NULL client, callbacks or out), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_watch_state(const struct moqt_client *client,
+                                    const struct moqt_state_callbacks *callbacks,
+                                    struct moqt_state_watch **out);
+
+/**
+ * Stops watching a client's state and frees the watch. NULL is accepted. After it returns no
+ * callback runs any more except `user_data_free` (once, later, on the dispatcher). It may be
+ * called from inside one of this watch's callbacks.
+ *
+ * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+ */
+void moqt_state_watch_free(struct moqt_state_watch *watch);
 
 /**
  * Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.

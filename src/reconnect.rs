@@ -118,6 +118,11 @@ impl PersistentClient {
         self.state.borrow().clone()
     }
 
+    /// A receiver of every state change, for watching from elsewhere (the C API's state callbacks).
+    pub fn watch_state(&self) -> watch::Receiver<ClientState> {
+        self.state.clone()
+    }
+
     /// Waits for the next state change and returns the new state.
     pub async fn next_state(&mut self) -> ClientState {
         if self.state.changed().await.is_err() {

@@ -457,3 +457,65 @@ fn a_live_update_from_c_reaches_the_publisher() {
     drop(_session);
     moqt_relay_stop(relay, ptr::null(), 0);
 }
+
+static STATES: std::sync::Mutex<Vec<moqt_client_state>> = std::sync::Mutex::new(Vec::new());
+static STATE_FREES: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn record_state(_user_data: *mut c_void, state: moqt_client_state, detail: *const std::ffi::c_char) {
+    assert!(!detail.is_null());
+    STATES.lock().unwrap().push(state);
+}
+
+extern "C" fn count_state_free(_user_data: *mut c_void) {
+    STATE_FREES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// State callbacks: connected first, then the move off the relay when it stops, then closed when
+/// the client is freed; user_data_free once.
+#[test]
+fn client_state_changes_arrive_as_callbacks() {
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let mut client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut client), moqt_status::Ok);
+    let callbacks = moqt_state_callbacks {
+        struct_size: std::mem::size_of::<moqt_state_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: Some(count_state_free),
+        on_state: Some(record_state),
+        on_closed: None,
+    };
+    let mut watch: *mut moqt_state_watch = ptr::null_mut();
+    assert_eq!(moqt_client_watch_state(ptr::null(), &callbacks, &mut watch), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_client_watch_state(client, &callbacks, &mut watch), moqt_status::Ok);
+    let wait = |pred: &dyn Fn(&[moqt_client_state]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !pred(&STATES.lock().unwrap()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        STATES.lock().unwrap().clone()
+    };
+    let seen = wait(&|s| !s.is_empty());
+    assert_eq!(seen.first(), Some(&moqt_client_state::Connected), "{seen:?}");
+    moqt_relay_stop(relay, ptr::null(), 0);
+    let seen = wait(&|s| s.iter().any(|x| matches!(x, moqt_client_state::Migrating | moqt_client_state::Reconnecting)));
+    assert!(
+        seen.iter().any(|x| matches!(x, moqt_client_state::Migrating | moqt_client_state::Reconnecting)),
+        "{seen:?}"
+    );
+    moqt_client_free(client);
+    let seen = wait(&|s| s.last() == Some(&moqt_client_state::Closed));
+    assert_eq!(seen.last(), Some(&moqt_client_state::Closed), "{seen:?}");
+    moqt_state_watch_free(watch);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // One for the failed call with a NULL client, one for the watch.
+    while STATE_FREES.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(STATE_FREES.load(Ordering::SeqCst), 2);
+}

@@ -182,6 +182,8 @@ struct Subscription {
     on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
     /// Announcement watchers only (`moqt_client_announced`).
     on_announce: OnAnnounce,
+    /// State watchers only (`moqt_client_watch_state`).
+    on_state: OnState,
     /// Held while a callback runs, so `moqt_subscription_free` can wait for it.
     gate: Mutex<()>,
     freed: AtomicBool,
@@ -647,6 +649,7 @@ pub extern "C" fn moqt_client_subscribe_with(
             on_gap: callbacks.on_gap,
             on_closed: callbacks.on_closed,
             on_announce: None,
+            on_state: None,
             gate: Mutex::new(()),
             freed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -845,6 +848,7 @@ pub extern "C" fn moqt_client_announced(
             on_gap: None,
             on_closed: callbacks.on_closed,
             on_announce: callbacks.on_announce,
+            on_state: None,
             gate: Mutex::new(()),
             freed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -959,14 +963,7 @@ pub extern "C" fn moqt_client_get_state(
         if state_out.is_null() || (detail.is_null() && detail_len > 0) {
             return set_error(moqt_status::ErrInvalidArg, "state_out is NULL, or detail is NULL with a length");
         }
-        let (state, text) = match client.client.state() {
-            ClientState::Connecting => (moqt_client_state::Connecting, String::new()),
-            ClientState::Connected { version, .. } => (moqt_client_state::Connected, version.to_string()),
-            ClientState::Migrating { uri } => (moqt_client_state::Migrating, uri),
-            ClientState::Reconnecting { reason, .. } => (moqt_client_state::Reconnecting, reason),
-            ClientState::GaveUp { reason } => (moqt_client_state::GaveUp, reason),
-            ClientState::Closed => (moqt_client_state::Closed, String::new()),
-        };
+        let (state, text) = state_parts(client.client.state());
         // SAFETY: state_out was checked non-NULL and points to a moqt_client_state (documented).
         unsafe { *state_out = state };
         if detail_len > 0 {
@@ -990,4 +987,138 @@ pub extern "C" fn moqt_client_get_state(
 fn last_error_text() -> String {
     // SAFETY: moqt_last_error returns a NUL-terminated string valid until the next call.
     unsafe { CStr::from_ptr(super::moqt_last_error()) }.to_string_lossy().into_owned()
+}
+
+/// `on_state` of `moqt_state_callbacks`.
+type OnState = Option<extern "C" fn(user_data: *mut c_void, state: moqt_client_state, detail: *const c_char)>;
+
+/// Callbacks of `moqt_client_watch_state`. Zero-initialise, then set `struct_size`. They run on
+/// the dispatcher thread, one at a time, in order, like a subscription's.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_state_callbacks {
+    /// `sizeof(moqt_state_callbacks)`.
+    pub struct_size: u32,
+    /// Passed first to every callback.
+    pub user_data: *mut c_void,
+    /// Called exactly once, after the last other callback, even if watching failed.
+    pub user_data_free: Option<extern "C" fn(user_data: *mut c_void)>,
+    /// The client's state now (first call) and after each change, with its detail as
+    /// `moqt_client_get_state` gives it (NUL-terminated, borrowed for the call).
+    pub on_state: OnState,
+    /// The watch ended (the terminal callback): the client was freed or closed.
+    pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
+}
+
+/// A live watch of a client's state; free it to stop.
+#[allow(non_camel_case_types)]
+pub struct moqt_state_watch {
+    shared: Arc<Subscription>,
+    task: tokio::task::AbortHandle,
+}
+
+/// The C form of a client state and its detail.
+fn state_parts(state: ClientState) -> (moqt_client_state, String) {
+    match state {
+        ClientState::Connecting => (moqt_client_state::Connecting, String::new()),
+        ClientState::Connected { version, .. } => (moqt_client_state::Connected, version.to_string()),
+        ClientState::Migrating { uri } => (moqt_client_state::Migrating, uri),
+        ClientState::Reconnecting { reason, .. } => (moqt_client_state::Reconnecting, reason),
+        ClientState::GaveUp { reason } => (moqt_client_state::GaveUp, reason),
+        ClientState::Closed => (moqt_client_state::Closed, String::new()),
+    }
+}
+
+/// Reports the client's state now and every change after it, as callbacks: connected (with the
+/// version), migrating after GOAWAY (with the URI), reconnecting (with the reason), given up,
+/// closed. Changes that follow each other quickly may be coalesced into the latest.
+///
+/// Ownership: on success `*out` is a new watch; free it with `moqt_state_watch_free` (before or
+/// after the client). `callbacks` is only read during the call. Thread-safety: any thread.
+/// Callbacks: on_state, then on_closed (terminal), then user_data_free, on the dispatcher thread;
+/// user_data_free also when this call fails. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+/// (NULL client, callbacks or out), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_watch_state(
+    client: *const moqt_client,
+    callbacks: *const moqt_state_callbacks,
+    out: *mut *mut moqt_state_watch,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
+        let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
+        };
+        let shared = Arc::new(Subscription {
+            user_data: UserData(callbacks.user_data),
+            user_data_free: callbacks.user_data_free,
+            on_frame: None,
+            on_gap: None,
+            on_closed: callbacks.on_closed,
+            on_announce: None,
+            on_state: callbacks.on_state,
+            gate: Mutex::new(()),
+            freed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            user_data_freed: AtomicBool::new(false),
+        });
+        let fail = |status: moqt_status, message: &str| {
+            if let Some(runtime) = runtime() {
+                let shared = shared.clone();
+                runtime.spawn(async move { shared.release_user_data().await });
+            }
+            set_error(status, message)
+        };
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return fail(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if out.is_null() {
+            return fail(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        let Some(runtime) = runtime() else {
+            return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let task = runtime.spawn(run_state_watch(shared.clone(), client.client.watch_state()));
+        let handle = moqt_state_watch { shared, task: task.abort_handle() };
+        // SAFETY: out was checked non-NULL.
+        unsafe { *out = Box::into_raw(Box::new(handle)) };
+        moqt_status::Ok
+    })
+}
+
+async fn run_state_watch(shared: Arc<Subscription>, mut states: tokio::sync::watch::Receiver<ClientState>) {
+    loop {
+        let (state, detail) = state_parts(states.borrow_and_update().clone());
+        let detail = std::ffi::CString::new(detail.replace('\0', " ")).unwrap_or_default();
+        shared
+            .callback(move |s| {
+                if let Some(on_state) = s.on_state {
+                    on_state(s.user_data.0, state, detail.as_ptr());
+                }
+            })
+            .await;
+        if state == moqt_client_state::Closed || states.changed().await.is_err() {
+            break;
+        }
+    }
+    shared.close(moqt_status::Ok).await;
+}
+
+/// Stops watching a client's state and frees the watch. NULL is accepted. After it returns no
+/// callback runs any more except `user_data_free` (once, later, on the dispatcher). It may be
+/// called from inside one of this watch's callbacks.
+///
+/// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_state_watch_free(watch: *mut moqt_state_watch) {
+    guard_void(|| {
+        if watch.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_watch_state and is freed once.
+        let watch = unsafe { Box::from_raw(watch) };
+        stop(&watch.shared, &watch.task);
+    })
 }

@@ -659,6 +659,16 @@ moqt_status moqt_subscription_update(const struct moqt_subscription *subscriptio
                                      const struct moqt_subscribe_options *options);
 
 /**
+ * Stops a subscription without waiting: no new callback starts, but one already running on
+ * the dispatcher may still be finishing when this returns; `user_data_free` (once, later, on
+ * the dispatcher) marks the end. For hosts that must not block (a GUI or audio thread).
+ * NULL is accepted.
+ *
+ * Thread-safety: any thread, callbacks included; never blocks.
+ */
+void moqt_subscription_release(struct moqt_subscription *subscription);
+
+/**
  * Watches the broadcasts the server announces under `prefix` ("" for all; `prefix_len` may be
  * SIZE_MAX for a NUL-terminated string): `on_announce` with `active` true for each one
  * available now and each that appears later, false for each that goes away.

@@ -519,3 +519,77 @@ fn client_state_changes_arrive_as_callbacks() {
     }
     assert_eq!(STATE_FREES.load(Ordering::SeqCst), 2);
 }
+
+static SLOW_STARTED: AtomicUsize = AtomicUsize::new(0);
+static SLOW_FINISHED: AtomicUsize = AtomicUsize::new(0);
+static FREED_AFTER_CALLBACK: AtomicUsize = AtomicUsize::new(0);
+static RELEASE_FREES: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn slow_frame(_user_data: *mut c_void, _frame: *const moqt_frame) {
+    if SLOW_STARTED.fetch_add(1, Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(300));
+        SLOW_FINISHED.store(1, Ordering::SeqCst);
+    }
+}
+
+extern "C" fn release_free(_user_data: *mut c_void) {
+    FREED_AFTER_CALLBACK.store(SLOW_FINISHED.load(Ordering::SeqCst), Ordering::SeqCst);
+    RELEASE_FREES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// moqt_subscription_release returns while a callback is still running (it never blocks), and
+/// user_data_free runs once, after that callback finished.
+#[test]
+fn release_does_not_wait_for_a_running_callback() {
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let (mut broadcast, mut track) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_publish(publisher, c"b".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
+    assert_eq!(
+        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 60_000, &mut track),
+        moqt_status::Ok
+    );
+    let callbacks = moqt_subscribe_callbacks {
+        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: Some(release_free),
+        on_frame: Some(slow_frame),
+        on_gap: None,
+        on_closed: None,
+    };
+    let mut subscription = ptr::null_mut();
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    assert_eq!(
+        moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut subscription),
+        moqt_status::Ok
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while SLOW_STARTED.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        let data = [1u8; 8];
+        assert_eq!(moqt_track_write_frame(track, data.as_ptr(), 8, 0, MOQT_FRAME_NEW_GROUP), moqt_status::Ok);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(SLOW_STARTED.load(Ordering::SeqCst), 1, "a callback is running");
+    moqt_subscription_release(subscription);
+    assert_eq!(SLOW_FINISHED.load(Ordering::SeqCst), 0, "release returned while the callback still ran");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while RELEASE_FREES.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(RELEASE_FREES.load(Ordering::SeqCst), 1);
+    assert_eq!(FREED_AFTER_CALLBACK.load(Ordering::SeqCst), 1, "user_data_free ran after the callback finished");
+    moqt_subscription_release(ptr::null_mut());
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(subscriber);
+    moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

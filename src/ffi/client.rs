@@ -775,12 +775,36 @@ pub extern "C" fn moqt_subscription_update(
     })
 }
 
+/// Stops a subscription without waiting: no new callback starts, but one already running on
+/// the dispatcher may still be finishing when this returns; `user_data_free` (once, later, on
+/// the dispatcher) marks the end. For hosts that must not block (a GUI or audio thread).
+/// NULL is accepted.
+///
+/// Thread-safety: any thread, callbacks included; never blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_subscription_release(subscription: *mut moqt_subscription) {
+    guard_void(|| {
+        if subscription.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_subscribe and is freed or released once.
+        let subscription = unsafe { Box::from_raw(subscription) };
+        end(&subscription.shared, &subscription.task, false);
+    })
+}
+
 /// Stops a subscription's task: no callback runs after this returns (one running on another
 /// thread is waited for), then `user_data_free` is queued.
 fn stop(shared: &Arc<Subscription>, task: &tokio::task::AbortHandle) {
+    end(shared, task, true);
+}
+
+/// Ends a subscription's task, waiting for a running callback if `wait`; then queues
+/// `user_data_free`, which the dispatcher runs after any callback in progress.
+fn end(shared: &Arc<Subscription>, task: &tokio::task::AbortHandle, wait: bool) {
     task.abort();
     shared.freed.store(true, Ordering::Release);
-    if !on_dispatcher() {
+    if wait && !on_dispatcher() {
         // Wait for a callback that is running right now.
         drop(shared.gate.lock().unwrap_or_else(PoisonError::into_inner));
     }

@@ -274,6 +274,23 @@ typedef struct moqt_client_options {
    * 0: 300000 (5 minutes).
    */
   uint64_t give_up_after_ms;
+  /**
+   * Subscriptions the server may hold on this client's broadcasts at once. 0: 1024.
+   */
+  uint32_t max_subscriptions;
+  /**
+   * Announce requests the server may hold open at once. 0: 64.
+   */
+  uint32_t max_announce_requests;
+  /**
+   * Group streams in flight per subscription before the oldest is abandoned (and reported).
+   * 0: 64.
+   */
+  uint32_t max_groups_in_flight;
+  /**
+   * The largest control message accepted, bytes. 0: 1 MiB.
+   */
+  uint64_t max_message_size;
 } moqt_client_options;
 
 /**

@@ -25,6 +25,10 @@ fn options(fingerprint: Option<&CStr>) -> moqt_client_options {
         reconnect_initial_ms: 0,
         reconnect_max_ms: 0,
         give_up_after_ms: 0,
+        max_subscriptions: 0,
+        max_announce_requests: 0,
+        max_groups_in_flight: 0,
+        max_message_size: 0,
     }
 }
 
@@ -588,6 +592,77 @@ fn release_does_not_wait_for_a_running_callback() {
     assert_eq!(FREED_AFTER_CALLBACK.load(Ordering::SeqCst), 1, "user_data_free ran after the callback finished");
     moqt_subscription_release(ptr::null_mut());
     moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(subscriber);
+    moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+/// Session bounds from the C options hold: a publisher allowing one subscription at a time serves
+/// the first track and refuses the second while the first is held.
+#[test]
+fn session_limits_in_the_client_options_hold() {
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let mut limited = options(Some(&fp));
+    limited.max_subscriptions = 1;
+    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &limited, &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let mut broadcast = ptr::null_mut();
+    assert_eq!(moqt_client_publish(publisher, c"b".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
+    let (mut first, mut second) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(
+        moqt_broadcast_create_track(broadcast, c"one".as_ptr(), usize::MAX, 1, 60_000, &mut first),
+        moqt_status::Ok
+    );
+    assert_eq!(
+        moqt_broadcast_create_track(broadcast, c"two".as_ptr(), usize::MAX, 1, 60_000, &mut second),
+        moqt_status::Ok
+    );
+    let b = c"b".as_ptr();
+    let (mut pull_one, mut pull_two): (*mut moqt_pull, *mut moqt_pull) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(
+        moqt_client_subscribe_pull(subscriber, b, usize::MAX, c"one".as_ptr(), usize::MAX, &mut pull_one),
+        moqt_status::Ok
+    );
+    // The first subscription delivers.
+    let mut frame: *const moqt_frame = ptr::null();
+    let mut got = moqt_status::ErrTimeout;
+    for _ in 0..50 {
+        let data = [1u8; 4];
+        assert_eq!(moqt_track_write_frame(first, data.as_ptr(), 4, 0, MOQT_FRAME_NEW_GROUP), moqt_status::Ok);
+        got = moqt_pull_next_frame(pull_one, 100, &mut frame);
+        if got == moqt_status::Ok {
+            moqt_frame_unref(frame);
+            break;
+        }
+    }
+    assert_eq!(got, moqt_status::Ok, "the first track is served");
+    // The second is refused by the publisher's bound: the subscription ends without a frame.
+    assert_eq!(
+        moqt_client_subscribe_pull(subscriber, b, usize::MAX, c"two".as_ptr(), usize::MAX, &mut pull_two),
+        moqt_status::Ok
+    );
+    let mut second_status = moqt_status::ErrTimeout;
+    for _ in 0..50 {
+        let data = [2u8; 4];
+        assert_eq!(moqt_track_write_frame(second, data.as_ptr(), 4, 0, MOQT_FRAME_NEW_GROUP), moqt_status::Ok);
+        second_status = moqt_pull_next_frame(pull_two, 100, &mut frame);
+        if second_status != moqt_status::ErrTimeout {
+            break;
+        }
+    }
+    assert_eq!(second_status, moqt_status::ErrClosed, "the second track is refused while the first is held");
+    moqt_pull_free(pull_two);
+    moqt_pull_free(pull_one);
+    moqt_track_free(second);
+    moqt_track_free(first);
     moqt_broadcast_free(broadcast);
     moqt_client_free(subscriber);
     moqt_client_free(publisher);

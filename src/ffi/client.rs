@@ -50,6 +50,15 @@ pub struct moqt_client_options {
     /// Give up after this long without a session, milliseconds; UINT64_MAX never gives up.
     /// 0: 300000 (5 minutes).
     pub give_up_after_ms: u64,
+    /// Subscriptions the server may hold on this client's broadcasts at once. 0: 1024.
+    pub max_subscriptions: u32,
+    /// Announce requests the server may hold open at once. 0: 64.
+    pub max_announce_requests: u32,
+    /// Group streams in flight per subscription before the oldest is abandoned (and reported).
+    /// 0: 64.
+    pub max_groups_in_flight: u32,
+    /// The largest control message accepted, bytes. 0: 1 MiB.
+    pub max_message_size: u64,
 }
 
 impl moqt_client_options {
@@ -87,6 +96,19 @@ impl moqt_client_options {
             (v, _) if known(v) => Ok(vec![Version::ALL[(6 - v) as usize]]),
             (other, _) => Err(set_error(moqt_status::ErrInvalidArg, &format!("unknown version {other}"))),
         }
+    }
+
+    /// The session bounds, defaults where 0.
+    fn apply_limits(&self, session: &mut crate::session::SessionConfig) {
+        let set = |value: u64, target: &mut usize| {
+            if value > 0 {
+                *target = usize::try_from(value).unwrap_or(usize::MAX);
+            }
+        };
+        set(u64::from(self.max_subscriptions), &mut session.max_subscriptions);
+        set(u64::from(self.max_announce_requests), &mut session.max_announce_requests);
+        set(u64::from(self.max_groups_in_flight), &mut session.max_groups_in_flight);
+        set(self.max_message_size, &mut session.max_message_size);
     }
 
     /// The reconnection settings, defaults where 0.
@@ -294,6 +316,9 @@ pub extern "C" fn moqt_client_connect(
         };
         let mut config = EndpointConfig::default();
         let reconnect = options.as_ref().map(moqt_client_options::reconnect).unwrap_or_default();
+        if let Some(options) = &options {
+            options.apply_limits(&mut config.session);
+        }
         match options.as_ref().map(moqt_client_options::versions) {
             Some(Ok(versions)) if !versions.is_empty() => config.versions = versions,
             Some(Err(status)) => return status,

@@ -743,6 +743,22 @@ moqt_status moqt_client_watch_state(const struct moqt_client *client,
                                     struct moqt_state_watch **out);
 
 /**
+ * Stops watching announcements without waiting for a running callback, as
+ * `moqt_subscription_release` does for a subscription. NULL is accepted.
+ *
+ * Thread-safety: any thread, callbacks included; never blocks.
+ */
+void moqt_announced_release(struct moqt_announced *announced);
+
+/**
+ * Stops watching a client's state without waiting for a running callback, as
+ * `moqt_subscription_release` does for a subscription. NULL is accepted.
+ *
+ * Thread-safety: any thread, callbacks included; never blocks.
+ */
+void moqt_state_watch_release(struct moqt_state_watch *watch);
+
+/**
  * Stops watching a client's state and frees the watch. NULL is accepted. After it returns no
  * callback runs any more except `user_data_free` (once, later, on the dispatcher). It may be
  * called from inside one of this watch's callbacks.

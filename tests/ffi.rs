@@ -591,6 +591,37 @@ fn release_does_not_wait_for_a_running_callback() {
     assert_eq!(RELEASE_FREES.load(Ordering::SeqCst), 1);
     assert_eq!(FREED_AFTER_CALLBACK.load(Ordering::SeqCst), 1, "user_data_free ran after the callback finished");
     moqt_subscription_release(ptr::null_mut());
+    moqt_announced_release(ptr::null_mut());
+    moqt_state_watch_release(ptr::null_mut());
+    // The other watches release the same way: user_data_free once each.
+    let state_callbacks = moqt_state_callbacks {
+        struct_size: std::mem::size_of::<moqt_state_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: Some(release_free),
+        on_state: None,
+        on_closed: None,
+    };
+    let mut watch = ptr::null_mut();
+    assert_eq!(moqt_client_watch_state(subscriber, &state_callbacks, &mut watch), moqt_status::Ok);
+    moqt_state_watch_release(watch);
+    let announce_callbacks = moqt_announce_callbacks {
+        struct_size: std::mem::size_of::<moqt_announce_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: Some(release_free),
+        on_announce: None,
+        on_closed: None,
+    };
+    let mut announced = ptr::null_mut();
+    assert_eq!(
+        moqt_client_announced(subscriber, c"".as_ptr(), usize::MAX, &announce_callbacks, &mut announced),
+        moqt_status::Ok
+    );
+    moqt_announced_release(announced);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while RELEASE_FREES.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(RELEASE_FREES.load(Ordering::SeqCst), 3);
     moqt_track_free(track);
     moqt_broadcast_free(broadcast);
     moqt_client_free(subscriber);

@@ -1155,6 +1155,38 @@ async fn run_state_watch(shared: Arc<Subscription>, mut states: tokio::sync::wat
     shared.close(moqt_status::Ok).await;
 }
 
+/// Stops watching announcements without waiting for a running callback, as
+/// `moqt_subscription_release` does for a subscription. NULL is accepted.
+///
+/// Thread-safety: any thread, callbacks included; never blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
+    guard_void(|| {
+        if announced.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_announced and is freed or released once.
+        let announced = unsafe { Box::from_raw(announced) };
+        end(&announced.shared, &announced.task, false);
+    })
+}
+
+/// Stops watching a client's state without waiting for a running callback, as
+/// `moqt_subscription_release` does for a subscription. NULL is accepted.
+///
+/// Thread-safety: any thread, callbacks included; never blocks.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
+    guard_void(|| {
+        if watch.is_null() {
+            return;
+        }
+        // SAFETY: the pointer came from moqt_client_watch_state and is freed or released once.
+        let watch = unsafe { Box::from_raw(watch) };
+        end(&watch.shared, &watch.task, false);
+    })
+}
+
 /// Stops watching a client's state and frees the watch. NULL is accepted. After it returns no
 /// callback runs any more except `user_data_free` (once, later, on the dispatcher). It may be
 /// called from inside one of this watch's callbacks.

@@ -600,3 +600,67 @@ async fn a_slow_subscriber_falls_behind_alone() {
     assert!(slow_done < 150, "the slow subscriber kept up ({slow_done} groups): the link is not the bottleneck");
     let _published = writer.await.unwrap();
 }
+
+/// A subscriber that cannot keep up has its oldest in-flight groups abandoned past
+/// max_groups_in_flight, and is told so: SUBSCRIBE_DROP with TOO_FAR_BEHIND for each, on its
+/// subscribe stream (a raw subscriber behind a 400 KB/s link reads them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
+    use moqt::coding::Path as WirePath;
+    use moqt::transport::{Connection, RecvStream, SendStream};
+    use moqt::wire::{
+        BidiStream, Message, Setup, StreamCode, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream,
+    };
+    init_logs();
+    let version = Version::Lite06;
+    let mut config = RelayConfig::default();
+    config.session.max_groups_in_flight = 4;
+    let relay = start_relay_with(version, config);
+    let mut published = publish("room/alice");
+    let _publisher =
+        relay.connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() }).await;
+    let (_watcher, remote) = relay.subscriber(version, None).await;
+    announced(&remote, &path("room/alice")).await;
+    let conn = constrained_subscriber(relay.addr, relay.cert.fingerprint(), version).await;
+    let _completions = record_completions(conn.clone(), version);
+    let mut out = Vec::new();
+    UniStream::Setup.encode(&mut out, version).unwrap();
+    Setup::default().encode(&mut out, version).unwrap();
+    send_uni(&conn, &out).await;
+    let mut request = Vec::new();
+    BidiStream::Subscribe.encode(&mut request, version).unwrap();
+    let window = SubscribeWindow { priority: 1, max_age: 60_000, ..Default::default() };
+    Subscribe { id: 0, broadcast: WirePath::new("room/alice").unwrap(), track: "video".into(), window }
+        .encode(&mut request, version)
+        .unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write(bytes::Bytes::from(request)).await.unwrap();
+    timeout(WAIT, published.track.used()).await.unwrap();
+    // 80 groups of 128 KB at once, 10 MB: more than QUIC's flow-control windows let the relay
+    // hand to its send buffers, so behind a 400 KB/s link group streams stay in flight.
+    let big = bytes::Bytes::from(vec![5u8; 128 * 1024]);
+    for g in 0..80u64 {
+        let mut group = published.track.append_group().unwrap();
+        group.write(g, big.clone()).unwrap();
+        group.finish().unwrap();
+    }
+    let mut reader = StreamReader::new(version, 1 << 20);
+    let mut drops = Vec::new();
+    let read = timeout(Duration::from_secs(10), async {
+        while drops.is_empty() {
+            let Ok(Some(chunk)) = recv.read(64 * 1024).await else { break };
+            reader.push(&chunk).unwrap();
+            while let Some(response) = reader.decode::<SubscribeResponse>().unwrap() {
+                if let SubscribeResponse::Drop { start, end, code } = response {
+                    drops.push((start, end, code));
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no SUBSCRIBE_DROP arrived");
+    let too_far = StreamCode::TooFarBehind.to_u64();
+    // Single groups from the relay's bound, or ranges the publisher's own bound reported upstream
+    // and the relay passed on: either way the subscriber is told why.
+    assert!(drops.iter().all(|(start, end, code)| start <= end && *code == too_far), "{drops:?}");
+}

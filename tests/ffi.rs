@@ -32,6 +32,19 @@ fn options(fingerprint: Option<&CStr>) -> moqt_client_options {
     }
 }
 
+/// A relay embedded through the C API on a free loopback port: the handle, its certificate
+/// fingerprint (hex) and a `moql://` URL with session path `/x`.
+fn embedded_relay() -> (*mut moqt_relay, std::ffi::CString, std::ffi::CString) {
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
+    let mut buf = [0 as std::ffi::c_char; 65];
+    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
+    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
+    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    (relay, fp, url)
+}
+
 #[test]
 fn connect_rejects_bad_arguments_with_a_reason() {
     let url = c"moql://127.0.0.1:4443/x";
@@ -274,13 +287,7 @@ fn embedded_relay_rejects_bad_arguments_and_reports_its_address() {
 /// fields past its struct_size read as their defaults; the versions mask and the state query work.
 #[test]
 fn client_options_by_struct_size_versions_and_state() {
-    let mut relay: *mut moqt_relay = ptr::null_mut();
-    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
-    let mut buf = [0 as std::ffi::c_char; 65];
-    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
-    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
-    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
-    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (relay, fp, url) = embedded_relay();
     let mut client: *mut moqt_client = ptr::null_mut();
 
     let mut opts = options(Some(&fp));
@@ -325,13 +332,7 @@ fn client_options_by_struct_size_versions_and_state() {
 /// callback variant shares the code), and a bad start is refused.
 #[test]
 fn subscribe_options_bound_the_groups() {
-    let mut relay: *mut moqt_relay = ptr::null_mut();
-    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
-    let mut buf = [0 as std::ffi::c_char; 65];
-    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
-    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
-    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
-    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (relay, fp, url) = embedded_relay();
     let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
@@ -403,12 +404,7 @@ fn a_live_update_from_c_reaches_the_publisher() {
     use moqt::session::Origins;
     use moqt::transport::tls::ClientTrust;
 
-    let mut relay: *mut moqt_relay = ptr::null_mut();
-    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
-    let mut buf = [0 as std::ffi::c_char; 65];
-    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
-    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
-    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
+    let (relay, fp, _) = embedded_relay();
     let port = moqt_relay_port(relay);
 
     // The publisher is a Rust session on its own runtime (the C API's calls block, so they run
@@ -478,13 +474,7 @@ extern "C" fn count_state_free(_user_data: *mut c_void) {
 /// the client is freed; user_data_free once.
 #[test]
 fn client_state_changes_arrive_as_callbacks() {
-    let mut relay: *mut moqt_relay = ptr::null_mut();
-    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
-    let mut buf = [0 as std::ffi::c_char; 65];
-    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
-    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
-    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
-    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (relay, fp, url) = embedded_relay();
     let mut client = ptr::null_mut();
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut client), moqt_status::Ok);
     let callbacks = moqt_state_callbacks {
@@ -545,13 +535,7 @@ extern "C" fn release_free(_user_data: *mut c_void) {
 /// user_data_free runs once, after that callback finished.
 #[test]
 fn release_does_not_wait_for_a_running_callback() {
-    let mut relay: *mut moqt_relay = ptr::null_mut();
-    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
-    let mut buf = [0 as std::ffi::c_char; 65];
-    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
-    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
-    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
-    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (relay, fp, url) = embedded_relay();
     let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
@@ -633,13 +617,7 @@ fn release_does_not_wait_for_a_running_callback() {
 /// the first track and refuses the second while the first is held.
 #[test]
 fn session_limits_in_the_client_options_hold() {
-    let mut relay: *mut moqt_relay = ptr::null_mut();
-    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, ptr::null(), &mut relay), moqt_status::Ok);
-    let mut buf = [0 as std::ffi::c_char; 65];
-    assert_eq!(moqt_relay_fingerprint(relay, buf.as_mut_ptr(), buf.len()), moqt_status::Ok);
-    // SAFETY: moqt_relay_fingerprint wrote a NUL-terminated string.
-    let fp = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_owned();
-    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+    let (relay, fp, url) = embedded_relay();
     let mut limited = options(Some(&fp));
     limited.max_subscriptions = 1;
     let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());

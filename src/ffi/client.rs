@@ -214,6 +214,37 @@ struct Subscription {
 }
 
 impl Subscription {
+    /// A callback set with only the lifecycle members; the caller fills in its event callbacks.
+    fn new(
+        user_data: *mut c_void,
+        user_data_free: Option<extern "C" fn(*mut c_void)>,
+        on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
+    ) -> Self {
+        Subscription {
+            user_data: UserData(user_data),
+            user_data_free,
+            on_frame: None,
+            on_gap: None,
+            on_closed,
+            on_announce: None,
+            on_state: None,
+            gate: Mutex::new(()),
+            freed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            user_data_freed: AtomicBool::new(false),
+        }
+    }
+
+    /// Fails the call that was creating this subscription: user data is released all the same
+    /// (the contract is exactly once on every path), and `status` is returned with `message`.
+    fn refuse(self: &Arc<Self>, status: moqt_status, message: &str) -> moqt_status {
+        if let Some(runtime) = runtime() {
+            let shared = self.clone();
+            runtime.spawn(async move { shared.release_user_data().await });
+        }
+        set_error(status, message)
+    }
+
     /// Runs `call` on the dispatcher unless the subscription was freed meanwhile.
     async fn callback(self: &Arc<Self>, call: impl FnOnce(&Subscription) + Send + 'static) {
         let this = self.clone();
@@ -668,26 +699,11 @@ pub extern "C" fn moqt_client_subscribe_with(
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
         let shared = Arc::new(Subscription {
-            user_data: UserData(callbacks.user_data),
-            user_data_free: callbacks.user_data_free,
             on_frame: callbacks.on_frame,
             on_gap: callbacks.on_gap,
-            on_closed: callbacks.on_closed,
-            on_announce: None,
-            on_state: None,
-            gate: Mutex::new(()),
-            freed: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            user_data_freed: AtomicBool::new(false),
+            ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
         });
-        let fail = |status: moqt_status, message: &str| {
-            // user_data is released even when subscribing fails.
-            if let Some(runtime) = runtime() {
-                let shared = shared.clone();
-                runtime.spawn(async move { shared.release_user_data().await });
-            }
-            set_error(status, message)
-        };
+        let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
         // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
         let Some(client) = (unsafe { client.as_ref() }) else {
             return fail(moqt_status::ErrInvalidArg, "client is NULL");
@@ -891,25 +907,10 @@ pub extern "C" fn moqt_client_announced(
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
         let shared = Arc::new(Subscription {
-            user_data: UserData(callbacks.user_data),
-            user_data_free: callbacks.user_data_free,
-            on_frame: None,
-            on_gap: None,
-            on_closed: callbacks.on_closed,
             on_announce: callbacks.on_announce,
-            on_state: None,
-            gate: Mutex::new(()),
-            freed: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            user_data_freed: AtomicBool::new(false),
+            ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
         });
-        let fail = |status: moqt_status, message: &str| {
-            if let Some(runtime) = runtime() {
-                let shared = shared.clone();
-                runtime.spawn(async move { shared.release_user_data().await });
-            }
-            set_error(status, message)
-        };
+        let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
         // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
         let Some(client) = (unsafe { client.as_ref() }) else {
             return fail(moqt_status::ErrInvalidArg, "client is NULL");
@@ -1100,25 +1101,10 @@ pub extern "C" fn moqt_client_watch_state(
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
         let shared = Arc::new(Subscription {
-            user_data: UserData(callbacks.user_data),
-            user_data_free: callbacks.user_data_free,
-            on_frame: None,
-            on_gap: None,
-            on_closed: callbacks.on_closed,
-            on_announce: None,
             on_state: callbacks.on_state,
-            gate: Mutex::new(()),
-            freed: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            user_data_freed: AtomicBool::new(false),
+            ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
         });
-        let fail = |status: moqt_status, message: &str| {
-            if let Some(runtime) = runtime() {
-                let shared = shared.clone();
-                runtime.spawn(async move { shared.release_user_data().await });
-            }
-            set_error(status, message)
-        };
+        let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
         // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
         let Some(client) = (unsafe { client.as_ref() }) else {
             return fail(moqt_status::ErrInvalidArg, "client is NULL");

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::follow::{Delivery, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
 use super::runtime::{dispatch, on_dispatcher, runtime};
-use super::{guard, guard_void, moqt_status, path_arg, set_error, str_arg};
+use super::{client_for, guard, guard_void, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
 use crate::endpoint::{Client, EndpointConfig};
 use crate::model::{self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackProducer};
@@ -433,13 +433,10 @@ pub extern "C" fn moqt_client_publish(
     out: *mut *mut moqt_broadcast,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
-        let Some(client) = (unsafe { client.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "client is NULL");
+        let client = match client_for(client, out) {
+            Ok(client) => client,
+            Err((status, message)) => return set_error(status, message),
         };
-        if out.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
-        }
         let path = match path_arg(path, path_len) {
             Ok(path) => path,
             Err(status) => return status,
@@ -704,17 +701,13 @@ pub extern "C" fn moqt_client_subscribe_with(
             ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
         });
         let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
-        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
-        let Some(client) = (unsafe { client.as_ref() }) else {
-            return fail(moqt_status::ErrInvalidArg, "client is NULL");
+        let client = match client_for(client, out) {
+            Ok(client) => client,
+            Err((status, message)) => return fail(status, message),
         };
-        if out.is_null() {
-            return fail(moqt_status::ErrInvalidArg, "out is NULL");
-        }
-        let broadcast = match str_arg(broadcast, broadcast_len).map(Path::new) {
-            Ok(Ok(path)) => path,
-            Ok(Err(err)) => return fail(moqt_status::ErrInvalidArg, &err.to_string()),
-            Err(_) => return fail(moqt_status::ErrInvalidArg, "bad broadcast string"),
+        let broadcast = match path_arg(broadcast, broadcast_len) {
+            Ok(path) => path,
+            Err(status) => return fail(status, &last_error_text()),
         };
         let track = match str_arg(track, track_len) {
             Ok(track) => track.to_string(),
@@ -911,16 +904,13 @@ pub extern "C" fn moqt_client_announced(
             ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
         });
         let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
-        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
-        let Some(client) = (unsafe { client.as_ref() }) else {
-            return fail(moqt_status::ErrInvalidArg, "client is NULL");
+        let client = match client_for(client, out) {
+            Ok(client) => client,
+            Err((status, message)) => return fail(status, message),
         };
-        if out.is_null() {
-            return fail(moqt_status::ErrInvalidArg, "out is NULL");
-        }
         let prefix = match path_arg(prefix, prefix_len) {
             Ok(prefix) => prefix,
-            Err(status) => return fail(status, "bad prefix"),
+            Err(status) => return fail(status, &last_error_text()),
         };
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
@@ -1105,13 +1095,10 @@ pub extern "C" fn moqt_client_watch_state(
             ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
         });
         let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
-        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
-        let Some(client) = (unsafe { client.as_ref() }) else {
-            return fail(moqt_status::ErrInvalidArg, "client is NULL");
+        let client = match client_for(client, out) {
+            Ok(client) => client,
+            Err((status, message)) => return fail(status, message),
         };
-        if out.is_null() {
-            return fail(moqt_status::ErrInvalidArg, "out is NULL");
-        }
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };

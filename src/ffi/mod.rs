@@ -128,6 +128,20 @@ pub(crate) fn guard_void(body: impl FnOnce()) {
     }
 }
 
+/// The live client behind `client`, for a call that writes a new handle to `out`; the status
+/// and detail to fail with when either pointer is NULL.
+pub(crate) fn client_for<'a, T>(
+    client: *const moqt_client,
+    out: *mut *mut T,
+) -> Result<&'a moqt_client, (moqt_status, &'static str)> {
+    // SAFETY: a non-NULL client came from moqt_client_connect and is alive (documented).
+    let client = unsafe { client.as_ref() }.ok_or((moqt_status::ErrInvalidArg, "client is NULL"))?;
+    if out.is_null() {
+        return Err((moqt_status::ErrInvalidArg, "out is NULL"));
+    }
+    Ok(client)
+}
+
 /// A `(pointer, length)` broadcast path argument, normalised; errors set the last error.
 pub(crate) fn path_arg(ptr: *const c_char, len: usize) -> Result<crate::coding::Path, moqt_status> {
     crate::coding::Path::new(str_arg(ptr, len)?).map_err(|err| set_error(moqt_status::ErrInvalidArg, &err.to_string()))

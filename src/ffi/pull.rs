@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::follow::{Delivery, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
 use super::runtime::runtime;
-use super::{guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};
+use super::{client_for, guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
 use crate::model::{OriginProducer, SubscribeOptions};
 
@@ -141,13 +141,10 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
     out: *mut *mut moqt_pull,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL client came from moqt_client_connect and is alive.
-        let Some(client) = (unsafe { client.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "client is NULL");
+        let client = match client_for(client, out) {
+            Ok(client) => client,
+            Err((status, message)) => return set_error(status, message),
         };
-        if out.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
-        }
         let broadcast = match path_arg(broadcast, broadcast_len) {
             Ok(path) => path,
             Err(status) => return status,

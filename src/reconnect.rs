@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::coding::Path;
 use crate::endpoint::{Client, EndpointError};
 use crate::model::{OriginConsumer, OriginProducer};
-use crate::session::{Mirror, Origins, SessionEvent};
+use crate::session::{Mirror, Origins, SessionEvent, SessionLink};
 use crate::wire::{SessionCode, Version};
 
 /// Where to connect.
@@ -92,6 +92,7 @@ pub enum ClientState {
 /// A client session that survives migration and connection loss.
 pub struct PersistentClient {
     state: watch::Receiver<ClientState>,
+    session: watch::Receiver<Option<SessionLink>>,
     stop: watch::Sender<bool>,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -108,9 +109,16 @@ impl PersistentClient {
     ) -> Self {
         let (state_tx, state) = watch::channel(ClientState::Connecting);
         let (stop, stopped) = watch::channel(false);
+        let (session_tx, session) = watch::channel(None);
         let mirror = subscribe.map(|origin| Mirror::with_linger(origin, settings.linger));
-        let task = tokio::spawn(run(client, target, publish, mirror, settings, state_tx, stopped));
-        Self { state, stop, _task: task }
+        let shared = Shared { state: state_tx, session: session_tx, stopped };
+        let task = tokio::spawn(run(client, target, publish, mirror, settings, shared));
+        Self { state, session, stop, _task: task }
+    }
+
+    /// The session up right now (for FETCH, PROBE and statistics), or `None` between sessions.
+    pub fn session(&self) -> Option<SessionLink> {
+        self.session.borrow().clone()
     }
 
     /// The current state.
@@ -183,15 +191,23 @@ pub async fn resolve_goaway(uri: &str, current: &Target) -> Result<Target, Strin
     Target::from_url(uri).await
 }
 
+/// What the reconnect task shares with its [`PersistentClient`].
+struct Shared {
+    state: watch::Sender<ClientState>,
+    /// The session up right now.
+    session: watch::Sender<Option<SessionLink>>,
+    stopped: watch::Receiver<bool>,
+}
+
 async fn run(
     client: Client,
     mut target: Target,
     publish: Option<OriginConsumer>,
     mirror: Option<Mirror>,
     settings: ReconnectSettings,
-    state: watch::Sender<ClientState>,
-    mut stopped: watch::Receiver<bool>,
+    shared: Shared,
 ) {
+    let Shared { state, session: current, mut stopped } = shared;
     let mut attempt: u32 = 0;
     let mut reconnects = 0u64;
     let mut last_up = Instant::now();
@@ -214,12 +230,14 @@ async fn run(
         let reason = match result {
             Ok(mut session) => {
                 let up_since = Instant::now();
+                current.send_replace(Some(session.link()));
                 state.send_replace(ClientState::Connected { version: session.version(), reconnects });
                 reconnects += 1;
                 let event = loop {
                     let event = tokio::select! {
                         event = session.next_event() => event,
                         _ = stopped.wait_for(|stop| *stop) => {
+                            current.send_replace(None);
                             session.close(SessionCode::NoError, "");
                             state.send_replace(ClientState::Closed);
                             return;
@@ -229,6 +247,7 @@ async fn run(
                         break event;
                     }
                 };
+                current.send_replace(None);
                 last_up = Instant::now();
                 // A session that lasted is a success; one that ended at once counts as a failed
                 // attempt, so a server that sends GOAWAY right after SETUP is not hammered.

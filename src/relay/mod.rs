@@ -177,16 +177,31 @@ impl Relay {
 
     /// Accepts sessions on `server` until it closes, each in its own task.
     pub async fn run(&self, server: Server) {
+        self.run_with(server, |_: &str, _: Version| std::future::ready(true)).await
+    }
+
+    /// [`Relay::run`] with the application's say on each session: `admit` sees the session's path
+    /// and query (SETUP Path, or the WebTransport URL) and its version, after SETUP and before the
+    /// relay's own authorization; `false` refuses the session with UNAUTHORIZED.
+    pub async fn run_with<F, Fut>(&self, server: Server, admit: F)
+    where
+        F: Fn(&str, Version) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send,
+    {
         while let Some(incoming) = server.accept().await {
-            let relay = self.clone();
+            let (relay, admit) = (self.clone(), admit.clone());
             tokio::spawn(async move {
-                match incoming.setup().await {
-                    Ok(pending) => {
-                        if let Err(err) = relay.serve(pending).await {
-                            tracing::debug!("session ended: {err}");
-                        }
-                    }
-                    Err(err) => tracing::debug!("session setup failed: {err}"),
+                let pending = match incoming.setup().await {
+                    Ok(pending) => pending,
+                    Err(err) => return tracing::debug!("session setup failed: {err}"),
+                };
+                if !admit(pending.path(), pending.version()).await {
+                    relay.inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(path = pending.path(), "session refused by the application");
+                    return pending.reject("refused");
+                }
+                if let Err(err) = relay.serve(pending).await {
+                    tracing::debug!("session ended: {err}");
                 }
             });
         }

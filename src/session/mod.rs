@@ -28,8 +28,8 @@ pub use traffic::{Traffic, TrafficSnapshot};
 
 use crate::coding::DecodeError;
 use crate::model::{GroupConsumer, OriginConsumer};
-use crate::transport::{Connection, RecvStream, SendStream};
-use crate::wire::{BidiStream, Goaway, Message, SessionCode, Setup, StreamCode, UniStream, Version};
+use crate::transport::{Connection, RecvStream, SendStream, TransportStats};
+use crate::wire::{BidiStream, Goaway, Message, ProbeLevel, SessionCode, Setup, StreamCode, UniStream, Version};
 use publisher::Publisher;
 use stream::{Reader, Writer};
 use subscriber::Subscriber;
@@ -99,16 +99,69 @@ pub enum SessionEvent {
 /// Closes the connection under a session; the session handle is not generic over the transport.
 type Closer = Arc<dyn Fn(SessionCode, &str) + Send + Sync>;
 
+/// Reads the path statistics of the connection under a session.
+type StatsReader = Arc<dyn Fn() -> TransportStats + Send + Sync>;
+
 /// A running session. Dropping it closes the connection with NO_ERROR.
 pub struct Session {
-    version: Version,
     peer_setup: Setup,
     events: watch::Receiver<SessionEvent>,
     close: Closer,
-    commands: mpsc::Sender<commands::Command>,
-    probe_reports: watch::Receiver<Option<ProbeReport>>,
+    link: SessionLink,
     goaway_sent: AtomicBool,
     _task: AbortOnDrop,
+}
+
+/// A cloneable handle on a running session for requests that are not about its lifetime (FETCH,
+/// PROBE, statistics): held by whoever needs them while the [`Session`] owner keeps the session
+/// alive. Requests fail with [`SessionError::Closed`] once the session has ended.
+#[derive(Clone)]
+pub struct SessionLink {
+    version: Version,
+    peer_probe: ProbeLevel,
+    commands: mpsc::Sender<commands::Command>,
+    probe_reports: watch::Receiver<Option<ProbeReport>>,
+    stats: StatsReader,
+}
+
+impl std::fmt::Debug for SessionLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLink").field("version", &self.version).finish_non_exhaustive()
+    }
+}
+
+impl SessionLink {
+    /// The negotiated version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Reads one past group with FETCH (lite-05+). The group's frames arrive on the returned
+    /// consumer; a publisher that cannot serve the whole range resets, which aborts the group.
+    pub async fn fetch(&self, request: FetchRequest) -> Result<GroupConsumer, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(commands::Command::Fetch(request, reply)).await.map_err(|_| SessionError::Closed)?;
+        answer.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// Sets the bitrate (bit/s) we would like the peer to probe toward, opening the Probe stream
+    /// on first use. Fails when the peer's SETUP says it cannot probe (lite-05+).
+    pub async fn set_probe_target(&self, bitrate: u64) -> Result<(), SessionError> {
+        if self.version.has_setup() && self.peer_probe == ProbeLevel::None {
+            return Err(SessionError::Unsupported("the peer does not probe (SETUP Probe level None)"));
+        }
+        self.commands.send(commands::Command::Probe(bitrate)).await.map_err(|_| SessionError::Closed)
+    }
+
+    /// The peer's latest PROBE report (its send bitrate and RTT), once a Probe stream is open.
+    pub fn probe_report(&self) -> Option<ProbeReport> {
+        *self.probe_reports.borrow()
+    }
+
+    /// Our side's path statistics (RTT, send-rate estimate, bytes), read from the transport now.
+    pub fn stats(&self) -> TransportStats {
+        (self.stats)()
+    }
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -194,24 +247,29 @@ impl Session {
         let (events_tx, events) = watch::channel(SessionEvent::Active);
         let closer = conn.clone();
         let close: Closer = Arc::new(move |code: SessionCode, reason: &str| closer.close(code.to_u64(), reason));
+        let stats: StatsReader = Arc::new(move || conn.stats());
         let (commands, command_rx) = mpsc::channel(16);
         let (reports_tx, probe_reports) = watch::channel(None);
         let task = tokio::spawn(run(ctx, origins, backlog, events_tx, command_rx, reports_tx));
+        let link = SessionLink { version, peer_probe: peer_setup.probe, commands, probe_reports, stats };
         Session {
-            version,
             peer_setup,
             events,
             close,
-            commands,
-            probe_reports,
+            link,
             goaway_sent: AtomicBool::new(false),
             _task: AbortOnDrop(task.abort_handle()),
         }
     }
 
+    /// A handle for FETCH, PROBE and statistics that others may hold while this session lives.
+    pub fn link(&self) -> SessionLink {
+        self.link.clone()
+    }
+
     /// The negotiated version.
     pub fn version(&self) -> Version {
-        self.version
+        self.link.version
     }
 
     /// The peer's SETUP (empty on lite-03/04).
@@ -249,39 +307,37 @@ impl Session {
         (self.close)(code, reason);
     }
 
-    /// Reads one past group with FETCH (lite-05+). The group's frames arrive on the returned
-    /// consumer; a publisher that cannot serve the whole range resets, which aborts the group.
+    /// Reads one past group with FETCH (lite-05+); see [`SessionLink::fetch`].
     pub async fn fetch(&self, request: FetchRequest) -> Result<GroupConsumer, SessionError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.send(commands::Command::Fetch(request, reply)).await.map_err(|_| SessionError::Closed)?;
-        answer.await.map_err(|_| SessionError::Closed)?
+        self.link.fetch(request).await
     }
 
-    /// Sets the bitrate (bit/s) we would like the peer to probe toward, opening the Probe stream
-    /// on first use. Fails when the peer's SETUP says it cannot probe (lite-05+).
+    /// Sets the bitrate to probe toward; see [`SessionLink::set_probe_target`].
     pub async fn set_probe_target(&self, bitrate: u64) -> Result<(), SessionError> {
-        if self.version.has_setup() && self.peer_setup.probe == crate::wire::ProbeLevel::None {
-            return Err(SessionError::Unsupported("the peer does not probe (SETUP Probe level None)"));
-        }
-        self.commands.send(commands::Command::Probe(bitrate)).await.map_err(|_| SessionError::Closed)
+        self.link.set_probe_target(bitrate).await
     }
 
     /// The peer's latest PROBE report (its send bitrate and RTT), once a Probe stream is open.
     pub fn probe_report(&self) -> Option<ProbeReport> {
-        *self.probe_reports.borrow()
+        self.link.probe_report()
+    }
+
+    /// Our side's path statistics (RTT, send-rate estimate, bytes).
+    pub fn stats(&self) -> TransportStats {
+        self.link.stats()
     }
 
     /// Sends GOAWAY (lite-04+) with where to reconnect (empty = here), then closes the session
     /// with GOAWAY_TIMEOUT if the peer has not left within the drain timeout.
     pub async fn goaway(&self, uri: &str) -> Result<(), SessionError> {
-        if !self.version.has_goaway() {
+        if !self.link.version.has_goaway() {
             return Err(SessionError::Unsupported("GOAWAY needs moq-lite-04 or later"));
         }
         if self.goaway_sent.swap(true, Ordering::Relaxed) {
             // A second GOAWAY would be a protocol violation of ours.
             return Err(SessionError::Unsupported("GOAWAY was already sent on this session"));
         }
-        self.commands.send(commands::Command::Goaway(uri.to_string())).await.map_err(|_| SessionError::Closed)
+        self.link.commands.send(commands::Command::Goaway(uri.to_string())).await.map_err(|_| SessionError::Closed)
     }
 }
 

@@ -61,24 +61,10 @@ pub struct moqt_client_options {
     pub max_message_size: u64,
 }
 
-impl moqt_client_options {
-    /// The caller's options, read up to its `struct_size`: fields a smaller (older) struct does
-    /// not have read as zero, their default. `None` for NULL.
-    fn read(ptr: *const moqt_client_options) -> Option<moqt_client_options> {
-        if ptr.is_null() {
-            return None;
-        }
-        // SAFETY: every field is an integer, a bool or a pointer, for which zero is valid.
-        let mut options: moqt_client_options = unsafe { std::mem::zeroed() };
-        // SAFETY: a non-NULL ptr points to at least struct_size initialised bytes, struct_size
-        // first (documented); only the overlap with our struct is copied.
-        unsafe {
-            let size = (ptr.cast::<u32>().read_unaligned() as usize).min(std::mem::size_of::<moqt_client_options>());
-            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), size);
-        }
-        Some(options)
-    }
+// SAFETY: repr(C), struct_size first, every field an integer, bool or pointer.
+unsafe impl super::SizedStruct for moqt_client_options {}
 
+impl moqt_client_options {
     /// The versions to offer.
     fn versions(&self) -> Result<Vec<Version>, moqt_status> {
         let known = |v: u32| (3..=6).contains(&v);
@@ -177,6 +163,9 @@ pub struct moqt_subscribe_callbacks {
     /// The subscription ended (the terminal callback): MOQT_STATUS_OK when the track finished.
     pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
 }
+
+// SAFETY: repr(C), struct_size first, every field a pointer or an optional function pointer.
+unsafe impl super::SizedStruct for moqt_subscribe_callbacks {}
 
 /// A live subscription; free it to stop.
 #[allow(non_camel_case_types)]
@@ -340,7 +329,7 @@ pub extern "C" fn moqt_client_connect(
             Ok(url) => url.to_string(),
             Err(status) => return status,
         };
-        let options = moqt_client_options::read(options);
+        let options = super::read_sized(options);
         let trust = match trust(options.as_ref()) {
             Ok(trust) => trust,
             Err(status) => return status,
@@ -691,8 +680,7 @@ pub extern "C" fn moqt_client_subscribe_with(
     out: *mut *mut moqt_subscription,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
-        let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
+        let Some(callbacks) = super::read_sized(callbacks) else {
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
         let shared = Arc::new(Subscription {
@@ -869,6 +857,9 @@ pub struct moqt_announce_callbacks {
     pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
 }
 
+// SAFETY: repr(C), struct_size first, every field a pointer or an optional function pointer.
+unsafe impl super::SizedStruct for moqt_announce_callbacks {}
+
 /// A live watch of announcements; free it to stop.
 #[allow(non_camel_case_types)]
 pub struct moqt_announced {
@@ -895,8 +886,7 @@ pub extern "C" fn moqt_client_announced(
     out: *mut *mut moqt_announced,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
-        let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
+        let Some(callbacks) = super::read_sized(callbacks) else {
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
         let shared = Arc::new(Subscription {
@@ -1050,6 +1040,9 @@ pub struct moqt_state_callbacks {
     pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
 }
 
+// SAFETY: repr(C), struct_size first, every field a pointer or an optional function pointer.
+unsafe impl super::SizedStruct for moqt_state_callbacks {}
+
 /// A live watch of a client's state; free it to stop.
 #[allow(non_camel_case_types)]
 pub struct moqt_state_watch {
@@ -1086,8 +1079,7 @@ pub extern "C" fn moqt_client_watch_state(
     out: *mut *mut moqt_state_watch,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL callbacks points to an initialised struct (documented).
-        let Some(callbacks) = (unsafe { callbacks.as_ref() }) else {
+        let Some(callbacks) = super::read_sized(callbacks) else {
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
         let shared = Arc::new(Subscription {

@@ -33,20 +33,15 @@ pub struct moqt_subscribe_options {
     pub end_group: u64,
 }
 
+// SAFETY: repr(C), struct_size first, every field an integer or a bool.
+unsafe impl super::SizedStruct for moqt_subscribe_options {}
+
 impl moqt_subscribe_options {
     /// The caller's options read up to its `struct_size` (the rest default), as model options.
     pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<SubscribeOptions, moqt_status> {
-        if ptr.is_null() {
+        let Some(options) = super::read_sized(ptr) else {
             return Ok(SubscribeOptions::default());
-        }
-        // SAFETY: every field is an integer or a bool, for which zero is valid.
-        let mut options: moqt_subscribe_options = unsafe { std::mem::zeroed() };
-        // SAFETY: a non-NULL ptr points to at least struct_size initialised bytes, struct_size
-        // first (documented); only the overlap with our struct is copied.
-        unsafe {
-            let size = (ptr.cast::<u32>().read_unaligned() as usize).min(std::mem::size_of::<Self>());
-            std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut options).cast::<u8>(), size);
-        }
+        };
         let start = match options.start_group {
             -1 => GroupStart::Latest,
             n if n >= 0 => GroupStart::Floor(n as u64),

@@ -128,6 +128,32 @@ pub(crate) fn guard_void(body: impl FnOnce()) {
     }
 }
 
+/// An options or callbacks struct that starts with `u32 struct_size` and for which all-zero bytes
+/// are valid (integers, bools, pointers, optional function pointers): later library versions
+/// append fields, and a caller compiled against an older header passes a smaller struct.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs whose first field is `struct_size: u32` and whose
+/// every field is valid when zeroed.
+pub(crate) unsafe trait SizedStruct {}
+
+/// The caller's struct read up to its `struct_size`: fields a smaller (older) struct does not
+/// have read as zero, their default. `None` for NULL.
+pub(crate) fn read_sized<T: SizedStruct>(ptr: *const T) -> Option<T> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: T is valid when zeroed (the trait's contract).
+    let mut value: T = unsafe { std::mem::zeroed() };
+    // SAFETY: a non-NULL ptr points to at least struct_size initialised bytes, struct_size first
+    // (documented on every such struct); only the overlap with T is copied.
+    unsafe {
+        let size = (ptr.cast::<u32>().read_unaligned() as usize).min(std::mem::size_of::<T>());
+        std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut value).cast::<u8>(), size);
+    }
+    Some(value)
+}
+
 /// The live client behind `client`, for a call that writes a new handle to `out`; the status
 /// and detail to fail with when either pointer is NULL.
 pub(crate) fn client_for<'a, T>(

@@ -7,13 +7,15 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{oneshot, watch};
 
 use super::cache::CacheSettings;
 use super::track::TrackShared;
-use super::{Error, SubscribeOptions, TrackConsumer, TrackInfo, TrackProducer};
+use super::{Error, GroupConsumer, SubscribeOptions, TrackConsumer, TrackInfo, TrackProducer};
 
 /// Bounds and behaviour of one broadcast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +80,28 @@ impl BroadcastState {
 pub(crate) struct BroadcastShared {
     settings: BroadcastSettings,
     state: watch::Sender<BroadcastState>,
+    /// Where a group that is not cached here is fetched from (a relay's upstream session).
+    upstream: Mutex<Option<UpstreamFetch>>,
 }
+
+/// One past group wanted by FETCH, optionally a range of its frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupFetch {
+    /// The track.
+    pub track: String,
+    /// The group sequence.
+    pub group: u64,
+    /// The first frame wanted.
+    pub frame_start: u64,
+    /// The last frame wanted (inclusive); `None` = to the end of the group.
+    pub frame_end: Option<u64>,
+    /// Subscriber priority of the transfer.
+    pub priority: u8,
+}
+
+/// Fetches a group from where a broadcast comes from; set by the session that mirrors it.
+pub type UpstreamFetch =
+    Arc<dyn Fn(GroupFetch) -> Pin<Box<dyn Future<Output = Result<GroupConsumer, Error>> + Send>> + Send + Sync>;
 
 impl BroadcastShared {
     fn close(&self) {
@@ -181,7 +204,8 @@ impl BroadcastProducer {
             hooks: BTreeMap::new(),
             next_hook: 0,
         };
-        let shared = Arc::new(BroadcastShared { settings, state: watch::Sender::new(state) });
+        let shared =
+            Arc::new(BroadcastShared { settings, state: watch::Sender::new(state), upstream: Mutex::new(None) });
         Self { _guard: Arc::new(CloseGuard(shared.clone())), shared }
     }
 
@@ -235,6 +259,12 @@ impl BroadcastProducer {
     /// True once the broadcast ended.
     pub fn is_closed(&self) -> bool {
         self.shared.state.borrow().closed
+    }
+
+    /// Where FETCH goes for a group this broadcast does not cache (`None`: nowhere). A relay's
+    /// session sets its upstream here, as the reference relay forwards such a FETCH.
+    pub fn set_upstream_fetch(&self, upstream: Option<UpstreamFetch>) {
+        *self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner) = upstream;
     }
 }
 
@@ -379,6 +409,25 @@ impl BroadcastConsumer {
         }
         result?;
         Ok(Found::Requested(rx))
+    }
+
+    /// One past group for FETCH: from this broadcast's cache if it holds the group, else from
+    /// upstream if the producer set one, else [`Error::NotFound`]. FETCH reads the past, so a group
+    /// that does not exist yet is not waited for; a group still being written is served as it
+    /// grows. Fetching is not a subscription: it does not count as demand for the track.
+    pub async fn fetch_group(&self, request: GroupFetch) -> Result<GroupConsumer, Error> {
+        let cached = self.shared.state.borrow().live_track(&request.track).and_then(|track| {
+            let state = track.state.borrow();
+            state.cache.get(&request.group).map(|cached| cached.group.consume())
+        });
+        if let Some(group) = cached {
+            return Ok(group);
+        }
+        let upstream = self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        match upstream {
+            Some(upstream) => upstream(request).await,
+            None => Err(Error::NotFound),
+        }
     }
 
     /// The TRACK_INFO of a live track, without subscribing to it: answering a TRACK request must not

@@ -27,7 +27,7 @@ mod track;
 #[cfg(test)]
 mod tests;
 
-pub use broadcast::{BroadcastConsumer, BroadcastProducer, BroadcastSettings, TrackRequest};
+pub use broadcast::{BroadcastConsumer, BroadcastProducer, BroadcastSettings, GroupFetch, TrackRequest, UpstreamFetch};
 pub use cache::CacheSettings;
 pub use error::Error;
 pub use frame::Frame;

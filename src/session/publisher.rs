@@ -16,7 +16,7 @@ use super::priority::{CONTROL_PRIORITY, group_priority};
 use super::stream::{Reader, Writer};
 use super::{Context, SessionError, Traffic};
 use crate::coding::Path;
-use crate::model::{self, GroupConsumer, GroupStart, OriginConsumer, Route, SubscribeOptions, TrackEvent};
+use crate::model::{self, GroupConsumer, GroupFetch, GroupStart, OriginConsumer, Route, SubscribeOptions, TrackEvent};
 use crate::transport::Connection;
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, Fetch, FrameHeader, FrameTimestamps, GroupHeader,
@@ -378,18 +378,15 @@ impl<C: Connection> Publisher<C> {
 
     async fn fetch_frames(&self, fetch: &Fetch, writer: &mut Writer<C::Send>) -> Result<(), SessionError> {
         let broadcast = self.find_broadcast(&fetch.broadcast)?;
-        let options =
-            SubscribeOptions { start: GroupStart::Floor(fetch.group), end: Some(fetch.group), ..Default::default() };
-        let mut track = broadcast.subscribe_track_with(&fetch.track, options).await?;
-        let not_found = || SessionError::Model(model::Error::NotFound);
-        if track.latest_sequence().is_none_or(|latest| latest < fetch.group) {
-            // FETCH reads the past: a group that does not exist yet is not waited for.
-            return Err(not_found());
-        }
-        let mut group = match track.next_group().await? {
-            Some(TrackEvent::Group(group)) if group.sequence() == fetch.group => group,
-            _ => return Err(not_found()),
+        let request = GroupFetch {
+            track: fetch.track.clone(),
+            group: fetch.group,
+            frame_start: fetch.frame_start,
+            frame_end: fetch.frame_end,
+            priority: fetch.priority,
         };
+        let mut group = broadcast.fetch_group(request).await?;
+        let not_found = || SessionError::Model(model::Error::NotFound);
         if group.frame_start() > fetch.frame_start {
             return Err(not_found());
         }

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use super::mirror::{Attached, Mirror, Orphan};
 use super::priority::CONTROL_PRIORITY;
 use super::stream::{Reader, Writer};
-use super::{Context, SessionError};
+use super::{Context, FetchRequest, SessionError};
 use crate::coding::{MAX_VARINT, Path};
 use crate::model::{self, BroadcastSettings, GroupStart, Route, SubscribeOptions, TrackProducer};
 use crate::transport::{Connection, RecvStream, StreamError};
@@ -314,11 +314,38 @@ impl<C: Connection> Subscriber<C> {
 
     /// Publishes a remote broadcast through the mirror (adopting a lingering one), serves local
     /// track requests for it and resumes its orphaned tracks.
+    /// FETCH of a group the local cache lacks, forwarded to the peer on this session (held
+    /// weakly: once the session is gone, such a fetch is cancelled).
+    fn upstream_fetch(&self, broadcast: Path) -> model::UpstreamFetch {
+        let ctx = Arc::downgrade(&self.ctx);
+        Arc::new(move |request: model::GroupFetch| {
+            let (ctx, broadcast) = (ctx.upgrade(), broadcast.clone());
+            Box::pin(async move {
+                let ctx = ctx.ok_or(model::Error::Aborted(StreamCode::SessionClosed))?;
+                let request = FetchRequest {
+                    broadcast,
+                    track: request.track,
+                    group: request.group,
+                    frame_start: request.frame_start,
+                    frame_end: request.frame_end,
+                    priority: request.priority,
+                };
+                super::commands::fetch(ctx, request).await.map_err(|err| match err {
+                    SessionError::Model(err) => err,
+                    err => model::Error::Aborted(err.stream_code()),
+                })
+            })
+        })
+    }
+
     fn start_remote(self: &Arc<Self>, wire: Path, route: Route) -> Option<Remote> {
         let path = self.ctx.local_path(&wire).ok()?;
         let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
         let Attached { producer, orphans } = self.mirror.attach(&path, route, self.owner, settings)?;
         tracing::debug!(%path, "broadcast announced by peer");
+        if self.version() >= Version::Lite05 {
+            producer.set_upstream_fetch(Some(self.upstream_fetch(wire.clone())));
+        }
         let this = self.clone();
         let broadcast = wire.clone();
         self.tasks.spawn(async move {

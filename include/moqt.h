@@ -470,6 +470,23 @@ typedef struct moqt_relay_options {
    * A JWK key file (moq-token format) verifying `?jwt=` tokens, or NULL.
    */
   const char *auth_key_path;
+  /**
+   * Decides on each session after its SETUP and before `auth_*`: `path` (not NUL-terminated,
+   * `path_len` bytes, borrowed for the call) is the path and query the client connected with
+   * (`/room?jwt=...`; empty on moq-lite-03/04 raw QUIC), `version` its moq-lite version (3 to
+   * 6). Return true to go on, false to refuse it with UNAUTHORIZED. Runs on the dispatcher
+   * thread, one call at a time, so it must answer quickly. NULL admits every session.
+   */
+  bool (*on_session)(void *user_data, const char *path, size_t path_len, uint32_t version);
+  /**
+   * Passed first to `on_session`.
+   */
+  void *on_session_user_data;
+  /**
+   * Called exactly once with `on_session_user_data` after the last `on_session`: when the
+   * relay has stopped, or when `moqt_relay_start` fails.
+   */
+  void (*on_session_user_data_free)(void *user_data);
 } moqt_relay_options;
 
 /**
@@ -477,6 +494,77 @@ typedef struct moqt_relay_options {
  * for the call.
  */
 typedef void (*moqt_thread_fn)(void *user_data, const char *name);
+
+/**
+ * Statistics of a client's current session (`moqt_client_get_stats`). Set `struct_size =
+ * sizeof(moqt_client_stats)` before the call; the library fills in what that size holds.
+ */
+typedef struct moqt_client_stats {
+  /**
+   * `sizeof(moqt_client_stats)`, set by the caller: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * The negotiated moq-lite version (3 to 6).
+   */
+  uint32_t version;
+  /**
+   * Our smoothed round-trip time, microseconds (from QUIC's path statistics).
+   */
+  uint64_t rtt_us;
+  /**
+   * Our send-rate estimate, bit/s: the congestion window over the RTT; 0 while unknown.
+   */
+  uint64_t send_bitrate;
+  /**
+   * Bytes sent on the connection so far.
+   */
+  uint64_t bytes_sent;
+  /**
+   * Bytes received on the connection so far.
+   */
+  uint64_t bytes_received;
+  /**
+   * True once the peer sent a PROBE report (after `moqt_client_probe`).
+   */
+  bool has_probe;
+  /**
+   * The peer's latest PROBE report: its send bitrate toward us, bit/s (0 = unknown).
+   */
+  uint64_t peer_bitrate;
+  /**
+   * The peer's latest PROBE report: its smoothed RTT, milliseconds (0 = unknown; always 0 on
+   * moq-lite-03, whose PROBE has no RTT).
+   */
+  uint64_t peer_rtt_ms;
+} moqt_client_stats;
+
+/**
+ * Options of `moqt_client_fetch`. Zero-initialise (every zero is the default), then set
+ * `struct_size = sizeof(...)`.
+ */
+typedef struct moqt_fetch_options {
+  /**
+   * `sizeof(moqt_fetch_options)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * Subscriber priority of the transfer against the session's other streams (higher first).
+   */
+  uint8_t priority;
+  /**
+   * The first frame wanted (moq-lite-06; earlier versions fetch from frame 0).
+   */
+  uint64_t frame_start;
+  /**
+   * Stop after `frame_end` (inclusive; moq-lite-06).
+   */
+  bool has_frame_end;
+  /**
+   * The last frame wanted, with `has_frame_end`.
+   */
+  uint64_t frame_end;
+} moqt_fetch_options;
 
 #ifdef __cplusplus
 extern "C" {
@@ -669,7 +757,7 @@ void moqt_subscription_free(struct moqt_subscription *subscription);
  * subscribers of the track. Applied between groups.
  *
  * Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK or
- * MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`).
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`, or a FETCH's handle).
  */
 MOQT_MUST_USE
 moqt_status moqt_subscription_update(const struct moqt_subscription *subscription,
@@ -908,8 +996,9 @@ moqt_status moqt_pull_update(const struct moqt_pull *pull,
  *
  * Ownership: on success `*out` is a new relay; stop and free it with `moqt_relay_stop`.
  * `options` (NULL for the defaults: a generated certificate for "localhost", everything open)
- * is only read during the call. Thread-safety: any thread. Callbacks: none.
- * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL `out`, a bad address, pattern,
+ * is only read during the call; `on_session_user_data_free` runs once, also when this call
+ * fails. Thread-safety: any thread. Callbacks: `on_session` for each new session, on the
+ * dispatcher thread, until `moqt_relay_stop`. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL `out`, a bad address, pattern,
  * certificate or key file), MOQT_STATUS_ERR_CONNECT (the address cannot be bound),
  * MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
  */
@@ -944,7 +1033,8 @@ moqt_status moqt_relay_fingerprint(const struct moqt_relay *relay,
  * up to `drain_ms` milliseconds to leave; then the listener closes.
  *
  * Ownership: ends the caller's handle. Thread-safety: any thread; blocks until the relay has
- * stopped (at most about `drain_ms`). Callbacks: none.
+ * stopped (at most about `drain_ms`). Callbacks: no `on_session` starts after it returns (one
+ * running is waited for); `on_session_user_data_free` follows once, on the dispatcher thread.
  */
 void moqt_relay_stop(struct moqt_relay *relay, const char *goaway_uri, uint64_t drain_ms);
 
@@ -972,6 +1062,60 @@ moqt_status moqt_set_thread_hooks(moqt_thread_fn on_start,
  * `on_stop` thread hooks, on the ending threads.
  */
 void moqt_shutdown(void);
+
+/**
+ * Fills `*stats` (up to its `struct_size`) with the current session's version, path statistics
+ * (RTT, send-rate estimate, bytes) and the peer's latest PROBE report.
+ *
+ * Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `stats`, or `struct_size` below 8),
+ * MOQT_STATUS_ERR_CLOSED (no session right now: the client is reconnecting or closed),
+ * MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_get_stats(const struct moqt_client *client,
+                                  struct moqt_client_stats *stats);
+
+/**
+ * Opens moq-lite PROBE toward the peer with `target_bitrate` bit/s as the bitrate we would like
+ * it to probe toward: the peer then reports its send bitrate and RTT every probe interval, which
+ * `moqt_client_get_stats` shows (`has_probe`). The target is a hint: a peer may pad its sending
+ * toward it; moqt peers and relays report without padding. Calling again changes the target.
+ *
+ * Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `client`), MOQT_STATUS_ERR_CLOSED (no session right now),
+ * MOQT_STATUS_ERR_UNSUPPORTED (the peer's SETUP says it does not probe), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_probe(const struct moqt_client *client,
+                              uint64_t target_bitrate);
+
+/**
+ * Reads one past group of a track with FETCH (moq-lite-05 and later): the group's frames arrive
+ * on `callbacks->on_frame` in order (each with its group sequence and index), then
+ * `on_closed(MOQT_STATUS_OK)` after the last one. `options` may be NULL for the whole group at
+ * priority 0. `broadcast_len` and `track_len` may be SIZE_MAX for NUL-terminated strings.
+ *
+ * Ownership: `callbacks` and `options` are only read during the call; `user_data` is released
+ * with `user_data_free` exactly once, also when this call fails. On success `*out` is new; free
+ * it with `moqt_subscription_free` (or `moqt_subscription_release`) to cancel or after the end;
+ * `moqt_subscription_update` does not apply to it. Thread-safety: any thread. Callbacks:
+ * on_frame, then on_closed (terminal: MOQT_STATUS_OK, MOQT_STATUS_ERR_NOT_FOUND when the peer
+ * does not have the group, MOQT_STATUS_ERR_UNSUPPORTED before moq-lite-05,
+ * MOQT_STATUS_ERR_CLOSED when the session ended first), then user_data_free, on the dispatcher
+ * thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED (no
+ * session right now: the client is reconnecting), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_fetch(const struct moqt_client *client,
+                              const char *broadcast,
+                              size_t broadcast_len,
+                              const char *track,
+                              size_t track_len,
+                              uint64_t group,
+                              const struct moqt_fetch_options *options,
+                              const struct moqt_subscribe_callbacks *callbacks,
+                              struct moqt_subscription **out);
 
 #ifdef __cplusplus
 }  // extern "C"

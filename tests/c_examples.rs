@@ -277,3 +277,22 @@ fn thread_hooks_from_c() {
         assert!(stdout.contains("1 moqt-cb, 0 other"), "{stdout}");
     }
 }
+
+/// tests/c/server.c: an embedded relay admitting and refusing sessions by path from C, FETCH of a
+/// past group and of a missing one, path statistics and PROBE; as C, as C++, under
+/// AddressSanitizer + UndefinedBehaviorSanitizer and under Valgrind.
+#[test]
+fn server_admission_fetch_and_probe_from_c() {
+    let mut runs: Vec<Vec<std::ffi::OsString>> =
+        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile("server", *b).into()]).collect();
+    let mut under_valgrind = valgrind();
+    under_valgrind.push(compile("server", Build::C).into());
+    runs.push(under_valgrind);
+    for run in runs {
+        let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{run:?}: {stdout}\n{stderr}");
+        assert!(stdout.contains("server: ok (fetched 3 frames"), "{run:?}: {stdout}");
+    }
+}

@@ -235,6 +235,9 @@ fn relay_options() -> moqt_relay_options {
         tls_generate_hosts: ptr::null(),
         auth_public: ptr::null(),
         auth_key_path: ptr::null(),
+        on_session: None,
+        on_session_user_data: ptr::null_mut(),
+        on_session_user_data_free: None,
     }
 }
 
@@ -675,5 +678,89 @@ fn session_limits_in_the_client_options_hold() {
     moqt_broadcast_free(broadcast);
     moqt_client_free(subscriber);
     moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+static FETCH_FREES: AtomicUsize = AtomicUsize::new(0);
+static FETCH_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn count_fetch_free(_user_data: *mut c_void) {
+    FETCH_FREES.fetch_add(1, Ordering::SeqCst);
+}
+
+extern "C" fn record_fetch_closed(_user_data: *mut c_void, status: moqt_status) {
+    FETCH_CLOSED.lock().unwrap().push(status);
+}
+
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stats_of_size(size: usize) -> moqt_client_stats {
+    moqt_client_stats {
+        struct_size: size as u32,
+        version: 0,
+        rtt_us: 0,
+        send_bitrate: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        has_probe: false,
+        peer_bitrate: 0,
+        peer_rtt_ms: 0,
+    }
+}
+
+/// FETCH and statistics on paths the C programs do not take: NULL arguments (user data still
+/// released once), FETCH on moq-lite-04 (which has none), and a caller's older, smaller stats
+/// struct, of which nothing past its size is written.
+#[test]
+fn fetch_and_stats_error_paths() {
+    let callbacks = moqt_subscribe_callbacks {
+        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: Some(count_fetch_free),
+        on_frame: None,
+        on_gap: None,
+        on_closed: Some(record_fetch_closed),
+    };
+    let mut fetch: *mut moqt_subscription = ptr::null_mut();
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    let status = moqt_client_fetch(ptr::null(), b, usize::MAX, t, usize::MAX, 0, ptr::null(), &callbacks, &mut fetch);
+    assert_eq!(status, moqt_status::ErrInvalidArg);
+    assert!(fetch.is_null());
+    wait_until("user_data_free after a refused fetch", || FETCH_FREES.load(Ordering::SeqCst) == 1);
+    let mut stats = stats_of_size(std::mem::size_of::<moqt_client_stats>());
+    assert_eq!(moqt_client_get_stats(ptr::null(), &mut stats), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_client_probe(ptr::null(), 1), moqt_status::ErrInvalidArg);
+
+    let (relay, fp, url) = embedded_relay();
+    let mut opts = options(Some(&fp));
+    opts.version = 4;
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+
+    // FETCH needs moq-lite-05: the fetch ends with UNSUPPORTED, user data released once more.
+    let status = moqt_client_fetch(client, b, usize::MAX, t, usize::MAX, 0, ptr::null(), &callbacks, &mut fetch);
+    assert_eq!(status, moqt_status::Ok);
+    wait_until("the fetch to end", || FETCH_FREES.load(Ordering::SeqCst) == 2);
+    assert_eq!(*FETCH_CLOSED.lock().unwrap(), vec![moqt_status::ErrUnsupported]);
+    assert_eq!(moqt_subscription_update(fetch, ptr::null()), moqt_status::ErrInvalidArg);
+    moqt_subscription_free(fetch);
+
+    // A struct from an older header: only its first `struct_size` bytes are written.
+    let mut old = stats_of_size(std::mem::offset_of!(moqt_client_stats, has_probe));
+    old.peer_bitrate = 0xdead;
+    assert_eq!(moqt_client_get_stats(client, &mut old), moqt_status::Ok);
+    assert_eq!(old.version, 4);
+    assert!(old.bytes_sent > 0 && old.rtt_us > 0, "path statistics are filled in");
+    assert_eq!(old.peer_bitrate, 0xdead, "nothing written past struct_size");
+    let mut tiny = stats_of_size(4);
+    assert_eq!(moqt_client_get_stats(client, &mut tiny), moqt_status::ErrInvalidArg);
+
+    moqt_client_free(client);
     moqt_relay_stop(relay, ptr::null(), 0);
 }

@@ -128,6 +128,11 @@ impl moqt_client {
     pub(crate) fn remote(&self) -> OriginProducer {
         self.remote.clone()
     }
+
+    /// The session up right now, for FETCH, PROBE and statistics.
+    pub(crate) fn session(&self) -> Option<crate::session::SessionLink> {
+        self.client.session()
+    }
 }
 
 /// A broadcast this client publishes.
@@ -170,14 +175,14 @@ unsafe impl super::SizedStruct for moqt_subscribe_callbacks {}
 /// A live subscription; free it to stop.
 #[allow(non_camel_case_types)]
 pub struct moqt_subscription {
-    shared: Arc<Subscription>,
-    task: tokio::task::AbortHandle,
-    /// Live priority and max-age updates for the subscription's task.
-    updates: tokio::sync::watch::Sender<model::SubscribeOptions>,
+    pub(crate) shared: Arc<Subscription>,
+    pub(crate) task: tokio::task::AbortHandle,
+    /// Live priority and max-age updates for the subscription's task; `None` for a FETCH.
+    pub(crate) updates: Option<tokio::sync::watch::Sender<model::SubscribeOptions>>,
 }
 
 /// C's user data: a pointer the C contract lets the dispatcher thread use.
-struct UserData(*mut c_void);
+pub(crate) struct UserData(pub(crate) *mut c_void);
 
 // SAFETY: the header documents that user_data is handed to callbacks on the dispatcher thread;
 // the library only passes it through, never dereferences it.
@@ -185,16 +190,18 @@ unsafe impl Send for UserData {}
 // SAFETY: as above; the pointer is only ever passed to C, one callback at a time.
 unsafe impl Sync for UserData {}
 
-struct Subscription {
-    user_data: UserData,
+pub(crate) struct Subscription {
+    pub(crate) user_data: UserData,
     user_data_free: Option<extern "C" fn(*mut c_void)>,
-    on_frame: Option<extern "C" fn(*mut c_void, *const moqt_frame)>,
-    on_gap: Option<extern "C" fn(*mut c_void, u64, u64, u64)>,
+    pub(crate) on_frame: Option<extern "C" fn(*mut c_void, *const moqt_frame)>,
+    pub(crate) on_gap: Option<extern "C" fn(*mut c_void, u64, u64, u64)>,
     on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
     /// Announcement watchers only (`moqt_client_announced`).
     on_announce: OnAnnounce,
     /// State watchers only (`moqt_client_watch_state`).
     on_state: OnState,
+    /// Session admission only (`moqt_relay_options`).
+    pub(crate) on_session: OnSession,
     /// Held while a callback runs, so `moqt_subscription_free` can wait for it.
     gate: Mutex<()>,
     freed: AtomicBool,
@@ -204,7 +211,7 @@ struct Subscription {
 
 impl Subscription {
     /// A callback set with only the lifecycle members; the caller fills in its event callbacks.
-    fn new(
+    pub(crate) fn new(
         user_data: *mut c_void,
         user_data_free: Option<extern "C" fn(*mut c_void)>,
         on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
@@ -217,6 +224,7 @@ impl Subscription {
             on_closed,
             on_announce: None,
             on_state: None,
+            on_session: None,
             gate: Mutex::new(()),
             freed: AtomicBool::new(false),
             closed: AtomicBool::new(false),
@@ -224,9 +232,27 @@ impl Subscription {
         }
     }
 
+    /// The callback set of a subscription or a FETCH.
+    pub(crate) fn for_frames(callbacks: &moqt_subscribe_callbacks) -> Self {
+        Subscription {
+            on_frame: callbacks.on_frame,
+            on_gap: callbacks.on_gap,
+            ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
+        }
+    }
+
+    /// The callback set of a relay's session admission.
+    pub(crate) fn for_admission(
+        on_session: OnSession,
+        user_data: *mut c_void,
+        user_data_free: Option<extern "C" fn(*mut c_void)>,
+    ) -> Self {
+        Subscription { on_session, ..Subscription::new(user_data, user_data_free, None) }
+    }
+
     /// Fails the call that was creating this subscription: user data is released all the same
     /// (the contract is exactly once on every path), and `status` is returned with `message`.
-    fn refuse(self: &Arc<Self>, status: moqt_status, message: &str) -> moqt_status {
+    pub(crate) fn refuse(self: &Arc<Self>, status: moqt_status, message: &str) -> moqt_status {
         if let Some(runtime) = runtime() {
             let shared = self.clone();
             runtime.spawn(async move { shared.release_user_data().await });
@@ -235,7 +261,7 @@ impl Subscription {
     }
 
     /// Runs `call` on the dispatcher unless the subscription was freed meanwhile.
-    async fn callback(self: &Arc<Self>, call: impl FnOnce(&Subscription) + Send + 'static) {
+    pub(crate) async fn callback(self: &Arc<Self>, call: impl FnOnce(&Subscription) + Send + 'static) {
         let this = self.clone();
         dispatch(move || {
             let _gate = this.gate.lock().unwrap_or_else(PoisonError::into_inner);
@@ -246,7 +272,20 @@ impl Subscription {
         .await;
     }
 
-    async fn close(self: &Arc<Self>, status: moqt_status) {
+    /// Lends `frame` to on_frame for the call (C keeps it with `moqt_frame_ref`).
+    pub(crate) async fn frame(self: &Arc<Self>, frame: moqt_frame) {
+        self.callback(move |s| {
+            if let Some(on_frame) = s.on_frame {
+                let frame = Arc::into_raw(Arc::new(frame));
+                on_frame(s.user_data.0, frame);
+                // SAFETY: balances the into_raw above; refs C took are its own.
+                drop(unsafe { Arc::from_raw(frame) });
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn close(self: &Arc<Self>, status: moqt_status) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -257,6 +296,34 @@ impl Subscription {
         })
         .await;
         self.release_user_data().await;
+    }
+
+    /// No callback of this set starts after this (one running on another thread is waited for
+    /// if `wait`); then `user_data_free` is queued, to run after any callback in progress.
+    pub(crate) fn finish(self: &Arc<Self>, wait: bool) {
+        self.freed.store(true, Ordering::Release);
+        if wait && !on_dispatcher() {
+            // Wait for a callback that is running right now.
+            drop(self.gate.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        if let Some(runtime) = runtime() {
+            let shared = self.clone();
+            runtime.spawn(async move { shared.release_user_data().await });
+        }
+    }
+
+    /// Asks the host's `on_session` whether to admit a session: true without an `on_session`,
+    /// false once the set is finished (its relay is stopping).
+    pub(crate) async fn admit(self: &Arc<Self>, path: String, version: u32) -> bool {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.callback(move |s| {
+            let admitted = s
+                .on_session
+                .is_none_or(|on_session| on_session(s.user_data.0, path.as_ptr().cast(), path.len(), version));
+            let _ = answer.send(admitted);
+        })
+        .await;
+        answered.await.unwrap_or(false)
     }
 
     /// Queues `user_data_free`, exactly once, after everything already queued.
@@ -683,11 +750,7 @@ pub extern "C" fn moqt_client_subscribe_with(
         let Some(callbacks) = super::read_sized(callbacks) else {
             return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
         };
-        let shared = Arc::new(Subscription {
-            on_frame: callbacks.on_frame,
-            on_gap: callbacks.on_gap,
-            ..Subscription::new(callbacks.user_data, callbacks.user_data_free, callbacks.on_closed)
-        });
+        let shared = Arc::new(Subscription::for_frames(&callbacks));
         let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
         let client = match client_for(client, out) {
             Ok(client) => client,
@@ -711,7 +774,7 @@ pub extern "C" fn moqt_client_subscribe_with(
         let remote = client.remote.clone();
         let (updates, options) = tokio::sync::watch::channel(options);
         let task = runtime.spawn(run_subscription(shared.clone(), remote, broadcast, track, options));
-        let handle = moqt_subscription { shared, task: task.abort_handle(), updates };
+        let handle = moqt_subscription { shared, task: task.abort_handle(), updates: Some(updates) };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
         moqt_status::Ok
@@ -729,18 +792,7 @@ async fn run_subscription(
         let shared = shared.clone();
         async move {
             match delivery {
-                Delivery::Frame(frame) => {
-                    shared
-                        .callback(move |s| {
-                            if let Some(on_frame) = s.on_frame {
-                                let frame = Arc::into_raw(Arc::new(frame));
-                                on_frame(s.user_data.0, frame);
-                                // SAFETY: balances the into_raw above; refs C took are its own.
-                                drop(unsafe { Arc::from_raw(frame) });
-                            }
-                        })
-                        .await
-                }
+                Delivery::Frame(frame) => shared.frame(frame).await,
                 Delivery::Gap(gap) => {
                     let code = gap.reason.code().to_u64();
                     shared
@@ -781,7 +833,7 @@ pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
 /// subscribers of the track. Applied between groups.
 ///
 /// Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK or
-/// MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`).
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`, or a FETCH's handle).
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_subscription_update(
@@ -790,8 +842,9 @@ pub extern "C" fn moqt_subscription_update(
 ) -> moqt_status {
     guard(|| {
         // SAFETY: a non-NULL subscription came from moqt_client_subscribe and is alive.
-        match unsafe { subscription.as_ref() } {
-            Some(subscription) => super::follow::update(&subscription.updates, options),
+        match unsafe { subscription.as_ref() }.map(|subscription| &subscription.updates) {
+            Some(Some(updates)) => super::follow::update(updates, options),
+            Some(None) => set_error(moqt_status::ErrInvalidArg, "a FETCH has no live options"),
             None => set_error(moqt_status::ErrInvalidArg, "subscription is NULL"),
         }
     })
@@ -825,15 +878,7 @@ fn stop(shared: &Arc<Subscription>, task: &tokio::task::AbortHandle) {
 /// `user_data_free`, which the dispatcher runs after any callback in progress.
 fn end(shared: &Arc<Subscription>, task: &tokio::task::AbortHandle, wait: bool) {
     task.abort();
-    shared.freed.store(true, Ordering::Release);
-    if wait && !on_dispatcher() {
-        // Wait for a callback that is running right now.
-        drop(shared.gate.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-    if let Some(runtime) = runtime() {
-        let shared = shared.clone();
-        runtime.spawn(async move { shared.release_user_data().await });
-    }
+    shared.finish(wait);
 }
 
 /// `on_announce` of `moqt_announce_callbacks`.
@@ -1014,10 +1059,14 @@ pub extern "C" fn moqt_client_get_state(
 }
 
 /// The text `set_error` last stored on this thread.
-fn last_error_text() -> String {
+pub(crate) fn last_error_text() -> String {
     // SAFETY: moqt_last_error returns a NUL-terminated string valid until the next call.
     unsafe { CStr::from_ptr(super::moqt_last_error()) }.to_string_lossy().into_owned()
 }
+
+/// `on_session` of `moqt_relay_options`.
+pub(crate) type OnSession =
+    Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, version: u32) -> bool>;
 
 /// `on_state` of `moqt_state_callbacks`.
 type OnState = Option<extern "C" fn(user_data: *mut c_void, state: moqt_client_state, detail: *const c_char)>;

@@ -17,6 +17,7 @@ mod log;
 mod pull;
 mod relay;
 mod runtime;
+mod session;
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char};
@@ -29,6 +30,7 @@ pub use log::*;
 pub use pull::*;
 pub use relay::*;
 pub use runtime::{moqt_set_thread_hooks, moqt_shutdown, moqt_thread_fn};
+pub use session::*;
 
 /// Status codes returned by every fallible moqt function: 0 is success, negative is an error.
 /// Values are never renumbered; retired values stay reserved.
@@ -143,8 +145,7 @@ pub(crate) fn read_sized<T: SizedStruct>(ptr: *const T) -> Option<T> {
     if ptr.is_null() {
         return None;
     }
-    // SAFETY: T is valid when zeroed (the trait's contract).
-    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut value: T = zeroed_sized();
     // SAFETY: a non-NULL ptr points to at least struct_size initialised bytes, struct_size first
     // (documented on every such struct); only the overlap with T is copied.
     unsafe {
@@ -152,6 +153,22 @@ pub(crate) fn read_sized<T: SizedStruct>(ptr: *const T) -> Option<T> {
         std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut value).cast::<u8>(), size);
     }
     Some(value)
+}
+
+/// An all-zero `T`: the defaults of a sized struct.
+pub(crate) fn zeroed_sized<T: SizedStruct>() -> T {
+    // SAFETY: T is valid when zeroed (the trait's contract).
+    unsafe { std::mem::zeroed() }
+}
+
+/// The number of a moq-lite version (3 to 6), as C sees it.
+pub(crate) fn moq_lite_number(version: crate::wire::Version) -> u32 {
+    match version {
+        crate::wire::Version::Lite03 => 3,
+        crate::wire::Version::Lite04 => 4,
+        crate::wire::Version::Lite05 => 5,
+        crate::wire::Version::Lite06 => 6,
+    }
 }
 
 /// The live client behind `client`, for a call that writes a new handle to `out`; the status

@@ -5,12 +5,17 @@ use std::ffi::{CStr, c_char};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use super::client::{Subscription, last_error_text};
 use super::runtime::runtime;
-use super::{guard, guard_void, moqt_status, set_error, str_arg};
+use super::{guard, guard_void, moq_lite_number, moqt_status, read_sized, set_error, str_arg, zeroed_sized};
 use crate::auth::{AuthConfig, Key, Pattern, Patterns};
 use crate::endpoint::{EndpointConfig, Server};
 use crate::relay::{Relay, RelayConfig};
 use crate::transport::tls::Certificate;
+use crate::wire::Version;
 
 /// Options of `moqt_relay_start`. Zero-initialise, then set `struct_size = sizeof(...)`. Every
 /// string is NUL-terminated and only read during the call.
@@ -32,7 +37,23 @@ pub struct moqt_relay_options {
     pub auth_public: *const c_char,
     /// A JWK key file (moq-token format) verifying `?jwt=` tokens, or NULL.
     pub auth_key_path: *const c_char,
+    /// Decides on each session after its SETUP and before `auth_*`: `path` (not NUL-terminated,
+    /// `path_len` bytes, borrowed for the call) is the path and query the client connected with
+    /// (`/room?jwt=...`; empty on moq-lite-03/04 raw QUIC), `version` its moq-lite version (3 to
+    /// 6). Return true to go on, false to refuse it with UNAUTHORIZED. Runs on the dispatcher
+    /// thread, one call at a time, so it must answer quickly. NULL admits every session.
+    pub on_session:
+        Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, version: u32) -> bool>,
+    /// Passed first to `on_session`.
+    pub on_session_user_data: *mut c_void,
+    /// Called exactly once with `on_session_user_data` after the last `on_session`: when the
+    /// relay has stopped, or when `moqt_relay_start` fails.
+    pub on_session_user_data_free: Option<extern "C" fn(user_data: *mut c_void)>,
 }
+
+// SAFETY: repr(C), struct_size first, every field a pointer, a bool or an optional function
+// pointer.
+unsafe impl super::SizedStruct for moqt_relay_options {}
 
 /// A running relay.
 #[allow(non_camel_case_types)]
@@ -43,6 +64,8 @@ pub struct moqt_relay {
     fingerprint: String,
     task: tokio::task::JoinHandle<()>,
     reload: Option<tokio::task::JoinHandle<()>>,
+    /// The host's `on_session`, finished when the relay stops.
+    admission: Arc<Subscription>,
 }
 
 fn optional_str(ptr: *const c_char) -> Result<Option<String>, moqt_status> {
@@ -77,8 +100,9 @@ fn auth(options: &moqt_relay_options) -> Result<AuthConfig, moqt_status> {
 ///
 /// Ownership: on success `*out` is a new relay; stop and free it with `moqt_relay_stop`.
 /// `options` (NULL for the defaults: a generated certificate for "localhost", everything open)
-/// is only read during the call. Thread-safety: any thread. Callbacks: none.
-/// Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL `out`, a bad address, pattern,
+/// is only read during the call; `on_session_user_data_free` runs once, also when this call
+/// fails. Thread-safety: any thread. Callbacks: `on_session` for each new session, on the
+/// dispatcher thread, until `moqt_relay_stop`. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL `out`, a bad address, pattern,
 /// certificate or key file), MOQT_STATUS_ERR_CONNECT (the address cannot be bound),
 /// MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
@@ -90,75 +114,83 @@ pub extern "C" fn moqt_relay_start(
     out: *mut *mut moqt_relay,
 ) -> moqt_status {
     guard(|| {
+        // NULL: the defaults (a generated certificate for "localhost", everything open).
+        let options = read_sized(options).unwrap_or_else(zeroed_sized);
+        let admission = Arc::new(Subscription::for_admission(
+            options.on_session,
+            options.on_session_user_data,
+            options.on_session_user_data_free,
+        ));
         if out.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+            return admission.refuse(moqt_status::ErrInvalidArg, "out is NULL");
         }
-        let addr: SocketAddr = match str_arg(listen, listen_len).map(str::parse) {
-            Ok(Ok(addr)) => addr,
-            Ok(Err(err)) => return set_error(moqt_status::ErrInvalidArg, &format!("bad listen address: {err}")),
-            Err(status) => return status,
-        };
-        // SAFETY: a non-NULL options points to a moqt_relay_options the caller initialised.
-        let defaults = moqt_relay_options {
-            struct_size: 0,
-            tls_cert_path: std::ptr::null(),
-            tls_key_path: std::ptr::null(),
-            tls_generate_hosts: std::ptr::null(),
-            auth_public: std::ptr::null(),
-            auth_key_path: std::ptr::null(),
-        };
-        let options = unsafe { options.as_ref() }.unwrap_or(&defaults);
-        let (cert_path, key_path) = match (optional_str(options.tls_cert_path), optional_str(options.tls_key_path)) {
-            (Ok(cert), Ok(key)) => (cert, key),
-            (Err(status), _) | (_, Err(status)) => return status,
-        };
-        let cert = match (&cert_path, &key_path) {
-            (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key),
-            (None, None) => {
-                let hosts = match optional_str(options.tls_generate_hosts) {
-                    Ok(hosts) => hosts.unwrap_or_else(|| "localhost".into()),
-                    Err(status) => return status,
-                };
-                let hosts: Vec<String> =
-                    hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
-                Certificate::generate(&hosts)
-            }
-            _ => return set_error(moqt_status::ErrInvalidArg, "set both tls_cert_path and tls_key_path, or neither"),
-        };
-        let cert = match cert {
-            Ok(cert) => cert,
-            Err(err) => return set_error(moqt_status::ErrInvalidArg, &err.to_string()),
-        };
-        let auth = match auth(options) {
-            Ok(auth) => auth,
-            Err(status) => return status,
-        };
-        let Some(runtime) = runtime() else {
-            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
-        };
-        let started = runtime.block_on(async {
-            let server = Server::bind(addr, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
-            let addr = server.local_addr().map_err(|e| e.to_string())?;
-            let reload = match (cert_path, key_path) {
-                (Some(chain), Some(key)) => {
-                    Some(server.watch_certificate_files(chain.into(), key.into(), Duration::from_secs(5)))
-                }
-                _ => None,
-            };
-            let relay = Relay::new(RelayConfig { auth, ..Default::default() });
-            let (running, accepting) = (relay.clone(), server.clone());
-            let task = tokio::spawn(async move { running.run(accepting).await });
-            Ok::<_, String>(moqt_relay { relay, server, addr, fingerprint: cert.fingerprint_hex(), task, reload })
-        });
-        match started {
+        match start(listen, listen_len, &options, admission.clone()) {
             Ok(relay) => {
                 // SAFETY: out was checked non-NULL; the caller owns the box from here.
                 unsafe { *out = Box::into_raw(Box::new(relay)) };
                 moqt_status::Ok
             }
-            Err(reason) => set_error(moqt_status::ErrConnect, &reason),
+            // The on_session user data is released on this path too.
+            Err(status) => admission.refuse(status, &last_error_text()),
         }
     })
+}
+
+/// Everything `moqt_relay_start` does but the handle; errors have set the last error.
+fn start(
+    listen: *const c_char,
+    listen_len: usize,
+    options: &moqt_relay_options,
+    admission: Arc<Subscription>,
+) -> Result<moqt_relay, moqt_status> {
+    let addr: SocketAddr = match str_arg(listen, listen_len)?.parse() {
+        Ok(addr) => addr,
+        Err(err) => return Err(set_error(moqt_status::ErrInvalidArg, &format!("bad listen address: {err}"))),
+    };
+    let (cert_path, key_path) = (optional_str(options.tls_cert_path)?, optional_str(options.tls_key_path)?);
+    let cert = match (&cert_path, &key_path) {
+        (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key),
+        (None, None) => {
+            let hosts = optional_str(options.tls_generate_hosts)?.unwrap_or_else(|| "localhost".into());
+            let hosts: Vec<String> = hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
+            Certificate::generate(&hosts)
+        }
+        _ => return Err(set_error(moqt_status::ErrInvalidArg, "set both tls_cert_path and tls_key_path, or neither")),
+    };
+    let cert = cert.map_err(|err| set_error(moqt_status::ErrInvalidArg, &err.to_string()))?;
+    let auth = auth(options)?;
+    let Some(runtime) = runtime() else {
+        return Err(set_error(moqt_status::ErrNoMemory, "cannot start the engine threads"));
+    };
+    let started = runtime.block_on(async {
+        let server = Server::bind(addr, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+        let addr = server.local_addr().map_err(|e| e.to_string())?;
+        let reload = match (cert_path, key_path) {
+            (Some(chain), Some(key)) => {
+                Some(server.watch_certificate_files(chain.into(), key.into(), Duration::from_secs(5)))
+            }
+            _ => None,
+        };
+        let relay = Relay::new(RelayConfig { auth, ..Default::default() });
+        let (running, accepting, admit) = (relay.clone(), server.clone(), admission.clone());
+        let task = tokio::spawn(async move {
+            let admit = move |path: &str, version: Version| {
+                let (admit, path) = (admit.clone(), path.to_string());
+                async move { admit.admit(path, moq_lite_number(version)).await }
+            };
+            running.run_with(accepting, admit).await
+        });
+        Ok::<_, String>(moqt_relay {
+            relay,
+            server,
+            addr,
+            fingerprint: cert.fingerprint_hex(),
+            task,
+            reload,
+            admission,
+        })
+    });
+    started.map_err(|reason| set_error(moqt_status::ErrConnect, &reason))
 }
 
 /// The UDP port the relay listens on (useful after listening on port 0); 0 for NULL.
@@ -201,7 +233,8 @@ pub extern "C" fn moqt_relay_fingerprint(relay: *const moqt_relay, buf: *mut c_c
 /// up to `drain_ms` milliseconds to leave; then the listener closes.
 ///
 /// Ownership: ends the caller's handle. Thread-safety: any thread; blocks until the relay has
-/// stopped (at most about `drain_ms`). Callbacks: none.
+/// stopped (at most about `drain_ms`). Callbacks: no `on_session` starts after it returns (one
+/// running is waited for); `on_session_user_data_free` follows once, on the dispatcher thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_relay_stop(relay: *mut moqt_relay, goaway_uri: *const c_char, drain_ms: u64) {
     guard_void(|| {
@@ -225,5 +258,6 @@ pub extern "C" fn moqt_relay_stop(relay: *mut moqt_relay, goaway_uri: *const c_c
                 reload.abort();
             }
         });
+        relay.admission.finish(true);
     })
 }

@@ -1,0 +1,283 @@
+/*
+ * The server side and the session requests of the C API, against an embedded relay:
+ *   - on_session admits or refuses each session by its path and query, and sees its version;
+ *     a refused client fails to connect; on_session_user_data_free runs exactly once, when the
+ *     relay stops, and also when moqt_relay_start fails;
+ *   - FETCH of a past group delivers its frames in order with their group and index, then
+ *     on_closed(OK); a group the publisher does not have ends with MOQT_STATUS_ERR_NOT_FOUND;
+ *   - moqt_client_get_stats gives the version and QUIC path statistics; moqt_client_probe makes
+ *     the peer report its bitrate and RTT (PROBE).
+ * Ends with moqt_shutdown so the sanitizers and Valgrind see the engine's whole life.
+ * Exit 0 when every check holds; prints what failed otherwise.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "moqt.h"
+
+static int failures = 0;
+#define CHECK(cond, what)                                    \
+    do {                                                     \
+        if (!(cond)) {                                       \
+            fprintf(stderr, "server: FAILED: %s\n", what);  \
+            failures++;                                      \
+        }                                                    \
+    } while (0)
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* What on_session saw. */
+struct admission {
+    pthread_mutex_t lock;
+    int admitted;
+    int refused;
+    unsigned last_version;
+    char last_path[128];
+    int frees;
+};
+
+static bool on_session(void *user_data, const char *path, size_t path_len, uint32_t version) {
+    struct admission *a = (struct admission *)user_data;
+    bool admit = path_len >= 3 && memcmp(path, "/ok", 3) == 0;
+    pthread_mutex_lock(&a->lock);
+    if (admit) a->admitted++;
+    else a->refused++;
+    a->last_version = version;
+    size_t n = path_len < sizeof a->last_path - 1 ? path_len : sizeof a->last_path - 1;
+    memcpy(a->last_path, path, n);
+    a->last_path[n] = '\0';
+    pthread_mutex_unlock(&a->lock);
+    return admit;
+}
+
+static void admission_free(void *user_data) {
+    struct admission *a = (struct admission *)user_data;
+    pthread_mutex_lock(&a->lock);
+    a->frees++;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static int admission_frees(struct admission *a) {
+    pthread_mutex_lock(&a->lock);
+    int frees = a->frees;
+    pthread_mutex_unlock(&a->lock);
+    return frees;
+}
+
+/* Waits up to 5 s for the admission's frees to reach `want`. */
+static int wait_frees(struct admission *a, int want) {
+    for (int i = 0; i < 500 && admission_frees(a) < want; i++) sleep_ms(10);
+    return admission_frees(a);
+}
+
+static moqt_relay_options relay_options(struct admission *a) {
+    moqt_relay_options options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.on_session = on_session;
+    options.on_session_user_data = a;
+    options.on_session_user_data_free = admission_free;
+    return options;
+}
+
+static moqt_status connect_to(const char *url, const char *fingerprint, moqt_client **client) {
+    moqt_client_options options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.tls_fingerprint = fingerprint;
+    options.give_up_after_ms = 1; /* a refused or lost session is final here */
+    return moqt_client_connect(url, SIZE_MAX, &options, client);
+}
+
+/* What a FETCH delivered. */
+struct fetched {
+    pthread_mutex_t lock;
+    int frames;
+    int in_order;
+    uint64_t group;
+    char text[64];
+    int closed;
+    moqt_status status;
+    int frees;
+};
+
+static void fetch_frame(void *user_data, const moqt_frame *frame) {
+    struct fetched *f = (struct fetched *)user_data;
+    size_t len = 0;
+    const uint8_t *data = moqt_frame_data(frame, &len);
+    pthread_mutex_lock(&f->lock);
+    if (moqt_frame_index(frame) == (uint64_t)f->frames) f->in_order++;
+    f->group = moqt_frame_group(frame);
+    size_t used = strlen(f->text);
+    if (used + len < sizeof f->text) {
+        memcpy(f->text + used, data, len);
+        f->text[used + len] = '\0';
+    }
+    f->frames++;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void fetch_closed(void *user_data, moqt_status status) {
+    struct fetched *f = (struct fetched *)user_data;
+    pthread_mutex_lock(&f->lock);
+    f->closed++;
+    f->status = status;
+    pthread_mutex_unlock(&f->lock);
+}
+
+static void fetch_free(void *user_data) {
+    struct fetched *f = (struct fetched *)user_data;
+    pthread_mutex_lock(&f->lock);
+    f->frees++;
+    pthread_mutex_unlock(&f->lock);
+}
+
+/* Fetches `group` of live/video and waits up to 5 s for the end. */
+static void fetch_group(moqt_client *client, uint64_t group, struct fetched *f) {
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->lock, NULL);
+    moqt_subscribe_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.struct_size = sizeof callbacks;
+    callbacks.user_data = f;
+    callbacks.user_data_free = fetch_free;
+    callbacks.on_frame = fetch_frame;
+    callbacks.on_closed = fetch_closed;
+    moqt_subscription *fetch = NULL;
+    moqt_status status = moqt_client_fetch(client, "live", SIZE_MAX, "video", SIZE_MAX, group, NULL, &callbacks, &fetch);
+    CHECK(status == MOQT_STATUS_OK, "fetch starts");
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->lock);
+        int frees = f->frees;
+        pthread_mutex_unlock(&f->lock);
+        if (frees > 0) break;
+        sleep_ms(10);
+    }
+    CHECK(moqt_subscription_update(fetch, NULL) == MOQT_STATUS_ERR_INVALID_ARG, "a fetch has no live options");
+    moqt_subscription_free(fetch);
+}
+
+int main(void) {
+    /* A failed start releases the admission's user data too. */
+    struct admission failed;
+    memset(&failed, 0, sizeof failed);
+    pthread_mutex_init(&failed.lock, NULL);
+    moqt_relay_options bad = relay_options(&failed);
+    moqt_relay *relay = NULL;
+    CHECK(moqt_relay_start("not an address", SIZE_MAX, &bad, &relay) == MOQT_STATUS_ERR_INVALID_ARG, "bad address");
+    CHECK(wait_frees(&failed, 1) == 1, "user_data_free once after a failed start");
+
+    struct admission admission;
+    memset(&admission, 0, sizeof admission);
+    pthread_mutex_init(&admission.lock, NULL);
+    moqt_relay_options options = relay_options(&admission);
+    if (moqt_relay_start("127.0.0.1:0", SIZE_MAX, &options, &relay) != MOQT_STATUS_OK) {
+        fprintf(stderr, "server: relay: %s\n", moqt_last_error());
+        return 1;
+    }
+    char fingerprint[65];
+    CHECK(moqt_relay_fingerprint(relay, fingerprint, sizeof fingerprint) == MOQT_STATUS_OK, "fingerprint");
+    unsigned port = moqt_relay_port(relay);
+    char url[128];
+
+    /* Refused by path: the connect fails, and on_session saw the path with its query. */
+    snprintf(url, sizeof url, "moql://localhost:%u/no?jwt=abc", port);
+    moqt_client *refused = NULL;
+    CHECK(connect_to(url, fingerprint, &refused) == MOQT_STATUS_ERR_CONNECT, "a refused session fails to connect");
+    CHECK(refused == NULL, "no client for a refused session");
+    pthread_mutex_lock(&admission.lock);
+    CHECK(admission.refused == 1, "on_session refused one");
+    CHECK(strcmp(admission.last_path, "/no?jwt=abc") == 0, "on_session sees path and query");
+    CHECK(admission.last_version == 6, "on_session sees moq-lite-06");
+    pthread_mutex_unlock(&admission.lock);
+
+    /* Admitted: a publisher and a subscriber. */
+    snprintf(url, sizeof url, "moql://localhost:%u/ok", port);
+    moqt_client *publisher = NULL;
+    moqt_client *subscriber = NULL;
+    CHECK(connect_to(url, fingerprint, &publisher) == MOQT_STATUS_OK, "publisher admitted");
+    CHECK(connect_to(url, fingerprint, &subscriber) == MOQT_STATUS_OK, "subscriber admitted");
+    if (publisher == NULL || subscriber == NULL) {
+        fprintf(stderr, "server: %s\n", moqt_last_error());
+        return 1;
+    }
+    pthread_mutex_lock(&admission.lock);
+    CHECK(admission.admitted == 2, "on_session admitted two");
+    pthread_mutex_unlock(&admission.lock);
+
+    /* Three groups of three frames: "a0 a1 a2", "b0 b1 b2", "c0 c1 c2". */
+    moqt_broadcast *broadcast = NULL;
+    moqt_track *track = NULL;
+    CHECK(moqt_client_publish(publisher, "live", SIZE_MAX, &broadcast) == MOQT_STATUS_OK, "publish");
+    CHECK(moqt_broadcast_create_track(broadcast, "video", SIZE_MAX, 1, 60000, &track) == MOQT_STATUS_OK, "track");
+    for (int g = 0; g < 3; g++) {
+        for (int i = 0; i < 3; i++) {
+            char text[3] = {(char)('a' + g), (char)('0' + i), '\0'};
+            uint32_t flags = i == 0 ? MOQT_FRAME_NEW_GROUP : 0;
+            CHECK(moqt_track_write_frame(track, (const uint8_t *)text, 2, 1000u * (uint64_t)(g * 3 + i), flags) ==
+                      MOQT_STATUS_OK,
+                  "write");
+        }
+    }
+
+    /* FETCH group 1 (the groups are numbered from 0): the relay asks the publisher once the
+     * broadcast is announced, so retry briefly while it is not yet known. */
+    struct fetched got;
+    for (int attempt = 0; attempt < 50; attempt++) {
+        fetch_group(subscriber, 1, &got);
+        if (got.status == MOQT_STATUS_OK) break;
+        sleep_ms(100);
+    }
+    CHECK(got.closed == 1 && got.status == MOQT_STATUS_OK, "fetch ends with OK");
+    CHECK(got.frames == 3 && got.in_order == 3, "fetch delivers three frames in order");
+    CHECK(got.group == 1, "fetched frames carry their group");
+    CHECK(strcmp(got.text, "b0b1b2") == 0, "fetched payloads");
+    CHECK(got.frees == 1, "fetch user_data_free once");
+
+    struct fetched missing;
+    fetch_group(subscriber, 99, &missing);
+    CHECK(missing.closed == 1 && missing.status == MOQT_STATUS_ERR_NOT_FOUND, "a missing group is NOT_FOUND");
+    CHECK(missing.frames == 0 && missing.frees == 1, "nothing from a missing group");
+
+    /* Statistics and PROBE. */
+    moqt_client_stats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = sizeof stats;
+    CHECK(moqt_client_get_stats(subscriber, &stats) == MOQT_STATUS_OK, "stats");
+    CHECK(stats.version == 6, "stats: version 6");
+    CHECK(stats.rtt_us > 0, "stats: an RTT");
+    CHECK(stats.bytes_sent > 0 && stats.bytes_received > 0, "stats: bytes both ways");
+    CHECK(moqt_client_get_stats(subscriber, NULL) == MOQT_STATUS_ERR_INVALID_ARG, "stats(NULL)");
+    CHECK(moqt_client_probe(NULL, 1000000) == MOQT_STATUS_ERR_INVALID_ARG, "probe(NULL)");
+    CHECK(moqt_client_probe(subscriber, 1000000) == MOQT_STATUS_OK, "probe");
+    for (int i = 0; i < 500 && !stats.has_probe; i++) {
+        sleep_ms(10);
+        CHECK(moqt_client_get_stats(subscriber, &stats) == MOQT_STATUS_OK, "stats while probing");
+    }
+    CHECK(stats.has_probe, "a PROBE report arrives");
+    CHECK(stats.peer_bitrate > 0, "the report has a bitrate");
+    CHECK(stats.peer_rtt_ms > 0, "the report has an RTT (lite-04 and later)");
+
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(subscriber);
+    moqt_client_free(publisher);
+    CHECK(admission_frees(&admission) == 0, "no user_data_free while the relay runs");
+    moqt_relay_stop(relay, NULL, 500);
+    CHECK(wait_frees(&admission, 1) == 1, "user_data_free once after stop");
+    moqt_shutdown();
+    CHECK(admission_frees(&admission) == 1 && admission_frees(&failed) == 1, "still once each");
+
+    if (failures > 0) return 1;
+    printf("server: ok (fetched %d frames, probe %llu bit/s, rtt %llu us)\n", got.frames,
+           (unsigned long long)stats.peer_bitrate, (unsigned long long)stats.rtt_us);
+    return 0;
+}

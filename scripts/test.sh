@@ -14,6 +14,9 @@ command -v valgrind >/dev/null || need_apt+=(valgrind)
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v make >/dev/null || need_apt+=(make)
+# The Swift module-map check (Clang modules) and the Kotlin/Java JNI smoke test.
+command -v clang >/dev/null || need_apt+=(clang)
+command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

@@ -35,11 +35,11 @@ enum Build {
 /// An example (examples-c/), a C test (tests/c/) or a C benchmark (benches/c/).
 fn source(name: &str) -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ["examples-c", "tests/c", "benches/c"]
+    ["examples-c", "tests/c", "tests/bindings", "benches/c"]
         .iter()
         .map(|dir| manifest.join(format!("{dir}/{name}.c")))
         .find(|path| path.exists())
-        .unwrap_or_else(|| panic!("no {name}.c in examples-c/, tests/c/ or benches/c/"))
+        .unwrap_or_else(|| panic!("no {name}.c in examples-c/, tests/c/, tests/bindings/ or benches/c/"))
 }
 
 fn compile(name: &str, build: Build) -> PathBuf {
@@ -295,4 +295,86 @@ fn server_admission_fetch_and_probe_from_c() {
         assert!(output.status.success(), "{run:?}: {stdout}\n{stderr}");
         assert!(stdout.contains("server: ok (fetched 3 frames"), "{run:?}: {stdout}");
     }
+}
+
+/// Finds `program` on PATH.
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|path| path.is_file())
+}
+
+/// include/module.modulemap works the way Swift uses it: tests/bindings/module_import.c does
+/// `@import moqt;` with Clang modules (Swift's ClangImporter builds the same module), then calls
+/// through it.
+#[test]
+fn the_module_map_imports_as_a_clang_module() {
+    let clang = on_path("clang").expect("clang (scripts/test.sh installs it)");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = target_dir();
+    compile("relay", Build::C); // the library and its SONAME link are in place
+    let out = lib.join("c-example-module_import");
+    let status = Command::new(clang)
+        .args(["-fmodules", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-fmodules-cache-path={}", lib.join("clang-module-cache").display()))
+        .arg("-I")
+        .arg(manifest.join("include"))
+        .arg(source("module_import"))
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lmoqt")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "module_import.c does not build with -fmodules");
+    let output = Command::new(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("module: ok"), "{stdout}");
+}
+
+/// What a Kotlin or Java binding does: a JNI shim (tests/bindings/smoke_jni.c) linked against
+/// libmoqt.so, loaded by the JVM (tests/bindings/Smoke.java), sends a frame through an embedded
+/// relay and reads it back in pull mode.
+#[test]
+fn a_jni_binding_loads_and_round_trips_a_frame() {
+    let javac = on_path("javac").expect("a JDK (scripts/test.sh installs it)");
+    // JAVA_HOME is javac's bin/.. once symlinks (Debian's alternatives) are resolved.
+    let java_home = std::fs::canonicalize(&javac).unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = target_dir();
+    compile("relay", Build::C); // the library and its SONAME link are in place
+    let dir = lib.join("jni-smoke");
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("cc")
+        .args(["-std=c11", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror"])
+        .arg("-I")
+        .arg(manifest.join("include"))
+        .arg("-I")
+        .arg(java_home.join("include"))
+        .arg("-I")
+        .arg(java_home.join("include/linux"))
+        .arg(source("smoke_jni"))
+        .arg("-L")
+        .arg(&lib)
+        .arg("-lmoqt")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-o")
+        .arg(dir.join("libmoqt_smoke_jni.so"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "smoke_jni.c does not compile");
+    let status =
+        Command::new(&javac).arg("-d").arg(&dir).arg(manifest.join("tests/bindings/Smoke.java")).status().unwrap();
+    assert!(status.success(), "Smoke.java does not compile");
+    let output = Command::new(java_home.join("bin/java"))
+        .arg(format!("-Djava.library.path={}", dir.display()))
+        .arg("-cp")
+        .arg(&dir)
+        .arg("Smoke")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("jni: ok"), "{stdout}");
 }

@@ -38,6 +38,11 @@
 #define MOQT_PULL_QUEUE_FRAMES 256
 
 /**
+ * Gap reports a pull subscription keeps for `moqt_pull_next_gap` before merging them.
+ */
+#define MOQT_PULL_QUEUE_GAPS 64
+
+/**
  * Status codes returned by every fallible moqt function: 0 is success, negative is an error.
  * Values are never renumbered; retired values stay reserved.
  */
@@ -701,6 +706,17 @@ moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *track,
                                              void *free_user_data);
 
 /**
+ * Ends a track with an error instead of finishing it: the group being written and the track
+ * are aborted with the moq-lite stream error `code` (for example 0x1 cancelled, 0x0 internal
+ * error), which subscribers see as the end of their subscription with an error rather than the
+ * track's end. Later writes return MOQT_STATUS_ERR_CLOSED; free the handle as usual.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (already ended).
+ */
+MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *track, uint64_t code);
+
+/**
  * Finishes and frees a track. NULL is accepted.
  *
  * Thread-safety: any thread. Callbacks: none.
@@ -901,6 +917,15 @@ uint64_t moqt_frame_group(const struct moqt_frame *frame);
 uint64_t moqt_frame_index(const struct moqt_frame *frame);
 
 /**
+ * True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
+ * begin at a keyframe by convention. False for NULL and for every later frame, including the
+ * first frame delivered of a group joined past its start.
+ *
+ * Thread-safety: any thread.
+ */
+bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
+
+/**
  * Sends logs at `max_level` and more severe to `callback` (NULL or MOQT_LOG_LEVEL_OFF silences
  * the library, the default).
  *
@@ -989,6 +1014,31 @@ void moqt_pull_free(struct moqt_pull *pull);
 MOQT_MUST_USE
 moqt_status moqt_pull_update(const struct moqt_pull *pull,
                              const struct moqt_subscribe_options *options);
+
+/**
+ * Takes the oldest gap report not yet taken: groups `*first..=*last` will not arrive (expired,
+ * dropped by the publisher or a relay, skipped), with the moq-lite code why. Frames of groups
+ * before `*first` were queued before the gap, frames of later groups after it. Never waits;
+ * the readiness fd does not signal gaps (check after frames, or whenever convenient). At most
+ * MOQT_PULL_QUEUE_GAPS reports wait; beyond that the newest grows to cover the next.
+ *
+ * Thread-safety: any thread. Returns MOQT_STATUS_OK (the outs are written),
+ * MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
+ */
+MOQT_MUST_USE
+moqt_status moqt_pull_next_gap(const struct moqt_pull *pull,
+                               uint64_t *first,
+                               uint64_t *last,
+                               uint64_t *code);
+
+/**
+ * Drops every frame queued and not yet taken (a player seeking, or catching up after falling
+ * behind) and returns how many; the engine goes on queueing frames that arrive after. Gap
+ * reports and the end of the track are kept. 0 for NULL.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ */
+size_t moqt_pull_flush(const struct moqt_pull *pull);
 
 /**
  * Starts a relay listening on `listen` (`"127.0.0.1:4443"`, port 0 for any free port) for raw

@@ -692,7 +692,7 @@ extern "C" fn record_fetch_closed(_user_data: *mut c_void, status: moqt_status) 
     FETCH_CLOSED.lock().unwrap().push(status);
 }
 
-fn wait_until(what: &str, done: impl Fn() -> bool) {
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
@@ -762,5 +762,95 @@ fn fetch_and_stats_error_paths() {
     assert_eq!(moqt_client_get_stats(client, &mut tiny), moqt_status::ErrInvalidArg);
 
     moqt_client_free(client);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+/// Pull mode beyond frames: the first frame of each group is the keyframe, `moqt_pull_flush`
+/// drops what is queued and quiets the fd, and a skipped run of groups, once final, comes out of
+/// `moqt_pull_next_gap`.
+#[test]
+fn pull_mode_reports_gaps_marks_keyframes_and_flushes() {
+    use moqt::endpoint::{Client, EndpointConfig};
+    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
+    use moqt::session::Origins;
+    use moqt::transport::tls::ClientTrust;
+
+    let (relay, fp, _) = embedded_relay();
+    let port = moqt_relay_port(relay);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let mut track = broadcast.create_track("t", TrackInfo::default()).unwrap();
+    let _published =
+        origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
+    let trust = ClientTrust::fingerprint_from_hex(fp.to_str().unwrap()).unwrap();
+    let _session = rt.block_on(async {
+        let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let origins = Origins { publish: Some(origin.consume()), ..Default::default() };
+        client.connect(addr, "localhost", Some("/x".into()), origins).await.unwrap()
+    });
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
+    let mut subscriber = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    assert_eq!(moqt_client_subscribe_pull(subscriber, b, usize::MAX, t, usize::MAX, &mut pull), moqt_status::Ok);
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), track.used()).await }).expect("subscribed");
+
+    // Groups 0 and 5, two frames each: 1 to 4 never exist.
+    let mut write_group = |sequence: u64, frames: u8| {
+        let mut group = track.create_group(sequence).unwrap();
+        for index in 0..frames {
+            group.write(0, vec![sequence as u8, index]).unwrap();
+        }
+        group.finish().unwrap();
+    };
+    write_group(0, 2);
+    write_group(5, 2);
+    let mut frames = Vec::new();
+    let mut frame: *const moqt_frame = ptr::null();
+    while frames.len() < 4 {
+        assert_eq!(moqt_pull_next_frame(pull, 5000, &mut frame), moqt_status::Ok, "{frames:?}");
+        frames.push((moqt_frame_group(frame), moqt_frame_index(frame), moqt_frame_is_keyframe(frame)));
+        moqt_frame_unref(frame);
+    }
+    frames.sort();
+    assert_eq!(frames, [(0, 0, true), (0, 1, false), (5, 0, true), (5, 1, false)]);
+    assert!(!moqt_frame_is_keyframe(ptr::null()));
+    // Three more groups nobody takes: the fd turns readable; a flush drops them and quiets it.
+    let readable = |timeout_ms: i32| {
+        let mut fds = libc::pollfd { fd: moqt_pull_fd(pull), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd on the stack.
+        unsafe { libc::poll(&mut fds, 1, timeout_ms) == 1 }
+    };
+    assert!(!readable(0), "nothing queued");
+    for sequence in 6..9 {
+        write_group(sequence, 1);
+    }
+    assert!(readable(5000), "frames queued");
+    let mut flushed = 0;
+    wait_until("three frames flushed", || {
+        flushed += moqt_pull_flush(pull);
+        flushed == 3
+    });
+    assert!(!readable(0), "a flushed queue is not readable");
+    assert_eq!(moqt_pull_next_frame(pull, 0, &mut frame), moqt_status::ErrAgain);
+    assert_eq!(moqt_pull_flush(ptr::null()), 0);
+
+    // A sequence merely absent may still arrive on its own stream; once the track ends, the
+    // missing run is final and reported.
+    let (mut first, mut last, mut code) = (0u64, 0u64, 0u64);
+    assert_eq!(moqt_pull_next_gap(pull, &mut first, &mut last, &mut code), moqt_status::ErrAgain);
+    drop(write_group);
+    track.finish();
+    wait_until("the gap report", || moqt_pull_next_gap(pull, &mut first, &mut last, &mut code) == moqt_status::Ok);
+    assert_eq!((first, last), (1, 4), "the skipped groups, code {code:#x}");
+    assert_eq!(moqt_pull_next_gap(pull, &mut first, &mut last, &mut code), moqt_status::ErrAgain);
+    assert_eq!(moqt_pull_next_gap(pull, ptr::null_mut(), &mut last, &mut code), moqt_status::ErrInvalidArg);
+
+    moqt_pull_free(pull);
+    moqt_client_free(subscriber);
+    drop(_session);
     moqt_relay_stop(relay, ptr::null(), 0);
 }

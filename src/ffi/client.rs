@@ -687,6 +687,35 @@ fn write_payload(track: *const moqt_track, payload: Bytes, timestamp_us: u64, fl
     }
 }
 
+/// Ends a track with an error instead of finishing it: the group being written and the track
+/// are aborted with the moq-lite stream error `code` (for example 0x1 cancelled, 0x0 internal
+/// error), which subscribers see as the end of their subscription with an error rather than the
+/// track's end. Later writes return MOQT_STATUS_ERR_CLOSED; free the handle as usual.
+///
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (already ended).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_track_abort(track: *const moqt_track, code: u64) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
+        let Some(track) = (unsafe { track.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "track is NULL");
+        };
+        let reason = model::Error::Aborted(crate::wire::StreamCode::from_u64(code));
+        if let Some(group) = track.group.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            group.abort(reason.clone());
+        }
+        match track.producer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(producer) => {
+                producer.abort(reason);
+                moqt_status::Ok
+            }
+            None => set_error(moqt_status::ErrClosed, "track is closed"),
+        }
+    })
+}
+
 /// Finishes and frees a track. NULL is accepted.
 ///
 /// Thread-safety: any thread. Callbacks: none.

@@ -83,3 +83,14 @@ pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
     unsafe { frame.as_ref() }.map_or(0, |f| f.index)
 }
+
+/// True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
+/// begin at a keyframe by convention. False for NULL and for every later frame, including the
+/// first frame delivered of a group joined past its start.
+///
+/// Thread-safety: any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_is_keyframe(frame: *const moqt_frame) -> bool {
+    // SAFETY: a non-NULL frame is alive for the caller (borrowed or referenced).
+    unsafe { frame.as_ref() }.is_some_and(|frame| frame.index == 0)
+}

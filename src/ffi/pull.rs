@@ -20,6 +20,9 @@ use crate::model::{OriginProducer, SubscribeOptions};
 /// never an unbounded queue).
 pub const MOQT_PULL_QUEUE_FRAMES: u32 = 256;
 
+/// Gap reports a pull subscription keeps for `moqt_pull_next_gap` before merging them.
+pub const MOQT_PULL_QUEUE_GAPS: u32 = 64;
+
 /// A pull-mode subscription.
 #[allow(non_camel_case_types)]
 pub struct moqt_pull {
@@ -31,6 +34,8 @@ pub struct moqt_pull {
 
 struct PullState {
     frames: VecDeque<moqt_frame>,
+    /// Gaps not yet taken: (first group, last group, moq-lite code), oldest first.
+    gaps: VecDeque<(u64, u64, u64)>,
     /// Set when the track ended (Ok) or failed.
     ended: Option<moqt_status>,
     interrupted: bool,
@@ -58,7 +63,12 @@ impl PullQueue {
             unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
         }
         Some(Self {
-            state: Mutex::new(PullState { frames: VecDeque::new(), ended: None, interrupted: false }),
+            state: Mutex::new(PullState {
+                frames: VecDeque::new(),
+                gaps: VecDeque::new(),
+                ended: None,
+                interrupted: false,
+            }),
             ready: Condvar::new(),
             slots: Arc::new(Semaphore::new(MOQT_PULL_QUEUE_FRAMES as usize)),
             pipe,
@@ -84,6 +94,19 @@ impl PullQueue {
         }
         state.frames.push_back(frame);
         self.ready.notify_all();
+    }
+
+    /// Queues a gap report; past MOQT_PULL_QUEUE_GAPS unread ones, the newest absorbs it (its
+    /// range grows to cover both, its code is the latest).
+    fn gap(&self, first: u64, last: u64, code: u64) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.gaps.len() >= MOQT_PULL_QUEUE_GAPS as usize
+            && let Some(newest) = state.gaps.back_mut()
+        {
+            *newest = (newest.0.min(first), newest.1.max(last), code);
+            return;
+        }
+        state.gaps.push_back((first, last, code));
     }
 
     fn end(&self, status: moqt_status) {
@@ -182,7 +205,13 @@ async fn feed(
     let status = follow_track(remote, wanted, name, options, |delivery| {
         let queue = queue.clone();
         async move {
-            let Delivery::Frame(frame) = delivery else { return true };
+            let frame = match delivery {
+                Delivery::Frame(frame) => frame,
+                Delivery::Gap(gap) => {
+                    queue.gap(gap.start, gap.end, gap.reason.code().to_u64());
+                    return true;
+                }
+            };
             let Ok(permit) = queue.slots.clone().acquire_owned().await else { return false };
             // The slot comes back when the application takes the frame.
             permit.forget();
@@ -302,4 +331,65 @@ pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_
             None => set_error(moqt_status::ErrInvalidArg, "pull is NULL"),
         }
     })
+}
+
+/// Takes the oldest gap report not yet taken: groups `*first..=*last` will not arrive (expired,
+/// dropped by the publisher or a relay, skipped), with the moq-lite code why. Frames of groups
+/// before `*first` were queued before the gap, frames of later groups after it. Never waits;
+/// the readiness fd does not signal gaps (check after frames, or whenever convenient). At most
+/// MOQT_PULL_QUEUE_GAPS reports wait; beyond that the newest grows to cover the next.
+///
+/// Thread-safety: any thread. Returns MOQT_STATUS_OK (the outs are written),
+/// MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_pull_next_gap(
+    pull: *const moqt_pull,
+    first: *mut u64,
+    last: *mut u64,
+    code: *mut u64,
+) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+        let Some(pull) = (unsafe { pull.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
+        };
+        if first.is_null() || last.is_null() || code.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "first, last and code must not be NULL");
+        }
+        let gap = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner).gaps.pop_front();
+        let Some((start, end, why)) = gap else {
+            return set_error(moqt_status::ErrAgain, "no gap pending");
+        };
+        // SAFETY: the three pointers were checked non-NULL and point to u64s (documented).
+        unsafe {
+            *first = start;
+            *last = end;
+            *code = why;
+        }
+        moqt_status::Ok
+    })
+}
+
+/// Drops every frame queued and not yet taken (a player seeking, or catching up after falling
+/// behind) and returns how many; the engine goes on queueing frames that arrive after. Gap
+/// reports and the end of the track are kept. 0 for NULL.
+///
+/// Thread-safety: any thread. Callbacks: none.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_pull_flush(pull: *const moqt_pull) -> usize {
+    let mut dropped = 0;
+    guard_void(|| {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+        let Some(pull) = (unsafe { pull.as_ref() }) else { return };
+        let queue = &pull.shared;
+        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        dropped = state.frames.len();
+        if dropped > 0 && state.ended.is_none() {
+            queue.unsignal();
+        }
+        state.frames.clear();
+        queue.slots.add_permits(dropped);
+    });
+    dropped
 }

@@ -6,7 +6,8 @@
  *   - FETCH of a past group delivers its frames in order with their group and index, then
  *     on_closed(OK); a group the publisher does not have ends with MOQT_STATUS_ERR_NOT_FOUND;
  *   - moqt_client_get_stats gives the version and QUIC path statistics; moqt_client_probe makes
- *     the peer report its bitrate and RTT (PROBE).
+ *     the peer report its bitrate and RTT (PROBE);
+ *   - moqt_track_abort ends a subscriber's subscription with an error, not as a finished track.
  * Ends with moqt_shutdown so the sanitizers and Valgrind see the engine's whole life.
  * Exit 0 when every check holds; prints what failed otherwise.
  */
@@ -101,6 +102,7 @@ static moqt_status connect_to(const char *url, const char *fingerprint, moqt_cli
 struct fetched {
     pthread_mutex_t lock;
     int frames;
+    int keyframes;
     int in_order;
     uint64_t group;
     char text[64];
@@ -115,6 +117,7 @@ static void fetch_frame(void *user_data, const moqt_frame *frame) {
     const uint8_t *data = moqt_frame_data(frame, &len);
     pthread_mutex_lock(&f->lock);
     if (moqt_frame_index(frame) == (uint64_t)f->frames) f->in_order++;
+    if (moqt_frame_is_keyframe(frame)) f->keyframes++;
     f->group = moqt_frame_group(frame);
     size_t used = strlen(f->text);
     if (used + len < sizeof f->text) {
@@ -239,6 +242,7 @@ int main(void) {
     CHECK(got.closed == 1 && got.status == MOQT_STATUS_OK, "fetch ends with OK");
     CHECK(got.frames == 3 && got.in_order == 3, "fetch delivers three frames in order");
     CHECK(got.group == 1, "fetched frames carry their group");
+    CHECK(got.keyframes == 1, "the first frame of the group is its keyframe");
     CHECK(strcmp(got.text, "b0b1b2") == 0, "fetched payloads");
     CHECK(got.frees == 1, "fetch user_data_free once");
 
@@ -265,6 +269,51 @@ int main(void) {
     CHECK(stats.has_probe, "a PROBE report arrives");
     CHECK(stats.peer_bitrate > 0, "the report has a bitrate");
     CHECK(stats.peer_rtt_ms > 0, "the report has an RTT (lite-04 and later)");
+
+    /* Abort: a live subscriber's subscription ends with an error status. */
+    moqt_track *audio = NULL;
+    CHECK(moqt_broadcast_create_track(broadcast, "audio", SIZE_MAX, 1, 60000, &audio) == MOQT_STATUS_OK, "audio");
+    struct fetched live;
+    memset(&live, 0, sizeof live);
+    pthread_mutex_init(&live.lock, NULL);
+    moqt_subscribe_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.struct_size = sizeof callbacks;
+    callbacks.user_data = &live;
+    callbacks.user_data_free = fetch_free;
+    callbacks.on_frame = fetch_frame;
+    callbacks.on_closed = fetch_closed;
+    moqt_subscription *subscription = NULL;
+    CHECK(moqt_client_subscribe(subscriber, "live", SIZE_MAX, "audio", SIZE_MAX, &callbacks, &subscription) ==
+              MOQT_STATUS_OK,
+          "subscribe audio");
+    int live_frames = 0;
+    for (int i = 0; i < 100 && live_frames == 0; i++) {
+        CHECK(moqt_track_write_frame(audio, (const uint8_t *)"x", 1, 0, MOQT_FRAME_NEW_GROUP) == MOQT_STATUS_OK,
+              "write audio");
+        sleep_ms(50);
+        pthread_mutex_lock(&live.lock);
+        live_frames = live.frames;
+        pthread_mutex_unlock(&live.lock);
+    }
+    CHECK(live_frames > 0, "the subscriber gets audio");
+    CHECK(moqt_track_abort(audio, 0x1) == MOQT_STATUS_OK, "abort");
+    CHECK(moqt_track_abort(audio, 0x1) == MOQT_STATUS_ERR_CLOSED, "abort twice");
+    CHECK(moqt_track_write_frame(audio, (const uint8_t *)"x", 1, 0, 0) == MOQT_STATUS_ERR_CLOSED, "write after abort");
+    CHECK(moqt_track_abort(NULL, 0) == MOQT_STATUS_ERR_INVALID_ARG, "abort(NULL)");
+    int closed = 0;
+    moqt_status live_status = MOQT_STATUS_OK;
+    for (int i = 0; i < 500 && closed == 0; i++) {
+        sleep_ms(10);
+        pthread_mutex_lock(&live.lock);
+        closed = live.closed;
+        live_status = live.status;
+        pthread_mutex_unlock(&live.lock);
+    }
+    CHECK(closed == 1, "the subscription ends after an abort");
+    CHECK(live_status != MOQT_STATUS_OK, "an aborted track does not end as finished");
+    moqt_subscription_free(subscription);
+    moqt_track_free(audio);
 
     moqt_track_free(track);
     moqt_broadcast_free(broadcast);

@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -45,6 +46,41 @@ async fn wait_state(client: &mut PersistentClient, wanted: impl Fn(&ClientState)
     .unwrap_or_else(|_| panic!("state never came; last {:?}", client.state()))
 }
 
+/// Records every state the client passes through, from now on, in a task: a quick Migrating
+/// between two Connected states is seen even if the test is not polling at that moment.
+fn record_states(client: &PersistentClient) -> Arc<Mutex<Vec<ClientState>>> {
+    let mut states = client.watch_state();
+    let seen = Arc::new(Mutex::new(vec![states.borrow_and_update().clone()]));
+    let recorded = seen.clone();
+    tokio::spawn(async move {
+        while states.changed().await.is_ok() {
+            recorded.lock().unwrap().push(states.borrow_and_update().clone());
+        }
+    });
+    seen
+}
+
+/// After the first session: Migrating to `uri`, then Connected again, and nothing in between
+/// (no error, no Reconnecting).
+async fn assert_migrated(seen: &Mutex<Vec<ClientState>>, uri: &str, version: Version) {
+    let reconnected = |s: &ClientState| matches!(s, ClientState::Connected { reconnects: 1, .. });
+    let recorded = timeout(WAIT, async {
+        while !seen.lock().unwrap().iter().any(reconnected) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    recorded.await.unwrap_or_else(|_| panic!("{version}: the reconnection was not recorded"));
+    let seen = seen.lock().unwrap().clone();
+    let first = seen.iter().position(|s| matches!(s, ClientState::Connected { reconnects: 0, .. }));
+    let first = first.unwrap_or_else(|| panic!("{version}: never connected: {seen:?}"));
+    let after: Vec<_> = seen[first + 1..].iter().take(2).cloned().collect();
+    assert_eq!(
+        after,
+        vec![ClientState::Migrating { uri: uri.into() }, ClientState::Connected { version, reconnects: 1 }],
+        "{version}: {seen:?}"
+    );
+}
+
 /// Writes one group and waits for the consumer to read a group at least that new; returns the
 /// sequences of the gaps seen on the way.
 async fn write_and_read(producer: &mut TrackProducer, consumer: &mut TrackConsumer) -> Vec<(u64, u64)> {
@@ -75,6 +111,7 @@ async fn goaway_with_an_empty_uri_reconnects_and_tracks_continue() {
         let remote = OriginProducer::default();
         let mut client =
             PersistentClient::start(server.client(version), target(server.addr), None, Some(remote.clone()), fast());
+        let states = record_states(&client);
         wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
         let broadcast = announced(&remote, &path("room/alice")).await;
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
@@ -87,6 +124,7 @@ async fn goaway_with_an_empty_uri_reconnects_and_tracks_continue() {
             tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(sessions[0].goaway(""))).unwrap();
         }
         wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
+        assert_migrated(&states, "", version).await;
         // The same consumer keeps reading: groups written after the move arrive.
         for _ in 0..3 {
             write_and_read(&mut published.track, &mut track).await;
@@ -98,33 +136,36 @@ async fn goaway_with_an_empty_uri_reconnects_and_tracks_continue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goaway_with_a_uri_moves_to_the_other_server() {
     init_logs();
-    let version = Version::Lite06;
-    let mut published = publish("room/alice");
-    let first = serve(version, Some(published.origin.clone()), None);
-    let second = serve(version, Some(published.origin.clone()), None);
-    let remote = OriginProducer::default();
-    // The client trusts both servers' certificates by pinning both fingerprints.
-    let trust =
-        moqt::transport::tls::ClientTrust::Fingerprint(vec![first.cert.fingerprint(), second.cert.fingerprint()]);
-    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config(version)).unwrap();
-    let mut client = PersistentClient::start(client, target(first.addr), None, Some(remote.clone()), fast());
-    wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
-    let broadcast = announced(&remote, &path("room/alice")).await;
-    let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
-    timeout(WAIT, published.track.used()).await.unwrap();
-    write_and_read(&mut published.track, &mut track).await;
-
-    first.wait_sessions(1).await;
-    let uri = format!("moql://127.0.0.1:{}/", second.addr.port());
-    {
-        let sessions = first.sessions.lock().unwrap();
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(sessions[0].goaway(&uri))).unwrap();
-    }
-    // Migrating may pass too quickly to observe; landing on the second server proves the move.
-    wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
-    second.wait_sessions(1).await;
-    for _ in 0..3 {
+    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+        let mut published = publish("room/alice");
+        let first = serve(version, Some(published.origin.clone()), None);
+        let second = serve(version, Some(published.origin.clone()), None);
+        let remote = OriginProducer::default();
+        // The client trusts both servers' certificates by pinning both fingerprints.
+        let trust =
+            moqt::transport::tls::ClientTrust::Fingerprint(vec![first.cert.fingerprint(), second.cert.fingerprint()]);
+        let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config(version)).unwrap();
+        let mut client = PersistentClient::start(client, target(first.addr), None, Some(remote.clone()), fast());
+        let states = record_states(&client);
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
         write_and_read(&mut published.track, &mut track).await;
+
+        first.wait_sessions(1).await;
+        let uri = format!("moql://127.0.0.1:{}/", second.addr.port());
+        {
+            let sessions = first.sessions.lock().unwrap();
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(sessions[0].goaway(&uri)))
+                .unwrap();
+        }
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
+        assert_migrated(&states, &uri, version).await;
+        second.wait_sessions(1).await;
+        for _ in 0..3 {
+            write_and_read(&mut published.track, &mut track).await;
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::*;
 use moqt::model::{self, Error, GapReason, GroupStart, SubscribeOptions, TrackEvent};
 use moqt::session::{FetchRequest, SessionConfig, SessionError, SessionEvent};
-use moqt::transport::TransportError;
-use moqt::wire::{SessionCode, StreamCode, Version};
+use moqt::transport::{SendStream, TransportError};
+use moqt::wire::{Message, SessionCode, StreamCode, Version};
 use tokio::time::timeout;
 
 const SINCE_05: [Version; 2] = [Version::Lite06, Version::Lite05];
@@ -221,13 +221,19 @@ fn futures_lite_block<F: std::future::Future>(future: F) -> F::Output {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probe_reports_bitrate_and_rtt() {
+async fn probe_reports_the_path_stats_and_targets_reach_the_publisher() {
     init_logs();
     for version in Version::ALL {
         let mut published = publish("room/alice");
         write_groups(&mut published.track, 2, 2);
         let server = serve(version, Some(published.origin.clone()), None);
-        let (session, _remote) = server.subscriber(version).await;
+        // A path with about 80 ms of RTT: far above loopback's, so a reported RTT that matches it
+        // was measured, not a floor.
+        let link = delayed_link(server.addr, Duration::from_millis(40)).await;
+        let origins = moqt::session::Origins::default();
+        let session =
+            timeout(WAIT, server.client(version).connect(link, "localhost", None, origins)).await.unwrap().unwrap();
+        server.wait_sessions(1).await;
         session.set_probe_target(2_000_000).await.unwrap();
         let report = timeout(WAIT, async {
             loop {
@@ -239,11 +245,34 @@ async fn probe_reports_bitrate_and_rtt() {
         })
         .await
         .expect("a PROBE report");
-        assert!(report.bitrate > 0, "{version}: {report:?}");
+        let publisher = server.sessions.lock().unwrap()[0].stats();
+        let ours = session.stats();
         if version >= Version::Lite04 {
-            assert!(report.rtt_ms > 0, "{version}: RTT is reported from lite-04 on: {report:?}");
+            let rtt = Duration::from_millis(report.rtt_ms);
+            assert!(rtt >= Duration::from_millis(70), "{version}: {report:?}");
+            for (side, stats) in [("publisher", publisher), ("subscriber", ours)] {
+                let ratio = rtt.as_secs_f64() / stats.rtt.as_secs_f64();
+                assert!((0.5..2.0).contains(&ratio), "{version}: reported {rtt:?}, {side}'s path RTT {:?}", stats.rtt);
+            }
         } else {
             assert_eq!(report.rtt_ms, 0, "lite-03 has no RTT field");
+        }
+        // The bitrate is the publisher's congestion window over its RTT, as its stats say now.
+        let ratio = report.bitrate as f64 / publisher.send_bitrate as f64;
+        assert!((0.25..4.0).contains(&ratio), "{version}: reported {report:?}, path stats {publisher:?}");
+        // The subscriber's target reaches the publisher, and so does a change of it.
+        for target in [2_000_000, 3_500_000] {
+            session.set_probe_target(target).await.unwrap();
+            let reached = timeout(WAIT, async {
+                loop {
+                    if server.sessions.lock().unwrap()[0].peer_probe_target() == Some(target) {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            assert!(reached.is_ok(), "{version}: target {target} did not reach the publisher");
         }
     }
 }
@@ -255,12 +284,13 @@ async fn datagrams_carry_one_frame_groups() {
         let mut published = publish("room/alice");
         let session_config = SessionConfig { datagram_groups: true, ..Default::default() };
         let server = serve_with(version, session_config, Some(published.origin.clone()), None);
-        let (_session, remote) = server.subscriber(version).await;
+        let (session, remote) = server.subscriber(version).await;
         let broadcast = announced(&remote, &path("room/alice")).await;
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
         timeout(WAIT, published.track.used()).await.unwrap();
         let mut received = Vec::new();
-        // Datagrams may be lost even on loopback; send until three arrive.
+        // Datagrams may be lost even on loopback, and a group the publisher sees before it is
+        // complete goes on a stream: send until three groups arrived as datagrams.
         for round in 0..50u64 {
             write_groups(&mut published.track, 1, 1);
             if let Ok(event) = timeout(Duration::from_millis(200), track.next_group()).await {
@@ -272,11 +302,98 @@ async fn datagrams_carry_one_frame_groups() {
                     received.push(group.sequence());
                 }
             }
-            if received.len() >= 3 || round == 49 {
+            if (received.len() >= 3 && session.stats().datagrams_received >= 3) || round == 49 {
                 break;
             }
         }
         assert!(received.len() >= 3, "{version}: only {received:?} arrived");
+        // They came as DATAGRAM frames: the transport counted them on both ends (and counts none
+        // without `datagram_groups`, see below).
+        let arrived = session.stats().datagrams_received;
+        assert!(arrived >= 3, "{version}: {arrived} datagrams for {received:?}");
+        server.wait_sessions(1).await;
+        let sent = server.sessions.lock().unwrap()[0].stats().datagrams_sent;
+        assert!(sent >= arrived, "{version}: {sent} sent");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_go_on_streams_without_datagram_groups_or_above_1200_bytes() {
+    init_logs();
+    for version in SINCE_05 {
+        for (datagram_groups, size) in [(false, 10), (true, 1500)] {
+            let mut published = publish("room/alice");
+            let session_config = SessionConfig { datagram_groups, ..Default::default() };
+            let server = serve_with(version, session_config, Some(published.origin.clone()), None);
+            let (session, remote) = server.subscriber(version).await;
+            let broadcast = announced(&remote, &path("room/alice")).await;
+            let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+            timeout(WAIT, published.track.used()).await.unwrap();
+            for _ in 0..3 {
+                let mut group = published.track.append_group().unwrap();
+                group.write(1000, bytes::Bytes::from(vec![9u8; size])).unwrap();
+                group.finish().unwrap();
+                match next_event(&mut track).await {
+                    TrackEvent::Group(mut group) => {
+                        let frames = read_group(&mut group).await;
+                        assert_eq!(frames.len(), 1);
+                        assert_eq!(frames[0].payload.len(), size, "{version}");
+                    }
+                    TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+                }
+            }
+            server.wait_sessions(1).await;
+            let what = format!("{version}, datagram groups {datagram_groups}, {size} bytes");
+            assert_eq!(session.stats().datagrams_received, 0, "{what}");
+            assert_eq!(server.sessions.lock().unwrap()[0].stats().datagrams_sent, 0, "{what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_arriving_twice_is_delivered_once() {
+    init_logs();
+    for version in SINCE_05 {
+        let raw = raw::raw_server(version);
+        let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let subscribing = tokio::spawn(async move { broadcast.subscribe_track("video").await });
+        let (subscribe, _request) = peer.subscription().await;
+        let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
+        // Group 0 as a datagram, again and again until it is delivered (datagrams may be lost).
+        let first = timeout(WAIT, async {
+            loop {
+                peer.datagram(subscribe.id, 0, 1000, payload(0, 0));
+                peer.datagram(subscribe.id, 0, 1000, payload(0, 0));
+                if let Ok(event) = timeout(Duration::from_millis(100), track.next_group()).await {
+                    return event.unwrap().unwrap();
+                }
+            }
+        })
+        .await
+        .expect("group 0 in time");
+        let mut group = first.into_group().expect("a group");
+        assert_eq!(group.sequence(), 0);
+        let frames = read_group(&mut group).await;
+        assert_eq!((frames.len(), frames[0].payload.clone(), frames[0].timestamp), (1, payload(0, 0), 1000));
+        // The same group once more on a stream: refused with STOP_SENDING.
+        let mut again = peer.group(subscribe.id, 0, 0).await;
+        let mut timestamps = moqt::wire::FrameTimestamps::new();
+        let stopped = match again.write(peer.frame(&mut timestamps, 1000, b"other")).await {
+            // STOP_SENDING may come as soon as the header is read.
+            Err(err) => Err(err),
+            Ok(()) => timeout(WAIT, again.stopped()).await.expect("stopped in time"),
+        };
+        assert!(matches!(stopped, Ok(Some(_)) | Err(moqt::transport::StreamError::Stopped(_))), "{stopped:?}");
+        // And as a datagram; then group 1 is the next and only event.
+        peer.datagram(subscribe.id, 0, 1000, payload(0, 0));
+        peer.send_group(subscribe.id, 1, 0, &[payload(1, 0)]).await;
+        match next_event(&mut track).await {
+            TrackEvent::Group(group) => assert_eq!(group.sequence(), 1, "{version}"),
+            TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+        }
+        let more = timeout(Duration::from_millis(300), track.next_group()).await;
+        assert!(more.is_err(), "{version}: a duplicate was delivered: {more:?}");
     }
 }
 
@@ -405,4 +522,273 @@ async fn one_session_publishes_and_subscribes_both_ways() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_goaway_no_new_requests_are_opened() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+        let published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        let (mut session, remote) = server.subscriber(version).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        server.wait_sessions(1).await;
+        {
+            let sessions = server.sessions.lock().unwrap();
+            futures_lite_block(sessions[0].goaway("")).unwrap();
+        }
+        let event = timeout(WAIT, session.next_event()).await.unwrap();
+        assert_eq!(event, SessionEvent::GoingAway { uri: String::new() }, "{version}");
+        // A new subscription fails at once with GOING_AWAY and never reaches the publisher.
+        let result = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().map(|_| ());
+        assert_eq!(result, Err(Error::Aborted(StreamCode::GoingAway)), "{version}");
+        let track = published.track;
+        assert!(timeout(Duration::from_millis(300), track.used()).await.is_err(), "{version}: SUBSCRIBE was sent");
+        if version >= Version::Lite05 {
+            let request = FetchRequest {
+                broadcast: path("room/alice"),
+                track: "video".into(),
+                group: 0,
+                frame_start: 0,
+                frame_end: None,
+                priority: 0,
+            };
+            assert!(matches!(session.fetch(request).await, Err(SessionError::GoingAway)), "{version}");
+        }
+        assert_eq!(session.event(), SessionEvent::GoingAway { uri: String::new() }, "{version}: still draining");
+    }
+}
+
+/// GOAWAY with `uri` on a new bidi stream.
+fn goaway_bytes(version: Version, uri: &str) -> Vec<u8> {
+    use moqt::wire::{BidiStream, Goaway, Message};
+    let mut out = Vec::new();
+    BidiStream::Goaway.encode(&mut out, version).unwrap();
+    Goaway { uri: uri.into() }.encode(&mut out, version).unwrap();
+    out
+}
+
+async fn open_with(conn: &moqt::transport::quic::QuicConnection, bytes: Vec<u8>) -> impl Send {
+    use moqt::transport::Connection;
+    let (mut send, recv) = conn.open_bi().await.unwrap();
+    send.write(bytes::Bytes::from(bytes)).await.unwrap();
+    (send, recv)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_goaway_is_a_protocol_violation() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+        for same_stream in [false, true] {
+            let raw = raw::raw_server(version);
+            let (session, peer) = raw.connect(SessionConfig::default(), Default::default()).await;
+            let mut session = session;
+            let _first = if same_stream {
+                let mut twice = goaway_bytes(version, "");
+                twice.extend_from_slice(&goaway_bytes(version, "")[1..]);
+                open_with(&peer.conn, twice).await
+            } else {
+                let first = open_with(&peer.conn, goaway_bytes(version, "")).await;
+                let event = timeout(WAIT, session.next_event()).await.unwrap();
+                assert_eq!(event, SessionEvent::GoingAway { uri: String::new() }, "{version}");
+                let _second = open_with(&peer.conn, goaway_bytes(version, "")).await;
+                first
+            };
+            let what = format!("{version}, second GOAWAY on the same stream: {same_stream}");
+            assert_eq!(close_code(&peer.conn).await, SessionCode::ProtocolViolation.to_u64(), "{what}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_goaway_uri_is_a_violation_from_lite_06_on() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        let server = serve(version, None, None);
+        let conn = raw_connect(&server, version).await;
+        let mut setup = Vec::new();
+        moqt::wire::UniStream::Setup.encode(&mut setup, version).unwrap();
+        moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
+        send_uni(&conn, &setup).await;
+        let _goaway = open_with(&conn, goaway_bytes(version, "moql://elsewhere.example/")).await;
+        if version >= Version::Lite06 {
+            assert_eq!(close_code(&conn).await, SessionCode::ProtocolViolation.to_u64(), "{version}");
+        } else {
+            // The empty-URI rule is a lite-06 addition: on lite-05 the server just sees GOAWAY.
+            server.wait_sessions(1).await;
+            let seen = timeout(WAIT, async {
+                loop {
+                    let event = server.sessions.lock().unwrap()[0].event();
+                    if event != SessionEvent::Active {
+                        return event;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .unwrap();
+            assert_eq!(seen, SessionEvent::GoingAway { uri: "moql://elsewhere.example/".into() }, "{version}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
+    use moqt::transport::{Connection, RecvStream, StreamError};
+    use moqt::wire::{
+        BidiStream, FrameTimestamps, GroupHeader, Message, StreamReader, Subscribe, SubscribeWindow, UniStream,
+    };
+    init_logs();
+    for version in Version::ALL {
+        let origin = model::OriginProducer::default();
+        let broadcast = model::BroadcastProducer::default();
+        let info = model::TrackInfo { priority: 1, max_age: Duration::from_millis(100), timescale: 1000 };
+        let mut producer = broadcast.create_track("video", info).unwrap();
+        let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
+        let server = serve(version, Some(origin.clone()), None);
+        // The test is the subscriber: what the publisher does to the stream is seen as sent.
+        let conn = raw_connect(&server, version).await;
+        if version.has_setup() {
+            let mut setup = Vec::new();
+            UniStream::Setup.encode(&mut setup, version).unwrap();
+            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
+            send_uni(&conn, &setup).await;
+        }
+        let mut request = Vec::new();
+        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        let window = SubscribeWindow { priority: 1, max_age: 100, ..Default::default() };
+        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
+            .encode(&mut request, version)
+            .unwrap();
+        let _subscription = open_with(&conn, request).await;
+        timeout(WAIT, producer.used()).await.unwrap();
+        // Group 0 stays open after one frame.
+        let mut old = producer.append_group().unwrap();
+        old.write(0, payload(0, 0)).unwrap();
+        // The first uni stream that is not the server's SETUP is group 0.
+        let (mut recv, mut reader) = loop {
+            let mut recv = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
+            let mut reader = StreamReader::new(version, 1 << 16);
+            let kind = loop {
+                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
+                    break kind;
+                }
+                let chunk = timeout(WAIT, recv.read(4096)).await.unwrap().unwrap().expect("a stream type");
+                reader.push(&chunk).unwrap();
+            };
+            if kind == UniStream::Group {
+                break (recv, reader);
+            }
+        };
+        let mut timestamps = FrameTimestamps::new();
+        let mut header = None;
+        let first = loop {
+            if header.is_none() {
+                header = reader.decode::<GroupHeader>().unwrap();
+            }
+            if header.is_some() {
+                if let Some(frame) = reader.read_frame(&mut timestamps).unwrap() {
+                    break frame;
+                }
+            }
+            let chunk = timeout(WAIT, recv.read(4096)).await.unwrap().unwrap().expect("group 0 data");
+            reader.push(&chunk).unwrap();
+        };
+        assert_eq!((header.unwrap().sequence, first.payload), (0, payload(0, 0)), "{version}");
+        // Group 1 moves 200 ms past it: group 0 is expired and its stream reset with OLD.
+        let mut new = producer.append_group().unwrap();
+        new.write(200, payload(1, 0)).unwrap();
+        new.write(300, payload(1, 1)).unwrap();
+        let end = timeout(WAIT, async {
+            loop {
+                match recv.read(4096).await {
+                    Ok(Some(_)) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .expect("group 0 ended in time");
+        assert_eq!(end, Err(StreamError::Reset(StreamCode::Old)), "{version}");
+        drop(old);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_ok_past_the_requested_start_is_a_gap() {
+    use moqt::wire::SubscribeResponse;
+    init_logs();
+    for version in SINCE_05 {
+        let raw = raw::raw_server(version);
+        let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let options = SubscribeOptions { start: GroupStart::Floor(2), ..Default::default() };
+        let subscribing = tokio::spawn(async move { broadcast.subscribe_track_with("video", options).await });
+        let (subscribe, mut request) = peer.subscription().await;
+        assert_eq!(subscribe.window.group_start, Some(2), "{version}");
+        let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
+        // The publisher can start at 5 only.
+        request.send(&SubscribeResponse::Ok { group: 5 }, version).await;
+        peer.send_group(subscribe.id, 5, 0, &[payload(5, 0)]).await;
+        let (mut gaps, mut groups) = (Vec::new(), Vec::new());
+        while groups.is_empty() || gaps.is_empty() {
+            match next_event(&mut track).await {
+                TrackEvent::Group(group) => groups.push(group.sequence()),
+                TrackEvent::Gap(gap) => gaps.push(gap),
+            }
+        }
+        assert_eq!(groups, vec![5], "{version}");
+        assert_eq!(gaps.iter().map(|g| (g.start, g.end)).collect::<Vec<_>>(), vec![(2, 4)], "{version}: {gaps:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jump_in_group_sequences_is_a_gap() {
+    use moqt::transport::SendStream;
+    use moqt::wire::SubscribeResponse;
+    init_logs();
+    for version in Version::ALL {
+        let raw = raw::raw_server(version);
+        let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let options = SubscribeOptions { start: GroupStart::Floor(0), ..Default::default() };
+        let subscribing = tokio::spawn(async move { broadcast.subscribe_track_with("video", options).await });
+        let (subscribe, mut request) = peer.subscription().await;
+        let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
+        // Groups 0 and 3, then the end: 1 and 2 were never produced.
+        peer.send_group(subscribe.id, 0, 0, &[payload(0, 0)]).await;
+        peer.send_group(subscribe.id, 3, 0, &[payload(3, 0)]).await;
+        if version >= Version::Lite05 {
+            request.send(&SubscribeResponse::End { group: 4 }, version).await;
+        }
+        request.send.finish().unwrap();
+        let (mut gaps, mut groups) = (Vec::new(), Vec::new());
+        while groups.len() < 2 || gaps.is_empty() {
+            match next_event(&mut track).await {
+                TrackEvent::Group(group) => groups.push(group.sequence()),
+                TrackEvent::Gap(gap) => gaps.push(gap),
+            }
+        }
+        groups.sort();
+        assert_eq!(groups, vec![0, 3], "{version}");
+        assert_eq!(gaps, vec![model::Gap { start: 1, end: 2, reason: GapReason::Skipped }], "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_starting_past_frame_0_is_reported_partial() {
+    init_logs();
+    let version = Version::Lite06;
+    let raw = raw::raw_server(version);
+    let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let subscribing = tokio::spawn(async move { broadcast.subscribe_track("video").await });
+    let (subscribe, _request) = peer.subscription().await;
+    let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
+    // GROUP Frame Start 2: frames 0 and 1 are missing.
+    peer.send_group(subscribe.id, 0, 2, &[payload(0, 2), payload(0, 3)]).await;
+    let mut group = next_event(&mut track).await.into_group().expect("a group");
+    assert_eq!((group.sequence(), group.frame_start()), (0, 2));
+    let frames = read_group(&mut group).await;
+    assert_eq!(frames.iter().map(|f| f.payload.clone()).collect::<Vec<_>>(), vec![payload(0, 2), payload(0, 3)]);
 }

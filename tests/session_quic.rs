@@ -5,8 +5,10 @@
 mod common;
 
 use common::*;
+use moqt::endpoint::EndpointConfig;
 use moqt::model::{self, BroadcastConsumer, OriginProducer, TrackProducer};
 use moqt::session::Origins;
+use moqt::transport::tls::ClientTrust;
 use moqt::wire::Version;
 use tokio::time::timeout;
 
@@ -72,5 +74,49 @@ async fn client_publishes_server_subscribes_each_version() {
         let producer = tokio::spawn(produce(published.track, 2, 3));
         check_received(broadcast, version, 2, 3).await;
         drop(producer.await.unwrap());
+    }
+}
+
+/// A client offering `offered` to a server accepting `accepted`: the version they settle on.
+async fn negotiated(accepted: Vec<Version>, offered: Vec<Version>) -> Version {
+    let server = serve_endpoint(EndpointConfig { versions: accepted, ..Default::default() }, None, None);
+    let trust = ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
+    let client_config = EndpointConfig { versions: offered, ..Default::default() };
+    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, client_config).unwrap();
+    let session = timeout(WAIT, client.connect(server.addr, "localhost", None, Origins::default()))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    session.version()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alpn_the_server_picks_among_what_the_client_offers() {
+    init_logs();
+    // A client offering all four (the default) gets the one version a narrowed server accepts.
+    for version in Version::ALL {
+        assert_eq!(negotiated(vec![version], Version::ALL.to_vec()).await, version);
+    }
+    // A server accepting all four picks its first preference the client offers: 06 when the
+    // client offers everything.
+    assert_eq!(negotiated(Version::ALL.to_vec(), Version::ALL.to_vec()).await, Version::Lite06);
+    assert_eq!(negotiated(Version::ALL.to_vec(), vec![Version::Lite03, Version::Lite04]).await, Version::Lite04);
+    assert_eq!(negotiated(Version::ALL.to_vec(), vec![Version::Lite03]).await, Version::Lite03);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lite_03_and_04_raw_quic_sessions_get_the_root_path() {
+    init_logs();
+    for version in [Version::Lite04, Version::Lite03] {
+        let server = serve(version, None, None);
+        // The path cannot travel without SETUP (spec 10.9): the server's application sees the root.
+        let path = Some("/room/alice?jwt=x".to_string());
+        let session = timeout(WAIT, server.client(version).connect(server.addr, "localhost", path, Origins::default()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.version(), version);
+        server.wait_sessions(1).await;
+        assert_eq!(server.paths.lock().unwrap().clone(), vec![String::new()], "{version}");
     }
 }

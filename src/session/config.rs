@@ -11,19 +11,26 @@ use crate::wire::{ProbeLevel, Role};
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// The largest control message we buffer on a request stream (bytes). Default 1 MiB: real
-    /// control messages are a few hundred bytes; the reference's 64 MiB cap is a codec limit.
+    /// control messages are a few hundred bytes; the reference's 64 MiB cap is a codec limit. A
+    /// longer one resets that request stream with CANCELLED; the session stays up.
     pub max_message_size: usize,
-    /// Subscriptions the peer may hold open on this session at once. Default 1024.
+    /// Subscriptions the peer may hold open on this session at once. Default 1024. One more is
+    /// reset with CANCELLED; the session stays up.
     pub max_subscriptions: usize,
-    /// Announce requests the peer may hold open at once. Default 64.
+    /// Announce requests the peer may hold open at once. Default 64. One more is reset with
+    /// CANCELLED; the session stays up.
     pub max_announce_requests: usize,
-    /// Paths the peer may announce to us on one Announce stream. Default 4096.
+    /// Paths the peer may announce to us on one Announce stream. Default 4096. One more closes the
+    /// session with PROTOCOL_VIOLATION (the table of its routes must not grow without bound).
     pub max_announced: usize,
     /// Group streams in flight per subscription before older ones are abandoned. Default 64.
     pub max_groups_in_flight: usize,
     /// How long a server waits for the client's SETUP (lite-05+). Default 10 s, as the reference.
+    /// Past it the session is closed with CONTROL_MESSAGE_TIMEOUT.
     pub setup_timeout: Duration,
-    /// How long we wait for the answer to a request we sent (TRACK_INFO, ANNOUNCE_OK). Default 10 s.
+    /// How long we wait for the answer to a request we sent. Default 10 s. No ANNOUNCE_OK in time
+    /// closes the session with CONTROL_MESSAGE_TIMEOUT; no TRACK_INFO resets that Track stream
+    /// with CONTROL_TIMEOUT and fails only that subscription.
     pub control_timeout: Duration,
     /// After GOAWAY, how long the peer has to leave before the session is closed with
     /// GOAWAY_TIMEOUT. Default 10 s, as the reference.

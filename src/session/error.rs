@@ -38,6 +38,10 @@ pub enum SessionError {
     /// The session was closed by the application.
     #[error("session closed")]
     Closed,
+    /// The peer sent GOAWAY: no new requests are opened on this session (spec 3.8); make them on
+    /// the next one.
+    #[error("the peer sent GOAWAY: no new requests on this session")]
+    GoingAway,
     /// The negotiated version (or the peer's SETUP) does not allow this.
     #[error("unsupported: {0}")]
     Unsupported(&'static str),
@@ -78,6 +82,7 @@ impl SessionError {
             SessionError::Transport(_) | SessionError::Stream(StreamError::Connection(_)) => StreamCode::SessionClosed,
             SessionError::Decode(_) | SessionError::ProtocolViolation(_) => StreamCode::Cancelled,
             SessionError::Limit(_) => StreamCode::Cancelled,
+            SessionError::GoingAway => StreamCode::GoingAway,
             _ => StreamCode::InternalError,
         }
     }

@@ -58,8 +58,10 @@ pub(crate) struct Context<C: Connection> {
     /// The link's price, added to the routes the peer announces: our configured cost if set,
     /// else the peer's SETUP Cost (1 when absent).
     pub(crate) peer_cost: u64,
-    /// Set once the peer sent GOAWAY: no new requests are opened.
-    pub(crate) going_away: AtomicBool,
+    /// Set once the peer sent GOAWAY: no new requests are opened (shared with [`SessionLink`]).
+    pub(crate) going_away: Arc<AtomicBool>,
+    /// The latest bitrate target the peer asked us to probe toward on its Probe stream.
+    pub(crate) peer_probe_target: watch::Sender<Option<u64>>,
     /// This session's identity: routes it learned carry it, and it is not offered them back.
     pub(crate) session_id: u64,
     /// The session root: wire paths are relative to it.
@@ -121,6 +123,8 @@ pub struct SessionLink {
     peer_probe: ProbeLevel,
     commands: mpsc::Sender<commands::Command>,
     probe_reports: watch::Receiver<Option<ProbeReport>>,
+    peer_probe_target: watch::Receiver<Option<u64>>,
+    going_away: Arc<AtomicBool>,
     stats: StatsReader,
 }
 
@@ -139,13 +143,15 @@ impl SessionLink {
     /// Reads one past group with FETCH (lite-05+). The group's frames arrive on the returned
     /// consumer; a publisher that cannot serve the whole range resets, which aborts the group.
     pub async fn fetch(&self, request: FetchRequest) -> Result<GroupConsumer, SessionError> {
+        self.check_not_going_away()?;
         let (reply, answer) = oneshot::channel();
         self.commands.send(commands::Command::Fetch(request, reply)).await.map_err(|_| SessionError::Closed)?;
         answer.await.map_err(|_| SessionError::Closed)?
     }
 
     /// Sets the bitrate (bit/s) we would like the peer to probe toward, opening the Probe stream
-    /// on first use. Fails when the peer's SETUP says it cannot probe (lite-05+).
+    /// on first use. Fails when the peer's SETUP says it cannot probe (lite-05+). After the peer's
+    /// GOAWAY no Probe stream is opened any more (one already open keeps taking targets).
     pub async fn set_probe_target(&self, bitrate: u64) -> Result<(), SessionError> {
         if self.version.has_setup() && self.peer_probe == ProbeLevel::None {
             return Err(SessionError::Unsupported("the peer does not probe (SETUP Probe level None)"));
@@ -156,6 +162,20 @@ impl SessionLink {
     /// The peer's latest PROBE report (its send bitrate and RTT), once a Probe stream is open.
     pub fn probe_report(&self) -> Option<ProbeReport> {
         *self.probe_reports.borrow()
+    }
+
+    /// The latest bitrate (bit/s) the peer asked us to probe toward on its Probe stream, if it
+    /// opened one: what a publisher's encoder or padding would aim for.
+    pub fn peer_probe_target(&self) -> Option<u64> {
+        *self.peer_probe_target.borrow()
+    }
+
+    /// [`SessionError::GoingAway`] once the peer sent GOAWAY: no new streams are opened (spec 3.8).
+    fn check_not_going_away(&self) -> Result<(), SessionError> {
+        if self.going_away.load(Ordering::Relaxed) {
+            return Err(SessionError::GoingAway);
+        }
+        Ok(())
     }
 
     /// Our side's path statistics (RTT, send-rate estimate, bytes), read from the transport now.
@@ -231,6 +251,8 @@ impl Session {
         config: SessionConfig,
         is_server: bool,
     ) -> Session {
+        let going_away = Arc::new(AtomicBool::new(false));
+        let (peer_probe_target_tx, peer_probe_target) = watch::channel(None);
         let ctx = Arc::new(Context {
             conn: conn.clone(),
             version,
@@ -238,7 +260,8 @@ impl Session {
             // A price we set for this link wins over the one the peer declares (the dialer knows
             // what the link costs), as in the reference implementation.
             peer_cost: config.cost.unwrap_or_else(|| peer_setup.cost_or_default()),
-            going_away: AtomicBool::new(false),
+            going_away: going_away.clone(),
+            peer_probe_target: peer_probe_target_tx,
             session_id: mirror::new_owner(),
             root: origins.root.clone(),
             is_server,
@@ -251,7 +274,15 @@ impl Session {
         let (commands, command_rx) = mpsc::channel(16);
         let (reports_tx, probe_reports) = watch::channel(None);
         let task = tokio::spawn(run(ctx, origins, backlog, events_tx, command_rx, reports_tx));
-        let link = SessionLink { version, peer_probe: peer_setup.probe, commands, probe_reports, stats };
+        let link = SessionLink {
+            version,
+            peer_probe: peer_setup.probe,
+            commands,
+            probe_reports,
+            peer_probe_target,
+            going_away,
+            stats,
+        };
         Session {
             peer_setup,
             events,
@@ -320,6 +351,11 @@ impl Session {
     /// The peer's latest PROBE report (its send bitrate and RTT), once a Probe stream is open.
     pub fn probe_report(&self) -> Option<ProbeReport> {
         self.link.probe_report()
+    }
+
+    /// The bitrate the peer asked us to probe toward; see [`SessionLink::peer_probe_target`].
+    pub fn peer_probe_target(&self) -> Option<u64> {
+        self.link.peer_probe_target()
     }
 
     /// Our side's path statistics (RTT, send-rate estimate, bytes).
@@ -520,9 +556,17 @@ async fn run<C: Connection>(
                             let ctx = publisher.ctx.clone();
                             match receive_goaway(&mut reader, &events, &ctx).await {
                                 // Both halves stay open until the session ends, as the spec has the
-                                // sender FIN when it is about to close.
+                                // sender FIN when it is about to close. A second GOAWAY on the same
+                                // stream is a violation like one on a new stream.
                                 Ok(()) => {
-                                    let _ = ctx.conn.closed().await;
+                                    tokio::select! {
+                                        _ = ctx.conn.closed() => {}
+                                        Ok(Some(_)) = reader.decode::<Goaway>() => {
+                                            let err = SessionError::ProtocolViolation("a second GOAWAY".into());
+                                            let _ = fatal_tx.send(err).await;
+                                            return;
+                                        }
+                                    }
                                     let mut writer = writer;
                                     writer.finish();
                                 }
@@ -572,6 +616,7 @@ async fn run<C: Connection>(
                     Some(target) => {
                         target.send_replace(bitrate);
                     }
+                    None if ctx.is_going_away() => tracing::debug!("no Probe stream opened after GOAWAY"),
                     None => {
                         let (target, targets) = watch::channel(bitrate);
                         probe_target = Some(target);
@@ -626,7 +671,8 @@ async fn receive_goaway<C: Connection>(
     if ctx.going_away.swap(true, Ordering::Relaxed) {
         return Err(SessionError::ProtocolViolation("a second GOAWAY".into()));
     }
-    if ctx.is_server && !goaway.uri.is_empty() {
+    // The empty-URI rule for clients is a lite-06 addition (spec 3.8, section 4).
+    if ctx.is_server && ctx.version >= Version::Lite06 && !goaway.uri.is_empty() {
         return Err(SessionError::ProtocolViolation("a client's GOAWAY must have an empty URI".into()));
     }
     tracing::info!(uri = %goaway.uri, "peer sent GOAWAY");

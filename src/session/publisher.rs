@@ -412,8 +412,9 @@ impl<C: Connection> Publisher<C> {
         }
     }
 
-    /// Serves one Probe stream: periodic reports of our send bitrate and RTT; targets from the
-    /// subscriber are logged (we do not pad).
+    /// Serves one Probe stream: periodic reports of our send bitrate and RTT from the transport's
+    /// path stats; the subscriber's targets are handed to the application
+    /// ([`super::Session::peer_probe_target`]; we do not pad).
     pub(crate) async fn serve_probe(&self, mut reader: Reader<C::Recv>, mut writer: Writer<C::Send>) {
         if self.ctx.config.probe == ProbeLevel::None {
             return refuse::<C>(&mut writer, &mut reader, StreamCode::Cancelled);
@@ -431,7 +432,10 @@ impl<C: Connection> Publisher<C> {
                     }
                 }
                 target = reader.decode::<Probe>() => match target {
-                    Ok(Some(target)) => tracing::trace!(bitrate = target.bitrate, "PROBE target"),
+                    Ok(Some(target)) => {
+                        tracing::trace!(bitrate = target.bitrate, "PROBE target");
+                        self.ctx.peer_probe_target.send_replace(Some(target.bitrate));
+                    }
                     Ok(None) => {
                         writer.finish();
                         return;

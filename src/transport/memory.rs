@@ -431,6 +431,7 @@ impl Connection for MemoryConnection {
             send_bitrate: 0,
             bytes_sent: shared.bytes_sent[side].load(Ordering::Relaxed),
             bytes_received: shared.bytes_received[side].load(Ordering::Relaxed),
+            ..Default::default()
         }
     }
 }

@@ -72,6 +72,10 @@ pub struct TransportStats {
     pub bytes_sent: u64,
     /// Bytes received on the connection so far.
     pub bytes_received: u64,
+    /// DATAGRAM frames sent on the connection so far (QUIC only; 0 in memory).
+    pub datagrams_sent: u64,
+    /// DATAGRAM frames received on the connection so far (QUIC only; 0 in memory).
+    pub datagrams_received: u64,
 }
 
 impl TransportStats {
@@ -84,7 +88,14 @@ impl TransportStats {
             0 => 0,
             micros => (u128::from(stats.path.cwnd) * 8 * 1_000_000 / micros).min(u128::from(u64::MAX)) as u64,
         };
-        TransportStats { rtt, send_bitrate, bytes_sent: stats.udp_tx.bytes, bytes_received: stats.udp_rx.bytes }
+        TransportStats {
+            rtt,
+            send_bitrate,
+            bytes_sent: stats.udp_tx.bytes,
+            bytes_received: stats.udp_rx.bytes,
+            datagrams_sent: stats.frame_tx.datagram,
+            datagrams_received: stats.frame_rx.datagram,
+        }
     }
 }
 

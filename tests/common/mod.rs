@@ -1,6 +1,8 @@
 //! Shared helpers for tests over real loopback QUIC with real TLS (127.0.0.1 only).
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -53,9 +55,19 @@ pub fn serve_with(
     publish: Option<OriginProducer>,
     subscribe: Option<OriginProducer>,
 ) -> TestServer {
-    let cert = cert();
     let mut endpoint = config(version);
-    endpoint.session = session.clone();
+    endpoint.session = session;
+    serve_endpoint(endpoint, publish, subscribe)
+}
+
+/// [`serve_with`] with every endpoint setting (stream bounds, timeouts, versions) chosen by the test.
+pub fn serve_endpoint(
+    endpoint: EndpointConfig,
+    publish: Option<OriginProducer>,
+    subscribe: Option<OriginProducer>,
+) -> TestServer {
+    let cert = cert();
+    let session = endpoint.session.clone();
     let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert, endpoint).unwrap();
     let addr = server.local_addr().unwrap();
     let sessions = Arc::new(Mutex::new(Vec::new()));
@@ -324,4 +336,144 @@ pub fn record_completions(conn: QuicConnection, version: Version) -> Arc<Mutex<V
         }
     });
     order
+}
+
+/// Aborts a spawned task when dropped.
+pub struct TaskGuard(pub tokio::task::JoinHandle<()>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Another session on the same server, which keeps exchanging frames while a test pushes a
+/// greedy peer past a bound: proof that the bound hurts that peer only.
+pub struct Healthy {
+    pub session: Session,
+    received: Arc<std::sync::atomic::AtomicU64>,
+    _tasks: Vec<TaskGuard>,
+}
+
+/// Writes a one-frame group to `track` every 20 ms.
+fn keep_writing(mut track: TrackProducer) -> TaskGuard {
+    TaskGuard(tokio::spawn(async move {
+        loop {
+            write_groups(&mut track, 1, 1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }))
+}
+
+/// Counts the groups of `track` whose first frame arrives.
+fn keep_reading(mut track: model::TrackConsumer, received: Arc<std::sync::atomic::AtomicU64>) -> TaskGuard {
+    TaskGuard(tokio::spawn(async move {
+        while let Ok(Some(event)) = track.next_group().await {
+            if let model::TrackEvent::Group(mut group) = event {
+                let received = received.clone();
+                tokio::spawn(async move {
+                    if let Ok(Some(_)) = group.next_frame().await {
+                        received.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                });
+            }
+        }
+    }))
+}
+
+/// A client session subscribing to a new track "audio" of the server's broadcast `published`
+/// (at room/alice), which gets a group every 20 ms. Returns once frames flow.
+pub async fn healthy_subscriber(server: &TestServer, version: Version, published: &Published) -> Healthy {
+    let info = TrackInfo { priority: 1, max_age: Duration::from_secs(5), timescale: 1000 };
+    let audio = published.broadcast.create_track("audio", info).unwrap();
+    let writer = keep_writing(audio);
+    let (session, remote) = server.subscriber(version).await;
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let track = timeout(WAIT, broadcast.subscribe_track("audio")).await.unwrap().unwrap();
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = keep_reading(track, received.clone());
+    let healthy = Healthy { session, received, _tasks: vec![writer, reader] };
+    healthy.assert_flowing("before the test").await;
+    healthy
+}
+
+/// A client session publishing room/bob with a track "audio" (a group every 20 ms) to a server
+/// that subscribes into `inbox`. Returns once frames flow.
+pub async fn healthy_publisher(server: &TestServer, version: Version, inbox: &OriginProducer) -> Healthy {
+    let published = publish("room/bob");
+    let info = TrackInfo { priority: 1, max_age: Duration::from_secs(5), timescale: 1000 };
+    let audio = published.broadcast.create_track("audio", info).unwrap();
+    let writer = keep_writing(audio);
+    let origins = Origins { publish: Some(published.origin.consume()), subscribe: None, ..Default::default() };
+    let session = timeout(WAIT, server.client(version).connect(server.addr, "localhost", None, origins))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    let broadcast = announced(inbox, &path("room/bob")).await;
+    let track = timeout(WAIT, broadcast.subscribe_track("audio")).await.unwrap().unwrap();
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let reader = keep_reading(track, received.clone());
+    let keep = TaskGuard(tokio::spawn(async move {
+        let _published = published;
+        std::future::pending::<()>().await;
+    }));
+    let healthy = Healthy { session, received, _tasks: vec![writer, reader, keep] };
+    healthy.assert_flowing("before the test").await;
+    healthy
+}
+
+impl Healthy {
+    /// Three more groups arrive and the session is still active.
+    pub async fn assert_flowing(&self, when: &str) {
+        use std::sync::atomic::Ordering;
+        let start = self.received.load(Ordering::Relaxed);
+        let flowed = timeout(WAIT, async {
+            while self.received.load(Ordering::Relaxed) < start + 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(flowed.is_ok(), "{when}: the other session stopped receiving frames");
+        assert_eq!(self.session.event(), moqt::session::SessionEvent::Active, "{when}: the other session");
+    }
+}
+
+/// A UDP relay on loopback in front of `upstream` that delays every packet, both ways, by
+/// `one_way`: a long path whose RTT (about twice `one_way`) is far above loopback's. Serves one
+/// client.
+pub async fn delayed_link(upstream: SocketAddr, one_way: Duration) -> SocketAddr {
+    use tokio::net::UdpSocket;
+    let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    back.connect(upstream).await.unwrap();
+    let addr = front.local_addr().unwrap();
+    let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    {
+        let (front, back, client) = (front.clone(), back.clone(), client.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+                *client.lock().unwrap() = Some(from);
+                let (back, packet) = (back.clone(), buf[..n].to_vec());
+                tokio::spawn(async move {
+                    tokio::time::sleep(one_way).await;
+                    let _ = back.send(&packet).await;
+                });
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = back.recv(&mut buf).await {
+            let to = *client.lock().unwrap();
+            let (front, packet) = (front.clone(), buf[..n].to_vec());
+            if let Some(to) = to {
+                tokio::spawn(async move {
+                    tokio::time::sleep(one_way).await;
+                    let _ = front.send_to(&packet, to).await;
+                });
+            }
+        }
+    });
+    addr
 }

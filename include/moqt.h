@@ -542,6 +542,11 @@ typedef struct moqt_client_stats {
    * moq-lite-03, whose PROBE has no RTT).
    */
   uint64_t peer_rtt_ms;
+  /**
+   * The bitrate the peer asked us to probe toward (its PROBE target), bit/s; 0 until it asks.
+   * What an encoder or a padding sender would aim for.
+   */
+  uint64_t peer_target_bitrate;
 } moqt_client_stats;
 
 /**

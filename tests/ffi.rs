@@ -711,6 +711,7 @@ fn stats_of_size(size: usize) -> moqt_client_stats {
         has_probe: false,
         peer_bitrate: 0,
         peer_rtt_ms: 0,
+        peer_target_bitrate: 0,
     }
 }
 
@@ -852,4 +853,33 @@ fn pull_mode_reports_gaps_marks_keyframes_and_flushes() {
     moqt_client_free(subscriber);
     drop(_session);
     moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+/// A server that asks the C client to probe: the target reaches `moqt_client_get_stats`.
+#[test]
+fn a_peer_probe_target_reaches_the_client_stats() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let cert = moqt::transport::tls::Certificate::generate(&["localhost".to_string()]).unwrap();
+    let server = rt.block_on(async {
+        moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, Default::default()).unwrap()
+    });
+    let port = server.local_addr().unwrap().port();
+    let serving = rt.spawn(async move {
+        let pending = server.accept().await.unwrap().setup().await.unwrap();
+        let session = moqt::session::Session::accept(pending, Default::default(), Default::default()).await.unwrap();
+        session.set_probe_target(5_000_000).await.unwrap();
+        session
+    });
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
+    let fp = std::ffi::CString::new(cert.fingerprint_hex()).unwrap();
+    let mut client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut client), moqt_status::Ok);
+    let _session = rt.block_on(serving).unwrap();
+    let mut stats = stats_of_size(std::mem::size_of::<moqt_client_stats>());
+    wait_until("the probe target", || {
+        assert_eq!(moqt_client_get_stats(client, &mut stats), moqt_status::Ok);
+        stats.peer_target_bitrate != 0
+    });
+    assert_eq!(stats.peer_target_bitrate, 5_000_000);
+    moqt_client_free(client);
 }

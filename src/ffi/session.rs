@@ -35,6 +35,9 @@ pub struct moqt_client_stats {
     /// The peer's latest PROBE report: its smoothed RTT, milliseconds (0 = unknown; always 0 on
     /// moq-lite-03, whose PROBE has no RTT).
     pub peer_rtt_ms: u64,
+    /// The bitrate the peer asked us to probe toward (its PROBE target), bit/s; 0 until it asks.
+    /// What an encoder or a padding sender would aim for.
+    pub peer_target_bitrate: u64,
 }
 
 // SAFETY: repr(C), struct_size first, every field an integer or a bool.
@@ -83,6 +86,7 @@ pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut 
             has_probe: probe.is_some(),
             peer_bitrate: probe.map_or(0, |p| p.bitrate),
             peer_rtt_ms: probe.map_or(0, |p| p.rtt_ms),
+            peer_target_bitrate: session.peer_probe_target().unwrap_or(0),
         };
         // SAFETY: stats is non-NULL (read above) and holds struct_size >= size writable bytes
         // (documented); only the part the caller's struct has is written.

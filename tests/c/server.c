@@ -269,6 +269,7 @@ int main(void) {
     CHECK(stats.has_probe, "a PROBE report arrives");
     CHECK(stats.peer_bitrate > 0, "the report has a bitrate");
     CHECK(stats.peer_rtt_ms > 0, "the report has an RTT (lite-04 and later)");
+    CHECK(stats.peer_target_bitrate == 0, "nobody asked the subscriber to probe");
 
     /* Abort: a live subscriber's subscription ends with an error status. */
     moqt_track *audio = NULL;

@@ -583,7 +583,8 @@ extern "C" {
 /**
  * The library version as "MAJOR.MINOR.PATCH", NUL-terminated.
  *
- * Lifetime: static; never free it. Thread-safety: callable from any thread. Returns never NULL.
+ * Lifetime: static; never free it. Thread-safety: callable from any thread. Callbacks: none.
+ * Returns never NULL.
  */
 const char *moqt_version(void);
 
@@ -591,14 +592,15 @@ const char *moqt_version(void);
  * The library version as `(MAJOR << 16) | (MINOR << 8) | PATCH`, to compare with the header's
  * `MOQT_VERSION_NUMBER`.
  *
- * Thread-safety: callable from any thread.
+ * Thread-safety: callable from any thread. Callbacks: none. Returns the number; never fails.
  */
 uint32_t moqt_version_number(void);
 
 /**
  * A static, NUL-terminated description of a status code; unknown codes give "unknown status".
  *
- * Lifetime: static; never free it. Thread-safety: callable from any thread. Returns never NULL.
+ * Lifetime: static; never free it. Thread-safety: callable from any thread. Callbacks: none.
+ * Returns never NULL.
  */
 const char *moqt_status_str(int32_t status);
 
@@ -606,7 +608,7 @@ const char *moqt_status_str(int32_t status);
  * The detail of the last failure on this thread, NUL-terminated (empty if none).
  *
  * Lifetime: valid until the next `moqt_*` call on the same thread. Thread-safety: per thread.
- * Returns never NULL.
+ * Callbacks: none. Returns never NULL.
  */
 const char *moqt_last_error(void);
 
@@ -644,8 +646,8 @@ void moqt_client_free(struct moqt_client *client);
  * SIZE_MAX for NUL-terminated.
  *
  * Ownership: on success `*out` is new; free it with `moqt_broadcast_free`, which ends the
- * broadcast. Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG,
- * MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
+ * broadcast. Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_publish(const struct moqt_client *client,
@@ -664,8 +666,8 @@ void moqt_broadcast_free(struct moqt_broadcast *broadcast);
  * Adds a track to a broadcast. Timestamps are in microseconds.
  *
  * Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
- * Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name
- * already used), MOQT_STATUS_ERR_PANIC.
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+ * (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
 moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *broadcast,
@@ -679,8 +681,8 @@ moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *broadcast,
  * Writes one frame, copying `len` bytes from `data`. With `MOQT_FRAME_NEW_GROUP` in `flags`
  * the frame starts a new group (a keyframe); the first frame always does.
  *
- * Thread-safety: any thread; calls on one track are ordered by the caller. Returns
- * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
+ * Thread-safety: any thread; calls on one track are ordered by the caller. Callbacks: none
+ * (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
  * (the group passed its bound), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
@@ -696,8 +698,8 @@ moqt_status moqt_track_write_frame(const struct moqt_track *track,
  * when the last of them lets go, also when this call fails. Flags as `moqt_track_write_frame`.
  *
  * Ownership: `data` stays the caller's memory but must stay valid and unmodified until
- * `free_fn` runs. Thread-safety: any thread; `free_fn` may run on any thread, including inside
- * this call, and must not call moqt. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+ * `free_fn` runs. Thread-safety: any thread. Callbacks: `free_fn`, once, on any thread,
+ * including inside this call; it must not call moqt. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
  * (NULL track, or NULL data with len > 0), MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
  * (the group passed its bound), MOQT_STATUS_ERR_PANIC.
  */
@@ -752,6 +754,9 @@ moqt_status moqt_client_subscribe(const struct moqt_client *client,
  * narrower max age, a start group (or the latest), an end group. Everything else, ownership,
  * callbacks and return codes included, is as `moqt_client_subscribe`; a bad `start_group` is
  * MOQT_STATUS_ERR_INVALID_ARG (user_data_free still runs once).
+ *
+ * Thread-safety: any thread. Callbacks: as `moqt_client_subscribe`. Returns as
+ * `moqt_client_subscribe`.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
@@ -769,6 +774,7 @@ moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
  * be called from inside one of this subscription's callbacks.
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+ * Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
  */
 void moqt_subscription_free(struct moqt_subscription *subscription);
 
@@ -790,7 +796,8 @@ moqt_status moqt_subscription_update(const struct moqt_subscription *subscriptio
  * the dispatcher) marks the end. For hosts that must not block (a GUI or audio thread).
  * NULL is accepted.
  *
- * Thread-safety: any thread, callbacks included; never blocks.
+ * Thread-safety: any thread, callbacks included; never blocks. Callbacks: one already running
+ * may finish; then only `user_data_free`, once, on the dispatcher thread.
  */
 void moqt_subscription_release(struct moqt_subscription *subscription);
 
@@ -818,6 +825,7 @@ moqt_status moqt_client_announced(const struct moqt_client *client,
  * called from inside one of this watch's callbacks.
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+ * Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
  */
 void moqt_announced_free(struct moqt_announced *announced);
 
@@ -855,7 +863,8 @@ moqt_status moqt_client_watch_state(const struct moqt_client *client,
  * Stops watching announcements without waiting for a running callback, as
  * `moqt_subscription_release` does for a subscription. NULL is accepted.
  *
- * Thread-safety: any thread, callbacks included; never blocks.
+ * Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
+ * `moqt_subscription_release`.
  */
 void moqt_announced_release(struct moqt_announced *announced);
 
@@ -863,7 +872,8 @@ void moqt_announced_release(struct moqt_announced *announced);
  * Stops watching a client's state without waiting for a running callback, as
  * `moqt_subscription_release` does for a subscription. NULL is accepted.
  *
- * Thread-safety: any thread, callbacks included; never blocks.
+ * Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
+ * `moqt_subscription_release`.
  */
 void moqt_state_watch_release(struct moqt_state_watch *watch);
 
@@ -873,6 +883,7 @@ void moqt_state_watch_release(struct moqt_state_watch *watch);
  * called from inside one of this watch's callbacks.
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+ * Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
  */
 void moqt_state_watch_free(struct moqt_state_watch *watch);
 
@@ -880,7 +891,7 @@ void moqt_state_watch_free(struct moqt_state_watch *watch);
  * Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
  *
  * Ownership: returns a new reference to the same frame (the same pointer). Thread-safety: any
- * thread. Returns `frame`, or NULL for NULL.
+ * thread. Callbacks: none. Returns `frame`, or NULL for NULL.
  */
 const struct moqt_frame *moqt_frame_ref(const struct moqt_frame *frame);
 
@@ -888,7 +899,7 @@ const struct moqt_frame *moqt_frame_ref(const struct moqt_frame *frame);
  * Releases a reference taken with `moqt_frame_ref`. NULL is accepted.
  *
  * Ownership: the caller's reference ends; the data pointer is invalid after the last one.
- * Thread-safety: any thread.
+ * Thread-safety: any thread. Callbacks: none.
  */
 void moqt_frame_unref(const struct moqt_frame *frame);
 
@@ -896,28 +907,28 @@ void moqt_frame_unref(const struct moqt_frame *frame);
  * The frame's bytes; `len_out` (if not NULL) receives their length.
  *
  * Lifetime: valid while the frame is (the callback, or until the last unref). Thread-safety:
- * any thread. Returns NULL for a NULL frame (and a length of 0).
+ * any thread. Callbacks: none. Returns NULL for a NULL frame (and a length of 0).
  */
 const uint8_t *moqt_frame_data(const struct moqt_frame *frame, size_t *len_out);
 
 /**
- * The frame's timestamp in microseconds, as its publisher set it. 0 for NULL.
+ * The frame's timestamp in microseconds, as its publisher set it.
  *
- * Thread-safety: any thread.
+ * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
  */
 uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
 
 /**
- * The sequence number of the frame's group. 0 for NULL.
+ * The sequence number of the frame's group.
  *
- * Thread-safety: any thread.
+ * Thread-safety: any thread. Callbacks: none. Returns the sequence, 0 for NULL.
  */
 uint64_t moqt_frame_group(const struct moqt_frame *frame);
 
 /**
- * The frame's position within its group (0 = the group's first frame, a keyframe). 0 for NULL.
+ * The frame's position within its group (0 = the group's first frame, a keyframe).
  *
- * Thread-safety: any thread.
+ * Thread-safety: any thread. Callbacks: none. Returns the index, 0 for NULL.
  */
 uint64_t moqt_frame_index(const struct moqt_frame *frame);
 
@@ -926,7 +937,7 @@ uint64_t moqt_frame_index(const struct moqt_frame *frame);
  * begin at a keyframe by convention. False for NULL and for every later frame, including the
  * first frame delivered of a group joined past its start.
  *
- * Thread-safety: any thread.
+ * Thread-safety: any thread. Callbacks: none. Returns false for NULL.
  */
 bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
 
@@ -939,7 +950,9 @@ bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
 void moqt_set_log_callback(moqt_log_fn callback, void *user_data, uint32_t max_level);
 
 /**
- * Changes the most detailed level that reaches the callback. Cheap; any thread.
+ * Changes the most detailed level that reaches the callback. Cheap.
+ *
+ * Thread-safety: any thread. Callbacks: none (later log callbacks obey the new level).
  */
 void moqt_set_log_level(uint32_t max_level);
 
@@ -948,7 +961,7 @@ void moqt_set_log_level(uint32_t max_level);
  * until `moqt_pull_next_frame` takes them.
  *
  * Ownership: on success `*out` is new; free it with `moqt_pull_free`. Thread-safety: any thread.
- * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (no pipe),
+ * Callbacks: none (frames wait in the queue). Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (no pipe),
  * MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
@@ -963,6 +976,8 @@ moqt_status moqt_client_subscribe_pull(const struct moqt_client *client,
  * `moqt_client_subscribe_pull` with options (`NULL` for the defaults), as
  * `moqt_client_subscribe_with` takes them. Everything else is as `moqt_client_subscribe_pull`;
  * a bad `start_group` is MOQT_STATUS_ERR_INVALID_ARG.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns as `moqt_client_subscribe_pull`.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
@@ -977,7 +992,8 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
  * Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
  * On MOQT_STATUS_OK `*out` holds a frame the caller owns: release it with `moqt_frame_unref`.
  *
- * Thread-safety: any thread; one waiter at a time is the intended use. Returns MOQT_STATUS_OK,
+ * Thread-safety: any thread; one waiter at a time is the intended use. Callbacks: none.
+ * Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
  * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
  * and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
@@ -990,7 +1006,7 @@ moqt_status moqt_pull_next_frame(const struct moqt_pull *pull,
 /**
  * Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
  *
- * Thread-safety: any thread (typically another one than the waiter).
+ * Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
  */
 void moqt_pull_interrupt(const struct moqt_pull *pull);
 
@@ -999,6 +1015,7 @@ void moqt_pull_interrupt(const struct moqt_pull *pull);
  * (level-triggered); -1 for NULL. Poll it, then call `moqt_pull_next_frame` with timeout 0.
  *
  * Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
+ * Callbacks: none. Returns the descriptor, or -1 for NULL.
  */
 int moqt_pull_fd(const struct moqt_pull *pull);
 
@@ -1006,7 +1023,7 @@ int moqt_pull_fd(const struct moqt_pull *pull);
  * Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
  *
  * Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
- * (interrupt it first).
+ * (interrupt it first). Callbacks: none.
  */
 void moqt_pull_free(struct moqt_pull *pull);
 
@@ -1027,7 +1044,7 @@ moqt_status moqt_pull_update(const struct moqt_pull *pull,
  * the readiness fd does not signal gaps (check after frames, or whenever convenient). At most
  * MOQT_PULL_QUEUE_GAPS reports wait; beyond that the newest grows to cover the next.
  *
- * Thread-safety: any thread. Returns MOQT_STATUS_OK (the outs are written),
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK (the outs are written),
  * MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
  */
 MOQT_MUST_USE
@@ -1064,9 +1081,9 @@ moqt_status moqt_relay_start(const char *listen,
                              struct moqt_relay **out);
 
 /**
- * The UDP port the relay listens on (useful after listening on port 0); 0 for NULL.
+ * The UDP port the relay listens on (useful after listening on port 0).
  *
- * Thread-safety: any thread. Callbacks: none.
+ * Thread-safety: any thread. Callbacks: none. Returns the port, 0 for NULL.
  */
 uint16_t moqt_relay_port(const struct moqt_relay *relay);
 

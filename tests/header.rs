@@ -67,3 +67,39 @@ fn header_compiles_as_c() {
 fn header_compiles_as_cpp() {
     compiles_with("c++", "c++");
 }
+
+/// Every function's doc says its thread-safety and which callbacks may follow, and a function
+/// that returns a status says which codes.
+#[test]
+fn every_function_doc_states_threads_callbacks_and_codes() {
+    let header = committed();
+    let mut lacking = Vec::new();
+    for block in header.split("/**").skip(1) {
+        let Some((doc, rest)) = block.split_once("*/") else { continue };
+        // Top-level declarations only: struct members are indented.
+        let rest = rest.trim_start_matches(['\r', '\n']);
+        if rest.starts_with(' ') || rest.starts_with('#') || rest.starts_with("typedef") {
+            continue;
+        }
+        let declaration = rest.split(';').next().unwrap_or("").trim();
+        let name = declaration.split('(').next().unwrap_or("").split_whitespace().last().unwrap_or("");
+        let name = name.trim_start_matches('*');
+        if !declaration.contains('(') || !name.starts_with("moqt_") {
+            continue;
+        }
+        let mut missing = Vec::new();
+        if !doc.contains("Thread-safety") {
+            missing.push("Thread-safety");
+        }
+        if !doc.contains("Callbacks") {
+            missing.push("Callbacks");
+        }
+        if declaration.starts_with("moqt_status") && !doc.contains("Returns") {
+            missing.push("Returns");
+        }
+        if !missing.is_empty() {
+            lacking.push(format!("{name}: {}", missing.join(", ")));
+        }
+    }
+    assert!(lacking.is_empty(), "function docs in moqt.h that do not say: {lacking:#?}");
+}

@@ -478,8 +478,8 @@ pub extern "C" fn moqt_client_free(client: *mut moqt_client) {
 /// SIZE_MAX for NUL-terminated.
 ///
 /// Ownership: on success `*out` is new; free it with `moqt_broadcast_free`, which ends the
-/// broadcast. Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG,
-/// MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
+/// broadcast. Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_publish(
@@ -527,8 +527,8 @@ pub extern "C" fn moqt_broadcast_free(broadcast: *mut moqt_broadcast) {
 /// Adds a track to a broadcast. Timestamps are in microseconds.
 ///
 /// Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
-/// Thread-safety: any thread. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name
-/// already used), MOQT_STATUS_ERR_PANIC.
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+/// (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_broadcast_create_track(
@@ -567,8 +567,8 @@ pub extern "C" fn moqt_broadcast_create_track(
 /// Writes one frame, copying `len` bytes from `data`. With `MOQT_FRAME_NEW_GROUP` in `flags`
 /// the frame starts a new group (a keyframe); the first frame always does.
 ///
-/// Thread-safety: any thread; calls on one track are ordered by the caller. Returns
-/// MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
+/// Thread-safety: any thread; calls on one track are ordered by the caller. Callbacks: none
+/// (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
 /// (the group passed its bound), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
@@ -632,8 +632,8 @@ impl Drop for ForeignBuffer {
 /// when the last of them lets go, also when this call fails. Flags as `moqt_track_write_frame`.
 ///
 /// Ownership: `data` stays the caller's memory but must stay valid and unmodified until
-/// `free_fn` runs. Thread-safety: any thread; `free_fn` may run on any thread, including inside
-/// this call, and must not call moqt. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+/// `free_fn` runs. Thread-safety: any thread. Callbacks: `free_fn`, once, on any thread,
+/// including inside this call; it must not call moqt. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
 /// (NULL track, or NULL data with len > 0), MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
 /// (the group passed its bound), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
@@ -762,6 +762,9 @@ pub extern "C" fn moqt_client_subscribe(
 /// narrower max age, a start group (or the latest), an end group. Everything else, ownership,
 /// callbacks and return codes included, is as `moqt_client_subscribe`; a bad `start_group` is
 /// MOQT_STATUS_ERR_INVALID_ARG (user_data_free still runs once).
+///
+/// Thread-safety: any thread. Callbacks: as `moqt_client_subscribe`. Returns as
+/// `moqt_client_subscribe`.
 #[unsafe(no_mangle)]
 #[must_use]
 #[allow(clippy::too_many_arguments)]
@@ -845,6 +848,7 @@ async fn run_subscription(
 /// be called from inside one of this subscription's callbacks.
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+/// Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
     guard_void(|| {
@@ -884,7 +888,8 @@ pub extern "C" fn moqt_subscription_update(
 /// the dispatcher) marks the end. For hosts that must not block (a GUI or audio thread).
 /// NULL is accepted.
 ///
-/// Thread-safety: any thread, callbacks included; never blocks.
+/// Thread-safety: any thread, callbacks included; never blocks. Callbacks: one already running
+/// may finish; then only `user_data_free`, once, on the dispatcher thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_subscription_release(subscription: *mut moqt_subscription) {
     guard_void(|| {
@@ -1013,6 +1018,7 @@ async fn run_announced(shared: Arc<Subscription>, remote: OriginProducer, prefix
 /// called from inside one of this watch's callbacks.
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+/// Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_announced_free(announced: *mut moqt_announced) {
     guard_void(|| {
@@ -1201,7 +1207,8 @@ async fn run_state_watch(shared: Arc<Subscription>, mut states: tokio::sync::wat
 /// Stops watching announcements without waiting for a running callback, as
 /// `moqt_subscription_release` does for a subscription. NULL is accepted.
 ///
-/// Thread-safety: any thread, callbacks included; never blocks.
+/// Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
+/// `moqt_subscription_release`.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
     guard_void(|| {
@@ -1217,7 +1224,8 @@ pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
 /// Stops watching a client's state without waiting for a running callback, as
 /// `moqt_subscription_release` does for a subscription. NULL is accepted.
 ///
-/// Thread-safety: any thread, callbacks included; never blocks.
+/// Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
+/// `moqt_subscription_release`.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
     guard_void(|| {
@@ -1235,6 +1243,7 @@ pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
 /// called from inside one of this watch's callbacks.
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
+/// Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_state_watch_free(watch: *mut moqt_state_watch) {
     guard_void(|| {

@@ -16,7 +16,7 @@ pub struct moqt_frame {
 /// Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
 ///
 /// Ownership: returns a new reference to the same frame (the same pointer). Thread-safety: any
-/// thread. Returns `frame`, or NULL for NULL.
+/// thread. Callbacks: none. Returns `frame`, or NULL for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_ref(frame: *const moqt_frame) -> *const moqt_frame {
     if frame.is_null() {
@@ -31,7 +31,7 @@ pub extern "C" fn moqt_frame_ref(frame: *const moqt_frame) -> *const moqt_frame 
 /// Releases a reference taken with `moqt_frame_ref`. NULL is accepted.
 ///
 /// Ownership: the caller's reference ends; the data pointer is invalid after the last one.
-/// Thread-safety: any thread.
+/// Thread-safety: any thread. Callbacks: none.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_unref(frame: *const moqt_frame) {
     if frame.is_null() {
@@ -44,7 +44,7 @@ pub extern "C" fn moqt_frame_unref(frame: *const moqt_frame) {
 /// The frame's bytes; `len_out` (if not NULL) receives their length.
 ///
 /// Lifetime: valid while the frame is (the callback, or until the last unref). Thread-safety:
-/// any thread. Returns NULL for a NULL frame (and a length of 0).
+/// any thread. Callbacks: none. Returns NULL for a NULL frame (and a length of 0).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize) -> *const u8 {
     // SAFETY: the caller passes a live frame or NULL.
@@ -57,27 +57,27 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
     ptr
 }
 
-/// The frame's timestamp in microseconds, as its publisher set it. 0 for NULL.
+/// The frame's timestamp in microseconds, as its publisher set it.
 ///
-/// Thread-safety: any thread.
+/// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
     unsafe { frame.as_ref() }.map_or(0, |f| f.timestamp_us)
 }
 
-/// The sequence number of the frame's group. 0 for NULL.
+/// The sequence number of the frame's group.
 ///
-/// Thread-safety: any thread.
+/// Thread-safety: any thread. Callbacks: none. Returns the sequence, 0 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_group(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
     unsafe { frame.as_ref() }.map_or(0, |f| f.group)
 }
 
-/// The frame's position within its group (0 = the group's first frame, a keyframe). 0 for NULL.
+/// The frame's position within its group (0 = the group's first frame, a keyframe).
 ///
-/// Thread-safety: any thread.
+/// Thread-safety: any thread. Callbacks: none. Returns the index, 0 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
@@ -88,7 +88,7 @@ pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
 /// begin at a keyframe by convention. False for NULL and for every later frame, including the
 /// first frame delivered of a group joined past its start.
 ///
-/// Thread-safety: any thread.
+/// Thread-safety: any thread. Callbacks: none. Returns false for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_is_keyframe(frame: *const moqt_frame) -> bool {
     // SAFETY: a non-NULL frame is alive for the caller (borrowed or referenced).

@@ -70,7 +70,9 @@ pub extern "C" fn moqt_set_log_callback(callback: moqt_log_fn, user_data: *mut c
     })
 }
 
-/// Changes the most detailed level that reaches the callback. Cheap; any thread.
+/// Changes the most detailed level that reaches the callback. Cheap.
+///
+/// Thread-safety: any thread. Callbacks: none (later log callbacks obey the new level).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_set_log_level(max_level: u32) {
     MAX_LEVEL.store(max_level.min(5), Ordering::Relaxed);

@@ -66,7 +66,8 @@ pub enum moqt_status {
 
 /// The library version as "MAJOR.MINOR.PATCH", NUL-terminated.
 ///
-/// Lifetime: static; never free it. Thread-safety: callable from any thread. Returns never NULL.
+/// Lifetime: static; never free it. Thread-safety: callable from any thread. Callbacks: none.
+/// Returns never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
@@ -75,7 +76,7 @@ pub extern "C" fn moqt_version() -> *const c_char {
 /// The library version as `(MAJOR << 16) | (MINOR << 8) | PATCH`, to compare with the header's
 /// `MOQT_VERSION_NUMBER`.
 ///
-/// Thread-safety: callable from any thread.
+/// Thread-safety: callable from any thread. Callbacks: none. Returns the number; never fails.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_version_number() -> u32 {
     version_number(env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"), env!("CARGO_PKG_VERSION_PATCH"))
@@ -83,7 +84,8 @@ pub extern "C" fn moqt_version_number() -> u32 {
 
 /// A static, NUL-terminated description of a status code; unknown codes give "unknown status".
 ///
-/// Lifetime: static; never free it. Thread-safety: callable from any thread. Returns never NULL.
+/// Lifetime: static; never free it. Thread-safety: callable from any thread. Callbacks: none.
+/// Returns never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_status_str(status: i32) -> *const c_char {
     let text: &'static str = match status {
@@ -208,7 +210,7 @@ pub(crate) fn str_arg<'a>(ptr: *const c_char, len: usize) -> Result<&'a str, moq
 /// The detail of the last failure on this thread, NUL-terminated (empty if none).
 ///
 /// Lifetime: valid until the next `moqt_*` call on the same thread. Thread-safety: per thread.
-/// Returns never NULL.
+/// Callbacks: none. Returns never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_last_error() -> *const c_char {
     LAST_ERROR.with(|last| last.borrow().as_ptr())

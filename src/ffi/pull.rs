@@ -134,7 +134,7 @@ impl Drop for PullQueue {
 /// until `moqt_pull_next_frame` takes them.
 ///
 /// Ownership: on success `*out` is new; free it with `moqt_pull_free`. Thread-safety: any thread.
-/// Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (no pipe),
+/// Callbacks: none (frames wait in the queue). Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (no pipe),
 /// MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
@@ -152,6 +152,8 @@ pub extern "C" fn moqt_client_subscribe_pull(
 /// `moqt_client_subscribe_pull` with options (`NULL` for the defaults), as
 /// `moqt_client_subscribe_with` takes them. Everything else is as `moqt_client_subscribe_pull`;
 /// a bad `start_group` is MOQT_STATUS_ERR_INVALID_ARG.
+///
+/// Thread-safety: any thread. Callbacks: none. Returns as `moqt_client_subscribe_pull`.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_subscribe_pull_with(
@@ -226,7 +228,8 @@ async fn feed(
 /// Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
 /// On MOQT_STATUS_OK `*out` holds a frame the caller owns: release it with `moqt_frame_unref`.
 ///
-/// Thread-safety: any thread; one waiter at a time is the intended use. Returns MOQT_STATUS_OK,
+/// Thread-safety: any thread; one waiter at a time is the intended use. Callbacks: none.
+/// Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
 /// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
 /// and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
@@ -279,7 +282,7 @@ pub extern "C" fn moqt_pull_next_frame(
 
 /// Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
 ///
-/// Thread-safety: any thread (typically another one than the waiter).
+/// Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
     guard_void(|| {
@@ -295,6 +298,7 @@ pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
 /// (level-triggered); -1 for NULL. Poll it, then call `moqt_pull_next_frame` with timeout 0.
 ///
 /// Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
+/// Callbacks: none. Returns the descriptor, or -1 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
     // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
@@ -304,7 +308,7 @@ pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
 /// Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
 ///
 /// Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
-/// (interrupt it first).
+/// (interrupt it first). Callbacks: none.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
     guard_void(|| {
@@ -339,7 +343,7 @@ pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_
 /// the readiness fd does not signal gaps (check after frames, or whenever convenient). At most
 /// MOQT_PULL_QUEUE_GAPS reports wait; beyond that the newest grows to cover the next.
 ///
-/// Thread-safety: any thread. Returns MOQT_STATUS_OK (the outs are written),
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK (the outs are written),
 /// MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
 #[unsafe(no_mangle)]
 #[must_use]

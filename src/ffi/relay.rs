@@ -193,9 +193,9 @@ fn start(
     started.map_err(|reason| set_error(moqt_status::ErrConnect, &reason))
 }
 
-/// The UDP port the relay listens on (useful after listening on port 0); 0 for NULL.
+/// The UDP port the relay listens on (useful after listening on port 0).
 ///
-/// Thread-safety: any thread. Callbacks: none.
+/// Thread-safety: any thread. Callbacks: none. Returns the port, 0 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_relay_port(relay: *const moqt_relay) -> u16 {
     // SAFETY: a non-NULL relay came from moqt_relay_start and is alive.

@@ -1,6 +1,11 @@
-//! Every byte vector of spec section 9 (moq-lite.md), checked in both directions: our encoder must
-//! produce the bytes the reference produced, and our decoder must read them back to the same value.
-//! Stream-type prefixes are checked through BidiStream / UniStream.
+//! The moq-lite-03..06 byte vectors of spec section 9 (moq-lite.md), checked in both directions: our
+//! encoder must produce the bytes the reference produced, and our decoder must read them back to the
+//! same value. Stream-type prefixes are checked through BidiStream / UniStream.
+//!
+//! The legacy-fallback CLIENT_SETUP / SERVER_SETUP vectors are not encoded or decoded: that path only
+//! ever negotiates lite-01, lite-02 or moqt-14 (spec 1.2), none of which moqt speaks, so moqt refuses
+//! it at the handshake (no `moql` ALPN, HTTP 400 without `wt-protocol`); the one thing checked is that
+//! such bytes, should they arrive on a bidi stream anyway, are an unknown stream type (reset, spec 2).
 
 use bytes::Bytes;
 use moqt::coding::Path;
@@ -42,6 +47,37 @@ fn bidi_prefix(kind: BidiStream, version: Version, id: u8) {
     assert_eq!(BidiStream::decode(&mut &[id][..], version), Ok(kind));
 }
 
+fn uni_prefix(kind: UniStream, version: Version, id: u8) {
+    let mut out = Vec::new();
+    kind.encode(&mut out, version).unwrap();
+    assert_eq!(out, [id]);
+    assert_eq!(UniStream::decode(&mut &[id][..], version), Ok(kind));
+}
+
+/// Reads a whole Group stream (type, GROUP, FRAMEs) through the incremental reader, `chunk` bytes
+/// at a time, as a session receives it.
+fn read_group_stream(bytes: &[u8], version: Version, chunk: usize) -> (UniStream, GroupHeader, Vec<FrameData>) {
+    let mut reader = StreamReader::new(version, 1024);
+    let mut timestamps = FrameTimestamps::new();
+    let (mut kind, mut header, mut frames) = (None, None, Vec::new());
+    for piece in bytes.chunks(chunk) {
+        reader.push(piece).unwrap();
+        if kind.is_none() {
+            kind = reader.read_with(|cursor| UniStream::decode(cursor, version)).unwrap();
+        }
+        if kind.is_some() && header.is_none() {
+            header = reader.decode::<GroupHeader>().unwrap();
+        }
+        if header.is_some() {
+            while let Some(frame) = reader.read_frame(&mut timestamps).unwrap() {
+                frames.push(frame);
+            }
+        }
+    }
+    reader.finish().expect("no bytes left at FIN");
+    (kind.expect("stream type"), header.expect("GROUP header"), frames)
+}
+
 fn subscribe(id: u64, window: SubscribeWindow) -> Subscribe {
     Subscribe { id, broadcast: path("room/alice"), track: "video".into(), window }
 }
@@ -69,14 +105,15 @@ fn v1_subscribe() {
 
 #[test]
 fn v2_group_stream_with_two_frames() {
-    let mut prefix = Vec::new();
-    UniStream::Group.encode(&mut prefix, Version::Lite06).unwrap();
-    assert_eq!(prefix, [0x00]);
+    for version in Version::ALL {
+        uni_prefix(UniStream::Group, version, 0x00);
+    }
 
     let header = GroupHeader { subscribe_id: 0, sequence: 5, frame_start: 0 };
     both_ways(&header, Version::Lite06, &hex("03 00 05 00"));
-    both_ways(&header, Version::Lite05, &hex("02 00 05"));
-    both_ways(&header, Version::Lite04, &hex("02 00 05"));
+    for version in [Version::Lite05, Version::Lite04, Version::Lite03] {
+        both_ways(&header, version, &hex("02 00 05"));
+    }
 
     let frames = [(1000u64, &b"hi"[..]), (1033, &b"yo"[..])];
     let encode_frames = |version: Version| {
@@ -97,27 +134,46 @@ fn v2_group_stream_with_two_frames() {
     assert_eq!(encode_frames(Version::Lite04), hex(r#"02 "hi" 02 "yo""#));
     assert_eq!(encode_frames(Version::Lite03), hex(r#"02 "hi" 02 "yo""#));
 
-    for (version, bytes, timestamps) in
-        [(Version::Lite06, lite06_frames.clone(), [1000, 1033]), (Version::Lite04, hex(r#"02 "hi" 02 "yo""#), [0, 0])]
-    {
+    let old_frames = hex(r#"02 "hi" 02 "yo""#);
+    let cases = [
+        (Version::Lite06, "03 00 05 00", &lite06_frames, [1000, 1033]),
+        (Version::Lite05, "02 00 05", &lite06_frames, [1000, 1033]),
+        (Version::Lite04, "02 00 05", &old_frames, [0, 0]),
+        (Version::Lite03, "02 00 05", &old_frames, [0, 0]),
+    ];
+    for (version, group, frame_bytes, timestamps) in cases {
+        let expected: Vec<FrameData> = frames
+            .iter()
+            .zip(timestamps)
+            .map(|((_, payload), timestamp)| FrameData { timestamp, payload: Bytes::copy_from_slice(payload) })
+            .collect();
+
+        // The frames alone, as a Fetch reply carries them.
         let mut reader = StreamReader::new(version, 1024);
-        reader.push(&bytes).unwrap();
+        reader.push(frame_bytes).unwrap();
         let mut running = FrameTimestamps::new();
-        for (i, (_, payload)) in frames.iter().enumerate() {
-            let frame = reader.read_frame(&mut running).unwrap().expect("whole frame buffered");
-            assert_eq!(frame.timestamp, timestamps[i]);
-            assert_eq!(&frame.payload[..], *payload);
+        for frame in &expected {
+            assert_eq!(reader.read_frame(&mut running).unwrap().as_ref(), Some(frame), "{version}");
         }
-        assert_eq!(reader.buffered(), 0);
+        assert_eq!(reader.buffered(), 0, "{version}");
+
+        // The whole stream: `00 | GROUP | FRAME FRAME`, in pieces of every size.
+        let mut stream = hex("00");
+        stream.extend(hex(group));
+        stream.extend_from_slice(frame_bytes);
+        for chunk in 1..=stream.len() {
+            let (kind, decoded, got) = read_group_stream(&stream, version, chunk);
+            assert_eq!(kind, UniStream::Group, "{version} chunk {chunk}");
+            assert_eq!(decoded, header, "{version} chunk {chunk}");
+            assert_eq!(got, expected, "{version} chunk {chunk}");
+        }
     }
 }
 
 #[test]
 fn v3_setup() {
-    let mut prefix = Vec::new();
-    UniStream::Setup.encode(&mut prefix, Version::Lite05).unwrap();
-    assert_eq!(prefix, [0x01]);
     for version in [Version::Lite05, Version::Lite06] {
+        uni_prefix(UniStream::Setup, version, 0x01);
         both_ways(&Setup { probe: ProbeLevel::Report, ..Default::default() }, version, &hex("04 01 01 01 01"));
         both_ways(
             &Setup { path: Some("/anon/room?jwt=x".into()), ..Default::default() },
@@ -213,4 +269,18 @@ fn other_generated_bytes() {
         Fetch { broadcast: path("room/alice"), track: "video".into(), priority: 2, group: 7, ..Default::default() };
     both_ways(&fetch, Version::Lite05, &hex(r#"13 0a "room/alice" 05 "video" 02 07"#));
     both_ways(&fetch, Version::Lite06, &hex(r#"15 0a "room/alice" 05 "video" 02 07 00 00"#));
+}
+
+#[test]
+fn legacy_fallback_setup_is_an_unknown_stream_type() {
+    // CLIENT_SETUP of the moqt-14-framed fallback (spec 9): 0x20 is no moq-lite-03..06 bidi type.
+    let client_setup = hex("20 00 1a 03 c0 00 00 00 ff 0d ad 02 c0 00 00 00 ff 0d ad 01 c0 00 00 00 ff 00 00 0e 00");
+    for version in Version::ALL {
+        let mut input = &client_setup[..];
+        assert_eq!(
+            BidiStream::decode(&mut input, version),
+            Err(moqt::coding::DecodeError::UnknownType { kind: "bidi stream", value: 0x20 })
+        );
+        assert_eq!(input.len(), client_setup.len(), "{version}: a refused stream type consumes nothing");
+    }
 }

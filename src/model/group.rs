@@ -12,19 +12,22 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{Error, Frame};
+use crate::wire::{MAX_GROUP_BYTES, MAX_GROUP_FRAMES};
 
 /// Bounds on one group, so a runaway producer cannot exhaust memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupSettings {
-    /// The most frames a group may hold. Default 8192 (the reference implementation's bound).
+    /// The most frames a group may hold. Default [`MAX_GROUP_FRAMES`] (8192, the reference's bound).
     pub max_frames: usize,
-    /// The most payload bytes a group may hold. Default 32 MiB (the reference implementation's bound).
+    /// The most payload bytes a group may hold. Default [`MAX_GROUP_BYTES`] (32 MiB, the reference's
+    /// bound).
     pub max_bytes: usize,
 }
 
 impl Default for GroupSettings {
+    /// The wire bounds, so the model and the codec cannot drift apart.
     fn default() -> Self {
-        Self { max_frames: 8192, max_bytes: 32 * 1024 * 1024 }
+        Self { max_frames: MAX_GROUP_FRAMES as usize, max_bytes: MAX_GROUP_BYTES as usize }
     }
 }
 

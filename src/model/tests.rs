@@ -135,6 +135,21 @@ async fn group_frame_and_byte_bounds() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn default_group_bounds_are_the_wire_bounds() {
+    let frames = crate::wire::MAX_GROUP_FRAMES as usize;
+    let mut group = GroupProducer::new(0, 0, GroupSettings::default());
+    for ts in 0..frames as u64 {
+        group.write(ts, Bytes::new()).unwrap();
+    }
+    assert_eq!(group.write(frames as u64, Bytes::new()), Err(Error::TooManyFrames { limit: frames }));
+
+    let bytes = crate::wire::MAX_GROUP_BYTES as usize;
+    let mut group = GroupProducer::new(0, 0, GroupSettings::default());
+    group.write(0, Bytes::from(vec![0; bytes])).unwrap();
+    assert_eq!(group.write(1, Bytes::from_static(b"x")), Err(Error::TooManyBytes { limit: bytes }));
+}
+
+#[tokio::test(start_paused = true)]
 async fn group_bound_in_a_track_is_an_aborted_gap() {
     let settings = CacheSettings { group: GroupSettings { max_frames: 1, max_bytes: 100 }, ..Default::default() };
     let mut track = track_with(5000, settings);

@@ -67,7 +67,7 @@ impl SessionError {
         match self {
             SessionError::Transport(TransportError::ClosedByPeer { code, .. })
             | SessionError::Stream(StreamError::Connection(TransportError::ClosedByPeer { code, .. })) => {
-                Some(SessionCode::from_u64(*code))
+                Some(SessionCode::from_peer(*code))
             }
             _ => None,
         }

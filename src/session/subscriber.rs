@@ -532,7 +532,7 @@ impl<C: Connection> Subscriber<C> {
                     Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
                     Some(SubscribeResponse::Drop { start, end, code }) => {
                         tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
-                        let reason = model::Error::from_code(StreamCode::from_u64(code));
+                        let reason = model::Error::from_code(StreamCode::from_peer(code));
                         sink.with(|track| track.drop_groups(start, end, reason));
                     }
                     None => {

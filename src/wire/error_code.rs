@@ -4,6 +4,10 @@
 //! Two number spaces: session close codes (CONNECTION_CLOSE) and stream codes (RESET_STREAM /
 //! STOP_SENDING). A code is always read in the space it was sent in. Unknown codes are kept as
 //! numbers and treated as unspecified, never rejected.
+//!
+//! Peers of moq-net 0.2.x (relays up to 0.14) used one flat registry for both spaces instead (spec
+//! 6.1), and the spec asks receivers to tolerate both (10.5): received codes go through the
+//! `from_peer` readers, which also understand the flat numbers that lite-06 leaves unassigned.
 
 /// A session close code (spec 6.1). Sent raw, unmapped, on every transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -56,6 +60,17 @@ impl SessionCode {
             0x11 => SessionCode::ControlMessageTimeout,
             0x15 => SessionCode::VersionNegotiationFailed,
             other => SessionCode::Other(other),
+        }
+    }
+
+    /// Reads a close code a peer sent, tolerating the flat registry of moq-net 0.2.x peers: its
+    /// Version (9) and ProtocolViolation (15) are unassigned in lite-06 and read by their flat
+    /// meaning. Numbers both registries assign keep their lite-06 meaning, as current peers send.
+    pub const fn from_peer(code: u64) -> Self {
+        match code {
+            9 => SessionCode::VersionNegotiationFailed,
+            15 => SessionCode::ProtocolViolation,
+            other => SessionCode::from_u64(other),
         }
     }
 }
@@ -154,15 +169,34 @@ impl StreamCode {
         }
     }
 
+    /// Reads a code a peer sent, tolerating the flat registry of moq-net 0.2.x peers: the flat
+    /// numbers lite-06 leaves unassigned are read by their flat meaning (NotFound 13, WrongSize 14,
+    /// Lagged 26, FrameTooLarge 27, TimestampMismatch 29, Unroutable 30, Evicted 31). Numbers both
+    /// registries assign keep their lite-06 meaning, as current peers send: an old peer's cancel (0)
+    /// reads as INTERNAL_ERROR, which ends that stream all the same.
+    pub const fn from_peer(code: u64) -> Self {
+        match code {
+            13 => StreamCode::NotFound,
+            14 => StreamCode::WrongSize,
+            26 => StreamCode::TooFarBehind,
+            27 => StreamCode::FrameTooLarge,
+            29 => StreamCode::TimestampMismatch,
+            30 => StreamCode::Unroutable,
+            31 => StreamCode::Evicted,
+            other => StreamCode::from_u64(other),
+        }
+    }
+
     /// The code as sent on a QUIC or WebTransport stream: mapped into the HTTP/3 space (spec 11.1).
     pub fn to_transport(self) -> u64 {
         http3_from_stream_code(self.to_u64())
     }
 
-    /// Reads a code received on a stream. Codes outside the HTTP/3 WebTransport range are unknown.
+    /// Reads a code received on a stream ([`from_peer`](Self::from_peer) after the HTTP/3 mapping).
+    /// Codes outside the HTTP/3 WebTransport range are unknown.
     pub fn from_transport(code: u64) -> Self {
         match stream_code_from_http3(code) {
-            Some(n) => StreamCode::from_u64(n),
+            Some(n) => StreamCode::from_peer(n),
             None => StreamCode::Other(code),
         }
     }
@@ -227,5 +261,41 @@ mod tests {
         }
         assert_eq!(StreamCode::from_u64(64 + 7), StreamCode::Application(7));
         assert_eq!(SessionCode::from_u64(0x11), SessionCode::ControlMessageTimeout);
+    }
+
+    #[test]
+    fn peers_of_the_flat_registry_are_understood() {
+        // Flat numbers that lite-06 leaves unassigned read by their flat meaning (spec 6.1, 10.5).
+        for (flat, code) in [
+            (13, StreamCode::NotFound),
+            (14, StreamCode::WrongSize),
+            (26, StreamCode::TooFarBehind),
+            (27, StreamCode::FrameTooLarge),
+            (29, StreamCode::TimestampMismatch),
+            (30, StreamCode::Unroutable),
+            (31, StreamCode::Evicted),
+        ] {
+            assert_eq!(StreamCode::from_u64(flat), StreamCode::Other(flat), "{flat} is unassigned in lite-06");
+            assert_eq!(StreamCode::from_peer(flat), code, "flat {flat}");
+            assert_eq!(StreamCode::from_transport(http3_from_stream_code(flat)), code, "mapped flat {flat}");
+        }
+        assert_eq!(SessionCode::from_u64(15), SessionCode::Other(15));
+        assert_eq!(SessionCode::from_peer(15), SessionCode::ProtocolViolation);
+        assert_eq!(SessionCode::from_peer(9), SessionCode::VersionNegotiationFailed);
+
+        // Every number lite-06 assigns keeps its lite-06 meaning, whatever the flat registry said;
+        // unassigned in both stays unknown.
+        for n in (0..200).chain([u64::MAX - 1]) {
+            if !matches!(StreamCode::from_u64(n), StreamCode::Other(_)) {
+                assert_eq!(StreamCode::from_peer(n), StreamCode::from_u64(n), "stream {n}");
+            }
+            if !matches!(SessionCode::from_u64(n), SessionCode::Other(_)) {
+                assert_eq!(SessionCode::from_peer(n), SessionCode::from_u64(n), "session {n}");
+            }
+        }
+        assert_eq!(StreamCode::from_peer(0), StreamCode::InternalError);
+        assert_eq!(StreamCode::from_peer(0x12), StreamCode::MalformedTrack);
+        assert_eq!(StreamCode::from_peer(24), StreamCode::Other(24));
+        assert_eq!(SessionCode::from_peer(6), SessionCode::KeyValueFormattingError);
     }
 }

@@ -153,8 +153,13 @@ pub fn group_stream(data: &[u8]) {
     frames(&input, Some(&mut header));
 }
 
+/// Reads the FRAMEs of a Group stream (after its GROUP header) or a Fetch reply. Each frame header
+/// is decoded on its own first, because `read_frame` hands back only the timestamp and payload, so
+/// that it is checked like every other message: it re-encodes to the bytes it came from (or to a
+/// shorter, minimal form), and the sender's delta coding of the decoded timestamp gives it back.
 fn frames(input: &Input<'_>, mut header: Option<&mut Option<GroupHeader>>) {
     let mut timestamps = FrameTimestamps::new();
+    let mut sender = FrameTimestamps::new();
     drive(input, |reader| {
         if let Some(slot) = header.as_deref_mut() {
             if slot.is_none() {
@@ -167,8 +172,24 @@ fn frames(input: &Input<'_>, mut header: Option<&mut Option<GroupHeader>>) {
                 }
             }
         }
-        while let Some(frame) = reader.read_frame(&mut timestamps)? {
-            assert!(frame.payload.len() as u64 <= MAX_FRAME_LEN);
+        let version = reader.version();
+        loop {
+            let peeked = reader.read_with(|cursor| {
+                let mut rest = *cursor;
+                let frame = FrameHeader::decode(&mut rest, version)?;
+                Ok((frame, cursor[..cursor.len() - rest.len()].to_vec()))
+            })?;
+            let Some((frame_header, raw)) = peeked else { break };
+            let Some(frame) = reader.read_frame(&mut timestamps)? else { break };
+            round_trip(&frame_header, version);
+            let again = frame_header.to_bytes(version).expect("a decoded frame header re-encodes");
+            assert!(again.len() <= raw.len(), "{version}: {raw:02x?} re-encoded longer as {again:02x?}");
+            if again.len() == raw.len() {
+                assert_eq!(again, raw, "{version}: frame header re-encoded differently");
+            }
+            assert_eq!(frame.payload.len() as u64, frame_header.payload_len);
+            assert!(frame_header.payload_len <= MAX_FRAME_LEN);
+            assert_eq!(sender.delta_for(frame.timestamp), frame_header.timestamp_delta, "{version}: timestamp delta");
         }
         Ok(true)
     });

@@ -145,3 +145,74 @@ impl UniStream {
         Ok(kind)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stream type with its number and the first version that has it: spec 3.1, with Fetch
+    /// and Track refused before lite-05 and Setup before lite-05 as the reference does (spec 11.4).
+    const BIDI: [(BidiStream, u8, Version); 6] = [
+        (BidiStream::Announce, 0x1, Version::Lite03),
+        (BidiStream::Subscribe, 0x2, Version::Lite03),
+        (BidiStream::Fetch, 0x3, Version::Lite05),
+        (BidiStream::Probe, 0x4, Version::Lite03),
+        (BidiStream::Goaway, 0x5, Version::Lite04),
+        (BidiStream::Track, 0x6, Version::Lite05),
+    ];
+    const UNI: [(UniStream, u8, Version); 2] =
+        [(UniStream::Group, 0x0, Version::Lite03), (UniStream::Setup, 0x1, Version::Lite05)];
+
+    /// Checks one stream type both ways on one version: the byte where the version has it, the
+    /// same NotInVersion refusal both ways (consuming nothing) where it does not.
+    fn check<K: Copy + PartialEq + std::fmt::Debug>(
+        kind: K,
+        id: u8,
+        has_it: bool,
+        name: &'static str,
+        version: Version,
+        encode: impl Fn(K, &mut Vec<u8>) -> Result<(), EncodeError>,
+        decode: impl Fn(&mut &[u8]) -> Result<K, DecodeError>,
+    ) {
+        let mut out = Vec::new();
+        let encoded = encode(kind, &mut out);
+        let mut input: &[u8] = &[id];
+        let decoded = decode(&mut input);
+        if has_it {
+            assert_eq!(encoded, Ok(()), "{kind:?} on {version}");
+            assert_eq!(out, [id], "{kind:?} on {version}");
+            assert_eq!(decoded, Ok(kind), "{kind:?} on {version}");
+            assert!(input.is_empty());
+        } else {
+            assert_eq!(encoded, Err(EncodeError::NotInVersion { what: name, version: version.alpn() }));
+            assert!(out.is_empty(), "{kind:?} on {version}: wrote {out:02x?}");
+            assert_eq!(decoded, Err(DecodeError::NotInVersion { what: name, version: version.alpn() }));
+            assert_eq!(input, [id], "{kind:?} on {version}: a refused type consumed input");
+        }
+    }
+
+    #[test]
+    fn every_stream_type_on_every_version() {
+        for version in Version::ALL {
+            for (kind, id, since) in BIDI {
+                let decode = |input: &mut &[u8]| BidiStream::decode(input, version);
+                check(kind, id, version >= since, kind.name(), version, |k, out| k.encode(out, version), decode);
+            }
+            for (kind, id, since) in UNI {
+                let decode = |input: &mut &[u8]| UniStream::decode(input, version);
+                check(kind, id, version >= since, kind.name(), version, |k, out| k.encode(out, version), decode);
+            }
+            // Every other number is an unknown type in both spaces, on every version.
+            for id in 0..=0x3fu8 {
+                if !BIDI.iter().any(|(_, known, _)| *known == id) {
+                    let expected = DecodeError::UnknownType { kind: "bidi stream", value: u64::from(id) };
+                    assert_eq!(BidiStream::decode(&mut &[id][..], version), Err(expected));
+                }
+                if !UNI.iter().any(|(_, known, _)| *known == id) {
+                    let expected = DecodeError::UnknownType { kind: "uni stream", value: u64::from(id) };
+                    assert_eq!(UniStream::decode(&mut &[id][..], version), Err(expected));
+                }
+            }
+        }
+    }
+}

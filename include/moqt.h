@@ -299,6 +299,36 @@ typedef struct moqt_client_options {
 } moqt_client_options;
 
 /**
+ * Options of `moqt_broadcast_create_track_with`. Zero-initialise (every zero is the default),
+ * then set `struct_size = sizeof(...)`.
+ */
+typedef struct moqt_track_options {
+  /**
+   * `sizeof(moqt_track_options)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * Use `priority` instead of the default 127 (higher is delivered first under congestion).
+   */
+  bool has_priority;
+  /**
+   * The publisher priority, with `has_priority`.
+   */
+  uint8_t priority;
+  /**
+   * How long a group stays worth delivering, milliseconds; older ones are dropped and
+   * reported as gaps. 0: 5000.
+   */
+  uint64_t max_age_ms;
+  /**
+   * Units per second of this track's timestamps (for example 90000 for a video clock or 48000
+   * for audio samples); `moqt_track_write_frame` takes timestamps in it and subscribers see it.
+   * 0: 1000000 (microseconds).
+   */
+  uint64_t timescale;
+} moqt_track_options;
+
+/**
  * Frees a C buffer handed over with `moqt_track_write_frame_zero_copy`.
  */
 typedef void (*moqt_free_fn)(void *user_data, const uint8_t *data);
@@ -678,18 +708,35 @@ moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *broadcast,
                                         struct moqt_track **out);
 
 /**
- * Writes one frame, copying `len` bytes from `data`. With `MOQT_FRAME_NEW_GROUP` in `flags`
- * the frame starts a new group (a keyframe); the first frame always does.
+ * `moqt_broadcast_create_track` with options (NULL for the defaults): priority, max age and
+ * the timescale of the track's timestamps, which travel to subscribers in TRACK_INFO.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
+ * `options` is only read during the call. Thread-safety: any thread. Callbacks: none. Returns
+ * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *broadcast,
+                                             const char *name,
+                                             size_t name_len,
+                                             const struct moqt_track_options *options,
+                                             struct moqt_track **out);
+
+/**
+ * Writes one frame, copying `len` bytes from `data`, with `timestamp` in the track's timescale
+ * (microseconds for a track from `moqt_broadcast_create_track`). With `MOQT_FRAME_NEW_GROUP` in
+ * `flags` the frame starts a new group (a keyframe); the first frame always does.
  *
  * Thread-safety: any thread; calls on one track are ordered by the caller. Callbacks: none
- * (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
- * (the group passed its bound), MOQT_STATUS_ERR_PANIC.
+ * (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY (the group
+ * passed its bound), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
 moqt_status moqt_track_write_frame(const struct moqt_track *track,
                                    const uint8_t *data,
                                    size_t len,
-                                   uint64_t timestamp_us,
+                                   uint64_t timestamp,
                                    uint32_t flags);
 
 /**
@@ -707,7 +754,7 @@ MOQT_MUST_USE
 moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *track,
                                              const uint8_t *data,
                                              size_t len,
-                                             uint64_t timestamp_us,
+                                             uint64_t timestamp,
                                              uint32_t flags,
                                              moqt_free_fn free_fn,
                                              void *free_user_data);
@@ -912,11 +959,21 @@ void moqt_frame_unref(const struct moqt_frame *frame);
 const uint8_t *moqt_frame_data(const struct moqt_frame *frame, size_t *len_out);
 
 /**
- * The frame's timestamp in microseconds, as its publisher set it.
+ * The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
+ * timescale (rounded down; saturating).
  *
  * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
  */
 uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
+
+/**
+ * The frame's timestamp exactly as its publisher wrote it, in the track's timescale, which is
+ * written to `*timescale` (units per second, for example 90000 or 48000) unless it is NULL.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 (and a timescale of 0)
+ * for NULL.
+ */
+uint64_t moqt_frame_timestamp(const struct moqt_frame *frame, uint64_t *timescale);
 
 /**
  * The sequence number of the frame's group.

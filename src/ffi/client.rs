@@ -539,44 +539,109 @@ pub extern "C" fn moqt_broadcast_create_track(
     max_age_ms: u64,
     out: *mut *mut moqt_track,
 ) -> moqt_status {
+    let info = model::TrackInfo { priority, max_age: Duration::from_millis(max_age_ms), timescale: 1_000_000 };
+    guard(|| create_track(broadcast, name, name_len, info, out))
+}
+
+/// Options of `moqt_broadcast_create_track_with`. Zero-initialise (every zero is the default),
+/// then set `struct_size = sizeof(...)`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+pub struct moqt_track_options {
+    /// `sizeof(moqt_track_options)`: lets later versions append fields.
+    pub struct_size: u32,
+    /// Use `priority` instead of the default 127 (higher is delivered first under congestion).
+    pub has_priority: bool,
+    /// The publisher priority, with `has_priority`.
+    pub priority: u8,
+    /// How long a group stays worth delivering, milliseconds; older ones are dropped and
+    /// reported as gaps. 0: 5000.
+    pub max_age_ms: u64,
+    /// Units per second of this track's timestamps (for example 90000 for a video clock or 48000
+    /// for audio samples); `moqt_track_write_frame` takes timestamps in it and subscribers see it.
+    /// 0: 1000000 (microseconds).
+    pub timescale: u64,
+}
+
+// SAFETY: repr(C), struct_size first, every field an integer or a bool.
+unsafe impl super::SizedStruct for moqt_track_options {}
+
+/// `moqt_broadcast_create_track` with options (NULL for the defaults): priority, max age and
+/// the timescale of the track's timestamps, which travel to subscribers in TRACK_INFO.
+///
+/// Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
+/// `options` is only read during the call. Thread-safety: any thread. Callbacks: none. Returns
+/// MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_broadcast_create_track_with(
+    broadcast: *const moqt_broadcast,
+    name: *const c_char,
+    name_len: usize,
+    options: *const moqt_track_options,
+    out: *mut *mut moqt_track,
+) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL broadcast came from moqt_client_publish and is alive.
-        let Some(broadcast) = (unsafe { broadcast.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "broadcast is NULL");
-        };
-        if out.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
-        }
-        let name = match str_arg(name, name_len) {
-            Ok(name) => name,
-            Err(status) => return status,
-        };
-        let info = model::TrackInfo { priority, max_age: Duration::from_millis(max_age_ms), timescale: 1_000_000 };
-        match broadcast.producer.create_track(name, info) {
-            Ok(producer) => {
-                let track = moqt_track { producer: Mutex::new(Some(producer)), group: Mutex::new(None) };
-                // SAFETY: out was checked non-NULL.
-                unsafe { *out = Box::into_raw(Box::new(track)) };
-                moqt_status::Ok
+        let mut info = model::TrackInfo { timescale: 1_000_000, ..Default::default() };
+        if let Some(options) = super::read_sized(options) {
+            if options.has_priority {
+                info.priority = options.priority;
             }
-            Err(err) => set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+            if options.max_age_ms > 0 {
+                info.max_age = Duration::from_millis(options.max_age_ms);
+            }
+            if options.timescale > 0 {
+                info.timescale = options.timescale;
+            }
         }
+        create_track(broadcast, name, name_len, info, out)
     })
 }
 
-/// Writes one frame, copying `len` bytes from `data`. With `MOQT_FRAME_NEW_GROUP` in `flags`
-/// the frame starts a new group (a keyframe); the first frame always does.
+fn create_track(
+    broadcast: *const moqt_broadcast,
+    name: *const c_char,
+    name_len: usize,
+    info: model::TrackInfo,
+    out: *mut *mut moqt_track,
+) -> moqt_status {
+    // SAFETY: a non-NULL broadcast came from moqt_client_publish and is alive.
+    let Some(broadcast) = (unsafe { broadcast.as_ref() }) else {
+        return set_error(moqt_status::ErrInvalidArg, "broadcast is NULL");
+    };
+    if out.is_null() {
+        return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+    }
+    let name = match str_arg(name, name_len) {
+        Ok(name) => name,
+        Err(status) => return status,
+    };
+    match broadcast.producer.create_track(name, info) {
+        Ok(producer) => {
+            let track = moqt_track { producer: Mutex::new(Some(producer)), group: Mutex::new(None) };
+            // SAFETY: out was checked non-NULL.
+            unsafe { *out = Box::into_raw(Box::new(track)) };
+            moqt_status::Ok
+        }
+        Err(err) => set_error(moqt_status::ErrInvalidArg, &err.to_string()),
+    }
+}
+
+/// Writes one frame, copying `len` bytes from `data`, with `timestamp` in the track's timescale
+/// (microseconds for a track from `moqt_broadcast_create_track`). With `MOQT_FRAME_NEW_GROUP` in
+/// `flags` the frame starts a new group (a keyframe); the first frame always does.
 ///
 /// Thread-safety: any thread; calls on one track are ordered by the caller. Callbacks: none
-/// (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY
-/// (the group passed its bound), MOQT_STATUS_ERR_PANIC.
+/// (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY (the group
+/// passed its bound), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_track_write_frame(
     track: *const moqt_track,
     data: *const u8,
     len: usize,
-    timestamp_us: u64,
+    timestamp: u64,
     flags: u32,
 ) -> moqt_status {
     guard(|| {
@@ -589,7 +654,7 @@ pub extern "C" fn moqt_track_write_frame(
             // SAFETY: data points to len readable bytes for the duration of the call (documented).
             Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
         };
-        write_payload(track, payload, timestamp_us, flags)
+        write_payload(track, payload, timestamp, flags)
     })
 }
 
@@ -642,7 +707,7 @@ pub extern "C" fn moqt_track_write_frame_zero_copy(
     track: *const moqt_track,
     data: *const u8,
     len: usize,
-    timestamp_us: u64,
+    timestamp: u64,
     flags: u32,
     free_fn: moqt_free_fn,
     free_user_data: *mut c_void,
@@ -653,12 +718,12 @@ pub extern "C" fn moqt_track_write_frame_zero_copy(
         if data.is_null() && len > 0 {
             return set_error(moqt_status::ErrInvalidArg, "data is NULL");
         }
-        write_payload(track, Bytes::from_owner(buffer), timestamp_us, flags)
+        write_payload(track, Bytes::from_owner(buffer), timestamp, flags)
     })
 }
 
 /// Appends `payload` to the track's current group, or to a new one.
-fn write_payload(track: *const moqt_track, payload: Bytes, timestamp_us: u64, flags: u32) -> moqt_status {
+fn write_payload(track: *const moqt_track, payload: Bytes, timestamp: u64, flags: u32) -> moqt_status {
     // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
     let Some(track) = (unsafe { track.as_ref() }) else {
         return set_error(moqt_status::ErrInvalidArg, "track is NULL");
@@ -677,7 +742,7 @@ fn write_payload(track: *const moqt_track, payload: Bytes, timestamp_us: u64, fl
             Err(err) => return set_error(moqt_status::ErrClosed, &err.to_string()),
         }
     }
-    match group.as_mut().map(|g| g.write(timestamp_us, payload)) {
+    match group.as_mut().map(|g| g.write(timestamp, payload)) {
         Some(Ok(())) => moqt_status::Ok,
         Some(Err(err)) => {
             *group = None;

@@ -104,11 +104,10 @@ where
         };
         match next {
             Ok(Some(TrackEvent::Group(mut group))) => {
-                let sequence = group.sequence();
+                let (sequence, timescale) = (group.sequence(), track.info().timescale);
                 let mut index = group.frame_start();
                 while let Ok(Some(frame)) = group.next_frame().await {
-                    let frame =
-                        moqt_frame { payload: frame.payload, timestamp_us: frame.timestamp, group: sequence, index };
+                    let frame = moqt_frame::new(frame, timescale, sequence, index);
                     index += 1;
                     if !deliver(Delivery::Frame(frame)).await {
                         return moqt_status::ErrClosed;

@@ -8,9 +8,21 @@ use bytes::Bytes;
 #[allow(non_camel_case_types)]
 pub struct moqt_frame {
     pub(crate) payload: Bytes,
-    pub(crate) timestamp_us: u64,
+    /// In the track's timescale, as on the wire.
+    pub(crate) timestamp: u64,
+    /// Units per second of `timestamp` (the track's TRACK_INFO; never 0).
+    pub(crate) timescale: u64,
     pub(crate) group: u64,
     pub(crate) index: u64,
+}
+
+impl moqt_frame {
+    /// A frame of group `group` at `index`, its timestamp in `timescale` units (0 is taken as
+    /// microseconds rather than dividing by it).
+    pub(crate) fn new(frame: crate::model::Frame, timescale: u64, group: u64, index: u64) -> Self {
+        let timescale = if timescale == 0 { 1_000_000 } else { timescale };
+        moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index }
+    }
 }
 
 /// Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
@@ -57,13 +69,33 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
     ptr
 }
 
-/// The frame's timestamp in microseconds, as its publisher set it.
+/// The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
+/// timescale (rounded down; saturating).
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
-    unsafe { frame.as_ref() }.map_or(0, |f| f.timestamp_us)
+    unsafe { frame.as_ref() }.map_or(0, |f| {
+        let micros = u128::from(f.timestamp) * 1_000_000 / u128::from(f.timescale.max(1));
+        u64::try_from(micros).unwrap_or(u64::MAX)
+    })
+}
+
+/// The frame's timestamp exactly as its publisher wrote it, in the track's timescale, which is
+/// written to `*timescale` (units per second, for example 90000 or 48000) unless it is NULL.
+///
+/// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 (and a timescale of 0)
+/// for NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut u64) -> u64 {
+    // SAFETY: the caller passes a live frame or NULL.
+    let frame = unsafe { frame.as_ref() };
+    if !timescale.is_null() {
+        // SAFETY: a non-NULL timescale points to a writable u64 (documented).
+        unsafe { *timescale = frame.map_or(0, |f| f.timescale) };
+    }
+    frame.map_or(0, |f| f.timestamp)
 }
 
 /// The sequence number of the frame's group.

@@ -210,18 +210,18 @@ pub extern "C" fn moqt_client_fetch(
 }
 
 async fn run_fetch(shared: Arc<Subscription>, session: SessionLink, request: FetchRequest) {
+    // The frames' timestamps are in the track's timescale, which only TRACK_INFO tells.
+    let timescale = match session.track_info(request.broadcast.clone(), &request.track).await {
+        Ok(info) => info.timescale,
+        Err(err) => return shared.close(session_status(&err)).await,
+    };
     let status = match session.fetch(request).await {
         Ok(mut group) => {
             let (sequence, mut index) = (group.sequence(), group.frame_start());
             loop {
                 match group.next_frame().await {
                     Ok(Some(frame)) => {
-                        let frame = moqt_frame {
-                            payload: frame.payload,
-                            timestamp_us: frame.timestamp,
-                            group: sequence,
-                            index,
-                        };
+                        let frame = moqt_frame::new(frame, timescale, sequence, index);
                         index += 1;
                         shared.frame(frame).await;
                     }

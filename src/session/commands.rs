@@ -2,6 +2,7 @@
 //! FETCH of one past group, a PROBE target, and GOAWAY. Each runs as its own task.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::sync::{oneshot, watch};
@@ -12,7 +13,10 @@ use super::{Context, SessionError};
 use crate::coding::Path;
 use crate::model::{self, GroupConsumer, GroupProducer};
 use crate::transport::Connection;
-use crate::wire::{BidiStream, Fetch, FrameTimestamps, Goaway, Message, Probe, SessionCode, Version};
+use crate::wire::{
+    BidiStream, Fetch, FrameTimestamps, Goaway, Message, Probe, SessionCode, StreamCode, TrackInfo, TrackRequest,
+    Version,
+};
 
 /// What the peer reports on the Probe stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +46,7 @@ pub struct FetchRequest {
 
 pub(crate) enum Command {
     Fetch(FetchRequest, oneshot::Sender<Result<GroupConsumer, SessionError>>),
+    TrackInfo(Path, String, oneshot::Sender<Result<model::TrackInfo, SessionError>>),
     Probe(u64),
     Goaway(String),
 }
@@ -155,4 +160,40 @@ pub(crate) async fn goaway<C: Connection>(ctx: Arc<Context<C>>, uri: String) -> 
     }
     writer.finish();
     Ok(())
+}
+
+/// Asks the peer for a track's TRACK_INFO (priority, max age, timescale) on a Track stream
+/// (lite-05+; earlier versions have none, and the reference's defaults stand in).
+pub(crate) async fn track_info<C: Connection>(
+    ctx: &Context<C>,
+    broadcast: &Path,
+    track: &str,
+) -> Result<model::TrackInfo, SessionError> {
+    if !ctx.version.has_track_info() {
+        // lite-03/04 have no TRACK stream: the reference's defaults stand in.
+        return Ok(model::TrackInfo::default());
+    }
+    let (send, recv) = ctx.conn.open_bi().await?;
+    let mut writer = Writer::new(send, ctx.version);
+    writer.set_priority(CONTROL_PRIORITY);
+    let mut out = BytesMut::new();
+    BidiStream::Track.encode(&mut out, ctx.version)?;
+    TrackRequest { broadcast: broadcast.clone(), track: track.to_string() }.encode(&mut out, ctx.version)?;
+    writer.write(out.freeze()).await?;
+    let mut reader = Reader::new(recv, ctx.version, ctx.config.max_message_size);
+    let reply = match tokio::time::timeout(ctx.config.control_timeout, reader.decode::<TrackInfo>()).await {
+        Ok(reply) => reply?,
+        Err(_) => {
+            writer.reset(StreamCode::ControlTimeout);
+            return Err(SessionError::Timeout("TRACK_INFO"));
+        }
+    };
+    // Our half ends only after the answer: the reference reads an early FIN as a cancel.
+    writer.finish();
+    let info = reply.ok_or_else(|| SessionError::ProtocolViolation("Track stream ended without TRACK_INFO".into()))?;
+    Ok(model::TrackInfo {
+        priority: info.priority,
+        max_age: Duration::from_millis(info.max_age),
+        timescale: info.timescale,
+    })
 }

@@ -26,7 +26,7 @@ pub use mirror::Mirror;
 pub use priority::group_priority;
 pub use traffic::{Traffic, TrafficSnapshot};
 
-use crate::coding::DecodeError;
+use crate::coding::{DecodeError, Path};
 use crate::model::{GroupConsumer, OriginConsumer};
 use crate::transport::{Connection, RecvStream, SendStream, TransportStats};
 use crate::wire::{BidiStream, Goaway, Message, ProbeLevel, SessionCode, Setup, StreamCode, UniStream, Version};
@@ -146,6 +146,16 @@ impl SessionLink {
         self.check_not_going_away()?;
         let (reply, answer) = oneshot::channel();
         self.commands.send(commands::Command::Fetch(request, reply)).await.map_err(|_| SessionError::Closed)?;
+        answer.await.map_err(|_| SessionError::Closed)?
+    }
+
+    /// The peer's TRACK_INFO for a track (priority, max age, timescale), asked on a Track stream
+    /// (lite-05+; the reference's defaults on earlier versions). Not a subscription.
+    pub async fn track_info(&self, broadcast: Path, track: &str) -> Result<crate::model::TrackInfo, SessionError> {
+        self.check_not_going_away()?;
+        let (reply, answer) = oneshot::channel();
+        let command = commands::Command::TrackInfo(broadcast, track.to_string(), reply);
+        self.commands.send(command).await.map_err(|_| SessionError::Closed)?;
         answer.await.map_err(|_| SessionError::Closed)?
     }
 
@@ -610,6 +620,12 @@ async fn run<C: Connection>(
                     let ctx = ctx.clone();
                     tasks.spawn(async move {
                         let _ = reply.send(commands::fetch(ctx, request).await);
+                    });
+                }
+                commands::Command::TrackInfo(broadcast, track, reply) => {
+                    let ctx = ctx.clone();
+                    tasks.spawn(async move {
+                        let _ = reply.send(commands::track_info(&ctx, &broadcast, &track).await);
                     });
                 }
                 commands::Command::Probe(bitrate) => match probe_target.as_ref().filter(|t| !t.is_closed()) {

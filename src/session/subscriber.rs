@@ -18,7 +18,7 @@ use crate::model::{self, BroadcastSettings, GroupStart, Route, SubscribeOptions,
 use crate::transport::{Connection, RecvStream, StreamError};
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, FrameTimestamps, GroupHeader, Message,
-    StreamCode, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, TrackInfo, TrackRequest, Version,
+    StreamCode, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, Version,
 };
 
 /// One broadcast learned from the peer, held in the mirror for as long as this session serves it.
@@ -450,34 +450,7 @@ impl<C: Connection> Subscriber<C> {
     }
 
     async fn track_info(&self, broadcast: &Path, track: &str) -> Result<model::TrackInfo, SessionError> {
-        if !self.version().has_track_info() {
-            // lite-03/04 have no TRACK stream: the reference's defaults stand in.
-            return Ok(model::TrackInfo::default());
-        }
-        let (send, recv) = self.ctx.conn.open_bi().await?;
-        let mut writer = Writer::new(send, self.version());
-        writer.set_priority(CONTROL_PRIORITY);
-        let mut out = BytesMut::new();
-        BidiStream::Track.encode(&mut out, self.version())?;
-        TrackRequest { broadcast: broadcast.clone(), track: track.to_string() }.encode(&mut out, self.version())?;
-        writer.write(out.freeze()).await?;
-        let mut reader = Reader::new(recv, self.version(), self.ctx.config.max_message_size);
-        let reply = match tokio::time::timeout(self.ctx.config.control_timeout, reader.decode::<TrackInfo>()).await {
-            Ok(reply) => reply?,
-            Err(_) => {
-                writer.reset(StreamCode::ControlTimeout);
-                return Err(SessionError::Timeout("TRACK_INFO"));
-            }
-        };
-        // Our half ends only after the answer: the reference reads an early FIN as a cancel.
-        writer.finish();
-        let info =
-            reply.ok_or_else(|| SessionError::ProtocolViolation("Track stream ended without TRACK_INFO".into()))?;
-        Ok(model::TrackInfo {
-            priority: info.priority,
-            max_age: Duration::from_millis(info.max_age),
-            timescale: info.timescale,
-        })
+        super::commands::track_info(&self.ctx, broadcast, track).await
     }
 
     /// The wire window for what the local consumers want.

@@ -103,6 +103,9 @@ struct fetched {
     pthread_mutex_t lock;
     int frames;
     int keyframes;
+    uint64_t last_raw;
+    uint64_t last_timescale;
+    uint64_t last_us;
     int in_order;
     uint64_t group;
     char text[64];
@@ -118,6 +121,8 @@ static void fetch_frame(void *user_data, const moqt_frame *frame) {
     pthread_mutex_lock(&f->lock);
     if (moqt_frame_index(frame) == (uint64_t)f->frames) f->in_order++;
     if (moqt_frame_is_keyframe(frame)) f->keyframes++;
+    f->last_raw = moqt_frame_timestamp(frame, &f->last_timescale);
+    f->last_us = moqt_frame_timestamp_us(frame);
     f->group = moqt_frame_group(frame);
     size_t used = strlen(f->text);
     if (used + len < sizeof f->text) {
@@ -220,7 +225,14 @@ int main(void) {
     moqt_broadcast *broadcast = NULL;
     moqt_track *track = NULL;
     CHECK(moqt_client_publish(publisher, "live", SIZE_MAX, &broadcast) == MOQT_STATUS_OK, "publish");
-    CHECK(moqt_broadcast_create_track(broadcast, "video", SIZE_MAX, 1, 60000, &track) == MOQT_STATUS_OK, "track");
+    /* A 90 kHz clock, as MPEG-TS video has: timestamps travel in it, with TRACK_INFO saying so. */
+    moqt_track_options track_options;
+    memset(&track_options, 0, sizeof track_options);
+    track_options.struct_size = sizeof track_options;
+    track_options.max_age_ms = 60000;
+    track_options.timescale = 90000;
+    CHECK(moqt_broadcast_create_track_with(broadcast, "video", SIZE_MAX, &track_options, &track) == MOQT_STATUS_OK,
+          "track");
     for (int g = 0; g < 3; g++) {
         for (int i = 0; i < 3; i++) {
             char text[3] = {(char)('a' + g), (char)('0' + i), '\0'};
@@ -243,6 +255,9 @@ int main(void) {
     CHECK(got.frames == 3 && got.in_order == 3, "fetch delivers three frames in order");
     CHECK(got.group == 1, "fetched frames carry their group");
     CHECK(got.keyframes == 1, "the first frame of the group is its keyframe");
+    CHECK(got.last_timescale == 90000, "the fetched frames carry the track's timescale");
+    CHECK(got.last_raw == 5000, "the raw timestamp as written (group 1, frame 2)");
+    CHECK(got.last_us == 55555, "converted to microseconds: 5000 / 90000 s");
     CHECK(strcmp(got.text, "b0b1b2") == 0, "fetched payloads");
     CHECK(got.frees == 1, "fetch user_data_free once");
 

@@ -397,7 +397,8 @@ async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
 
 /// moq-relay 0.17.10 started without `--drain-timeout` drains with a zero window (its log says
 /// `window=0ns`, though its help text promises 10 s), and with no time left it closes each session
-/// at once with code 0 "going away" and sends no GOAWAY (src/shutdown.rs, `drain_session`). The
+/// at once with code 0 ("going away", or the endpoint's "server shutdown" when that is first) and
+/// sends no GOAWAY (src/shutdown.rs, `drain_session`). The
 /// moqt client sees a lost connection, not a migration, and reconnects with backoff.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_sigterm_without_a_drain_window_is_a_plain_close() {
@@ -428,7 +429,9 @@ async fn relay_sigterm_without_a_drain_window_is_a_plain_close() {
     })
     .await
     .expect("the close noticed");
-    assert!(lost.contains("closed by peer with code 0x0: going away"), "{lost}");
+    // The session's own close ("going away") or the endpoint's ("server shutdown"), whichever
+    // reaches the wire first; code 0 either way.
+    assert!(lost.contains("closed by peer with code 0x0"), "{lost}");
     let states = states.lock().unwrap();
     assert!(!states.iter().any(|s| matches!(s, ClientState::Migrating { .. })), "{states:?}");
 }

@@ -25,8 +25,31 @@ for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
+# The interop tests (tests/interop_relay.rs, tests/bad_peers.rs) need the reference relay. Under
+# CI=true it must be there; elsewhere a failed install (offline, say) lets the rest run and the
+# skip is announced by a banner, here and again at the end, never only in hidden test output.
 step "moq-relay 0.17.10 for the interop tests"
-./scripts/install-moq-relay.sh
+relay_bin="${MOQ_RELAY_BIN:-${MOQT_CACHE:-$HOME/.cache/moqt}/moq-relay-0.17.10/bin/moq-relay}"
+if [ -z "${MOQ_RELAY_BIN:-}" ]; then
+  ./scripts/install-moq-relay.sh || echo "moq-relay: install failed" >&2
+fi
+relay_missing=""
+if [ ! -x "$relay_bin" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "CI=true and moq-relay is not at $relay_bin: the interop tests cannot be skipped in CI" >&2
+    exit 1
+  fi
+  relay_missing=1
+fi
+relay_banner() {
+  [ -n "$relay_missing" ] || return 0
+  printf '\n%s\n' "************************************************************************"
+  printf '%s\n' "*** INTEROP SKIPPED: moq-relay 0.17.10 not found at $relay_bin"
+  printf '%s\n' "*** tests/interop_relay.rs and tests/bad_peers.rs passed WITHOUT running."
+  printf '%s\n' "*** Install it with scripts/install-moq-relay.sh (or set MOQ_RELAY_BIN)."
+  printf '%s\n\n' "************************************************************************"
+}
+relay_banner
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -46,3 +69,4 @@ passed=$(grep -Eo '[0-9]+ passed' /tmp/moqt-test.log | awk '{s+=$1} END {print s
 failed=$(grep -Eo '[0-9]+ failed' /tmp/moqt-test.log | awk '{s+=$1} END {print s+0}')
 echo
 echo "all: $passed passed, $failed failed"
+relay_banner

@@ -1,7 +1,9 @@
 //! Unusual but valid-to-moq-relay input sent by a raw client to moqt's relay and to the reference
-//! moq-relay 0.17.10: moqt must answer each case as moq-relay does. Cases: a SETUP with an unknown
-//! parameter, an unknown stream type, a 32-segment (maximum) and a 33-segment path, and a SUBSCRIBE
-//! split across packets at every byte.
+//! moq-relay 0.17.10: moqt must answer each case as moq-relay does, on lite-05 and lite-06 (the
+//! versions with SETUP) and on lite-04 and lite-03 for the cases without it. Cases: a SETUP with an
+//! unknown parameter, whole or split across packets at every byte; an unknown stream type on a
+//! bidi and on a uni stream; a 32-segment (maximum) and a 33-segment path; an ANNOUNCE_REQUEST and
+//! a SUBSCRIBE split at every byte.
 
 mod common;
 
@@ -23,8 +25,6 @@ use moqt::wire::{
 use relay::{Relay, require_relay};
 use tokio::time::timeout;
 
-const VERSION: Version = Version::Lite06;
-
 /// How a peer answered one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Answer {
@@ -34,36 +34,24 @@ enum Answer {
     Quiet,
     /// The stream was reset with this code.
     Reset(StreamCode),
+    /// The peer asked us to stop sending on the stream (STOP_SENDING) with this code.
+    Stopped(StreamCode),
     /// The whole session was closed with this code.
     SessionClosed(u64),
 }
 
-async fn raw(addr: SocketAddr, fingerprint: [u8; 32]) -> QuicConnection {
+async fn raw(addr: SocketAddr, fingerprint: [u8; 32], version: Version) -> QuicConnection {
     let trust = ClientTrust::Fingerprint(vec![fingerprint]);
-    let config = moqt::transport::tls::client_config(&trust, &[VERSION.alpn().as_bytes().to_vec()]).unwrap();
+    let config = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(config);
     let connection = timeout(WAIT, endpoint.connect(addr, "localhost").unwrap()).await.unwrap().unwrap();
     QuicConnection::new(connection)
 }
 
-async fn setup(conn: &QuicConnection, unknown_parameter: bool) {
-    let mut setup = Setup::default();
-    if unknown_parameter {
-        setup.unknown.set(0x3f21, Bytes::from_static(b"something new"));
-    }
-    let mut out = Vec::new();
-    UniStream::Setup.encode(&mut out, VERSION).unwrap();
-    setup.encode(&mut out, VERSION).unwrap();
-    send_uni(conn, &out).await;
-}
-
-/// Sends `bytes` on a new bidi stream, `piece` bytes per write (with a pause, so they leave as
-/// separate packets), and reads what happens.
-async fn ask(conn: &QuicConnection, bytes: &[u8], piece: usize) -> Answer {
-    let Ok((mut send, mut recv)) = conn.open_bi().await else {
-        return Answer::SessionClosed(close_code(conn).await);
-    };
+/// Writes `bytes`, `piece` bytes per write with a pause after each, so they leave as separate
+/// packets.
+async fn write_in_pieces<S: SendStream>(send: &mut S, bytes: &[u8], piece: usize) {
     for chunk in bytes.chunks(piece.max(1)) {
         if send.write(Bytes::copy_from_slice(chunk)).await.is_err() {
             break;
@@ -72,6 +60,29 @@ async fn ask(conn: &QuicConnection, bytes: &[u8], piece: usize) -> Answer {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+/// Sends the client's SETUP (lite-05+) with an unknown parameter, `piece` bytes per packet.
+async fn setup(conn: &QuicConnection, version: Version, piece: usize) {
+    if !version.has_setup() {
+        return;
+    }
+    let mut setup = Setup::default();
+    setup.unknown.set(0x3f21, Bytes::from_static(b"something new"));
+    let mut out = Vec::new();
+    UniStream::Setup.encode(&mut out, version).unwrap();
+    setup.encode(&mut out, version).unwrap();
+    let mut send = conn.open_uni().await.unwrap();
+    write_in_pieces(&mut send, &out, piece).await;
+    send.finish().unwrap();
+}
+
+/// Sends `bytes` on a new bidi stream, `piece` bytes per packet, and reads what happens.
+async fn ask(conn: &QuicConnection, bytes: &[u8], piece: usize) -> Answer {
+    let Ok((mut send, mut recv)) = conn.open_bi().await else {
+        return Answer::SessionClosed(close_code(conn).await);
+    };
+    write_in_pieces(&mut send, bytes, piece).await;
     let mut replied = false;
     loop {
         match timeout(Duration::from_millis(700), recv.read(4096)).await {
@@ -87,47 +98,69 @@ async fn ask(conn: &QuicConnection, bytes: &[u8], piece: usize) -> Answer {
     }
 }
 
-fn announce(prefix: &str) -> Vec<u8> {
+/// Sends `bytes` on a new uni stream, left open, and waits to see whether the peer stops it.
+async fn ask_uni(conn: &QuicConnection, bytes: &[u8]) -> Answer {
+    let Ok(mut send) = conn.open_uni().await else {
+        return Answer::SessionClosed(close_code(conn).await);
+    };
+    write_in_pieces(&mut send, bytes, bytes.len()).await;
+    match timeout(Duration::from_millis(700), send.stopped()).await {
+        Err(_) => Answer::Quiet,
+        Ok(Ok(Some(code))) => Answer::Stopped(code),
+        Ok(Ok(None)) => Answer::Quiet,
+        Ok(Err(StreamError::Connection(TransportError::ClosedByPeer { code, .. }))) => Answer::SessionClosed(code),
+        Ok(Err(other)) => panic!("unexpected stream error {other}"),
+    }
+}
+
+fn announce(version: Version, prefix: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    BidiStream::Announce.encode(&mut out, VERSION).unwrap();
-    AnnounceRequest { prefix: Path::new(prefix).unwrap(), exclude_hop: 0 }.encode(&mut out, VERSION).unwrap();
+    BidiStream::Announce.encode(&mut out, version).unwrap();
+    AnnounceRequest { prefix: Path::new(prefix).unwrap(), exclude_hop: 0 }.encode(&mut out, version).unwrap();
     out
 }
 
 /// An ANNOUNCE_REQUEST whose prefix has `segments` segments, encoded by hand (the codec refuses
 /// to build an over-long path).
-fn announce_segments(segments: usize) -> Vec<u8> {
+fn announce_segments(version: Version, segments: usize) -> Vec<u8> {
     let prefix = vec!["s"; segments].join("/");
     let mut body = Vec::new();
     moqt::coding::encode_string(&mut body, &prefix, moqt::coding::MAX_STRING_LEN).unwrap();
-    let mut out = vec![BidiStream::Announce.id() as u8];
+    if matches!(version, Version::Lite04 | Version::Lite05) {
+        moqt::coding::encode_varint(&mut body, 0).unwrap(); // Exclude Hop
+    }
+    let mut out = Vec::new();
+    BidiStream::Announce.encode(&mut out, version).unwrap();
     moqt::coding::encode_varint(&mut out, body.len() as u64).unwrap();
     out.extend(body);
     out
 }
 
-fn subscribe_unknown() -> Vec<u8> {
+fn subscribe_unknown(version: Version) -> Vec<u8> {
     let mut out = Vec::new();
-    BidiStream::Subscribe.encode(&mut out, VERSION).unwrap();
+    BidiStream::Subscribe.encode(&mut out, version).unwrap();
     let window = SubscribeWindow { priority: 1, max_age: 1000, ..Default::default() };
     Subscribe { id: 0, broadcast: Path::new("nobody/here").unwrap(), track: "video".into(), window }
-        .encode(&mut out, VERSION)
+        .encode(&mut out, version)
         .unwrap();
     out
 }
 
-/// Plays every case against one relay and returns the answers in order.
-async fn play(addr: SocketAddr, fingerprint: [u8; 32]) -> Vec<(&'static str, Answer)> {
-    let conn = raw(addr, fingerprint).await;
-    setup(&conn, true).await;
+/// Plays every case against one relay and returns the answers in order. `setup_piece` is how many
+/// bytes of the SETUP go per packet.
+async fn play(addr: SocketAddr, fingerprint: [u8; 32], version: Version, setup_piece: usize) -> Vec<(String, Answer)> {
+    let conn = raw(addr, fingerprint, version).await;
+    setup(&conn, version, setup_piece).await;
     let mut answers = Vec::new();
-    answers.push(("unknown stream type", ask(&conn, &[0x3f, 0x00], 64).await));
-    answers.push(("announce, 32-segment prefix", ask(&conn, &announce_segments(32), 4096).await));
-    answers.push(("announce, 33-segment prefix", ask(&conn, &announce_segments(33), 4096).await));
-    answers.push(("announce, split at every byte", ask(&conn, &announce("room"), 1).await));
-    answers.push(("subscribe to nobody, split at every byte", ask(&conn, &subscribe_unknown(), 1).await));
-    // The session survived all of it (and the unknown SETUP parameter).
-    answers.push(("session still up", ask(&conn, &announce(""), 4096).await));
+    let mut case = |name: &str, answer: Answer| answers.push((name.to_string(), answer));
+    case("unknown bidi stream type", ask(&conn, &[0x3f, 0x00], 64).await);
+    case("unknown uni stream type", ask_uni(&conn, &[0x3f, 0x00]).await);
+    case("announce, 32-segment prefix", ask(&conn, &announce_segments(version, 32), 4096).await);
+    case("announce, 33-segment prefix", ask(&conn, &announce_segments(version, 33), 4096).await);
+    case("announce, split at every byte", ask(&conn, &announce(version, "room"), 1).await);
+    case("subscribe to nobody, split at every byte", ask(&conn, &subscribe_unknown(version), 1).await);
+    // The session survived all of it (and the unknown SETUP parameter, however it was split).
+    case("session still up", ask(&conn, &announce(version, ""), 4096).await);
     answers
 }
 
@@ -135,19 +168,27 @@ async fn play(addr: SocketAddr, fingerprint: [u8; 32]) -> Vec<(&'static str, Ans
 async fn moqt_relay_answers_unusual_input_as_moq_relay_does() {
     init_logs();
     let Some(binary) = require_relay("moqt_relay_answers_unusual_input_as_moq_relay_does") else { return };
-    let reference = Relay::start(&binary, Some(VERSION));
-    let expected = play(reference.addr, reference.fingerprint).await;
-
-    let cert = cert();
-    let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config(VERSION)).unwrap();
-    let addr = server.local_addr().unwrap();
-    let ours = moqt::relay::Relay::new(moqt::relay::RelayConfig::default());
-    let running = ours.clone();
-    tokio::spawn(async move { running.run(server).await });
-    let got = play(addr, cert.fingerprint()).await;
-
-    assert_eq!(expected.len(), got.len());
-    for ((case, theirs), (_, mine)) in expected.iter().zip(&got) {
-        assert_eq!(mine, theirs, "{case}: moq-relay answered {theirs:?}, moqt {mine:?}");
+    for version in Version::ALL {
+        let reference = Relay::start(&binary, Some(version));
+        let cert = cert();
+        let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config(version)).unwrap();
+        let addr = server.local_addr().unwrap();
+        let ours = moqt::relay::Relay::new(moqt::relay::RelayConfig::default());
+        let running = ours.clone();
+        tokio::spawn(async move { running.run(server).await });
+        // SETUP whole, then split at every byte (lite-05+; earlier versions have none).
+        let pieces: &[usize] = if version.has_setup() { &[4096, 1] } else { &[4096] };
+        for &piece in pieces {
+            let expected = play(reference.addr, reference.fingerprint, version, piece).await;
+            let got = play(addr, cert.fingerprint(), version, piece).await;
+            assert_eq!(expected.len(), got.len());
+            for ((case, theirs), (_, mine)) in expected.iter().zip(&got) {
+                assert_eq!(
+                    mine, theirs,
+                    "{version}, SETUP in {piece}-byte pieces, {case}: moq-relay {theirs:?}, moqt {mine:?}"
+                );
+            }
+            tracing::info!(%version, piece, ?got, "answers");
+        }
     }
 }

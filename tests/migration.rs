@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use common::*;
 use moqt::endpoint::{EndpointConfig, Server};
-use moqt::model::{OriginProducer, TrackConsumer, TrackEvent, TrackProducer};
+use moqt::model::{Announcement, OriginProducer, TrackConsumer, TrackEvent, TrackProducer};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::session::{Origins, Session};
 use moqt::transport::tls::Certificate;
-use moqt::wire::Version;
-use tokio::time::timeout;
+use moqt::wire::{SessionCode, Version};
+use tokio::time::{Instant, timeout};
 
 fn target(addr: SocketAddr) -> Target {
     Target { addr, server_name: "localhost".into(), path: None, webtransport: None }
@@ -231,29 +231,166 @@ async fn reconnects_after_the_server_restarts_and_reports_the_gap() {
     let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
     timeout(WAIT, published.track.used()).await.unwrap();
     write_and_read(&mut published.track, &mut track).await;
+    assert_eq!(published.track.latest_sequence(), Some(0));
 
-    // Stop the server (its sessions die with the task), publish while it is down, start it again.
+    // Stop the server (its sessions and its copy of the broadcast die with the task). The source
+    // keeps producing while it is down: groups 1 and 2 go to the stopped server and are lost with
+    // it. The restarted server starts from nothing and continues the source's numbering at 3.
     stop.send(()).unwrap();
     timeout(WAIT, server).await.unwrap().unwrap();
-    let down = wait_state(&mut client, |s| matches!(s, ClientState::Reconnecting { .. })).await;
-    assert!(matches!(down, ClientState::Reconnecting { .. }));
+    wait_state(&mut client, |s| matches!(s, ClientState::Reconnecting { .. })).await;
     write_groups(&mut published.track, 2, 1);
-    let _restarted = start_server(addr, &cert, &published.origin);
+    drop(published);
+    let mut restarted = publish("room/alice");
+    let mut group = restarted.track.create_group(3).unwrap();
+    group.write(stamp(3, 0, 1), payload(3, 0)).unwrap();
+    group.finish().unwrap();
+    let _restarted = start_server(addr, &cert, &restarted.origin);
     wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
-    // Frames flow again on the same consumer; what was published while down (groups 1 and 2)
-    // is either fetched on resubscription or reported as a gap, never silently lost.
+
+    // The same consumer resumes from group 1: 1 and 2 no longer exist anywhere, so they must be
+    // reported as a gap, exactly once, and group 3 delivered.
     let mut seen_groups = Vec::new();
     let mut seen_gaps = Vec::new();
-    write_groups(&mut published.track, 1, 1);
-    let covered = |seq: u64, groups: &[u64], gaps: &[(u64, u64)]| {
-        groups.contains(&seq) || gaps.iter().any(|(a, b)| (*a..=*b).contains(&seq))
-    };
-    // Newest first: 3 may come before 1 and 2, which must still come, as groups or gaps.
-    while !(1..=3).all(|seq| covered(seq, &seen_groups, &seen_gaps)) {
+    let gap_covers = |seq: u64, gaps: &[(u64, u64)]| gaps.iter().any(|(a, b)| (*a..=*b).contains(&seq));
+    while !(seen_groups.contains(&3) && gap_covers(1, &seen_gaps) && gap_covers(2, &seen_gaps)) {
         match next_event(&mut track).await {
-            TrackEvent::Group(group) => seen_groups.push(group.sequence()),
+            TrackEvent::Group(mut group) => {
+                let sequence = group.sequence();
+                assert_eq!(read_group(&mut group).await[0].payload, payload(sequence, 0));
+                seen_groups.push(sequence);
+            }
             TrackEvent::Gap(gap) => seen_gaps.push((gap.start, gap.end)),
         }
     }
-    assert!(seen_groups.contains(&3), "the group written after the restart is delivered: {seen_groups:?}");
+    assert_eq!(seen_groups, vec![3], "only the restarted server's group is delivered");
+    assert_eq!(seen_gaps, vec![(1, 2)], "one gap for exactly the groups lost while the server was down");
+    // Nothing more is pending: no duplicate group, no second report of the gap.
+    assert!(timeout(Duration::from_millis(300), track.next_group()).await.is_err(), "an extra event");
+}
+
+/// Every state a client goes through, with when it entered it, recorded by a task from
+/// [`PersistentClient::watch_state`].
+fn record_states(client: &PersistentClient) -> Arc<Mutex<Vec<(Instant, ClientState)>>> {
+    let mut watch = client.watch_state();
+    let states = Arc::new(Mutex::new(vec![(Instant::now(), watch.borrow_and_update().clone())]));
+    let recorded = states.clone();
+    tokio::spawn(async move {
+        while watch.changed().await.is_ok() {
+            let state = watch.borrow_and_update().clone();
+            recorded.lock().unwrap().push((Instant::now(), state));
+        }
+    });
+    states
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backoff_doubles_up_to_the_max_then_gives_up_with_the_reason() {
+    init_logs();
+    // A server that refuses every attempt at once: it speaks only moq-lite-03 over raw QUIC, the
+    // client only moq-lite-06, so the TLS handshake finds no common ALPN.
+    let config = EndpointConfig { versions: vec![Version::Lite03], webtransport: false, ..Default::default() };
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert(), config).unwrap();
+    let addr = server.local_addr().unwrap();
+    let refusing = server.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = refusing.accept().await {
+            tokio::spawn(incoming.setup());
+        }
+    });
+    let trust = moqt::transport::tls::ClientTrust::InsecureSkipVerify;
+    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config_06()).unwrap();
+    let settings = ReconnectSettings {
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(800),
+        give_up_after: Some(Duration::from_millis(2500)),
+        linger: Duration::ZERO,
+    };
+    let started = Instant::now();
+    let mut client = PersistentClient::start(client, target(addr), None, None, settings);
+    let states = record_states(&client);
+    let gave_up = timeout(Duration::from_secs(20), async {
+        loop {
+            if let ClientState::GaveUp { reason } = client.state() {
+                return reason;
+            }
+            client.next_state().await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("never gave up: {:?}", client.state()));
+    assert!(started.elapsed() >= Duration::from_millis(2500), "gave up before give_up_after");
+    // Let the recorder catch the last change.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let states = states.lock().unwrap().clone();
+    let retries: Vec<(Instant, u32, Duration, String)> = states
+        .iter()
+        .filter_map(|(at, state)| match state {
+            ClientState::Reconnecting { reason, attempt, retry_in } => Some((*at, *attempt, *retry_in, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    let attempts: Vec<u32> = retries.iter().map(|r| r.1).collect();
+    let delays: Vec<u64> = retries.iter().map(|r| r.2.as_millis() as u64).collect();
+    assert!(attempts.len() >= 5, "too few attempts: {states:?}");
+    assert_eq!(attempts, (1..=attempts.len() as u32).collect::<Vec<_>>(), "every attempt reported once");
+    let expected: Vec<u64> = (0..delays.len() as u32).map(|i| (100u64 << i).min(800)).collect();
+    assert_eq!(delays, expected, "the delay doubles from 100 ms up to the 800 ms max");
+    // Each retry waited at least its delay.
+    for pair in retries.windows(2) {
+        assert!(pair[1].0 - pair[0].0 >= pair[0].2, "attempt {} came early", pair[1].1);
+    }
+    for (_, _, _, reason) in &retries {
+        assert!(reason.starts_with("connect failed"), "{reason}");
+    }
+    assert!(gave_up.starts_with("connect failed") && gave_up.contains("protocol"), "{gave_up}");
+    assert!(matches!(states.last(), Some((_, ClientState::GaveUp { .. }))), "{states:?}");
+    assert!(!states.iter().any(|(_, s)| matches!(s, ClientState::Connected { .. })), "{states:?}");
+}
+
+async fn next(announcements: &mut moqt::model::OriginConsumer) -> Announcement {
+    timeout(WAIT, announcements.next_announcement()).await.expect("announcement in time").expect("origin open")
+}
+
+fn config_06() -> EndpointConfig {
+    EndpointConfig { versions: vec![Version::Lite06], ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_publisher_announces_again() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite04] {
+        // The server mirrors what clients publish into its origin, where a local subscriber looks.
+        let on_server = OriginProducer::default();
+        let server = serve(version, None, Some(on_server.clone()));
+        let mut announcements = on_server.consume();
+        let mut published = publish("room/alice");
+        let mut client = PersistentClient::start(
+            server.client(version),
+            target(server.addr),
+            Some(published.origin.consume()),
+            None,
+            fast(),
+        );
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 0, .. })).await;
+        assert!(
+            matches!(next(&mut announcements).await, Announcement::Start { path, .. } if path.as_str() == "room/alice")
+        );
+
+        // The server drops the publisher's connection: the broadcast goes away on the server...
+        server.wait_sessions(1).await;
+        server.sessions.lock().unwrap()[0].close(SessionCode::NoError, "dropped by the test");
+        assert!(
+            matches!(next(&mut announcements).await, Announcement::End { path } if path.as_str() == "room/alice"),
+            "{version}"
+        );
+        // ...the publisher reconnects and announces it again, and frames flow from it.
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
+        let broadcast = match next(&mut announcements).await {
+            Announcement::Start { path, broadcast, .. } if path.as_str() == "room/alice" => broadcast,
+            other => panic!("{version}: {other:?}"),
+        };
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        write_and_read(&mut published.track, &mut track).await;
+    }
 }

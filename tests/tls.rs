@@ -1,6 +1,7 @@
-//! TLS as clients meet it, over loopback QUIC: the platform trust store (with extra roots), each
-//! failure mode with its own error, a certificate reloaded from its files without dropping
-//! sessions, and the moqt:// URL form.
+//! TLS and URLs as clients meet them, over loopback QUIC: the platform trust store (with extra
+//! roots), each failure mode with its own error (expired, a pinned key that is not ECDSA P-256
+//! included), a certificate reloaded from its files without dropping sessions, the moqt:// URL
+//! form with its path in SETUP, SNI from the URL host, and malformed URLs.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use moqt::endpoint::{Client, EndpointConfig, Server};
+use moqt::model::{OriginProducer, TrackEvent};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::session::{Origins, Session, SessionEvent};
 use moqt::transport::tls::{Certificate, ClientTrust};
@@ -117,27 +119,181 @@ async fn certificate_files_reload_without_dropping_sessions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn moqt_scheme_and_default_port() {
+async fn moqt_url_carries_its_path_in_setup_and_frames_flow() {
     init_logs();
-    let cert = cert();
-    let addr = start(&cert);
-    let target = Target::from_url(&format!("moqt://localhost:{}/room", addr.port())).await.unwrap();
-    assert_eq!(target.path.as_deref(), Some("/room"));
     assert_eq!(Target::from_url("moql://127.0.0.1/x").await.unwrap().addr.port(), 443, "port 443 by default");
     assert!(Target::from_url("gopher://x/").await.unwrap_err().contains("unknown scheme"));
     assert!(Target::from_url("moql://").await.is_err(), "a URL without a host");
-    let client = Client::new(
-        "127.0.0.1:0".parse().unwrap(),
-        &ClientTrust::Fingerprint(vec![cert.fingerprint()]),
-        EndpointConfig { versions: vec![Version::Lite06], ..Default::default() },
-    )
-    .unwrap();
-    let mut persistent = PersistentClient::start(client, target, None, None, ReconnectSettings::default());
-    timeout(WAIT, async {
-        while !matches!(persistent.state(), ClientState::Connected { .. }) {
-            persistent.next_state().await;
+    for version in [Version::Lite06, Version::Lite05] {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        let url = format!("moqt://localhost:{}/anon/room?jwt=x", server.addr.port());
+        let target = Target::from_url(&url).await.unwrap();
+        assert_eq!(target.path.as_deref(), Some("/anon/room?jwt=x"));
+        let remote = OriginProducer::default();
+        let mut persistent = PersistentClient::start(
+            server.client(version),
+            target,
+            None,
+            Some(remote.clone()),
+            ReconnectSettings::default(),
+        );
+        timeout(WAIT, async {
+            while !matches!(persistent.state(), ClientState::Connected { .. }) {
+                persistent.next_state().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{version}: not connected over moqt://"));
+        server.wait_sessions(1).await;
+        // The server read the URL's path and query from SETUP Path.
+        assert_eq!(*server.paths.lock().unwrap(), vec!["/anon/room?jwt=x".to_string()], "{version}");
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        write_groups(&mut published.track, 2, 2);
+        // Groups travel on concurrent streams (newest first): either order, each whole.
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            match next_event(&mut track).await {
+                TrackEvent::Group(mut group) => {
+                    let g = group.sequence();
+                    let frames = read_group(&mut group).await;
+                    let payloads: Vec<_> = frames.iter().map(|f| f.payload.clone()).collect();
+                    assert_eq!(payloads, vec![payload(g, 0), payload(g, 1)], "{version}");
+                    seen.push(g);
+                }
+                TrackEvent::Gap(gap) => panic!("{version}: {gap:?}"),
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, vec![0, 1], "{version}");
+    }
+}
+
+/// A self-signed certificate for `localhost` with a key of `algorithm`, valid from `start` to `end`
+/// (Unix seconds).
+fn made(algorithm: &'static rcgen::SignatureAlgorithm, start: u64, end: u64) -> Certificate {
+    let key_pair = rcgen::KeyPair::generate_for(algorithm).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(start);
+    params.not_after = rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(end);
+    let der = params.self_signed(&key_pair).unwrap().der().clone();
+    let key = rustls_pki_types::PrivatePkcs8KeyDer::from(key_pair.serialize_der()).into();
+    Certificate { chain: vec![der], key }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+const DAY: u64 = 86_400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_certificate_must_have_an_ecdsa_p256_key() {
+    init_logs();
+    let now = unix_now();
+    for (algorithm, name) in [(&rcgen::PKCS_ED25519, "Ed25519"), (&rcgen::PKCS_ECDSA_P384_SHA384, "curve 1.3.132.0.34")]
+    {
+        // Valid now and for 7 days: only the key breaks the serverCertificateHashes rules.
+        let cert = made(algorithm, now - 60, now + 7 * DAY);
+        let addr = start(&cert);
+        // The server works: without pinning the handshake completes.
+        try_connect(ClientTrust::InsecureSkipVerify, addr, "localhost").await.expect("the server itself is usable");
+        let err = try_connect(ClientTrust::Fingerprint(vec![cert.fingerprint()]), addr, "localhost")
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{name}: a pinned non-P-256 key was accepted"));
+        assert!(err.contains("requires ECDSA P-256") && err.contains(name), "{name}: {err}");
+    }
+    // The same rules with a P-256 key pass.
+    let cert = made(&rcgen::PKCS_ECDSA_P256_SHA256, now - 60, now + 7 * DAY);
+    let addr = start(&cert);
+    try_connect(ClientTrust::Fingerprint(vec![cert.fingerprint()]), addr, "localhost").await.expect("P-256 pinned");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_fails_the_connect_saying_expired() {
+    init_logs();
+    let now = unix_now();
+    // Valid for 2 days, ended yesterday: within the 14-day pinning limit, so only expiry applies.
+    let cert = made(&rcgen::PKCS_ECDSA_P256_SHA256, now - 3 * DAY, now - DAY);
+    let addr = start(&cert);
+    let pinned = try_connect(ClientTrust::Fingerprint(vec![cert.fingerprint()]), addr, "localhost").await.err();
+    let pinned = pinned.expect("an expired pinned certificate was accepted");
+    assert!(pinned.to_lowercase().contains("expired"), "pinned: {pinned}");
+    let ca = try_connect(ClientTrust::CaPem(vec![cert.chain[0].clone()]), addr, "localhost").await.err();
+    let ca = ca.expect("an expired CA-trusted certificate was accepted");
+    assert!(ca.to_lowercase().contains("expired"), "CA: {ca}");
+    let platform = ClientTrust::Platform { extra_roots: vec![cert.chain[0].clone()] };
+    let platform = try_connect(platform, addr, "localhost").await.err().expect("expired, platform trust");
+    assert!(platform.to_lowercase().contains("expired"), "platform: {platform}");
+    // Not yet valid is its own error, not "expired".
+    let early = made(&rcgen::PKCS_ECDSA_P256_SHA256, now + DAY, now + 3 * DAY);
+    let addr = start(&early);
+    let err = try_connect(ClientTrust::Fingerprint(vec![early.fingerprint()]), addr, "localhost").await.err().unwrap();
+    assert!(err.contains("not valid yet") && !err.contains("expired"), "not yet valid: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sni_comes_from_the_url_host() {
+    init_logs();
+    // A certificate for the name "localhost" only (no IP SAN), trusted as a CA.
+    let cert = cert();
+    let addr = start(&cert);
+    let trust = ClientTrust::CaPem(vec![cert.chain[0].clone()]);
+    let settings = ReconnectSettings {
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(100),
+        give_up_after: Some(Duration::from_secs(30)),
+        linger: Duration::ZERO,
+    };
+    let client = || Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
+    let by_name = Target::from_url(&format!("moql://localhost:{}/", addr.port())).await.unwrap();
+    assert_eq!(by_name.server_name, "localhost");
+    let mut named = PersistentClient::start(client(), by_name, None, None, settings.clone());
+    let state = timeout(WAIT, async {
+        loop {
+            match named.state() {
+                state @ (ClientState::Connected { .. } | ClientState::Reconnecting { .. }) => return state,
+                _ => named.next_state().await,
+            };
         }
     })
     .await
-    .expect("connected over moqt://");
+    .expect("a state in time");
+    assert!(matches!(state, ClientState::Connected { .. }), "moql://localhost: {state:?}");
+
+    let by_ip = Target::from_url(&format!("moql://127.0.0.1:{}/", addr.port())).await.unwrap();
+    assert_eq!((by_ip.addr, by_ip.server_name.as_str()), (addr, "127.0.0.1"));
+    let mut numeric = PersistentClient::start(client(), by_ip, None, None, settings);
+    let state = timeout(WAIT, async {
+        loop {
+            match numeric.state() {
+                state @ (ClientState::Connected { .. } | ClientState::Reconnecting { .. }) => return state,
+                _ => numeric.next_state().await,
+            };
+        }
+    })
+    .await
+    .expect("a state in time");
+    match state {
+        ClientState::Reconnecting { reason, .. } => {
+            assert!(reason.contains(r#"not valid for name "127.0.0.1""#), "{reason}")
+        }
+        other => panic!("moql://127.0.0.1 with a certificate for localhost only: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_url_says_malformed() {
+    init_logs();
+    for url in ["moql://[::1/room", "moqt://localhost:99999/", "https://exa mple.com/", "not a url"] {
+        let err = Target::from_url(url).await.unwrap_err();
+        assert!(err.starts_with("malformed URL"), "{url}: {err}");
+    }
+    let client =
+        Client::new("127.0.0.1:0".parse().unwrap(), &ClientTrust::InsecureSkipVerify, Default::default()).unwrap();
+    let err = client.connect_webtransport("https://[::1/room", Origins::default()).await.err().unwrap().to_string();
+    assert!(err.contains("malformed URL"), "{err}");
 }

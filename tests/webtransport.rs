@@ -1,6 +1,7 @@
 //! WebTransport and raw QUIC on one server port: a WebTransport client (https:// URL, version
 //! negotiated with wt-available-protocols / wt-protocol) and a raw-QUIC client read the same
 //! broadcast from the same server, in every version; the server sees the CONNECT path and query.
+//! A client offering every version gets the server's pick: its newest, or the one it is narrowed to.
 
 mod common;
 
@@ -68,5 +69,29 @@ async fn webtransport_and_raw_quic_share_one_port() {
                 }
             }
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wt_available_protocols_picks_the_servers_version() {
+    init_logs();
+    // The client offers every version, moq-lite-06 first (the default configuration).
+    let offer_all = |server: &TestServer| {
+        let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
+        moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, Default::default()).unwrap()
+    };
+    assert_eq!(moqt::endpoint::EndpointConfig::default().versions, Version::ALL.to_vec());
+    // A server narrowed to moq-lite-04 answers wt-protocol: moq-lite-04; a default one, -06.
+    let narrowed = serve(Version::Lite04, None, None);
+    let default = serve_endpoint(Default::default(), None, None);
+    for (server, expected) in [(&narrowed, Version::Lite04), (&default, Version::Lite06)] {
+        let url = format!("https://localhost:{}/", server.addr.port());
+        let session = timeout(WAIT, offer_all(server).connect_webtransport(&url, Origins::default()))
+            .await
+            .expect("connect in time")
+            .unwrap_or_else(|e| panic!("to a server for {expected}: {e}"));
+        assert_eq!(session.version(), expected);
+        server.wait_sessions(1).await;
+        assert_eq!(server.sessions.lock().unwrap()[0].version(), expected, "the server's side agrees");
     }
 }

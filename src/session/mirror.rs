@@ -14,6 +14,7 @@ use crate::model::{
     self, BroadcastProducer, BroadcastSettings, OriginProducer, PathFilter, Published, Route, TrackProducer,
 };
 use crate::wire::StreamCode;
+use tokio::sync::mpsc;
 
 /// Session identities, so a session only ever detaches what it owns.
 static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
@@ -36,6 +37,8 @@ struct Entry {
     /// Set while no session owns the entry; bumped on every detach so an old timer does nothing.
     orphaned: Option<u64>,
     orphans: Vec<Orphan>,
+    /// Where the owning session takes tracks orphaned after it adopted the broadcast.
+    late: mpsc::UnboundedSender<Orphan>,
 }
 
 impl Drop for Entry {
@@ -74,6 +77,11 @@ impl From<OriginProducer> for Mirror {
 pub(crate) struct Attached {
     pub(crate) producer: BroadcastProducer,
     pub(crate) orphans: Vec<Orphan>,
+    /// Tracks of an earlier session orphaned only after this one attached: the old session's
+    /// subscriptions notice the end of their connection on their own time, and may do so after the
+    /// next session already adopted the broadcast (a client that follows GOAWAY drops the old
+    /// session and connects at once). The session resumes these as it does `orphans`.
+    pub(crate) late: mpsc::UnboundedReceiver<Orphan>,
 }
 
 impl Mirror {
@@ -122,8 +130,11 @@ impl Mirror {
             entry.orphaned = None;
             entry.owner = owner;
             entry.published.update_route(route);
+            let (late_tx, late) = mpsc::unbounded_channel();
+            entry.late = late_tx;
             tracing::debug!(%path, tracks = entry.orphans.len(), "adopted a lingering broadcast");
-            return Some(Attached { producer: entry.producer.clone(), orphans: std::mem::take(&mut entry.orphans) });
+            let orphans = std::mem::take(&mut entry.orphans);
+            return Some(Attached { producer: entry.producer.clone(), orphans, late });
         }
         let producer = BroadcastProducer::new(settings);
         let published = match self.inner.origin.publish(path.clone(), producer.consume(), route) {
@@ -133,9 +144,11 @@ impl Mirror {
                 return None;
             }
         };
-        let entry = Entry { producer: producer.clone(), published, owner, orphaned: None, orphans: Vec::new() };
+        let (late_tx, late) = mpsc::unbounded_channel();
+        let entry =
+            Entry { producer: producer.clone(), published, owner, orphaned: None, orphans: Vec::new(), late: late_tx };
         entries.insert(path.clone(), entry);
-        Some(Attached { producer, orphans: Vec::new() })
+        Some(Attached { producer, orphans: Vec::new(), late })
     }
 
     /// A new route for a path `owner` serves.
@@ -183,16 +196,57 @@ impl Mirror {
         });
     }
 
-    /// Keeps a track whose session ended for whoever adopts its broadcast; ends it if the broadcast
-    /// is gone or no longer ours.
+    /// Keeps a track whose session ended for whoever adopts its broadcast: lingering with it, or
+    /// handed to the session that already adopted it. Ends it if the broadcast is gone.
     pub(crate) fn orphan_track(&self, path: &Path, owner: u64, orphan: Orphan) {
         let mut entries = self.entries();
-        match entries.get_mut(path) {
-            Some(entry) if entry.owner == owner && !self.inner.linger.is_zero() => entry.orphans.push(orphan),
-            _ => {
-                drop(entries);
-                orphan.producer.abort(model::Error::Aborted(StreamCode::SessionClosed));
-            }
-        }
+        let orphan = match entries.get_mut(path) {
+            Some(_) if self.inner.linger.is_zero() => orphan,
+            Some(entry) if entry.owner == owner || entry.orphaned.is_some() => return entry.orphans.push(orphan),
+            // A later session adopted the broadcast before this track was orphaned.
+            Some(entry) => match entry.late.send(orphan) {
+                Ok(()) => return tracing::debug!(%path, "late orphan handed to the adopting session"),
+                Err(mpsc::error::SendError(orphan)) => orphan,
+            },
+            None => orphan,
+        };
+        drop(entries);
+        orphan.producer.abort(model::Error::Aborted(StreamCode::SessionClosed));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orphan(name: &str) -> Orphan {
+        let info = model::TrackInfo::default();
+        Orphan { name: name.to_owned(), info, producer: TrackProducer::new(name, info).unwrap() }
+    }
+
+    #[tokio::test]
+    async fn a_track_orphaned_after_the_next_session_adopted_its_broadcast_goes_to_that_session() {
+        let mirror = Mirror::with_linger(OriginProducer::default(), Duration::from_secs(30));
+        let path = Path::new("room/alice").unwrap();
+        let (first, second) = (new_owner(), new_owner());
+        let _a = mirror.attach(&path, Route::local(), first, BroadcastSettings::default()).unwrap();
+        // The first session's broadcast detaches; the next session adopts it before the first
+        // session's subscription has let go of its track.
+        mirror.detach(&path, first);
+        let mut b = mirror.attach(&path, Route::local(), second, BroadcastSettings::default()).unwrap();
+        assert!(b.orphans.is_empty());
+        let late = orphan("video");
+        let consumer = late.producer.consume();
+        mirror.orphan_track(&path, first, late);
+        let handed = b.late.try_recv().expect("the late orphan reaches the adopting session");
+        assert_eq!(handed.name, "video");
+        drop(handed);
+        drop(consumer);
+
+        // While lingering (no live owner), a late orphan waits with the broadcast for the next one.
+        mirror.detach(&path, second);
+        mirror.orphan_track(&path, first, orphan("audio"));
+        let third = mirror.attach(&path, Route::local(), new_owner(), BroadcastSettings::default()).unwrap();
+        assert_eq!(third.orphans.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["audio"]);
     }
 }

@@ -494,7 +494,7 @@ async fn read_setup<C: Connection>(
                     // Keep the stream (its type already read); the session reads the rest.
                     backlog.push(reader);
                 }
-                Ok(None) | Err(_) => reader.recv_mut().stop(StreamCode::Cancelled),
+                Ok(None) | Err(_) => refuse_unknown_uni(reader),
             }
         }
     };
@@ -603,8 +603,7 @@ async fn run<C: Connection>(
                         Ok(Some(UniStream::Setup)) => {
                             let _ = fatal_tx.send(SessionError::ProtocolViolation("a second Setup stream".into())).await;
                         }
-                        // Unknown uni streams get STOP_SENDING only (spec 11.4).
-                        Ok(None) | Err(_) => reader.recv_mut().stop(StreamCode::Cancelled),
+                        Ok(None) | Err(_) => refuse_unknown_uni(reader),
                     }
                 });
             }
@@ -666,6 +665,14 @@ async fn run<C: Connection>(
     if let Some(subscriber) = &subscriber {
         subscriber.abort_tasks();
     }
+}
+
+/// A uni stream of an unknown type: STOP_SENDING only, not fatal (spec 11.4). The stream is
+/// dropped unread, as moq-relay does, so the code is the transport's implicit one: QUIC code 0,
+/// outside the HTTP/3 range the moq-lite codes are mapped into (tests/bad_peers.rs compares).
+fn refuse_unknown_uni<R: RecvStream>(reader: Reader<R>) {
+    tracing::debug!("refused a uni stream of unknown type");
+    drop(reader);
 }
 
 /// A bidi stream of an unknown type, or of one the version lacks: RESET_STREAM CANCELLED and

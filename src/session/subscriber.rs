@@ -341,7 +341,7 @@ impl<C: Connection> Subscriber<C> {
     fn start_remote(self: &Arc<Self>, wire: Path, route: Route) -> Option<Remote> {
         let path = self.ctx.local_path(&wire).ok()?;
         let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
-        let Attached { producer, orphans } = self.mirror.attach(&path, route, self.owner, settings)?;
+        let Attached { producer, orphans, mut late } = self.mirror.attach(&path, route, self.owner, settings)?;
         tracing::debug!(%path, "broadcast announced by peer");
         if self.version() >= Version::Lite05 {
             producer.set_upstream_fetch(Some(self.upstream_fetch(wire.clone())));
@@ -356,14 +356,25 @@ impl<C: Connection> Subscriber<C> {
             }
         });
         for orphan in orphans {
-            let this = self.clone();
-            let broadcast = wire.clone();
-            self.tasks.spawn(async move {
-                let resume = orphan.producer.latest_sequence().map(|seq| seq.saturating_add(1).min(MAX_VARINT - 1));
-                this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, resume).await
-            });
+            self.resume_orphan(wire.clone(), orphan);
         }
+        let this = self.clone();
+        let broadcast = wire.clone();
+        self.tasks.spawn(async move {
+            while let Some(orphan) = late.recv().await {
+                this.resume_orphan(broadcast.clone(), orphan);
+            }
+        });
         Some(Remote { path, wire, mirror: self.mirror.clone(), owner: self.owner, ended: false })
+    }
+
+    /// Subscribes again to a track an earlier session left, from the group after the last it got.
+    fn resume_orphan(self: &Arc<Self>, broadcast: Path, orphan: Orphan) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let resume = orphan.producer.latest_sequence().map(|seq| seq.saturating_add(1).min(MAX_VARINT - 1));
+            this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, resume).await
+        });
     }
 
     /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE.

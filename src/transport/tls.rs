@@ -90,6 +90,13 @@ pub enum PinnedCertError {
         /// `notAfter - notBefore` in seconds.
         seconds: i64,
     },
+    /// The leaf's key is not ECDSA P-256, the one key type every browser accepts through
+    /// `serverCertificateHashes` (the W3C rules require it and forbid RSA).
+    #[error("pinned certificate has a {found} key: serverCertificateHashes requires ECDSA P-256")]
+    KeyNotEcdsaP256 {
+        /// The key's algorithm as found in the certificate (a name, or the OID).
+        found: String,
+    },
 }
 
 /// A certificate chain (leaf first) and its private key.
@@ -253,8 +260,9 @@ pub fn server_config(cert: &Certificate, alpns: &[Vec<u8>]) -> Result<quinn::Ser
 /// How a client decides to trust the server's certificate.
 #[derive(Debug, Clone)]
 pub enum ClientTrust {
-    /// Accept only a leaf whose SHA-256 is one of these, valid now and for at most 14 days
-    /// (WebTransport `serverCertificateHashes` rules). The server name is not checked.
+    /// Accept only a leaf whose SHA-256 is one of these, with an ECDSA P-256 key, valid now and
+    /// for at most 14 days (WebTransport `serverCertificateHashes` rules). The server name is not
+    /// checked.
     Fingerprint(Vec<[u8; 32]>),
     /// Trust chains to these roots (WebPKI path validation, name checked).
     CaPem(Vec<CertificateDer<'static>>),
@@ -392,6 +400,12 @@ impl ServerCertVerifier for CustomVerifier {
             let err = PinnedCertError::ValidityTooLong { seconds };
             return Err(rustls::Error::Other(rustls::OtherError(Arc::new(err))));
         }
+        let key = key_algorithm(end_entity.as_ref())
+            .ok_or(rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        if key != KeyAlgorithm::EcdsaP256 {
+            let err = PinnedCertError::KeyNotEcdsaP256 { found: key.to_string() };
+            return Err(rustls::Error::Other(rustls::OtherError(Arc::new(err))));
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -442,11 +456,13 @@ fn der_next<'a>(input: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
     Some((tag, contents))
 }
 
-/// The `(notBefore, notAfter)` of an X.509 certificate in Unix seconds, by a minimal DER walk
-/// (no dependency provides X.509 parsing): Certificate → tbsCertificate → skip the optional
-/// version, serialNumber, signature and issuer → validity.
-fn validity(cert_der: &[u8]) -> Option<(i64, i64)> {
-    const SEQUENCE: u8 = 0x30;
+const SEQUENCE: u8 = 0x30;
+
+/// The fields of an X.509 tbsCertificate from `validity` on, by a minimal DER walk (no dependency
+/// provides X.509 parsing): Certificate → tbsCertificate → skip the optional version,
+/// serialNumber, signature and issuer. What is left starts with validity, subject and
+/// subjectPublicKeyInfo.
+fn tbs_from_validity(cert_der: &[u8]) -> Option<&[u8]> {
     let mut input = cert_der;
     let (tag, mut cert) = der_next(&mut input)?;
     if tag != SEQUENCE {
@@ -470,6 +486,12 @@ fn validity(cert_der: &[u8]) -> Option<(i64, i64)> {
             return None;
         }
     }
+    Some(tbs)
+}
+
+/// The `(notBefore, notAfter)` of an X.509 certificate in Unix seconds.
+fn validity(cert_der: &[u8]) -> Option<(i64, i64)> {
+    let mut tbs = tbs_from_validity(cert_der)?;
     let (tag, mut validity) = der_next(&mut tbs)?;
     if tag != SEQUENCE {
         return None;
@@ -479,6 +501,82 @@ fn validity(cert_der: &[u8]) -> Option<(i64, i64)> {
     let (tag, not_after) = der_next(&mut validity)?;
     let not_after = der_time(tag, not_after)?;
     Some((not_before, not_after))
+}
+
+/// A certificate's public key algorithm, as far as pinning cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyAlgorithm {
+    EcdsaP256,
+    /// Anything else, named when known (RSA, Ed25519, another curve), else the dotted OID.
+    Other(String),
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyAlgorithm::EcdsaP256 => f.write_str("ECDSA P-256"),
+            KeyAlgorithm::Other(name) => f.write_str(name),
+        }
+    }
+}
+
+/// The subjectPublicKeyInfo algorithm of an X.509 certificate: validity and subject are skipped,
+/// then SubjectPublicKeyInfo → AlgorithmIdentifier → (OID, parameters).
+fn key_algorithm(cert_der: &[u8]) -> Option<KeyAlgorithm> {
+    const OID: u8 = 0x06;
+    // 1.2.840.10045.2.1 id-ecPublicKey, 1.2.840.10045.3.1.7 prime256v1 (secp256r1).
+    const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let mut tbs = tbs_from_validity(cert_der)?;
+    for _ in 0..2 {
+        // validity, subject
+        if der_next(&mut tbs)?.0 != SEQUENCE {
+            return None;
+        }
+    }
+    let (tag, mut spki) = der_next(&mut tbs)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, mut algorithm) = der_next(&mut spki)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let (tag, oid) = der_next(&mut algorithm)?;
+    if tag != OID {
+        return None;
+    }
+    let parameter = der_next(&mut algorithm).filter(|(tag, _)| *tag == OID).map(|(_, oid)| oid);
+    Some(match (oid, parameter) {
+        (EC_PUBLIC_KEY, Some(P256)) => KeyAlgorithm::EcdsaP256,
+        (EC_PUBLIC_KEY, Some(curve)) => KeyAlgorithm::Other(format!("ECDSA (curve {})", dotted_oid(curve))),
+        (EC_PUBLIC_KEY, None) => KeyAlgorithm::Other("ECDSA (no named curve)".to_owned()),
+        ([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01], _) => KeyAlgorithm::Other("RSA".to_owned()),
+        ([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a], _) => KeyAlgorithm::Other("RSA-PSS".to_owned()),
+        ([0x2b, 0x65, 0x70], _) => KeyAlgorithm::Other("Ed25519".to_owned()),
+        ([0x2b, 0x65, 0x71], _) => KeyAlgorithm::Other("Ed448".to_owned()),
+        (other, _) => KeyAlgorithm::Other(format!("OID {}", dotted_oid(other))),
+    })
+}
+
+/// An OID's DER contents in dotted form (1.2.840.10045.2.1).
+fn dotted_oid(der: &[u8]) -> String {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut value = 0u64;
+    for &byte in der {
+        value = (value << 7) | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (value / 40).min(2);
+                arcs.push(first);
+                arcs.push(value - first * 40);
+            } else {
+                arcs.push(value);
+            }
+            value = 0;
+        }
+    }
+    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
 }
 
 /// A UTCTime (`YYMMDDHHMMSSZ`, years 1950-2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) in the
@@ -636,6 +734,23 @@ mod tests {
         let verifier = CustomVerifier { pins: Some(vec![sha256(long.der())]), ..verifier };
         let err = verifier.verify_server_cert(long.der(), &[], &name, &[], at(unix_now())).expect_err("overlong");
         assert!(err.to_string().contains("14-day"), "{err}");
+    }
+
+    #[test]
+    fn key_algorithm_names_the_key() {
+        let cert = |alg: &'static rcgen::SignatureAlgorithm| {
+            let key_pair = rcgen::KeyPair::generate_for(alg).expect("key");
+            let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+            params.self_signed(&key_pair).expect("cert").der().to_vec()
+        };
+        assert_eq!(key_algorithm(generated().chain[0].as_ref()), Some(KeyAlgorithm::EcdsaP256));
+        assert_eq!(key_algorithm(&cert(&rcgen::PKCS_ED25519)), Some(KeyAlgorithm::Other("Ed25519".to_owned())));
+        assert_eq!(
+            key_algorithm(&cert(&rcgen::PKCS_ECDSA_P384_SHA384)),
+            Some(KeyAlgorithm::Other("ECDSA (curve 1.3.132.0.34)".to_owned()))
+        );
+        assert_eq!(dotted_oid(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]), "1.2.840.10045.2.1");
+        assert_eq!(key_algorithm(b"\x30\x03\x02\x01\x00"), None);
     }
 
     async fn connect(

@@ -209,8 +209,7 @@ pub async fn raw_connect(server: &TestServer, version: Version) -> moqt::transpo
 }
 
 /// Sends `bytes` on a new uni stream and finishes it.
-pub async fn send_uni(conn: &moqt::transport::quic::QuicConnection, bytes: &[u8]) {
-    use moqt::transport::{Connection, SendStream};
+pub async fn send_uni<C: Connection>(conn: &C, bytes: &[u8]) {
     let mut send = conn.open_uni().await.unwrap();
     send.write(Bytes::copy_from_slice(bytes)).await.unwrap();
     send.finish().unwrap();
@@ -298,7 +297,31 @@ pub async fn constrained_subscriber(server: SocketAddr, fingerprint: [u8; 32], v
     QuicConnection::new(connection)
 }
 
-pub async fn raw_subscribe(conn: &QuicConnection, version: Version, id: u64, track: &str, priority: u8) -> impl Send {
+/// [`constrained_subscriber`] over WebTransport: an `https://` CONNECT through the throttled link,
+/// offering only `version` in `wt-available-protocols`.
+pub async fn constrained_wt_subscriber(
+    server: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+) -> moqt::transport::webtransport::WebTransportConnection {
+    let link = throttled_link(server, LINK_RATE, LINK_QUEUE).await;
+    let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![fingerprint]);
+    let mut client = moqt::transport::webtransport::client_config(&trust).unwrap();
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_uni_streams(1000u32.into());
+    client.transport_config(Arc::new(transport));
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(client);
+    let url = url::Url::parse(&format!("https://127.0.0.1:{}/", link.port())).unwrap();
+    let (conn, chosen) = timeout(WAIT, moqt::transport::webtransport::connect(&endpoint, &url, &[version.alpn()]))
+        .await
+        .expect("WebTransport connect in time")
+        .expect("WebTransport connect");
+    assert_eq!(chosen.as_deref(), Some(version.alpn()), "wt-protocol");
+    conn
+}
+
+pub async fn raw_subscribe<C: Connection>(conn: &C, version: Version, id: u64, track: &str, priority: u8) -> impl Send {
     let mut out = Vec::new();
     BidiStream::Subscribe.encode(&mut out, version).unwrap();
     let window = SubscribeWindow { priority, max_age: 60_000, ..Default::default() };
@@ -311,7 +334,7 @@ pub async fn raw_subscribe(conn: &QuicConnection, version: Version, id: u64, tra
 }
 
 /// Accepts every Group stream and records (subscribe id, sequence) in the order streams complete.
-pub fn record_completions(conn: QuicConnection, version: Version) -> Arc<Mutex<Vec<(u64, u64)>>> {
+pub fn record_completions<C: Connection>(conn: C, version: Version) -> Arc<Mutex<Vec<(u64, u64)>>> {
     let order = Arc::new(Mutex::new(Vec::new()));
     let recorded = order.clone();
     tokio::spawn(async move {

@@ -9,18 +9,25 @@ use std::time::{Duration, Instant};
 
 use moqt::wire::Version;
 
-/// Where `.ci/run` installs moq-relay, unless MOQ_RELAY_BIN names it.
+/// Where `scripts/install-moq-relay.sh` installs moq-relay: `$MOQT_CACHE/moq-relay-0.17.10/bin`,
+/// `$MOQT_CACHE` defaulting to `~/.cache/moqt` (unset or empty, as the script's `${MOQT_CACHE:-…}`),
+/// unless MOQ_RELAY_BIN names the binary.
 pub fn relay_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MOQ_RELAY_BIN") {
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(path) = set("MOQ_RELAY_BIN") {
         return Some(PathBuf::from(path));
     }
-    let home = std::env::var_os("HOME")?;
-    let path = PathBuf::from(home).join(".cache/moqt/moq-relay-0.17.10/bin/moq-relay");
+    let cache = match set("MOQT_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(set("HOME")?).join(".cache/moqt"),
+    };
+    let path = cache.join("moq-relay-0.17.10/bin/moq-relay");
     path.exists().then_some(path)
 }
 
-/// The binary, or `None` with a loud message when it is absent. Under CI=true its absence fails
-/// the test: interop is never skipped silently there.
+/// The binary, or `None` with a message when it is absent (shown by `cargo test -- --nocapture`;
+/// `scripts/test.sh` prints a banner of its own, see there). Under CI=true its absence fails the
+/// test: interop is never skipped silently there.
 pub fn require_relay(test: &str) -> Option<PathBuf> {
     match relay_binary() {
         Some(path) => Some(path),

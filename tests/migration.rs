@@ -46,31 +46,17 @@ async fn wait_state(client: &mut PersistentClient, wanted: impl Fn(&ClientState)
     .unwrap_or_else(|_| panic!("state never came; last {:?}", client.state()))
 }
 
-/// Records every state the client passes through, from now on, in a task: a quick Migrating
-/// between two Connected states is seen even if the test is not polling at that moment.
-fn record_states(client: &PersistentClient) -> Arc<Mutex<Vec<ClientState>>> {
-    let mut states = client.watch_state();
-    let seen = Arc::new(Mutex::new(vec![states.borrow_and_update().clone()]));
-    let recorded = seen.clone();
-    tokio::spawn(async move {
-        while states.changed().await.is_ok() {
-            recorded.lock().unwrap().push(states.borrow_and_update().clone());
-        }
-    });
-    seen
-}
-
 /// After the first session: Migrating to `uri`, then Connected again, and nothing in between
 /// (no error, no Reconnecting).
-async fn assert_migrated(seen: &Mutex<Vec<ClientState>>, uri: &str, version: Version) {
-    let reconnected = |s: &ClientState| matches!(s, ClientState::Connected { reconnects: 1, .. });
+async fn assert_migrated(seen: &Mutex<Vec<(Instant, ClientState)>>, uri: &str, version: Version) {
+    let reconnected = |(_, s): &(Instant, ClientState)| matches!(s, ClientState::Connected { reconnects: 1, .. });
     let recorded = timeout(WAIT, async {
         while !seen.lock().unwrap().iter().any(reconnected) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
     recorded.await.unwrap_or_else(|_| panic!("{version}: the reconnection was not recorded"));
-    let seen = seen.lock().unwrap().clone();
+    let seen: Vec<ClientState> = seen.lock().unwrap().iter().map(|(_, state)| state.clone()).collect();
     let first = seen.iter().position(|s| matches!(s, ClientState::Connected { reconnects: 0, .. }));
     let first = first.unwrap_or_else(|| panic!("{version}: never connected: {seen:?}"));
     let after: Vec<_> = seen[first + 1..].iter().take(2).cloned().collect();
@@ -270,7 +256,8 @@ async fn reconnects_after_the_server_restarts_and_reports_the_gap() {
 }
 
 /// Every state a client goes through, with when it entered it, recorded by a task from
-/// [`PersistentClient::watch_state`].
+/// [`PersistentClient::watch_state`]: a quick Migrating between two Connected states is seen even
+/// if the test is not polling at that moment.
 fn record_states(client: &PersistentClient) -> Arc<Mutex<Vec<(Instant, ClientState)>>> {
     let mut watch = client.watch_state();
     let states = Arc::new(Mutex::new(vec![(Instant::now(), watch.borrow_and_update().clone())]));

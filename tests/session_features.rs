@@ -94,6 +94,35 @@ async fn start_group_skips_older_groups() {
     }
 }
 
+/// The publisher can only start above the floor asked for (the groups below are gone from its
+/// cache): the subscriber is told, by SUBSCRIBE_OK.Group from lite-05 on and by SUBSCRIBE_DROP
+/// before, and reports those sequences as a gap instead of waiting for them at its floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_above_the_requested_floor_is_a_gap_in_every_version() {
+    init_logs();
+    for version in Version::ALL {
+        let mut published = publish("room/alice");
+        for _ in 0..3 {
+            published.track.append_group().unwrap().abort(Error::Aborted(StreamCode::InternalError));
+        }
+        write_groups(&mut published.track, 2, 1);
+        let server = serve(version, Some(published.origin.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let options = SubscribeOptions { start: GroupStart::Floor(0), ..Default::default() };
+        let mut track = timeout(WAIT, broadcast.subscribe_track_with("video", options)).await.unwrap().unwrap();
+        let (mut groups, mut gaps) = (Vec::new(), Vec::new());
+        while groups.len() < 2 || gaps.is_empty() {
+            match next_event(&mut track).await {
+                TrackEvent::Group(group) => groups.push(group.sequence()),
+                TrackEvent::Gap(gap) => gaps.push((gap.start, gap.end)),
+            }
+        }
+        groups.sort();
+        assert_eq!((groups, gaps), (vec![3, 4], vec![(0, 2)]), "{version}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_track_and_unknown_broadcast_are_clean_errors() {
     init_logs();

@@ -186,7 +186,7 @@ impl<C: Connection> Publisher<C> {
         let (priority_tx, priority_rx) = watch::channel(window.priority);
         let mut groups = JoinSet::new();
         let mut in_flight = std::collections::VecDeque::new();
-        let mut ok_sent = version < Version::Lite05;
+        let mut started = false;
         let mut next_sequence = 0u64;
         // The last group to deliver: narrowed live by SUBSCRIBE_UPDATE (widening past the original
         // end would need a new track subscription and is not honoured).
@@ -204,12 +204,12 @@ impl<C: Connection> Publisher<C> {
                             }
                             return Ok(());
                         }
-                        if !ok_sent {
+                        if !started {
                             // The first group we will deliver: newest-first may hand out a later
                             // group before older ones that are still coming.
                             let first = track.next_sequence().unwrap_or(sequence).min(sequence);
-                            writer.send(&SubscribeResponse::Ok { group: first }).await?;
-                            ok_sent = true;
+                            send_start(writer, start, first, first).await?;
+                            started = true;
                         }
                         next_sequence = next_sequence.max(sequence.saturating_add(1));
                         in_flight.retain(|(_, handle): &(u64, tokio::task::AbortHandle)| !handle.is_finished());
@@ -237,9 +237,9 @@ impl<C: Connection> Publisher<C> {
                         in_flight.push_back((sequence, groups.spawn(sender.send(group))));
                     }
                     Some(TrackEvent::Gap(gap)) => {
-                        if !ok_sent {
-                            writer.send(&SubscribeResponse::Ok { group: gap.end.saturating_add(1) }).await?;
-                            ok_sent = true;
+                        if !started {
+                            send_start(writer, start, gap.start, gap.end.saturating_add(1)).await?;
+                            started = true;
                         }
                         next_sequence = next_sequence.max(gap.end.saturating_add(1));
                         if let Some(traffic) = &self.ctx.config.traffic {
@@ -444,6 +444,30 @@ impl<C: Connection> Publisher<C> {
                 },
             }
         }
+    }
+}
+
+/// Tells the subscriber where delivery starts, once the first group or gap is known: `anchor` is
+/// the first sequence accounted for (delivered or reported), `first` the first group delivered.
+/// lite-05+ says it with SUBSCRIBE_OK.Group, below which everything down to the requested floor
+/// counts as dropped (spec 3.4). Older versions have no such field, so a skipped range between the
+/// requested floor and the anchor goes out as SUBSCRIBE_DROP: a subscriber waiting at its floor
+/// could not tell those sequences from groups still in flight.
+async fn send_start<S: crate::transport::SendStream>(
+    writer: &mut Writer<S>,
+    start: GroupStart,
+    anchor: u64,
+    first: u64,
+) -> Result<(), SessionError> {
+    if writer.version() >= Version::Lite05 {
+        return writer.send(&SubscribeResponse::Ok { group: first }).await;
+    }
+    match start {
+        GroupStart::Floor(floor) if floor < anchor => {
+            let code = StreamCode::NotFound.to_u64();
+            writer.send(&SubscribeResponse::Drop { start: floor, end: anchor - 1, code }).await
+        }
+        _ => Ok(()),
     }
 }
 

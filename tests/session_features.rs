@@ -824,3 +824,68 @@ async fn a_group_starting_past_frame_0_is_reported_partial() {
     let frames = read_group(&mut group).await;
     assert_eq!(frames.iter().map(|f| f.payload.clone()).collect::<Vec<_>>(), vec![payload(0, 2), payload(0, 3)]);
 }
+
+/// A group the publisher handed out and then cannot finish (its producer aborted it: on a relay,
+/// the upstream stream was reset) has its stream reset, and is also reported with SUBSCRIBE_DROP:
+/// a subscriber that had not read the GROUP header when the reset arrived cannot attribute the
+/// reset to a sequence, and would wait for that group forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
+    use moqt::transport::{Connection, RecvStream};
+    use moqt::wire::{BidiStream, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream};
+    init_logs();
+    for version in Version::ALL {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        // The test is the subscriber, and never reads past a Group stream's type.
+        let conn = raw_connect(&server, version).await;
+        if version.has_setup() {
+            let mut setup = Vec::new();
+            UniStream::Setup.encode(&mut setup, version).unwrap();
+            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
+            send_uni(&conn, &setup).await;
+        }
+        let mut request = Vec::new();
+        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        let window = SubscribeWindow { priority: 1, max_age: 5000, ..Default::default() };
+        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
+            .encode(&mut request, version)
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write(bytes::Bytes::from(request)).await.unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        // Group 0 is handed out and its stream opened, then it is aborted.
+        let mut group = published.track.append_group().unwrap();
+        group.write(0, payload(0, 0)).unwrap();
+        let _stream = loop {
+            let mut uni = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
+            let mut reader = StreamReader::new(version, 1 << 16);
+            let kind = loop {
+                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
+                    break kind;
+                }
+                let chunk = timeout(WAIT, uni.read(4096)).await.unwrap().unwrap().expect("a stream type");
+                reader.push(&chunk).unwrap();
+            };
+            if kind == UniStream::Group {
+                break uni;
+            }
+        };
+        group.abort(Error::Aborted(StreamCode::InternalError));
+        let mut reader = StreamReader::new(version, 1 << 16);
+        let drop = timeout(WAIT, async {
+            loop {
+                while let Some(response) = reader.decode::<SubscribeResponse>().unwrap() {
+                    if let SubscribeResponse::Drop { start, end, code } = response {
+                        return (start, end, code);
+                    }
+                }
+                let chunk = recv.read(4096).await.unwrap().expect("the subscription stays open");
+                reader.push(&chunk).unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{version}: no SUBSCRIBE_DROP for the reset group"));
+        assert_eq!(drop, (0, 0, StreamCode::InternalError.to_u64()), "{version}");
+    }
+}

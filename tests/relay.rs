@@ -664,3 +664,47 @@ async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
     // and the relay passed on: either way the subscriber is told why.
     assert!(drops.iter().all(|(start, end, code)| start <= end && *code == too_far), "{drops:?}");
 }
+
+/// More groups at once than a subscription may have in flight: the oldest are abandoned, and
+/// each is reported (SUBSCRIBE_DROP), never lost silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_the_in_flight_bound_is_reported_not_lost() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite04] {
+        let relay = start_relay(version);
+        let mut published = publish("room/alice");
+        let _publisher = relay
+            .connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() })
+            .await;
+        let (_session, remote) = relay.subscriber(version, None).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        let big = bytes::Bytes::from(vec![5u8; 16 * 1024]);
+        for g in 0..200u64 {
+            let mut group = published.track.append_group().unwrap();
+            group.write(g, big.clone()).unwrap();
+            group.finish().unwrap();
+        }
+        let (mut delivered, mut reported) = (Vec::new(), Vec::new());
+        while delivered.len() + reported.len() < 200 {
+            match timeout(WAIT, track.next_group()).await {
+                Ok(Ok(Some(TrackEvent::Group(group)))) => delivered.push(group.sequence()),
+                Ok(Ok(Some(TrackEvent::Gap(gap)))) => reported.extend(gap.start..=gap.end),
+                other => {
+                    panic!(
+                        "{version}: {} delivered, {} reported, then {other:?}; floor {:?}, latest {:?}",
+                        delivered.len(),
+                        reported.len(),
+                        track.next_sequence(),
+                        track.latest_sequence()
+                    )
+                }
+            }
+        }
+        let mut all: Vec<u64> = delivered.iter().chain(&reported).copied().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all, (0..200).collect::<Vec<_>>(), "{version}: every group delivered or reported");
+    }
+}

@@ -94,6 +94,35 @@ async fn start_group_skips_older_groups() {
     }
 }
 
+/// The publisher can only start above the floor asked for (the groups below are gone from its
+/// cache): the subscriber is told, by SUBSCRIBE_OK.Group from lite-05 on and by SUBSCRIBE_DROP
+/// before, and reports those sequences as a gap instead of waiting for them at its floor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_above_the_requested_floor_is_a_gap_in_every_version() {
+    init_logs();
+    for version in Version::ALL {
+        let mut published = publish("room/alice");
+        for _ in 0..3 {
+            published.track.append_group().unwrap().abort(Error::Aborted(StreamCode::InternalError));
+        }
+        write_groups(&mut published.track, 2, 1);
+        let server = serve(version, Some(published.origin.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let options = SubscribeOptions { start: GroupStart::Floor(0), ..Default::default() };
+        let mut track = timeout(WAIT, broadcast.subscribe_track_with("video", options)).await.unwrap().unwrap();
+        let (mut groups, mut gaps) = (Vec::new(), Vec::new());
+        while groups.len() < 2 || gaps.is_empty() {
+            match next_event(&mut track).await {
+                TrackEvent::Group(group) => groups.push(group.sequence()),
+                TrackEvent::Gap(gap) => gaps.push((gap.start, gap.end)),
+            }
+        }
+        groups.sort();
+        assert_eq!((groups, gaps), (vec![3, 4], vec![(0, 2)]), "{version}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_track_and_unknown_broadcast_are_clean_errors() {
     init_logs();
@@ -718,14 +747,17 @@ async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
 async fn subscribe_ok_past_the_requested_start_is_a_gap() {
     use moqt::wire::SubscribeResponse;
     init_logs();
-    for version in SINCE_05 {
+    // A floor of 0 too: on lite-06 it travels as "no floor", and the groups below SUBSCRIBE_OK's
+    // are still skipped (a subscriber waiting for them at its floor would wait forever).
+    for (version, floor) in SINCE_05.into_iter().flat_map(|version| [(version, 2), (version, 0)]) {
         let raw = raw::raw_server(version);
         let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
         let broadcast = announced(&remote, &path("room/alice")).await;
-        let options = SubscribeOptions { start: GroupStart::Floor(2), ..Default::default() };
+        let options = SubscribeOptions { start: GroupStart::Floor(floor), ..Default::default() };
         let subscribing = tokio::spawn(async move { broadcast.subscribe_track_with("video", options).await });
         let (subscribe, mut request) = peer.subscription().await;
-        assert_eq!(subscribe.window.group_start, Some(2), "{version}");
+        let on_the_wire = if version >= Version::Lite06 && floor == 0 { None } else { Some(floor) };
+        assert_eq!(subscribe.window.group_start, on_the_wire, "{version}");
         let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
         // The publisher can start at 5 only.
         request.send(&SubscribeResponse::Ok { group: 5 }, version).await;
@@ -738,7 +770,7 @@ async fn subscribe_ok_past_the_requested_start_is_a_gap() {
             }
         }
         assert_eq!(groups, vec![5], "{version}");
-        assert_eq!(gaps.iter().map(|g| (g.start, g.end)).collect::<Vec<_>>(), vec![(2, 4)], "{version}: {gaps:?}");
+        assert_eq!(gaps.iter().map(|g| (g.start, g.end)).collect::<Vec<_>>(), vec![(floor, 4)], "{version}: {gaps:?}");
     }
 }
 
@@ -791,4 +823,69 @@ async fn a_group_starting_past_frame_0_is_reported_partial() {
     assert_eq!((group.sequence(), group.frame_start()), (0, 2));
     let frames = read_group(&mut group).await;
     assert_eq!(frames.iter().map(|f| f.payload.clone()).collect::<Vec<_>>(), vec![payload(0, 2), payload(0, 3)]);
+}
+
+/// A group the publisher handed out and then cannot finish (its producer aborted it: on a relay,
+/// the upstream stream was reset) has its stream reset, and is also reported with SUBSCRIBE_DROP:
+/// a subscriber that had not read the GROUP header when the reset arrived cannot attribute the
+/// reset to a sequence, and would wait for that group forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
+    use moqt::transport::{Connection, RecvStream};
+    use moqt::wire::{BidiStream, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream};
+    init_logs();
+    for version in Version::ALL {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        // The test is the subscriber, and never reads past a Group stream's type.
+        let conn = raw_connect(&server, version).await;
+        if version.has_setup() {
+            let mut setup = Vec::new();
+            UniStream::Setup.encode(&mut setup, version).unwrap();
+            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
+            send_uni(&conn, &setup).await;
+        }
+        let mut request = Vec::new();
+        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        let window = SubscribeWindow { priority: 1, max_age: 5000, ..Default::default() };
+        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
+            .encode(&mut request, version)
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write(bytes::Bytes::from(request)).await.unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        // Group 0 is handed out and its stream opened, then it is aborted.
+        let mut group = published.track.append_group().unwrap();
+        group.write(0, payload(0, 0)).unwrap();
+        let _stream = loop {
+            let mut uni = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
+            let mut reader = StreamReader::new(version, 1 << 16);
+            let kind = loop {
+                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
+                    break kind;
+                }
+                let chunk = timeout(WAIT, uni.read(4096)).await.unwrap().unwrap().expect("a stream type");
+                reader.push(&chunk).unwrap();
+            };
+            if kind == UniStream::Group {
+                break uni;
+            }
+        };
+        group.abort(Error::Aborted(StreamCode::InternalError));
+        let mut reader = StreamReader::new(version, 1 << 16);
+        let drop = timeout(WAIT, async {
+            loop {
+                while let Some(response) = reader.decode::<SubscribeResponse>().unwrap() {
+                    if let SubscribeResponse::Drop { start, end, code } = response {
+                        return (start, end, code);
+                    }
+                }
+                let chunk = recv.read(4096).await.unwrap().expect("the subscription stays open");
+                reader.push(&chunk).unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{version}: no SUBSCRIBE_DROP for the reset group"));
+        assert_eq!(drop, (0, 0, StreamCode::InternalError.to_u64()), "{version}");
+    }
 }

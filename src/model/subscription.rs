@@ -205,7 +205,11 @@ impl TrackConsumer {
                     // Above the live edge: wait there.
                     Some(floor)
                 } else {
-                    None
+                    // Nothing cached to start from, but sequences at or above the floor are known
+                    // lost (a relay's track that so far only heard SUBSCRIBE_DROPs from upstream):
+                    // start at the first of them and report it, rather than after the newest known
+                    // sequence, which would skip everything still in flight below it unreported.
+                    state.gaps.range(floor..).next().map(|(seq, _)| *seq)
                 }
             }
         }

@@ -926,6 +926,19 @@ async fn dropped_groups_are_reported_at_once_and_refused_later() {
     assert_eq!(next_group_seq(&mut consumer).await, 4);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_floor_consumer_of_a_track_that_only_heard_drops_reports_them() {
+    // A relay's upstream track: SUBSCRIBE_DROP for 5..=9 arrived before any group did. A consumer
+    // that subscribes now starts at the first known loss and reports it, instead of anchoring after
+    // the newest known sequence (10, which may never come) and skipping what is still in flight.
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    track.drop_groups(5, 9, Error::Aborted(StreamCode::TooFarBehind));
+    let mut consumer = track.consume();
+    assert_eq!(next_gap(&mut consumer).await, gap(5, 9, GapReason::Aborted(Error::Aborted(StreamCode::TooFarBehind))));
+    track.create_group(10).unwrap().finish().unwrap();
+    assert_eq!(next_group_seq(&mut consumer).await, 10);
+}
+
 /// A relay cancels an upstream subscription nobody reads only if that is still true as it
 /// cancels: a consumer that attached first keeps the track, one that comes after asks afresh.
 #[tokio::test(start_paused = true)]

@@ -2,7 +2,8 @@
 //! ANNOUNCE_REQUEST gets our routes, SUBSCRIBE gets Group streams, TRACK gets TRACK_INFO, FETCH gets
 //! frames, PROBE gets reports. Each request lives on its own bidi stream and task.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use bytes::{BufMut, BytesMut};
 
 use crate::wire::Message;
 use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinSet;
+use tokio::task::{self, AbortHandle, JoinSet};
 
 use super::priority::{CONTROL_PRIORITY, group_priority};
 use super::stream::{Reader, Writer};
@@ -184,9 +185,8 @@ impl<C: Connection> Publisher<C> {
             writer.send(&SubscribeResponse::OkLegacy(ok)).await?;
         }
         let (priority_tx, priority_rx) = watch::channel(window.priority);
-        let mut groups = JoinSet::new();
-        let mut in_flight = std::collections::VecDeque::new();
-        let mut ok_sent = version < Version::Lite05;
+        let mut groups = GroupTasks::default();
+        let mut started = false;
         let mut next_sequence = 0u64;
         // The last group to deliver: narrowed live by SUBSCRIBE_UPDATE (widening past the original
         // end would need a new track subscription and is not honoured).
@@ -198,29 +198,25 @@ impl<C: Connection> Publisher<C> {
                         let sequence = group.sequence();
                         if let Some(last) = end.filter(|last| sequence > *last) {
                             // Past the (narrowed) end: everything in range was handed out.
-                            while groups.join_next().await.is_some() {}
+                            groups.drain(writer).await?;
                             if version >= Version::Lite05 {
                                 writer.send(&SubscribeResponse::End { group: last.saturating_add(1) }).await?;
                             }
                             return Ok(());
                         }
-                        if !ok_sent {
+                        if !started {
                             // The first group we will deliver: newest-first may hand out a later
                             // group before older ones that are still coming.
                             let first = track.next_sequence().unwrap_or(sequence).min(sequence);
-                            writer.send(&SubscribeResponse::Ok { group: first }).await?;
-                            ok_sent = true;
+                            send_start(writer, start, first, first).await?;
+                            started = true;
                         }
                         next_sequence = next_sequence.max(sequence.saturating_add(1));
-                        in_flight.retain(|(_, handle): &(u64, tokio::task::AbortHandle)| !handle.is_finished());
-                        if in_flight.len() >= self.ctx.config.max_groups_in_flight {
-                            // The oldest stream is the least useful: abandon it (reset if it was
-                            // open) and say so, since a stream never opened would be lost silently.
-                            if let Some((abandoned, oldest)) = in_flight.pop_front() {
-                                oldest.abort();
-                                let code = StreamCode::TooFarBehind.to_u64();
-                                writer.send(&SubscribeResponse::Drop { start: abandoned, end: abandoned, code }).await?;
-                            }
+                        // The oldest stream is the least useful: abandon it (reset if it was open) and
+                        // say so, since a stream never opened would be lost silently.
+                        if let Some(abandoned) = groups.abandon_oldest(self.ctx.config.max_groups_in_flight) {
+                            let code = StreamCode::TooFarBehind.to_u64();
+                            writer.send(&SubscribeResponse::Drop { start: abandoned, end: abandoned, code }).await?;
                         }
                         if self.ctx.config.datagram_groups && self.try_datagram(subscribe.id, &group) {
                             continue;
@@ -234,12 +230,12 @@ impl<C: Connection> Publisher<C> {
                             frame_end: if Some(sequence) == window.group_end { window.frame_end } else { None },
                             frame_start: if Some(sequence) == window.group_start { window.frame_start } else { 0 },
                         };
-                        in_flight.push_back((sequence, groups.spawn(sender.send(group))));
+                        groups.spawn(sequence, sender.send(group));
                     }
                     Some(TrackEvent::Gap(gap)) => {
-                        if !ok_sent {
-                            writer.send(&SubscribeResponse::Ok { group: gap.end.saturating_add(1) }).await?;
-                            ok_sent = true;
+                        if !started {
+                            send_start(writer, start, gap.start, gap.end.saturating_add(1)).await?;
+                            started = true;
                         }
                         next_sequence = next_sequence.max(gap.end.saturating_add(1));
                         if let Some(traffic) = &self.ctx.config.traffic {
@@ -249,7 +245,7 @@ impl<C: Connection> Publisher<C> {
                         writer.send(&drop).await?;
                     }
                     None => {
-                        while groups.join_next().await.is_some() {}
+                        groups.drain(writer).await?;
                         if version >= Version::Lite05 {
                             writer.send(&SubscribeResponse::End { group: next_sequence }).await?;
                         }
@@ -262,7 +258,7 @@ impl<C: Connection> Publisher<C> {
                         if let Some(narrower) = update.window.group_end.filter(|e| end.is_none_or(|current| *e < current)) {
                             end = Some(narrower);
                             if next_sequence > narrower {
-                                while groups.join_next().await.is_some() {}
+                                groups.drain(writer).await?;
                                 if version >= Version::Lite05 {
                                     writer.send(&SubscribeResponse::End { group: next_sequence }).await?;
                                 }
@@ -279,7 +275,11 @@ impl<C: Connection> Publisher<C> {
                     }
                     Err(err) => return Err(err),
                 },
-                Some(_) = groups.join_next(), if !groups.is_empty() => {}
+                Some(ended) = groups.next_ended(), if !groups.is_empty() => {
+                    if let Some(reset) = ended {
+                        writer.send(&reset).await?;
+                    }
+                }
             }
         }
     }
@@ -447,6 +447,30 @@ impl<C: Connection> Publisher<C> {
     }
 }
 
+/// Tells the subscriber where delivery starts, once the first group or gap is known: `anchor` is
+/// the first sequence accounted for (delivered or reported), `first` the first group delivered.
+/// lite-05+ says it with SUBSCRIBE_OK.Group, below which everything down to the requested floor
+/// counts as dropped (spec 3.4). Older versions have no such field, so a skipped range between the
+/// requested floor and the anchor goes out as SUBSCRIBE_DROP: a subscriber waiting at its floor
+/// could not tell those sequences from groups still in flight.
+async fn send_start<S: crate::transport::SendStream>(
+    writer: &mut Writer<S>,
+    start: GroupStart,
+    anchor: u64,
+    first: u64,
+) -> Result<(), SessionError> {
+    if writer.version() >= Version::Lite05 {
+        return writer.send(&SubscribeResponse::Ok { group: first }).await;
+    }
+    match start {
+        GroupStart::Floor(floor) if floor < anchor => {
+            let code = StreamCode::NotFound.to_u64();
+            writer.send(&SubscribeResponse::Drop { start: floor, end: anchor - 1, code }).await
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Waits until the peer finishes or resets the request stream; anything it sends meanwhile is a
 /// protocol error for streams that carry nothing more.
 async fn wait_for_close<R: crate::transport::RecvStream>(reader: &mut Reader<R>) -> Result<(), SessionError> {
@@ -473,6 +497,72 @@ fn write_frame(
     Ok(())
 }
 
+/// The Group streams of one subscription, each sent by its own task.
+#[derive(Default)]
+struct GroupTasks {
+    tasks: JoinSet<Option<StreamCode>>,
+    /// The tasks still running, in hand-out order, with their sequence.
+    in_flight: VecDeque<(u64, AbortHandle)>,
+    /// Every task by its id, with its sequence, until it is joined.
+    sequences: HashMap<task::Id, u64>,
+    /// Tasks abandoned past the in-flight bound: their SUBSCRIBE_DROP is already sent.
+    abandoned: HashSet<task::Id>,
+}
+
+impl GroupTasks {
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    fn spawn(&mut self, sequence: u64, send: impl Future<Output = Option<StreamCode>> + Send + 'static) {
+        let handle = self.tasks.spawn(send);
+        self.sequences.insert(handle.id(), sequence);
+        self.in_flight.push_back((sequence, handle));
+    }
+
+    /// Aborts the oldest stream still running if `max` are; returns its sequence.
+    fn abandon_oldest(&mut self, max: usize) -> Option<u64> {
+        self.in_flight.retain(|(_, handle)| !handle.is_finished());
+        if self.in_flight.len() < max {
+            return None;
+        }
+        let (sequence, oldest) = self.in_flight.pop_front()?;
+        oldest.abort();
+        self.abandoned.insert(oldest.id());
+        Some(sequence)
+    }
+
+    /// Waits for the next task to end. A stream it reset, not abandoned by us, comes back as the
+    /// SUBSCRIBE_DROP that reports it: a reset alone reaches only a subscriber that already read
+    /// the GROUP header, and any other would never learn that the sequence is gone.
+    async fn next_ended(&mut self) -> Option<Option<SubscribeResponse>> {
+        let (id, reset) = match self.tasks.join_next_with_id().await? {
+            Ok((id, reset)) => (id, reset),
+            Err(err) => (err.id(), None),
+        };
+        let sequence = self.sequences.remove(&id);
+        if self.abandoned.remove(&id) {
+            return Some(None);
+        }
+        Some(match (sequence, reset) {
+            (Some(sequence), Some(code)) => {
+                Some(SubscribeResponse::Drop { start: sequence, end: sequence, code: code.to_u64() })
+            }
+            _ => None,
+        })
+    }
+
+    /// Waits for every stream to end, reporting the ones reset.
+    async fn drain<S: crate::transport::SendStream>(&mut self, writer: &mut Writer<S>) -> Result<(), SessionError> {
+        while let Some(ended) = self.next_ended().await {
+            if let Some(reset) = ended {
+                writer.send(&reset).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sends one group on its own uni stream.
 struct GroupSender<C: Connection> {
     conn: C,
@@ -485,11 +575,13 @@ struct GroupSender<C: Connection> {
 }
 
 impl<C: Connection> GroupSender<C> {
-    async fn send(mut self, mut group: GroupConsumer) {
+    /// Sends the group; returns the code it reset the stream with, if it could not send it whole.
+    async fn send(mut self, mut group: GroupConsumer) -> Option<StreamCode> {
         let sequence = group.sequence();
         // Reported when this future ends, also when it is aborted (abandoned as too old).
         let mut tally = Tally { traffic: self.traffic.take(), frames: 0, bytes: 0, complete: false };
-        let Ok(send) = self.conn.open_uni().await else { return };
+        // The connection is gone: nothing more reaches the subscriber anyway.
+        let Ok(send) = self.conn.open_uni().await else { return None };
         tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
         let mut writer = Writer::new(send, self.version);
         writer.set_priority(group_priority(*self.priority.borrow(), self.subscribe_id, sequence));
@@ -498,10 +590,13 @@ impl<C: Connection> GroupSender<C> {
             Ok(()) => {
                 tally.complete = true;
                 writer.finish();
+                None
             }
             Err(err) => {
                 tracing::trace!(sequence, "group stream ended early: {err}");
-                writer.reset(err.stream_code());
+                let code = err.stream_code();
+                writer.reset(code);
+                Some(code)
             }
         }
     }

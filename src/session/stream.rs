@@ -117,6 +117,11 @@ impl<S: SendStream> Writer<S> {
         Ok(())
     }
 
+    /// The version messages are encoded in.
+    pub(crate) fn version(&self) -> Version {
+        self.version
+    }
+
     /// Writes raw bytes (a stream type, or a frame payload).
     pub(crate) async fn write(&mut self, bytes: Bytes) -> Result<(), SessionError> {
         self.send.write(bytes).await?;

@@ -497,6 +497,12 @@ impl<C: Connection> Subscriber<C> {
         let mut writer = Writer::new(send, version);
         writer.set_priority(CONTROL_PRIORITY);
         let window = self.window(&info, &wanted);
+        // The floor we asked for. On lite-06 a floor of 0 travels as "no floor" (Group Start 0), yet
+        // SUBSCRIBE_OK.Group above it still means everything below was skipped (spec 3.4).
+        let requested = match wanted.start {
+            GroupStart::Floor(floor) => Some(floor),
+            GroupStart::Latest => None,
+        };
         let mut out = BytesMut::new();
         BidiStream::Subscribe.encode(&mut out, version)?;
         Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
@@ -508,7 +514,7 @@ impl<C: Connection> Subscriber<C> {
                     Some(SubscribeResponse::Ok { group }) => {
                         tracing::trace!(id, group, "SUBSCRIBE_OK");
                         // Anything between the requested start and the first delivered group is dropped.
-                        if let Some(start) = window.group_start.filter(|start| *start < group) {
+                        if let Some(start) = requested.filter(|start| *start < group) {
                             sink.with(|track| track.drop_groups(start, group - 1, model::Error::Aborted(StreamCode::NotFound)));
                         }
                     }

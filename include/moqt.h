@@ -398,6 +398,19 @@ typedef struct moqt_subscribe_options {
    * The last group wanted, with `has_end_group`.
    */
   uint64_t end_group;
+  /**
+   * Skip the frames before this index in group `start_group` (in the first group delivered
+   * when `start_group` is -1). 0: from the group's start.
+   */
+  uint64_t frame_start;
+  /**
+   * End at frame `frame_end` (inclusive) of `end_group`; needs `has_end_group`.
+   */
+  bool has_frame_end;
+  /**
+   * The last frame wanted of `end_group`, with `has_frame_end`.
+   */
+  uint64_t frame_end;
 } moqt_subscribe_options;
 
 /**
@@ -623,6 +636,8 @@ const char *moqt_version(void);
  * `MOQT_VERSION_NUMBER`.
  *
  * Thread-safety: callable from any thread. Callbacks: none. Returns the number; never fails.
+ *
+ * Ownership: nothing to free (a value).
  */
 uint32_t moqt_version_number(void);
 
@@ -689,6 +704,8 @@ moqt_status moqt_client_publish(const struct moqt_client *client,
  * Ends and frees a broadcast. NULL is accepted.
  *
  * Thread-safety: any thread. Callbacks: none.
+ *
+ * Ownership: ends the caller's handle; its tracks end with it.
  */
 void moqt_broadcast_free(struct moqt_broadcast *broadcast);
 
@@ -731,6 +748,8 @@ moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *broadc
  * (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY (the group
  * passed its bound), MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: `data` is copied during the call; the caller keeps its buffer.
  */
 MOQT_MUST_USE
 moqt_status moqt_track_write_frame(const struct moqt_track *track,
@@ -767,6 +786,8 @@ moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *track,
  *
  * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (already ended).
+ *
+ * Ownership: the handle stays the caller's; free it with `moqt_track_free` as usual.
  */
 MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *track, uint64_t code);
 
@@ -774,6 +795,8 @@ MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *track, uint6
  * Finishes and frees a track. NULL is accepted.
  *
  * Thread-safety: any thread. Callbacks: none.
+ *
+ * Ownership: ends the caller's handle.
  */
 void moqt_track_free(struct moqt_track *track);
 
@@ -804,6 +827,8 @@ moqt_status moqt_client_subscribe(const struct moqt_client *client,
  *
  * Thread-safety: any thread. Callbacks: as `moqt_client_subscribe`. Returns as
  * `moqt_client_subscribe`.
+ *
+ * Ownership: as `moqt_client_subscribe`; `options` is only read during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
@@ -822,6 +847,8 @@ moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
  * Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
+ *
+ * Ownership: ends the caller's handle (a subscription or a FETCH).
  */
 void moqt_subscription_free(struct moqt_subscription *subscription);
 
@@ -832,6 +859,8 @@ void moqt_subscription_free(struct moqt_subscription *subscription);
  *
  * Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK or
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`, or a FETCH's handle).
+ *
+ * Ownership: `options` is only read during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_subscription_update(const struct moqt_subscription *subscription,
@@ -845,6 +874,8 @@ moqt_status moqt_subscription_update(const struct moqt_subscription *subscriptio
  *
  * Thread-safety: any thread, callbacks included; never blocks. Callbacks: one already running
  * may finish; then only `user_data_free`, once, on the dispatcher thread.
+ *
+ * Ownership: ends the caller's handle.
  */
 void moqt_subscription_release(struct moqt_subscription *subscription);
 
@@ -873,6 +904,8 @@ moqt_status moqt_client_announced(const struct moqt_client *client,
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
  * Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
+ *
+ * Ownership: ends the caller's handle.
  */
 void moqt_announced_free(struct moqt_announced *announced);
 
@@ -883,6 +916,8 @@ void moqt_announced_free(struct moqt_announced *announced);
  *
  * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `state_out`, NULL `detail` with a length).
+ *
+ * Ownership: `state_out` and `detail` are the caller's, written during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_get_state(const struct moqt_client *client,
@@ -912,6 +947,8 @@ moqt_status moqt_client_watch_state(const struct moqt_client *client,
  *
  * Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
  * `moqt_subscription_release`.
+ *
+ * Ownership: ends the caller's handle.
  */
 void moqt_announced_release(struct moqt_announced *announced);
 
@@ -921,6 +958,8 @@ void moqt_announced_release(struct moqt_announced *announced);
  *
  * Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
  * `moqt_subscription_release`.
+ *
+ * Ownership: ends the caller's handle.
  */
 void moqt_state_watch_release(struct moqt_state_watch *watch);
 
@@ -931,6 +970,8 @@ void moqt_state_watch_release(struct moqt_state_watch *watch);
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns.
  * Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
+ *
+ * Ownership: ends the caller's handle.
  */
 void moqt_state_watch_free(struct moqt_state_watch *watch);
 
@@ -963,6 +1004,8 @@ const uint8_t *moqt_frame_data(const struct moqt_frame *frame, size_t *len_out);
  * timescale (rounded down; saturating).
  *
  * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
+ *
+ * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
 uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
 
@@ -972,6 +1015,9 @@ uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
  *
  * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 (and a timescale of 0)
  * for NULL.
+ *
+ * Lifetime: `frame` must be alive (lent to a callback, or referenced); `timescale` is the
+ * caller's.
  */
 uint64_t moqt_frame_timestamp(const struct moqt_frame *frame, uint64_t *timescale);
 
@@ -979,6 +1025,8 @@ uint64_t moqt_frame_timestamp(const struct moqt_frame *frame, uint64_t *timescal
  * The sequence number of the frame's group.
  *
  * Thread-safety: any thread. Callbacks: none. Returns the sequence, 0 for NULL.
+ *
+ * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
 uint64_t moqt_frame_group(const struct moqt_frame *frame);
 
@@ -986,6 +1034,8 @@ uint64_t moqt_frame_group(const struct moqt_frame *frame);
  * The frame's position within its group (0 = the group's first frame, a keyframe).
  *
  * Thread-safety: any thread. Callbacks: none. Returns the index, 0 for NULL.
+ *
+ * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
 uint64_t moqt_frame_index(const struct moqt_frame *frame);
 
@@ -995,6 +1045,8 @@ uint64_t moqt_frame_index(const struct moqt_frame *frame);
  * first frame delivered of a group joined past its start.
  *
  * Thread-safety: any thread. Callbacks: none. Returns false for NULL.
+ *
+ * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
 bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
 
@@ -1003,6 +1055,9 @@ bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
  * the library, the default).
  *
  * Thread-safety: any thread. Callbacks: `callback`, from any thread, until it is replaced.
+ *
+ * Ownership: `user_data` stays the caller's and must stay valid until the callback is replaced;
+ * moqt never frees it.
  */
 void moqt_set_log_callback(moqt_log_fn callback, void *user_data, uint32_t max_level);
 
@@ -1010,6 +1065,8 @@ void moqt_set_log_callback(moqt_log_fn callback, void *user_data, uint32_t max_l
  * Changes the most detailed level that reaches the callback. Cheap.
  *
  * Thread-safety: any thread. Callbacks: none (later log callbacks obey the new level).
+ *
+ * Ownership: nothing changes hands.
  */
 void moqt_set_log_level(uint32_t max_level);
 
@@ -1035,6 +1092,8 @@ moqt_status moqt_client_subscribe_pull(const struct moqt_client *client,
  * a bad `start_group` is MOQT_STATUS_ERR_INVALID_ARG.
  *
  * Thread-safety: any thread. Callbacks: none. Returns as `moqt_client_subscribe_pull`.
+ *
+ * Ownership: as `moqt_client_subscribe_pull`; `options` is only read during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
@@ -1054,6 +1113,8 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
  * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
  * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
  * and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+ *
+ * Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
  */
 MOQT_MUST_USE
 moqt_status moqt_pull_next_frame(const struct moqt_pull *pull,
@@ -1064,6 +1125,8 @@ moqt_status moqt_pull_next_frame(const struct moqt_pull *pull,
  * Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
  *
  * Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
+ *
+ * Ownership: nothing changes hands.
  */
 void moqt_pull_interrupt(const struct moqt_pull *pull);
 
@@ -1081,6 +1144,8 @@ int moqt_pull_fd(const struct moqt_pull *pull);
  *
  * Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
  * (interrupt it first). Callbacks: none.
+ *
+ * Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
  */
 void moqt_pull_free(struct moqt_pull *pull);
 
@@ -1089,6 +1154,8 @@ void moqt_pull_free(struct moqt_pull *pull);
  *
  * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `pull` or `options`).
+ *
+ * Ownership: `options` is only read during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_pull_update(const struct moqt_pull *pull,
@@ -1103,6 +1170,8 @@ moqt_status moqt_pull_update(const struct moqt_pull *pull,
  *
  * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK (the outs are written),
  * MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
+ *
+ * Ownership: the outs are the caller's, written on MOQT_STATUS_OK.
  */
 MOQT_MUST_USE
 moqt_status moqt_pull_next_gap(const struct moqt_pull *pull,
@@ -1116,6 +1185,9 @@ moqt_status moqt_pull_next_gap(const struct moqt_pull *pull,
  * reports and the end of the track are kept. 0 for NULL.
  *
  * Thread-safety: any thread. Callbacks: none.
+ *
+ * Ownership: the dropped frames are released by moqt; frames already taken are not touched.
+ * Returns how many frames were dropped.
  */
 size_t moqt_pull_flush(const struct moqt_pull *pull);
 
@@ -1141,6 +1213,8 @@ moqt_status moqt_relay_start(const char *listen,
  * The UDP port the relay listens on (useful after listening on port 0).
  *
  * Thread-safety: any thread. Callbacks: none. Returns the port, 0 for NULL.
+ *
+ * Ownership: nothing to free.
  */
 uint16_t moqt_relay_port(const struct moqt_relay *relay);
 
@@ -1150,6 +1224,8 @@ uint16_t moqt_relay_port(const struct moqt_relay *relay);
  *
  * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `relay` or `buf`, or `buf_len` below 65).
+ *
+ * Ownership: `buf` is the caller's, written during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_relay_fingerprint(const struct moqt_relay *relay,
@@ -1174,6 +1250,9 @@ void moqt_relay_stop(struct moqt_relay *relay, const char *goaway_uri, uint64_t 
  * Call it before any other `moqt_*` function that starts the engine (connect, relay start).
  * Thread-safety: any thread. Callbacks: `on_start` and `on_stop` later, on the engine's threads.
  * Returns MOQT_STATUS_OK, or MOQT_STATUS_ERR_UNSUPPORTED once the engine is running.
+ *
+ * Ownership: `user_data` stays the caller's and must stay valid while the engine runs; moqt never
+ * frees it.
  */
 MOQT_MUST_USE
 moqt_status moqt_set_thread_hooks(moqt_thread_fn on_start,
@@ -1189,6 +1268,8 @@ moqt_status moqt_set_thread_hooks(moqt_thread_fn on_start,
  * fresh engine (thread hooks may be set again before it). Thread-safety: any thread except the dispatcher (not from inside
  * a callback: that is refused and does nothing). Blocks up to about 2 s. Callbacks: the
  * `on_stop` thread hooks, on the ending threads.
+ *
+ * Ownership: every handle must have been freed before; the engine's memory is released.
  */
 void moqt_shutdown(void);
 
@@ -1200,6 +1281,8 @@ void moqt_shutdown(void);
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `stats`, or `struct_size` below 8),
  * MOQT_STATUS_ERR_CLOSED (no session right now: the client is reconnecting or closed),
  * MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: `stats` is the caller's, written up to its `struct_size` during the call.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_get_stats(const struct moqt_client *client,
@@ -1214,6 +1297,8 @@ moqt_status moqt_client_get_stats(const struct moqt_client *client,
  * Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_INVALID_ARG (NULL `client`), MOQT_STATUS_ERR_CLOSED (no session right now),
  * MOQT_STATUS_ERR_UNSUPPORTED (the peer's SETUP says it does not probe), MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: nothing changes hands.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_probe(const struct moqt_client *client,

@@ -362,6 +362,9 @@ fn subscribe_options_bound_the_groups() {
         start_group: -2,
         has_end_group: true,
         end_group: 4,
+        frame_start: 0,
+        has_frame_end: false,
+        frame_end: 0,
     };
     let mut pull: *mut moqt_pull = ptr::null_mut();
     let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
@@ -443,6 +446,9 @@ fn a_live_update_from_c_reaches_the_publisher() {
         start_group: 0,
         has_end_group: false,
         end_group: 0,
+        frame_start: 0,
+        has_frame_end: false,
+        frame_end: 0,
     };
     assert_eq!(moqt_pull_update(pull, &update), moqt_status::Ok);
     assert_eq!(moqt_pull_update(pull, ptr::null()), moqt_status::ErrInvalidArg);

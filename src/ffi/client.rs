@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, FrameBounds, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::runtime::{dispatch, on_dispatcher, runtime};
+use super::runtime::{dispatch, on_dispatcher, runtime, spawn_task};
 use super::{client_for, guard, guard_void, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
 use crate::endpoint::{Client, EndpointConfig};
@@ -497,6 +497,7 @@ pub extern "C" fn moqt_client_publish(
             Ok(path) => path,
             Err(status) => return status,
         };
+        super::test_panic_point(path.as_str());
         let producer = BroadcastProducer::default();
         match client.publish.publish(path, producer.consume(), Route::local()) {
             Ok(published) => {
@@ -512,6 +513,8 @@ pub extern "C" fn moqt_client_publish(
 /// Ends and frees a broadcast. NULL is accepted.
 ///
 /// Thread-safety: any thread. Callbacks: none.
+///
+/// Ownership: ends the caller's handle; its tracks end with it.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_broadcast_free(broadcast: *mut moqt_broadcast) {
     guard_void(|| {
@@ -635,6 +638,8 @@ fn create_track(
 /// (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY (the group
 /// passed its bound), MOQT_STATUS_ERR_PANIC.
+///
+/// Ownership: `data` is copied during the call; the caller keeps its buffer.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_track_write_frame(
@@ -759,6 +764,8 @@ fn write_payload(track: *const moqt_track, payload: Bytes, timestamp: u64, flags
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (already ended).
+///
+/// Ownership: the handle stays the caller's; free it with `moqt_track_free` as usual.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_track_abort(track: *const moqt_track, code: u64) -> moqt_status {
@@ -784,6 +791,8 @@ pub extern "C" fn moqt_track_abort(track: *const moqt_track, code: u64) -> moqt_
 /// Finishes and frees a track. NULL is accepted.
 ///
 /// Thread-safety: any thread. Callbacks: none.
+///
+/// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_track_free(track: *mut moqt_track) {
     guard_void(|| {
@@ -830,6 +839,8 @@ pub extern "C" fn moqt_client_subscribe(
 ///
 /// Thread-safety: any thread. Callbacks: as `moqt_client_subscribe`. Returns as
 /// `moqt_client_subscribe`.
+///
+/// Ownership: as `moqt_client_subscribe`; `options` is only read during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 #[allow(clippy::too_many_arguments)]
@@ -861,8 +872,8 @@ pub extern "C" fn moqt_client_subscribe_with(
             Ok(track) => track.to_string(),
             Err(_) => return fail(moqt_status::ErrInvalidArg, "bad track string"),
         };
-        let options = match moqt_subscribe_options::read(options) {
-            Ok(options) => options,
+        let (options, frames) = match moqt_subscribe_options::read(options) {
+            Ok(read) => read,
             Err(_) => return fail(moqt_status::ErrInvalidArg, &last_error_text()),
         };
         let Some(runtime) = runtime() else {
@@ -870,8 +881,9 @@ pub extern "C" fn moqt_client_subscribe_with(
         };
         let remote = client.remote.clone();
         let (updates, options) = tokio::sync::watch::channel(options);
-        let task = runtime.spawn(run_subscription(shared.clone(), remote, broadcast, track, options));
-        let handle = moqt_subscription { shared, task: task.abort_handle(), updates: Some(updates) };
+        let task = run_subscription(shared.clone(), remote, broadcast, track, options, frames);
+        let task = spawn_task(&runtime, task, panicked(&shared));
+        let handle = moqt_subscription { shared, task, updates: Some(updates) };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
         moqt_status::Ok
@@ -884,8 +896,9 @@ async fn run_subscription(
     wanted: Path,
     name: String,
     options: tokio::sync::watch::Receiver<model::SubscribeOptions>,
+    frames: FrameBounds,
 ) {
-    let status = follow_track(remote, wanted, name, options, |delivery| {
+    let status = follow_track(remote, wanted, name, options, frames, |delivery| {
         let shared = shared.clone();
         async move {
             match delivery {
@@ -914,6 +927,8 @@ async fn run_subscription(
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
 /// Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
+///
+/// Ownership: ends the caller's handle (a subscription or a FETCH).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
     guard_void(|| {
@@ -932,6 +947,8 @@ pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
 ///
 /// Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK or
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `subscription` or `options`, or a FETCH's handle).
+///
+/// Ownership: `options` is only read during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_subscription_update(
@@ -955,6 +972,8 @@ pub extern "C" fn moqt_subscription_update(
 ///
 /// Thread-safety: any thread, callbacks included; never blocks. Callbacks: one already running
 /// may finish; then only `user_data_free`, once, on the dispatcher thread.
+///
+/// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_subscription_release(subscription: *mut moqt_subscription) {
     guard_void(|| {
@@ -1049,8 +1068,9 @@ pub extern "C" fn moqt_client_announced(
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
-        let task = runtime.spawn(run_announced(shared.clone(), client.remote.clone(), prefix));
-        let handle = moqt_announced { shared, task: task.abort_handle() };
+        let task =
+            spawn_task(&runtime, run_announced(shared.clone(), client.remote.clone(), prefix), panicked(&shared));
+        let handle = moqt_announced { shared, task };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
         moqt_status::Ok
@@ -1084,6 +1104,8 @@ async fn run_announced(shared: Arc<Subscription>, remote: OriginProducer, prefix
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
 /// Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
+///
+/// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_announced_free(announced: *mut moqt_announced) {
     guard_void(|| {
@@ -1122,6 +1144,8 @@ pub enum moqt_client_state {
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `state_out`, NULL `detail` with a length).
+///
+/// Ownership: `state_out` and `detail` are the caller's, written during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_get_state(
@@ -1162,6 +1186,13 @@ pub extern "C" fn moqt_client_get_state(
 pub(crate) fn last_error_text() -> String {
     // SAFETY: moqt_last_error returns a NUL-terminated string valid until the next call.
     unsafe { CStr::from_ptr(super::moqt_last_error()) }.to_string_lossy().into_owned()
+}
+
+/// What a callback set's task does if it panics: end with MOQT_STATUS_ERR_PANIC (on_closed, then
+/// user_data_free), as the contract promises a terminal callback on every path.
+pub(crate) fn panicked(shared: &Arc<Subscription>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let shared = shared.clone();
+    async move { shared.close(moqt_status::ErrPanic).await }
 }
 
 /// `on_session` of `moqt_relay_options`.
@@ -1243,8 +1274,9 @@ pub extern "C" fn moqt_client_watch_state(
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
-        let task = runtime.spawn(run_state_watch(shared.clone(), client.client.watch_state()));
-        let handle = moqt_state_watch { shared, task: task.abort_handle() };
+        let task =
+            spawn_task(&runtime, run_state_watch(shared.clone(), client.client.watch_state()), panicked(&shared));
+        let handle = moqt_state_watch { shared, task };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
         moqt_status::Ok
@@ -1274,6 +1306,8 @@ async fn run_state_watch(shared: Arc<Subscription>, mut states: tokio::sync::wat
 ///
 /// Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
 /// `moqt_subscription_release`.
+///
+/// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
     guard_void(|| {
@@ -1291,6 +1325,8 @@ pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
 ///
 /// Thread-safety: any thread, callbacks included; never blocks. Callbacks: as
 /// `moqt_subscription_release`.
+///
+/// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
     guard_void(|| {
@@ -1309,6 +1345,8 @@ pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns.
 /// Callbacks: only `user_data_free`, once, later, on the dispatcher thread.
+///
+/// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_state_watch_free(watch: *mut moqt_state_watch) {
     guard_void(|| {

@@ -31,16 +31,41 @@ pub struct moqt_subscribe_options {
     pub has_end_group: bool,
     /// The last group wanted, with `has_end_group`.
     pub end_group: u64,
+    /// Skip the frames before this index in group `start_group` (in the first group delivered
+    /// when `start_group` is -1). 0: from the group's start.
+    pub frame_start: u64,
+    /// End at frame `frame_end` (inclusive) of `end_group`; needs `has_end_group`.
+    pub has_frame_end: bool,
+    /// The last frame wanted of `end_group`, with `has_frame_end`.
+    pub frame_end: u64,
+}
+
+/// The frame bounds of a subscription, applied to frames as they arrive: the upstream request is
+/// for whole groups (several local subscribers may share it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct FrameBounds {
+    /// The start group (`None`: the first delivered) and its first frame wanted.
+    pub(crate) start: (Option<u64>, u64),
+    /// The end group and its last frame wanted.
+    pub(crate) end: Option<(u64, u64)>,
 }
 
 // SAFETY: repr(C), struct_size first, every field an integer or a bool.
 unsafe impl super::SizedStruct for moqt_subscribe_options {}
 
 impl moqt_subscribe_options {
-    /// The caller's options read up to its `struct_size` (the rest default), as model options.
-    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<SubscribeOptions, moqt_status> {
+    /// The caller's options read up to its `struct_size` (the rest default), as model options and
+    /// frame bounds.
+    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<(SubscribeOptions, FrameBounds), moqt_status> {
         let Some(options) = super::read_sized(ptr) else {
-            return Ok(SubscribeOptions::default());
+            return Ok(Default::default());
+        };
+        if options.has_frame_end && !options.has_end_group {
+            return Err(super::set_error(moqt_status::ErrInvalidArg, "frame_end needs has_end_group"));
+        }
+        let frames = FrameBounds {
+            start: (u64::try_from(options.start_group).ok(), options.frame_start),
+            end: options.has_frame_end.then_some((options.end_group, options.frame_end)),
         };
         let start = match options.start_group {
             -1 => GroupStart::Latest,
@@ -52,12 +77,13 @@ impl moqt_subscribe_options {
                 ));
             }
         };
-        Ok(SubscribeOptions {
+        let wanted = SubscribeOptions {
             start,
             end: options.has_end_group.then_some(options.end_group),
             max_age: (options.max_age_ms > 0).then(|| Duration::from_millis(options.max_age_ms)),
             priority: options.has_priority.then_some(options.priority),
-        })
+        };
+        Ok((wanted, frames))
     }
 }
 
@@ -69,19 +95,22 @@ pub(crate) enum Delivery {
 
 /// Follows `name` in the broadcast `wanted` until the track ends, passing each item to
 /// `deliver`, which returns false to stop; `options` starts the subscription and then carries
-/// live priority and max-age updates. Returns how it ended: OK (the track finished),
-/// NOT_FOUND, or CLOSED (the session or origin ended, or `deliver` stopped).
+/// live priority and max-age updates; `frames` trims the first and the end group. Returns how
+/// it ended: OK (the track finished), NOT_FOUND, or CLOSED (the session or origin ended, or
+/// `deliver` stopped).
 pub(crate) async fn follow_track<F, Fut>(
     remote: OriginProducer,
     wanted: Path,
     name: String,
     mut options: watch::Receiver<SubscribeOptions>,
+    frames: FrameBounds,
     mut deliver: F,
 ) -> moqt_status
 where
     F: FnMut(Delivery) -> Fut,
     Fut: Future<Output = bool>,
 {
+    super::test_panic_point(&name);
     let mut announcements = remote.consume();
     let broadcast = loop {
         match announcements.next_announcement().await {
@@ -92,6 +121,7 @@ where
     };
     let initial = *options.borrow_and_update();
     let Ok(mut track) = broadcast.subscribe_track_with(&name, initial).await else { return moqt_status::ErrNotFound };
+    let mut first_group = true;
     loop {
         let next = tokio::select! {
             next = track.next_group() => next,
@@ -105,10 +135,23 @@ where
         match next {
             Ok(Some(TrackEvent::Group(mut group))) => {
                 let (sequence, timescale) = (group.sequence(), track.info().timescale);
+                let first = std::mem::replace(&mut first_group, false);
+                let skip_below = match frames.start {
+                    (Some(start), frame) if start == sequence => frame,
+                    (None, frame) if first => frame,
+                    _ => 0,
+                };
+                let last = frames.end.filter(|(end, _)| *end == sequence).map(|(_, last)| last);
                 let mut index = group.frame_start();
                 while let Ok(Some(frame)) = group.next_frame().await {
+                    if last.is_some_and(|last| index > last) {
+                        break;
+                    }
                     let frame = moqt_frame::new(frame, timescale, sequence, index);
                     index += 1;
+                    if frame.index < skip_below {
+                        continue;
+                    }
                     if !deliver(Delivery::Frame(frame)).await {
                         return moqt_status::ErrClosed;
                     }
@@ -131,7 +174,7 @@ pub(crate) fn update(updates: &watch::Sender<SubscribeOptions>, options: *const 
         return super::set_error(moqt_status::ErrInvalidArg, "options is NULL");
     }
     match moqt_subscribe_options::read(options) {
-        Ok(wanted) => {
+        Ok((wanted, _)) => {
             updates.send_modify(|current| {
                 current.priority = wanted.priority;
                 current.max_age = wanted.max_age;

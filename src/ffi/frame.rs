@@ -73,6 +73,8 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
 /// timescale (rounded down; saturating).
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
+///
+/// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
@@ -87,6 +89,9 @@ pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 (and a timescale of 0)
 /// for NULL.
+///
+/// Lifetime: `frame` must be alive (lent to a callback, or referenced); `timescale` is the
+/// caller's.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut u64) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
@@ -101,6 +106,8 @@ pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut
 /// The sequence number of the frame's group.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns the sequence, 0 for NULL.
+///
+/// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_group(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
@@ -110,6 +117,8 @@ pub extern "C" fn moqt_frame_group(frame: *const moqt_frame) -> u64 {
 /// The frame's position within its group (0 = the group's first frame, a keyframe).
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns the index, 0 for NULL.
+///
+/// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
     // SAFETY: the caller passes a live frame or NULL.
@@ -121,6 +130,8 @@ pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
 /// first frame delivered of a group joined past its start.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns false for NULL.
+///
+/// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_is_keyframe(frame: *const moqt_frame) -> bool {
     // SAFETY: a non-NULL frame is alive for the caller (borrowed or referenced).

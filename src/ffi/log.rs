@@ -61,6 +61,9 @@ fn level_number(level: &Level) -> u32 {
 /// the library, the default).
 ///
 /// Thread-safety: any thread. Callbacks: `callback`, from any thread, until it is replaced.
+///
+/// Ownership: `user_data` stays the caller's and must stay valid until the callback is replaced;
+/// moqt never frees it.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_set_log_callback(callback: moqt_log_fn, user_data: *mut c_void, max_level: u32) {
     guard_void(|| {
@@ -73,6 +76,8 @@ pub extern "C" fn moqt_set_log_callback(callback: moqt_log_fn, user_data: *mut c
 /// Changes the most detailed level that reaches the callback. Cheap.
 ///
 /// Thread-safety: any thread. Callbacks: none (later log callbacks obey the new level).
+///
+/// Ownership: nothing changes hands.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_set_log_level(max_level: u32) {
     MAX_LEVEL.store(max_level.min(5), Ordering::Relaxed);

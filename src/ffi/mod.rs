@@ -77,6 +77,8 @@ pub extern "C" fn moqt_version() -> *const c_char {
 /// `MOQT_VERSION_NUMBER`.
 ///
 /// Thread-safety: callable from any thread. Callbacks: none. Returns the number; never fails.
+///
+/// Ownership: nothing to free (a value).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_version_number() -> u32 {
     version_number(env!("CARGO_PKG_VERSION_MAJOR"), env!("CARGO_PKG_VERSION_MINOR"), env!("CARGO_PKG_VERSION_PATCH"))
@@ -155,6 +157,17 @@ pub(crate) fn read_sized<T: SizedStruct>(ptr: *const T) -> Option<T> {
         std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut value).cast::<u8>(), size);
     }
     Some(value)
+}
+
+/// The name that makes a test build panic where this is called (feature "test-hooks", which only
+/// the test suite enables), so tests can show a panic is contained and reported.
+pub const TEST_PANIC_NAME: &str = "moqt-test-panic";
+
+/// Panics on [`TEST_PANIC_NAME`] in test builds; nothing otherwise.
+pub(crate) fn test_panic_point(name: &str) {
+    if cfg!(feature = "test-hooks") && name == TEST_PANIC_NAME {
+        panic!("test panic requested by name");
+    }
 }
 
 /// An all-zero `T`: the defaults of a sized struct.

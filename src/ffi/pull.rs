@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, FrameBounds, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::runtime::runtime;
+use super::runtime::{runtime, spawn_task};
 use super::{client_for, guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
 use crate::model::{OriginProducer, SubscribeOptions};
@@ -154,6 +154,8 @@ pub extern "C" fn moqt_client_subscribe_pull(
 /// a bad `start_group` is MOQT_STATUS_ERR_INVALID_ARG.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns as `moqt_client_subscribe_pull`.
+///
+/// Ownership: as `moqt_client_subscribe_pull`; `options` is only read during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_subscribe_pull_with(
@@ -178,8 +180,8 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
             Ok(track) => track.to_string(),
             Err(status) => return status,
         };
-        let options = match moqt_subscribe_options::read(options) {
-            Ok(options) => options,
+        let (options, frames) = match moqt_subscribe_options::read(options) {
+            Ok(read) => read,
             Err(status) => return status,
         };
         let Some(queue) = PullQueue::new() else {
@@ -190,9 +192,14 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
         };
         let shared = Arc::new(queue);
         let (updates, options) = tokio::sync::watch::channel(options);
-        let task = runtime.spawn(feed(shared.clone(), client.remote(), broadcast, track, options));
+        let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, frames);
+        let on_panic = {
+            let queue = shared.clone();
+            async move { queue.end(moqt_status::ErrPanic) }
+        };
+        let task = spawn_task(&runtime, feeding, on_panic);
         // SAFETY: out was checked non-NULL.
-        unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task: task.abort_handle(), updates })) };
+        unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task, updates })) };
         moqt_status::Ok
     })
 }
@@ -203,8 +210,9 @@ async fn feed(
     wanted: Path,
     name: String,
     options: tokio::sync::watch::Receiver<SubscribeOptions>,
+    frames: FrameBounds,
 ) {
-    let status = follow_track(remote, wanted, name, options, |delivery| {
+    let status = follow_track(remote, wanted, name, options, frames, |delivery| {
         let queue = queue.clone();
         async move {
             let frame = match delivery {
@@ -233,6 +241,8 @@ async fn feed(
 /// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
 /// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
 /// and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+///
+/// Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_pull_next_frame(
@@ -283,6 +293,8 @@ pub extern "C" fn moqt_pull_next_frame(
 /// Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
 ///
 /// Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
+///
+/// Ownership: nothing changes hands.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
     guard_void(|| {
@@ -309,6 +321,8 @@ pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
 ///
 /// Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
 /// (interrupt it first). Callbacks: none.
+///
+/// Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
     guard_void(|| {
@@ -325,6 +339,8 @@ pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `pull` or `options`).
+///
+/// Ownership: `options` is only read during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_subscribe_options) -> moqt_status {
@@ -345,6 +361,8 @@ pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK (the outs are written),
 /// MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
+///
+/// Ownership: the outs are the caller's, written on MOQT_STATUS_OK.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_pull_next_gap(
@@ -380,6 +398,9 @@ pub extern "C" fn moqt_pull_next_gap(
 /// reports and the end of the track are kept. 0 for NULL.
 ///
 /// Thread-safety: any thread. Callbacks: none.
+///
+/// Ownership: the dropped frames are released by moqt; frames already taken are not touched.
+/// Returns how many frames were dropped.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_flush(pull: *const moqt_pull) -> usize {
     let mut dropped = 0;

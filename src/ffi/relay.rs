@@ -196,6 +196,8 @@ fn start(
 /// The UDP port the relay listens on (useful after listening on port 0).
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns the port, 0 for NULL.
+///
+/// Ownership: nothing to free.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_relay_port(relay: *const moqt_relay) -> u16 {
     // SAFETY: a non-NULL relay came from moqt_relay_start and is alive.
@@ -207,6 +209,8 @@ pub extern "C" fn moqt_relay_port(relay: *const moqt_relay) -> u16 {
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK or
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `relay` or `buf`, or `buf_len` below 65).
+///
+/// Ownership: `buf` is the caller's, written during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_relay_fingerprint(relay: *const moqt_relay, buf: *mut c_char, buf_len: usize) -> moqt_status {

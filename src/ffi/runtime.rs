@@ -73,6 +73,9 @@ static HOOKS: Mutex<Option<ThreadHooks>> = Mutex::new(None);
 /// Call it before any other `moqt_*` function that starts the engine (connect, relay start).
 /// Thread-safety: any thread. Callbacks: `on_start` and `on_stop` later, on the engine's threads.
 /// Returns MOQT_STATUS_OK, or MOQT_STATUS_ERR_UNSUPPORTED once the engine is running.
+///
+/// Ownership: `user_data` stays the caller's and must stay valid while the engine runs; moqt never
+/// frees it.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_set_thread_hooks(
@@ -156,6 +159,35 @@ pub(crate) fn runtime() -> Option<Handle> {
     slot.as_ref().map(|engine| engine.runtime.handle().clone())
 }
 
+/// Spawns a task behind a C handle on the engine. A panic in it (a moqt bug) must not leave the
+/// host waiting for a terminal callback that never comes: `on_panic` runs instead (it ends the
+/// handle's callbacks with MOQT_STATUS_ERR_PANIC). Aborting the returned handle aborts the task.
+pub(crate) fn spawn_task<T, P>(runtime: &Handle, task: T, on_panic: P) -> tokio::task::AbortHandle
+where
+    T: std::future::Future<Output = ()> + Send + 'static,
+    P: std::future::Future<Output = ()> + Send + 'static,
+{
+    /// Aborts the inner task when the outer one is aborted (dropped).
+    struct AbortInner(tokio::task::AbortHandle);
+    impl Drop for AbortInner {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    runtime
+        .spawn(async move {
+            let inner = tokio::spawn(task);
+            let _abort = AbortInner(inner.abort_handle());
+            if let Err(err) = inner.await
+                && err.is_panic()
+            {
+                tracing::error!("a moqt task panicked; its handle ends with MOQT_STATUS_ERR_PANIC");
+                on_panic.await;
+            }
+        })
+        .abort_handle()
+}
+
 /// Queues a callback for the dispatcher thread, waiting while the queue is full. False once the
 /// engine stopped.
 pub(crate) async fn dispatch(job: impl FnOnce() + Send + 'static) -> bool {
@@ -183,6 +215,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// fresh engine (thread hooks may be set again before it). Thread-safety: any thread except the dispatcher (not from inside
 /// a callback: that is refused and does nothing). Blocks up to about 2 s. Callbacks: the
 /// `on_stop` thread hooks, on the ending threads.
+///
+/// Ownership: every handle must have been freed before; the engine's memory is released.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_shutdown() {
     super::guard_void(|| {

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use super::client::{Subscription, last_error_text, moqt_client, moqt_subscribe_callbacks, moqt_subscription};
+use super::client::{
+    Subscription, last_error_text, moqt_client, moqt_subscribe_callbacks, moqt_subscription, panicked,
+};
 use super::frame::moqt_frame;
-use super::runtime::runtime;
+use super::runtime::{runtime, spawn_task};
 use super::{SizedStruct, client_for, guard, moq_lite_number, moqt_status, path_arg, read_sized, set_error, str_arg};
 use crate::model;
 use crate::session::{FetchRequest, SessionError, SessionLink};
@@ -59,6 +61,8 @@ fn current_session(client: *const moqt_client) -> Result<SessionLink, moqt_statu
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `client` or `stats`, or `struct_size` below 8),
 /// MOQT_STATUS_ERR_CLOSED (no session right now: the client is reconnecting or closed),
 /// MOQT_STATUS_ERR_PANIC.
+///
+/// Ownership: `stats` is the caller's, written up to its `struct_size` during the call.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut moqt_client_stats) -> moqt_status {
@@ -103,6 +107,8 @@ pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut 
 /// Thread-safety: any thread, callbacks included. Callbacks: none. Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_INVALID_ARG (NULL `client`), MOQT_STATUS_ERR_CLOSED (no session right now),
 /// MOQT_STATUS_ERR_UNSUPPORTED (the peer's SETUP says it does not probe), MOQT_STATUS_ERR_PANIC.
+///
+/// Ownership: nothing changes hands.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_probe(client: *const moqt_client, target_bitrate: u64) -> moqt_status {
@@ -201,8 +207,8 @@ pub extern "C" fn moqt_client_fetch(
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
-        let task = runtime.spawn(run_fetch(shared.clone(), session, request));
-        let handle = moqt_subscription { shared, task: task.abort_handle(), updates: None };
+        let task = spawn_task(&runtime, run_fetch(shared.clone(), session, request), panicked(&shared));
+        let handle = moqt_subscription { shared, task, updates: None };
         // SAFETY: out was checked non-NULL by client_for.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
         moqt_status::Ok

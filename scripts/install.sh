@@ -14,12 +14,13 @@ minor=$(echo "$version" | cut -d. -f2)
 soname="libmoqt.so.0.$minor"
 
 profile=${MOQT_PROFILE:-release}
+target=${CARGO_TARGET_DIR:-target}
 if [ "$profile" = release ]; then cargo build --release --quiet --lib; else cargo build --quiet --lib; fi
 install -d "$prefix/lib/pkgconfig" "$prefix/lib/cmake/moqt" "$prefix/include/moqt"
-install -m 0755 target/$profile/libmoqt.so "$prefix/lib/libmoqt.so.$version"
+install -m 0755 $target/$profile/libmoqt.so "$prefix/lib/libmoqt.so.$version"
 ln -sf "libmoqt.so.$version" "$prefix/lib/$soname"
 ln -sf "$soname" "$prefix/lib/libmoqt.so"
-install -m 0644 target/$profile/libmoqt.a "$prefix/lib/libmoqt.a"
+install -m 0644 $target/$profile/libmoqt.a "$prefix/lib/libmoqt.a"
 install -m 0644 include/moqt.h include/module.modulemap "$prefix/include/moqt/"
 fill() { sed -e "s|@PREFIX@|$prefix|g" -e "s|@VERSION@|$version|g" -e "s|@SONAME@|$soname|g" -e "s|@MINOR@|$minor|g" "$1"; }
 fill packaging/moqt.pc.in >"$prefix/lib/pkgconfig/moqt.pc"

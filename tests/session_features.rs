@@ -891,6 +891,23 @@ async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_info_reaches_the_subscriber_from_lite_05_and_defaults_before() {
+    init_logs();
+    for version in Version::ALL {
+        let published = publish("room/alice");
+        // Every field away from its default, so a default cannot pass for a value that travelled.
+        let info = model::TrackInfo { priority: 7, max_age: Duration::from_millis(1234), timescale: 90_000 };
+        let _tuned = published.broadcast.create_track("tuned", info).unwrap();
+        let server = serve(version, Some(published.origin.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let track = timeout(WAIT, broadcast.subscribe_track("tuned")).await.unwrap().unwrap();
+        let expected = if version.has_track_info() { info } else { model::TrackInfo::default() };
+        assert_eq!(track.info(), expected, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept() {
     use moqt::transport::{Connection, RecvStream, StreamError};
     use moqt::wire::{

@@ -381,3 +381,62 @@ async fn a_reconnected_publisher_announces_again() {
         write_and_read(&mut published.track, &mut track).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_moved_by_goaway_announces_again() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+        let on_server = OriginProducer::default();
+        let server = serve(version, None, Some(on_server.clone()));
+        let mut announcements = on_server.consume();
+        let mut published = publish("room/alice");
+        let mut client = PersistentClient::start(
+            server.client(version),
+            target(server.addr),
+            Some(published.origin.consume()),
+            None,
+            fast(),
+        );
+        let states = record_states(&client);
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 0, .. })).await;
+        assert!(
+            matches!(next(&mut announcements).await, Announcement::Start { path, .. } if path.as_str() == "room/alice")
+        );
+
+        // A graceful move, not a close: GOAWAY with an empty URI (this same server).
+        server.wait_sessions(1).await;
+        let first = server.sessions.lock().unwrap().remove(0);
+        timeout(WAIT, first.goaway("")).await.expect("the publisher left in time").unwrap();
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
+        assert_migrated(&states, "", version).await;
+        server.wait_sessions(1).await;
+
+        // The old session is gone, so whatever the server still sees at room/alice comes from the
+        // new one: the broadcast must be announced on it again (a Start after the old End, or an
+        // Update to the new route while the old one was draining) and its frames must flow.
+        let mut again = false;
+        let broadcast = timeout(WAIT, async {
+            loop {
+                match next(&mut announcements).await {
+                    Announcement::Start { path, .. } | Announcement::Update { path, .. }
+                        if path.as_str() == "room/alice" =>
+                    {
+                        again = true;
+                    }
+                    _ => {}
+                }
+                if again {
+                    if let Some(broadcast) = on_server.consume_broadcast(&path("room/alice")) {
+                        if matches!(first.event(), moqt::session::SessionEvent::Closed(_)) {
+                            return broadcast;
+                        }
+                    }
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{version}: room/alice was not announced again after GOAWAY"));
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        write_and_read(&mut published.track, &mut track).await;
+    }
+}

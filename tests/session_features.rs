@@ -889,3 +889,125 @@ async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
         assert_eq!(drop, (0, 0, StreamCode::InternalError.to_u64()), "{version}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn track_info_reaches_the_subscriber_from_lite_05_and_defaults_before() {
+    init_logs();
+    for version in Version::ALL {
+        let published = publish("room/alice");
+        // Every field away from its default, so a default cannot pass for a value that travelled.
+        let info = model::TrackInfo { priority: 7, max_age: Duration::from_millis(1234), timescale: 90_000 };
+        let _tuned = published.broadcast.create_track("tuned", info).unwrap();
+        let server = serve(version, Some(published.origin.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let track = timeout(WAIT, broadcast.subscribe_track("tuned")).await.unwrap().unwrap();
+        let expected = if version.has_track_info() { info } else { model::TrackInfo::default() };
+        assert_eq!(track.info(), expected, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept() {
+    use moqt::transport::{Connection, RecvStream, StreamError};
+    use moqt::wire::{
+        BidiStream, GroupHeader, StreamReader, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow,
+        UniStream,
+    };
+    init_logs();
+    for version in Version::ALL {
+        // The publisher keeps groups a minute; the subscriber first asks for a minute too.
+        let origin = model::OriginProducer::default();
+        let broadcast = model::BroadcastProducer::default();
+        let info = model::TrackInfo { priority: 1, max_age: Duration::from_secs(60), timescale: 1000 };
+        let mut producer = broadcast.create_track("video", info).unwrap();
+        let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
+        let server = serve(version, Some(origin.clone()), None);
+        let conn = raw_connect(&server, version).await;
+        if version.has_setup() {
+            let mut setup = Vec::new();
+            UniStream::Setup.encode(&mut setup, version).unwrap();
+            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
+            send_uni(&conn, &setup).await;
+        }
+        let mut request = Vec::new();
+        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        let window = SubscribeWindow { priority: 1, max_age: 60_000, ..Default::default() };
+        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
+            .encode(&mut request, version)
+            .unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write(bytes::Bytes::from(request)).await.unwrap();
+        timeout(WAIT, producer.used()).await.unwrap();
+
+        // Group 0 stays open after one frame; group 1 (from 200 to 500) ages it 300 ms. A minute
+        // keeps it.
+        let mut old = producer.append_group().unwrap();
+        old.write(0, payload(0, 0)).unwrap();
+        let (mut group0, mut reader) = loop {
+            let mut uni = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
+            let mut reader = StreamReader::new(version, 1 << 16);
+            let kind = loop {
+                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
+                    break kind;
+                }
+                let chunk = timeout(WAIT, uni.read(4096)).await.unwrap().unwrap().expect("a stream type");
+                reader.push(&chunk).unwrap();
+            };
+            if kind == UniStream::Group {
+                break (uni, reader);
+            }
+        };
+        let header = loop {
+            if let Some(header) = reader.decode::<GroupHeader>().unwrap() {
+                break header;
+            }
+            let chunk = timeout(WAIT, group0.read(4096)).await.unwrap().unwrap().expect("a group header");
+            reader.push(&chunk).unwrap();
+        };
+        assert_eq!(header.sequence, 0, "{version}");
+        let mut new = producer.append_group().unwrap();
+        new.write(200, payload(1, 0)).unwrap();
+        new.write(500, payload(1, 1)).unwrap();
+        if let Ok(end) = timeout(Duration::from_millis(300), end_of(&mut group0)).await {
+            panic!("{version}: group 0 ended under the old max age: {end:?}");
+        }
+        // Narrowed live to 100 ms: group 0, 300 ms behind, is expired now. Its stream is reset
+        // with OLD...
+        let window = SubscribeWindow { priority: 1, max_age: 100, ..Default::default() };
+        send.write(bytes::Bytes::from(SubscribeUpdate { window }.to_bytes(version).unwrap())).await.unwrap();
+        let end = timeout(WAIT, end_of(&mut group0)).await;
+        let end = end.unwrap_or_else(|_| panic!("{version}: group 0 was kept under the narrower max age"));
+        assert_eq!(end, Err(StreamError::Reset(StreamCode::Old)), "{version}");
+        // ...and reported with SUBSCRIBE_DROP carrying OLD.
+        let mut replies = StreamReader::new(version, 1 << 16);
+        let dropped = timeout(WAIT, async {
+            loop {
+                while let Some(response) = replies.decode::<SubscribeResponse>().unwrap() {
+                    if let SubscribeResponse::Drop { start, end, code } = response {
+                        return (start, end, code);
+                    }
+                }
+                let chunk = recv.read(4096).await.unwrap().expect("the subscription stays open");
+                replies.push(&chunk).unwrap();
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{version}: no SUBSCRIBE_DROP for the group the new max age expired"));
+        assert_eq!(dropped, (0, 0, StreamCode::Old.to_u64()), "{version}");
+        drop(old);
+    }
+}
+
+/// Reads a stream to its end: the FIN, or the error that ended it.
+async fn end_of(
+    uni: &mut moqt::transport::quic::QuicRecv,
+) -> Result<Option<bytes::Bytes>, moqt::transport::StreamError> {
+    use moqt::transport::RecvStream;
+    loop {
+        match uni.read(4096).await {
+            Ok(Some(_)) => continue,
+            other => return other,
+        }
+    }
+}

@@ -74,10 +74,7 @@ type Step = Option<Result<Option<TrackEvent>, Error>>;
 
 impl TrackConsumer {
     pub(crate) fn new(shared: Arc<TrackShared>, options: SubscribeOptions) -> Self {
-        let info = shared.info;
-        let max_age = options.max_age.map_or(info.max_age, |age| age.min(info.max_age));
-        let limit = AgeLimit::new(max_age, info.timescale, shared.settings.wall_clock_expiry);
-        let narrower = max_age < info.max_age;
+        let (limit, narrower) = Self::age_limit(&shared, options.max_age);
         let rx = shared.state.subscribe();
         let mut consumer = Self {
             shared,
@@ -106,6 +103,14 @@ impl TrackConsumer {
         consumer
     }
 
+    /// The age bound for a subscriber max age (clamped to the publisher's), and whether it is
+    /// stricter than the publisher's.
+    fn age_limit(shared: &TrackShared, max_age: Option<Duration>) -> (AgeLimit, bool) {
+        let info = shared.info;
+        let max_age = max_age.map_or(info.max_age, |age| age.min(info.max_age));
+        (AgeLimit::new(max_age, info.timescale, shared.settings.wall_clock_expiry), max_age < info.max_age)
+    }
+
     /// The track name.
     pub fn name(&self) -> &str {
         &self.shared.name
@@ -122,13 +127,29 @@ impl TrackConsumer {
     }
 
     /// Changes the priority and max age this consumer asks of the publisher. They travel upstream
-    /// (a session sends SUBSCRIBE_UPDATE with the new aggregate); this consumer's own reading of
-    /// the cache is unchanged.
+    /// (a session sends SUBSCRIBE_UPDATE with the new aggregate), and the max age bounds this
+    /// consumer's own reading from now on: a narrower one reports cached groups it makes too old
+    /// as expired gaps instead of handing them out (groups already handed out are unaffected).
     pub fn set_preferences(&mut self, priority: Option<u8>, max_age: Option<Duration>) {
         self.options.priority = priority;
         self.options.max_age = max_age;
+        (self.limit, self.narrower) = Self::age_limit(&self.shared, max_age);
         let (id, options) = (self.interest_id, self.options);
         self.shared.interests.send_if_modified(|interests| interests.set(id, options));
+    }
+
+    /// The newest cached group this consumer's max age rules out (spec 7.3), if any. Expiry rises
+    /// with the sequence, so every older group is out too. A publisher uses it to reset the
+    /// streams of groups it handed out before they expired.
+    pub(crate) fn expired_through(&self) -> Option<u64> {
+        let state = self.shared.state.borrow();
+        let (latest, now) = (state.latest_ts(), Instant::now());
+        state.cache.keys().take_while(|seq| state.is_expired(**seq, self.limit, latest, now)).last().copied()
+    }
+
+    /// A watch that changes whenever the track does (a group or frame written, a group dropped).
+    pub(crate) fn track_changes(&self) -> watch::Receiver<TrackState> {
+        self.shared.state.subscribe()
     }
 
     /// The lowest sequence not yet handed out or reported; `None` until the start is known.

@@ -184,7 +184,9 @@ impl<C: Connection> Publisher<C> {
                 SubscribeOkLegacy { priority: window.priority, ordered: false, max_latency: 0, start: None, end: None };
             writer.send(&SubscribeResponse::OkLegacy(ok)).await?;
         }
-        let (priority_tx, priority_rx) = watch::channel(window.priority);
+        // What the group streams follow live: the priority and the max age of SUBSCRIBE_UPDATE.
+        let (live_tx, live_rx) = watch::channel(Live { priority: window.priority, expired_through: None });
+        let mut changes = track.track_changes();
         let mut groups = GroupTasks::default();
         let mut started = false;
         let mut next_sequence = 0u64;
@@ -226,7 +228,7 @@ impl<C: Connection> Publisher<C> {
                             traffic: self.ctx.config.traffic.clone(),
                             version,
                             subscribe_id: subscribe.id,
-                            priority: priority_rx.clone(),
+                            live: live_rx.clone(),
                             frame_end: if Some(sequence) == window.group_end { window.frame_end } else { None },
                             frame_start: if Some(sequence) == window.group_start { window.frame_start } else { 0 },
                         };
@@ -254,7 +256,11 @@ impl<C: Connection> Publisher<C> {
                 },
                 update = reader.decode::<SubscribeUpdate>() => match update {
                     Ok(Some(update)) => {
-                        priority_tx.send_replace(update.window.priority);
+                        live_tx.send_if_modified(|live| {
+                            let changed = live.priority != update.window.priority;
+                            live.priority = update.window.priority;
+                            changed
+                        });
                         if let Some(narrower) = update.window.group_end.filter(|e| end.is_none_or(|current| *e < current)) {
                             end = Some(narrower);
                             if next_sequence > narrower {
@@ -265,8 +271,10 @@ impl<C: Connection> Publisher<C> {
                                 return Ok(());
                             }
                         }
-                        // Carried upstream too when this track is itself a subscription (a relay).
+                        // Carried upstream too when this track is itself a subscription (a relay);
+                        // a narrower max age may expire groups already handed out.
                         track.set_preferences(Some(update.window.priority), Some(Duration::from_millis(update.window.max_age)));
+                        follow_expiry(&live_tx, &track);
                     }
                     Ok(None) => return Ok(()),
                     Err(SessionError::Decode(err)) => {
@@ -275,6 +283,10 @@ impl<C: Connection> Publisher<C> {
                     }
                     Err(err) => return Err(err),
                 },
+                Ok(()) = changes.changed() => {
+                    changes.borrow_and_update();
+                    follow_expiry(&live_tx, &track);
+                }
                 Some(ended) = groups.next_ended(), if !groups.is_empty() => {
                     if let Some(reset) = ended {
                         writer.send(&reset).await?;
@@ -447,6 +459,28 @@ impl<C: Connection> Publisher<C> {
     }
 }
 
+/// What the Group streams of one subscription follow while they are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Live {
+    /// The subscriber priority, changed by SUBSCRIBE_UPDATE.
+    priority: u8,
+    /// The newest sequence the subscription's max age rules out (older ones are out too).
+    expired_through: Option<u64>,
+}
+
+/// Publishes the newest group the subscription's max age now rules out, if it moved: the streams
+/// of groups at or below it reset themselves with OLD.
+fn follow_expiry(live: &watch::Sender<Live>, track: &model::TrackConsumer) {
+    let expired = track.expired_through();
+    live.send_if_modified(|live| {
+        let moved = expired > live.expired_through;
+        if moved {
+            live.expired_through = expired;
+        }
+        moved
+    });
+}
+
 /// Tells the subscriber where delivery starts, once the first group or gap is known: `anchor` is
 /// the first sequence accounted for (delivered or reported), `first` the first group delivered.
 /// lite-05+ says it with SUBSCRIBE_OK.Group, below which everything down to the requested floor
@@ -569,7 +603,7 @@ struct GroupSender<C: Connection> {
     traffic: Option<Arc<Traffic>>,
     version: Version,
     subscribe_id: u64,
-    priority: watch::Receiver<u8>,
+    live: watch::Receiver<Live>,
     frame_start: u64,
     frame_end: Option<u64>,
 }
@@ -584,8 +618,11 @@ impl<C: Connection> GroupSender<C> {
         let Ok(send) = self.conn.open_uni().await else { return None };
         tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
         let mut writer = Writer::new(send, self.version);
-        writer.set_priority(group_priority(*self.priority.borrow(), self.subscribe_id, sequence));
-        let result = self.write_group(&mut writer, &mut group, &mut tally).await;
+        let live = *self.live.borrow_and_update();
+        let result = match self.follow(&live, &mut writer, sequence) {
+            Ok(()) => self.write_group(&mut writer, &mut group, &mut tally).await,
+            Err(err) => Err(err),
+        };
         match result {
             Ok(()) => {
                 tally.complete = true;
@@ -638,12 +675,22 @@ impl<C: Connection> GroupSender<C> {
                     }
                     index += 1;
                 }
-                Ok(()) = self.priority.changed() => {
-                    let priority = *self.priority.borrow_and_update();
-                    writer.set_priority(group_priority(priority, self.subscribe_id, sequence));
+                Ok(()) = self.live.changed() => {
+                    let live = *self.live.borrow_and_update();
+                    self.follow(&live, writer, sequence)?;
                 }
             }
         }
+    }
+
+    /// Applies the subscription's state to this group's stream: its priority, or an error (a
+    /// reset with OLD) once the group is past the subscription's max age.
+    fn follow(&self, live: &Live, writer: &mut Writer<C::Send>, sequence: u64) -> Result<(), SessionError> {
+        if live.expired_through.is_some_and(|expired| expired >= sequence) {
+            return Err(SessionError::Model(model::Error::Expired));
+        }
+        writer.set_priority(group_priority(live.priority, self.subscribe_id, sequence));
+        Ok(())
     }
 }
 

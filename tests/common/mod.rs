@@ -322,6 +322,17 @@ pub async fn constrained_wt_subscriber(
 }
 
 pub async fn raw_subscribe<C: Connection>(conn: &C, version: Version, id: u64, track: &str, priority: u8) -> impl Send {
+    raw_subscribe_stream(conn, version, id, track, priority).await
+}
+
+/// [`raw_subscribe`] returning the Subscribe stream's halves, to send SUBSCRIBE_UPDATE on.
+pub async fn raw_subscribe_stream<C: Connection>(
+    conn: &C,
+    version: Version,
+    id: u64,
+    track: &str,
+    priority: u8,
+) -> (C::Send, C::Recv) {
     let mut out = Vec::new();
     BidiStream::Subscribe.encode(&mut out, version).unwrap();
     let window = SubscribeWindow { priority, max_age: 60_000, ..Default::default() };

@@ -514,8 +514,8 @@ int main(void) {
     moqt_client_free(subscriber);
     /* moqt_client_free documents on_closed(MOQT_STATUS_ERR_CLOSED) for the client's
      * subscriptions, but today it comes only after the received broadcasts' 30 s linger
-     * (tests/ffi.rs client_free_ends_its_subscriptions_at_once, ignored until fixed): not waited
-     * for here. Freeing the handle after its client is what this checks. */
+     * (reported as a src/ffi bug): not waited for here. Freeing the handle after its client is
+     * what this checks. */
     moqt_subscription_free(orphaned);
     CHECK(read_int(&orphan, &orphan.closed) <= 1, "on_closed at most once");
     CHECK(wait_for(&orphan, &orphan.frees, 1) == 1, "user_data_free once for a subscription freed after its client");

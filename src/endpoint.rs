@@ -176,6 +176,14 @@ impl Client {
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
     }
+
+    /// A handle on the underlying quinn endpoint (the same socket and connections). An
+    /// application that learns its network changed (Wi-Fi to cellular, a new address) can move
+    /// the live connections to a new UDP socket with [`quinn::Endpoint::rebind`]: QUIC connection
+    /// migration carries the sessions over to the new path without a reconnect.
+    pub fn quinn_endpoint(&self) -> quinn::Endpoint {
+        self.endpoint.clone()
+    }
 }
 
 /// A raw-QUIC moq-lite server. Clones are handles on the same endpoint (one can accept while

@@ -2,8 +2,9 @@
 //! moq-relay 0.17.10: moqt must answer each case as moq-relay does, on lite-05 and lite-06 (the
 //! versions with SETUP) and on lite-04 and lite-03 for the cases without it. Cases: a SETUP with an
 //! unknown parameter, whole or split across packets at every byte; an unknown stream type on a
-//! bidi and on a uni stream; a 32-segment (maximum) and a 33-segment path; an ANNOUNCE_REQUEST and
-//! a SUBSCRIBE split at every byte.
+//! bidi and on a uni stream; a 32-segment (maximum) and a 33-segment path; a path of the maximum
+//! string length (65535 bytes) as an announce prefix and as a subscribed broadcast; an
+//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte.
 
 mod common;
 
@@ -137,13 +138,27 @@ fn announce_segments(version: Version, segments: usize) -> Vec<u8> {
 }
 
 fn subscribe_unknown(version: Version) -> Vec<u8> {
+    subscribe_to(version, "nobody/here")
+}
+
+fn subscribe_to(version: Version, broadcast: &str) -> Vec<u8> {
     let mut out = Vec::new();
     BidiStream::Subscribe.encode(&mut out, version).unwrap();
     let window = SubscribeWindow { priority: 1, max_age: 1000, ..Default::default() };
-    Subscribe { id: 0, broadcast: Path::new("nobody/here").unwrap(), track: "video".into(), window }
+    Subscribe { id: 0, broadcast: Path::new(broadcast).unwrap(), track: "video".into(), window }
         .encode(&mut out, version)
         .unwrap();
     out
+}
+
+/// The longest path the codec carries: exactly MAX_STRING_LEN (65535) bytes, in the maximum 32
+/// segments.
+fn max_length_path() -> String {
+    let (max, segments) = (moqt::coding::MAX_STRING_LEN as usize, moqt::coding::MAX_PATH_SEGMENTS);
+    let mut path = vec!["s".repeat((max - (segments - 1)) / segments); segments].join("/");
+    path.push_str(&"t".repeat(max - path.len()));
+    assert_eq!((path.len(), path.split('/').count()), (max, segments));
+    path
 }
 
 /// Plays every case against one relay and returns the answers in order. `setup_piece` is how many
@@ -157,6 +172,9 @@ async fn play(addr: SocketAddr, fingerprint: [u8; 32], version: Version, setup_p
     case("unknown uni stream type", ask_uni(&conn, &[0x3f, 0x00]).await);
     case("announce, 32-segment prefix", ask(&conn, &announce_segments(version, 32), 4096).await);
     case("announce, 33-segment prefix", ask(&conn, &announce_segments(version, 33), 4096).await);
+    let longest = max_length_path();
+    case("announce, maximum-length prefix", ask(&conn, &announce(version, &longest), 4096).await);
+    case("subscribe, maximum-length broadcast path", ask(&conn, &subscribe_to(version, &longest), 4096).await);
     case("announce, split at every byte", ask(&conn, &announce(version, "room"), 1).await);
     case("subscribe to nobody, split at every byte", ask(&conn, &subscribe_unknown(version), 1).await);
     // The session survived all of it (and the unknown SETUP parameter, however it was split).

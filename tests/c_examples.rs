@@ -266,15 +266,22 @@ fn the_shared_library_exports_only_moqt_symbols_and_has_a_soname() {
     assert!(dynamic.contains("libmoqt.so.0.1"), "no SONAME libmoqt.so.0.1:\n{dynamic}");
 }
 
-/// tests/c/thread_hooks.c: hooks run on every engine thread with its name, and are refused once
-/// the engine runs. Also as C++ and under AddressSanitizer.
+/// tests/c/thread_hooks.c: hooks run on every engine thread with its name, are refused once
+/// the engine runs, and on_stop runs on each of them at moqt_shutdown. Also as C++, under
+/// AddressSanitizer and under Valgrind.
 #[test]
 fn thread_hooks_from_c() {
-    for build in [Build::C, Build::Cxx, Build::Asan] {
-        let output = Command::new(compile("thread_hooks", build)).output().unwrap();
+    let mut runs: Vec<Vec<std::ffi::OsString>> =
+        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile("thread_hooks", *b).into()]).collect();
+    let mut under_valgrind = valgrind();
+    under_valgrind.push(compile("thread_hooks", Build::C).into());
+    runs.push(under_valgrind);
+    for run in runs {
+        let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
-        assert!(stdout.contains("1 moqt-cb, 0 other"), "{stdout}");
+        assert!(output.status.success(), "{run:?}: {stdout} {}", String::from_utf8_lossy(&output.stderr));
+        assert!(stdout.contains("1 moqt-cb, 0 other"), "{run:?}: {stdout}");
+        assert!(stdout.contains("threads stopped"), "{run:?}: {stdout}");
     }
 }
 

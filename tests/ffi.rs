@@ -889,3 +889,88 @@ fn a_peer_probe_target_reaches_the_client_stats() {
     assert_eq!(stats.peer_target_bitrate, 5_000_000);
     moqt_client_free(client);
 }
+
+static PUSH_GAPS: std::sync::Mutex<Vec<(u64, u64, u64)>> = std::sync::Mutex::new(Vec::new());
+static PUSH_FRAMES: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
+static PUSH_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn push_frame(_user_data: *mut c_void, frame: *const moqt_frame) {
+    PUSH_FRAMES.lock().unwrap().push((moqt_frame_group(frame), moqt_frame_index(frame)));
+}
+
+extern "C" fn push_gap(_user_data: *mut c_void, first: u64, last: u64, code: u64) {
+    PUSH_GAPS.lock().unwrap().push((first, last, code));
+}
+
+extern "C" fn push_closed(_user_data: *mut c_void, status: moqt_status) {
+    PUSH_CLOSED.lock().unwrap().push(status);
+}
+
+/// Push mode's `on_gap`: a publisher that skips groups 1 to 4 and then finishes the track gives
+/// exactly one gap callback, for 1..=4, before on_closed(MOQT_STATUS_OK); the frames of groups 0
+/// and 5 all arrive.
+#[test]
+fn push_mode_reports_gaps_through_on_gap() {
+    use moqt::endpoint::{Client, EndpointConfig};
+    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
+    use moqt::session::Origins;
+    use moqt::transport::tls::ClientTrust;
+
+    let (relay, fp, _) = embedded_relay();
+    let port = moqt_relay_port(relay);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let mut track = broadcast.create_track("t", TrackInfo::default()).unwrap();
+    let _published =
+        origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
+    let trust = ClientTrust::fingerprint_from_hex(fp.to_str().unwrap()).unwrap();
+    let _session = rt.block_on(async {
+        let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let origins = Origins { publish: Some(origin.consume()), ..Default::default() };
+        client.connect(addr, "localhost", Some("/x".into()), origins).await.unwrap()
+    });
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
+    let mut subscriber = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let callbacks = moqt_subscribe_callbacks {
+        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: None,
+        on_frame: Some(push_frame),
+        on_gap: Some(push_gap),
+        on_closed: Some(push_closed),
+    };
+    let mut subscription = ptr::null_mut();
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    assert_eq!(
+        moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut subscription),
+        moqt_status::Ok
+    );
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), track.used()).await }).expect("subscribed");
+
+    // Groups 0 and 5, two frames each: 1 to 4 never exist. Then the track ends.
+    for sequence in [0u64, 5] {
+        let mut group = track.create_group(sequence).unwrap();
+        for index in 0..2u8 {
+            group.write(0, vec![sequence as u8, index]).unwrap();
+        }
+        group.finish().unwrap();
+    }
+    wait_until("four frames", || PUSH_FRAMES.lock().unwrap().len() == 4);
+    assert!(PUSH_CLOSED.lock().unwrap().is_empty(), "the track is still live");
+    track.finish();
+    wait_until("the end of the track", || !PUSH_CLOSED.lock().unwrap().is_empty());
+    let gaps = PUSH_GAPS.lock().unwrap().clone();
+    assert_eq!(gaps.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(1, 4)], "one gap for 1..=4: {gaps:?}");
+    assert_eq!(*PUSH_CLOSED.lock().unwrap(), [moqt_status::Ok]);
+    let mut frames = PUSH_FRAMES.lock().unwrap().clone();
+    frames.sort();
+    assert_eq!(frames, [(0, 0), (0, 1), (5, 0), (5, 1)]);
+
+    moqt_subscription_free(subscription);
+    moqt_client_free(subscriber);
+    drop(_session);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

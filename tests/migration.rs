@@ -2,7 +2,8 @@
 //! URI (or reconnects to the same server for an empty one), and a client whose server restarts
 //! reconnects with backoff. In both cases what it publishes is announced again, what it reads is
 //! re-subscribed from the next group, and the application's track consumer keeps going: it sees a
-//! state change and, at most, a gap.
+//! state change and, at most, a gap. A client whose own address changes (a new UDP socket) keeps
+//! its session through QUIC connection migration, without any of that.
 
 mod common;
 
@@ -438,5 +439,55 @@ async fn a_publisher_moved_by_goaway_announces_again() {
         .unwrap_or_else(|_| panic!("{version}: room/alice was not announced again after GOAWAY"));
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
         write_and_read(&mut published.track, &mut track).await;
+    }
+}
+
+/// The client's address changes mid-session (its endpoint moves to a new UDP socket, as after a
+/// network change): QUIC connection migration keeps the session, so frames go on flowing on the
+/// same consumer with no reconnect, no state change and no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_change_keeps_the_session() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite04] {
+        let mut published = publish("room/alice");
+        let server = serve(version, Some(published.origin.clone()), None);
+        let remote = OriginProducer::default();
+        let endpoint = server.client(version);
+        let quinn = endpoint.quinn_endpoint();
+        let before = endpoint.local_addr().unwrap();
+        let mut client = PersistentClient::start(endpoint, target(server.addr), None, Some(remote.clone()), fast());
+        let states = record_states(&client);
+        wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        assert!(write_and_read(&mut published.track, &mut track).await.is_empty());
+
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let after = socket.local_addr().unwrap();
+        assert_ne!(after, before);
+        quinn.rebind(socket).unwrap();
+        assert_eq!(quinn.local_addr().unwrap(), after);
+        for _ in 0..5 {
+            let gaps = write_and_read(&mut published.track, &mut track).await;
+            assert!(gaps.is_empty(), "{version}: gaps {gaps:?} across the address change");
+        }
+        // The old socket is gone once traffic arrived on the new one: its port can be bound
+        // again, so the frames above did travel the new path.
+        let freed = timeout(WAIT, async {
+            loop {
+                if std::net::UdpSocket::bind(before).is_ok() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        freed.await.unwrap_or_else(|_| panic!("{version}: the old socket {before} is still open"));
+        assert_eq!(server.sessions.lock().unwrap().len(), 1, "{version}: one session on the server, never a second");
+        // The recorder may have started after Connecting: everything from Connected on counts.
+        let seen: Vec<ClientState> =
+            states.lock().unwrap().iter().map(|(_, s)| s.clone()).filter(|s| *s != ClientState::Connecting).collect();
+        assert_eq!(seen, vec![ClientState::Connected { version, reconnects: 0 }], "{version}");
+        assert_eq!(client.state(), ClientState::Connected { version, reconnects: 0 });
     }
 }

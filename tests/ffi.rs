@@ -974,3 +974,64 @@ fn push_mode_reports_gaps_through_on_gap() {
     drop(_session);
     moqt_relay_stop(relay, ptr::null(), 0);
 }
+
+static GONE_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn record_gone_closed(_user_data: *mut c_void, status: moqt_status) {
+    GONE_CLOSED.lock().unwrap().push(status);
+}
+
+/// Freeing a client ends its live subscriptions at once with MOQT_STATUS_ERR_CLOSED, as the header
+/// promises: received broadcasts would otherwise linger 30 s for a reconnect that cannot come.
+#[test]
+fn freeing_a_client_ends_its_subscriptions_promptly() {
+    let (relay, fp, url) = embedded_relay();
+    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let mut broadcast: *mut moqt_broadcast = ptr::null_mut();
+    let mut track: *mut moqt_track = ptr::null_mut();
+    assert_eq!(moqt_client_publish(publisher, c"gone".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
+    assert_eq!(moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 10_000, &mut track), moqt_status::Ok);
+    let callbacks = moqt_subscribe_callbacks {
+        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: None,
+        on_frame: None,
+        on_gap: None,
+        on_closed: Some(record_gone_closed),
+    };
+    let (b, t) = (c"gone".as_ptr(), c"t".as_ptr());
+    let mut subscription: *mut moqt_subscription = ptr::null_mut();
+    assert_eq!(moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut subscription), moqt_status::Ok);
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    assert_eq!(moqt_client_subscribe_pull(subscriber, b, usize::MAX, t, usize::MAX, &mut pull), moqt_status::Ok);
+    // Both are live: frames flow to the pull subscription.
+    let mut frame: *const moqt_frame = ptr::null();
+    wait_until("a frame", || {
+        assert_eq!(moqt_track_write_frame(track, [1u8].as_ptr(), 1, 0, MOQT_FRAME_NEW_GROUP), moqt_status::Ok);
+        moqt_pull_next_frame(pull, 50, &mut frame) == moqt_status::Ok
+    });
+    moqt_frame_unref(frame);
+
+    let freed = Instant::now();
+    moqt_client_free(subscriber);
+    wait_until("on_closed after the client's free", || !GONE_CLOSED.lock().unwrap().is_empty());
+    assert_eq!(*GONE_CLOSED.lock().unwrap(), vec![moqt_status::ErrClosed]);
+    loop {
+        match moqt_pull_next_frame(pull, 5000, &mut frame) {
+            moqt_status::Ok => moqt_frame_unref(frame),
+            status => {
+                assert_eq!(status, moqt_status::ErrClosed);
+                break;
+            }
+        }
+    }
+    assert!(freed.elapsed() < Duration::from_secs(5), "ended in {:?}", freed.elapsed());
+    moqt_pull_free(pull);
+    moqt_subscription_free(subscription);
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

@@ -2,6 +2,7 @@
 //! (Arc-backed model objects); freeing a handle releases only the caller's part.
 
 use std::ffi::{CStr, c_char, c_void};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -121,12 +122,31 @@ pub struct moqt_client {
     client: PersistentClient,
     publish: OriginProducer,
     remote: OriginProducer,
+    /// Dropped with the client: tasks behind its handles watch it to end when it is freed.
+    gone: tokio::sync::watch::Sender<()>,
 }
 
 impl moqt_client {
     /// Where the server's broadcasts appear.
     pub(crate) fn remote(&self) -> OriginProducer {
         self.remote.clone()
+    }
+
+    /// Runs `task` until it ends or this client is freed, whichever comes first; on the free,
+    /// `on_freed` ends the handle's callbacks, so nothing behind a freed client waits for a
+    /// session that will not come back (received broadcasts otherwise linger for a reconnect).
+    pub(crate) fn unless_freed<T, F>(&self, task: T, on_freed: F) -> impl Future<Output = ()> + Send + 'static
+    where
+        T: Future<Output = ()> + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let gone = self.gone.subscribe();
+        async move {
+            tokio::select! {
+                () = task => {}
+                () = wait_dropped(gone) => on_freed.await,
+            }
+        }
     }
 
     /// The session up right now, for FETCH, PROBE and statistics.
@@ -436,7 +456,7 @@ pub extern "C" fn moqt_client_connect(
                 }
             };
             match tokio::time::timeout(CONNECT_TIMEOUT, wait).await {
-                Ok(Ok(())) => Ok(moqt_client { client, publish, remote }),
+                Ok(Ok(())) => Ok(moqt_client { client, publish, remote, gone: tokio::sync::watch::Sender::new(()) }),
                 Ok(Err(reason)) => Err((moqt_status::ErrConnect, reason)),
                 Err(_) => Err((moqt_status::ErrConnect, "timed out".to_string())),
             }
@@ -882,6 +902,7 @@ pub extern "C" fn moqt_client_subscribe_with(
         let remote = client.remote.clone();
         let (updates, options) = tokio::sync::watch::channel(options);
         let task = run_subscription(shared.clone(), remote, broadcast, track, options, frames);
+        let task = client.unless_freed(task, closing(&shared, moqt_status::ErrClosed));
         let task = spawn_task(&runtime, task, panicked(&shared));
         let handle = moqt_subscription { shared, task, updates: Some(updates) };
         // SAFETY: out was checked non-NULL.
@@ -1068,8 +1089,9 @@ pub extern "C" fn moqt_client_announced(
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
-        let task =
-            spawn_task(&runtime, run_announced(shared.clone(), client.remote.clone(), prefix), panicked(&shared));
+        let task = run_announced(shared.clone(), client.remote.clone(), prefix);
+        let task = client.unless_freed(task, closing(&shared, moqt_status::ErrClosed));
+        let task = spawn_task(&runtime, task, panicked(&shared));
         let handle = moqt_announced { shared, task };
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(handle)) };
@@ -1188,11 +1210,21 @@ pub(crate) fn last_error_text() -> String {
     unsafe { CStr::from_ptr(super::moqt_last_error()) }.to_string_lossy().into_owned()
 }
 
-/// What a callback set's task does if it panics: end with MOQT_STATUS_ERR_PANIC (on_closed, then
-/// user_data_free), as the contract promises a terminal callback on every path.
-pub(crate) fn panicked(shared: &Arc<Subscription>) -> impl std::future::Future<Output = ()> + Send + 'static {
+/// Resolves once the sender of `gone` is dropped.
+async fn wait_dropped(mut gone: tokio::sync::watch::Receiver<()>) {
+    while gone.changed().await.is_ok() {}
+}
+
+/// Ends a callback set with `status` (on_closed, then user_data_free): the terminal callback the
+/// contract promises on every path.
+pub(crate) fn closing(shared: &Arc<Subscription>, status: moqt_status) -> impl Future<Output = ()> + Send + 'static {
     let shared = shared.clone();
-    async move { shared.close(moqt_status::ErrPanic).await }
+    async move { shared.close(status).await }
+}
+
+/// What a callback set's task does if it panics: end with MOQT_STATUS_ERR_PANIC.
+pub(crate) fn panicked(shared: &Arc<Subscription>) -> impl Future<Output = ()> + Send + 'static {
+    closing(shared, moqt_status::ErrPanic)
 }
 
 /// `on_session` of `moqt_relay_options`.

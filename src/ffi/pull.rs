@@ -192,12 +192,13 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
         };
         let shared = Arc::new(queue);
         let (updates, options) = tokio::sync::watch::channel(options);
-        let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, frames);
-        let on_panic = {
+        let ending = |status| {
             let queue = shared.clone();
-            async move { queue.end(moqt_status::ErrPanic) }
+            async move { queue.end(status) }
         };
-        let task = spawn_task(&runtime, feeding, on_panic);
+        let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, frames);
+        let feeding = client.unless_freed(feeding, ending(moqt_status::ErrClosed));
+        let task = spawn_task(&runtime, feeding, ending(moqt_status::ErrPanic));
         // SAFETY: out was checked non-NULL.
         unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task, updates })) };
         moqt_status::Ok

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::client::{
-    Subscription, last_error_text, moqt_client, moqt_subscribe_callbacks, moqt_subscription, panicked,
+    Subscription, closing, last_error_text, moqt_client, moqt_subscribe_callbacks, moqt_subscription, panicked,
 };
 use super::frame::moqt_frame;
 use super::runtime::{runtime, spawn_task};
@@ -181,9 +181,10 @@ pub extern "C" fn moqt_client_fetch(
         };
         let shared = Arc::new(Subscription::for_frames(&callbacks));
         let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
-        if let Err((status, message)) = client_for(client, out) {
-            return fail(status, message);
-        }
+        let client = match client_for(client, out) {
+            Ok(client) => client,
+            Err((status, message)) => return fail(status, message),
+        };
         let broadcast = match path_arg(broadcast, broadcast_len) {
             Ok(path) => path,
             Err(status) => return fail(status, &last_error_text()),
@@ -207,7 +208,9 @@ pub extern "C" fn moqt_client_fetch(
         let Some(runtime) = runtime() else {
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
-        let task = spawn_task(&runtime, run_fetch(shared.clone(), session, request), panicked(&shared));
+        let task =
+            client.unless_freed(run_fetch(shared.clone(), session, request), closing(&shared, moqt_status::ErrClosed));
+        let task = spawn_task(&runtime, task, panicked(&shared));
         let handle = moqt_subscription { shared, task, updates: None };
         // SAFETY: out was checked non-NULL by client_for.
         unsafe { *out = Box::into_raw(Box::new(handle)) };

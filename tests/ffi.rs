@@ -992,7 +992,10 @@ fn freeing_a_client_ends_its_subscriptions_promptly() {
     let mut broadcast: *mut moqt_broadcast = ptr::null_mut();
     let mut track: *mut moqt_track = ptr::null_mut();
     assert_eq!(moqt_client_publish(publisher, c"gone".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
-    assert_eq!(moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 10_000, &mut track), moqt_status::Ok);
+    assert_eq!(
+        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 10_000, &mut track),
+        moqt_status::Ok
+    );
     let callbacks = moqt_subscribe_callbacks {
         struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
         user_data: ptr::null_mut(),
@@ -1003,7 +1006,10 @@ fn freeing_a_client_ends_its_subscriptions_promptly() {
     };
     let (b, t) = (c"gone".as_ptr(), c"t".as_ptr());
     let mut subscription: *mut moqt_subscription = ptr::null_mut();
-    assert_eq!(moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut subscription), moqt_status::Ok);
+    assert_eq!(
+        moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut subscription),
+        moqt_status::Ok
+    );
     let mut pull: *mut moqt_pull = ptr::null_mut();
     assert_eq!(moqt_client_subscribe_pull(subscriber, b, usize::MAX, t, usize::MAX, &mut pull), moqt_status::Ok);
     // Both are live: frames flow to the pull subscription.
@@ -1032,6 +1038,87 @@ fn freeing_a_client_ends_its_subscriptions_promptly() {
     moqt_subscription_free(subscription);
     moqt_track_free(track);
     moqt_broadcast_free(broadcast);
+    moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+static AFTER_STRESS_FRAMES: AtomicUsize = AtomicUsize::new(0);
+static AFTER_STRESS_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn count_after_stress_frame(_user_data: *mut c_void, _frame: *const moqt_frame) {
+    AFTER_STRESS_FRAMES.fetch_add(1, Ordering::SeqCst);
+}
+
+extern "C" fn record_after_stress_closed(_user_data: *mut c_void, status: moqt_status) {
+    AFTER_STRESS_CLOSED.lock().unwrap().push(status);
+}
+
+/// Subscribing and unsubscribing in a tight loop while frames flow, then subscribing once more:
+/// the last subscription gets frames. It once ended at once with on_closed(OK), as if the live
+/// track had finished: a subscription attached to a track that was being ended for lack of
+/// demand.
+#[test]
+fn a_subscription_after_churn_still_gets_frames() {
+    let (relay, fp, url) = embedded_relay();
+    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let mut broadcast: *mut moqt_broadcast = ptr::null_mut();
+    let mut track: *mut moqt_track = ptr::null_mut();
+    assert_eq!(moqt_client_publish(publisher, c"churn".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
+    assert_eq!(
+        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 10_000, &mut track),
+        moqt_status::Ok
+    );
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (writing, track) = (writing.clone(), track as usize);
+        std::thread::spawn(move || {
+            let mut i = 0u32;
+            while writing.load(Ordering::SeqCst) {
+                let flags = if i % 10 == 0 { MOQT_FRAME_NEW_GROUP } else { 0 };
+                let _ = moqt_track_write_frame(track as *const moqt_track, [1u8; 32].as_ptr(), 32, 0, flags);
+                i += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    };
+    let quiet = moqt_subscribe_callbacks {
+        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: None,
+        on_frame: None,
+        on_gap: None,
+        on_closed: None,
+    };
+    let (b, t) = (c"churn".as_ptr(), c"t".as_ptr());
+    for round in 0..50u64 {
+        let mut subscription: *mut moqt_subscription = ptr::null_mut();
+        assert_eq!(
+            moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &quiet, &mut subscription),
+            moqt_status::Ok
+        );
+        std::thread::sleep(Duration::from_millis(round % 3 * 5));
+        moqt_subscription_free(subscription);
+    }
+    let callbacks = moqt_subscribe_callbacks {
+        on_frame: Some(count_after_stress_frame),
+        on_closed: Some(record_after_stress_closed),
+        ..quiet
+    };
+    let mut last: *mut moqt_subscription = ptr::null_mut();
+    assert_eq!(moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut last), moqt_status::Ok);
+    wait_until("frames after the churn", || {
+        let closed = AFTER_STRESS_CLOSED.lock().unwrap().clone();
+        assert!(closed.is_empty(), "the subscription ended: {closed:?}");
+        AFTER_STRESS_FRAMES.load(Ordering::SeqCst) >= 10
+    });
+    writing.store(false, Ordering::SeqCst);
+    writer.join().unwrap();
+    moqt_subscription_free(last);
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(subscriber);
     moqt_client_free(publisher);
     moqt_relay_stop(relay, ptr::null(), 0);
 }

@@ -408,10 +408,19 @@ impl<C: Connection> Subscriber<C> {
         producer: TrackProducer,
         resume: Option<u64>,
     ) {
+        let mut producer = producer;
         let interest = producer.interest();
-        let Some(mut wanted) = interest.current() else {
-            // Nobody reads it any more.
-            return producer.finish();
+        let mut wanted = loop {
+            if let Some(wanted) = interest.current() {
+                break wanted;
+            }
+            // Nobody reads it any more (the requester left before the TRACK answer): it ends as
+            // cancelled, not finished, so a later consumer requests it afresh rather than finding a
+            // track that looks ended. Unless a consumer attached meanwhile: then it goes on.
+            if producer.abort_if_unused(model::Error::Cancelled) {
+                return;
+            }
+            tokio::task::yield_now().await;
         };
         if let Some(next) = resume {
             wanted.start = GroupStart::Floor(next);

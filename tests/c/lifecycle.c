@@ -357,9 +357,7 @@ int main(void) {
     CHECK(wait_for(&burst, &burst.frees, 1) == 1, "user_data_free once after a free during a burst");
     write_frames(track, 100);
 
-    /* Released (non-blocking) from inside its own on_frame at the 2nd frame. Before the stress
-     * loop: a subscription made after it was seen to end at once with on_closed(MOQT_STATUS_OK)
-     * and no frame, as if the live track had finished (reported, not fixed here). */
+    /* Released (non-blocking) from inside its own on_frame at the 2nd frame. */
     struct watch released_inside;
     watch_init(&released_inside);
     released_inside.release_on_frame = 2;
@@ -406,6 +404,23 @@ int main(void) {
     for (int i = 0; i < stress.rounds; i++) stress_frees += wait_for(&stress.watches[i], &stress.watches[i].frees, 1);
     CHECK(stress.subscribed == stress.rounds, "every stress subscribe succeeded");
     CHECK(stress_frees == stress.rounds, "user_data_free once per stress subscription");
+
+    /* A subscription right after the churn gets frames. One used to end at once with
+     * on_closed(MOQT_STATUS_OK): a stress subscription that left before its track was set up
+     * had the track finished, not cancelled, and later subscribers found it ended. */
+    struct watch after;
+    watch_init(&after);
+    moqt_subscription *after_sub = subscribe_watch(subscriber, "live", "t", &after);
+    sleep_ms(300);
+    for (int i = 0; i < 10; i++) {
+        write_frames(track, 2);
+        sleep_ms(20);
+    }
+    CHECK(wait_for(&after, &after.frames, 1) >= 1, "frames after the churn");
+    CHECK(read_int(&after, &after.closed) == 0, "the subscription after the churn is still live");
+    moqt_subscription_free(after_sub);
+    CHECK(wait_for(&after, &after.frees, 1) == 1, "user_data_free once after the churn subscription");
+    moqt_frame_unref(after.kept); /* on_frame keeps each watch's first frame */
 
     /* Every free and release accepts NULL (a second "close" of a handle already set to NULL). */
     moqt_broadcast_free(NULL);

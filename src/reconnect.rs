@@ -223,9 +223,18 @@ async fn run(
                 None => client.connect(target.addr, &target.server_name, target.path.clone(), origins).await,
             }
         };
+        // An attempt that gets no answer (a server gone silent: QUIC waits out its handshake
+        // timeout) must not outlast the give-up deadline.
+        let give_up_at = settings.give_up_after.map(|limit| last_up + limit);
         let result = tokio::select! {
             result = connect => result,
             _ = stopped.wait_for(|stop| *stop) => break,
+            () = sleep_until_or_forever(give_up_at) => {
+                let limit = settings.give_up_after.unwrap_or_default();
+                let reason = format!("no session for {limit:?}: the server did not answer");
+                state.send_replace(ClientState::GaveUp { reason });
+                return;
+            }
         };
         let reason = match result {
             Ok(mut session) => {
@@ -302,6 +311,14 @@ async fn run(
         }
     }
     state.send_replace(ClientState::Closed);
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until_or_forever(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A session shorter than this counts as a failed attempt for the backoff.

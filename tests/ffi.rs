@@ -1122,3 +1122,109 @@ fn a_subscription_after_churn_still_gets_frames() {
     moqt_client_free(publisher);
     moqt_relay_stop(relay, ptr::null(), 0);
 }
+
+static MOVES: std::sync::Mutex<Vec<(moqt_client_state, String)>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn record_move(_user_data: *mut c_void, state: moqt_client_state, detail: *const std::ffi::c_char) {
+    // SAFETY: the library passes a NUL-terminated string valid for the call.
+    let detail = unsafe { CStr::from_ptr(detail) }.to_string_lossy().into_owned();
+    MOVES.lock().unwrap().push((state, detail));
+}
+
+/// A relay stopping with GOAWAY to another relay: the client's state callbacks show Migrating
+/// with that URI, then Connected again (to the other relay), with nothing in between.
+#[test]
+fn goaway_to_another_relay_shows_migrating_with_its_uri() {
+    let (first, _, url) = embedded_relay();
+    let (second, _, next_url) = embedded_relay();
+    let mut opts = options(None);
+    opts.tls_disable_verify = true; // two relays, two generated certificates
+    let mut client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    let callbacks = moqt_state_callbacks {
+        struct_size: std::mem::size_of::<moqt_state_callbacks>() as u32,
+        user_data: ptr::null_mut(),
+        user_data_free: None,
+        on_state: Some(record_move),
+        on_closed: None,
+    };
+    let mut watch: *mut moqt_state_watch = ptr::null_mut();
+    assert_eq!(moqt_client_watch_state(client, &callbacks, &mut watch), moqt_status::Ok);
+    wait_until("connected", || MOVES.lock().unwrap().first().is_some_and(|(s, _)| *s == moqt_client_state::Connected));
+    // The client leaves within the drain time, so the stop returns once it has moved.
+    moqt_relay_stop(first, next_url.as_ptr(), 5000);
+    wait_until("connected again", || MOVES.lock().unwrap().len() >= 3);
+    let moves = MOVES.lock().unwrap().clone();
+    let next = next_url.to_str().unwrap().to_string();
+    assert_eq!(
+        moves[..3].iter().map(|(s, d)| (*s, d.as_str())).collect::<Vec<_>>(),
+        vec![
+            (moqt_client_state::Connected, "moq-lite-06"),
+            (moqt_client_state::Migrating, next.as_str()),
+            (moqt_client_state::Connected, "moq-lite-06"),
+        ],
+        "{moves:?}"
+    );
+    moqt_state_watch_free(watch);
+    moqt_client_free(client);
+    moqt_relay_stop(second, ptr::null(), 0);
+}
+
+/// Trust by CA file from C: a relay serving a certificate from PEM files, and a client that
+/// trusts it through `tls_root_pem_path` (the platform's store plus that file) connects; the
+/// same client without the file is refused.
+#[test]
+fn a_client_trusts_a_relay_through_a_ca_file() {
+    let dir = std::env::temp_dir().join(format!("moqt-ffi-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let (cert_path, key_path) = (dir.join("relay.pem"), dir.join("relay.key"));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    let cert_c = std::ffi::CString::new(cert_path.to_str().unwrap()).unwrap();
+    let key_c = std::ffi::CString::new(key_path.to_str().unwrap()).unwrap();
+    let mut relay_options = relay_options();
+    relay_options.tls_cert_path = cert_c.as_ptr();
+    relay_options.tls_key_path = key_c.as_ptr();
+    let mut relay: *mut moqt_relay = ptr::null_mut();
+    assert_eq!(moqt_relay_start(c"127.0.0.1:0".as_ptr(), usize::MAX, &relay_options, &mut relay), moqt_status::Ok);
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", moqt_relay_port(relay))).unwrap();
+
+    let mut client = ptr::null_mut();
+    let without = options(None);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &without, &mut client), moqt_status::ErrConnect);
+    assert!(last_error().to_lowercase().contains("issuer"), "{}", last_error());
+    let mut with = options(None);
+    with.tls_root_pem_path = cert_c.as_ptr();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &with, &mut client), moqt_status::Ok, "{}", last_error());
+    moqt_client_free(client);
+    moqt_relay_stop(relay, ptr::null(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The reconnection options from C take effect: with the relay gone, a client that may retry
+/// for 300 ms only gives up, with the reason, instead of retrying for the default 5 minutes.
+#[test]
+fn give_up_after_from_c_ends_the_retries() {
+    let (relay, fp, url) = embedded_relay();
+    let mut opts = options(Some(&fp));
+    opts.reconnect_initial_ms = 50;
+    opts.reconnect_max_ms = 100;
+    opts.give_up_after_ms = 300;
+    let mut client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    moqt_relay_stop(relay, ptr::null(), 0);
+    let stopped = Instant::now();
+    let mut state = moqt_client_state::Connected;
+    let mut detail = [0 as std::ffi::c_char; 256];
+    wait_until("the client to give up", || {
+        assert_eq!(moqt_client_get_state(client, &mut state, detail.as_mut_ptr(), detail.len()), moqt_status::Ok);
+        state == moqt_client_state::GaveUp
+    });
+    println!("gave up {:?} after the relay stopped", stopped.elapsed());
+    // SAFETY: moqt_client_get_state wrote a NUL-terminated string.
+    let reason = unsafe { CStr::from_ptr(detail.as_ptr()) }.to_string_lossy().into_owned();
+    assert!(!reason.is_empty(), "a reason comes with GAVE_UP");
+    moqt_client_free(client);
+}

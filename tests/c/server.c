@@ -94,7 +94,7 @@ static moqt_status connect_to(const char *url, const char *fingerprint, moqt_cli
     memset(&options, 0, sizeof options);
     options.struct_size = sizeof options;
     options.tls_fingerprint = fingerprint;
-    options.give_up_after_ms = 1; /* a refused or lost session is final here */
+    options.give_up_after_ms = 5000; /* a refused session gives up at once (UNAUTHORIZED) */
     return moqt_client_connect(url, SIZE_MAX, &options, client);
 }
 

@@ -211,6 +211,8 @@ async fn run(
     let mut attempt: u32 = 0;
     let mut reconnects = 0u64;
     let mut last_up = Instant::now();
+    // Why the last attempt failed, for a give-up that comes during the next one.
+    let mut last_failure: Option<String> = None;
     loop {
         let origins = Origins {
             publish: publish.as_ref().and_then(|origin| origin.scoped(&Path::root(), 0)),
@@ -231,7 +233,9 @@ async fn run(
             _ = stopped.wait_for(|stop| *stop) => break,
             () = sleep_until_or_forever(give_up_at) => {
                 let limit = settings.give_up_after.unwrap_or_default();
-                let reason = format!("no session for {limit:?}: the server did not answer");
+                let reason = last_failure
+                    .take()
+                    .unwrap_or_else(|| format!("no session for {limit:?}: the server did not answer"));
                 state.send_replace(ClientState::GaveUp { reason });
                 return;
             }
@@ -239,6 +243,7 @@ async fn run(
         let reason = match result {
             Ok(mut session) => {
                 let up_since = Instant::now();
+                last_failure = None;
                 current.send_replace(Some(session.link()));
                 state.send_replace(ClientState::Connected { version: session.version(), reconnects });
                 reconnects += 1;
@@ -297,6 +302,7 @@ async fn run(
             }
             Err(err) => format!("connect failed: {err}"),
         };
+        last_failure = Some(reason.clone());
         attempt = attempt.saturating_add(1);
         if settings.give_up_after.is_some_and(|limit| last_up.elapsed() >= limit) {
             state.send_replace(ClientState::GaveUp { reason });

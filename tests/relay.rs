@@ -628,7 +628,7 @@ async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
         relay.connect(version, None, Origins { publish: Some(published.origin.consume()), ..Default::default() }).await;
     let (_watcher, remote) = relay.subscriber(version, None).await;
     announced(&remote, &path("room/alice")).await;
-    let conn = constrained_subscriber(relay.addr, relay.cert.fingerprint(), version).await;
+    let conn = tightly_constrained_subscriber(relay.addr, relay.cert.fingerprint(), version).await;
     let _completions = record_completions(conn.clone(), version);
     let mut out = Vec::new();
     UniStream::Setup.encode(&mut out, version).unwrap();
@@ -643,8 +643,8 @@ async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
     let (mut send, mut recv) = conn.open_bi().await.unwrap();
     send.write(bytes::Bytes::from(request)).await.unwrap();
     timeout(WAIT, published.track.used()).await.unwrap();
-    // 80 groups of 128 KB at once, 10 MB: more than QUIC's flow-control windows let the relay
-    // hand to its send buffers, so behind a 400 KB/s link group streams stay in flight.
+    // 80 groups of 128 KB at once, 10 MB, to a subscriber with small receive windows: the relay's
+    // writes block on flow control, so behind a 400 KB/s link its group streams stay in flight.
     let big = bytes::Bytes::from(vec![5u8; 128 * 1024]);
     for g in 0..80u64 {
         let mut group = published.track.append_group().unwrap();

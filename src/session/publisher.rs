@@ -3,14 +3,13 @@
 //! frames, PROBE gets reports. Each request lives on its own bidi stream and task.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 
 use crate::wire::Message;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::{self, AbortHandle, JoinSet};
 
 use super::priority::{CONTROL_PRIORITY, group_priority};
@@ -232,7 +231,7 @@ impl<C: Connection> Publisher<C> {
                             frame_end: if Some(sequence) == window.group_end { window.frame_end } else { None },
                             frame_start: if Some(sequence) == window.group_start { window.frame_start } else { 0 },
                         };
-                        groups.spawn(sequence, sender.send(group));
+                        groups.spawn(sender, group);
                     }
                     Some(TrackEvent::Gap(gap)) => {
                         if !started {
@@ -535,8 +534,9 @@ fn write_frame(
 #[derive(Default)]
 struct GroupTasks {
     tasks: JoinSet<Option<StreamCode>>,
-    /// The tasks still running, in hand-out order, with their sequence.
-    in_flight: VecDeque<(u64, AbortHandle)>,
+    /// The tasks still running, in hand-out order, with their sequence and the signal that
+    /// abandons them.
+    in_flight: VecDeque<(u64, AbortHandle, oneshot::Sender<()>)>,
     /// Every task by its id, with its sequence, until it is joined.
     sequences: HashMap<task::Id, u64>,
     /// Tasks abandoned past the in-flight bound: their SUBSCRIBE_DROP is already sent.
@@ -548,20 +548,23 @@ impl GroupTasks {
         self.tasks.is_empty()
     }
 
-    fn spawn(&mut self, sequence: u64, send: impl Future<Output = Option<StreamCode>> + Send + 'static) {
-        let handle = self.tasks.spawn(send);
+    fn spawn<C: Connection>(&mut self, sender: GroupSender<C>, group: GroupConsumer) {
+        let sequence = group.sequence();
+        let (abandon, abandoned) = oneshot::channel();
+        let handle = self.tasks.spawn(sender.send(group, abandoned));
         self.sequences.insert(handle.id(), sequence);
-        self.in_flight.push_back((sequence, handle));
+        self.in_flight.push_back((sequence, handle, abandon));
     }
 
-    /// Aborts the oldest stream still running if `max` are; returns its sequence.
+    /// Abandons the oldest stream still running if `max` are (it resets with TOO_FAR_BEHIND, the
+    /// reason its SUBSCRIBE_DROP gives); returns its sequence.
     fn abandon_oldest(&mut self, max: usize) -> Option<u64> {
-        self.in_flight.retain(|(_, handle)| !handle.is_finished());
+        self.in_flight.retain(|(_, handle, _)| !handle.is_finished());
         if self.in_flight.len() < max {
             return None;
         }
-        let (sequence, oldest) = self.in_flight.pop_front()?;
-        oldest.abort();
+        let (sequence, oldest, abandon) = self.in_flight.pop_front()?;
+        let _ = abandon.send(());
         self.abandoned.insert(oldest.id());
         Some(sequence)
     }
@@ -610,17 +613,26 @@ struct GroupSender<C: Connection> {
 
 impl<C: Connection> GroupSender<C> {
     /// Sends the group; returns the code it reset the stream with, if it could not send it whole.
-    async fn send(mut self, mut group: GroupConsumer) -> Option<StreamCode> {
+    /// A signal on `abandoned` (the in-flight bound) resets it with TOO_FAR_BEHIND.
+    async fn send(mut self, mut group: GroupConsumer, mut abandoned: oneshot::Receiver<()>) -> Option<StreamCode> {
         let sequence = group.sequence();
-        // Reported when this future ends, also when it is aborted (abandoned as too old).
+        // Reported when this future ends, also when it is aborted.
         let mut tally = Tally { traffic: self.traffic.take(), frames: 0, bytes: 0, complete: false };
+        let send = tokio::select! {
+            send = self.conn.open_uni() => send,
+            // Never opened: its SUBSCRIBE_DROP says all there is.
+            Ok(()) = &mut abandoned => return None,
+        };
         // The connection is gone: nothing more reaches the subscriber anyway.
-        let Ok(send) = self.conn.open_uni().await else { return None };
+        let Ok(send) = send else { return None };
         tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
         let mut writer = Writer::new(send, self.version);
         let live = *self.live.borrow_and_update();
         let result = match self.follow(&live, &mut writer, sequence) {
-            Ok(()) => self.write_group(&mut writer, &mut group, &mut tally).await,
+            Ok(()) => tokio::select! {
+                result = self.write_group(&mut writer, &mut group, &mut tally) => result,
+                Ok(()) = &mut abandoned => Err(SessionError::Model(model::Error::Aborted(StreamCode::TooFarBehind))),
+            },
             Err(err) => Err(err),
         };
         match result {

@@ -285,10 +285,32 @@ pub const LINK_QUEUE: usize = 16;
 
 /// A raw subscriber (the test speaks moq-lite itself) reaching `server` through a throttled link.
 pub async fn constrained_subscriber(server: SocketAddr, fingerprint: [u8; 32], version: Version) -> QuicConnection {
+    constrained_subscriber_with(server, fingerprint, version, quinn::TransportConfig::default()).await
+}
+
+/// [`constrained_subscriber`] whose QUIC receive windows are small as well: the sender's writes
+/// block on flow control instead of filling its send buffer, so its group streams stay in flight
+/// (quinn's default windows let a sender buffer about 10 MB).
+pub async fn tightly_constrained_subscriber(
+    server: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+) -> QuicConnection {
+    let mut transport = quinn::TransportConfig::default();
+    transport.stream_receive_window((64u32 * 1024).into());
+    transport.receive_window((512u32 * 1024).into());
+    constrained_subscriber_with(server, fingerprint, version, transport).await
+}
+
+async fn constrained_subscriber_with(
+    server: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+    mut transport: quinn::TransportConfig,
+) -> QuicConnection {
     let link = throttled_link(server, LINK_RATE, LINK_QUEUE).await;
     let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![fingerprint]);
     let mut client = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
-    let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_uni_streams(1000u32.into());
     client.transport_config(Arc::new(transport));
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();

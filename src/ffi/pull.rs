@@ -292,6 +292,9 @@ pub extern "C" fn moqt_pull_next_frame(
 }
 
 /// Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
+/// With no waiter the interrupt stays pending: the next `moqt_pull_next_frame` that finds no
+/// frame queued returns MOQT_STATUS_ERR_INTERRUPTED at once (several interrupts count as one).
+/// NULL is accepted and does nothing.
 ///
 /// Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
 ///

@@ -17,6 +17,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// The longest validity period a pinned certificate may have (WebTransport
 /// `serverCertificateHashes`: at most two weeks).
@@ -432,75 +433,11 @@ impl ServerCertVerifier for CustomVerifier {
     }
 }
 
-/// Reads one DER TLV from the front of `input`: (tag, contents), advancing `input`. Only
-/// single-byte tags and definite lengths up to 4 length bytes, which is all X.509 uses.
-fn der_next<'a>(input: &mut &'a [u8]) -> Option<(u8, &'a [u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let (bytes, tail) = rest.split_at(count);
-        rest = tail;
-        bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b))
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (contents, tail) = rest.split_at(len);
-    *input = tail;
-    Some((tag, contents))
-}
-
-const SEQUENCE: u8 = 0x30;
-
-/// The fields of an X.509 tbsCertificate from `validity` on, by a minimal DER walk (no dependency
-/// provides X.509 parsing): Certificate → tbsCertificate → skip the optional version,
-/// serialNumber, signature and issuer. What is left starts with validity, subject and
-/// subjectPublicKeyInfo.
-fn tbs_from_validity(cert_der: &[u8]) -> Option<&[u8]> {
-    let mut input = cert_der;
-    let (tag, mut cert) = der_next(&mut input)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, mut tbs) = der_next(&mut cert)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (mut tag, _) = der_next(&mut tbs)?;
-    if tag == 0xa0 {
-        // [0] EXPLICIT version
-        tag = der_next(&mut tbs)?.0;
-    }
-    if tag != 0x02 {
-        return None; // serialNumber INTEGER
-    }
-    for _ in 0..2 {
-        // signature AlgorithmIdentifier, issuer Name
-        if der_next(&mut tbs)?.0 != SEQUENCE {
-            return None;
-        }
-    }
-    Some(tbs)
-}
-
 /// The `(notBefore, notAfter)` of an X.509 certificate in Unix seconds.
 fn validity(cert_der: &[u8]) -> Option<(i64, i64)> {
-    let mut tbs = tbs_from_validity(cert_der)?;
-    let (tag, mut validity) = der_next(&mut tbs)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, not_before) = der_next(&mut validity)?;
-    let not_before = der_time(tag, not_before)?;
-    let (tag, not_after) = der_next(&mut validity)?;
-    let not_after = der_time(tag, not_after)?;
-    Some((not_before, not_after))
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    let validity = cert.validity();
+    Some((validity.not_before.timestamp(), validity.not_after.timestamp()))
 }
 
 /// A certificate's public key algorithm, as far as pinning cares.
@@ -520,102 +457,33 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
-/// The subjectPublicKeyInfo algorithm of an X.509 certificate: validity and subject are skipped,
-/// then SubjectPublicKeyInfo → AlgorithmIdentifier → (OID, parameters).
+/// The subjectPublicKeyInfo algorithm of an X.509 certificate (and its named curve for EC keys).
 fn key_algorithm(cert_der: &[u8]) -> Option<KeyAlgorithm> {
-    const OID: u8 = 0x06;
-    // 1.2.840.10045.2.1 id-ecPublicKey, 1.2.840.10045.3.1.7 prime256v1 (secp256r1).
-    const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-    const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-    let mut tbs = tbs_from_validity(cert_der)?;
-    for _ in 0..2 {
-        // validity, subject
-        if der_next(&mut tbs)?.0 != SEQUENCE {
-            return None;
-        }
-    }
-    let (tag, mut spki) = der_next(&mut tbs)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, mut algorithm) = der_next(&mut spki)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, oid) = der_next(&mut algorithm)?;
-    if tag != OID {
-        return None;
-    }
-    let parameter = der_next(&mut algorithm).filter(|(tag, _)| *tag == OID).map(|(_, oid)| oid);
-    Some(match (oid, parameter) {
-        (EC_PUBLIC_KEY, Some(P256)) => KeyAlgorithm::EcdsaP256,
-        (EC_PUBLIC_KEY, Some(curve)) => KeyAlgorithm::Other(format!("ECDSA (curve {})", dotted_oid(curve))),
-        (EC_PUBLIC_KEY, None) => KeyAlgorithm::Other("ECDSA (no named curve)".to_owned()),
-        ([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01], _) => KeyAlgorithm::Other("RSA".to_owned()),
-        ([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a], _) => KeyAlgorithm::Other("RSA-PSS".to_owned()),
-        ([0x2b, 0x65, 0x70], _) => KeyAlgorithm::Other("Ed25519".to_owned()),
-        ([0x2b, 0x65, 0x71], _) => KeyAlgorithm::Other("Ed448".to_owned()),
-        (other, _) => KeyAlgorithm::Other(format!("OID {}", dotted_oid(other))),
-    })
-}
-
-/// An OID's DER contents in dotted form (1.2.840.10045.2.1).
-fn dotted_oid(der: &[u8]) -> String {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut value = 0u64;
-    for &byte in der {
-        value = (value << 7) | u64::from(byte & 0x7f);
-        if byte & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (value / 40).min(2);
-                arcs.push(first);
-                arcs.push(value - first * 40);
-            } else {
-                arcs.push(value);
-            }
-            value = 0;
-        }
-    }
-    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
-}
-
-/// A UTCTime (`YYMMDDHHMMSSZ`, years 1950-2049) or GeneralizedTime (`YYYYMMDDHHMMSSZ`) in the
-/// forms RFC 5280 requires, as Unix seconds.
-fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
-    let (year, rest) = match (tag, text.len()) {
-        (0x17, 13) => {
-            let yy = digits(&text[..2])?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
-        }
-        (0x18, 15) => (digits(&text[..4])?, &text[4..]),
-        _ => return None,
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_PKCS1_RSAENCRYPTION, OID_PKCS1_RSASSAPSS, OID_SIG_ED448,
+        OID_SIG_ED25519,
     };
-    if rest[10] != b'Z' {
-        return None;
-    }
-    let month = digits(&rest[0..2])?;
-    let day = digits(&rest[2..4])?;
-    let hour = digits(&rest[4..6])?;
-    let minute = digits(&rest[6..8])?;
-    let second = digits(&rest[8..10])?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-fn digits(text: &[u8]) -> Option<i64> {
-    text.iter().try_fold(0i64, |acc, &b| b.is_ascii_digit().then(|| acc * 10 + i64::from(b - b'0')))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year - era * 400;
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let (_, cert) = X509Certificate::from_der(cert_der).ok()?;
+    let algorithm = &cert.public_key().algorithm;
+    let oid = &algorithm.algorithm;
+    let curve = algorithm.parameters.as_ref().and_then(|parameters| parameters.as_oid().ok());
+    Some(if *oid == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        match curve {
+            Some(curve) if curve == OID_EC_P256 => KeyAlgorithm::EcdsaP256,
+            Some(curve) => KeyAlgorithm::Other(format!("ECDSA (curve {curve})")),
+            None => KeyAlgorithm::Other("ECDSA (no named curve)".to_owned()),
+        }
+    } else if *oid == OID_PKCS1_RSAENCRYPTION {
+        KeyAlgorithm::Other("RSA".to_owned())
+    } else if *oid == OID_PKCS1_RSASSAPSS {
+        KeyAlgorithm::Other("RSA-PSS".to_owned())
+    } else if *oid == OID_SIG_ED25519 {
+        KeyAlgorithm::Other("Ed25519".to_owned())
+    } else if *oid == OID_SIG_ED448 {
+        KeyAlgorithm::Other("Ed448".to_owned())
+    } else {
+        KeyAlgorithm::Other(format!("OID {oid}"))
+    })
 }
 
 #[cfg(test)]
@@ -660,15 +528,7 @@ mod tests {
     }
 
     #[test]
-    fn der_time_parses_both_forms() {
-        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
-        assert_eq!(der_time(0x17, b"491231235959Z"), Some(2_524_607_999));
-        assert_eq!(der_time(0x18, b"20000301000000Z"), Some(951_868_800));
-        assert_eq!(der_time(0x18, b"40960101000000Z"), Some(67_090_118_400));
-        assert_eq!(der_time(0x17, b"700101000000"), None);
-        assert_eq!(der_time(0x17, b"701301000000Z"), None);
-        assert_eq!(der_time(0x18, b"2000030100000+Z"), None);
-        assert_eq!(der_time(0x04, b"700101000000Z"), None);
+    fn malformed_certificates_have_no_validity() {
         assert_eq!(validity(b"\x30\x03\x02\x01\x00"), None);
         assert_eq!(validity(b""), None);
     }
@@ -749,7 +609,6 @@ mod tests {
             key_algorithm(&cert(&rcgen::PKCS_ECDSA_P384_SHA384)),
             Some(KeyAlgorithm::Other("ECDSA (curve 1.3.132.0.34)".to_owned()))
         );
-        assert_eq!(dotted_oid(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]), "1.2.840.10045.2.1");
         assert_eq!(key_algorithm(b"\x30\x03\x02\x01\x00"), None);
     }
 

@@ -273,9 +273,12 @@ impl Subscription {
     /// Fails the call that was creating this subscription: user data is released all the same
     /// (the contract is exactly once on every path), and `status` is returned with `message`.
     pub(crate) fn refuse(self: &Arc<Self>, status: moqt_status, message: &str) -> moqt_status {
-        if let Some(runtime) = runtime() {
-            let shared = self.clone();
-            runtime.spawn(async move { shared.release_user_data().await });
+        match runtime() {
+            Some(runtime) => {
+                let shared = self.clone();
+                runtime.spawn(async move { shared.release_user_data().await });
+            }
+            None => self.release_user_data_now(),
         }
         set_error(status, message)
     }
@@ -305,17 +308,24 @@ impl Subscription {
         .await
     }
 
+    /// Ends the set: on_closed(status), then user_data_free, exactly once. Both are queued by a
+    /// task of their own: the caller may be cancelled (its handle freed, its client gone) while
+    /// the dispatcher queue is full, and a flag already set must not leave them unqueued.
     pub(crate) async fn close(self: &Arc<Self>, status: moqt_status) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.callback(move |s| {
-            if let Some(on_closed) = s.on_closed {
-                on_closed(s.user_data.0, status);
-            }
-        })
-        .await;
-        self.release_user_data().await;
+        let this = self.clone();
+        let ending = tokio::spawn(async move {
+            this.callback(move |s| {
+                if let Some(on_closed) = s.on_closed {
+                    on_closed(s.user_data.0, status);
+                }
+            })
+            .await;
+            this.release_user_data().await;
+        });
+        let _ = ending.await;
     }
 
     /// No callback of this set starts after this (one running on another thread is waited for
@@ -326,9 +336,12 @@ impl Subscription {
             // Wait for a callback that is running right now.
             drop(self.gate.lock().unwrap_or_else(PoisonError::into_inner));
         }
-        if let Some(runtime) = runtime() {
-            let shared = self.clone();
-            runtime.spawn(async move { shared.release_user_data().await });
+        match runtime() {
+            Some(runtime) => {
+                let shared = self.clone();
+                runtime.spawn(async move { shared.release_user_data().await });
+            }
+            None => self.release_user_data_now(),
         }
     }
 
@@ -346,18 +359,29 @@ impl Subscription {
         answered.await.unwrap_or(false)
     }
 
-    /// Queues `user_data_free`, exactly once, after everything already queued.
+    /// Queues `user_data_free`, exactly once, after everything already queued (by a task of its
+    /// own, so cancelling the caller cannot lose it once the flag is set).
     async fn release_user_data(self: &Arc<Self>) {
         if self.user_data_freed.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
-        dispatch(move || {
+        let queued = tokio::spawn(dispatch(move || {
             if let Some(free) = this.user_data_free {
                 free(this.user_data.0);
             }
-        })
-        .await;
+        }));
+        let _ = queued.await;
+    }
+
+    /// Releases the user data here and now: the engine could not start, so there is no
+    /// dispatcher to run it on (the contract is still exactly once).
+    fn release_user_data_now(&self) {
+        if !self.user_data_freed.swap(true, Ordering::AcqRel)
+            && let Some(free) = self.user_data_free
+        {
+            free(self.user_data.0);
+        }
     }
 }
 

@@ -42,9 +42,6 @@ pub struct moqt_client_stats {
     pub peer_target_bitrate: u64,
 }
 
-// SAFETY: repr(C), struct_size first, every field an integer or a bool.
-unsafe impl SizedStruct for moqt_client_stats {}
-
 /// The session up right now, or the status to fail with between sessions.
 fn current_session(client: *const moqt_client) -> Result<SessionLink, moqt_status> {
     // SAFETY: a non-NULL client came from moqt_client_connect and is alive (documented).
@@ -67,10 +64,14 @@ fn current_session(client: *const moqt_client) -> Result<SessionLink, moqt_statu
 #[must_use]
 pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut moqt_client_stats) -> moqt_status {
     guard(|| {
-        let Some(caller) = read_sized(stats.cast_const()) else {
+        if stats.is_null() {
             return set_error(moqt_status::ErrInvalidArg, "stats is NULL");
-        };
-        let size = (caller.struct_size as usize).min(std::mem::size_of::<moqt_client_stats>());
+        }
+        // Only struct_size is the caller's input: the rest is ours to fill and may be uninitialised.
+        // SAFETY: stats is non-NULL and points to a struct whose first field is struct_size
+        // (documented).
+        let struct_size = unsafe { stats.cast::<u32>().read_unaligned() };
+        let size = (struct_size as usize).min(std::mem::size_of::<moqt_client_stats>());
         if size < 8 {
             return set_error(moqt_status::ErrInvalidArg, "set stats->struct_size = sizeof(moqt_client_stats)");
         }
@@ -81,7 +82,7 @@ pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut 
         let path = session.stats();
         let probe = session.probe_report();
         let filled = moqt_client_stats {
-            struct_size: caller.struct_size,
+            struct_size,
             version: moq_lite_number(session.version()),
             rtt_us: u64::try_from(path.rtt.as_micros()).unwrap_or(u64::MAX),
             send_bitrate: path.send_bitrate,

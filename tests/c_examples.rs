@@ -167,24 +167,32 @@ fn valgrind() -> Vec<std::ffi::OsString> {
     ]
 }
 
-/// tests/c/lifecycle.c (invalid arguments, user_data_free exactly once, free inside a callback
-/// and during a burst, a frame kept past its client, a two-thread subscribe/unsubscribe stress,
-/// moqt_shutdown): as C, as C++, under AddressSanitizer + UndefinedBehaviorSanitizer and under
-/// Valgrind.
-#[test]
-fn lifecycle_edge_cases_from_c() {
+/// Runs a C test program as C, as C++, under AddressSanitizer + UndefinedBehaviorSanitizer and
+/// under Valgrind: every run must succeed and print each of `expected`.
+fn run_everywhere(name: &str, expected: &[&str]) {
     let mut runs: Vec<Vec<std::ffi::OsString>> =
-        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile("lifecycle", *b).into()]).collect();
+        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile(name, *b).into()]).collect();
     let mut under_valgrind = valgrind();
-    under_valgrind.push(compile("lifecycle", Build::C).into());
+    under_valgrind.push(compile(name, Build::C).into());
     runs.push(under_valgrind);
     for run in runs {
         let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{run:?}: {stdout}\n{stderr}");
-        assert!(stdout.contains("lifecycle: ok (50 stress subscriptions)"), "{run:?}: {stdout}");
+        for text in expected {
+            assert!(stdout.contains(text), "{run:?}: {stdout}");
+        }
     }
+}
+
+/// tests/c/lifecycle.c (invalid arguments, user_data_free exactly once, free inside a callback
+/// and during a burst, a frame kept past its client, a two-thread subscribe/unsubscribe stress,
+/// moqt_shutdown): as C, as C++, under AddressSanitizer + UndefinedBehaviorSanitizer and under
+/// Valgrind.
+#[test]
+fn lifecycle_edge_cases_from_c() {
+    run_everywhere("lifecycle", &["lifecycle: ok (50 stress subscriptions)"]);
 }
 
 /// A fresh `moqt relay` on loopback: its URL, certificate fingerprint and process.
@@ -271,18 +279,7 @@ fn the_shared_library_exports_only_moqt_symbols_and_has_a_soname() {
 /// AddressSanitizer and under Valgrind.
 #[test]
 fn thread_hooks_from_c() {
-    let mut runs: Vec<Vec<std::ffi::OsString>> =
-        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile("thread_hooks", *b).into()]).collect();
-    let mut under_valgrind = valgrind();
-    under_valgrind.push(compile("thread_hooks", Build::C).into());
-    runs.push(under_valgrind);
-    for run in runs {
-        let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{run:?}: {stdout} {}", String::from_utf8_lossy(&output.stderr));
-        assert!(stdout.contains("1 moqt-cb, 0 other"), "{run:?}: {stdout}");
-        assert!(stdout.contains("threads stopped"), "{run:?}: {stdout}");
-    }
+    run_everywhere("thread_hooks", &["1 moqt-cb, 0 other", "threads stopped"]);
 }
 
 /// tests/c/server.c: an embedded relay admitting and refusing sessions by path from C, FETCH of a
@@ -290,18 +287,7 @@ fn thread_hooks_from_c() {
 /// AddressSanitizer + UndefinedBehaviorSanitizer and under Valgrind.
 #[test]
 fn server_admission_fetch_and_probe_from_c() {
-    let mut runs: Vec<Vec<std::ffi::OsString>> =
-        [Build::C, Build::Cxx, Build::Asan].iter().map(|b| vec![compile("server", *b).into()]).collect();
-    let mut under_valgrind = valgrind();
-    under_valgrind.push(compile("server", Build::C).into());
-    runs.push(under_valgrind);
-    for run in runs {
-        let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{run:?}: {stdout}\n{stderr}");
-        assert!(stdout.contains("server: ok (fetched 3 frames"), "{run:?}: {stdout}");
-    }
+    run_everywhere("server", &["server: ok (fetched 3 frames"]);
 }
 
 /// Finds `program` on PATH.

@@ -402,33 +402,47 @@ fn subscribe_options_bound_the_groups() {
     moqt_relay_stop(relay, ptr::null(), 0);
 }
 
-/// A live priority update from C travels upstream: the publisher's track sees the new aggregate.
-#[test]
-fn a_live_update_from_c_reaches_the_publisher() {
+/// A Rust publisher of broadcast "b" with one track "t", a session to the relay at `port` on a
+/// runtime of its own (the C API's calls block, so they run outside it).
+struct RustPublisher {
+    track: moqt::model::TrackProducer,
+    _session: moqt::session::Session,
+    /// Kept: the broadcast ends when its producer and its announcement go.
+    _published: moqt::model::Published,
+    _broadcast: moqt::model::BroadcastProducer,
+    _origin: moqt::model::OriginProducer,
+    rt: tokio::runtime::Runtime,
+}
+
+fn rust_publisher(port: u16, fingerprint: &CStr, info: moqt::model::TrackInfo) -> RustPublisher {
     use moqt::endpoint::{Client, EndpointConfig};
-    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
+    use moqt::model::{BroadcastProducer, OriginProducer, Route};
     use moqt::session::Origins;
     use moqt::transport::tls::ClientTrust;
 
-    let (relay, fp, _) = embedded_relay();
-    let port = moqt_relay_port(relay);
-
-    // The publisher is a Rust session on its own runtime (the C API's calls block, so they run
-    // outside it).
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let origin = OriginProducer::default();
     let broadcast = BroadcastProducer::default();
-    let info = TrackInfo { priority: 2, max_age: Duration::from_secs(10), timescale: 1000 };
     let track = broadcast.create_track("t", info).unwrap();
-    let _published =
-        origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
-    let trust = ClientTrust::fingerprint_from_hex(fp.to_str().unwrap()).unwrap();
-    let _session = rt.block_on(async {
+    let published = origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
+    let trust = ClientTrust::fingerprint_from_hex(fingerprint.to_str().unwrap()).unwrap();
+    let session = rt.block_on(async {
         let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
         let origins = Origins { publish: Some(origin.consume()), ..Default::default() };
         client.connect(addr, "localhost", Some("/x".into()), origins).await.unwrap()
     });
+    RustPublisher { track, _session: session, _published: published, _broadcast: broadcast, _origin: origin, rt }
+}
+
+/// A live priority update from C travels upstream: the publisher's track sees the new aggregate.
+#[test]
+fn a_live_update_from_c_reaches_the_publisher() {
+    let (relay, fp, _) = embedded_relay();
+    let port = moqt_relay_port(relay);
+    let info = moqt::model::TrackInfo { priority: 2, max_age: Duration::from_secs(10), timescale: 1000 };
+    let publisher = rust_publisher(port, &fp, info);
+    let (rt, track) = (&publisher.rt, &publisher.track);
 
     let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
     let mut subscriber = ptr::null_mut();
@@ -463,7 +477,7 @@ fn a_live_update_from_c_reaches_the_publisher() {
 
     moqt_pull_free(pull);
     moqt_client_free(subscriber);
-    drop(_session);
+    drop(publisher);
     moqt_relay_stop(relay, ptr::null(), 0);
 }
 
@@ -777,26 +791,10 @@ fn fetch_and_stats_error_paths() {
 /// `moqt_pull_next_gap`.
 #[test]
 fn pull_mode_reports_gaps_marks_keyframes_and_flushes() {
-    use moqt::endpoint::{Client, EndpointConfig};
-    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
-    use moqt::session::Origins;
-    use moqt::transport::tls::ClientTrust;
-
     let (relay, fp, _) = embedded_relay();
     let port = moqt_relay_port(relay);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let origin = OriginProducer::default();
-    let broadcast = BroadcastProducer::default();
-    let mut track = broadcast.create_track("t", TrackInfo::default()).unwrap();
-    let _published =
-        origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
-    let trust = ClientTrust::fingerprint_from_hex(fp.to_str().unwrap()).unwrap();
-    let _session = rt.block_on(async {
-        let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let origins = Origins { publish: Some(origin.consume()), ..Default::default() };
-        client.connect(addr, "localhost", Some("/x".into()), origins).await.unwrap()
-    });
+    let RustPublisher { mut track, _session, _published, _broadcast, _origin, rt } =
+        rust_publisher(port, &fp, moqt::model::TrackInfo::default());
     let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
     let mut subscriber = ptr::null_mut();
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
@@ -911,26 +909,10 @@ extern "C" fn push_closed(_user_data: *mut c_void, status: moqt_status) {
 /// and 5 all arrive.
 #[test]
 fn push_mode_reports_gaps_through_on_gap() {
-    use moqt::endpoint::{Client, EndpointConfig};
-    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
-    use moqt::session::Origins;
-    use moqt::transport::tls::ClientTrust;
-
     let (relay, fp, _) = embedded_relay();
     let port = moqt_relay_port(relay);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let origin = OriginProducer::default();
-    let broadcast = BroadcastProducer::default();
-    let mut track = broadcast.create_track("t", TrackInfo::default()).unwrap();
-    let _published =
-        origin.publish(moqt::coding::Path::new("b").unwrap(), broadcast.consume(), Route::local()).unwrap();
-    let trust = ClientTrust::fingerprint_from_hex(fp.to_str().unwrap()).unwrap();
-    let _session = rt.block_on(async {
-        let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
-        let addr = format!("127.0.0.1:{port}").parse().unwrap();
-        let origins = Origins { publish: Some(origin.consume()), ..Default::default() };
-        client.connect(addr, "localhost", Some("/x".into()), origins).await.unwrap()
-    });
+    let RustPublisher { mut track, _session, _published, _broadcast, _origin, rt } =
+        rust_publisher(port, &fp, moqt::model::TrackInfo::default());
     let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
     let mut subscriber = ptr::null_mut();
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);

@@ -231,7 +231,7 @@ async fn run(
         let result = tokio::select! {
             result = connect => result,
             _ = stopped.wait_for(|stop| *stop) => break,
-            () = sleep_until_or_forever(give_up_at) => {
+            () = crate::session::sleep_until_or_forever(give_up_at) => {
                 let limit = settings.give_up_after.unwrap_or_default();
                 let reason = last_failure
                     .take()
@@ -317,14 +317,6 @@ async fn run(
         }
     }
     state.send_replace(ClientState::Closed);
-}
-
-/// Sleeps until `deadline`, or forever without one.
-async fn sleep_until_or_forever(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// A session shorter than this counts as a failed attempt for the backoff.

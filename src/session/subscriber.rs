@@ -186,7 +186,7 @@ impl<C: Connection> Subscriber<C> {
             let deadline = table.ending.first().map(|(at, _)| *at + END_GRACE);
             let decoded = tokio::select! {
                 decoded = reader.decode::<Announcement>() => decoded,
-                _ = sleep_until_or_forever(deadline) => {
+                _ = super::sleep_until_or_forever(deadline) => {
                     table.flush_ended(tokio::time::Instant::now());
                     continue;
                 }
@@ -685,13 +685,5 @@ impl AnnounceTable {
             let (_, remote) = self.ending.remove(0);
             remote.end();
         }
-    }
-}
-
-/// Sleeps until `deadline`, or forever when there is none.
-async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -45,6 +45,23 @@ fn embedded_relay() -> (*mut moqt_relay, std::ffi::CString, std::ffi::CString) {
     (relay, fp, url)
 }
 
+/// Two clients of the relay at `url`: a publisher of `broadcast` with a track "t" (priority 1,
+/// max age 60 s), and a subscriber.
+fn clients_with_a_track(
+    url: &CStr,
+    fp: &CStr,
+    broadcast: &CStr,
+) -> (*mut moqt_client, *mut moqt_client, *mut moqt_broadcast, *mut moqt_track) {
+    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(fp)), &mut subscriber), moqt_status::Ok);
+    let (mut published, mut track) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_publish(publisher, broadcast.as_ptr(), usize::MAX, &mut published), moqt_status::Ok);
+    let status = moqt_broadcast_create_track(published, c"t".as_ptr(), usize::MAX, 1, 60_000, &mut track);
+    assert_eq!(status, moqt_status::Ok);
+    (publisher, subscriber, published, track)
+}
+
 #[test]
 fn connect_rejects_bad_arguments_with_a_reason() {
     let url = c"moql://127.0.0.1:4443/x";
@@ -336,16 +353,7 @@ fn client_options_by_struct_size_versions_and_state() {
 #[test]
 fn subscribe_options_bound_the_groups() {
     let (relay, fp, url) = embedded_relay();
-    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
-    let mut broadcast = ptr::null_mut();
-    let mut track = ptr::null_mut();
-    assert_eq!(moqt_client_publish(publisher, c"b".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
-    assert_eq!(
-        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 60_000, &mut track),
-        moqt_status::Ok
-    );
+    let (publisher, subscriber, broadcast, track) = clients_with_a_track(&url, &fp, c"b");
     // Groups 0..=5 of two frames each, all in the publisher's cache before anyone subscribes.
     for group in 0..6u8 {
         for frame in 0..2u8 {
@@ -559,15 +567,7 @@ extern "C" fn release_free(_user_data: *mut c_void) {
 #[test]
 fn release_does_not_wait_for_a_running_callback() {
     let (relay, fp, url) = embedded_relay();
-    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
-    let (mut broadcast, mut track) = (ptr::null_mut(), ptr::null_mut());
-    assert_eq!(moqt_client_publish(publisher, c"b".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
-    assert_eq!(
-        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 60_000, &mut track),
-        moqt_status::Ok
-    );
+    let (publisher, subscriber, broadcast, track) = clients_with_a_track(&url, &fp, c"b");
     let callbacks = moqt_subscribe_callbacks {
         struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
         user_data: ptr::null_mut(),
@@ -968,16 +968,7 @@ extern "C" fn record_gone_closed(_user_data: *mut c_void, status: moqt_status) {
 #[test]
 fn freeing_a_client_ends_its_subscriptions_promptly() {
     let (relay, fp, url) = embedded_relay();
-    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
-    let mut broadcast: *mut moqt_broadcast = ptr::null_mut();
-    let mut track: *mut moqt_track = ptr::null_mut();
-    assert_eq!(moqt_client_publish(publisher, c"gone".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
-    assert_eq!(
-        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 10_000, &mut track),
-        moqt_status::Ok
-    );
+    let (publisher, subscriber, broadcast, track) = clients_with_a_track(&url, &fp, c"gone");
     let callbacks = moqt_subscribe_callbacks {
         struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
         user_data: ptr::null_mut(),
@@ -1042,16 +1033,7 @@ extern "C" fn record_after_stress_closed(_user_data: *mut c_void, status: moqt_s
 #[test]
 fn a_subscription_after_churn_still_gets_frames() {
     let (relay, fp, url) = embedded_relay();
-    let (mut publisher, mut subscriber) = (ptr::null_mut(), ptr::null_mut());
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
-    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
-    let mut broadcast: *mut moqt_broadcast = ptr::null_mut();
-    let mut track: *mut moqt_track = ptr::null_mut();
-    assert_eq!(moqt_client_publish(publisher, c"churn".as_ptr(), usize::MAX, &mut broadcast), moqt_status::Ok);
-    assert_eq!(
-        moqt_broadcast_create_track(broadcast, c"t".as_ptr(), usize::MAX, 1, 10_000, &mut track),
-        moqt_status::Ok
-    );
+    let (publisher, subscriber, broadcast, track) = clients_with_a_track(&url, &fp, c"churn");
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let writer = {
         let (writing, track) = (writing.clone(), track as usize);

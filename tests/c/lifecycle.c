@@ -27,19 +27,8 @@
 
 #include "moqt.h"
 
-static int failures = 0;
-#define CHECK(cond, what)                                       \
-    do {                                                        \
-        if (!(cond)) {                                          \
-            fprintf(stderr, "lifecycle: FAILED: %s\n", what);  \
-            failures++;                                         \
-        }                                                       \
-    } while (0)
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
+#define TEST_NAME "lifecycle"
+#include "check.h"
 
 /* Per-subscription state, shared with the callbacks under a mutex. */
 struct watch {

@@ -423,6 +423,19 @@ impl OriginConsumer {
         self.step(&state)
     }
 
+    /// Waits until `path` is announced and returns its broadcast: the one way to "subscribe to a
+    /// broadcast by name" when it may not be there yet (before the publisher connects, or after a
+    /// relay restart, before it re-announces). `None` once the origin closed first. Callers bound
+    /// the wait with a timeout of their own.
+    pub async fn announced(&mut self, path: &Path) -> Option<BroadcastConsumer> {
+        loop {
+            match self.next_announcement().await? {
+                Announcement::Start { path: announced, broadcast, .. } if announced == *path => return Some(broadcast),
+                _ => continue,
+            }
+        }
+    }
+
     /// The broadcast behind this consumer's best route to `path` (scope and exclusion apply).
     pub fn consume_broadcast(&self, path: &Path) -> Option<BroadcastConsumer> {
         if !path.has_prefix(&self.prefix) || !self.allows(path) {

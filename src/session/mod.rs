@@ -19,17 +19,21 @@ use bytes::BytesMut;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+/// The wire types sessions expose: the peer's SETUP and the settings it carries.
+pub use crate::wire::{ProbeLevel, Role, Setup};
 pub use commands::{FetchRequest, ProbeReport};
 pub use config::SessionConfig;
 pub use error::SessionError;
 pub use mirror::Mirror;
 pub use priority::group_priority;
+pub use publisher::COALESCE_MAX_PAYLOAD;
 pub use traffic::{Traffic, TrafficSnapshot};
 
 use crate::coding::{DecodeError, Path};
+use crate::coding::{SessionCode, StreamCode};
 use crate::model::{GroupConsumer, OriginConsumer};
 use crate::transport::{Connection, RecvStream, SendStream, TransportStats};
-use crate::wire::{BidiStream, Goaway, Message, ProbeLevel, SessionCode, Setup, StreamCode, UniStream, Version};
+use crate::wire::{BidiStream, Goaway, Message, UniStream, Version};
 use publisher::Publisher;
 use stream::{Reader, Writer};
 use subscriber::Subscriber;
@@ -472,7 +476,9 @@ async fn send_setup<C: Connection>(conn: &C, version: Version, setup: &Setup) ->
     UniStream::Setup.encode(&mut out, version)?;
     setup.encode(&mut out, version)?;
     send.write(out.freeze()).await?;
-    send.finish()?;
+    // A peer that has read our SETUP may stop the stream before we finish it: the SETUP is
+    // delivered and that peer is done with the stream, so only the write decides.
+    let _ = send.finish();
     Ok(())
 }
 

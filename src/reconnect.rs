@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::coding::Path;
+use crate::coding::SessionCode;
 use crate::endpoint::{Client, EndpointError};
 use crate::model::{OriginConsumer, OriginProducer};
 use crate::session::{Mirror, Origins, SessionEvent, SessionLink};
-use crate::wire::{SessionCode, Version};
+use crate::wire::Version;
 
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]

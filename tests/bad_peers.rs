@@ -17,12 +17,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use moqt::coding::Path;
+use moqt::coding::StreamCode;
 use moqt::transport::quic::QuicConnection;
 use moqt::transport::tls::ClientTrust;
 use moqt::transport::{Connection, RecvStream, SendStream, StreamError, TransportError};
-use moqt::wire::{
-    AnnounceRequest, BidiStream, Message, Setup, StreamCode, Subscribe, SubscribeWindow, UniStream, Version,
-};
+use moqt::wire::{AnnounceRequest, BidiStream, Message, Setup, Subscribe, SubscribeWindow, UniStream, Version};
 use relay::{Relay, require_relay};
 use tokio::time::timeout;
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use moqt::coding::Path as BroadcastPath;
-use moqt::wire::fuzzing::TARGETS;
+use moqt::fuzzing::TARGETS;
 use moqt::wire::*;
 
 fn seeds_dir() -> PathBuf {

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use moqt::coding::StreamCode;
 use moqt::endpoint::{Client, EndpointConfig};
 use moqt::model::{self, Error, GroupStart, OriginProducer, SubscribeOptions, TrackEvent};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::session::{FetchRequest, Origins, Session};
 use moqt::transport::tls::ClientTrust;
-use moqt::wire::{StreamCode, Version};
+use moqt::wire::Version;
 use relay::{Relay, require_relay};
 use tokio::time::timeout;
 

@@ -12,12 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use moqt::coding::SessionCode;
 use moqt::endpoint::{EndpointConfig, Server};
 use moqt::model::{Announcement, OriginProducer, TrackConsumer, TrackEvent, TrackProducer};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::session::{Origins, Session};
 use moqt::transport::tls::Certificate;
-use moqt::wire::{SessionCode, Version};
+use moqt::wire::Version;
 use tokio::time::{Instant, timeout};
 
 fn target(addr: SocketAddr) -> Target {

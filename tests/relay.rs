@@ -614,9 +614,10 @@ async fn a_slow_subscriber_falls_behind_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
     use moqt::coding::Path as WirePath;
+    use moqt::coding::StreamCode;
     use moqt::transport::{Connection, RecvStream, SendStream};
     use moqt::wire::{
-        BidiStream, Message, Setup, StreamCode, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream,
+        BidiStream, Message, Setup, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream,
     };
     init_logs();
     let version = Version::Lite06;

@@ -7,10 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use moqt::coding::{SessionCode, StreamCode};
 use moqt::model::{self, Error, GapReason, GroupStart, SubscribeOptions, TrackEvent};
 use moqt::session::{FetchRequest, SessionConfig, SessionError, SessionEvent};
 use moqt::transport::{SendStream, TransportError};
-use moqt::wire::{Message, SessionCode, StreamCode, Version};
+use moqt::wire::{Message, Version};
 use tokio::time::timeout;
 
 const SINCE_05: [Version; 2] = [Version::Lite06, Version::Lite05];

@@ -9,10 +9,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::*;
 use moqt::coding::Path;
+use moqt::coding::{SessionCode, StreamCode};
 use moqt::model::{Error, TrackEvent};
 use moqt::session::{SessionConfig, SessionError, SessionEvent};
 use moqt::transport::{Connection, RecvStream, SendStream, StreamError, TransportError};
-use moqt::wire::{BidiStream, Message, SessionCode, Setup, StreamCode, Subscribe, SubscribeWindow, UniStream, Version};
+use moqt::wire::{BidiStream, Message, Setup, Subscribe, SubscribeWindow, UniStream, Version};
 use tokio::time::timeout;
 
 fn setup_bytes(version: Version) -> Vec<u8> {

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{WAIT, init_logs, path};
+use moqt::coding::{SessionCode, StreamCode};
 use moqt::model::{Error, OriginProducer};
 use moqt::session::{Origins, Session, SessionConfig, SessionError, SessionEvent};
 use moqt::transport::memory::{MemoryConnection, MemorySettings, pair};
 use moqt::transport::{Connection, RecvStream, SendStream, TransportError};
-use moqt::wire::{
-    AnnounceOk, Announcement, BidiStream, Message, SessionCode, Setup, StreamCode, StreamReader, UniStream, Version,
-};
+use moqt::wire::{AnnounceOk, Announcement, BidiStream, Message, Setup, StreamReader, UniStream, Version};
 use tokio::time::timeout;
 
 const VERSION: Version = Version::Lite06;

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use moqt::coding::params::MAX_PARAMETER_LEN;
-use moqt::coding::{DecodeError, EncodeError, MAX_STRING_LEN, Path};
+use moqt::coding::{DecodeError, EncodeError, MAX_FRAME_LEN, MAX_STRING_LEN, Path};
 use moqt::wire::*;
 
 /// `Message Length | body`, with a proper varint length.

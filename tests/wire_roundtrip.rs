@@ -3,7 +3,7 @@
 //! consuming anything (what incremental decoding relies on).
 
 use bytes::Bytes;
-use moqt::coding::{DecodeError, MAX_VARINT, Parameters, Path};
+use moqt::coding::{DecodeError, MAX_FRAME_LEN, MAX_VARINT, Parameters, Path};
 use moqt::wire::*;
 use proptest::prelude::*;
 

@@ -1,4 +1,4 @@
 #![no_main]
-//! Fuzzes moqt::wire::fuzzing::announce_stream (see that function for the input layout).
+//! Fuzzes moqt::fuzzing::announce_stream (see that function for the input layout).
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::wire::fuzzing::announce_stream(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::fuzzing::announce_stream(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! Fuzzes moqt::wire::fuzzing::datagram (see that function for the input layout).
+//! Fuzzes moqt::fuzzing::datagram (see that function for the input layout).
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::wire::fuzzing::datagram(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::fuzzing::datagram(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! Fuzzes moqt::auth::fuzzing::session_auth (see that function for the input layout).
+//! Fuzzes moqt::fuzzing::session_auth (see that function for the input layout).
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::auth::fuzzing::session_auth(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::fuzzing::session_auth(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! Fuzzes moqt::wire::fuzzing::setup_stream (see that function for the input layout).
+//! Fuzzes moqt::fuzzing::setup_stream (see that function for the input layout).
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::wire::fuzzing::setup_stream(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::fuzzing::setup_stream(data));

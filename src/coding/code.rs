@@ -1,5 +1,7 @@
-//! The moq-lite error registries (spec section 6) and the HTTP/3 mapping of stream codes that the
-//! reference implementation applies on raw QUIC as well as WebTransport (spec 11.1).
+//! Protocol vocabulary every layer shares: the moq-lite error registries (spec section 6), the
+//! HTTP/3 mapping of stream codes that the reference implementation applies on raw QUIC as well as
+//! WebTransport (spec 11.1), and the frame and group bounds. It sits at the bottom, beside the
+//! encoding primitives, so the model and the transports speak it without depending on the codec.
 //!
 //! Two number spaces: session close codes (CONNECTION_CLOSE) and stream codes (RESET_STREAM /
 //! STOP_SENDING). A code is always read in the space it was sent in. Unknown codes are kept as
@@ -8,6 +10,15 @@
 //! Peers of moq-net 0.2.x (relays up to 0.14) used one flat registry for both spaces instead (spec
 //! 6.1), and the spec asks receivers to tolerate both (10.5): received codes go through the
 //! `from_peer` readers, which also understand the flat numbers that lite-06 leaves unassigned.
+
+/// The largest frame payload (32 MiB, the reference's per-frame and per-group cap).
+pub const MAX_FRAME_LEN: u64 = 32 * 1024 * 1024;
+
+/// The most frames one group may hold (the reference's limit).
+pub const MAX_GROUP_FRAMES: u64 = 8192;
+
+/// The most bytes one group may hold (32 MiB).
+pub const MAX_GROUP_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A session close code (spec 6.1). Sent raw, unmapped, on every transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

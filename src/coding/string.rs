@@ -36,11 +36,6 @@ pub fn decode_string<B: Buf>(buf: &mut B, max: u64) -> Result<String, DecodeErro
     String::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)
 }
 
-/// The encoded size of a string: its length prefix plus its bytes.
-pub fn string_len(value: &str) -> usize {
-    super::varint::varint_len(value.len() as u64).unwrap_or(8) + value.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,7 +46,6 @@ mod tests {
         encode_string(&mut out, "video", MAX_STRING_LEN).unwrap();
         assert_eq!(out, b"\x05video");
         assert_eq!(decode_string(&mut out.as_slice(), MAX_STRING_LEN).unwrap(), "video");
-        assert_eq!(string_len("video"), 6);
     }
 
     #[test]

@@ -56,13 +56,6 @@ pub fn decode_varint<B: Buf>(buf: &mut B) -> Result<u64, DecodeError> {
     Ok(value)
 }
 
-/// Looks at a varint at the start of `bytes` without consuming it: its value and its encoded length.
-pub fn peek_varint(bytes: &[u8]) -> Result<(u64, usize), DecodeError> {
-    let mut slice = bytes;
-    let value = decode_varint(&mut slice)?;
-    Ok((value, bytes.len() - slice.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

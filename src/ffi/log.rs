@@ -17,6 +17,8 @@ use super::guard_void;
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(non_camel_case_types)]
+// Read by C through the header; the Rust side takes the level as a plain integer.
+#[allow(dead_code)]
 pub enum moqt_log_level {
     /// Nothing.
     Off = 0,

@@ -11,7 +11,7 @@ use super::runtime::{runtime, spawn_task};
 use super::{SizedStruct, client_for, guard, moq_lite_number, moqt_status, path_arg, read_sized, set_error, str_arg};
 use crate::model;
 use crate::session::{FetchRequest, SessionError, SessionLink};
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// Statistics of a client's current session (`moqt_client_get_stats`). Set `struct_size =
 /// sizeof(moqt_client_stats)` before the call; the library fills in what that size holds.

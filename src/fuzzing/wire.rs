@@ -1,4 +1,4 @@
-//! Fuzz entry points, one per decoder entry point: each bidi stream kind (both directions), Group
+//! The wire's fuzz entry points, one per decoder entry point: each bidi stream kind (both directions), Group
 //! streams, SETUP and datagrams. Shared by the cargo-fuzz targets in `fuzz/` and by the test that
 //! replays the committed seeds, so a seed that once crashed stays a regression test.
 //!
@@ -9,8 +9,8 @@
 
 use bytes::Bytes;
 
-use super::*;
-use crate::coding::DecodeError;
+use crate::coding::{DecodeError, MAX_FRAME_LEN};
+use crate::wire::*;
 
 /// The most bytes a fuzzed stream buffers, like a session's bound.
 const MAX_BUFFERED: usize = 1 << 20;
@@ -232,21 +232,3 @@ pub fn stream_type(data: &[u8]) {
         assert_eq!(BidiStream::decode(&mut &out[..], input.version), Ok(kind));
     }
 }
-
-/// A fuzz entry point.
-pub type Target = fn(&[u8]);
-
-/// Every target by name, for the seed replay test.
-pub const TARGETS: &[(&str, Target)] = &[
-    ("announce_stream", announce_stream),
-    ("subscribe_stream", subscribe_stream),
-    ("fetch_stream", fetch_stream),
-    ("probe_stream", probe_stream),
-    ("goaway_stream", goaway_stream),
-    ("track_stream", track_stream),
-    ("group_stream", group_stream),
-    ("setup_stream", setup_stream),
-    ("datagram", datagram),
-    ("stream_type", stream_type),
-    ("session_auth", crate::auth::fuzzing::session_auth),
-];

@@ -3,7 +3,7 @@
 //! One enum serves both: an abort reason travels from a producer to every consumer, and the same
 //! value can be turned into a moq-lite stream reset code ([`Error::code`]) by the session layer.
 
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// An abort reason or a refused operation. Cheap to clone: it is handed to every consumer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -27,9 +27,9 @@ impl GapReason {
     }
 
     /// The stream error code a session would put in SUBSCRIBE_DROP for this gap.
-    pub fn code(&self) -> crate::wire::StreamCode {
+    pub fn code(&self) -> crate::coding::StreamCode {
         match self {
-            GapReason::Skipped => crate::wire::StreamCode::NotFound,
+            GapReason::Skipped => crate::coding::StreamCode::NotFound,
             GapReason::Expired => Error::Expired.code(),
             GapReason::Evicted => Error::Evicted.code(),
             GapReason::Aborted(err) => err.code(),

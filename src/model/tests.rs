@@ -7,7 +7,7 @@ use tokio::time::{advance, timeout};
 
 use super::*;
 use crate::coding::Path;
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -136,14 +136,14 @@ async fn group_frame_and_byte_bounds() {
 
 #[tokio::test(start_paused = true)]
 async fn default_group_bounds_are_the_wire_bounds() {
-    let frames = crate::wire::MAX_GROUP_FRAMES as usize;
+    let frames = crate::coding::MAX_GROUP_FRAMES as usize;
     let mut group = GroupProducer::new(0, 0, GroupSettings::default());
     for ts in 0..frames as u64 {
         group.write(ts, Bytes::new()).unwrap();
     }
     assert_eq!(group.write(frames as u64, Bytes::new()), Err(Error::TooManyFrames { limit: frames }));
 
-    let bytes = crate::wire::MAX_GROUP_BYTES as usize;
+    let bytes = crate::coding::MAX_GROUP_BYTES as usize;
     let mut group = GroupProducer::new(0, 0, GroupSettings::default());
     group.write(0, Bytes::from(vec![0; bytes])).unwrap();
     assert_eq!(group.write(1, Bytes::from_static(b"x")), Err(Error::TooManyBytes { limit: bytes }));

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use crate::auth::AuthConfig;
+use crate::coding::SessionCode;
 use crate::endpoint::{Client, EndpointConfig, EndpointError, Server};
 use crate::model::{OriginProducer, OriginSettings};
 use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
@@ -21,7 +22,7 @@ use crate::session::{
 };
 use crate::transport::Connection;
 use crate::transport::tls::ClientTrust;
-use crate::wire::{SessionCode, Version};
+use crate::wire::Version;
 
 /// Relay settings.
 #[derive(Debug, Clone)]

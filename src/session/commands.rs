@@ -11,12 +11,10 @@ use super::priority::{CONTROL_PRIORITY, group_priority};
 use super::stream::{Reader, Writer};
 use super::{Context, SessionError};
 use crate::coding::Path;
+use crate::coding::{SessionCode, StreamCode};
 use crate::model::{self, GroupConsumer, GroupProducer};
 use crate::transport::Connection;
-use crate::wire::{
-    BidiStream, Fetch, FrameTimestamps, Goaway, Message, Probe, SessionCode, StreamCode, TrackInfo, TrackRequest,
-    Version,
-};
+use crate::wire::{BidiStream, Fetch, FrameTimestamps, Goaway, Message, Probe, TrackInfo, TrackRequest, Version};
 
 /// What the peer reports on the Probe stream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! Why a session or one of its requests failed, and which moq-lite code that becomes on the wire.
 
 use crate::coding::{DecodeError, EncodeError};
+use crate::coding::{SessionCode, StreamCode};
 use crate::model;
 use crate::transport::{StreamError, TransportError};
-use crate::wire::{SessionCode, StreamCode};
 
 /// A session-level failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

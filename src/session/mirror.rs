@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::coding::Path;
+use crate::coding::StreamCode;
 use crate::model::{
     self, BroadcastProducer, BroadcastSettings, OriginProducer, PathFilter, Published, Route, TrackProducer,
 };
-use crate::wire::StreamCode;
 use tokio::sync::mpsc;
 
 /// Session identities, so a session only ever detaches what it owns.

@@ -5,14 +5,15 @@ use bytes::{Bytes, BytesMut};
 
 use super::SessionError;
 use crate::coding::DecodeError;
+use crate::coding::StreamCode;
 use crate::transport::{RecvStream, SendStream};
-use crate::wire::{FrameData, FrameTimestamps, Message, StreamCode, StreamReader, Version};
+use crate::wire::{FrameData, FrameTimestamps, Message, StreamReader, Version};
 
 /// How much one read asks the transport for.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// The buffer bound of a Group or Fetch stream: one whole frame of the largest size and one read.
-pub(crate) const GROUP_STREAM_BUFFER: usize = crate::wire::MAX_FRAME_LEN as usize + READ_CHUNK + 64;
+pub(crate) const GROUP_STREAM_BUFFER: usize = crate::coding::MAX_FRAME_LEN as usize + READ_CHUNK + 64;
 
 /// Reads messages from a receive half.
 pub(crate) struct Reader<R> {

@@ -13,12 +13,13 @@ use super::mirror::{Attached, Mirror, Orphan};
 use super::priority::CONTROL_PRIORITY;
 use super::stream::{Reader, Writer};
 use super::{Context, FetchRequest, SessionError};
+use crate::coding::StreamCode;
 use crate::coding::{MAX_VARINT, Path};
 use crate::model::{self, BroadcastSettings, GroupStart, Route, SubscribeOptions, TrackProducer};
 use crate::transport::{Connection, RecvStream, StreamError};
 use crate::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, FrameTimestamps, GroupHeader, Message,
-    StreamCode, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, Version,
+    Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow, Version,
 };
 
 /// One broadcast learned from the peer, held in the mirror for as long as this session serves it.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::quic::{QuicConnection, QuicRecv, QuicSend};
 use super::webtransport::{WebTransportConnection, WtRecv, WtSend};
 use super::{Connection, RecvStream, SendStream, StreamError, TransportError, TransportStats};
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// A raw-QUIC or WebTransport connection.
 #[derive(Debug, Clone)]

@@ -20,7 +20,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::{Connection, RecvStream, SendStream, StreamError, TransportError, TransportStats};
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// Knobs of a [`pair`]; small values let tests hit the limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

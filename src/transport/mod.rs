@@ -7,6 +7,7 @@
 //! Session close codes are raw on every transport.
 
 pub mod any;
+#[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod quic;
 pub mod tls;
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use quinn::VarInt;
 
 use super::{Connection, RecvStream, SendStream, StreamError, TransportError, TransportStats};
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// A quinn connection as a moq-lite transport.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use web_transport_quinn::{ReadError, SessionError, WebTransportError, WriteError
 
 use super::tls::{self, Certificate, ClientTrust, TlsError};
 use super::{Connection, RecvStream, SendStream, StreamError, TransportError, TransportStats};
-use crate::wire::StreamCode;
+use crate::coding::StreamCode;
 
 /// The QUIC ALPN of HTTP/3, which WebTransport runs over.
 pub const ALPN: &[u8] = b"h3";

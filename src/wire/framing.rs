@@ -16,17 +16,6 @@ pub const MAX_MESSAGE_LEN: u64 = 64 * 1024 * 1024;
 /// The largest SETUP body (64 KiB).
 pub const MAX_SETUP_LEN: u64 = 64 * 1024;
 
-/// How a message is delimited on its stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// `Message Length | body`.
-    Length,
-    /// `Type | Message Length | body`.
-    TypeThenLength,
-    /// No outer length (FRAME): the message delimits itself.
-    None,
-}
-
 /// Writes `Message Length` and the body that `body` writes. The body is built in a scratch buffer
 /// first because its length goes in front.
 pub fn encode_framed<B: BufMut>(
@@ -75,30 +64,6 @@ pub fn decode_typed<T>(
     let value = decode_length_body(&mut cursor, max, |b| body(kind, b))?;
     *buf = cursor;
     Ok(value)
-}
-
-/// Skips one `Type | Message Length | body` message, for typed messages a receiver tolerates without
-/// knowing them. Returns the type. Consumes nothing on [`DecodeError::Short`].
-pub fn skip_typed(buf: &mut &[u8], max: u64) -> Result<u64, DecodeError> {
-    decode_typed(buf, max, |kind, body| {
-        body.advance(body.len());
-        Ok(kind)
-    })
-}
-
-/// How many bytes the next length-framed message needs in total (prefix included), once at least
-/// its length prefix (after `skip` leading bytes, e.g. a Type) is buffered. Readers use it to wait for
-/// the whole message instead of retrying the decode on every new chunk.
-pub fn framed_size(bytes: &[u8], skip_type: bool, max: u64) -> Result<usize, DecodeError> {
-    let mut cursor = bytes;
-    if skip_type {
-        decode_varint(&mut cursor)?;
-    }
-    let length = decode_varint(&mut cursor)?;
-    if length > max {
-        return Err(DecodeError::MessageTooLarge { length, max });
-    }
-    Ok(bytes.len() - cursor.len() + length as usize)
 }
 
 fn decode_length_body<T>(
@@ -158,8 +123,6 @@ mod tests {
         let mut cursor = input;
         assert_eq!(decode_framed(&mut cursor, 100, |b| decode_varint(b)), Err(DecodeError::Short));
         assert_eq!(cursor, input);
-        assert_eq!(framed_size(input, false, 100), Ok(4));
-        assert_eq!(framed_size(&[0x02, 0x03], true, 100), Ok(5));
     }
 
     #[test]
@@ -169,12 +132,5 @@ mod tests {
             decode_framed(&mut input, 1000, |b| decode_varint(b)),
             Err(DecodeError::MessageTooLarge { length: 1024, max: 1000 })
         );
-    }
-
-    #[test]
-    fn skip_typed_skips_exactly_one_message() {
-        let mut input: &[u8] = &[0x07, 0x02, 0xaa, 0xbb, 0x01];
-        assert_eq!(skip_typed(&mut input, 100), Ok(7));
-        assert_eq!(input, &[0x01]);
     }
 }

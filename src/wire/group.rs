@@ -7,16 +7,8 @@ use bytes::BufMut;
 use super::Version;
 use super::framing::{MAX_MESSAGE_LEN, decode_framed, encode_framed};
 use super::message::{Message, encode_only_default};
-use crate::coding::{DecodeError, EncodeError, decode_varint, encode_varint, zigzag_decode, zigzag_encode};
+use crate::coding::{DecodeError, MAX_FRAME_LEN, EncodeError, decode_varint, encode_varint, zigzag_decode, zigzag_encode};
 
-/// The largest frame payload (32 MiB, the reference's per-frame and per-group cap).
-pub const MAX_FRAME_LEN: u64 = 32 * 1024 * 1024;
-
-/// The most frames one group may hold (the reference's limit).
-pub const MAX_GROUP_FRAMES: u64 = 8192;
-
-/// The most bytes one group may hold (32 MiB).
-pub const MAX_GROUP_BYTES: u64 = 32 * 1024 * 1024;
 
 /// GROUP { Message Length (i), Subscribe ID (i), Group Sequence (i), [Frame Start (i) on -06] }.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +61,7 @@ pub struct FrameHeader {
 }
 
 impl FrameHeader {
+    #[cfg(any(test, feature = "testing"))]
     /// The encoded size of a header.
     pub fn encoded_len(&self, version: Version) -> usize {
         let delta = if version >= Version::Lite05 {

@@ -19,6 +19,7 @@ pub trait Message: Sized {
     fn decode(buf: &mut &[u8], version: Version) -> Result<Self, DecodeError>;
 
     /// Encodes into a new vector; convenient for tests and one-off messages.
+    #[cfg(any(test, feature = "testing"))]
     fn to_bytes(&self, version: Version) -> Result<Vec<u8>, EncodeError> {
         let mut out = Vec::new();
         self.encode(&mut out, version)?;

@@ -4,12 +4,8 @@
 
 mod announce;
 mod datagram;
-pub mod error_code;
 mod fetch;
 pub mod framing;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
 mod goaway;
 mod group;
 mod message;
@@ -23,16 +19,23 @@ mod version;
 
 pub use announce::{AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, MAX_HOPS};
 pub use datagram::{Datagram, MAX_DATAGRAM_LEN};
-pub use error_code::{SessionCode, StreamCode};
 pub use fetch::Fetch;
-pub use framing::{MAX_MESSAGE_LEN, MAX_SETUP_LEN};
-pub use goaway::{Goaway, MAX_GOAWAY_URI_LEN};
-pub use group::{FrameHeader, FrameTimestamps, GroupHeader, MAX_FRAME_LEN, MAX_GROUP_BYTES, MAX_GROUP_FRAMES};
+pub use framing::MAX_SETUP_LEN;
+#[cfg(any(test, feature = "testing"))]
+pub use framing::MAX_MESSAGE_LEN;
+pub use goaway::Goaway;
+#[cfg(any(test, feature = "testing"))]
+pub use goaway::MAX_GOAWAY_URI_LEN;
+pub use group::{FrameHeader, FrameTimestamps, GroupHeader};
 pub use message::Message;
 pub use probe::Probe;
 pub use reader::{FrameData, StreamReader};
-pub use setup::{ProbeLevel, Role, Setup, param as setup_param};
+pub use setup::{ProbeLevel, Role, Setup};
+#[cfg(any(test, feature = "testing"))]
+pub use setup::param as setup_param;
 pub use stream::{BidiStream, UniStream};
 pub use subscribe::{Subscribe, SubscribeOkLegacy, SubscribeResponse, SubscribeUpdate, SubscribeWindow};
 pub use track::{TrackInfo, TrackRequest};
-pub use version::{UnknownVersion, Version};
+pub use version::Version;
+#[cfg(any(test, feature = "testing"))]
+pub use version::UnknownVersion;

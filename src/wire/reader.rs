@@ -57,11 +57,13 @@ impl StreamReader {
         Ok(())
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// How many bytes are buffered and not yet decoded.
     pub fn buffered(&self) -> usize {
         self.buf.len()
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// Decodes the next message, or `Ok(None)` while it is incomplete.
     pub fn decode<M: Message>(&mut self) -> Result<Option<M>, DecodeError> {
         let version = self.version;

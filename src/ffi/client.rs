@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::follow::{Delivery, FrameBounds, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use crate::model::FrameBounds;
 use super::frame::moqt_frame;
 use super::runtime::{dispatch, on_dispatcher, runtime, spawn_task};
 use super::{client_for, guard, guard_void, moqt_status, path_arg, set_error, str_arg};
@@ -818,7 +819,7 @@ pub extern "C" fn moqt_track_abort(track: *const moqt_track, code: u64) -> moqt_
         let Some(track) = (unsafe { track.as_ref() }) else {
             return set_error(moqt_status::ErrInvalidArg, "track is NULL");
         };
-        let reason = model::Error::Aborted(crate::wire::StreamCode::from_u64(code));
+        let reason = model::Error::Aborted(crate::coding::StreamCode::from_u64(code));
         if let Some(group) = track.group.lock().unwrap_or_else(PoisonError::into_inner).take() {
             group.abort(reason.clone());
         }

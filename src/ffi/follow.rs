@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::frame::moqt_frame;
 use super::moqt_status;
 use crate::coding::Path;
-use crate::model::{self, GroupStart, OriginProducer, SubscribeOptions, TrackEvent};
+use crate::model::{self, FrameBounds, GroupStart, OriginProducer, SubscribeOptions, TrackEvent};
 
 /// Options of `moqt_client_subscribe_with` and `moqt_client_subscribe_pull_with`.
 /// Zero-initialise (every zero is the default), then set `struct_size = sizeof(...)`.
@@ -40,16 +40,6 @@ pub struct moqt_subscribe_options {
     pub frame_end: u64,
 }
 
-/// The frame bounds of a subscription, applied to frames as they arrive: the upstream request is
-/// for whole groups (several local subscribers may share it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct FrameBounds {
-    /// The start group (`None`: the first delivered) and its first frame wanted.
-    pub(crate) start: (Option<u64>, u64),
-    /// The end group and its last frame wanted.
-    pub(crate) end: Option<(u64, u64)>,
-}
-
 // SAFETY: repr(C), struct_size first, every field an integer or a bool.
 unsafe impl super::SizedStruct for moqt_subscribe_options {}
 
@@ -64,7 +54,8 @@ impl moqt_subscribe_options {
             return Err(super::set_error(moqt_status::ErrInvalidArg, "frame_end needs has_end_group"));
         }
         let frames = FrameBounds {
-            start: (u64::try_from(options.start_group).ok(), options.frame_start),
+            start_group: u64::try_from(options.start_group).ok(),
+            start_frame: options.frame_start,
             end: options.has_frame_end.then_some((options.end_group, options.frame_end)),
         };
         let start = match options.start_group {
@@ -111,17 +102,10 @@ where
     Fut: Future<Output = bool>,
 {
     super::test_panic_point(&name);
-    let mut announcements = remote.consume();
-    let broadcast = loop {
-        match announcements.next_announcement().await {
-            Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
-            Some(_) => continue,
-            None => return moqt_status::ErrClosed,
-        }
-    };
+    let Some(broadcast) = remote.consume().announced(&wanted).await else { return moqt_status::ErrClosed };
     let initial = *options.borrow_and_update();
     let Ok(mut track) = broadcast.subscribe_track_with(&name, initial).await else { return moqt_status::ErrNotFound };
-    let mut first_group = true;
+    track.set_frame_bounds(frames);
     loop {
         let next = tokio::select! {
             next = track.next_group() => next,
@@ -135,24 +119,10 @@ where
         match next {
             Ok(Some(TrackEvent::Group(mut group))) => {
                 let (sequence, timescale) = (group.sequence(), track.info().timescale);
-                let first = std::mem::replace(&mut first_group, false);
-                let skip_below = match frames.start {
-                    (Some(start), frame) if start == sequence => frame,
-                    (None, frame) if first => frame,
-                    _ => 0,
-                };
-                let last = frames.end.filter(|(end, _)| *end == sequence).map(|(_, last)| last);
-                let mut index = group.frame_start();
-                while let Ok(Some(frame)) = group.next_frame().await {
-                    if last.is_some_and(|last| index > last) {
-                        break;
-                    }
-                    let frame = moqt_frame::new(frame, timescale, sequence, index);
-                    index += 1;
-                    if frame.index < skip_below {
-                        continue;
-                    }
-                    if !deliver(Delivery::Frame(frame)).await {
+                loop {
+                    let index = group.next_index();
+                    let Ok(Some(frame)) = group.next_frame().await else { break };
+                    if !deliver(Delivery::Frame(moqt_frame::new(frame, timescale, sequence, index))).await {
                         return moqt_status::ErrClosed;
                     }
                 }

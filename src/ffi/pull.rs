@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::follow::{Delivery, FrameBounds, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use crate::model::FrameBounds;
 use super::frame::moqt_frame;
 use super::runtime::{runtime, spawn_task};
 use super::{client_for, guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};

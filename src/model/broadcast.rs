@@ -46,7 +46,7 @@ struct Waiter {
 
 /// What one lookup of a track found.
 enum Found {
-    Live(TrackConsumer),
+    Live(Box<TrackConsumer>),
     Requested(oneshot::Receiver<Result<TrackConsumer, Error>>),
 }
 
@@ -355,7 +355,7 @@ impl BroadcastConsumer {
                 // Closed between the lookup and our registration (a relay cancelling an unused
                 // upstream subscription): look again, which requests the track afresh.
                 Ok(Found::Live(consumer)) if consumer.shared.is_aborted() => continue,
-                Ok(Found::Live(consumer)) => return Ok(consumer),
+                Ok(Found::Live(consumer)) => return Ok(*consumer),
                 Ok(Found::Requested(rx)) => return rx.await.unwrap_or(Err(Error::Cancelled)),
                 Err(err) => return Err(err),
             }
@@ -405,7 +405,7 @@ impl BroadcastConsumer {
             true
         });
         if let Some(track) = found {
-            return Ok(Found::Live(TrackConsumer::new(track, options)));
+            return Ok(Found::Live(Box::new(TrackConsumer::new(track, options))));
         }
         result?;
         Ok(Found::Requested(rx))

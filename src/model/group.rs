@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{Error, Frame};
-use crate::wire::{MAX_GROUP_BYTES, MAX_GROUP_FRAMES};
+use crate::coding::{MAX_GROUP_BYTES, MAX_GROUP_FRAMES};
 
 /// Bounds on one group, so a runaway producer cannot exhaust memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +75,7 @@ impl GroupShared {
     }
 
     pub(crate) fn consume(self: &Arc<Self>) -> GroupConsumer {
-        GroupConsumer { rx: self.state.subscribe(), shared: self.clone(), index: 0 }
+        GroupConsumer { rx: self.state.subscribe(), shared: self.clone(), index: 0, last: None }
     }
 }
 
@@ -224,6 +224,8 @@ pub struct GroupConsumer {
     shared: Arc<GroupShared>,
     rx: watch::Receiver<GroupState>,
     index: usize,
+    /// The last absolute frame index this consumer reads (inclusive), from [`Self::bounded`].
+    last: Option<u64>,
 }
 
 impl GroupConsumer {
@@ -242,9 +244,27 @@ impl GroupConsumer {
         self.shared.frame_start.saturating_add(self.index as u64)
     }
 
+    /// This consumer reading only frames `first..=last` (absolute indexes; `None`: to the end):
+    /// frames before `first` are skipped as they arrive, and the group reads as finished after
+    /// `last`. Subscriptions apply their [`FrameBounds`](super::FrameBounds) this way.
+    pub fn bounded(mut self, first: u64, last: Option<u64>) -> Self {
+        let skip = first.saturating_sub(self.shared.frame_start);
+        self.index = self.index.max(usize::try_from(skip).unwrap_or(usize::MAX));
+        self.last = last;
+        self
+    }
+
+    /// True once the cursor is past the consumer's last frame.
+    fn past_last(&self) -> bool {
+        self.last.is_some_and(|last| self.next_index() > last)
+    }
+
     /// The next frame: `Ok(Some)` a frame, `Ok(None)` the group finished, `Err` it was aborted
     /// (an abort is immediate, like a stream reset: unread frames are discarded).
     pub async fn next_frame(&mut self) -> Result<Option<Frame>, Error> {
+        if self.past_last() {
+            return Ok(None);
+        }
         loop {
             {
                 let state = self.rx.borrow_and_update();
@@ -268,6 +288,9 @@ impl GroupConsumer {
 
     /// Like [`next_frame`](Self::next_frame) but does not wait: `None` when nothing is ready yet.
     pub fn try_next_frame(&mut self) -> Option<Result<Option<Frame>, Error>> {
+        if self.past_last() {
+            return Some(Ok(None));
+        }
         let state = self.rx.borrow_and_update();
         if let Some(Err(err)) = &state.closed {
             return Some(Err(err.clone()));

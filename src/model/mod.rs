@@ -36,5 +36,5 @@ pub use group::{GroupConsumer, GroupProducer, GroupSettings};
 pub use interest::{InterestWatch, aggregate, duration_ms};
 pub use origin::{Announcement, OriginConsumer, OriginProducer, OriginSettings, PathFilter, Published};
 pub use route::Route;
-pub use subscription::{GroupStart, SubscribeOptions, TrackConsumer};
+pub use subscription::{FrameBounds, GroupStart, SubscribeOptions, TrackConsumer};
 pub use track::{TrackInfo, TrackProducer};

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::cache::{AgeLimit, TrackState, abort_victims};
 use super::track::TrackShared;
-use super::{Error, Gap, GapReason, TrackEvent, TrackInfo};
+use super::{Error, Gap, GapReason, GroupConsumer, TrackEvent, TrackInfo};
 
 /// Where a consumer starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,20 @@ impl Default for SubscribeOptions {
     }
 }
 
+/// The frame-level edges of a subscription: the first frame wanted of its start group and the
+/// last of its end group. Applied by each consumer to the groups it hands out
+/// ([`TrackConsumer::set_frame_bounds`]), because the upstream request is for whole groups that
+/// several consumers may share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameBounds {
+    /// The group whose leading frames are skipped; `None`: the first group handed out.
+    pub start_group: Option<u64>,
+    /// The first frame wanted of that group (0: from its start).
+    pub start_frame: u64,
+    /// The end group and its last frame wanted (inclusive), if the subscription stops mid-group.
+    pub end: Option<(u64, u64)>,
+}
+
 /// Reads a track. Dropping it lowers the producer's consumer count.
 pub struct TrackConsumer {
     pub(crate) shared: Arc<TrackShared>,
@@ -68,6 +82,10 @@ pub struct TrackConsumer {
     ended: bool,
     /// Our entry in the track's aggregated interest.
     interest_id: u64,
+    /// The frame edges applied to the groups handed out.
+    frames: FrameBounds,
+    /// Set once a group was handed out (a start group of `None` means the first one).
+    handed_any: bool,
 }
 
 type Step = Option<Result<Option<TrackEvent>, Error>>;
@@ -87,6 +105,8 @@ impl TrackConsumer {
             handed: BTreeSet::new(),
             ended: false,
             interest_id: 0,
+            frames: FrameBounds::default(),
+            handed_any: false,
         };
         let (floor, created_after) = {
             let state = consumer.shared.state.borrow();
@@ -138,6 +158,34 @@ impl TrackConsumer {
         self.shared.interests.send_if_modified(|interests| interests.set(id, options));
     }
 
+    /// Trims the groups this consumer hands out from now on to `bounds`: the start group from
+    /// its `start_frame`, the end group up to its last frame.
+    pub fn set_frame_bounds(&mut self, bounds: FrameBounds) {
+        self.frames = bounds;
+    }
+
+    /// The group about to be handed out, trimmed to the frame bounds.
+    fn trim(&mut self, group: GroupConsumer) -> GroupConsumer {
+        let sequence = group.sequence();
+        let first = !std::mem::replace(&mut self.handed_any, true);
+        let bounds = self.frames;
+        let skip = match bounds.start_group {
+            Some(start) if start == sequence => bounds.start_frame,
+            None if first => bounds.start_frame,
+            _ => 0,
+        };
+        let last = bounds.end.filter(|(end, _)| *end == sequence).map(|(_, last)| last);
+        if skip == 0 && last.is_none() { group } else { group.bounded(skip, last) }
+    }
+
+    /// Applies the frame bounds to a group event.
+    fn trimmed(&mut self, event: Result<Option<TrackEvent>, Error>) -> Result<Option<TrackEvent>, Error> {
+        match event {
+            Ok(Some(TrackEvent::Group(group))) => Ok(Some(TrackEvent::Group(self.trim(group)))),
+            other => other,
+        }
+    }
+
     /// The newest cached group this consumer's max age rules out (spec 7.3), if any. Expiry rises
     /// with the sequence, so every older group is out too. A publisher uses it to reset the
     /// streams of groups it handed out before they expired.
@@ -169,7 +217,7 @@ impl TrackConsumer {
             drop(self.rx.borrow_and_update());
             let (step, deadline) = self.poll_step();
             if let Some(result) = step {
-                return result;
+                return self.trimmed(result);
             }
             let changed = match deadline {
                 Some(deadline) => tokio::select! {
@@ -187,7 +235,8 @@ impl TrackConsumer {
 
     /// Like [`next_group`](Self::next_group) but never waits: `None` when nothing is ready.
     pub fn try_next_group(&mut self) -> Option<Result<Option<TrackEvent>, Error>> {
-        self.poll_step().0
+        let step = self.poll_step().0?;
+        Some(self.trimmed(step))
     }
 
     /// Runs cache maintenance (expiry) and one delivery step under the track lock.
@@ -437,6 +486,8 @@ impl Clone for TrackConsumer {
             handed: self.handed.clone(),
             ended: self.ended,
             interest_id,
+            frames: self.frames,
+            handed_any: self.handed_any,
         }
     }
 }

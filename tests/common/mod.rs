@@ -173,14 +173,8 @@ pub fn write_groups(track: &mut TrackProducer, count: u64, frames: u64) {
 
 /// Waits until `origin` announces `wanted` and returns its broadcast.
 pub async fn announced(origin: &OriginProducer, wanted: &Path) -> BroadcastConsumer {
-    let mut announcements = origin.consume();
-    loop {
-        match timeout(WAIT, announcements.next_announcement()).await.expect("announcement in time") {
-            Some(model::Announcement::Start { path, broadcast, .. }) if &path == wanted => return broadcast,
-            Some(_) => continue,
-            None => panic!("origin closed before {wanted} was announced"),
-        }
-    }
+    let announced = timeout(WAIT, origin.consume().announced(wanted)).await.expect("announcement in time");
+    announced.unwrap_or_else(|| panic!("origin closed before {wanted} was announced"))
 }
 
 /// The next track event, in time.

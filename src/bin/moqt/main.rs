@@ -13,14 +13,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
+use moqt::Path;
+use moqt::Version;
 use moqt::auth::{AuthConfig, Key, Pattern, Patterns};
-use moqt::coding::Path;
 use moqt::endpoint::{Client, EndpointConfig, Server};
 use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::relay::{Relay, RelayConfig};
 use moqt::transport::tls::{Certificate, ClientTrust};
-use moqt::wire::Version;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Parser)]

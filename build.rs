@@ -1,5 +1,5 @@
 //! Generates the C header from src/ffi with cbindgen, into OUT_DIR (a build script must not write the
-//! source tree). The committed copy in include/moqt.h is checked against it by tests/header.rs.
+//! source tree). The committed copy in include/moqt.h is checked against it by tests/programs/header.rs.
 
 use std::env;
 use std::path::PathBuf;

@@ -16,7 +16,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
 fi
 
-# MOQT_PROFILE=debug reuses the test suite's debug build (tests/demo.rs runs this script so).
+# MOQT_PROFILE=debug reuses the test suite's debug build (tests/programs/demo.rs runs this script so).
 profile=${MOQT_PROFILE:-release}
 target=${CARGO_TARGET_DIR:-target}
 echo "== building libmoqt and the moqt command ($profile), installing into $target/demo/prefix"

@@ -25,7 +25,7 @@ for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
 done
 
-# The interop tests (tests/interop_relay.rs, tests/bad_peers.rs) need the reference relay. Under
+# The interop tests (tests/it/interop_relay.rs, tests/it/bad_peers.rs) need the reference relay. Under
 # CI=true it must be there; elsewhere a failed install (offline, say) lets the rest run and the
 # skip is announced by a banner, here and again at the end, never only in hidden test output.
 step "moq-relay 0.17.10 for the interop tests"
@@ -45,7 +45,7 @@ relay_banner() {
   [ -n "$relay_missing" ] || return 0
   printf '\n%s\n' "************************************************************************"
   printf '%s\n' "*** INTEROP SKIPPED: moq-relay 0.17.10 not found at $relay_bin"
-  printf '%s\n' "*** tests/interop_relay.rs and tests/bad_peers.rs passed WITHOUT running."
+  printf '%s\n' "*** tests/it/interop_relay.rs and tests/it/bad_peers.rs passed WITHOUT running."
   printf '%s\n' "*** Install it with scripts/install-moq-relay.sh (or set MOQ_RELAY_BIN)."
   printf '%s\n\n' "************************************************************************"
 }
@@ -57,6 +57,8 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+# The C tests build libmoqt.so themselves when it is missing (tests/programs/build.rs), so a bare
+# `cargo test` passes too; building it here first keeps that build out of the timed test run.
 step "cargo build (libmoqt.so and the moqt command, which the C tests link and run)"
 cargo build
 

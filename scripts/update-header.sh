@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates include/moqt.h: build.rs writes the header into OUT_DIR on every build; this copies
-# the one the last debug build made over the committed copy (tests/header.rs checks they match).
+# the one the last debug build made over the committed copy (tests/programs/header.rs checks they match).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --quiet

@@ -683,7 +683,7 @@ async fn run<C: Connection>(
 
 /// A uni stream of an unknown type: STOP_SENDING only, not fatal (spec 11.4). The stream is
 /// dropped unread, as moq-relay does, so the code is the transport's implicit one: QUIC code 0,
-/// outside the HTTP/3 range the moq-lite codes are mapped into (tests/bad_peers.rs compares).
+/// outside the HTTP/3 range the moq-lite codes are mapped into (tests/it/bad_peers.rs compares).
 fn refuse_unknown_uni<R: RecvStream>(reader: Reader<R>) {
     tracing::debug!("refused a uni stream of unknown type");
     drop(reader);

@@ -2,7 +2,7 @@
 //! SUBSCRIBE_UPDATE, refusals, gaps, GOAWAY with drain timeout, PROBE, datagrams, SETUP Path and
 //! session rejection.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! state change and, at most, a gap. A client whose own address changes (a new UDP socket) keeps
 //! its session through QUIC connection migration, without any of that.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! broadcast from the same server, in every version; the server sees the CONNECT path and query.
 //! A client offering every version gets the server's pick: its newest, or the one it is narrowed to.
 
-mod common;
+use crate::common;
 
 use common::*;
 use moqt::model::{OriginProducer, TrackEvent};

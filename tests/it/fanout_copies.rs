@@ -2,7 +2,7 @@
 //! chunk the relay hands to its subscribers' streams is recorded at the transport boundary, and a
 //! payload above the coalescing threshold must reach all N streams as the very same buffer.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

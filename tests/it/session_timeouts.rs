@@ -2,7 +2,7 @@
 //! an unanswered ANNOUNCE_REQUEST ends the session with CONTROL_MESSAGE_TIMEOUT, an unanswered
 //! TRACK fails only that subscription with CONTROL_TIMEOUT.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! subscription goes first, and a SUBSCRIBE_UPDATE raising a subscription puts its next groups
 //! ahead of another's backlog.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

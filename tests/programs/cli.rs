@@ -5,8 +5,7 @@ use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "common/process.rs"]
-mod process;
+use crate::process;
 
 use process::*;
 

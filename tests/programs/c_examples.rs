@@ -9,17 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[path = "common/process.rs"]
-mod process;
+use crate::process;
 
 use process::*;
 
 const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
 
-/// Where cargo put the moqt command, and beside it libmoqt.so.
-fn target_dir() -> PathBuf {
-    Path::new(MOQT).parent().expect("the binary has a directory").to_path_buf()
-}
+use crate::build::{library_dir, target_dir};
 
 /// How an example is built.
 #[derive(Clone, Copy, PartialEq)]
@@ -52,12 +48,7 @@ fn compile(name: &str, build: Build) -> PathBuf {
     // One binary per test (tests run in parallel): no test runs a file another is rewriting.
     let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
     let out = target_dir().join(format!("c-example-{name}{suffix}-{test}"));
-    let lib = target_dir();
-    assert!(
-        lib.join("libmoqt.so").exists(),
-        "{} is missing: `cargo test` builds only the rlib; run `cargo build` first (scripts/test.sh does)",
-        lib.join("libmoqt.so").display()
-    );
+    let lib = library_dir();
     // Programs linked against libmoqt.so load it by its SONAME, as an installed library would be.
     let soname = lib.join("libmoqt.so.0.1");
     if !soname.exists() {
@@ -90,7 +81,7 @@ fn compile(name: &str, build: Build) -> PathBuf {
         .arg(manifest.join("include"))
         .arg(source(name))
         .arg("-L")
-        .arg(&lib)
+        .arg(lib)
         .arg("-lmoqt")
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-o")
@@ -261,8 +252,7 @@ fn run_demo_at(url: &str, fp: &str, publisher: PathBuf, subscriber: Vec<std::ffi
 
 #[test]
 fn the_shared_library_exports_only_moqt_symbols_and_has_a_soname() {
-    let lib = target_dir().join("libmoqt.so");
-    assert!(lib.exists(), "{} is missing: run `cargo build` first (scripts/test.sh does)", lib.display());
+    let lib = library_dir().join("libmoqt.so");
     let output = Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output().expect("nm runs");
     let symbols = String::from_utf8_lossy(&output.stdout);
     let exported: Vec<&str> = symbols.lines().filter_map(|line| line.split_whitespace().last()).collect();
@@ -302,7 +292,7 @@ fn on_path(program: &str) -> Option<PathBuf> {
 fn the_module_map_imports_as_a_clang_module() {
     let clang = on_path("clang").expect("clang (scripts/test.sh installs it)");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = target_dir();
+    let lib = library_dir().to_path_buf();
     compile("relay", Build::C); // the library and its SONAME link are in place
     let out = lib.join("c-example-module_import");
     let status = Command::new(clang)
@@ -335,7 +325,7 @@ fn a_jni_binding_loads_and_round_trips_a_frame() {
     // JAVA_HOME is javac's bin/.. once symlinks (Debian's alternatives) are resolved.
     let java_home = std::fs::canonicalize(&javac).unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lib = target_dir();
+    let lib = library_dir().to_path_buf();
     compile("relay", Build::C); // the library and its SONAME link are in place
     let dir = lib.join("jni-smoke");
     std::fs::create_dir_all(&dir).unwrap();

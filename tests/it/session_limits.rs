@@ -2,7 +2,7 @@
 //! code (spec 11.2-11.4), unknown streams are refused without harm, and every bound a peer could
 //! push on holds for that peer only.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -100,7 +100,7 @@ async fn unknown_streams_and_malformed_requests_are_refused_not_fatal() {
             assert_eq!(answer_to(&conn, &[0x06, 0x00]).await, Some(StreamCode::Cancelled), "{version}");
         }
         // Unknown uni type: STOP_SENDING only, with QUIC code 0 as moq-relay sends (it drops the
-        // stream unread; tests/bad_peers.rs compares the two).
+        // stream unread; tests/it/bad_peers.rs compares the two).
         let mut send = conn.open_uni().await.unwrap();
         send.write(Bytes::from_static(&[0x2a, 1, 2, 3])).await.unwrap();
         let stopped = timeout(WAIT, send.stopped()).await.unwrap();

@@ -2,7 +2,7 @@
 //! each of the four versions, in both directions (server publishes, client publishes), checking
 //! every byte, group boundaries, order within groups and timestamps.
 
-mod common;
+use crate::common;
 
 use common::*;
 use moqt::endpoint::EndpointConfig;

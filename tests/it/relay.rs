@@ -2,7 +2,7 @@
 //! no reflection of a client's own broadcasts, and GOAWAY on shutdown, in every version where the
 //! mechanism exists.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,10 +6,9 @@
 //! string length (65535 bytes) as an announce prefix and as a subscribed broadcast; an
 //! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte.
 
-mod common;
+use crate::common;
 
-#[path = "common/relay.rs"]
-mod relay;
+use crate::common::relay;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod relay;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -3,10 +3,9 @@
 //! --listen-version.
 //! Without the binary these skip loudly; under CI=true they fail (see scripts/install-moq-relay.sh).
 
-mod common;
+use crate::common;
 
-#[path = "common/relay.rs"]
-mod relay;
+use crate::common::relay;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

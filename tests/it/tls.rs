@@ -3,7 +3,7 @@
 //! included), a certificate reloaded from its files without dropping sessions, the moqt:// URL
 //! form with its path in SETUP, SNI from the URL host, and malformed URLs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,12 @@
+//! moqt as programs and files: the `moqt` command, the C examples and C tests built against the
+//! generated header and libmoqt.so (as C, C++, under sanitizers and Valgrind), the demo script,
+//! packaging, and the header's own checks. One binary, so the crate is linked once.
+
+mod build;
+mod process;
+
+mod c_examples;
+mod cli;
+mod demo;
+mod header;
+mod packaging;

@@ -1,5 +1,8 @@
-//! Clients and servers over raw QUIC: ALPN offers moq-lite-06, -05, -04, -03 (a setting narrows it),
-//! the server picks, and the session runs on the connection. TLS comes from [`crate::transport::tls`].
+//! Clients and servers over raw QUIC and WebTransport. On raw QUIC the client offers the ALPNs
+//! moq-lite-06, -05, -04, -03 (a setting narrows them) and the server picks; over WebTransport the
+//! same strings travel in `wt-available-protocols` / `wt-protocol`. A server takes both on one UDP
+//! port (ALPN `h3` for WebTransport) and can reload its certificate without dropping sessions.
+//! TLS comes from [`crate::transport::tls`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use crate::transport::tls::{self, Certificate, ClientTrust, TlsError};
 use crate::transport::webtransport;
 use crate::wire::Version;
 
-/// Settings of a raw-QUIC client or server.
+/// Settings of a client or server (raw QUIC, and WebTransport on the same endpoint).
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
     /// Versions offered (client) or accepted (server), in preference order. Default all, newest first.
@@ -186,8 +189,8 @@ impl Client {
     }
 }
 
-/// A raw-QUIC moq-lite server. Clones are handles on the same endpoint (one can accept while
-/// another closes it).
+/// A moq-lite server: raw QUIC and, unless [`EndpointConfig::webtransport`] is off, WebTransport on
+/// the same port. Clones are handles on the same endpoint (one can accept while another closes it).
 #[derive(Clone)]
 pub struct Server {
     endpoint: quinn::Endpoint,

@@ -1,5 +1,6 @@
 //! Requests the application makes of a running session that are not expressed through the model:
-//! FETCH of one past group, a PROBE target, and GOAWAY. Each runs as its own task.
+//! FETCH of one past group, TRACK for a track's TRACK_INFO, a PROBE target, and GOAWAY. Each runs
+//! as its own task.
 
 use std::sync::Arc;
 use std::time::Duration;

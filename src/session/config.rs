@@ -39,7 +39,8 @@ pub struct SessionConfig {
     pub probe: ProbeLevel,
     /// How often a publisher sends PROBE reports on an open Probe stream. Default 1 s.
     pub probe_interval: Duration,
-    /// Our Hop ID (0 = none), sent in SETUP (lite-06) and ANNOUNCE_OK.
+    /// Our Hop ID (0 = none): sent in SETUP and ANNOUNCE_OK (lite-05+; SETUP Hop on lite-05 too, as
+    /// the reference does), and on lite-04 appended to our announcements and sent as Exclude Hop.
     pub hop_id: u64,
     /// This link's price (lite-06): sent in SETUP so the peer adds it to the routes we announce,
     /// and added to the routes the peer announces in place of the Cost it declares. `None`: not

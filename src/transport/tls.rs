@@ -1,6 +1,7 @@
-//! TLS for raw QUIC: certificates (generated, or loaded from PEM), the server config, and the three
-//! ways a client trusts a server (a pinned SHA-256 fingerprint as WebTransport's
-//! `serverCertificateHashes`, a CA bundle, or nothing at all for development).
+//! TLS for raw QUIC and WebTransport: certificates (generated, or loaded from PEM), the server
+//! config, and the ways a client trusts a server ([`ClientTrust`]): the platform's trust store plus
+//! extra roots (the default), a pinned SHA-256 fingerprint as WebTransport's
+//! `serverCertificateHashes`, only a given CA bundle, or nothing at all for development.
 //!
 //! Every config is built with rustls' ring provider passed explicitly, never the process default,
 //! so the crate works whatever provider (if any) the application installed. QUIC needs TLS 1.3, so

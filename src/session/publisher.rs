@@ -519,11 +519,12 @@ async fn wait_for_close<R: crate::transport::RecvStream>(reader: &mut Reader<R>)
 /// Payloads up to this many bytes are copied into one chunk with their FRAME header; larger ones
 /// go to the stream as the shared `Bytes` itself, after a header chunk of their own, so a relay
 /// fanning a frame out to N subscribers hands the same buffer to N streams and copies nothing.
-/// Below the threshold the extra chunk (one more stream write, one more `Bytes` in quinn's send
-/// queue) costs more than copying the payload: measured in BENCHMARKS.md ("Fan-out without a
-/// copy"), where the criterion fan-out bench and the relay comparison at 160 B, 4 KB and 33 KB
-/// picked this value.
-pub const COALESCE_MAX_PAYLOAD: usize = 1024;
+/// Why 512: `benches/frame_write.rs` (a quinn stream on loopback, 256 frames a batch) has the
+/// extra chunk, one more stream write under quinn's connection lock, cost more than the copy at
+/// 160 B (0.63 µs a frame coalesced against 1.08 µs separate) and 512 B (1.15 against 1.39),
+/// and the copy cost more from 1 KB up (2.36 against 2.03 µs; 8 % at 33 KB). BENCHMARKS.md has
+/// the figures and the relay runs.
+pub const COALESCE_MAX_PAYLOAD: usize = 512;
 
 /// Writes one FRAME: the header, then the payload, coalesced into `out` when it is small (see
 /// [`COALESCE_MAX_PAYLOAD`]) and otherwise handed over without a copy.

@@ -110,7 +110,7 @@ impl SendStream for RecordingSend {
 const SUBSCRIBERS: usize = 4;
 
 /// Frame sizes around the threshold: audio-like, just past it, video-like, HD-like.
-const SIZES: [usize; 5] = [160, 1024, 1025, 4096, 33_334];
+const SIZES: [usize; 5] = [160, 512, 513, 4096, 33_334];
 
 fn frame(index: usize, size: usize) -> Bytes {
     (0..size).map(|i| (i * 7 + index * 13) as u8).collect::<Vec<u8>>().into()

@@ -9,4 +9,5 @@ mod c_examples;
 mod cli;
 mod demo;
 mod header;
+mod layers;
 mod packaging;

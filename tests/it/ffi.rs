@@ -701,22 +701,65 @@ fn session_limits_in_the_client_options_hold() {
     moqt_relay_stop(relay, ptr::null(), 0);
 }
 
-static FETCH_FREES: AtomicUsize = AtomicUsize::new(0);
-static FETCH_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
-
-extern "C" fn count_fetch_free(_user_data: *mut c_void) {
-    FETCH_FREES.fetch_add(1, Ordering::SeqCst);
-}
-
-extern "C" fn record_fetch_closed(_user_data: *mut c_void, status: moqt_status) {
-    FETCH_CLOSED.lock().unwrap().push(status);
-}
-
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
         assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// What one subscription's callbacks saw: frames (group, index), gaps, on_closed statuses and
+/// user_data_free calls. Its callbacks take the recorder as their user data, so each test has its
+/// own instead of a set of statics.
+#[derive(Default)]
+struct Recorder {
+    frames: std::sync::Mutex<Vec<(u64, u64)>>,
+    gaps: std::sync::Mutex<Vec<(u64, u64, u64)>>,
+    closed: std::sync::Mutex<Vec<moqt_status>>,
+    frees: AtomicUsize,
+}
+
+impl Recorder {
+    /// Callbacks recording into `self`, for one subscribe or fetch call: their user data holds a
+    /// reference to the recorder that `user_data_free` releases, as a C host would.
+    fn callbacks(self: &std::sync::Arc<Self>) -> moqt_subscribe_callbacks {
+        moqt_subscribe_callbacks {
+            struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
+            user_data: std::sync::Arc::into_raw(self.clone()) as *mut c_void,
+            user_data_free: Some(Self::on_free),
+            on_frame: Some(Self::on_frame),
+            on_gap: Some(Self::on_gap),
+            on_closed: Some(Self::on_closed),
+        }
+    }
+
+    fn of<'a>(user_data: *mut c_void) -> &'a Recorder {
+        // SAFETY: user_data holds a reference to the recorder until user_data_free releases it,
+        // and no callback runs after that.
+        unsafe { &*(user_data as *const Recorder) }
+    }
+
+    extern "C" fn on_frame(user_data: *mut c_void, frame: *const moqt_frame) {
+        Self::of(user_data).frames.lock().unwrap().push((moqt_frame_group(frame), moqt_frame_index(frame)));
+    }
+
+    extern "C" fn on_gap(user_data: *mut c_void, first: u64, last: u64, code: u64) {
+        Self::of(user_data).gaps.lock().unwrap().push((first, last, code));
+    }
+
+    extern "C" fn on_closed(user_data: *mut c_void, status: moqt_status) {
+        Self::of(user_data).closed.lock().unwrap().push(status);
+    }
+
+    extern "C" fn on_free(user_data: *mut c_void) {
+        Self::of(user_data).frees.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: the reference `callbacks` handed over, released exactly once, here.
+        drop(unsafe { std::sync::Arc::from_raw(user_data as *const Recorder) });
+    }
+
+    fn closed(&self) -> Vec<moqt_status> {
+        self.closed.lock().unwrap().clone()
     }
 }
 
@@ -740,20 +783,14 @@ fn stats_of_size(size: usize) -> moqt_client_stats {
 /// struct, of which nothing past its size is written.
 #[test]
 fn fetch_and_stats_error_paths() {
-    let callbacks = moqt_subscribe_callbacks {
-        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
-        user_data: ptr::null_mut(),
-        user_data_free: Some(count_fetch_free),
-        on_frame: None,
-        on_gap: None,
-        on_closed: Some(record_fetch_closed),
-    };
+    let recorder = std::sync::Arc::new(Recorder::default());
     let mut fetch: *mut moqt_subscription = ptr::null_mut();
     let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
-    let status = moqt_client_fetch(ptr::null(), b, usize::MAX, t, usize::MAX, 0, ptr::null(), &callbacks, &mut fetch);
+    let status =
+        moqt_client_fetch(ptr::null(), b, usize::MAX, t, usize::MAX, 0, ptr::null(), &recorder.callbacks(), &mut fetch);
     assert_eq!(status, moqt_status::ErrInvalidArg);
     assert!(fetch.is_null());
-    wait_until("user_data_free after a refused fetch", || FETCH_FREES.load(Ordering::SeqCst) == 1);
+    wait_until("user_data_free after a refused fetch", || recorder.frees.load(Ordering::SeqCst) == 1);
     let mut stats = stats_of_size(std::mem::size_of::<moqt_client_stats>());
     assert_eq!(moqt_client_get_stats(ptr::null(), &mut stats), moqt_status::ErrInvalidArg);
     assert_eq!(moqt_client_probe(ptr::null(), 1), moqt_status::ErrInvalidArg);
@@ -765,10 +802,11 @@ fn fetch_and_stats_error_paths() {
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
 
     // FETCH needs moq-lite-05: the fetch ends with UNSUPPORTED, user data released once more.
-    let status = moqt_client_fetch(client, b, usize::MAX, t, usize::MAX, 0, ptr::null(), &callbacks, &mut fetch);
+    let status =
+        moqt_client_fetch(client, b, usize::MAX, t, usize::MAX, 0, ptr::null(), &recorder.callbacks(), &mut fetch);
     assert_eq!(status, moqt_status::Ok);
-    wait_until("the fetch to end", || FETCH_FREES.load(Ordering::SeqCst) == 2);
-    assert_eq!(*FETCH_CLOSED.lock().unwrap(), vec![moqt_status::ErrUnsupported]);
+    wait_until("the fetch to end", || recorder.frees.load(Ordering::SeqCst) == 2);
+    assert_eq!(recorder.closed(), vec![moqt_status::ErrUnsupported]);
     assert_eq!(moqt_subscription_update(fetch, ptr::null()), moqt_status::ErrInvalidArg);
     moqt_subscription_free(fetch);
 
@@ -888,22 +926,6 @@ fn a_peer_probe_target_reaches_the_client_stats() {
     moqt_client_free(client);
 }
 
-static PUSH_GAPS: std::sync::Mutex<Vec<(u64, u64, u64)>> = std::sync::Mutex::new(Vec::new());
-static PUSH_FRAMES: std::sync::Mutex<Vec<(u64, u64)>> = std::sync::Mutex::new(Vec::new());
-static PUSH_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
-
-extern "C" fn push_frame(_user_data: *mut c_void, frame: *const moqt_frame) {
-    PUSH_FRAMES.lock().unwrap().push((moqt_frame_group(frame), moqt_frame_index(frame)));
-}
-
-extern "C" fn push_gap(_user_data: *mut c_void, first: u64, last: u64, code: u64) {
-    PUSH_GAPS.lock().unwrap().push((first, last, code));
-}
-
-extern "C" fn push_closed(_user_data: *mut c_void, status: moqt_status) {
-    PUSH_CLOSED.lock().unwrap().push(status);
-}
-
 /// Push mode's `on_gap`: a publisher that skips groups 1 to 4 and then finishes the track gives
 /// exactly one gap callback, for 1..=4, before on_closed(MOQT_STATUS_OK); the frames of groups 0
 /// and 5 all arrive.
@@ -916,14 +938,8 @@ fn push_mode_reports_gaps_through_on_gap() {
     let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
     let mut subscriber = ptr::null_mut();
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
-    let callbacks = moqt_subscribe_callbacks {
-        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
-        user_data: ptr::null_mut(),
-        user_data_free: None,
-        on_frame: Some(push_frame),
-        on_gap: Some(push_gap),
-        on_closed: Some(push_closed),
-    };
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let callbacks = recorder.callbacks();
     let mut subscription = ptr::null_mut();
     let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
     assert_eq!(
@@ -940,14 +956,14 @@ fn push_mode_reports_gaps_through_on_gap() {
         }
         group.finish().unwrap();
     }
-    wait_until("four frames", || PUSH_FRAMES.lock().unwrap().len() == 4);
-    assert!(PUSH_CLOSED.lock().unwrap().is_empty(), "the track is still live");
+    wait_until("four frames", || recorder.frames.lock().unwrap().len() == 4);
+    assert!(recorder.closed.lock().unwrap().is_empty(), "the track is still live");
     track.finish();
-    wait_until("the end of the track", || !PUSH_CLOSED.lock().unwrap().is_empty());
-    let gaps = PUSH_GAPS.lock().unwrap().clone();
+    wait_until("the end of the track", || !recorder.closed.lock().unwrap().is_empty());
+    let gaps = recorder.gaps.lock().unwrap().clone();
     assert_eq!(gaps.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(1, 4)], "one gap for 1..=4: {gaps:?}");
-    assert_eq!(*PUSH_CLOSED.lock().unwrap(), [moqt_status::Ok]);
-    let mut frames = PUSH_FRAMES.lock().unwrap().clone();
+    assert_eq!(*recorder.closed.lock().unwrap(), [moqt_status::Ok]);
+    let mut frames = recorder.frames.lock().unwrap().clone();
     frames.sort();
     assert_eq!(frames, [(0, 0), (0, 1), (5, 0), (5, 1)]);
 
@@ -957,26 +973,14 @@ fn push_mode_reports_gaps_through_on_gap() {
     moqt_relay_stop(relay, ptr::null(), 0);
 }
 
-static GONE_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
-
-extern "C" fn record_gone_closed(_user_data: *mut c_void, status: moqt_status) {
-    GONE_CLOSED.lock().unwrap().push(status);
-}
-
 /// Freeing a client ends its live subscriptions at once with MOQT_STATUS_ERR_CLOSED, as the header
 /// promises: received broadcasts would otherwise linger 30 s for a reconnect that cannot come.
 #[test]
 fn freeing_a_client_ends_its_subscriptions_promptly() {
     let (relay, fp, url) = embedded_relay();
     let (publisher, subscriber, broadcast, track) = clients_with_a_track(&url, &fp, c"gone");
-    let callbacks = moqt_subscribe_callbacks {
-        struct_size: std::mem::size_of::<moqt_subscribe_callbacks>() as u32,
-        user_data: ptr::null_mut(),
-        user_data_free: None,
-        on_frame: None,
-        on_gap: None,
-        on_closed: Some(record_gone_closed),
-    };
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let callbacks = recorder.callbacks();
     let (b, t) = (c"gone".as_ptr(), c"t".as_ptr());
     let mut subscription: *mut moqt_subscription = ptr::null_mut();
     assert_eq!(
@@ -995,8 +999,8 @@ fn freeing_a_client_ends_its_subscriptions_promptly() {
 
     let freed = Instant::now();
     moqt_client_free(subscriber);
-    wait_until("on_closed after the client's free", || !GONE_CLOSED.lock().unwrap().is_empty());
-    assert_eq!(*GONE_CLOSED.lock().unwrap(), vec![moqt_status::ErrClosed]);
+    wait_until("on_closed after the client's free", || !recorder.closed().is_empty());
+    assert_eq!(recorder.closed(), vec![moqt_status::ErrClosed]);
     loop {
         match moqt_pull_next_frame(pull, 5000, &mut frame) {
             moqt_status::Ok => moqt_frame_unref(frame),
@@ -1013,17 +1017,6 @@ fn freeing_a_client_ends_its_subscriptions_promptly() {
     moqt_broadcast_free(broadcast);
     moqt_client_free(publisher);
     moqt_relay_stop(relay, ptr::null(), 0);
-}
-
-static AFTER_STRESS_FRAMES: AtomicUsize = AtomicUsize::new(0);
-static AFTER_STRESS_CLOSED: std::sync::Mutex<Vec<moqt_status>> = std::sync::Mutex::new(Vec::new());
-
-extern "C" fn count_after_stress_frame(_user_data: *mut c_void, _frame: *const moqt_frame) {
-    AFTER_STRESS_FRAMES.fetch_add(1, Ordering::SeqCst);
-}
-
-extern "C" fn record_after_stress_closed(_user_data: *mut c_void, status: moqt_status) {
-    AFTER_STRESS_CLOSED.lock().unwrap().push(status);
 }
 
 /// Subscribing and unsubscribing in a tight loop while frames flow, then subscribing once more:
@@ -1065,17 +1058,14 @@ fn a_subscription_after_churn_still_gets_frames() {
         std::thread::sleep(Duration::from_millis(round % 3 * 5));
         moqt_subscription_free(subscription);
     }
-    let callbacks = moqt_subscribe_callbacks {
-        on_frame: Some(count_after_stress_frame),
-        on_closed: Some(record_after_stress_closed),
-        ..quiet
-    };
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let callbacks = recorder.callbacks();
     let mut last: *mut moqt_subscription = ptr::null_mut();
     assert_eq!(moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut last), moqt_status::Ok);
     wait_until("frames after the churn", || {
-        let closed = AFTER_STRESS_CLOSED.lock().unwrap().clone();
+        let closed = recorder.closed();
         assert!(closed.is_empty(), "the subscription ended: {closed:?}");
-        AFTER_STRESS_FRAMES.load(Ordering::SeqCst) >= 10
+        recorder.frames.lock().unwrap().len() >= 10
     });
     writing.store(false, Ordering::SeqCst);
     writer.join().unwrap();

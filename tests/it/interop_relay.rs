@@ -601,14 +601,8 @@ async fn high_overtakes_low<C: moqt::transport::Connection>(
     published: &mut Published,
     high: &mut model::TrackProducer,
 ) -> Vec<(u64, u64)> {
-    use moqt::wire::{Message, Setup, UniStream};
     let order = record_completions(conn.clone(), version);
-    if version.has_setup() {
-        let mut out = Vec::new();
-        UniStream::Setup.encode(&mut out, version).unwrap();
-        Setup::default().encode(&mut out, version).unwrap();
-        send_uni(&conn, &out).await;
-    }
+    send_client_setup(&conn, version).await;
     let _low = raw_subscribe(&conn, version, 0, "video", 1).await;
     let _high = raw_subscribe(&conn, version, 1, "high", 200).await;
     timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{version}: low never subscribed"));

@@ -559,7 +559,6 @@ async fn subscriptions_travel_the_cheapest_route() {
 /// the relay gives up for a subscriber past its in-flight bound is reported: the next test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_falls_behind_alone() {
-    use moqt::wire::{Message, Setup, UniStream};
     init_logs();
     let version = Version::Lite06;
     let relay = start_relay(version);
@@ -571,10 +570,7 @@ async fn a_slow_subscriber_falls_behind_alone() {
     let mut fast = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
     let conn = constrained_subscriber(relay.addr, relay.cert.fingerprint(), version).await;
     let completions = record_completions(conn.clone(), version);
-    let mut out = Vec::new();
-    UniStream::Setup.encode(&mut out, version).unwrap();
-    Setup::default().encode(&mut out, version).unwrap();
-    send_uni(&conn, &out).await;
+    send_client_setup(&conn, version).await;
     let _slow = raw_subscribe(&conn, version, 0, "video", 1).await;
     let both = timeout(WAIT, async {
         while relay.relay.metrics().traffic.subscriptions_active < 2 {
@@ -616,9 +612,7 @@ async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
     use moqt::coding::Path as WirePath;
     use moqt::coding::StreamCode;
     use moqt::transport::{Connection, RecvStream, SendStream};
-    use moqt::wire::{
-        BidiStream, Message, Setup, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream,
-    };
+    use moqt::wire::{BidiStream, Message, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow};
     init_logs();
     let version = Version::Lite06;
     let mut config = RelayConfig::default();
@@ -631,10 +625,7 @@ async fn groups_abandoned_past_the_in_flight_bound_are_reported() {
     announced(&remote, &path("room/alice")).await;
     let conn = tightly_constrained_subscriber(relay.addr, relay.cert.fingerprint(), version).await;
     let _completions = record_completions(conn.clone(), version);
-    let mut out = Vec::new();
-    UniStream::Setup.encode(&mut out, version).unwrap();
-    Setup::default().encode(&mut out, version).unwrap();
-    send_uni(&conn, &out).await;
+    send_client_setup(&conn, version).await;
     let mut request = Vec::new();
     BidiStream::Subscribe.encode(&mut request, version).unwrap();
     let window = SubscribeWindow { priority: 1, max_age: 60_000, ..Default::default() };

@@ -636,10 +636,7 @@ async fn a_clients_goaway_uri_is_a_violation_from_lite_06_on() {
     for version in [Version::Lite06, Version::Lite05] {
         let server = serve(version, None, None);
         let conn = raw_connect(&server, version).await;
-        let mut setup = Vec::new();
-        moqt::wire::UniStream::Setup.encode(&mut setup, version).unwrap();
-        moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
-        send_uni(&conn, &setup).await;
+        send_client_setup(&conn, version).await;
         let _goaway = open_with(&conn, goaway_bytes(version, "moql://elsewhere.example/")).await;
         if version >= Version::Lite06 {
             assert_eq!(close_code(&conn).await, SessionCode::ProtocolViolation.to_u64(), "{version}");
@@ -665,9 +662,7 @@ async fn a_clients_goaway_uri_is_a_violation_from_lite_06_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
     use moqt::transport::{Connection, RecvStream, StreamError};
-    use moqt::wire::{
-        BidiStream, FrameTimestamps, GroupHeader, Message, StreamReader, Subscribe, SubscribeWindow, UniStream,
-    };
+    use moqt::wire::{FrameTimestamps, GroupHeader, StreamReader, SubscribeWindow, UniStream};
     init_logs();
     for version in Version::ALL {
         let origin = model::OriginProducer::default();
@@ -678,18 +673,9 @@ async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
         let server = serve(version, Some(origin.clone()), None);
         // The test is the subscriber: what the publisher does to the stream is seen as sent.
         let conn = raw_connect(&server, version).await;
-        if version.has_setup() {
-            let mut setup = Vec::new();
-            UniStream::Setup.encode(&mut setup, version).unwrap();
-            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
-            send_uni(&conn, &setup).await;
-        }
-        let mut request = Vec::new();
-        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        send_client_setup(&conn, version).await;
         let window = SubscribeWindow { priority: 1, max_age: 100, ..Default::default() };
-        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
-            .encode(&mut request, version)
-            .unwrap();
+        let request = subscribe_request(version, 0, "video", window);
         let _subscription = open_with(&conn, request).await;
         timeout(WAIT, producer.used()).await.unwrap();
         // Group 0 stays open after one frame.
@@ -833,25 +819,16 @@ async fn a_group_starting_past_frame_0_is_reported_partial() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
     use moqt::transport::{Connection, RecvStream};
-    use moqt::wire::{BidiStream, StreamReader, Subscribe, SubscribeResponse, SubscribeWindow, UniStream};
+    use moqt::wire::{StreamReader, SubscribeResponse, SubscribeWindow, UniStream};
     init_logs();
     for version in Version::ALL {
         let mut published = publish("room/alice");
         let server = serve(version, Some(published.origin.clone()), None);
         // The test is the subscriber, and never reads past a Group stream's type.
         let conn = raw_connect(&server, version).await;
-        if version.has_setup() {
-            let mut setup = Vec::new();
-            UniStream::Setup.encode(&mut setup, version).unwrap();
-            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
-            send_uni(&conn, &setup).await;
-        }
-        let mut request = Vec::new();
-        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        send_client_setup(&conn, version).await;
         let window = SubscribeWindow { priority: 1, max_age: 5000, ..Default::default() };
-        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
-            .encode(&mut request, version)
-            .unwrap();
+        let request = subscribe_request(version, 0, "video", window);
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         send.write(bytes::Bytes::from(request)).await.unwrap();
         timeout(WAIT, published.track.used()).await.unwrap();
@@ -911,10 +888,7 @@ async fn track_info_reaches_the_subscriber_from_lite_05_and_defaults_before() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept() {
     use moqt::transport::{Connection, RecvStream, StreamError};
-    use moqt::wire::{
-        BidiStream, GroupHeader, StreamReader, Subscribe, SubscribeResponse, SubscribeUpdate, SubscribeWindow,
-        UniStream,
-    };
+    use moqt::wire::{GroupHeader, StreamReader, SubscribeResponse, SubscribeUpdate, SubscribeWindow, UniStream};
     init_logs();
     for version in Version::ALL {
         // The publisher keeps groups a minute; the subscriber first asks for a minute too.
@@ -925,18 +899,9 @@ async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept
         let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
         let server = serve(version, Some(origin.clone()), None);
         let conn = raw_connect(&server, version).await;
-        if version.has_setup() {
-            let mut setup = Vec::new();
-            UniStream::Setup.encode(&mut setup, version).unwrap();
-            moqt::wire::Setup::default().encode(&mut setup, version).unwrap();
-            send_uni(&conn, &setup).await;
-        }
-        let mut request = Vec::new();
-        BidiStream::Subscribe.encode(&mut request, version).unwrap();
+        send_client_setup(&conn, version).await;
         let window = SubscribeWindow { priority: 1, max_age: 60_000, ..Default::default() };
-        Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window }
-            .encode(&mut request, version)
-            .unwrap();
+        let request = subscribe_request(version, 0, "video", window);
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         send.write(bytes::Bytes::from(request)).await.unwrap();
         timeout(WAIT, producer.used()).await.unwrap();

@@ -16,13 +16,6 @@ use moqt::transport::{Connection, RecvStream, SendStream, StreamError, Transport
 use moqt::wire::{BidiStream, Message, Setup, Subscribe, SubscribeWindow, UniStream, Version};
 use tokio::time::timeout;
 
-fn setup_bytes(version: Version) -> Vec<u8> {
-    let mut out = Vec::new();
-    UniStream::Setup.encode(&mut out, version).unwrap();
-    Setup::default().encode(&mut out, version).unwrap();
-    out
-}
-
 fn subscribe_bytes(version: Version, id: u64, track: &str) -> Vec<u8> {
     let mut out = Vec::new();
     BidiStream::Subscribe.encode(&mut out, version).unwrap();
@@ -77,8 +70,8 @@ async fn malformed_or_duplicate_setup_is_a_protocol_violation() {
         assert_eq!(close_code(&conn).await, SessionCode::ProtocolViolation.to_u64(), "{version}");
         // A second Setup stream.
         let conn = raw_connect(&server, version).await;
-        send_uni(&conn, &setup_bytes(version)).await;
-        send_uni(&conn, &setup_bytes(version)).await;
+        send_uni(&conn, &client_setup_bytes(version)).await;
+        send_uni(&conn, &client_setup_bytes(version)).await;
         assert_eq!(close_code(&conn).await, SessionCode::ProtocolViolation.to_u64(), "{version}");
     }
 }
@@ -91,7 +84,7 @@ async fn unknown_streams_and_malformed_requests_are_refused_not_fatal() {
         let server = serve(version, Some(published.origin.clone()), None);
         let conn = raw_connect(&server, version).await;
         if version.has_setup() {
-            send_uni(&conn, &setup_bytes(version)).await;
+            send_uni(&conn, &client_setup_bytes(version)).await;
         }
         // Unknown bidi type: reset with CANCELLED.
         assert_eq!(answer_to(&conn, &[0x3f]).await, Some(StreamCode::Cancelled), "{version}");
@@ -126,7 +119,7 @@ async fn subscription_and_announce_bounds_hold_per_session() {
     let server = serve_with(version, config, Some(published.origin.clone()), None);
     let healthy = healthy_subscriber(&server, version, &published).await;
     let greedy = raw_connect(&server, version).await;
-    send_uni(&greedy, &setup_bytes(version)).await;
+    send_uni(&greedy, &client_setup_bytes(version)).await;
     // The first subscription is held open; the second is over the bound.
     let (mut first, _first_recv) = greedy.open_bi().await.unwrap();
     first.write(Bytes::from(subscribe_bytes(version, 0, "video"))).await.unwrap();
@@ -140,7 +133,7 @@ async fn subscription_and_announce_bounds_hold_per_session() {
     // Other sessions are unaffected: one already up keeps receiving, a new one is served.
     healthy.assert_flowing("after the subscription and announce bounds").await;
     let other = raw_connect(&server, version).await;
-    send_uni(&other, &setup_bytes(version)).await;
+    send_uni(&other, &client_setup_bytes(version)).await;
     assert_eq!(answer_to(&other, &subscribe_bytes(version, 0, "video")).await, None);
 }
 
@@ -153,7 +146,7 @@ async fn message_size_bound_resets_the_stream() {
     let server = serve_with(version, config, Some(published.origin.clone()), None);
     let healthy = healthy_subscriber(&server, version, &published).await;
     let conn = raw_connect(&server, version).await;
-    send_uni(&conn, &setup_bytes(version)).await;
+    send_uni(&conn, &client_setup_bytes(version)).await;
     let long = "x".repeat(1000);
     assert_eq!(answer_to(&conn, &subscribe_bytes(version, 0, &long)).await, Some(StreamCode::Cancelled));
     assert_eq!(answer_to(&conn, &subscribe_bytes(version, 1, "video")).await, None, "the session is still up");
@@ -257,7 +250,7 @@ async fn concurrent_bidi_stream_bound_holds() {
     let server = serve_endpoint(config, Some(published.origin.clone()), None);
     let healthy = healthy_subscriber(&server, version, &published).await;
     let conn = raw_connect(&server, version).await;
-    send_uni(&conn, &setup_bytes(version)).await;
+    send_uni(&conn, &client_setup_bytes(version)).await;
     // Three request streams held open (announce requests the server answers and keeps).
     let mut held = Vec::new();
     for _ in 0..3 {
@@ -290,7 +283,7 @@ async fn concurrent_uni_stream_bound_holds() {
     let server = serve_endpoint(config, Some(published.origin.clone()), None);
     let healthy = healthy_subscriber(&server, version, &published).await;
     let conn = raw_connect(&server, version).await;
-    send_uni(&conn, &setup_bytes(version)).await;
+    send_uni(&conn, &client_setup_bytes(version)).await;
     // Two uni streams held open: each carries the first byte of a two-byte stream type, so the
     // server waits for the rest.
     let mut held = Vec::new();
@@ -367,7 +360,7 @@ async fn unanswered_announce_request_closes_that_session_only() {
     let healthy = healthy_publisher(&server, version, &inbox).await;
     // A client that never answers.
     let silent = raw_connect(&server, version).await;
-    send_uni(&silent, &setup_bytes(version)).await;
+    send_uni(&silent, &client_setup_bytes(version)).await;
     let (_send, _recv) = timeout(WAIT, silent.accept_bi()).await.expect("the server asks for announcements").unwrap();
     assert_eq!(close_code(&silent).await, SessionCode::ControlMessageTimeout.to_u64());
     healthy.assert_flowing("after the control-message timeout").await;
@@ -421,7 +414,7 @@ async fn subscribe_frame_bounds_are_honoured_on_lite_06() {
     let mut published = publish("room/alice");
     let server = serve(version, Some(published.origin.clone()), None);
     let conn = raw_connect(&server, version).await;
-    send_uni(&conn, &setup_bytes(version)).await;
+    send_uni(&conn, &client_setup_bytes(version)).await;
     // Groups 0..=3 of 4 frames each, cached before the subscription.
     write_groups(&mut published.track, 4, 4);
     // Resume at frame 2 of group 1; stop after frame 1 of group 2.
@@ -476,7 +469,7 @@ async fn subscribe_update_narrowing_the_end_ends_the_subscription() {
         let mut published = publish("room/alice");
         let server = serve(version, Some(published.origin.clone()), None);
         let conn = raw_connect(&server, version).await;
-        send_uni(&conn, &setup_bytes(version)).await;
+        send_uni(&conn, &client_setup_bytes(version)).await;
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         send.write(Bytes::from(subscribe_bytes(version, 0, "video"))).await.unwrap();
         timeout(WAIT, published.track.used()).await.unwrap();
@@ -660,7 +653,7 @@ async fn probe_level_none_refuses_probing_both_ways() {
         assert!(matches!(refused, Err(SessionError::Unsupported(_))), "{version}: {refused:?}");
         // A peer that opens a Probe stream anyway has it reset with CANCELLED; the session stays.
         let conn = raw_connect(&server, version).await;
-        send_uni(&conn, &setup_bytes(version)).await;
+        send_uni(&conn, &client_setup_bytes(version)).await;
         let mut probe = Vec::new();
         BidiStream::Probe.encode(&mut probe, version).unwrap();
         Probe { bitrate: 1_000_000, rtt: 0 }.encode(&mut probe, version).unwrap();

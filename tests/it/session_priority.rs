@@ -15,7 +15,7 @@ use bytes::Bytes;
 use common::*;
 use moqt::model::{TrackInfo, TrackProducer};
 use moqt::transport::SendStream;
-use moqt::wire::{Message, Setup, SubscribeUpdate, SubscribeWindow, UniStream, Version};
+use moqt::wire::{Message, SubscribeUpdate, SubscribeWindow, Version};
 use tokio::time::timeout;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -30,12 +30,7 @@ async fn high_priority_overtakes_a_low_priority_backlog_and_new_groups_overtake_
         let server = serve(version, Some(published.origin.clone()), None);
         let conn = constrained_subscriber(server.addr, server.cert.fingerprint(), version).await;
         let order = record_completions(conn.clone(), version);
-        if version.has_setup() {
-            let mut out = Vec::new();
-            UniStream::Setup.encode(&mut out, version).unwrap();
-            Setup::default().encode(&mut out, version).unwrap();
-            send_uni(&conn, &out).await;
-        }
+        send_client_setup(&conn, version).await;
         let _low_sub = raw_subscribe(&conn, version, 0, "video", 1).await;
         let _high_sub = raw_subscribe(&conn, version, 1, "high", 200).await;
         timeout(WAIT, published.track.used()).await.unwrap();
@@ -85,12 +80,7 @@ async fn constrained(
     let server = serve(version, Some(published.origin.clone()), None);
     let conn = constrained_subscriber(server.addr, server.cert.fingerprint(), version).await;
     let order = record_completions(conn.clone(), version);
-    if version.has_setup() {
-        let mut out = Vec::new();
-        UniStream::Setup.encode(&mut out, version).unwrap();
-        Setup::default().encode(&mut out, version).unwrap();
-        send_uni(&conn, &out).await;
-    }
+    send_client_setup(&conn, version).await;
     (server, conn, order)
 }
 

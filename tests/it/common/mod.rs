@@ -342,6 +342,31 @@ pub async fn raw_subscribe<C: Connection>(conn: &C, version: Version, id: u64, t
     raw_subscribe_stream(conn, version, id, track, priority).await
 }
 
+/// What a raw client sends as its SETUP (default parameters) on lite-05+, stream type included.
+pub fn client_setup_bytes(version: Version) -> Vec<u8> {
+    let mut out = Vec::new();
+    moqt::wire::UniStream::Setup.encode(&mut out, version).unwrap();
+    moqt::wire::Setup::default().encode(&mut out, version).unwrap();
+    out
+}
+
+/// Sends a raw client's SETUP on its own uni stream; nothing on versions without SETUP.
+pub async fn send_client_setup<C: Connection>(conn: &C, version: Version) {
+    if version.has_setup() {
+        send_uni(conn, &client_setup_bytes(version)).await;
+    }
+}
+
+/// A raw SUBSCRIBE request (stream type and message) for `track` of room/alice.
+pub fn subscribe_request(version: Version, id: u64, track: &str, window: SubscribeWindow) -> Vec<u8> {
+    let mut out = Vec::new();
+    BidiStream::Subscribe.encode(&mut out, version).unwrap();
+    Subscribe { id, broadcast: Path::new("room/alice").unwrap(), track: track.into(), window }
+        .encode(&mut out, version)
+        .unwrap();
+    out
+}
+
 /// [`raw_subscribe`] returning the Subscribe stream's halves, to send SUBSCRIBE_UPDATE on.
 pub async fn raw_subscribe_stream<C: Connection>(
     conn: &C,
@@ -350,12 +375,8 @@ pub async fn raw_subscribe_stream<C: Connection>(
     track: &str,
     priority: u8,
 ) -> (C::Send, C::Recv) {
-    let mut out = Vec::new();
-    BidiStream::Subscribe.encode(&mut out, version).unwrap();
     let window = SubscribeWindow { priority, max_age: 60_000, ..Default::default() };
-    Subscribe { id, broadcast: Path::new("room/alice").unwrap(), track: track.into(), window }
-        .encode(&mut out, version)
-        .unwrap();
+    let out = subscribe_request(version, id, track, window);
     let (mut send, recv) = conn.open_bi().await.unwrap();
     send.write(Bytes::from(out)).await.unwrap();
     (send, recv)

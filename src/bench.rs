@@ -193,22 +193,11 @@ pub async fn run(
             );
             connected(&mut client).await?;
             let wanted = Path::new(&format!("bench/{p}")).map_err(|e| e.to_string())?;
-            let mut announcements = remote.consume();
-            let broadcast = tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    match announcements.next_announcement().await {
-                        Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => {
-                            return Some(broadcast);
-                        }
-                        Some(_) => continue,
-                        None => return None,
-                    }
-                }
-            })
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("bench/{p} was never announced"))?;
+            let broadcast = tokio::time::timeout(Duration::from_secs(10), remote.consume().announced(&wanted))
+                .await
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("bench/{p} was never announced"))?;
             let mut track = broadcast.subscribe_track("video").await.map_err(|e| e.to_string())?;
             readers.spawn(async move {
                 let _client = client;

@@ -554,14 +554,8 @@ async fn subscribe(args: SubscribeArgs) -> Result<()> {
     let wanted = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
     let remote = OriginProducer::default();
     let _client = connect(&args.client, None, Some(remote.clone())).await?;
-    let mut announcements = remote.consume();
-    let broadcast = loop {
-        match announcements.next_announcement().await {
-            Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
-            Some(_) => continue,
-            None => return Err("the session ended before the broadcast was announced".into()),
-        }
-    };
+    let broadcast =
+        remote.consume().announced(&wanted).await.ok_or("the session ended before the broadcast was announced")?;
     let mut track = broadcast.subscribe_track(&args.track).await.map_err(|e| e.to_string())?;
     let mut stdout = tokio::io::stdout();
     let mut count = 0u64;

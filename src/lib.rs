@@ -6,7 +6,6 @@
 //! generated header `include/moqt.h`.
 
 pub mod auth;
-pub mod bench;
 pub mod coding;
 pub mod endpoint;
 pub mod ffi;

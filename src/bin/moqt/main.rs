@@ -2,6 +2,7 @@
 //! operations, and a load generator (`bench`). Logs go to stderr (RUST_LOG or -v); exit code 0 on
 //! success, 1 on a runtime failure, 2 on bad usage.
 
+mod bench;
 mod config;
 mod progress;
 mod token;
@@ -603,7 +604,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
         return Err("--seconds must be between 0 and 86400".into());
     }
     let (client_args, target) = resolve(&args.client).await?;
-    let config = moqt::bench::BenchConfig {
+    let config = bench::BenchConfig {
         publishers: args.publishers,
         subscribers: args.subscribers,
         frame_size: args.frame_size,
@@ -612,7 +613,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
         duration: Duration::from_secs_f64(args.seconds),
         relay_pid: args.relay_pid,
     };
-    let report = moqt::bench::run(target, config, || client(&client_args)).await?;
+    let report = bench::run(target, config, || client(&client_args)).await?;
     if args.json {
         println!("{}", report.json());
     } else {

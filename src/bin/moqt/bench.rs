@@ -8,10 +8,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::task::JoinSet;
 
-use crate::coding::Path;
-use crate::endpoint::Client;
-use crate::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
-use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+use moqt::coding::Path;
+use moqt::endpoint::Client;
+use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
+use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 
 /// The load to generate.
 #[derive(Debug, Clone)]

@@ -284,32 +284,79 @@ impl Default for ClientTrust {
     }
 }
 
+/// The trust choices a user makes, as the `moqt` command's flags and the C API's client options
+/// give them; [`ClientTrust::from_settings`] turns them into a [`ClientTrust`] the one way both
+/// share.
+#[derive(Debug, Clone, Default)]
+pub struct TrustSettings {
+    /// Accept any certificate (development only). Wins over everything else.
+    pub disable_verify: bool,
+    /// SHA-256 fingerprints in hex (colons allowed). If any is given, only a certificate with one
+    /// of them is trusted.
+    pub fingerprints: Vec<String>,
+    /// A PEM file of CA certificates trusted besides the platform's store (when neither of the
+    /// above applies).
+    pub ca_file: Option<PathBuf>,
+}
+
 impl ClientTrust {
+    /// The trust `settings` ask for: [`ClientTrust::InsecureSkipVerify`] if verification is
+    /// disabled, else [`ClientTrust::Fingerprint`] with every fingerprint given, else the
+    /// platform's trust store plus the CA file's certificates. A fingerprint that is not hex
+    /// SHA-256, or a CA file that cannot be read or holds no certificate, is an error naming it.
+    pub fn from_settings(settings: &TrustSettings) -> Result<ClientTrust, TlsError> {
+        if settings.disable_verify {
+            return Ok(ClientTrust::InsecureSkipVerify);
+        }
+        if !settings.fingerprints.is_empty() {
+            let pins = settings.fingerprints.iter().map(|hex| parse_fingerprint(hex)).collect::<Result<_, _>>()?;
+            return Ok(ClientTrust::Fingerprint(pins));
+        }
+        let extra_roots = match &settings.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| TlsError::Io { path: path.clone(), source })?;
+                pem_roots(&pem, &path.display().to_string())?
+            }
+            None => Vec::new(),
+        };
+        Ok(ClientTrust::Platform { extra_roots })
+    }
+
     /// [`ClientTrust::CaPem`] from PEM text holding one or more root certificates.
     pub fn ca_from_pem(pem: &[u8]) -> Result<ClientTrust, TlsError> {
-        let roots = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem { what: "CA PEM".to_owned(), source })?;
-        if roots.is_empty() {
-            return Err(TlsError::NoCertificate("CA PEM".to_owned()));
-        }
-        Ok(ClientTrust::CaPem(roots))
+        Ok(ClientTrust::CaPem(pem_roots(pem, "CA PEM")?))
     }
 
     /// [`ClientTrust::Fingerprint`] from a lowercase or uppercase hex SHA-256 (colons allowed).
     pub fn fingerprint_from_hex(hex: &str) -> Result<ClientTrust, TlsError> {
-        let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
-        let bad = || TlsError::InvalidTrust(format!("not a hex SHA-256 fingerprint: {hex:?}"));
-        if digits.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
-            let text = std::str::from_utf8(pair).map_err(|_| bad())?;
-            *byte = u8::from_str_radix(text, 16).map_err(|_| bad())?;
-        }
-        Ok(ClientTrust::Fingerprint(vec![out]))
+        Ok(ClientTrust::Fingerprint(vec![parse_fingerprint(hex)?]))
     }
+}
+
+/// The root certificates in PEM text; `what` names the input in errors.
+fn pem_roots(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let roots = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem { what: what.to_owned(), source })?;
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate(what.to_owned()));
+    }
+    Ok(roots)
+}
+
+/// A lowercase or uppercase hex SHA-256 (colons allowed).
+fn parse_fingerprint(hex: &str) -> Result<[u8; 32], TlsError> {
+    let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
+    let bad = || TlsError::InvalidTrust(format!("not a hex SHA-256 fingerprint: {hex:?}"));
+    if digits.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        let text = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(text, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 /// The rustls client config: TLS 1.3, ring, the given trust and ALPNs. Exposed for callers that
@@ -567,6 +614,45 @@ mod tests {
         assert!(matches!(Certificate::from_pem(chain.as_bytes(), chain.as_bytes()), Err(TlsError::NoPrivateKey(_))));
         assert!(matches!(ClientTrust::ca_from_pem(b"nothing"), Err(TlsError::NoCertificate(_))));
         assert!(matches!(client_config(&ClientTrust::Fingerprint(vec![]), &[]), Err(TlsError::InvalidTrust(_))));
+    }
+
+    #[test]
+    fn trust_settings_choose_in_order_insecure_pins_platform() {
+        let cert = generated();
+        let fp = cert.fingerprint_hex();
+        let missing = PathBuf::from("/nonexistent/moqt/ca.pem");
+        let settings = |disable_verify, fingerprints: &[&str], ca_file: Option<&PathBuf>| TrustSettings {
+            disable_verify,
+            fingerprints: fingerprints.iter().map(|s| s.to_string()).collect(),
+            ca_file: ca_file.cloned(),
+        };
+        // Disabling verification wins, even over a bad pin or a missing CA file.
+        let insecure = ClientTrust::from_settings(&settings(true, &["zz"], Some(&missing)));
+        assert!(matches!(insecure, Ok(ClientTrust::InsecureSkipVerify)));
+        // Pins win over the CA file, which is then not read.
+        let pinned = ClientTrust::from_settings(&settings(false, &[&fp, &"ab".repeat(32)], Some(&missing)));
+        assert!(matches!(pinned, Ok(ClientTrust::Fingerprint(pins)) if pins == vec![cert.fingerprint(), [0xab; 32]]));
+        let bad = ClientTrust::from_settings(&settings(false, &[&fp, "zz"], None)).expect_err("bad pin");
+        assert!(bad.to_string().contains("\"zz\""), "{bad}");
+        // Else the platform's store, plus the CA file's roots; a file's errors name it.
+        assert!(matches!(
+            ClientTrust::from_settings(&TrustSettings::default()),
+            Ok(ClientTrust::Platform { extra_roots }) if extra_roots.is_empty()
+        ));
+        let err = ClientTrust::from_settings(&settings(false, &[], Some(&missing))).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/moqt/ca.pem"), "{err}");
+        let dir = std::env::temp_dir().join(format!("moqt-tls-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (ca, empty) = (dir.join("ca.pem"), dir.join("empty.pem"));
+        std::fs::write(&ca, cert.to_pem().0).expect("write");
+        std::fs::write(&empty, "nothing").expect("write");
+        assert!(matches!(
+            ClientTrust::from_settings(&settings(false, &[], Some(&ca))),
+            Ok(ClientTrust::Platform { extra_roots }) if extra_roots == cert.chain
+        ));
+        let err = ClientTrust::from_settings(&settings(false, &[], Some(&empty))).expect_err("empty");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

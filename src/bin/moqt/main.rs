@@ -20,7 +20,7 @@ use moqt::endpoint::{Client, EndpointConfig, Server};
 use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::relay::{Relay, RelayConfig};
-use moqt::transport::tls::{Certificate, ClientTrust};
+use moqt::transport::tls::{Certificate, ClientTrust, TrustSettings};
 use moqt::wire::Version;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -284,22 +284,15 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     }
     let mut peers = Vec::new();
     if !args.cluster_connect.is_empty() {
-        let trust = if args.cluster_tls_disable_verify {
-            ClientTrust::InsecureSkipVerify
-        } else {
-            let mut pins = Vec::new();
-            for hex in &args.cluster_tls_fingerprint {
-                if let ClientTrust::Fingerprint(more) =
-                    ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
-                {
-                    pins.extend(more);
-                }
-            }
-            if pins.is_empty() {
-                return Err("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify".into());
-            }
-            ClientTrust::Fingerprint(pins)
-        };
+        if !args.cluster_tls_disable_verify && args.cluster_tls_fingerprint.is_empty() {
+            return Err("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify".into());
+        }
+        let trust = ClientTrust::from_settings(&TrustSettings {
+            disable_verify: args.cluster_tls_disable_verify,
+            fingerprints: args.cluster_tls_fingerprint.clone(),
+            ca_file: None,
+        })
+        .map_err(|e| e.to_string())?;
         for url in &args.cluster_connect {
             let (bare, cost) = moqt::relay::peer_url_cost(url)?;
             let target = Target::from_url(&bare).await?;
@@ -399,21 +392,12 @@ async fn serve_http(listener: tokio::net::TcpListener, fingerprint: String, rela
 }
 
 fn client(args: &ClientArgs) -> Result<Client> {
-    let trust = if args.tls_disable_verify {
-        ClientTrust::InsecureSkipVerify
-    } else if let Some(hex) = &args.tls_fingerprint {
-        ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
-    } else {
-        // The platform's trust store, plus any --tls-root CA.
-        let mut extra_roots = Vec::new();
-        if let Some(root) = &args.tls_root {
-            let pem = std::fs::read(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
-            if let ClientTrust::CaPem(roots) = ClientTrust::ca_from_pem(&pem).map_err(|e| e.to_string())? {
-                extra_roots = roots;
-            }
-        }
-        ClientTrust::Platform { extra_roots }
-    };
+    let trust = ClientTrust::from_settings(&TrustSettings {
+        disable_verify: args.tls_disable_verify,
+        fingerprints: args.tls_fingerprint.iter().cloned().collect(),
+        ca_file: args.tls_root.clone(),
+    })
+    .map_err(|e| e.to_string())?;
     let mut config = EndpointConfig::default();
     if let Some(version) = args.moq_version {
         config.versions = vec![version];

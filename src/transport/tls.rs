@@ -212,26 +212,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Standard base64 with padding, 64 columns, between BEGIN/END lines.
+/// Standard base64 with padding, 64 columns, between BEGIN/END lines, `\n` line ends.
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
-    for chunk in der.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        b64.push(ALPHABET[(n >> 18) as usize & 63]);
-        b64.push(ALPHABET[(n >> 12) as usize & 63]);
-        b64.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] } else { b'=' });
-        b64.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] } else { b'=' });
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
+    ::pem::encode_config(&::pem::Pem::new(label, der), config)
 }
 
 /// The crypto provider every config here uses: ring, never the process default.
@@ -598,6 +582,25 @@ mod tests {
         let loaded = Certificate::from_pem_files(&chain_path, &key_path).expect("from_pem_files");
         assert_eq!(loaded.fingerprint(), cert.fingerprint());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The PEM text is byte for byte what rcgen writes for the same certificate and key (64
+    /// columns, `\n` line ends).
+    #[cfg(unix)]
+    #[test]
+    fn pem_text_matches_rcgen() {
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key_pair)
+            .expect("cert");
+        let ours = Certificate {
+            chain: vec![cert.der().clone(), cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key_pair.serialize_der()).into(),
+        };
+        let (chain, key) = ours.to_pem();
+        assert_eq!(chain, cert.pem().repeat(2));
+        assert_eq!(key, key_pair.serialize_pem());
     }
 
     #[test]

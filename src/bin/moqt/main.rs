@@ -237,13 +237,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("moqt: {err}");
+            eprintln!("moqt: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
 }
 
-type Result<T> = std::result::Result<T, String>;
+use anyhow::{Context, Result, anyhow, bail};
 
 async fn relay(mut args: RelayArgs) -> Result<()> {
     let limits = match args.config.clone() {
@@ -252,11 +252,11 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     };
     let listen = args.listen.unwrap_or(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 443)));
     let cert = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?,
-        _ if !args.tls_generate.is_empty() => Certificate::generate(&args.tls_generate).map_err(|e| e.to_string())?,
-        _ => return Err("give --tls-cert and --tls-key, or --tls-generate HOSTS".into()),
+        (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key)?,
+        _ if !args.tls_generate.is_empty() => Certificate::generate(&args.tls_generate)?,
+        _ => bail!("give --tls-cert and --tls-key, or --tls-generate HOSTS"),
     };
-    let server = Server::bind(listen, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+    let server = Server::bind(listen, &cert, EndpointConfig::default()).context("cannot start the QUIC listener")?;
     let _reload = match (&args.tls_cert, &args.tls_key) {
         (Some(chain), Some(key)) => {
             Some(server.watch_certificate_files(chain.clone(), key.clone(), Duration::from_secs(5)))
@@ -274,33 +274,36 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     let relay = Relay::new(config);
     eprintln!(
         "moqt relay: listening on {} (QUIC), certificate sha256 {}",
-        server.local_addr().map_err(|e| e.to_string())?,
+        server.local_addr()?,
         cert.fingerprint_hex()
     );
     if let Some(http) = args.http_listen {
-        let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot bind {http}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot bind {http}"))?;
         eprintln!("moqt relay: http on {http} (/certificate.sha256, /health, /metrics)");
         tokio::spawn(serve_http(listener, cert.fingerprint_hex(), relay.clone()));
     }
     let mut peers = Vec::new();
     if !args.cluster_connect.is_empty() {
         if !args.cluster_tls_disable_verify && args.cluster_tls_fingerprint.is_empty() {
-            return Err("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify".into());
+            bail!("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify");
         }
         let trust = ClientTrust::from_settings(&TrustSettings {
             disable_verify: args.cluster_tls_disable_verify,
             fingerprints: args.cluster_tls_fingerprint.clone(),
             ca_file: None,
         })
-        .map_err(|e| e.to_string())?;
+        .context("--cluster-tls-fingerprint")?;
         for url in &args.cluster_connect {
-            let (bare, cost) = moqt::relay::peer_url_cost(url)?;
-            let target = Target::from_url(&bare).await?;
-            let bind: SocketAddr =
-                if target.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
+            let (bare, cost) = moqt::relay::peer_url_cost(url).map_err(anyhow::Error::msg)?;
+            let target = Target::from_url(&bare).await.map_err(anyhow::Error::msg)?;
+            let bind = any_port(target.addr.is_ipv6());
             let mut endpoint = EndpointConfig::default();
             endpoint.session.cost = cost;
-            peers.push(relay.connect_peer(bind, &trust, target, endpoint).map_err(|e| e.to_string())?);
+            peers.push(
+                relay
+                    .connect_peer(bind, &trust, target, endpoint)
+                    .with_context(|| format!("cannot peer with {url}"))?,
+            );
             eprintln!("moqt relay: peering with {url}");
         }
     }
@@ -325,7 +328,7 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
 /// The relay's auth settings from its flags.
 fn auth_config(args: &RelayArgs) -> Result<AuthConfig> {
     let key = match &args.auth_key {
-        Some(path) => Some(Key::from_file(path).map_err(|e| e.to_string())?),
+        Some(path) => Some(Key::from_file(path).context("--auth-key")?),
         None => None,
     };
     let public = |only: &[Pattern]| -> Patterns { args.auth_public.iter().chain(only).cloned().collect() };
@@ -334,6 +337,29 @@ fn auth_config(args: &RelayArgs) -> Result<AuthConfig> {
         public_subscribe: public(&args.auth_public_subscribe),
         key,
     })
+}
+
+/// The whole chain, "what we were doing: why: deeper why", without repeating a cause that an error
+/// already includes in its own text (several library errors do: "cannot read FILE: REASON").
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// The wildcard address, any port: where a client or peer connection binds.
+fn any_port(ipv6: bool) -> SocketAddr {
+    if ipv6 {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    }
 }
 
 async fn wait_for_signal() {
@@ -396,40 +422,37 @@ fn client(args: &ClientArgs) -> Result<Client> {
         disable_verify: args.tls_disable_verify,
         fingerprints: args.tls_fingerprint.iter().cloned().collect(),
         ca_file: args.tls_root.clone(),
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let mut config = EndpointConfig::default();
     if let Some(version) = args.moq_version {
         config.versions = vec![version];
     }
-    let bind: SocketAddr = if args.url.contains('[') { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
-    Client::new(bind, &trust, config).map_err(|e| e.to_string())
+    Ok(Client::new(any_port(args.url.contains('[')), &trust, config)?)
 }
 
 /// The development form of the reference relay: `http://host:port/path` means "fetch the
 /// certificate's SHA-256 from http://host:port/certificate.sha256, then WebTransport to
 /// https://host:port/path pinned to it".
 async fn development_url(url: &str) -> Result<(String, String)> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("malformed URL {url:?}: {e}"))?;
-    let host = parsed.host_str().ok_or("URL has no host")?.to_string();
+    let parsed = url::Url::parse(url).with_context(|| format!("malformed URL {url:?}"))?;
+    let host = parsed.host_str().with_context(|| format!("{url}: no host"))?.to_string();
     let port = parsed.port().unwrap_or(80);
     let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot fetch the certificate fingerprint from {host}:{port}: {e}"))?;
+        .with_context(|| format!("cannot fetch the certificate fingerprint from {host}:{port}"))?;
     let request = format!("GET /certificate.sha256 HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
         .await
-        .map_err(|_| "timed out fetching /certificate.sha256".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| anyhow!("timed out fetching /certificate.sha256"))??;
     let response = String::from_utf8_lossy(&response);
     let body = response.split_once("\r\n\r\n").map(|(_, body)| body.trim()).unwrap_or("");
     if body.len() != 64 {
-        return Err(format!("{url}: /certificate.sha256 did not return a SHA-256 ({body:?})"));
+        bail!("{url}: /certificate.sha256 did not return a SHA-256 ({body:?})");
     }
     let mut secure = parsed.clone();
-    secure.set_scheme("https").map_err(|_| "cannot make an https URL")?;
+    secure.set_scheme("https").map_err(|()| anyhow!("{url}: cannot make an https URL of it"))?;
     Ok((secure.to_string(), body.to_string()))
 }
 
@@ -440,7 +463,7 @@ async fn resolve(args: &ClientArgs) -> Result<(ClientArgs, Target)> {
         let (url, fingerprint) = development_url(&args.url).await?;
         args = ClientArgs { url, tls_fingerprint: Some(fingerprint), tls_disable_verify: false, ..args };
     }
-    let target = Target::from_url(&args.url).await?;
+    let target = Target::from_url(&args.url).await.map_err(anyhow::Error::msg)?;
     Ok((args, target))
 }
 
@@ -458,9 +481,9 @@ async fn connect(
                 tracing::info!(%version, "connected");
                 return Ok(client);
             }
-            ClientState::GaveUp { reason } => return Err(reason),
+            ClientState::GaveUp { reason } => return Err(anyhow::Error::msg(reason)),
             ClientState::Reconnecting { reason, attempt, .. } if attempt >= 3 => {
-                return Err(format!("cannot connect to {}: {reason}", args.url));
+                bail!("cannot connect to {}: {reason}", args.url);
             }
             _ => {}
         }
@@ -469,11 +492,11 @@ async fn connect(
 }
 
 async fn publish(args: PublishArgs) -> Result<()> {
-    let path = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
+    let path = Path::new(&args.broadcast).context("--broadcast")?;
     let origin = OriginProducer::default();
     let broadcast = BroadcastProducer::default();
-    let mut track = broadcast.create_track(&args.track, TrackInfo::default()).map_err(|e| e.to_string())?;
-    let _published = origin.publish(path, broadcast.consume(), Route::local()).map_err(|e| e.to_string())?;
+    let mut track = broadcast.create_track(&args.track, TrackInfo::default()).context("--track")?;
+    let _published = origin.publish(path, broadcast.consume(), Route::local())?;
     let _client = connect(&args.client, Some(origin.consume()), None).await?;
     let started = Instant::now();
     let group_frames = args.group_frames.max(1);
@@ -486,15 +509,15 @@ async fn publish(args: PublishArgs) -> Result<()> {
         let mut write = |payload: Bytes| -> Result<()> {
             if group.is_none() || in_group >= group_frames {
                 if let Some(done) = group.take() {
-                    done.finish().map_err(|e| e.to_string())?;
+                    done.finish()?;
                 }
-                group = Some(track.append_group().map_err(|e| e.to_string())?);
+                group = Some(track.append_group()?);
                 in_group = 0;
             }
             let timestamp = started.elapsed().as_millis() as u64;
             progress.frame(payload.len());
             if let Some(group) = group.as_mut() {
-                group.write(timestamp, payload).map_err(|e| e.to_string())?;
+                group.write(timestamp, payload)?;
             }
             in_group += 1;
             frames += 1;
@@ -503,7 +526,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
         match args.format {
             Format::Lines => {
                 let mut lines = BufReader::new(tokio::io::stdin()).lines();
-                while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                while let Some(line) = lines.next_line().await.context("reading stdin")? {
                     write(Bytes::from(line))?;
                 }
             }
@@ -511,7 +534,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
                 let mut stdin = tokio::io::stdin();
                 let mut buf = vec![0u8; args.chunk_size.max(1)];
                 loop {
-                    let n = stdin.read(&mut buf).await.map_err(|e| e.to_string())?;
+                    let n = stdin.read(&mut buf).await.context("reading stdin")?;
                     if n == 0 {
                         break;
                     }
@@ -526,7 +549,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
         }
     }
     if let Some(group) = group.take() {
-        group.finish().map_err(|e| e.to_string())?;
+        group.finish()?;
     }
     drop(progress);
     eprintln!("moqt publish: {frames} frames; waiting 2 s for subscribers to catch up");
@@ -536,28 +559,29 @@ async fn publish(args: PublishArgs) -> Result<()> {
 }
 
 async fn subscribe(args: SubscribeArgs) -> Result<()> {
-    let wanted = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
+    let wanted = Path::new(&args.broadcast).context("--broadcast")?;
     let remote = OriginProducer::default();
     let _client = connect(&args.client, None, Some(remote.clone())).await?;
     let broadcast =
-        remote.consume().announced(&wanted).await.ok_or("the session ended before the broadcast was announced")?;
-    let mut track = broadcast.subscribe_track(&args.track).await.map_err(|e| e.to_string())?;
+        remote.consume().announced(&wanted).await.context("the session ended before the broadcast was announced")?;
+    let mut track =
+        broadcast.subscribe_track(&args.track).await.with_context(|| format!("cannot subscribe to {}", args.track))?;
     let mut stdout = tokio::io::stdout();
     let mut count = 0u64;
     let mut progress = progress::Progress::new("moqt subscribe");
     while args.count.is_none_or(|n| count < n) {
-        match track.next_group().await.map_err(|e| e.to_string())? {
+        match track.next_group().await? {
             Some(TrackEvent::Group(mut group)) => {
-                while let Some(frame) = group.next_frame().await.map_err(|e| e.to_string())? {
-                    stdout.write_all(&frame.payload).await.map_err(|e| e.to_string())?;
-                    stdout.write_all(b"\n").await.map_err(|e| e.to_string())?;
+                while let Some(frame) = group.next_frame().await? {
+                    stdout.write_all(&frame.payload).await.context("writing stdout")?;
+                    stdout.write_all(b"\n").await.context("writing stdout")?;
                     progress.frame(frame.payload.len());
                     count += 1;
                     if args.count.is_some_and(|n| count >= n) {
                         break;
                     }
                 }
-                stdout.flush().await.map_err(|e| e.to_string())?;
+                stdout.flush().await.context("writing stdout")?;
             }
             Some(TrackEvent::Gap(gap)) => {
                 eprintln!("moqt subscribe: groups {}..={} lost: {:?}", gap.start, gap.end, gap.reason)
@@ -569,7 +593,7 @@ async fn subscribe(args: SubscribeArgs) -> Result<()> {
 }
 
 async fn announced(args: AnnouncedArgs) -> Result<()> {
-    let prefix = Path::new(&args.prefix).map_err(|e| e.to_string())?;
+    let prefix = Path::new(&args.prefix).context("--prefix")?;
     let remote = OriginProducer::default();
     let _client = connect(&args.client, None, Some(remote.clone())).await?;
     let mut announcements = remote.consume_scoped(prefix, 0);
@@ -585,7 +609,7 @@ async fn announced(args: AnnouncedArgs) -> Result<()> {
 
 async fn bench(args: BenchArgs) -> Result<()> {
     if !(args.seconds > 0.0 && args.seconds < 86_400.0) {
-        return Err("--seconds must be between 0 and 86400".into());
+        bail!("--seconds must be between 0 and 86400");
     }
     let (client_args, target) = resolve(&args.client).await?;
     let config = bench::BenchConfig {

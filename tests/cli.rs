@@ -50,6 +50,85 @@ fn relay_publish_subscribe() {
     assert!(lines.iter().all(|l| l.starts_with("frame ")), "{output:?}");
 }
 
+/// The relay's plain-HTTP answers, errors included, carry `Access-Control-Allow-Origin: *`, so a
+/// web player on another origin (moq-dev's, given an http:// URL) can read the fingerprint.
+#[test]
+fn http_answers_may_be_read_from_any_origin() {
+    let (quic, http) = (free_udp(), free_tcp());
+    let _relay = start_relay(quic, http);
+    let fp = fingerprint(http);
+    for (path, status) in [("/certificate.sha256", 200), ("/health", 200), ("/metrics", 200), ("/nothing", 404)] {
+        let response = http_request(http, "GET", path);
+        assert_eq!(response.status, status, "{path}: {response:?}");
+        assert_eq!(response.header("access-control-allow-origin"), Some("*"), "{path}: {response:?}");
+        match path {
+            "/certificate.sha256" => assert_eq!(response.body, fp),
+            "/health" => assert_eq!(response.body, "ok"),
+            "/metrics" => {
+                assert!(response.body.contains("moqt_sessions_active 0"), "{response:?}");
+                assert!(response.header("content-type").is_some_and(|t| t.starts_with("text/plain")), "{response:?}");
+            }
+            _ => {}
+        }
+    }
+    let refused = http_request(http, "POST", "/health");
+    assert_eq!(refused.status, 405, "{refused:?}");
+    assert_eq!(refused.header("access-control-allow-origin"), Some("*"), "{refused:?}");
+}
+
+/// An http:// URL whose fingerprint cannot be fetched fails at once, saying from where.
+#[test]
+fn an_unreachable_fingerprint_server_is_a_clear_error() {
+    let port = free_tcp();
+    let output = Command::new(MOQT)
+        .args(["subscribe", &format!("http://127.0.0.1:{port}/anon"), "--broadcast", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot fetch the certificate fingerprint from 127.0.0.1:{port}")), "{stderr}");
+}
+
+/// One HTTP/1.1 answer: status, headers, body.
+#[derive(Debug)]
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl HttpResponse {
+    /// A header's value (names compared without case).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `method path` as an HTTP/1.1 request from another origin to http://127.0.0.1:`http`, read to
+/// the end (the request asks the server to close the connection).
+fn http_request(http: u16, method: &str, path: &str) -> HttpResponse {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).expect("the HTTP listener is up");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{http}\r\nOrigin: https://player.example\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response head: {response:?}"));
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    assert!(status_line.starts_with("HTTP/1.1 "), "{status_line:?}");
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect();
+    HttpResponse { status, headers, body: body.to_string() }
+}
+
 /// `moqt relay` on loopback with a generated certificate and its plain-HTTP listener.
 fn start_relay(quic: u16, http: u16) -> Killed {
     start_relay_with(quic, http, &[])

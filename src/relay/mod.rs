@@ -276,7 +276,8 @@ fn version_index(version: Version) -> usize {
     Version::ALL.iter().position(|v| *v == version).unwrap_or(0)
 }
 
-/// What the relay reports on /metrics.
+/// A snapshot of the relay's counters: what `moqt relay` serves on /metrics (in the Prometheus
+/// text format, which the command writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayMetrics {
     /// Sessions open now.
@@ -289,40 +290,6 @@ pub struct RelayMetrics {
     pub broadcasts: u64,
     /// Frames, bytes, groups and subscriptions through the relay's sessions.
     pub traffic: TrafficSnapshot,
-}
-
-impl RelayMetrics {
-    /// The Prometheus text exposition of these metrics.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP moqt_sessions_active Sessions open now.\n# TYPE moqt_sessions_active gauge\n");
-        out.push_str(&format!("moqt_sessions_active {}\n", self.sessions_active));
-        out.push_str("# HELP moqt_sessions_total Sessions accepted, by version.\n# TYPE moqt_sessions_total counter\n");
-        for (version, count) in self.sessions_by_version {
-            out.push_str(&format!("moqt_sessions_total{{version=\"{version}\"}} {count}\n"));
-        }
-        out.push_str(
-            "# HELP moqt_sessions_rejected_total Sessions refused.\n# TYPE moqt_sessions_rejected_total counter\n",
-        );
-        out.push_str(&format!("moqt_sessions_rejected_total {}\n", self.sessions_rejected));
-        out.push_str("# HELP moqt_broadcasts Broadcast paths with a route.\n# TYPE moqt_broadcasts gauge\n");
-        out.push_str(&format!("moqt_broadcasts {}\n", self.broadcasts));
-        let t = &self.traffic;
-        let both = |out: &mut String, name: &str, help: &str, received: u64, sent: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            out.push_str(&format!("{name}{{direction=\"in\"}} {received}\n{name}{{direction=\"out\"}} {sent}\n"));
-        };
-        both(&mut out, "moqt_frames_total", "Frames received from and sent to peers.", t.frames_in, t.frames_out);
-        both(&mut out, "moqt_bytes_total", "Payload bytes received from and sent to peers.", t.bytes_in, t.bytes_out);
-        both(&mut out, "moqt_groups_total", "Whole groups received from and sent to peers.", t.groups_in, t.groups_out);
-        out.push_str("# HELP moqt_groups_dropped_total Groups not delivered whole to a subscriber (abandoned, expired, reset, dropped).\n# TYPE moqt_groups_dropped_total counter\n");
-        out.push_str(&format!("moqt_groups_dropped_total {}\n", t.groups_dropped));
-        out.push_str("# HELP moqt_subscriptions_active Subscriptions peers hold on this relay now.\n# TYPE moqt_subscriptions_active gauge\n");
-        out.push_str(&format!("moqt_subscriptions_active {}\n", t.subscriptions_active));
-        out.push_str("# HELP moqt_subscriptions_total Subscriptions peers opened on this relay.\n# TYPE moqt_subscriptions_total counter\n");
-        out.push_str(&format!("moqt_subscriptions_total {}\n", t.subscriptions_total));
-        out
-    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 mod bench;
 mod config;
+mod http;
+mod metrics;
 mod progress;
 mod token;
 
@@ -68,7 +70,7 @@ struct RelayArgs {
     /// Generate a self-signed certificate (14 days) for these comma-separated host names.
     #[arg(long, value_delimiter = ',', conflicts_with = "tls_cert")]
     tls_generate: Vec<String>,
-    /// Plain-HTTP listener serving /certificate.sha256 and /health.
+    /// Plain-HTTP listener serving /certificate.sha256, /health and /metrics (to any origin).
     #[arg(long)]
     http_listen: Option<SocketAddr>,
     /// This relay's Hop ID (default: random).
@@ -280,7 +282,7 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     if let Some(http) = args.http_listen {
         let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot bind {http}"))?;
         eprintln!("moqt relay: http on {http} (/certificate.sha256, /health, /metrics)");
-        tokio::spawn(serve_http(listener, cert.fingerprint_hex(), relay.clone()));
+        tokio::spawn(http::serve(listener, cert.fingerprint_hex(), relay.clone()));
     }
     let mut peers = Vec::new();
     if !args.cluster_connect.is_empty() {
@@ -377,46 +379,6 @@ async fn wait_for_signal() {
     }
 }
 
-/// Answers the three fixed GETs the relay offers over plain HTTP. A whole HTTP library is not
-/// worth it for three simple responses; requests are bounded and the connection closes after
-/// each answer.
-async fn serve_http(listener: tokio::net::TcpListener, fingerprint: String, relay: Relay) {
-    while let Ok((mut stream, _)) = listener.accept().await {
-        let fingerprint = fingerprint.clone();
-        let relay = relay.clone();
-        tokio::spawn(async move {
-            // Read until the end of the request head (bounded in size and time).
-            let mut buf = Vec::with_capacity(512);
-            let mut chunk = [0u8; 512];
-            let head = tokio::time::timeout(Duration::from_secs(5), async {
-                while buf.len() < 4096 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            })
-            .await;
-            if head.is_err() {
-                return;
-            }
-            let request = String::from_utf8_lossy(&buf);
-            let target = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match target {
-                "/certificate.sha256" => ("200 OK", fingerprint),
-                "/health" => ("200 OK", "ok".to_string()),
-                "/metrics" => ("200 OK", relay.metrics().prometheus()),
-                _ => ("404 Not Found", "not found".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
-}
-
 fn client(args: &ClientArgs) -> Result<Client> {
     let trust = ClientTrust::from_settings(&TrustSettings {
         disable_verify: args.tls_disable_verify,
@@ -435,25 +397,10 @@ fn client(args: &ClientArgs) -> Result<Client> {
 /// https://host:port/path pinned to it".
 async fn development_url(url: &str) -> Result<(String, String)> {
     let parsed = url::Url::parse(url).with_context(|| format!("malformed URL {url:?}"))?;
-    let host = parsed.host_str().with_context(|| format!("{url}: no host"))?.to_string();
-    let port = parsed.port().unwrap_or(80);
-    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .with_context(|| format!("cannot fetch the certificate fingerprint from {host}:{port}"))?;
-    let request = format!("GET /certificate.sha256 HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
-        .await
-        .map_err(|_| anyhow!("timed out fetching /certificate.sha256"))??;
-    let response = String::from_utf8_lossy(&response);
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.trim()).unwrap_or("");
-    if body.len() != 64 {
-        bail!("{url}: /certificate.sha256 did not return a SHA-256 ({body:?})");
-    }
-    let mut secure = parsed.clone();
+    let fingerprint = http::fetch_fingerprint(&parsed).await?;
+    let mut secure = parsed;
     secure.set_scheme("https").map_err(|()| anyhow!("{url}: cannot make an https URL of it"))?;
-    Ok((secure.to_string(), body.to_string()))
+    Ok((secure.to_string(), fingerprint))
 }
 
 /// Resolves a development http:// URL (pinning the fingerprint it serves) and the target.

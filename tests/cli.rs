@@ -89,6 +89,100 @@ fn an_unreachable_fingerprint_server_is_a_clear_error() {
     assert!(stderr.contains(&format!("cannot fetch the certificate fingerprint from 127.0.0.1:{port}")), "{stderr}");
 }
 
+/// `moqt relay -v` tells an operator, per session, when it was refused (why), opened (peer,
+/// transport, version, path) and closed (code, who, duration, bytes). The session here is closed
+/// by the relay when its token expires, so the close comes without waiting out an idle timeout.
+#[test]
+fn relay_v_logs_each_session_refusal_open_and_close() {
+    let dir = std::env::temp_dir().join(format!("moqt-cli-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("relay.jwk");
+    let status = Command::new(MOQT).args(["token", "generate", "--out"]).arg(&key).status().unwrap();
+    assert!(status.success());
+    let token = Command::new(MOQT)
+        .args(["token", "sign", "--key"])
+        .arg(&key)
+        .args(["--root", "live", "--subscribe", "demo", "--expires", "2"])
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+
+    let (quic, http) = (free_udp(), free_tcp());
+    let mut relay = Killed(
+        Command::new(MOQT)
+            .args(["relay", "-v", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--auth-key", key.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = Log::new(relay.0.stderr.take().unwrap());
+    let fp = fingerprint(http);
+    let url = |query: &str| format!("moql://localhost:{quic}/live{query}");
+
+    let refused = Command::new(MOQT).args(["announced", &url(""), "--tls-fingerprint", &fp]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let line = log.wait_for("session refused");
+    for part in ["peer=127.0.0.1:", "transport=\"raw QUIC\"", "unauthorized"] {
+        assert!(line.contains(part), "{part:?} in {line:?}");
+    }
+
+    let _watcher = Killed(
+        Command::new(MOQT)
+            .args(["announced", &url(&format!("?jwt={token}")), "--tls-fingerprint", &fp])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = log.wait_for("session opened");
+    for part in ["peer=127.0.0.1:", "transport=\"raw QUIC\"", "version=moq-lite-06", "path=\"/live\""] {
+        assert!(line.contains(part), "{part:?} in {line:?}");
+    }
+    assert!(!line.contains(&token), "the token stays out of the logs: {line:?}");
+    let line = log.wait_for("session closed");
+    for part in ["peer=127.0.0.1:", "token expired", "code=0x2", "by=\"us\"", "duration=", "bytes_in=", "bytes_out="] {
+        assert!(line.contains(part), "{part:?} in {line:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The lines a child process writes to a pipe, read on a thread of their own.
+struct Log {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Log {
+    fn new(pipe: impl Read + Send + 'static) -> Self {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Log { lines, seen: Vec::new() }
+    }
+
+    /// The next line containing `needle`, waiting up to 20 s for it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(err) => panic!("no line with {needle:?} ({err}); the log so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
 /// One HTTP/1.1 answer: status, headers, body.
 #[derive(Debug)]
 struct HttpResponse {

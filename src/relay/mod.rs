@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::auth::AuthConfig;
 use crate::endpoint::{Client, EndpointConfig, EndpointError, Server};
@@ -19,8 +20,8 @@ use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
 use crate::session::{
     Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent, Traffic, TrafficSnapshot,
 };
-use crate::transport::Connection;
 use crate::transport::tls::ClientTrust;
+use crate::transport::{Connection, TransportError};
 use crate::wire::{SessionCode, Version};
 
 /// Relay settings.
@@ -123,11 +124,15 @@ impl Relay {
         result
     }
 
+    /// Logs, at info, the session's refusal, or its opening and its close: what an operator
+    /// reads at `moqt relay -v`. The caller's span adds who (see [`Relay::run_with`]).
     async fn serve_counted<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
+        let (version, path) = (pending.version(), log_path(pending.path()).to_string());
         let grant = match self.inner.config.auth.authorize(pending.path()) {
             Ok(grant) => grant,
             Err(err) => {
                 let err = SessionError::Unauthorized(err.to_string());
+                tracing::info!(%version, path, "session refused: {err}");
                 pending.reject(&err.to_string());
                 return Err(err);
             }
@@ -141,10 +146,39 @@ impl Relay {
                 .then(|| Mirror::from(self.inner.origin.clone()).allowing(grant.publish_filter())),
             root: grant.root.clone(),
         };
-        let mut session = Session::accept(pending, origins, self.inner.config.session.clone()).await?;
+        let mut session = match Session::accept(pending, origins, self.inner.config.session.clone()).await {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::info!(%version, path, "session failed to open: {err}");
+                return Err(err);
+            }
+        };
+        let opened = Instant::now();
+        tracing::info!(%version, path, "session opened");
+        let (result, ended) = self.drive(&mut session, grant.expires).await;
+        let stats = session.stats();
+        let (code, by) = close_code(&ended);
+        tracing::info!(
+            code = %format_args!("{:#x}", code.to_u64()),
+            by,
+            duration = ?Duration::from_millis(opened.elapsed().as_millis() as u64),
+            bytes_in = stats.bytes_received,
+            bytes_out = stats.bytes_sent,
+            "session closed: {ended}"
+        );
+        result
+    }
+
+    /// Runs an open session until it ends: by itself, at its token's expiry, or after GOAWAY on
+    /// shutdown. Returns the result for the caller and how the session ended, for the log.
+    async fn drive(
+        &self,
+        session: &mut Session,
+        expires: Option<SystemTime>,
+    ) -> (Result<(), SessionError>, SessionError) {
         let mut shutdown = self.inner.shutdown.subscribe();
         let expired = async {
-            match grant.expires {
+            match expires {
                 Some(at) => tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await,
                 None => std::future::pending().await,
             }
@@ -154,12 +188,13 @@ impl Relay {
             tokio::select! {
                 event = session.next_event() => {
                     if let SessionEvent::Closed(err) = event {
-                        return Err(err);
+                        return (Err(err.clone()), err);
                     }
                 }
                 () = &mut expired => {
                     session.close(SessionCode::Unauthorized, "token expired");
-                    return Err(SessionError::Unauthorized("token expired".into()));
+                    let err = SessionError::Unauthorized("token expired".into());
+                    return (Err(err.clone()), err);
                 }
                 changed = shutdown.changed() => {
                     let uri = shutdown.borrow_and_update().clone();
@@ -167,8 +202,11 @@ impl Relay {
                         // lite-03 has no GOAWAY: the session is closed at the end of the drain.
                         let _ = session.goaway(&uri).await;
                         let drain = self.inner.config.session.drain_timeout;
-                        let _ = tokio::time::timeout(drain + drain / 2, session.closed()).await;
-                        return Ok(());
+                        // Still here at the deadline: dropping the session closes it.
+                        let ended = tokio::time::timeout(drain + drain / 2, session.closed())
+                            .await
+                            .unwrap_or(SessionError::Timeout("the peer to leave after GOAWAY"));
+                        return (Ok(()), ended);
                     }
                 }
             }
@@ -190,19 +228,29 @@ impl Relay {
     {
         while let Some(incoming) = server.accept().await {
             let (relay, admit) = (self.clone(), admit.clone());
+            let peer = incoming.remote_address();
             tokio::spawn(async move {
                 let pending = match incoming.setup().await {
                     Ok(pending) => pending,
-                    Err(err) => return tracing::debug!("session setup failed: {err}"),
+                    Err(err @ EndpointError::NoCommonVersion { .. }) => {
+                        return tracing::info!(%peer, "session refused: {err}");
+                    }
+                    Err(err) => return tracing::info!(%peer, "session failed to open: {err}"),
                 };
-                if !admit(pending.path(), pending.version()).await {
-                    relay.inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(path = pending.path(), "session refused by the application");
-                    return pending.reject("refused");
+                // Every line about this session from here on names the peer and the transport.
+                let span = tracing::info_span!("session", %peer, transport = pending.connection().transport_name());
+                async move {
+                    if !admit(pending.path(), pending.version()).await {
+                        relay.inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        let (version, path) = (pending.version(), log_path(pending.path()));
+                        tracing::info!(%version, path, "session refused by the application");
+                        return pending.reject("refused");
+                    }
+                    // serve logs the refusal, or the open and the close.
+                    let _ = relay.serve(pending).await;
                 }
-                if let Err(err) = relay.serve(pending).await {
-                    tracing::debug!("session ended: {err}");
-                }
+                .instrument(span)
+                .await
             });
         }
     }
@@ -239,6 +287,28 @@ impl Relay {
     /// and the drain timeout to leave.
     pub fn shutdown(&self, uri: &str) {
         self.inner.shutdown.send_replace(Some(uri.to_string()));
+    }
+}
+
+/// A session's path for the logs: without its query, which may carry a token (`?jwt=`).
+fn log_path(path_and_query: &str) -> &str {
+    path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path)
+}
+
+/// The close code of a session that ended with `err`, and who sent it: the peer's code when the
+/// peer closed it, else ours.
+fn close_code(err: &SessionError) -> (SessionCode, &'static str) {
+    if let Some(code) = err.peer_code() {
+        return (code, "peer");
+    }
+    match err {
+        SessionError::Transport(TransportError::ClosedLocally { code })
+        | SessionError::Stream(crate::transport::StreamError::Connection(TransportError::ClosedLocally { code })) => {
+            (SessionCode::from_u64(*code), "us")
+        }
+        // Nobody sent a code: the path went quiet.
+        SessionError::Transport(TransportError::TimedOut) => (SessionCode::NoError, "idle timeout"),
+        err => (err.session_code(), "us"),
     }
 }
 

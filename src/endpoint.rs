@@ -96,9 +96,18 @@ pub enum EndpointError {
     /// The QUIC handshake failed (including certificate verification).
     #[error("connection failed: {0}")]
     Connect(String),
-    /// The server picked no version we offered.
+    /// The server picked no version we offered (client side).
     #[error("no common moq-lite version (server chose ALPN {0:?})")]
     NoVersion(Option<String>),
+    /// The client offered no version we accept (server side): a WebTransport CONNECT whose
+    /// `wt-available-protocols` names none of ours, or a raw-QUIC handshake without a moq-lite ALPN.
+    #[error("no common moq-lite version: client offered [{}]; we speak [{}]", offered.join(", "), ours.join(", "))]
+    NoCommonVersion {
+        /// What the client offered (WebTransport subprotocols, or the handshake's ALPN), its order.
+        offered: Vec<String>,
+        /// What this server accepts, in its order of preference.
+        ours: Vec<String>,
+    },
     /// A setting is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -279,6 +288,11 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// The client's address (as the server sees it, before the handshake).
+    pub fn remote_address(&self) -> SocketAddr {
+        self.incoming.remote_address()
+    }
+
     /// Completes the handshake (raw QUIC or WebTransport, by ALPN) and reads the client's SETUP, so
     /// the application can look at the path before accepting ([`Session::accept`]) or rejecting.
     pub async fn setup(self) -> Result<PendingSession<AnyConnection>, EndpointError> {
@@ -292,9 +306,9 @@ impl Incoming {
             let chosen =
                 self.config.versions.iter().copied().find(|v| request.protocols().iter().any(|p| p == v.alpn()));
             let Some(version) = chosen else {
-                let offered = request.protocols().join(", ");
+                let offered = request.protocols().to_vec();
                 let _ = request.reject(400).await;
-                return Err(EndpointError::NoVersion(Some(format!("wt-available-protocols: {offered}"))));
+                return Err(no_common_version(&self.config, offered));
             };
             let path = match request.query() {
                 Some(query) => format!("{}?{query}", request.path()),
@@ -307,8 +321,15 @@ impl Incoming {
         }
         let Some(version) = alpn.as_deref().and_then(Version::from_alpn) else {
             quic.quinn().close(quinn::VarInt::from_u32(0x15), b"no common version");
-            return Err(EndpointError::NoVersion(alpn.map(|a| String::from_utf8_lossy(&a).into_owned())));
+            let offered = alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+            return Err(no_common_version(&self.config, offered));
         };
         Ok(accept_setup(AnyConnection::Quic(quic), version, &self.config.session).await?)
     }
+}
+
+/// The server's refusal of a client with no version in common, naming both sides' versions.
+fn no_common_version(config: &EndpointConfig, offered: Vec<String>) -> EndpointError {
+    let ours = config.versions.iter().map(|v| v.alpn().to_string()).collect();
+    EndpointError::NoCommonVersion { offered, ours }
 }

@@ -11,9 +11,6 @@
 //! offers; subscribe by reading the origin a session fills. See README.md for the whole tour.
 
 pub mod auth;
-// The load generator behind `moqt bench`; it moves under the command.
-#[doc(hidden)]
-pub mod bench;
 pub mod endpoint;
 pub mod model;
 pub mod reconnect;

@@ -18,7 +18,7 @@ use crate::coding::Path;
 use crate::endpoint::{Client, EndpointConfig};
 use crate::model::{self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackProducer};
 use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
-use crate::transport::tls::ClientTrust;
+use crate::transport::tls::{ClientTrust, TrustSettings};
 use crate::wire::Version;
 
 /// Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`.
@@ -390,28 +390,18 @@ fn trust(options: Option<&moqt_client_options>) -> Result<ClientTrust, moqt_stat
     let Some(options) = options else {
         return Err(set_error(moqt_status::ErrInvalidArg, "options are required (choose how to trust the server)"));
     };
-    if options.tls_disable_verify {
-        return Ok(ClientTrust::InsecureSkipVerify);
-    }
+    let mut settings = TrustSettings { disable_verify: options.tls_disable_verify, ..Default::default() };
     if !options.tls_fingerprint.is_null() {
         // SAFETY: a non-NULL tls_fingerprint is a NUL-terminated string (documented).
         let hex = unsafe { CStr::from_ptr(options.tls_fingerprint) }.to_str().unwrap_or("");
-        return ClientTrust::fingerprint_from_hex(hex)
-            .map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()));
+        settings.fingerprints.push(hex.to_owned());
     }
-    // The platform's trust store, plus the CA file if one is given.
-    let mut extra_roots = Vec::new();
     if !options.tls_root_pem_path.is_null() {
         // SAFETY: a non-NULL tls_root_pem_path is a NUL-terminated string (documented).
         let path = unsafe { CStr::from_ptr(options.tls_root_pem_path) }.to_string_lossy().into_owned();
-        let pem = std::fs::read(&path).map_err(|e| set_error(moqt_status::ErrInvalidArg, &format!("{path}: {e}")))?;
-        match ClientTrust::ca_from_pem(&pem) {
-            Ok(ClientTrust::CaPem(roots)) => extra_roots = roots,
-            Ok(_) => {}
-            Err(e) => return Err(set_error(moqt_status::ErrInvalidArg, &format!("{path}: {e}"))),
-        }
+        settings.ca_file = Some(path.into());
     }
-    Ok(ClientTrust::Platform { extra_roots })
+    ClientTrust::from_settings(&settings).map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()))
 }
 
 /// Connects to `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for

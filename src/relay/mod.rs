@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::auth::AuthConfig;
 use crate::coding::SessionCode;
@@ -20,8 +21,8 @@ use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
 use crate::session::{
     Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent, Traffic, TrafficSnapshot,
 };
-use crate::transport::Connection;
 use crate::transport::tls::ClientTrust;
+use crate::transport::{Connection, TransportError};
 use crate::wire::Version;
 
 /// Relay settings.
@@ -124,11 +125,15 @@ impl Relay {
         result
     }
 
+    /// Logs, at info, the session's refusal, or its opening and its close: what an operator
+    /// reads at `moqt relay -v`. The caller's span adds who (see [`Relay::run_with`]).
     async fn serve_counted<C: Connection>(&self, pending: PendingSession<C>) -> Result<(), SessionError> {
+        let (version, path) = (pending.version(), log_path(pending.path()).to_string());
         let grant = match self.inner.config.auth.authorize(pending.path()) {
             Ok(grant) => grant,
             Err(err) => {
                 let err = SessionError::Unauthorized(err.to_string());
+                tracing::info!(%version, path, "session refused: {err}");
                 pending.reject(&err.to_string());
                 return Err(err);
             }
@@ -142,10 +147,39 @@ impl Relay {
                 .then(|| Mirror::from(self.inner.origin.clone()).allowing(grant.publish_filter())),
             root: grant.root.clone(),
         };
-        let mut session = Session::accept(pending, origins, self.inner.config.session.clone()).await?;
+        let mut session = match Session::accept(pending, origins, self.inner.config.session.clone()).await {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::info!(%version, path, "session failed to open: {err}");
+                return Err(err);
+            }
+        };
+        let opened = Instant::now();
+        tracing::info!(%version, path, "session opened");
+        let (result, ended) = self.drive(&mut session, grant.expires).await;
+        let stats = session.stats();
+        let (code, by) = close_code(&ended);
+        tracing::info!(
+            code = %format_args!("{:#x}", code.to_u64()),
+            by,
+            duration = ?Duration::from_millis(opened.elapsed().as_millis() as u64),
+            bytes_in = stats.bytes_received,
+            bytes_out = stats.bytes_sent,
+            "session closed: {ended}"
+        );
+        result
+    }
+
+    /// Runs an open session until it ends: by itself, at its token's expiry, or after GOAWAY on
+    /// shutdown. Returns the result for the caller and how the session ended, for the log.
+    async fn drive(
+        &self,
+        session: &mut Session,
+        expires: Option<SystemTime>,
+    ) -> (Result<(), SessionError>, SessionError) {
         let mut shutdown = self.inner.shutdown.subscribe();
         let expired = async {
-            match grant.expires {
+            match expires {
                 Some(at) => tokio::time::sleep(at.duration_since(SystemTime::now()).unwrap_or_default()).await,
                 None => std::future::pending().await,
             }
@@ -155,12 +189,13 @@ impl Relay {
             tokio::select! {
                 event = session.next_event() => {
                     if let SessionEvent::Closed(err) = event {
-                        return Err(err);
+                        return (Err(err.clone()), err);
                     }
                 }
                 () = &mut expired => {
                     session.close(SessionCode::Unauthorized, "token expired");
-                    return Err(SessionError::Unauthorized("token expired".into()));
+                    let err = SessionError::Unauthorized("token expired".into());
+                    return (Err(err.clone()), err);
                 }
                 changed = shutdown.changed() => {
                     let uri = shutdown.borrow_and_update().clone();
@@ -168,8 +203,11 @@ impl Relay {
                         // lite-03 has no GOAWAY: the session is closed at the end of the drain.
                         let _ = session.goaway(&uri).await;
                         let drain = self.inner.config.session.drain_timeout;
-                        let _ = tokio::time::timeout(drain + drain / 2, session.closed()).await;
-                        return Ok(());
+                        // Still here at the deadline: dropping the session closes it.
+                        let ended = tokio::time::timeout(drain + drain / 2, session.closed())
+                            .await
+                            .unwrap_or(SessionError::Timeout("the peer to leave after GOAWAY"));
+                        return (Ok(()), ended);
                     }
                 }
             }
@@ -191,19 +229,29 @@ impl Relay {
     {
         while let Some(incoming) = server.accept().await {
             let (relay, admit) = (self.clone(), admit.clone());
+            let peer = incoming.remote_address();
             tokio::spawn(async move {
                 let pending = match incoming.setup().await {
                     Ok(pending) => pending,
-                    Err(err) => return tracing::debug!("session setup failed: {err}"),
+                    Err(err @ EndpointError::NoCommonVersion { .. }) => {
+                        return tracing::info!(%peer, "session refused: {err}");
+                    }
+                    Err(err) => return tracing::info!(%peer, "session failed to open: {err}"),
                 };
-                if !admit(pending.path(), pending.version()).await {
-                    relay.inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(path = pending.path(), "session refused by the application");
-                    return pending.reject("refused");
+                // Every line about this session from here on names the peer and the transport.
+                let span = tracing::info_span!("session", %peer, transport = pending.connection().transport_name());
+                async move {
+                    if !admit(pending.path(), pending.version()).await {
+                        relay.inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                        let (version, path) = (pending.version(), log_path(pending.path()));
+                        tracing::info!(%version, path, "session refused by the application");
+                        return pending.reject("refused");
+                    }
+                    // serve logs the refusal, or the open and the close.
+                    let _ = relay.serve(pending).await;
                 }
-                if let Err(err) = relay.serve(pending).await {
-                    tracing::debug!("session ended: {err}");
-                }
+                .instrument(span)
+                .await
             });
         }
     }
@@ -243,6 +291,28 @@ impl Relay {
     }
 }
 
+/// A session's path for the logs: without its query, which may carry a token (`?jwt=`).
+fn log_path(path_and_query: &str) -> &str {
+    path_and_query.split_once('?').map_or(path_and_query, |(path, _)| path)
+}
+
+/// The close code of a session that ended with `err`, and who sent it: the peer's code when the
+/// peer closed it, else ours.
+fn close_code(err: &SessionError) -> (SessionCode, &'static str) {
+    if let Some(code) = err.peer_code() {
+        return (code, "peer");
+    }
+    match err {
+        SessionError::Transport(TransportError::ClosedLocally { code })
+        | SessionError::Stream(crate::transport::StreamError::Connection(TransportError::ClosedLocally { code })) => {
+            (SessionCode::from_u64(*code), "us")
+        }
+        // Nobody sent a code: the path went quiet.
+        SessionError::Transport(TransportError::TimedOut) => (SessionCode::NoError, "idle timeout"),
+        err => (err.session_code(), "us"),
+    }
+}
+
 /// Splits a cluster peer URL's `?cost=N` (the link's price, as the reference relay takes it) from
 /// the URL, which keeps its other query parameters (`?jwt=`).
 pub fn peer_url_cost(url: &str) -> Result<(String, Option<u64>), String> {
@@ -277,7 +347,8 @@ fn version_index(version: Version) -> usize {
     Version::ALL.iter().position(|v| *v == version).unwrap_or(0)
 }
 
-/// What the relay reports on /metrics.
+/// A snapshot of the relay's counters: what `moqt relay` serves on /metrics (in the Prometheus
+/// text format, which the command writes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayMetrics {
     /// Sessions open now.
@@ -290,40 +361,6 @@ pub struct RelayMetrics {
     pub broadcasts: u64,
     /// Frames, bytes, groups and subscriptions through the relay's sessions.
     pub traffic: TrafficSnapshot,
-}
-
-impl RelayMetrics {
-    /// The Prometheus text exposition of these metrics.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP moqt_sessions_active Sessions open now.\n# TYPE moqt_sessions_active gauge\n");
-        out.push_str(&format!("moqt_sessions_active {}\n", self.sessions_active));
-        out.push_str("# HELP moqt_sessions_total Sessions accepted, by version.\n# TYPE moqt_sessions_total counter\n");
-        for (version, count) in self.sessions_by_version {
-            out.push_str(&format!("moqt_sessions_total{{version=\"{version}\"}} {count}\n"));
-        }
-        out.push_str(
-            "# HELP moqt_sessions_rejected_total Sessions refused.\n# TYPE moqt_sessions_rejected_total counter\n",
-        );
-        out.push_str(&format!("moqt_sessions_rejected_total {}\n", self.sessions_rejected));
-        out.push_str("# HELP moqt_broadcasts Broadcast paths with a route.\n# TYPE moqt_broadcasts gauge\n");
-        out.push_str(&format!("moqt_broadcasts {}\n", self.broadcasts));
-        let t = &self.traffic;
-        let both = |out: &mut String, name: &str, help: &str, received: u64, sent: u64| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            out.push_str(&format!("{name}{{direction=\"in\"}} {received}\n{name}{{direction=\"out\"}} {sent}\n"));
-        };
-        both(&mut out, "moqt_frames_total", "Frames received from and sent to peers.", t.frames_in, t.frames_out);
-        both(&mut out, "moqt_bytes_total", "Payload bytes received from and sent to peers.", t.bytes_in, t.bytes_out);
-        both(&mut out, "moqt_groups_total", "Whole groups received from and sent to peers.", t.groups_in, t.groups_out);
-        out.push_str("# HELP moqt_groups_dropped_total Groups not delivered whole to a subscriber (abandoned, expired, reset, dropped).\n# TYPE moqt_groups_dropped_total counter\n");
-        out.push_str(&format!("moqt_groups_dropped_total {}\n", t.groups_dropped));
-        out.push_str("# HELP moqt_subscriptions_active Subscriptions peers hold on this relay now.\n# TYPE moqt_subscriptions_active gauge\n");
-        out.push_str(&format!("moqt_subscriptions_active {}\n", t.subscriptions_active));
-        out.push_str("# HELP moqt_subscriptions_total Subscriptions peers opened on this relay.\n# TYPE moqt_subscriptions_total counter\n");
-        out.push_str(&format!("moqt_subscriptions_total {}\n", t.subscriptions_total));
-        out
-    }
 }
 
 #[cfg(test)]

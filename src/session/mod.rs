@@ -439,6 +439,11 @@ impl<C: Connection> PendingSession<C> {
         self.version
     }
 
+    /// The connection the session runs on (e.g. to tell raw QUIC from WebTransport).
+    pub fn connection(&self) -> &C {
+        &self.conn
+    }
+
     /// Refuses the session with UNAUTHORIZED.
     pub fn reject(self, reason: &str) {
         self.conn.close(SessionCode::Unauthorized.to_u64(), reason);

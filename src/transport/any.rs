@@ -33,6 +33,16 @@ pub enum AnyRecv {
     WebTransport(WtRecv),
 }
 
+impl AnyConnection {
+    /// Which transport this is, for logs: `raw QUIC` or `WebTransport`.
+    pub fn transport_name(&self) -> &'static str {
+        match self {
+            AnyConnection::Quic(_) => "raw QUIC",
+            AnyConnection::WebTransport(_) => "WebTransport",
+        }
+    }
+}
+
 impl Connection for AnyConnection {
     type Send = AnySend;
     type Recv = AnyRecv;

@@ -213,26 +213,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Standard base64 with padding, 64 columns, between BEGIN/END lines.
+/// Standard base64 with padding, 64 columns, between BEGIN/END lines, `\n` line ends.
 fn pem_encode(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
-    for chunk in der.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(chunk.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(chunk.get(2).copied().unwrap_or(0));
-        b64.push(ALPHABET[(n >> 18) as usize & 63]);
-        b64.push(ALPHABET[(n >> 12) as usize & 63]);
-        b64.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] } else { b'=' });
-        b64.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] } else { b'=' });
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
+    ::pem::encode_config(&::pem::Pem::new(label, der), config)
 }
 
 /// The crypto provider every config here uses: ring, never the process default.
@@ -285,32 +269,79 @@ impl Default for ClientTrust {
     }
 }
 
+/// The trust choices a user makes, as the `moqt` command's flags and the C API's client options
+/// give them; [`ClientTrust::from_settings`] turns them into a [`ClientTrust`] the one way both
+/// share.
+#[derive(Debug, Clone, Default)]
+pub struct TrustSettings {
+    /// Accept any certificate (development only). Wins over everything else.
+    pub disable_verify: bool,
+    /// SHA-256 fingerprints in hex (colons allowed). If any is given, only a certificate with one
+    /// of them is trusted.
+    pub fingerprints: Vec<String>,
+    /// A PEM file of CA certificates trusted besides the platform's store (when neither of the
+    /// above applies).
+    pub ca_file: Option<PathBuf>,
+}
+
 impl ClientTrust {
+    /// The trust `settings` ask for: [`ClientTrust::InsecureSkipVerify`] if verification is
+    /// disabled, else [`ClientTrust::Fingerprint`] with every fingerprint given, else the
+    /// platform's trust store plus the CA file's certificates. A fingerprint that is not hex
+    /// SHA-256, or a CA file that cannot be read or holds no certificate, is an error naming it.
+    pub fn from_settings(settings: &TrustSettings) -> Result<ClientTrust, TlsError> {
+        if settings.disable_verify {
+            return Ok(ClientTrust::InsecureSkipVerify);
+        }
+        if !settings.fingerprints.is_empty() {
+            let pins = settings.fingerprints.iter().map(|hex| parse_fingerprint(hex)).collect::<Result<_, _>>()?;
+            return Ok(ClientTrust::Fingerprint(pins));
+        }
+        let extra_roots = match &settings.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|source| TlsError::Io { path: path.clone(), source })?;
+                pem_roots(&pem, &path.display().to_string())?
+            }
+            None => Vec::new(),
+        };
+        Ok(ClientTrust::Platform { extra_roots })
+    }
+
     /// [`ClientTrust::CaPem`] from PEM text holding one or more root certificates.
     pub fn ca_from_pem(pem: &[u8]) -> Result<ClientTrust, TlsError> {
-        let roots = CertificateDer::pem_slice_iter(pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| TlsError::Pem { what: "CA PEM".to_owned(), source })?;
-        if roots.is_empty() {
-            return Err(TlsError::NoCertificate("CA PEM".to_owned()));
-        }
-        Ok(ClientTrust::CaPem(roots))
+        Ok(ClientTrust::CaPem(pem_roots(pem, "CA PEM")?))
     }
 
     /// [`ClientTrust::Fingerprint`] from a lowercase or uppercase hex SHA-256 (colons allowed).
     pub fn fingerprint_from_hex(hex: &str) -> Result<ClientTrust, TlsError> {
-        let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
-        let bad = || TlsError::InvalidTrust(format!("not a hex SHA-256 fingerprint: {hex:?}"));
-        if digits.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
-            let text = std::str::from_utf8(pair).map_err(|_| bad())?;
-            *byte = u8::from_str_radix(text, 16).map_err(|_| bad())?;
-        }
-        Ok(ClientTrust::Fingerprint(vec![out]))
+        Ok(ClientTrust::Fingerprint(vec![parse_fingerprint(hex)?]))
     }
+}
+
+/// The root certificates in PEM text; `what` names the input in errors.
+fn pem_roots(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let roots = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem { what: what.to_owned(), source })?;
+    if roots.is_empty() {
+        return Err(TlsError::NoCertificate(what.to_owned()));
+    }
+    Ok(roots)
+}
+
+/// A lowercase or uppercase hex SHA-256 (colons allowed).
+fn parse_fingerprint(hex: &str) -> Result<[u8; 32], TlsError> {
+    let digits: Vec<u8> = hex.bytes().filter(|b| *b != b':').collect();
+    let bad = || TlsError::InvalidTrust(format!("not a hex SHA-256 fingerprint: {hex:?}"));
+    if digits.len() != 64 {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        let text = std::str::from_utf8(pair).map_err(|_| bad())?;
+        *byte = u8::from_str_radix(text, 16).map_err(|_| bad())?;
+    }
+    Ok(out)
 }
 
 /// The rustls client config: TLS 1.3, ring, the given trust and ALPNs. Exposed for callers that
@@ -554,6 +585,25 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// The PEM text is byte for byte what rcgen writes for the same certificate and key (64
+    /// columns, `\n` line ends).
+    #[cfg(unix)]
+    #[test]
+    fn pem_text_matches_rcgen() {
+        let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key_pair)
+            .expect("cert");
+        let ours = Certificate {
+            chain: vec![cert.der().clone(), cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(key_pair.serialize_der()).into(),
+        };
+        let (chain, key) = ours.to_pem();
+        assert_eq!(chain, cert.pem().repeat(2));
+        assert_eq!(key, key_pair.serialize_pem());
+    }
+
     #[test]
     fn pem_errors_name_the_failure() {
         let (chain, key) = generated().to_pem();
@@ -568,6 +618,45 @@ mod tests {
         assert!(matches!(Certificate::from_pem(chain.as_bytes(), chain.as_bytes()), Err(TlsError::NoPrivateKey(_))));
         assert!(matches!(ClientTrust::ca_from_pem(b"nothing"), Err(TlsError::NoCertificate(_))));
         assert!(matches!(client_config(&ClientTrust::Fingerprint(vec![]), &[]), Err(TlsError::InvalidTrust(_))));
+    }
+
+    #[test]
+    fn trust_settings_choose_in_order_insecure_pins_platform() {
+        let cert = generated();
+        let fp = cert.fingerprint_hex();
+        let missing = PathBuf::from("/nonexistent/moqt/ca.pem");
+        let settings = |disable_verify, fingerprints: &[&str], ca_file: Option<&PathBuf>| TrustSettings {
+            disable_verify,
+            fingerprints: fingerprints.iter().map(|s| s.to_string()).collect(),
+            ca_file: ca_file.cloned(),
+        };
+        // Disabling verification wins, even over a bad pin or a missing CA file.
+        let insecure = ClientTrust::from_settings(&settings(true, &["zz"], Some(&missing)));
+        assert!(matches!(insecure, Ok(ClientTrust::InsecureSkipVerify)));
+        // Pins win over the CA file, which is then not read.
+        let pinned = ClientTrust::from_settings(&settings(false, &[&fp, &"ab".repeat(32)], Some(&missing)));
+        assert!(matches!(pinned, Ok(ClientTrust::Fingerprint(pins)) if pins == vec![cert.fingerprint(), [0xab; 32]]));
+        let bad = ClientTrust::from_settings(&settings(false, &[&fp, "zz"], None)).expect_err("bad pin");
+        assert!(bad.to_string().contains("\"zz\""), "{bad}");
+        // Else the platform's store, plus the CA file's roots; a file's errors name it.
+        assert!(matches!(
+            ClientTrust::from_settings(&TrustSettings::default()),
+            Ok(ClientTrust::Platform { extra_roots }) if extra_roots.is_empty()
+        ));
+        let err = ClientTrust::from_settings(&settings(false, &[], Some(&missing))).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/moqt/ca.pem"), "{err}");
+        let dir = std::env::temp_dir().join(format!("moqt-tls-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let (ca, empty) = (dir.join("ca.pem"), dir.join("empty.pem"));
+        std::fs::write(&ca, cert.to_pem().0).expect("write");
+        std::fs::write(&empty, "nothing").expect("write");
+        assert!(matches!(
+            ClientTrust::from_settings(&settings(false, &[], Some(&ca))),
+            Ok(ClientTrust::Platform { extra_roots }) if extra_roots == cert.chain
+        ));
+        let err = ClientTrust::from_settings(&settings(false, &[], Some(&empty))).expect_err("empty");
+        assert!(err.to_string().contains("empty.pem"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -81,7 +81,6 @@ async fn fan_out_with_one_upstream_subscription() {
         assert_eq!(metrics.sessions_active, 4, "{version}: one publisher and three subscribers");
         assert!(metrics.sessions_by_version.contains(&(version, 4)), "{version}: {metrics:?}");
         assert_eq!(metrics.broadcasts, 1);
-        assert!(metrics.prometheus().contains(&format!("moqt_sessions_total{{version=\"{version}\"}} 4")));
         // Let every downstream subscription reach the relay before counting upstream consumers.
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(published.track.consumer_count(), 1, "{version}: one upstream subscription for three subscribers");
@@ -125,8 +124,6 @@ async fn fan_out_with_one_upstream_subscription() {
         })
         .await;
         assert!(counted.is_ok(), "{version}: {:?}", relay.relay.metrics().traffic);
-        let text = relay.relay.metrics().prometheus();
-        assert!(text.contains("moqt_frames_total{direction=\"out\"} 18"), "{version}: {text}");
         drop(subscribers);
         let released = timeout(WAIT, async {
             while relay.relay.metrics().traffic.subscriptions_active != 0 {

@@ -95,3 +95,29 @@ async fn wt_available_protocols_picks_the_servers_version() {
         assert_eq!(server.sessions.lock().unwrap()[0].version(), expected, "the server's side agrees");
     }
 }
+
+/// A CONNECT offering only protocols the server does not speak is refused, and the server's error
+/// names both parties: what the client offered and what the server speaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_with_no_common_version_is_refused_naming_both_sides() {
+    init_logs();
+    let cert = cert();
+    let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, Default::default()).unwrap();
+    let addr = server.local_addr().unwrap();
+    let refused = tokio::spawn(async move {
+        let incoming = server.accept().await.expect("a connection");
+        assert_eq!(incoming.remote_address().ip(), std::net::Ipv4Addr::LOCALHOST);
+        incoming.setup().await.err().expect("refused")
+    });
+    let trust = moqt::transport::tls::ClientTrust::Fingerprint(vec![cert.fingerprint()]);
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(moqt::transport::webtransport::client_config(&trust).unwrap());
+    let url = url::Url::parse(&format!("https://localhost:{}/", addr.port())).unwrap();
+    let client = timeout(WAIT, moqt::transport::webtransport::connect(&endpoint, &url, &["moql"])).await;
+    assert!(!matches!(client, Ok(Ok(_))), "the CONNECT is refused");
+    let err = timeout(WAIT, refused).await.unwrap().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "no common moq-lite version: client offered [moql]; we speak [moq-lite-06, moq-lite-05, moq-lite-04, moq-lite-03]"
+    );
+}

@@ -49,6 +49,179 @@ fn relay_publish_subscribe() {
     assert!(lines.iter().all(|l| l.starts_with("frame ")), "{output:?}");
 }
 
+/// The relay's plain-HTTP answers, errors included, carry `Access-Control-Allow-Origin: *`, so a
+/// web player on another origin (moq-dev's, given an http:// URL) can read the fingerprint.
+#[test]
+fn http_answers_may_be_read_from_any_origin() {
+    let (quic, http) = (free_udp(), free_tcp());
+    let _relay = start_relay(quic, http);
+    let fp = fingerprint(http);
+    for (path, status) in [("/certificate.sha256", 200), ("/health", 200), ("/metrics", 200), ("/nothing", 404)] {
+        let response = http_request(http, "GET", path);
+        assert_eq!(response.status, status, "{path}: {response:?}");
+        assert_eq!(response.header("access-control-allow-origin"), Some("*"), "{path}: {response:?}");
+        match path {
+            "/certificate.sha256" => assert_eq!(response.body, fp),
+            "/health" => assert_eq!(response.body, "ok"),
+            "/metrics" => {
+                assert!(response.body.contains("moqt_sessions_active 0"), "{response:?}");
+                assert!(response.header("content-type").is_some_and(|t| t.starts_with("text/plain")), "{response:?}");
+            }
+            _ => {}
+        }
+    }
+    let refused = http_request(http, "POST", "/health");
+    assert_eq!(refused.status, 405, "{refused:?}");
+    assert_eq!(refused.header("access-control-allow-origin"), Some("*"), "{refused:?}");
+}
+
+/// An http:// URL whose fingerprint cannot be fetched fails at once, saying from where.
+#[test]
+fn an_unreachable_fingerprint_server_is_a_clear_error() {
+    let port = free_tcp();
+    let output = Command::new(MOQT)
+        .args(["subscribe", &format!("http://127.0.0.1:{port}/anon"), "--broadcast", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot fetch the certificate fingerprint from 127.0.0.1:{port}")), "{stderr}");
+}
+
+/// `moqt relay -v` tells an operator, per session, when it was refused (why), opened (peer,
+/// transport, version, path) and closed (code, who, duration, bytes). The session here is closed
+/// by the relay when its token expires, so the close comes without waiting out an idle timeout.
+#[test]
+fn relay_v_logs_each_session_refusal_open_and_close() {
+    let dir = std::env::temp_dir().join(format!("moqt-cli-logs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("relay.jwk");
+    let status = Command::new(MOQT).args(["token", "generate", "--out"]).arg(&key).status().unwrap();
+    assert!(status.success());
+    let token = Command::new(MOQT)
+        .args(["token", "sign", "--key"])
+        .arg(&key)
+        .args(["--root", "live", "--subscribe", "demo", "--expires", "2"])
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "{token:?}");
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+
+    let (quic, http) = (free_udp(), free_tcp());
+    let mut relay = Killed(
+        Command::new(MOQT)
+            .args(["relay", "-v", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}"), "--auth-key", key.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut log = Log::new(relay.0.stderr.take().unwrap());
+    let fp = fingerprint(http);
+    let url = |query: &str| format!("moql://localhost:{quic}/live{query}");
+
+    let refused = Command::new(MOQT).args(["announced", &url(""), "--tls-fingerprint", &fp]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let line = log.wait_for("session refused");
+    for part in ["peer=127.0.0.1:", "transport=\"raw QUIC\"", "unauthorized"] {
+        assert!(line.contains(part), "{part:?} in {line:?}");
+    }
+
+    let _watcher = Killed(
+        Command::new(MOQT)
+            .args(["announced", &url(&format!("?jwt={token}")), "--tls-fingerprint", &fp])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let line = log.wait_for("session opened");
+    for part in ["peer=127.0.0.1:", "transport=\"raw QUIC\"", "version=moq-lite-06", "path=\"/live\""] {
+        assert!(line.contains(part), "{part:?} in {line:?}");
+    }
+    assert!(!line.contains(&token), "the token stays out of the logs: {line:?}");
+    let line = log.wait_for("session closed");
+    for part in ["peer=127.0.0.1:", "token expired", "code=0x2", "by=\"us\"", "duration=", "bytes_in=", "bytes_out="] {
+        assert!(line.contains(part), "{part:?} in {line:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The lines a child process writes to a pipe, read on a thread of their own.
+struct Log {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Log {
+    fn new(pipe: impl Read + Send + 'static) -> Self {
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Log { lines, seen: Vec::new() }
+    }
+
+    /// The next line containing `needle`, waiting up to 20 s for it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(line) => self.seen.push(line),
+                Err(err) => panic!("no line with {needle:?} ({err}); the log so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 answer: status, headers, body.
+#[derive(Debug)]
+struct HttpResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl HttpResponse {
+    /// A header's value (names compared without case).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `method path` as an HTTP/1.1 request from another origin to http://127.0.0.1:`http`, read to
+/// the end (the request asks the server to close the connection).
+fn http_request(http: u16, method: &str, path: &str) -> HttpResponse {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", http)).expect("the HTTP listener is up");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{http}\r\nOrigin: https://player.example\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no response head: {response:?}"));
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    assert!(status_line.starts_with("HTTP/1.1 "), "{status_line:?}");
+    let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .collect();
+    HttpResponse { status, headers, body: body.to_string() }
+}
+
 /// `moqt relay` on loopback with a generated certificate and its plain-HTTP listener.
 fn start_relay(quic: u16, http: u16) -> Killed {
     start_relay_with(quic, http, &[])

@@ -16,7 +16,6 @@ const LAYERS: &[(&str, u32)] = &[
     ("endpoint", 4),
     ("reconnect", 5),
     ("relay", 6),
-    ("bench", 8),
     ("ffi", 8),
     ("fuzzing", 8),
 ];

@@ -10,7 +10,9 @@ use moqt::auth::Pattern;
 use moqt::session::SessionConfig;
 use serde::Deserialize;
 
-use super::{RelayArgs, Result};
+use anyhow::{Context, Result, bail};
+
+use super::RelayArgs;
 
 /// The longest config file read.
 const MAX_CONFIG_LEN: u64 = 1024 * 1024;
@@ -70,12 +72,13 @@ pub struct LimitsSection {
 impl RelayFile {
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let size = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+        let what = || path.display().to_string();
+        let size = std::fs::metadata(path).with_context(what)?.len();
         if size > MAX_CONFIG_LEN {
-            return Err(format!("{}: larger than {MAX_CONFIG_LEN} bytes", path.display()));
+            bail!("{}: larger than {MAX_CONFIG_LEN} bytes", path.display());
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut file: RelayFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(what)?;
+        let mut file: RelayFile = toml::from_str(&text).with_context(what)?;
         let base = path.parent().unwrap_or(Path::new("."));
         for file_name in [&mut file.tls.cert, &mut file.tls.key, &mut file.auth.key].into_iter().flatten() {
             *file_name = base.join(&*file_name);
@@ -96,7 +99,7 @@ impl RelayFile {
             }
         }
         let patterns = |texts: Vec<String>| -> Result<Vec<Pattern>> {
-            texts.iter().map(|t| Pattern::parse(t).map_err(|e| format!("[auth]: {e}"))).collect()
+            texts.iter().map(|t| Pattern::parse(t).context("[auth]")).collect()
         };
         fill(&mut args.listen, self.listen);
         fill(&mut args.http_listen, self.http_listen);
@@ -123,7 +126,7 @@ impl LimitsSection {
     pub fn apply(&self, session: &mut SessionConfig) -> Result<()> {
         let count = |name: &str, value: Option<usize>, target: &mut usize| -> Result<()> {
             match value {
-                Some(0) => Err(format!("[limits] {name} must be at least 1")),
+                Some(0) => bail!("[limits] {name} must be at least 1"),
                 Some(value) => {
                     *target = value;
                     Ok(())
@@ -134,7 +137,7 @@ impl LimitsSection {
         let seconds = |name: &str, value: Option<f64>, target: &mut Duration| -> Result<()> {
             match value {
                 Some(s) if !(0.001..=86_400.0).contains(&s) => {
-                    Err(format!("[limits] {name} must be between 0.001 and 86400 seconds"))
+                    bail!("[limits] {name} must be between 0.001 and 86400 seconds")
                 }
                 Some(s) => {
                     *target = Duration::from_secs_f64(s);
@@ -174,9 +177,13 @@ mod tests {
     #[test]
     fn out_of_range_limits_are_refused() {
         let file: RelayFile = toml::from_str("[limits]\nmax_subscriptions = 0\n").unwrap();
-        assert!(file.limits.apply(&mut SessionConfig::default()).unwrap_err().contains("max_subscriptions"));
+        assert!(
+            file.limits.apply(&mut SessionConfig::default()).unwrap_err().to_string().contains("max_subscriptions")
+        );
         let file: RelayFile = toml::from_str("[limits]\ndrain_timeout_secs = -1.0\n").unwrap();
-        assert!(file.limits.apply(&mut SessionConfig::default()).unwrap_err().contains("drain_timeout_secs"));
+        assert!(
+            file.limits.apply(&mut SessionConfig::default()).unwrap_err().to_string().contains("drain_timeout_secs")
+        );
         assert!(toml::from_str::<RelayFile>("[tls]\ncertificate = \"x\"\n").is_err(), "unknown keys are errors");
     }
 }

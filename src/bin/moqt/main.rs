@@ -2,7 +2,10 @@
 //! operations, and a load generator (`bench`). Logs go to stderr (RUST_LOG or -v); exit code 0 on
 //! success, 1 on a runtime failure, 2 on bad usage.
 
+mod bench;
 mod config;
+mod http;
+mod metrics;
 mod progress;
 mod token;
 
@@ -20,7 +23,7 @@ use moqt::endpoint::{Client, EndpointConfig, Server};
 use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::relay::{Relay, RelayConfig};
-use moqt::transport::tls::{Certificate, ClientTrust};
+use moqt::transport::tls::{Certificate, ClientTrust, TrustSettings};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 #[derive(Parser)]
@@ -67,7 +70,7 @@ struct RelayArgs {
     /// Generate a self-signed certificate (14 days) for these comma-separated host names.
     #[arg(long, value_delimiter = ',', conflicts_with = "tls_cert")]
     tls_generate: Vec<String>,
-    /// Plain-HTTP listener serving /certificate.sha256 and /health.
+    /// Plain-HTTP listener serving /certificate.sha256, /health and /metrics (to any origin).
     #[arg(long)]
     http_listen: Option<SocketAddr>,
     /// This relay's Hop ID (default: random).
@@ -215,7 +218,9 @@ fn main() -> ExitCode {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log file or a pipe gets plain `key=value` text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -236,13 +241,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("moqt: {err}");
+            eprintln!("moqt: {}", error_chain(&err));
             ExitCode::FAILURE
         }
     }
 }
 
-type Result<T> = std::result::Result<T, String>;
+use anyhow::{Context, Result, anyhow, bail};
 
 async fn relay(mut args: RelayArgs) -> Result<()> {
     let limits = match args.config.clone() {
@@ -251,11 +256,11 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     };
     let listen = args.listen.unwrap_or(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 443)));
     let cert = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key).map_err(|e| e.to_string())?,
-        _ if !args.tls_generate.is_empty() => Certificate::generate(&args.tls_generate).map_err(|e| e.to_string())?,
-        _ => return Err("give --tls-cert and --tls-key, or --tls-generate HOSTS".into()),
+        (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key)?,
+        _ if !args.tls_generate.is_empty() => Certificate::generate(&args.tls_generate)?,
+        _ => bail!("give --tls-cert and --tls-key, or --tls-generate HOSTS"),
     };
-    let server = Server::bind(listen, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
+    let server = Server::bind(listen, &cert, EndpointConfig::default()).context("cannot start the QUIC listener")?;
     let _reload = match (&args.tls_cert, &args.tls_key) {
         (Some(chain), Some(key)) => {
             Some(server.watch_certificate_files(chain.clone(), key.clone(), Duration::from_secs(5)))
@@ -273,40 +278,36 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
     let relay = Relay::new(config);
     eprintln!(
         "moqt relay: listening on {} (QUIC), certificate sha256 {}",
-        server.local_addr().map_err(|e| e.to_string())?,
+        server.local_addr()?,
         cert.fingerprint_hex()
     );
     if let Some(http) = args.http_listen {
-        let listener = tokio::net::TcpListener::bind(http).await.map_err(|e| format!("cannot bind {http}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(http).await.with_context(|| format!("cannot bind {http}"))?;
         eprintln!("moqt relay: http on {http} (/certificate.sha256, /health, /metrics)");
-        tokio::spawn(serve_http(listener, cert.fingerprint_hex(), relay.clone()));
+        tokio::spawn(http::serve(listener, cert.fingerprint_hex(), relay.clone()));
     }
     let mut peers = Vec::new();
     if !args.cluster_connect.is_empty() {
-        let trust = if args.cluster_tls_disable_verify {
-            ClientTrust::InsecureSkipVerify
-        } else {
-            let mut pins = Vec::new();
-            for hex in &args.cluster_tls_fingerprint {
-                if let ClientTrust::Fingerprint(more) =
-                    ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
-                {
-                    pins.extend(more);
-                }
-            }
-            if pins.is_empty() {
-                return Err("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify".into());
-            }
-            ClientTrust::Fingerprint(pins)
-        };
+        if !args.cluster_tls_disable_verify && args.cluster_tls_fingerprint.is_empty() {
+            bail!("--cluster-connect needs --cluster-tls-fingerprint or --cluster-tls-disable-verify");
+        }
+        let trust = ClientTrust::from_settings(&TrustSettings {
+            disable_verify: args.cluster_tls_disable_verify,
+            fingerprints: args.cluster_tls_fingerprint.clone(),
+            ca_file: None,
+        })
+        .context("--cluster-tls-fingerprint")?;
         for url in &args.cluster_connect {
-            let (bare, cost) = moqt::relay::peer_url_cost(url)?;
-            let target = Target::from_url(&bare).await?;
-            let bind: SocketAddr =
-                if target.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
+            let (bare, cost) = moqt::relay::peer_url_cost(url).map_err(anyhow::Error::msg)?;
+            let target = Target::from_url(&bare).await.map_err(anyhow::Error::msg)?;
+            let bind = any_port(target.addr.is_ipv6());
             let mut endpoint = EndpointConfig::default();
             endpoint.session.cost = cost;
-            peers.push(relay.connect_peer(bind, &trust, target, endpoint).map_err(|e| e.to_string())?);
+            peers.push(
+                relay
+                    .connect_peer(bind, &trust, target, endpoint)
+                    .with_context(|| format!("cannot peer with {url}"))?,
+            );
             eprintln!("moqt relay: peering with {url}");
         }
     }
@@ -331,7 +332,7 @@ async fn relay(mut args: RelayArgs) -> Result<()> {
 /// The relay's auth settings from its flags.
 fn auth_config(args: &RelayArgs) -> Result<AuthConfig> {
     let key = match &args.auth_key {
-        Some(path) => Some(Key::from_file(path).map_err(|e| e.to_string())?),
+        Some(path) => Some(Key::from_file(path).context("--auth-key")?),
         None => None,
     };
     let public = |only: &[Pattern]| -> Patterns { args.auth_public.iter().chain(only).cloned().collect() };
@@ -340,6 +341,29 @@ fn auth_config(args: &RelayArgs) -> Result<AuthConfig> {
         public_subscribe: public(&args.auth_public_subscribe),
         key,
     })
+}
+
+/// The whole chain, "what we were doing: why: deeper why", without repeating a cause that an error
+/// already includes in its own text (several library errors do: "cannot read FILE: REASON").
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// The wildcard address, any port: where a client or peer connection binds.
+fn any_port(ipv6: bool) -> SocketAddr {
+    if ipv6 {
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
+    } else {
+        SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0))
+    }
 }
 
 async fn wait_for_signal() {
@@ -357,95 +381,28 @@ async fn wait_for_signal() {
     }
 }
 
-/// Answers the three fixed GETs the relay offers over plain HTTP. A whole HTTP library is not
-/// worth it for three simple responses; requests are bounded and the connection closes after
-/// each answer.
-async fn serve_http(listener: tokio::net::TcpListener, fingerprint: String, relay: Relay) {
-    while let Ok((mut stream, _)) = listener.accept().await {
-        let fingerprint = fingerprint.clone();
-        let relay = relay.clone();
-        tokio::spawn(async move {
-            // Read until the end of the request head (bounded in size and time).
-            let mut buf = Vec::with_capacity(512);
-            let mut chunk = [0u8; 512];
-            let head = tokio::time::timeout(Duration::from_secs(5), async {
-                while buf.len() < 4096 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            })
-            .await;
-            if head.is_err() {
-                return;
-            }
-            let request = String::from_utf8_lossy(&buf);
-            let target = request.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = match target {
-                "/certificate.sha256" => ("200 OK", fingerprint),
-                "/health" => ("200 OK", "ok".to_string()),
-                "/metrics" => ("200 OK", relay.metrics().prometheus()),
-                _ => ("404 Not Found", "not found".to_string()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
-}
-
 fn client(args: &ClientArgs) -> Result<Client> {
-    let trust = if args.tls_disable_verify {
-        ClientTrust::InsecureSkipVerify
-    } else if let Some(hex) = &args.tls_fingerprint {
-        ClientTrust::fingerprint_from_hex(hex).map_err(|e| e.to_string())?
-    } else {
-        // The platform's trust store, plus any --tls-root CA.
-        let mut extra_roots = Vec::new();
-        if let Some(root) = &args.tls_root {
-            let pem = std::fs::read(root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
-            if let ClientTrust::CaPem(roots) = ClientTrust::ca_from_pem(&pem).map_err(|e| e.to_string())? {
-                extra_roots = roots;
-            }
-        }
-        ClientTrust::Platform { extra_roots }
-    };
+    let trust = ClientTrust::from_settings(&TrustSettings {
+        disable_verify: args.tls_disable_verify,
+        fingerprints: args.tls_fingerprint.iter().cloned().collect(),
+        ca_file: args.tls_root.clone(),
+    })?;
     let mut config = EndpointConfig::default();
     if let Some(version) = args.moq_version {
         config.versions = vec![version];
     }
-    let bind: SocketAddr = if args.url.contains('[') { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| "bind")?;
-    Client::new(bind, &trust, config).map_err(|e| e.to_string())
+    Ok(Client::new(any_port(args.url.contains('[')), &trust, config)?)
 }
 
 /// The development form of the reference relay: `http://host:port/path` means "fetch the
 /// certificate's SHA-256 from http://host:port/certificate.sha256, then WebTransport to
 /// https://host:port/path pinned to it".
 async fn development_url(url: &str) -> Result<(String, String)> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("malformed URL {url:?}: {e}"))?;
-    let host = parsed.host_str().ok_or("URL has no host")?.to_string();
-    let port = parsed.port().unwrap_or(80);
-    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot fetch the certificate fingerprint from {host}:{port}: {e}"))?;
-    let request = format!("GET /certificate.sha256 HTTP/1.0\r\nHost: {host}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
-        .await
-        .map_err(|_| "timed out fetching /certificate.sha256".to_string())?
-        .map_err(|e| e.to_string())?;
-    let response = String::from_utf8_lossy(&response);
-    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.trim()).unwrap_or("");
-    if body.len() != 64 {
-        return Err(format!("{url}: /certificate.sha256 did not return a SHA-256 ({body:?})"));
-    }
-    let mut secure = parsed.clone();
-    secure.set_scheme("https").map_err(|_| "cannot make an https URL")?;
-    Ok((secure.to_string(), body.to_string()))
+    let parsed = url::Url::parse(url).with_context(|| format!("malformed URL {url:?}"))?;
+    let fingerprint = http::fetch_fingerprint(&parsed).await?;
+    let mut secure = parsed;
+    secure.set_scheme("https").map_err(|()| anyhow!("{url}: cannot make an https URL of it"))?;
+    Ok((secure.to_string(), fingerprint))
 }
 
 /// Resolves a development http:// URL (pinning the fingerprint it serves) and the target.
@@ -455,7 +412,7 @@ async fn resolve(args: &ClientArgs) -> Result<(ClientArgs, Target)> {
         let (url, fingerprint) = development_url(&args.url).await?;
         args = ClientArgs { url, tls_fingerprint: Some(fingerprint), tls_disable_verify: false, ..args };
     }
-    let target = Target::from_url(&args.url).await?;
+    let target = Target::from_url(&args.url).await.map_err(anyhow::Error::msg)?;
     Ok((args, target))
 }
 
@@ -473,9 +430,9 @@ async fn connect(
                 tracing::info!(%version, "connected");
                 return Ok(client);
             }
-            ClientState::GaveUp { reason } => return Err(reason),
+            ClientState::GaveUp { reason } => return Err(anyhow::Error::msg(reason)),
             ClientState::Reconnecting { reason, attempt, .. } if attempt >= 3 => {
-                return Err(format!("cannot connect to {}: {reason}", args.url));
+                bail!("cannot connect to {}: {reason}", args.url);
             }
             _ => {}
         }
@@ -484,11 +441,11 @@ async fn connect(
 }
 
 async fn publish(args: PublishArgs) -> Result<()> {
-    let path = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
+    let path = Path::new(&args.broadcast).context("--broadcast")?;
     let origin = OriginProducer::default();
     let broadcast = BroadcastProducer::default();
-    let mut track = broadcast.create_track(&args.track, TrackInfo::default()).map_err(|e| e.to_string())?;
-    let _published = origin.publish(path, broadcast.consume(), Route::local()).map_err(|e| e.to_string())?;
+    let mut track = broadcast.create_track(&args.track, TrackInfo::default()).context("--track")?;
+    let _published = origin.publish(path, broadcast.consume(), Route::local())?;
     let _client = connect(&args.client, Some(origin.consume()), None).await?;
     let started = Instant::now();
     let group_frames = args.group_frames.max(1);
@@ -501,15 +458,15 @@ async fn publish(args: PublishArgs) -> Result<()> {
         let mut write = |payload: Bytes| -> Result<()> {
             if group.is_none() || in_group >= group_frames {
                 if let Some(done) = group.take() {
-                    done.finish().map_err(|e| e.to_string())?;
+                    done.finish()?;
                 }
-                group = Some(track.append_group().map_err(|e| e.to_string())?);
+                group = Some(track.append_group()?);
                 in_group = 0;
             }
             let timestamp = started.elapsed().as_millis() as u64;
             progress.frame(payload.len());
             if let Some(group) = group.as_mut() {
-                group.write(timestamp, payload).map_err(|e| e.to_string())?;
+                group.write(timestamp, payload)?;
             }
             in_group += 1;
             frames += 1;
@@ -518,7 +475,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
         match args.format {
             Format::Lines => {
                 let mut lines = BufReader::new(tokio::io::stdin()).lines();
-                while let Some(line) = lines.next_line().await.map_err(|e| e.to_string())? {
+                while let Some(line) = lines.next_line().await.context("reading stdin")? {
                     write(Bytes::from(line))?;
                 }
             }
@@ -526,7 +483,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
                 let mut stdin = tokio::io::stdin();
                 let mut buf = vec![0u8; args.chunk_size.max(1)];
                 loop {
-                    let n = stdin.read(&mut buf).await.map_err(|e| e.to_string())?;
+                    let n = stdin.read(&mut buf).await.context("reading stdin")?;
                     if n == 0 {
                         break;
                     }
@@ -541,7 +498,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
         }
     }
     if let Some(group) = group.take() {
-        group.finish().map_err(|e| e.to_string())?;
+        group.finish()?;
     }
     drop(progress);
     eprintln!("moqt publish: {frames} frames; waiting 2 s for subscribers to catch up");
@@ -551,34 +508,29 @@ async fn publish(args: PublishArgs) -> Result<()> {
 }
 
 async fn subscribe(args: SubscribeArgs) -> Result<()> {
-    let wanted = Path::new(&args.broadcast).map_err(|e| e.to_string())?;
+    let wanted = Path::new(&args.broadcast).context("--broadcast")?;
     let remote = OriginProducer::default();
     let _client = connect(&args.client, None, Some(remote.clone())).await?;
-    let mut announcements = remote.consume();
-    let broadcast = loop {
-        match announcements.next_announcement().await {
-            Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => break broadcast,
-            Some(_) => continue,
-            None => return Err("the session ended before the broadcast was announced".into()),
-        }
-    };
-    let mut track = broadcast.subscribe_track(&args.track).await.map_err(|e| e.to_string())?;
+    let broadcast =
+        remote.consume().announced(&wanted).await.context("the session ended before the broadcast was announced")?;
+    let mut track =
+        broadcast.subscribe_track(&args.track).await.with_context(|| format!("cannot subscribe to {}", args.track))?;
     let mut stdout = tokio::io::stdout();
     let mut count = 0u64;
     let mut progress = progress::Progress::new("moqt subscribe");
     while args.count.is_none_or(|n| count < n) {
-        match track.next_group().await.map_err(|e| e.to_string())? {
+        match track.next_group().await? {
             Some(TrackEvent::Group(mut group)) => {
-                while let Some(frame) = group.next_frame().await.map_err(|e| e.to_string())? {
-                    stdout.write_all(&frame.payload).await.map_err(|e| e.to_string())?;
-                    stdout.write_all(b"\n").await.map_err(|e| e.to_string())?;
+                while let Some(frame) = group.next_frame().await? {
+                    stdout.write_all(&frame.payload).await.context("writing stdout")?;
+                    stdout.write_all(b"\n").await.context("writing stdout")?;
                     progress.frame(frame.payload.len());
                     count += 1;
                     if args.count.is_some_and(|n| count >= n) {
                         break;
                     }
                 }
-                stdout.flush().await.map_err(|e| e.to_string())?;
+                stdout.flush().await.context("writing stdout")?;
             }
             Some(TrackEvent::Gap(gap)) => {
                 eprintln!("moqt subscribe: groups {}..={} lost: {:?}", gap.start, gap.end, gap.reason)
@@ -590,7 +542,7 @@ async fn subscribe(args: SubscribeArgs) -> Result<()> {
 }
 
 async fn announced(args: AnnouncedArgs) -> Result<()> {
-    let prefix = Path::new(&args.prefix).map_err(|e| e.to_string())?;
+    let prefix = Path::new(&args.prefix).context("--prefix")?;
     let remote = OriginProducer::default();
     let _client = connect(&args.client, None, Some(remote.clone())).await?;
     let mut announcements = remote.consume_scoped(prefix, 0);
@@ -606,10 +558,10 @@ async fn announced(args: AnnouncedArgs) -> Result<()> {
 
 async fn bench(args: BenchArgs) -> Result<()> {
     if !(args.seconds > 0.0 && args.seconds < 86_400.0) {
-        return Err("--seconds must be between 0 and 86400".into());
+        bail!("--seconds must be between 0 and 86400");
     }
     let (client_args, target) = resolve(&args.client).await?;
-    let config = moqt::bench::BenchConfig {
+    let config = bench::BenchConfig {
         publishers: args.publishers,
         subscribers: args.subscribers,
         frame_size: args.frame_size,
@@ -618,7 +570,7 @@ async fn bench(args: BenchArgs) -> Result<()> {
         duration: Duration::from_secs_f64(args.seconds),
         relay_pid: args.relay_pid,
     };
-    let report = moqt::bench::run(target, config, || client(&client_args)).await?;
+    let report = bench::run(target, config, || client(&client_args)).await?;
     if args.json {
         println!("{}", report.json());
     } else {

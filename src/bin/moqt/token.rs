@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use moqt::auth::{Claims, Key, KeyAlgorithm, Pattern, Patterns};
 
-use super::Result;
+use anyhow::{Context, Result};
 
 #[derive(clap::Args)]
 pub struct TokenArgs {
@@ -71,16 +71,16 @@ struct VerifyArgs {
 pub fn run(args: TokenArgs) -> Result<()> {
     match args.command {
         TokenCommand::Generate(args) => {
-            let key = Key::generate(args.algorithm, args.id).map_err(|e| e.to_string())?;
+            let key = Key::generate(args.algorithm, args.id)?;
             write_or_print(args.out.as_ref(), &key.to_base64())?;
             if let Some(path) = &args.public {
-                let public = key.public().map_err(|e| e.to_string())?;
+                let public = key.public()?;
                 write_or_print(Some(path), &public.to_base64())?;
             }
             Ok(())
         }
         TokenCommand::Sign(args) => {
-            let key = Key::from_file(&args.key).map_err(|e| e.to_string())?;
+            let key = Key::from_file(&args.key).context("--key")?;
             let now = SystemTime::now();
             let claims = Claims {
                 root: args.root,
@@ -90,12 +90,12 @@ pub fn run(args: TokenArgs) -> Result<()> {
                 issued: Some(now),
                 not_before: None,
             };
-            println!("{}", key.sign(&claims).map_err(|e| e.to_string())?);
+            println!("{}", key.sign(&claims)?);
             Ok(())
         }
         TokenCommand::Verify(args) => {
-            let key = Key::from_file(&args.key).map_err(|e| e.to_string())?;
-            let claims = key.verify(args.token.trim()).map_err(|e| e.to_string())?;
+            let key = Key::from_file(&args.key).context("--key")?;
+            let claims = key.verify(args.token.trim())?;
             let list = |p: &Patterns| p.iter().map(|p| format!("{:?}", p.as_str())).collect::<Vec<_>>().join(", ");
             let secs = |t: Option<SystemTime>| {
                 t.map_or("none".to_string(), |t| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs().to_string())
@@ -111,7 +111,7 @@ pub fn run(args: TokenArgs) -> Result<()> {
 
 fn write_or_print(path: Option<&PathBuf>, text: &str) -> Result<()> {
     match path {
-        Some(path) => std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display())),
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
         None => {
             println!("{text}");
             Ok(())

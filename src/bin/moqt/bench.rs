@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context, Result, anyhow};
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::task::JoinSet;
 
-use crate::coding::Path;
-use crate::endpoint::Client;
-use crate::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
-use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+use moqt::Path;
+use moqt::endpoint::Client;
+use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
+use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 
 /// The load to generate.
 #[derive(Debug, Clone)]
@@ -127,18 +128,18 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-async fn connected(client: &mut PersistentClient) -> Result<(), String> {
+async fn connected(client: &mut PersistentClient) -> Result<()> {
     let wait = async {
         loop {
             match client.state() {
                 ClientState::Connected { .. } => return Ok(()),
-                ClientState::GaveUp { reason } => return Err(reason),
+                ClientState::GaveUp { reason } => return Err(anyhow::Error::msg(reason)),
                 _ => {}
             }
             client.next_state().await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), wait).await.map_err(|_| "connect timed out".to_string())?
+    tokio::time::timeout(Duration::from_secs(10), wait).await.map_err(|_| anyhow!("connect timed out"))?
 }
 
 #[derive(Default)]
@@ -151,11 +152,7 @@ struct SubscriberTally {
 
 /// Runs the load. `make_client` builds one client endpoint per session (trust and versions are
 /// the caller's choice).
-pub async fn run(
-    target: Target,
-    config: BenchConfig,
-    make_client: impl Fn() -> Result<Client, String>,
-) -> Result<BenchReport, String> {
+pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> Result<Client>) -> Result<BenchReport> {
     let frame_size = config.frame_size.max(8);
     let cpu_before = config.relay_pid.and_then(cpu_ticks);
     let mut sessions = Vec::new();
@@ -164,9 +161,9 @@ pub async fn run(
         let origin = OriginProducer::default();
         let broadcast = BroadcastProducer::default();
         let info = TrackInfo { priority: 1, max_age: Duration::from_secs(2), timescale: 1_000_000 };
-        let track = broadcast.create_track("video", info).map_err(|e| e.to_string())?;
-        let path = Path::new(&format!("bench/{p}")).map_err(|e| e.to_string())?;
-        let published = origin.publish(path, broadcast.consume(), Route::local()).map_err(|e| e.to_string())?;
+        let track = broadcast.create_track("video", info)?;
+        let path = Path::new(&format!("bench/{p}"))?;
+        let published = origin.publish(path, broadcast.consume(), Route::local())?;
         let mut client = PersistentClient::start(
             make_client()?,
             target.clone(),
@@ -192,24 +189,13 @@ pub async fn run(
                 ReconnectSettings::default(),
             );
             connected(&mut client).await?;
-            let wanted = Path::new(&format!("bench/{p}")).map_err(|e| e.to_string())?;
-            let mut announcements = remote.consume();
-            let broadcast = tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    match announcements.next_announcement().await {
-                        Some(model::Announcement::Start { path, broadcast, .. }) if path == wanted => {
-                            return Some(broadcast);
-                        }
-                        Some(_) => continue,
-                        None => return None,
-                    }
-                }
-            })
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| format!("bench/{p} was never announced"))?;
-            let mut track = broadcast.subscribe_track("video").await.map_err(|e| e.to_string())?;
+            let wanted = Path::new(&format!("bench/{p}"))?;
+            let broadcast = tokio::time::timeout(Duration::from_secs(10), remote.consume().announced(&wanted))
+                .await
+                .ok()
+                .flatten()
+                .with_context(|| format!("bench/{p} was never announced"))?;
+            let mut track = broadcast.subscribe_track("video").await?;
             readers.spawn(async move {
                 let _client = client;
                 let mut tally = SubscriberTally::default();
@@ -236,7 +222,7 @@ pub async fn run(
     for (track, ..) in &producers {
         tokio::time::timeout(Duration::from_secs(10), track.used())
             .await
-            .map_err(|_| "a subscription never reached its publisher".to_string())?;
+            .map_err(|_| anyhow!("a subscription never reached its publisher"))?;
     }
     // Publish.
     let started = Instant::now();
@@ -252,14 +238,14 @@ pub async fn run(
                 if let Some(done) = group.take() {
                     let _ = done.finish();
                 }
-                *group = Some(track.append_group().map_err(|e| e.to_string())?);
+                *group = Some(track.append_group()?);
             }
             let timestamp = now_us();
             let mut payload = BytesMut::with_capacity(frame_size);
             payload.put_u64(timestamp);
             payload.resize(frame_size, 0);
             if let Some(group) = group.as_mut() {
-                group.write(timestamp, Bytes::from(payload)).map_err(|e| e.to_string())?;
+                group.write(timestamp, Bytes::from(payload))?;
             }
             sent += 1;
         }

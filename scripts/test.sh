@@ -57,6 +57,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "cargo doc (the public API documented, no broken or private links)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+
 # The C tests build libmoqt.so themselves when it is missing (tests/programs/build.rs), so a bare
 # `cargo test` passes too; building it here first keeps that build out of the timed test run.
 step "cargo build (libmoqt.so and the moqt command, which the C tests link and run)"

@@ -49,7 +49,9 @@ internal!(
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use coding::{Path, PathTooLong, SessionCode, StreamCode};
+pub use coding::{
+    MAX_FRAME_LEN, MAX_GROUP_BYTES, MAX_GROUP_FRAMES, MAX_PATH_SEGMENTS, Path, PathTooLong, SessionCode, StreamCode,
+};
 pub use endpoint::{Client, EndpointConfig, EndpointError, Server};
 pub use model::{
     BroadcastConsumer, BroadcastProducer, FrameBounds, GroupConsumer, GroupProducer, OriginConsumer, OriginProducer,

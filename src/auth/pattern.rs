@@ -46,7 +46,7 @@ pub enum PatternError {
     /// More than one `**`.
     #[error("pattern {0:?} has more than one `**`")]
     TwoDoubleStars(String),
-    /// More than [`MAX_PATH_SEGMENTS`] segments.
+    /// More than [`MAX_PATH_SEGMENTS`](crate::MAX_PATH_SEGMENTS) segments.
     #[error("pattern {0:?} has more than {MAX_PATH_SEGMENTS} segments")]
     TooLong(String),
 }

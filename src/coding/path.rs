@@ -20,7 +20,7 @@ pub const MAX_PATH_SEGMENTS: usize = 32;
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Path(Arc<str>);
 
-/// A path with more than [`MAX_PATH_SEGMENTS`] segments.
+/// A path with more than [`MAX_PATH_SEGMENTS`](crate::MAX_PATH_SEGMENTS) segments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("path has {segments} segments, more than the limit of {MAX_PATH_SEGMENTS}")]
 pub struct PathTooLong {

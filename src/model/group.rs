@@ -17,9 +17,9 @@ use crate::coding::{MAX_GROUP_BYTES, MAX_GROUP_FRAMES};
 /// Bounds on one group, so a runaway producer cannot exhaust memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupSettings {
-    /// The most frames a group may hold. Default [`MAX_GROUP_FRAMES`] (8192, the reference's bound).
+    /// The most frames a group may hold. Default [`MAX_GROUP_FRAMES`](crate::MAX_GROUP_FRAMES) (8192, the reference's bound).
     pub max_frames: usize,
-    /// The most payload bytes a group may hold. Default [`MAX_GROUP_BYTES`] (32 MiB, the reference's
+    /// The most payload bytes a group may hold. Default [`MAX_GROUP_BYTES`](crate::MAX_GROUP_BYTES) (32 MiB, the reference's
     /// bound).
     pub max_bytes: usize,
 }

@@ -1,7 +1,7 @@
 //! The small transport trait the session is written against, once: open and accept bidi and uni
 //! streams, stream priorities, datagrams, close with a code, stats. Implemented for raw QUIC
 //! ([`quic`]), for WebTransport over HTTP/3 ([`webtransport`]), for either behind one type
-//! ([`any`]), and for an in-memory pair used by tests ([`memory`]). [`tls`] holds the
+//! ([`any`]), and for an in-memory pair used by tests (`memory`, feature `testing`). [`tls`] holds the
 //! certificates and trust settings both network transports use.
 //!
 //! Stream codes cross this boundary as moq-lite [`StreamCode`]s: each implementation maps them onto

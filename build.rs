@@ -4,10 +4,14 @@
 use std::env;
 use std::path::PathBuf;
 
+#[path = "build/nullability.rs"]
+mod nullability;
+
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build");
 
     // libmoqt.so carries a SONAME with the ABI version: during 0.x every minor release may break
     // the ABI, so the SONAME names 0.MINOR.
@@ -27,7 +31,10 @@ fn main() {
         .with_src(crate_dir.join("src/ffi/mod.rs"))
         .generate()
         .expect("cbindgen could not generate the header from src/ffi");
+    let mut generated = Vec::new();
+    bindings.write(&mut generated);
+    let generated = String::from_utf8(generated).expect("cbindgen writes UTF-8");
     let header = out_dir.join("moqt.h");
-    bindings.write_to_file(&header);
+    std::fs::write(&header, nullability::annotate(&generated)).expect("OUT_DIR is writable");
     println!("cargo:rustc-env=MOQT_GENERATED_HEADER={}", header.display());
 }

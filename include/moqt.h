@@ -2,7 +2,32 @@
  * moqt: moq-lite (Media over QUIC, Lite) for C and C++.
  *
  * Every exported symbol starts with moqt_ and every constant with MOQT_.
- * Functions that can fail return moqt_status (0 = MOQT_STATUS_OK, negative = error).
+ * Functions that can fail return moqt_status (0 = MOQT_STATUS_OK, negative = error); results go
+ * through out-parameters, written only on success; moqt_last_error() says why on this thread.
+ * Every pointer says whether NULL is allowed (MOQT_NONNULL, MOQT_NULLABLE); a NULL where it is
+ * not allowed is answered with MOQT_STATUS_ERR_INVALID_ARG, never a crash.
+ *
+ * Threads. The library runs its own: I/O workers ("moqt-io") and one dispatcher ("moqt-cb") that
+ * runs every callback. moqt_set_thread_hooks, before first use, sees each start and stop (to
+ * attach a JVM, name or prioritise them). Every function may be called from any thread unless its
+ * documentation says otherwise. A moqt_frame is immutable and reference-counted: any thread may
+ * read it, ref it and unref it.
+ *
+ * Callbacks. They run on the dispatcher, one at a time, in order for each handle, and never inside
+ * a moqt_* call, so a caller may hold its own lock while it calls moqt. user_data comes first;
+ * user_data_free runs exactly once per callbacks struct handed over, after the last callback of
+ * its handle, also when creating the handle failed; on_closed, where there is one, comes just
+ * before it. A callback must return quickly and must not unwind (no C++ exception, no longjmp).
+ *
+ * Inside a callback any moqt_* call is allowed, the free or release of the handle calling back
+ * included, except the ones that wait: moqt_shutdown (refused there: it does nothing and sets
+ * MOQT_STATUS_ERR_UNSUPPORTED as the last error), the blocking moqt_client_connect,
+ * moqt_pull_next_frame with a timeout other than 0, and moqt_relay_stop. Waiting there would stall
+ * every other callback.
+ *
+ * fork(). The library's threads do not exist in a child process: a child must not call moqt_*
+ * (exec first). A parent that wants to fork while idle may call moqt_shutdown first; the next
+ * moqt_* call starts a fresh engine.
  */
 
 #ifndef MOQT_H
@@ -23,6 +48,18 @@
 #  define MOQT_MUST_USE __attribute__((warn_unused_result))
 #else
 #  define MOQT_MUST_USE
+#endif
+/* Every pointer says whether NULL is allowed there: Clang's nullability qualifiers (Swift imports
+ * MOQT_NONNULL as non-optional, MOQT_NULLABLE as optional), nothing for other compilers. A NULL
+ * passed where MOQT_NONNULL stands is still answered with MOQT_STATUS_ERR_INVALID_ARG. */
+#if defined(__clang__)
+#  define MOQT_NONNULL _Nonnull
+#  define MOQT_NULLABLE _Nullable
+#  pragma clang diagnostic push
+#  pragma clang diagnostic ignored "-Wnullability-extension"
+#else
+#  define MOQT_NONNULL
+#  define MOQT_NULLABLE
 #endif
 
 
@@ -247,7 +284,7 @@ typedef struct moqt_client_options {
   /**
    * Trust only a server certificate with this SHA-256 (NUL-terminated hex), or NULL.
    */
-  const char *tls_fingerprint;
+  const char *MOQT_NULLABLE tls_fingerprint;
   /**
    * Skip certificate verification (development only; logged as a warning).
    */
@@ -260,7 +297,7 @@ typedef struct moqt_client_options {
    * Also trust the CA certificates in this PEM file (a NUL-terminated path), besides the
    * platform's trust store; used when neither `tls_fingerprint` nor `tls_disable_verify` is set.
    */
-  const char *tls_root_pem_path;
+  const char *MOQT_NULLABLE tls_root_pem_path;
   /**
    * The versions to offer when `version` is 0: bit N offers moq-lite-0N (N = 3 to 6), for
    * example `(1 << 6) | (1 << 5)`; 0 offers every version.
@@ -331,7 +368,7 @@ typedef struct moqt_track_options {
 /**
  * Frees a C buffer handed over with `moqt_track_write_frame_zero_copy`.
  */
-typedef void (*moqt_free_fn)(void *user_data, const uint8_t *data);
+typedef void (*MOQT_NULLABLE moqt_free_fn)(void *MOQT_NULLABLE user_data, const uint8_t *MOQT_NULLABLE data);
 
 /**
  * Callbacks of `moqt_client_subscribe`. Zero-initialise, then set `struct_size`. NULL members mean
@@ -346,23 +383,23 @@ typedef struct moqt_subscribe_callbacks {
   /**
    * Passed first to every callback.
    */
-  void *user_data;
+  void *MOQT_NULLABLE user_data;
   /**
    * Called exactly once, after the last other callback, even if subscribing failed.
    */
-  void (*user_data_free)(void *user_data);
+  void (*MOQT_NULLABLE user_data_free)(void *MOQT_NULLABLE user_data);
   /**
    * A frame arrived. The frame is borrowed for the call; `moqt_frame_ref` keeps it.
    */
-  void (*on_frame)(void *user_data, const struct moqt_frame *frame);
+  void (*MOQT_NULLABLE on_frame)(void *MOQT_NULLABLE user_data, const struct moqt_frame *MOQT_NONNULL frame);
   /**
    * Groups `first..=last` will not arrive (expired, dropped, skipped), with a moq-lite code.
    */
-  void (*on_gap)(void *user_data, uint64_t first, uint64_t last, uint64_t code);
+  void (*MOQT_NULLABLE on_gap)(void *MOQT_NULLABLE user_data, uint64_t first, uint64_t last, uint64_t code);
   /**
    * The subscription ended (the terminal callback): MOQT_STATUS_OK when the track finished.
    */
-  void (*on_closed)(void *user_data, moqt_status status);
+  void (*MOQT_NULLABLE on_closed)(void *MOQT_NULLABLE user_data, moqt_status status);
 } moqt_subscribe_callbacks;
 
 /**
@@ -414,9 +451,9 @@ typedef struct moqt_subscribe_options {
 } moqt_subscribe_options;
 
 /**
- * `on_announce` of `moqt_announce_callbacks`.
+ * `on_announce` of `moqt_announce_callbacks`: a path became active (`active`) or ended.
  */
-typedef void (*OnAnnounce)(void *user_data, const char *path, size_t path_len, bool active);
+typedef void (*MOQT_NULLABLE moqt_announce_fn)(void *MOQT_NULLABLE user_data, const char *MOQT_NONNULL path, size_t path_len, bool active);
 
 /**
  * Callbacks of `moqt_client_announced`. Zero-initialise, then set `struct_size`. They run on
@@ -430,26 +467,26 @@ typedef struct moqt_announce_callbacks {
   /**
    * Passed first to every callback.
    */
-  void *user_data;
+  void *MOQT_NULLABLE user_data;
   /**
    * Called exactly once, after the last other callback, even if watching failed.
    */
-  void (*user_data_free)(void *user_data);
+  void (*MOQT_NULLABLE user_data_free)(void *MOQT_NULLABLE user_data);
   /**
    * A broadcast under the prefix became available (`active`) or went away. `path` (relative
    * to the session, `path_len` bytes, also NUL-terminated) is borrowed for the call.
    */
-  OnAnnounce on_announce;
+  moqt_announce_fn on_announce;
   /**
    * The watch ended (the terminal callback), for example because the client was freed.
    */
-  void (*on_closed)(void *user_data, moqt_status status);
+  void (*MOQT_NULLABLE on_closed)(void *MOQT_NULLABLE user_data, moqt_status status);
 } moqt_announce_callbacks;
 
 /**
- * `on_state` of `moqt_state_callbacks`.
+ * `on_state` of `moqt_state_callbacks`: the client's new state and a detail text.
  */
-typedef void (*OnState)(void *user_data, moqt_client_state state, const char *detail);
+typedef void (*MOQT_NULLABLE moqt_state_fn)(void *MOQT_NULLABLE user_data, moqt_client_state state, const char *MOQT_NONNULL detail);
 
 /**
  * Callbacks of `moqt_client_watch_state`. Zero-initialise, then set `struct_size`. They run on
@@ -463,20 +500,20 @@ typedef struct moqt_state_callbacks {
   /**
    * Passed first to every callback.
    */
-  void *user_data;
+  void *MOQT_NULLABLE user_data;
   /**
    * Called exactly once, after the last other callback, even if watching failed.
    */
-  void (*user_data_free)(void *user_data);
+  void (*MOQT_NULLABLE user_data_free)(void *MOQT_NULLABLE user_data);
   /**
    * The client's state now (first call) and after each change, with its detail as
    * `moqt_client_get_state` gives it (NUL-terminated, borrowed for the call).
    */
-  OnState on_state;
+  moqt_state_fn on_state;
   /**
    * The watch ended (the terminal callback): the client was freed or closed.
    */
-  void (*on_closed)(void *user_data, moqt_status status);
+  void (*MOQT_NULLABLE on_closed)(void *MOQT_NULLABLE user_data, moqt_status status);
 } moqt_state_callbacks;
 
 /**
@@ -484,7 +521,7 @@ typedef struct moqt_state_callbacks {
  * call. It may run on any thread, including the caller's during a `moqt_*` call, and must not
  * call `moqt_set_log_callback`.
  */
-typedef void (*moqt_log_fn)(void *user_data, uint32_t level, const char *target, const char *message);
+typedef void (*MOQT_NULLABLE moqt_log_fn)(void *MOQT_NULLABLE user_data, uint32_t level, const char *MOQT_NONNULL target, const char *MOQT_NONNULL message);
 
 /**
  * Options of `moqt_relay_start`. Zero-initialise, then set `struct_size = sizeof(...)`. Every
@@ -499,25 +536,25 @@ typedef struct moqt_relay_options {
    * Certificate chain (PEM file path), with `tls_key_path`; reloaded when the files change.
    * NULL: generate a self-signed certificate (14 days) for `tls_generate_hosts`.
    */
-  const char *tls_cert_path;
+  const char *MOQT_NULLABLE tls_cert_path;
   /**
    * Private key (PEM file path), with `tls_cert_path`.
    */
-  const char *tls_key_path;
+  const char *MOQT_NULLABLE tls_key_path;
   /**
    * Comma-separated host names for a generated certificate (default "localhost").
    */
-  const char *tls_generate_hosts;
+  const char *MOQT_NULLABLE tls_generate_hosts;
   /**
    * Comma-separated path patterns anonymous sessions may publish and subscribe to: `**` for
    * every path, a prefix, a slash and `**` for a subtree. NULL with no `auth_key_path`:
    * everything is open (development).
    */
-  const char *auth_public;
+  const char *MOQT_NULLABLE auth_public;
   /**
    * A JWK key file (moq-token format) verifying `?jwt=` tokens, or NULL.
    */
-  const char *auth_key_path;
+  const char *MOQT_NULLABLE auth_key_path;
   /**
    * Decides on each session after its SETUP and before `auth_*`: `path` (not NUL-terminated,
    * `path_len` bytes, borrowed for the call) is the path and query the client connected with
@@ -525,23 +562,23 @@ typedef struct moqt_relay_options {
    * 6). Return true to go on, false to refuse it with UNAUTHORIZED. Runs on the dispatcher
    * thread, one call at a time, so it must answer quickly. NULL admits every session.
    */
-  bool (*on_session)(void *user_data, const char *path, size_t path_len, uint32_t version);
+  bool (*MOQT_NULLABLE on_session)(void *MOQT_NULLABLE user_data, const char *MOQT_NONNULL path, size_t path_len, uint32_t version);
   /**
    * Passed first to `on_session`.
    */
-  void *on_session_user_data;
+  void *MOQT_NULLABLE on_session_user_data;
   /**
    * Called exactly once with `on_session_user_data` after the last `on_session`: when the
    * relay has stopped, or when `moqt_relay_start` fails.
    */
-  void (*on_session_user_data_free)(void *user_data);
+  void (*MOQT_NULLABLE on_session_user_data_free)(void *MOQT_NULLABLE user_data);
 } moqt_relay_options;
 
 /**
  * A thread hook: `name` is the thread's NUL-terminated name ("moqt-io" or "moqt-cb"), borrowed
  * for the call.
  */
-typedef void (*moqt_thread_fn)(void *user_data, const char *name);
+typedef void (*MOQT_NULLABLE moqt_thread_fn)(void *MOQT_NULLABLE user_data, const char *MOQT_NONNULL name);
 
 /**
  * Statistics of a client's current session (`moqt_client_get_stats`). Set `struct_size =
@@ -629,7 +666,7 @@ extern "C" {
  * Lifetime: static; never free it. Thread-safety: callable from any thread. Callbacks: none.
  * Returns never NULL.
  */
-const char *moqt_version(void);
+const char *MOQT_NONNULL moqt_version(void);
 
 /**
  * The library version as `(MAJOR << 16) | (MINOR << 8) | PATCH`, to compare with the header's
@@ -647,7 +684,7 @@ uint32_t moqt_version_number(void);
  * Lifetime: static; never free it. Thread-safety: callable from any thread. Callbacks: none.
  * Returns never NULL.
  */
-const char *moqt_status_str(int32_t status);
+const char *MOQT_NONNULL moqt_status_str(int32_t status);
 
 /**
  * The detail of the last failure on this thread, NUL-terminated (empty if none).
@@ -655,7 +692,7 @@ const char *moqt_status_str(int32_t status);
  * Lifetime: valid until the next `moqt_*` call on the same thread. Thread-safety: per thread.
  * Callbacks: none. Returns never NULL.
  */
-const char *moqt_last_error(void);
+const char *MOQT_NONNULL moqt_last_error(void);
 
 /**
  * Connects to `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
@@ -671,20 +708,20 @@ const char *moqt_last_error(void);
  * MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_connect(const char *url,
+moqt_status moqt_client_connect(const char *MOQT_NONNULL url,
                                 size_t url_len,
-                                const struct moqt_client_options *options,
-                                struct moqt_client **out);
+                                const struct moqt_client_options *MOQT_NULLABLE options,
+                                struct moqt_client *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Closes the client's session and frees it. NULL is accepted; freeing twice is undefined.
  *
  * Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
- * freed too (before or after). Thread-safety: any thread except from a callback of its own
- * subscriptions' dispatcher is fine too. Callbacks: subscriptions of this client end with
+ * freed too (before or after). Thread-safety: any thread, a callback included (from a callback it
+ * does not wait for the session to close). Callbacks: subscriptions of this client end with
  * on_closed(MOQT_STATUS_ERR_CLOSED).
  */
-void moqt_client_free(struct moqt_client *client);
+void moqt_client_free(struct moqt_client *MOQT_NULLABLE client);
 
 /**
  * Publishes a broadcast at `path` (relative to the client's URL path). `path_len` may be
@@ -695,10 +732,10 @@ void moqt_client_free(struct moqt_client *client);
  * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_publish(const struct moqt_client *client,
-                                const char *path,
+moqt_status moqt_client_publish(const struct moqt_client *MOQT_NONNULL client,
+                                const char *MOQT_NONNULL path,
                                 size_t path_len,
-                                struct moqt_broadcast **out);
+                                struct moqt_broadcast *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Ends and frees a broadcast. NULL is accepted.
@@ -707,7 +744,7 @@ moqt_status moqt_client_publish(const struct moqt_client *client,
  *
  * Ownership: ends the caller's handle; its tracks end with it.
  */
-void moqt_broadcast_free(struct moqt_broadcast *broadcast);
+void moqt_broadcast_free(struct moqt_broadcast *MOQT_NULLABLE broadcast);
 
 /**
  * Adds a track to a broadcast. Timestamps are in microseconds.
@@ -717,12 +754,12 @@ void moqt_broadcast_free(struct moqt_broadcast *broadcast);
  * (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *broadcast,
-                                        const char *name,
+moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *MOQT_NONNULL broadcast,
+                                        const char *MOQT_NONNULL name,
                                         size_t name_len,
                                         uint8_t priority,
                                         uint64_t max_age_ms,
-                                        struct moqt_track **out);
+                                        struct moqt_track *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * `moqt_broadcast_create_track` with options (NULL for the defaults): priority, max age and
@@ -733,11 +770,11 @@ moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *broadcast,
  * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *broadcast,
-                                             const char *name,
+moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *MOQT_NONNULL broadcast,
+                                             const char *MOQT_NONNULL name,
                                              size_t name_len,
-                                             const struct moqt_track_options *options,
-                                             struct moqt_track **out);
+                                             const struct moqt_track_options *MOQT_NULLABLE options,
+                                             struct moqt_track *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Writes one frame, copying `len` bytes from `data`, with `timestamp` in the track's timescale
@@ -752,8 +789,8 @@ moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *broadc
  * Ownership: `data` is copied during the call; the caller keeps its buffer.
  */
 MOQT_MUST_USE
-moqt_status moqt_track_write_frame(const struct moqt_track *track,
-                                   const uint8_t *data,
+moqt_status moqt_track_write_frame(const struct moqt_track *MOQT_NONNULL track,
+                                   const uint8_t *MOQT_NULLABLE data,
                                    size_t len,
                                    uint64_t timestamp,
                                    uint32_t flags);
@@ -770,13 +807,13 @@ moqt_status moqt_track_write_frame(const struct moqt_track *track,
  * (the group passed its bound), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *track,
-                                             const uint8_t *data,
+moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *MOQT_NONNULL track,
+                                             const uint8_t *MOQT_NULLABLE data,
                                              size_t len,
                                              uint64_t timestamp,
                                              uint32_t flags,
                                              moqt_free_fn free_fn,
-                                             void *free_user_data);
+                                             void *MOQT_NULLABLE free_user_data);
 
 /**
  * Ends a track with an error instead of finishing it: the group being written and the track
@@ -789,7 +826,7 @@ moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *track,
  *
  * Ownership: the handle stays the caller's; free it with `moqt_track_free` as usual.
  */
-MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *track, uint64_t code);
+MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *MOQT_NONNULL track, uint64_t code);
 
 /**
  * Finishes and frees a track. NULL is accepted.
@@ -798,7 +835,7 @@ MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *track, uint6
  *
  * Ownership: ends the caller's handle.
  */
-void moqt_track_free(struct moqt_track *track);
+void moqt_track_free(struct moqt_track *MOQT_NULLABLE track);
 
 /**
  * Subscribes to `track` of `broadcast` (paths relative to the client's URL path), waiting for the
@@ -811,13 +848,13 @@ void moqt_track_free(struct moqt_track *track);
  * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_subscribe(const struct moqt_client *client,
-                                  const char *broadcast,
+moqt_status moqt_client_subscribe(const struct moqt_client *MOQT_NONNULL client,
+                                  const char *MOQT_NONNULL broadcast,
                                   size_t broadcast_len,
-                                  const char *track,
+                                  const char *MOQT_NONNULL track,
                                   size_t track_len,
-                                  const struct moqt_subscribe_callbacks *callbacks,
-                                  struct moqt_subscription **out);
+                                  const struct moqt_subscribe_callbacks *MOQT_NONNULL callbacks,
+                                  struct moqt_subscription *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * `moqt_client_subscribe` with options (`NULL` for the defaults): a subscriber priority, a
@@ -831,14 +868,14 @@ moqt_status moqt_client_subscribe(const struct moqt_client *client,
  * Ownership: as `moqt_client_subscribe`; `options` is only read during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
-                                       const char *broadcast,
+moqt_status moqt_client_subscribe_with(const struct moqt_client *MOQT_NONNULL client,
+                                       const char *MOQT_NONNULL broadcast,
                                        size_t broadcast_len,
-                                       const char *track,
+                                       const char *MOQT_NONNULL track,
                                        size_t track_len,
-                                       const struct moqt_subscribe_options *options,
-                                       const struct moqt_subscribe_callbacks *callbacks,
-                                       struct moqt_subscription **out);
+                                       const struct moqt_subscribe_options *MOQT_NULLABLE options,
+                                       const struct moqt_subscribe_callbacks *MOQT_NONNULL callbacks,
+                                       struct moqt_subscription *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Stops a subscription and frees it. NULL is accepted. After it returns no callback of this
@@ -850,7 +887,7 @@ moqt_status moqt_client_subscribe_with(const struct moqt_client *client,
  *
  * Ownership: ends the caller's handle (a subscription or a FETCH).
  */
-void moqt_subscription_free(struct moqt_subscription *subscription);
+void moqt_subscription_free(struct moqt_subscription *MOQT_NULLABLE subscription);
 
 /**
  * Changes a live subscription's priority and max age (the other fields of `options` are
@@ -863,8 +900,8 @@ void moqt_subscription_free(struct moqt_subscription *subscription);
  * Ownership: `options` is only read during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_subscription_update(const struct moqt_subscription *subscription,
-                                     const struct moqt_subscribe_options *options);
+moqt_status moqt_subscription_update(const struct moqt_subscription *MOQT_NONNULL subscription,
+                                     const struct moqt_subscribe_options *MOQT_NONNULL options);
 
 /**
  * Stops a subscription without waiting: no new callback starts, but one already running on
@@ -877,7 +914,7 @@ moqt_status moqt_subscription_update(const struct moqt_subscription *subscriptio
  *
  * Ownership: ends the caller's handle.
  */
-void moqt_subscription_release(struct moqt_subscription *subscription);
+void moqt_subscription_release(struct moqt_subscription *MOQT_NULLABLE subscription);
 
 /**
  * Watches the broadcasts the server announces under `prefix` ("" for all; `prefix_len` may be
@@ -891,11 +928,11 @@ void moqt_subscription_release(struct moqt_subscription *subscription);
  * or out, a bad prefix), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_announced(const struct moqt_client *client,
-                                  const char *prefix,
+moqt_status moqt_client_announced(const struct moqt_client *MOQT_NONNULL client,
+                                  const char *MOQT_NONNULL prefix,
                                   size_t prefix_len,
-                                  const struct moqt_announce_callbacks *callbacks,
-                                  struct moqt_announced **out);
+                                  const struct moqt_announce_callbacks *MOQT_NONNULL callbacks,
+                                  struct moqt_announced *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Stops watching announcements and frees the watch. NULL is accepted. After it returns no
@@ -907,7 +944,7 @@ moqt_status moqt_client_announced(const struct moqt_client *client,
  *
  * Ownership: ends the caller's handle.
  */
-void moqt_announced_free(struct moqt_announced *announced);
+void moqt_announced_free(struct moqt_announced *MOQT_NULLABLE announced);
 
 /**
  * The client's state now, and its detail (the version when connected, the reason when
@@ -920,9 +957,9 @@ void moqt_announced_free(struct moqt_announced *announced);
  * Ownership: `state_out` and `detail` are the caller's, written during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_get_state(const struct moqt_client *client,
-                                  moqt_client_state *state_out,
-                                  char *detail,
+moqt_status moqt_client_get_state(const struct moqt_client *MOQT_NONNULL client,
+                                  moqt_client_state *MOQT_NONNULL state_out,
+                                  char *MOQT_NULLABLE detail,
                                   size_t detail_len);
 
 /**
@@ -937,9 +974,9 @@ moqt_status moqt_client_get_state(const struct moqt_client *client,
  * (NULL client, callbacks or out), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_watch_state(const struct moqt_client *client,
-                                    const struct moqt_state_callbacks *callbacks,
-                                    struct moqt_state_watch **out);
+moqt_status moqt_client_watch_state(const struct moqt_client *MOQT_NONNULL client,
+                                    const struct moqt_state_callbacks *MOQT_NONNULL callbacks,
+                                    struct moqt_state_watch *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Stops watching announcements without waiting for a running callback, as
@@ -950,7 +987,7 @@ moqt_status moqt_client_watch_state(const struct moqt_client *client,
  *
  * Ownership: ends the caller's handle.
  */
-void moqt_announced_release(struct moqt_announced *announced);
+void moqt_announced_release(struct moqt_announced *MOQT_NULLABLE announced);
 
 /**
  * Stops watching a client's state without waiting for a running callback, as
@@ -961,7 +998,7 @@ void moqt_announced_release(struct moqt_announced *announced);
  *
  * Ownership: ends the caller's handle.
  */
-void moqt_state_watch_release(struct moqt_state_watch *watch);
+void moqt_state_watch_release(struct moqt_state_watch *MOQT_NULLABLE watch);
 
 /**
  * Stops watching a client's state and frees the watch. NULL is accepted. After it returns no
@@ -973,7 +1010,7 @@ void moqt_state_watch_release(struct moqt_state_watch *watch);
  *
  * Ownership: ends the caller's handle.
  */
-void moqt_state_watch_free(struct moqt_state_watch *watch);
+void moqt_state_watch_free(struct moqt_state_watch *MOQT_NULLABLE watch);
 
 /**
  * Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
@@ -981,7 +1018,7 @@ void moqt_state_watch_free(struct moqt_state_watch *watch);
  * Ownership: returns a new reference to the same frame (the same pointer). Thread-safety: any
  * thread. Callbacks: none. Returns `frame`, or NULL for NULL.
  */
-const struct moqt_frame *moqt_frame_ref(const struct moqt_frame *frame);
+const struct moqt_frame *MOQT_NULLABLE moqt_frame_ref(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * Releases a reference taken with `moqt_frame_ref`. NULL is accepted.
@@ -989,7 +1026,7 @@ const struct moqt_frame *moqt_frame_ref(const struct moqt_frame *frame);
  * Ownership: the caller's reference ends; the data pointer is invalid after the last one.
  * Thread-safety: any thread. Callbacks: none.
  */
-void moqt_frame_unref(const struct moqt_frame *frame);
+void moqt_frame_unref(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * The frame's bytes; `len_out` (if not NULL) receives their length.
@@ -997,7 +1034,7 @@ void moqt_frame_unref(const struct moqt_frame *frame);
  * Lifetime: valid while the frame is (the callback, or until the last unref). Thread-safety:
  * any thread. Callbacks: none. Returns NULL for a NULL frame (and a length of 0).
  */
-const uint8_t *moqt_frame_data(const struct moqt_frame *frame, size_t *len_out);
+const uint8_t *MOQT_NULLABLE moqt_frame_data(const struct moqt_frame *MOQT_NONNULL frame, size_t *MOQT_NULLABLE len_out);
 
 /**
  * The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
@@ -1007,7 +1044,7 @@ const uint8_t *moqt_frame_data(const struct moqt_frame *frame, size_t *len_out);
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
+uint64_t moqt_frame_timestamp_us(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
  * The frame's timestamp exactly as its publisher wrote it, in the track's timescale, which is
@@ -1019,7 +1056,7 @@ uint64_t moqt_frame_timestamp_us(const struct moqt_frame *frame);
  * Lifetime: `frame` must be alive (lent to a callback, or referenced); `timescale` is the
  * caller's.
  */
-uint64_t moqt_frame_timestamp(const struct moqt_frame *frame, uint64_t *timescale);
+uint64_t moqt_frame_timestamp(const struct moqt_frame *MOQT_NONNULL frame, uint64_t *MOQT_NULLABLE timescale);
 
 /**
  * The sequence number of the frame's group.
@@ -1028,7 +1065,7 @@ uint64_t moqt_frame_timestamp(const struct moqt_frame *frame, uint64_t *timescal
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-uint64_t moqt_frame_group(const struct moqt_frame *frame);
+uint64_t moqt_frame_group(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
  * The frame's position within its group (0 = the group's first frame, a keyframe).
@@ -1037,7 +1074,7 @@ uint64_t moqt_frame_group(const struct moqt_frame *frame);
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-uint64_t moqt_frame_index(const struct moqt_frame *frame);
+uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
  * True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
@@ -1048,7 +1085,7 @@ uint64_t moqt_frame_index(const struct moqt_frame *frame);
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
+bool moqt_frame_is_keyframe(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
  * Sends logs at `max_level` and more severe to `callback` (NULL or MOQT_LOG_LEVEL_OFF silences
@@ -1059,7 +1096,7 @@ bool moqt_frame_is_keyframe(const struct moqt_frame *frame);
  * Ownership: `user_data` stays the caller's and must stay valid until the callback is replaced;
  * moqt never frees it.
  */
-void moqt_set_log_callback(moqt_log_fn callback, void *user_data, uint32_t max_level);
+void moqt_set_log_callback(moqt_log_fn callback, void *MOQT_NULLABLE user_data, uint32_t max_level);
 
 /**
  * Changes the most detailed level that reaches the callback. Cheap.
@@ -1079,12 +1116,12 @@ void moqt_set_log_level(uint32_t max_level);
  * MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_subscribe_pull(const struct moqt_client *client,
-                                       const char *broadcast,
+moqt_status moqt_client_subscribe_pull(const struct moqt_client *MOQT_NONNULL client,
+                                       const char *MOQT_NONNULL broadcast,
                                        size_t broadcast_len,
-                                       const char *track,
+                                       const char *MOQT_NONNULL track,
                                        size_t track_len,
-                                       struct moqt_pull **out);
+                                       struct moqt_pull *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * `moqt_client_subscribe_pull` with options (`NULL` for the defaults), as
@@ -1096,13 +1133,13 @@ moqt_status moqt_client_subscribe_pull(const struct moqt_client *client,
  * Ownership: as `moqt_client_subscribe_pull`; `options` is only read during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
-                                            const char *broadcast,
+moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *MOQT_NONNULL client,
+                                            const char *MOQT_NONNULL broadcast,
                                             size_t broadcast_len,
-                                            const char *track,
+                                            const char *MOQT_NONNULL track,
                                             size_t track_len,
-                                            const struct moqt_subscribe_options *options,
-                                            struct moqt_pull **out);
+                                            const struct moqt_subscribe_options *MOQT_NULLABLE options,
+                                            struct moqt_pull *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
@@ -1117,9 +1154,9 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
  * Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
  */
 MOQT_MUST_USE
-moqt_status moqt_pull_next_frame(const struct moqt_pull *pull,
+moqt_status moqt_pull_next_frame(const struct moqt_pull *MOQT_NONNULL pull,
                                  int64_t timeout_ms,
-                                 const struct moqt_frame **out);
+                                 const struct moqt_frame *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
@@ -1131,7 +1168,7 @@ moqt_status moqt_pull_next_frame(const struct moqt_pull *pull,
  *
  * Ownership: nothing changes hands.
  */
-void moqt_pull_interrupt(const struct moqt_pull *pull);
+void moqt_pull_interrupt(const struct moqt_pull *MOQT_NULLABLE pull);
 
 /**
  * A file descriptor that is readable while frames are queued or the track ended
@@ -1140,7 +1177,7 @@ void moqt_pull_interrupt(const struct moqt_pull *pull);
  * Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
  * Callbacks: none. Returns the descriptor, or -1 for NULL.
  */
-int moqt_pull_fd(const struct moqt_pull *pull);
+int moqt_pull_fd(const struct moqt_pull *MOQT_NONNULL pull);
 
 /**
  * Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
@@ -1150,7 +1187,7 @@ int moqt_pull_fd(const struct moqt_pull *pull);
  *
  * Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
  */
-void moqt_pull_free(struct moqt_pull *pull);
+void moqt_pull_free(struct moqt_pull *MOQT_NULLABLE pull);
 
 /**
  * Changes a pull subscription's priority and max age, as `moqt_subscription_update` does.
@@ -1161,8 +1198,8 @@ void moqt_pull_free(struct moqt_pull *pull);
  * Ownership: `options` is only read during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_pull_update(const struct moqt_pull *pull,
-                             const struct moqt_subscribe_options *options);
+moqt_status moqt_pull_update(const struct moqt_pull *MOQT_NONNULL pull,
+                             const struct moqt_subscribe_options *MOQT_NONNULL options);
 
 /**
  * Takes the oldest gap report not yet taken: groups `*first..=*last` will not arrive (expired,
@@ -1177,10 +1214,10 @@ moqt_status moqt_pull_update(const struct moqt_pull *pull,
  * Ownership: the outs are the caller's, written on MOQT_STATUS_OK.
  */
 MOQT_MUST_USE
-moqt_status moqt_pull_next_gap(const struct moqt_pull *pull,
-                               uint64_t *first,
-                               uint64_t *last,
-                               uint64_t *code);
+moqt_status moqt_pull_next_gap(const struct moqt_pull *MOQT_NONNULL pull,
+                               uint64_t *MOQT_NONNULL first,
+                               uint64_t *MOQT_NONNULL last,
+                               uint64_t *MOQT_NONNULL code);
 
 /**
  * Drops every frame queued and not yet taken (a player seeking, or catching up after falling
@@ -1192,7 +1229,7 @@ moqt_status moqt_pull_next_gap(const struct moqt_pull *pull,
  * Ownership: the dropped frames are released by moqt; frames already taken are not touched.
  * Returns how many frames were dropped.
  */
-size_t moqt_pull_flush(const struct moqt_pull *pull);
+size_t moqt_pull_flush(const struct moqt_pull *MOQT_NONNULL pull);
 
 /**
  * Starts a relay listening on `listen` (`"127.0.0.1:4443"`, port 0 for any free port) for raw
@@ -1207,10 +1244,10 @@ size_t moqt_pull_flush(const struct moqt_pull *pull);
  * MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_relay_start(const char *listen,
+moqt_status moqt_relay_start(const char *MOQT_NONNULL listen,
                              size_t listen_len,
-                             const struct moqt_relay_options *options,
-                             struct moqt_relay **out);
+                             const struct moqt_relay_options *MOQT_NULLABLE options,
+                             struct moqt_relay *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * The UDP port the relay listens on (useful after listening on port 0).
@@ -1219,7 +1256,7 @@ moqt_status moqt_relay_start(const char *listen,
  *
  * Ownership: nothing to free.
  */
-uint16_t moqt_relay_port(const struct moqt_relay *relay);
+uint16_t moqt_relay_port(const struct moqt_relay *MOQT_NONNULL relay);
 
 /**
  * The SHA-256 fingerprint of the relay's certificate as 64 hex characters plus a NUL, written
@@ -1231,8 +1268,8 @@ uint16_t moqt_relay_port(const struct moqt_relay *relay);
  * Ownership: `buf` is the caller's, written during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_relay_fingerprint(const struct moqt_relay *relay,
-                                   char *buf,
+moqt_status moqt_relay_fingerprint(const struct moqt_relay *MOQT_NONNULL relay,
+                                   char *MOQT_NONNULL buf,
                                    size_t buf_len);
 
 /**
@@ -1244,7 +1281,7 @@ moqt_status moqt_relay_fingerprint(const struct moqt_relay *relay,
  * stopped (at most about `drain_ms`). Callbacks: no `on_session` starts after it returns (one
  * running is waited for); `on_session_user_data_free` follows once, on the dispatcher thread.
  */
-void moqt_relay_stop(struct moqt_relay *relay, const char *goaway_uri, uint64_t drain_ms);
+void moqt_relay_stop(struct moqt_relay *MOQT_NULLABLE relay, const char *MOQT_NULLABLE goaway_uri, uint64_t drain_ms);
 
 /**
  * Sets the hooks every engine thread runs first and last (a JVM host attaches the thread there,
@@ -1260,7 +1297,7 @@ void moqt_relay_stop(struct moqt_relay *relay, const char *goaway_uri, uint64_t 
 MOQT_MUST_USE
 moqt_status moqt_set_thread_hooks(moqt_thread_fn on_start,
                                   moqt_thread_fn on_stop,
-                                  void *user_data);
+                                  void *MOQT_NULLABLE user_data);
 
 /**
  * Stops the engine: its network threads and its dispatcher thread end and their memory is
@@ -1288,8 +1325,8 @@ void moqt_shutdown(void);
  * Ownership: `stats` is the caller's, written up to its `struct_size` during the call.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_get_stats(const struct moqt_client *client,
-                                  struct moqt_client_stats *stats);
+moqt_status moqt_client_get_stats(const struct moqt_client *MOQT_NONNULL client,
+                                  struct moqt_client_stats *MOQT_NONNULL stats);
 
 /**
  * Opens moq-lite PROBE toward the peer with `target_bitrate` bit/s as the bitrate we would like
@@ -1304,7 +1341,7 @@ moqt_status moqt_client_get_stats(const struct moqt_client *client,
  * Ownership: nothing changes hands.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_probe(const struct moqt_client *client,
+moqt_status moqt_client_probe(const struct moqt_client *MOQT_NONNULL client,
                               uint64_t target_bitrate);
 
 /**
@@ -1324,18 +1361,22 @@ moqt_status moqt_client_probe(const struct moqt_client *client,
  * session right now: the client is reconnecting), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
-moqt_status moqt_client_fetch(const struct moqt_client *client,
-                              const char *broadcast,
+moqt_status moqt_client_fetch(const struct moqt_client *MOQT_NONNULL client,
+                              const char *MOQT_NONNULL broadcast,
                               size_t broadcast_len,
-                              const char *track,
+                              const char *MOQT_NONNULL track,
                               size_t track_len,
                               uint64_t group,
-                              const struct moqt_fetch_options *options,
-                              const struct moqt_subscribe_callbacks *callbacks,
-                              struct moqt_subscription **out);
+                              const struct moqt_fetch_options *MOQT_NULLABLE options,
+                              const struct moqt_subscribe_callbacks *MOQT_NONNULL callbacks,
+                              struct moqt_subscription *MOQT_NULLABLE *MOQT_NONNULL out);
 
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus
 
 #endif  /* MOQT_H */
+
+#if defined(__clang__)
+#  pragma clang diagnostic pop
+#endif

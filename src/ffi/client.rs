@@ -218,11 +218,11 @@ pub(crate) struct Subscription {
     pub(crate) on_gap: Option<extern "C" fn(*mut c_void, u64, u64, u64)>,
     on_closed: Option<extern "C" fn(*mut c_void, moqt_status)>,
     /// Announcement watchers only (`moqt_client_announced`).
-    on_announce: OnAnnounce,
+    on_announce: moqt_announce_fn,
     /// State watchers only (`moqt_client_watch_state`).
-    on_state: OnState,
+    on_state: moqt_state_fn,
     /// Session admission only (`moqt_relay_options`).
-    pub(crate) on_session: OnSession,
+    pub(crate) on_session: moqt_session_fn,
     /// Held while a callback runs, so `moqt_subscription_free` can wait for it.
     gate: Mutex<()>,
     freed: AtomicBool,
@@ -264,7 +264,7 @@ impl Subscription {
 
     /// The callback set of a relay's session admission.
     pub(crate) fn for_admission(
-        on_session: OnSession,
+        on_session: moqt_session_fn,
         user_data: *mut c_void,
         user_data_free: Option<extern "C" fn(*mut c_void)>,
     ) -> Self {
@@ -490,8 +490,8 @@ pub extern "C" fn moqt_client_connect(
 /// Closes the client's session and frees it. NULL is accepted; freeing twice is undefined.
 ///
 /// Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
-/// freed too (before or after). Thread-safety: any thread except from a callback of its own
-/// subscriptions' dispatcher is fine too. Callbacks: subscriptions of this client end with
+/// freed too (before or after). Thread-safety: any thread, a callback included (from a callback it
+/// does not wait for the session to close). Callbacks: subscriptions of this client end with
 /// on_closed(MOQT_STATUS_ERR_CLOSED).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_client_free(client: *mut moqt_client) {
@@ -1035,8 +1035,9 @@ fn end(shared: &Arc<Subscription>, task: &tokio::task::AbortHandle, wait: bool) 
     shared.finish(wait);
 }
 
-/// `on_announce` of `moqt_announce_callbacks`.
-type OnAnnounce = Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, active: bool)>;
+/// `on_announce` of `moqt_announce_callbacks`: a path became active (`active`) or ended.
+#[allow(non_camel_case_types)]
+pub type moqt_announce_fn = Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, active: bool)>;
 
 /// Callbacks of `moqt_client_announced`. Zero-initialise, then set `struct_size`. They run on
 /// the dispatcher thread, one at a time, in order, like a subscription's.
@@ -1051,7 +1052,7 @@ pub struct moqt_announce_callbacks {
     pub user_data_free: Option<extern "C" fn(user_data: *mut c_void)>,
     /// A broadcast under the prefix became available (`active`) or went away. `path` (relative
     /// to the session, `path_len` bytes, also NUL-terminated) is borrowed for the call.
-    pub on_announce: OnAnnounce,
+    pub on_announce: moqt_announce_fn,
     /// The watch ended (the terminal callback), for example because the client was freed.
     pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
 }
@@ -1242,12 +1243,14 @@ pub(crate) fn panicked(shared: &Arc<Subscription>) -> impl Future<Output = ()> +
     closing(shared, moqt_status::ErrPanic)
 }
 
-/// `on_session` of `moqt_relay_options`.
-pub(crate) type OnSession =
+/// `on_session` of `moqt_relay_options`: admits (true) or refuses a session by path and version.
+#[allow(non_camel_case_types)]
+pub type moqt_session_fn =
     Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, version: u32) -> bool>;
 
-/// `on_state` of `moqt_state_callbacks`.
-type OnState = Option<extern "C" fn(user_data: *mut c_void, state: moqt_client_state, detail: *const c_char)>;
+/// `on_state` of `moqt_state_callbacks`: the client's new state and a detail text.
+#[allow(non_camel_case_types)]
+pub type moqt_state_fn = Option<extern "C" fn(user_data: *mut c_void, state: moqt_client_state, detail: *const c_char)>;
 
 /// Callbacks of `moqt_client_watch_state`. Zero-initialise, then set `struct_size`. They run on
 /// the dispatcher thread, one at a time, in order, like a subscription's.
@@ -1262,7 +1265,7 @@ pub struct moqt_state_callbacks {
     pub user_data_free: Option<extern "C" fn(user_data: *mut c_void)>,
     /// The client's state now (first call) and after each change, with its detail as
     /// `moqt_client_get_state` gives it (NUL-terminated, borrowed for the call).
-    pub on_state: OnState,
+    pub on_state: moqt_state_fn,
     /// The watch ended (the terminal callback): the client was freed or closed.
     pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
 }

@@ -149,3 +149,134 @@ fn every_function_doc_states_ownership_threads_callbacks_and_returns() {
     assert!(functions > 50, "only {functions} functions found: the parser is broken");
     assert!(lacking.is_empty(), "function docs in moqt.h that do not say: {lacking:#?}");
 }
+
+/// The header without comments and preprocessor lines: what a compiler reads as declarations.
+fn code(header: &str) -> String {
+    let mut out = String::new();
+    let mut rest = header;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        rest = rest[start..].find("*/").map_or("", |end| &rest[start + end + 2..]);
+    }
+    out.push_str(rest);
+    out.lines()
+        .map(|line| line.split("//").next().unwrap_or(""))
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Every pointer of the header says whether NULL is allowed there (MOQT_NONNULL or
+/// MOQT_NULLABLE, Clang's nullability qualifiers), and Clang, which warns about a header whose
+/// pointers are only partly marked, accepts it with that warning as an error.
+#[test]
+fn every_pointer_says_whether_null_is_allowed() {
+    let code = code(&committed());
+    let mut unmarked = Vec::new();
+    let mut marked = 0;
+    for (at, _) in code.match_indices('*') {
+        let after = code[at + 1..].trim_start();
+        if after.starts_with("MOQT_NONNULL") || after.starts_with("MOQT_NULLABLE") {
+            marked += 1;
+        } else {
+            let line_start = code[..at].rfind('\n').map_or(0, |n| n + 1);
+            let line_end = code[at..].find('\n').map_or(code.len(), |n| at + n);
+            unmarked.push(code[line_start..line_end].trim().to_string());
+        }
+    }
+    assert!(marked > 100, "only {marked} marked pointers: the check is broken");
+    assert!(unmarked.is_empty(), "pointers without MOQT_NONNULL or MOQT_NULLABLE: {unmarked:#?}");
+    for language in ["c", "c++"] {
+        use std::io::Write;
+        use std::process::Stdio;
+        let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
+        let mut child = Command::new("clang")
+            .args(["-fsyntax-only", "-Werror=nullability-completeness", "-Werror=nullability", "-x", language, "-I"])
+            .arg(&include)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("clang is needed to check the header's nullability: {err}"));
+        let source = "#include \"moqt.h\"\nint main(void) { return 0; }\n";
+        child.stdin.take().expect("piped stdin").write_all(source.as_bytes()).expect("write source");
+        let output = child.wait_with_output().expect("clang ran");
+        assert!(
+            output.status.success(),
+            "clang ({language}) rejects moqt.h's nullability: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Every name the header declares (functions, types, struct tags, enum constants, macros) starts
+/// with moqt_ or MOQT_: the header shares a process with libmoq, GStreamer and the host's own.
+#[test]
+fn every_name_the_header_declares_is_prefixed() {
+    let header = committed();
+    let code = code(&header);
+    let mut names: Vec<String> = Vec::new();
+    let ident = |text: &str| -> String { text.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
+    for line in header.lines() {
+        if let Some(rest) = line.trim_start().strip_prefix('#').map(str::trim_start)
+            && let Some(name) = rest.strip_prefix("define")
+        {
+            names.push(ident(name.trim_start()));
+        }
+    }
+    for keyword in ["struct ", "enum "] {
+        for (at, _) in code.match_indices(keyword) {
+            names.push(ident(&code[at + keyword.len()..]));
+        }
+    }
+    for statement in code.split(';') {
+        let statement = statement.trim();
+        // `} NAME` ends `typedef struct TAG { ... } NAME`.
+        if let Some(name) = statement.strip_prefix('}') {
+            names.push(ident(name.trim_start()));
+            continue;
+        }
+        if let Some(typedef) = statement.strip_prefix("typedef").filter(|t| !t.contains('{')) {
+            // `typedef T NAME` or `typedef R (*MOQT_NULLABLE NAME)(...)`.
+            let name = match typedef.find("(*") {
+                Some(at) => ident(typedef[at + 2..].trim_start().trim_start_matches("MOQT_NULLABLE").trim_start()),
+                None => typedef.rsplit(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("").to_string(),
+            };
+            names.push(name);
+        }
+    }
+    // Functions: an identifier right before '(' at the start of a declaration.
+    for (at, _) in code.match_indices('(') {
+        let before: String = code[..at]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if !before.is_empty() && !code[..at].ends_with(' ') {
+            names.push(before);
+        }
+    }
+    // Enum constants: the first word of each line inside an enum body.
+    for body in code.split("enum ").skip(1) {
+        // `enum NAME {` opens a body; `typedef enum NAME NAME;` does not.
+        let Some(open) = body.find('{') else { continue };
+        let Some(close) = body.find('}') else { continue };
+        if open > close || body[..open].split_whitespace().count() != 1 {
+            continue;
+        }
+        for line in body[open + 1..close].lines() {
+            let name = ident(line.trim_start());
+            if !name.is_empty() {
+                names.push(name);
+            }
+        }
+    }
+    names.retain(|name| !name.is_empty());
+    assert!(names.len() > 100, "only {} names found: the parser is broken", names.len());
+    let unprefixed: Vec<&String> =
+        names.iter().filter(|name| !name.starts_with("moqt_") && !name.starts_with("MOQT_")).collect();
+    assert!(unprefixed.is_empty(), "names in moqt.h without the moqt_/MOQT_ prefix: {unprefixed:?}");
+}

@@ -87,3 +87,18 @@ fn installed_library_builds_the_examples_with_pkg_config_and_cmake() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// The examples build straight against a cargo build, without installing: `make
+/// MOQT_BUILD=target/<profile>` takes the header from include/ and links the SONAME itself.
+#[test]
+fn the_examples_build_against_a_cargo_build_without_installing() {
+    let build = crate::build::library_dir();
+    let make_dir = examples_copy("cargo-build");
+    run(Command::new("make")
+        .arg("-C")
+        .arg(&make_dir)
+        .arg(format!("MOQT_BUILD={}", build.display()))
+        .arg(format!("MOQT_INCLUDE={}", manifest().join("include").display())));
+    relay_runs(&make_dir.join("relay"));
+    let _ = std::fs::remove_dir_all(make_dir);
+}

@@ -487,12 +487,10 @@ async fn broadcast_departure_is_announced() {
 async fn an_expired_group_is_reset_with_old() {
     init_logs();
     for version in Version::ALL {
-        let origin = model::OriginProducer::default();
-        let broadcast = model::BroadcastProducer::default();
         let info = model::TrackInfo { priority: 1, max_age: Duration::from_millis(100), timescale: 1000 };
-        let mut producer = broadcast.create_track("video", info).unwrap();
-        let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
-        let server = serve(version, Some(origin.clone()), None);
+        let mut published = publish_with("room/alice", info);
+        let server = serve(version, Some(published.origin.clone()), None);
+        let producer = &mut published.track;
         let (_session, remote) = server.subscriber(version).await;
         let remote_broadcast = announced(&remote, &path("room/alice")).await;
         let mut track = timeout(WAIT, remote_broadcast.subscribe_track("video")).await.unwrap().unwrap();
@@ -665,12 +663,10 @@ async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
     use moqt::wire::{FrameTimestamps, GroupHeader, StreamReader, SubscribeWindow, UniStream};
     init_logs();
     for version in Version::ALL {
-        let origin = model::OriginProducer::default();
-        let broadcast = model::BroadcastProducer::default();
         let info = model::TrackInfo { priority: 1, max_age: Duration::from_millis(100), timescale: 1000 };
-        let mut producer = broadcast.create_track("video", info).unwrap();
-        let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
-        let server = serve(version, Some(origin.clone()), None);
+        let mut published = publish_with("room/alice", info);
+        let server = serve(version, Some(published.origin.clone()), None);
+        let producer = &mut published.track;
         // The test is the subscriber: what the publisher does to the stream is seen as sent.
         let conn = raw_connect(&server, version).await;
         send_client_setup(&conn, version).await;
@@ -892,12 +888,10 @@ async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept
     init_logs();
     for version in Version::ALL {
         // The publisher keeps groups a minute; the subscriber first asks for a minute too.
-        let origin = model::OriginProducer::default();
-        let broadcast = model::BroadcastProducer::default();
         let info = model::TrackInfo { priority: 1, max_age: Duration::from_secs(60), timescale: 1000 };
-        let mut producer = broadcast.create_track("video", info).unwrap();
-        let _published = origin.publish(path("room/alice"), broadcast.consume(), model::Route::local()).unwrap();
-        let server = serve(version, Some(origin.clone()), None);
+        let mut published = publish_with("room/alice", info);
+        let server = serve(version, Some(published.origin.clone()), None);
+        let producer = &mut published.track;
         let conn = raw_connect(&server, version).await;
         send_client_setup(&conn, version).await;
         let window = SubscribeWindow { priority: 1, max_age: 60_000, ..Default::default() };

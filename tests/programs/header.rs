@@ -86,12 +86,15 @@ fn every_exported_item_is_documented() {
     assert!(undocumented.is_empty(), "undocumented items in moqt.h: {undocumented:#?}");
 }
 
-fn compiles_with(compiler: &str, language: &str) {
+/// Compiles a program that includes moqt.h twice with `compiler` as `language` and `warnings`.
+fn compiles_with_flags(compiler: &str, language: &str, warnings: &[&str]) {
     use std::io::Write;
     use std::process::Stdio;
     let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
     let mut child = Command::new(compiler)
-        .args(["-fsyntax-only", "-Wall", "-Wextra", "-Werror", "-pedantic", "-x", language, "-I"])
+        .arg("-fsyntax-only")
+        .args(warnings)
+        .args(["-x", language, "-I"])
         .arg(&include)
         .arg("-")
         .stdin(Stdio::piped())
@@ -101,7 +104,15 @@ fn compiles_with(compiler: &str, language: &str) {
     let source = "#include \"moqt.h\"\n#include \"moqt.h\"\nint main(void) { return moqt_version_number() == MOQT_VERSION_NUMBER ? 0 : 1; }\n";
     child.stdin.take().expect("piped stdin").write_all(source.as_bytes()).expect("write source");
     let output = child.wait_with_output().expect("compiler ran");
-    assert!(output.status.success(), "{compiler} rejects moqt.h: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{compiler} ({language}, {warnings:?}) rejects moqt.h: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn compiles_with(compiler: &str, language: &str) {
+    compiles_with_flags(compiler, language, &["-Wall", "-Wextra", "-Werror", "-pedantic"]);
 }
 
 #[test]
@@ -187,25 +198,7 @@ fn every_pointer_says_whether_null_is_allowed() {
     assert!(marked > 100, "only {marked} marked pointers: the check is broken");
     assert!(unmarked.is_empty(), "pointers without MOQT_NONNULL or MOQT_NULLABLE: {unmarked:#?}");
     for language in ["c", "c++"] {
-        use std::io::Write;
-        use std::process::Stdio;
-        let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("include");
-        let mut child = Command::new("clang")
-            .args(["-fsyntax-only", "-Werror=nullability-completeness", "-Werror=nullability", "-x", language, "-I"])
-            .arg(&include)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|err| panic!("clang is needed to check the header's nullability: {err}"));
-        let source = "#include \"moqt.h\"\nint main(void) { return 0; }\n";
-        child.stdin.take().expect("piped stdin").write_all(source.as_bytes()).expect("write source");
-        let output = child.wait_with_output().expect("clang ran");
-        assert!(
-            output.status.success(),
-            "clang ({language}) rejects moqt.h's nullability: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        compiles_with_flags("clang", language, &["-Werror=nullability-completeness", "-Werror=nullability"]);
     }
 }
 

@@ -141,11 +141,14 @@ pub struct Published {
 }
 
 pub fn publish(at: &str) -> Published {
+    publish_with(at, TrackInfo { priority: 2, max_age: Duration::from_secs(5), timescale: 1000 })
+}
+
+/// [`publish`] with the track's own TRACK_INFO.
+pub fn publish_with(at: &str, info: TrackInfo) -> Published {
     let origin = OriginProducer::default();
     let broadcast = BroadcastProducer::default();
-    let track = broadcast
-        .create_track("video", TrackInfo { priority: 2, max_age: Duration::from_secs(5), timescale: 1000 })
-        .unwrap();
+    let track = broadcast.create_track("video", info).unwrap();
     let published = origin.publish(path(at), broadcast.consume(), Route::local()).unwrap();
     Published { origin, broadcast, track, _published: published }
 }

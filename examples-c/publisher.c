@@ -50,6 +50,10 @@ int main(int argc, char **argv) {
     printf("publisher: publishing demo/video, %ld frames\n", count);
     fflush(stdout);
 
+    /* Start once someone watches: the first group then reaches that subscriber whole. */
+    status = moqt_track_wait_subscribed(track, 30000);
+    if (status != MOQT_STATUS_OK) return fail("wait for a subscriber", status);
+
     for (long i = 0; i < count; i++) {
         char payload[64];
         int len = snprintf(payload, sizeof payload, "frame %ld", i);

@@ -829,6 +829,22 @@ moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *MOQT_NONNU
 MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *MOQT_NONNULL track, uint64_t code);
 
 /**
+ * Waits until the track has a subscriber (a consumer in this process, or a session or relay that
+ * subscribed to it), at most `timeout_ms` milliseconds: a publisher can start encoding once
+ * someone watches, and the first group it writes then reaches that subscriber whole.
+ *
+ * Thread-safety: any thread; blocks the caller, so not from a callback (refused there with
+ * MOQT_STATUS_ERR_UNSUPPORTED). Callbacks: none. Returns MOQT_STATUS_OK (subscribed now or
+ * before), MOQT_STATUS_ERR_TIMEOUT, MOQT_STATUS_ERR_INVALID_ARG (NULL `track`),
+ * MOQT_STATUS_ERR_CLOSED (the track was finished or aborted), MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: borrows `track` for the call.
+ */
+MOQT_MUST_USE
+moqt_status moqt_track_wait_subscribed(const struct moqt_track *MOQT_NONNULL track,
+                                       uint64_t timeout_ms);
+
+/**
  * Finishes and frees a track. NULL is accepted.
  *
  * Thread-safety: any thread. Callbacks: none.

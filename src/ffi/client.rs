@@ -823,6 +823,42 @@ pub extern "C" fn moqt_track_abort(track: *const moqt_track, code: u64) -> moqt_
     })
 }
 
+/// Waits until the track has a subscriber (a consumer in this process, or a session or relay that
+/// subscribed to it), at most `timeout_ms` milliseconds: a publisher can start encoding once
+/// someone watches, and the first group it writes then reaches that subscriber whole.
+///
+/// Thread-safety: any thread; blocks the caller, so not from a callback (refused there with
+/// MOQT_STATUS_ERR_UNSUPPORTED). Callbacks: none. Returns MOQT_STATUS_OK (subscribed now or
+/// before), MOQT_STATUS_ERR_TIMEOUT, MOQT_STATUS_ERR_INVALID_ARG (NULL `track`),
+/// MOQT_STATUS_ERR_CLOSED (the track was finished or aborted), MOQT_STATUS_ERR_PANIC.
+///
+/// Ownership: borrows `track` for the call.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_track_wait_subscribed(track: *const moqt_track, timeout_ms: u64) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
+        let Some(track) = (unsafe { track.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "track is NULL");
+        };
+        if on_dispatcher() {
+            return set_error(moqt_status::ErrUnsupported, "moqt_track_wait_subscribed blocks: not from a callback");
+        }
+        let until_used = match track.producer.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            Some(producer) => producer.until_used(),
+            None => return set_error(moqt_status::ErrClosed, "track is closed"),
+        };
+        let Some(runtime) = runtime() else {
+            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        let wait = async move { tokio::time::timeout(Duration::from_millis(timeout_ms), until_used).await };
+        match runtime.block_on(wait) {
+            Ok(()) => moqt_status::Ok,
+            Err(_) => set_error(moqt_status::ErrTimeout, "no subscriber within the timeout"),
+        }
+    })
+}
+
 /// Finishes and frees a track. NULL is accepted.
 ///
 /// Thread-safety: any thread. Callbacks: none.

@@ -303,8 +303,16 @@ impl TrackProducer {
 
     /// Resolves once there is at least one consumer (at once if there is one now).
     pub async fn used(&self) {
+        self.until_used().await
+    }
+
+    /// Like [`used`](Self::used), as a future that does not borrow the producer, so a caller
+    /// can wait (with its own timeout) while the producer stays free for writing.
+    pub fn until_used(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut rx = self.shared.demand.subscribe();
-        let _ = rx.wait_for(|count| *count > 0).await;
+        async move {
+            let _ = rx.wait_for(|count| *count > 0).await;
+        }
     }
 }
 

@@ -1182,3 +1182,33 @@ fn give_up_after_from_c_ends_the_retries() {
     assert!(!reason.is_empty(), "a reason comes with GAVE_UP");
     moqt_client_free(client);
 }
+
+/// `moqt_track_wait_subscribed`: a timeout while nobody subscribes, OK once a subscription through
+/// the relay reaches the publisher (and at once after that), CLOSED for an aborted track, and
+/// INVALID_ARG for NULL.
+#[test]
+fn a_publisher_can_wait_for_its_first_subscriber() {
+    let (relay, fp, url) = embedded_relay();
+    let (publisher, subscriber, broadcast, track) = clients_with_a_track(&url, &fp, c"watched");
+    assert_eq!(moqt_track_wait_subscribed(ptr::null(), 10), moqt_status::ErrInvalidArg);
+    assert_eq!(moqt_track_wait_subscribed(track, 50), moqt_status::ErrTimeout, "nobody subscribed yet");
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    let (b, t) = (c"watched".as_ptr(), c"t".as_ptr());
+    assert_eq!(moqt_client_subscribe_pull(subscriber, b, usize::MAX, t, usize::MAX, &mut pull), moqt_status::Ok);
+    assert_eq!(moqt_track_wait_subscribed(track, 10_000), moqt_status::Ok, "{}", last_error());
+    assert_eq!(moqt_track_wait_subscribed(track, 0), moqt_status::Ok, "still subscribed");
+    // The first frame written after the wait is the subscriber's first: group 0, frame 0.
+    assert_eq!(moqt_track_write_frame(track, [7u8].as_ptr(), 1, 0, MOQT_FRAME_NEW_GROUP), moqt_status::Ok);
+    let mut frame: *const moqt_frame = ptr::null();
+    assert_eq!(moqt_pull_next_frame(pull, 10_000, &mut frame), moqt_status::Ok);
+    assert_eq!((moqt_frame_group(frame), moqt_frame_index(frame)), (0, 0));
+    moqt_frame_unref(frame);
+    assert_eq!(moqt_track_abort(track, 0), moqt_status::Ok);
+    assert_eq!(moqt_track_wait_subscribed(track, 10), moqt_status::ErrClosed);
+    moqt_pull_free(pull);
+    moqt_track_free(track);
+    moqt_broadcast_free(broadcast);
+    moqt_client_free(subscriber);
+    moqt_client_free(publisher);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

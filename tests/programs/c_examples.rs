@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use crate::process;
 
@@ -231,13 +230,13 @@ fn run_demo_at(url: &str, fp: &str, publisher: PathBuf, subscriber: Vec<std::ffi
         .stdout(Stdio::piped())
         .spawn()
         .expect("the subscriber (or its wrapper: valgrind is installed by scripts/test.sh) starts");
-    // Publish once the subscriber says it is waiting (slow under Valgrind), plus a moment for
-    // its subscription to reach the relay.
+    // Publish once the subscriber says it is waiting (slow under Valgrind): the publisher writes
+    // its first frame only when the subscription has reached it (moqt_track_wait_subscribed), so
+    // group 0 arrives whole however late that is.
     let mut stdout = BufReader::new(sub.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert!(first.contains("waiting for"), "the subscriber did not start: {first:?}");
-    std::thread::sleep(Duration::from_millis(500));
     let pub_status = Command::new(&publisher).args([&url, &fp, "60"]).stdout(Stdio::null()).status().unwrap();
     assert!(pub_status.success(), "the C publisher failed");
     let mut text = String::new();

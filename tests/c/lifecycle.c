@@ -101,9 +101,9 @@ static moqt_status read_status(struct watch *w) {
     return value;
 }
 
-/* Waits up to 5 s for *field to reach at least `want`. */
+/* Waits up to 20 s (Valgrind on a loaded machine is slow) for *field to reach at least `want`. */
 static int wait_for(struct watch *w, int *field, int want) {
-    for (int i = 0; i < 500 && read_int(w, field) < want; i++) sleep_ms(10);
+    for (int i = 0; i < 2000 && read_int(w, field) < want; i++) sleep_ms(10);
     return read_int(w, field);
 }
 
@@ -319,8 +319,10 @@ int main(void) {
     pthread_mutex_lock(&inside.lock);
     inside.self = sub;
     pthread_mutex_unlock(&inside.lock);
-    sleep_ms(300);
-    for (int i = 0; i < 10; i++) {
+    /* Write once the subscription reached the publisher, and go on until the callback freed it
+     * (at its 3rd frame), up to 20 s: under Valgrind on a loaded machine setting up takes long. */
+    CHECK(moqt_track_wait_subscribed(track, 20000) == MOQT_STATUS_OK, "a subscriber reached the track");
+    for (int i = 0; i < 1000 && read_int(&inside, &inside.frees) == 0; i++) {
         write_frames(track, 2);
         sleep_ms(20);
     }
@@ -334,7 +336,12 @@ int main(void) {
     callbacks = callbacks_for(&burst);
     CHECK(moqt_client_subscribe(subscriber, "live", SIZE_MAX, "t", SIZE_MAX, &callbacks, &sub) == MOQT_STATUS_OK,
           "subscribe for the burst");
-    sleep_ms(300);
+    /* The burst starts once this subscription gets frames (the track may still be subscribed
+     * upstream for the previous one, so a wait for any subscriber proves nothing here). */
+    for (int i = 0; i < 1000 && read_int(&burst, &burst.frames) == 0; i++) {
+        write_frames(track, 2);
+        sleep_ms(20);
+    }
     write_frames(track, 500);
     int zero_copy_written = write_zero_copy(track, 200);
     CHECK(zero_copy_written == 200, "zero-copy writes");
@@ -351,8 +358,7 @@ int main(void) {
     watch_init(&released_inside);
     released_inside.release_on_frame = 2;
     subscribe_watch(subscriber, "live", "t", &released_inside);
-    sleep_ms(300);
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < 1000 && read_int(&released_inside, &released_inside.frees) == 0; i++) {
         write_frames(track, 2);
         sleep_ms(20);
     }
@@ -369,9 +375,11 @@ int main(void) {
     struct watch released_outside;
     watch_init(&released_outside);
     moqt_subscription *outside = subscribe_watch(subscriber, "live", "t", &released_outside);
-    sleep_ms(300);
+    for (int i = 0; i < 1000 && read_int(&released_outside, &released_outside.frames) == 0; i++) {
+        write_frames(track, 2);
+        sleep_ms(20);
+    }
     write_frames(track, 50);
-    wait_for(&released_outside, &released_outside.frames, 1);
     moqt_subscription_release(outside);
     write_frames(track, 50);
     CHECK(wait_for(&released_outside, &released_outside.frees, 1) == 1,
@@ -431,7 +439,7 @@ int main(void) {
     struct watch after_end;
     watch_init(&after_end);
     moqt_subscription *ended_sub = subscribe_watch(subscriber, "live", "ending", &after_end);
-    sleep_ms(300);
+    CHECK(moqt_track_wait_subscribed(ending, 20000) == MOQT_STATUS_OK, "a subscriber reached the ending track");
     write_frames(ending, 3);
     CHECK(wait_for(&after_end, &after_end.frames, 3) == 3, "frames of the ending track");
     moqt_track_free(ending);
@@ -475,7 +483,7 @@ int main(void) {
     moqt_status next = moqt_pull_next_frame(pull, 0, &frame);
     CHECK(next == MOQT_STATUS_ERR_INTERRUPTED || next == MOQT_STATUS_ERR_AGAIN, "after two interrupts");
     CHECK(moqt_pull_next_frame(pull, 0, &frame) == MOQT_STATUS_ERR_AGAIN, "two interrupts wake at most twice");
-    sleep_ms(200);
+    CHECK(moqt_track_wait_subscribed(pulled, 20000) == MOQT_STATUS_OK, "a subscriber reached the pulled track");
     write_frames(pulled, 2);
     int pulled_frames = 0;
     for (int i = 0; i < 2; i++) {

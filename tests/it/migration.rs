@@ -493,20 +493,18 @@ async fn an_address_change_keeps_the_session() {
     }
 }
 
-/// A loopback UDP port that was free a moment ago: bound, read, released (a server started later
-/// binds it).
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A client started by URL before its server exists: `connect_url` returns a client at once,
 /// connecting; what it publishes and a wait for the server's broadcast are set up before any
-/// session; when the server starts on that port the client connects by itself, its broadcast is
-/// announced, and the server's broadcast reaches the waiting subscriber, frames included.
+/// session, and its first attempt goes unanswered; when the server starts on that port the
+/// client connects by itself, its broadcast is announced, and the server's broadcast reaches the
+/// waiting subscriber, frames included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_started_by_url_before_its_server_connects_once_it_starts() {
     init_logs();
-    let port = free_port();
+    // The port is held by a socket that never answers until the server takes it over, so the
+    // client's first attempt is under way, unanswered, before the server exists.
+    let holder = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = holder.local_addr().unwrap().port();
     let mine = publish("room/alice");
     let remote = OriginProducer::default();
     let url = format!("moql://localhost:{port}/");
@@ -527,10 +525,19 @@ async fn a_client_started_by_url_before_its_server_connects_once_it_starts() {
         tokio::spawn(async move { remote.consume().announced(&path("room/bob")).await })
     };
 
+    let mut packet = [0u8; 2048];
+    timeout(WAIT, holder.recv_from(&mut packet)).await.expect("the client's first packet arrives").unwrap();
+    assert_eq!(client.state(), ClientState::Connecting);
+    drop(holder);
+
     let mut theirs = publish("room/bob");
     let inbox = OriginProducer::default();
-    let server =
-        serve_at(([127, 0, 0, 1], port).into(), EndpointConfig::default(), Some(theirs.origin.clone()), Some(inbox.clone()));
+    let server = serve_at(
+        ([127, 0, 0, 1], port).into(),
+        EndpointConfig::default(),
+        Some(theirs.origin.clone()),
+        Some(inbox.clone()),
+    );
     wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
     server.wait_sessions(1).await;
     announced(&inbox, &path("room/alice")).await;

@@ -15,6 +15,7 @@
 /// Parameters where NULL is meaningful, as (function, parameter).
 const NULLABLE_PARAMS: &[(&str, &str)] = &[
     ("moqt_client_connect", "options"),
+    ("moqt_client_connect_async", "options"),
     ("moqt_client_free", "client"),
     ("moqt_broadcast_free", "broadcast"),
     ("moqt_broadcast_create_track_with", "options"),

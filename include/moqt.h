@@ -695,17 +695,47 @@ const char *MOQT_NONNULL moqt_status_str(int32_t status);
 const char *MOQT_NONNULL moqt_last_error(void);
 
 /**
- * Connects to `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
- * WebTransport) and waits up to 10 s for the session. `url_len` may be SIZE_MAX for a
- * NUL-terminated string. The client then stays connected: it reconnects after a loss (with the
- * options' backoff) and follows GOAWAY by itself; `moqt_client_get_state` tells where it stands.
- * The server is trusted by `tls_fingerprint`, or `tls_disable_verify`, or else the platform's
- * trust store plus `tls_root_pem_path`.
+ * Starts a client for `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
+ * WebTransport) and returns at once, without waiting for the network: the host is resolved and
+ * the session set up in the background, and a server that is not up yet (or unreachable, or
+ * refusing) is retried with the options' backoff until `give_up_after_ms`. Later the client
+ * reconnects after a loss and follows GOAWAY by itself. `url_len` may be SIZE_MAX for a
+ * NUL-terminated string. The server is trusted by `tls_fingerprint`, or `tls_disable_verify`, or
+ * else the platform's trust store plus `tls_root_pem_path`.
+ *
+ * The client is usable at once: broadcasts and tracks published before the first session
+ * (`moqt_client_publish`, `moqt_broadcast_create_track`, writes) are announced when it comes up,
+ * and subscriptions (`moqt_client_subscribe`, `moqt_client_subscribe_pull`) wait for their
+ * broadcast to be announced, then start. Only requests on the session itself
+ * (`moqt_client_fetch`, `moqt_client_probe`, `moqt_client_get_stats`) return
+ * MOQT_STATUS_ERR_CLOSED while none is up. Progress is reported by `moqt_client_watch_state`
+ * (connecting, then connected, or reconnecting with the reason of each failure, or given up)
+ * and `moqt_client_get_state`. `moqt_client_free` cancels an attempt in progress at once.
  *
  * Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
- * only read during the call. Thread-safety: any thread (blocks the caller). Callbacks: none.
- * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL or options),
- * MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused), MOQT_STATUS_ERR_PANIC.
+ * only read during the call. Thread-safety: any thread; never blocks on the network. Callbacks:
+ * none from this call (state watches report the attempts). Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `url` or `out`, a malformed URL or an unknown scheme, bad
+ * options), MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_connect_async(const char *MOQT_NONNULL url,
+                                      size_t url_len,
+                                      const struct moqt_client_options *MOQT_NULLABLE options,
+                                      struct moqt_client *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * Connects to `url` as `moqt_client_connect_async` does, then waits up to 10 s for the first
+ * session: a convenience for programs that may block. The first failed attempt (unreachable,
+ * TLS failure, refused) ends the wait with MOQT_STATUS_ERR_CONNECT and no client; use
+ * `moqt_client_connect_async` to keep retrying instead. Once connected the client stays
+ * connected as an asynchronous one does; `moqt_client_get_state` tells where it stands.
+ *
+ * Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
+ * only read during the call. Thread-safety: any thread (blocks the caller; not from a
+ * callback). Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL
+ * or options), MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused, no session within
+ * 10 s), MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_connect(const char *MOQT_NONNULL url,
@@ -714,12 +744,15 @@ moqt_status moqt_client_connect(const char *MOQT_NONNULL url,
                                 struct moqt_client *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
- * Closes the client's session and frees it. NULL is accepted; freeing twice is undefined.
+ * Closes the client's session, or cancels the connection attempt in progress at once (a server
+ * that does not answer is not waited out), and frees it. NULL is accepted; freeing twice is
+ * undefined.
  *
  * Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
- * freed too (before or after). Thread-safety: any thread, a callback included (from a callback it
- * does not wait for the session to close). Callbacks: subscriptions of this client end with
- * on_closed(MOQT_STATUS_ERR_CLOSED).
+ * freed too (before or after). Thread-safety: any thread, callbacks included; returns once the
+ * client's background work has stopped (promptly: nothing is waited out). Callbacks:
+ * subscriptions of this client end with on_closed(MOQT_STATUS_ERR_CLOSED); state watches see
+ * MOQT_CLIENT_STATE_CLOSED, then on_closed.
  */
 void moqt_client_free(struct moqt_client *MOQT_NULLABLE client);
 

@@ -3,6 +3,11 @@
 //! carries what it publishes and subscribes across sessions. Broadcasts received from the server
 //! stay in the application's origin through a reconnect (see [`Mirror`]): each live track is
 //! re-subscribed from its next group, so readers see a gap, not an error.
+//!
+//! [`PersistentClient::connect_url`] returns at once: the host is resolved and the UDP endpoint
+//! bound in the background, before each attempt, so a relay that is not up yet (or a name that does
+//! not resolve yet) is a failed attempt retried with the backoff. What the application publishes or
+//! subscribes to meanwhile starts with the first session.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,9 +17,10 @@ use tokio::time::Instant;
 
 use crate::coding::Path;
 use crate::coding::SessionCode;
-use crate::endpoint::{Client, EndpointError};
+use crate::endpoint::{Client, EndpointConfig, EndpointError};
 use crate::model::{OriginConsumer, OriginProducer};
-use crate::session::{Mirror, Origins, SessionEvent, SessionLink};
+use crate::session::{Mirror, Origins, Session, SessionEvent, SessionLink};
+use crate::transport::tls::ClientTrust;
 use crate::wire::Version;
 
 /// Where to connect.
@@ -95,7 +101,7 @@ pub struct PersistentClient {
     state: watch::Receiver<ClientState>,
     session: watch::Receiver<Option<SessionLink>>,
     stop: watch::Sender<bool>,
-    _task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl PersistentClient {
@@ -108,13 +114,44 @@ impl PersistentClient {
         subscribe: Option<OriginProducer>,
         settings: ReconnectSettings,
     ) -> Self {
+        let dialer = Dialer { url: None, target: Some(target), endpoint: Some(client), make: None };
+        Self::spawn(dialer, publish, subscribe, settings)
+    }
+
+    /// Starts connecting to `url` (`moql://`, `moqt://` or `https://`, as [`Target::from_url`]
+    /// takes it) and returns at once, without waiting for the network. Only the URL's form is
+    /// checked here: its host is resolved, and a UDP endpoint with `trust` and `config` bound for
+    /// the address family, by the background task before each attempt. A host that does not
+    /// resolve or a server that does not answer yet is a failed attempt like any other: the state
+    /// goes to [`ClientState::Reconnecting`] and the next attempt follows the backoff, until
+    /// `give_up_after`. [`PersistentClient::close`] (or dropping the client) cancels an attempt in
+    /// progress at once. Must be called within a tokio runtime.
+    pub fn connect_url(
+        url: &str,
+        trust: ClientTrust,
+        config: EndpointConfig,
+        publish: Option<OriginConsumer>,
+        subscribe: Option<OriginProducer>,
+        settings: ReconnectSettings,
+    ) -> Result<Self, String> {
+        UrlParts::parse(url)?;
+        let dialer = Dialer { url: Some(url.to_string()), target: None, endpoint: None, make: Some((trust, config)) };
+        Ok(Self::spawn(dialer, publish, subscribe, settings))
+    }
+
+    fn spawn(
+        dialer: Dialer,
+        publish: Option<OriginConsumer>,
+        subscribe: Option<OriginProducer>,
+        settings: ReconnectSettings,
+    ) -> Self {
         let (state_tx, state) = watch::channel(ClientState::Connecting);
         let (stop, stopped) = watch::channel(false);
         let (session_tx, session) = watch::channel(None);
         let mirror = subscribe.map(|origin| Mirror::with_linger(origin, settings.linger));
         let shared = Shared { state: state_tx, session: session_tx, stopped };
-        let task = tokio::spawn(run(client, target, publish, mirror, settings, shared));
-        Self { state, session, stop, _task: task }
+        let task = tokio::spawn(run(dialer, publish, mirror, settings, shared));
+        Self { state, session, stop, task }
     }
 
     /// The session up right now (for FETCH, PROBE and statistics), or `None` between sessions.
@@ -140,9 +177,18 @@ impl PersistentClient {
         self.state.borrow_and_update().clone()
     }
 
-    /// Closes the session and stops reconnecting.
+    /// Closes the session and stops reconnecting; an attempt in progress (resolving, handshaking,
+    /// waiting for SETUP) is abandoned at once, not waited out.
     pub fn close(&self) {
         self.stop.send_replace(true);
+    }
+
+    /// Closes as [`PersistentClient::close`] does and waits for the background task to end: when
+    /// this returns, no attempt is in progress, the session (if any) is closed and the state is
+    /// [`ClientState::Closed`] (or the [`ClientState::GaveUp`] that came first).
+    pub async fn shutdown(mut self) {
+        self.close();
+        let _ = (&mut self.task).await;
     }
 }
 
@@ -156,6 +202,26 @@ impl Target {
     /// A raw-QUIC connection URL: `moql://host[:port]/path?query` or `moqt://…` (default port
     /// 443). The host is resolved here; the path and query travel in SETUP Path.
     pub async fn from_url(text: &str) -> Result<Target, String> {
+        let UrlParts { host, port, path, webtransport } = UrlParts::parse(text)?;
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|err| format!("cannot resolve {host}: {err}"))?
+            .next()
+            .ok_or_else(|| format!("{host} resolves to nothing"))?;
+        Ok(Target { addr, server_name: host, path, webtransport })
+    }
+}
+
+/// A connection URL checked for its form, its host not resolved yet.
+struct UrlParts {
+    host: String,
+    port: u16,
+    path: Option<String>,
+    webtransport: Option<url::Url>,
+}
+
+impl UrlParts {
+    fn parse(text: &str) -> Result<UrlParts, String> {
         let url = url::Url::parse(text).map_err(|err| format!("malformed URL {text:?}: {err}"))?;
         let webtransport = match url.scheme() {
             "moql" | "moqt" => None,
@@ -170,17 +236,80 @@ impl Target {
         let host = url.host_str().ok_or_else(|| format!("URL {text:?} has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = url.port().unwrap_or(443);
-        let addr = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|err| format!("cannot resolve {host}: {err}"))?
-            .next()
-            .ok_or_else(|| format!("{host} resolves to nothing"))?;
         let mut path = url.path().to_string();
         if let Some(query) = url.query() {
             path = format!("{path}?{query}");
         }
         let path = (path != "/" && !path.is_empty() && webtransport.is_none()).then_some(path);
-        Ok(Target { addr, server_name: host, path, webtransport })
+        Ok(UrlParts { host, port, path, webtransport })
+    }
+}
+
+/// How the reconnect task reaches the server: a target resolved by the application with its
+/// endpoint ([`PersistentClient::start`]), or a URL resolved, and an endpoint bound, before each
+/// attempt ([`PersistentClient::connect_url`]).
+struct Dialer {
+    /// Resolved again before each attempt, when set.
+    url: Option<String>,
+    /// Where the last attempt went.
+    target: Option<Target>,
+    /// The UDP endpoint; made (again) for the target's address family when `make` is set.
+    endpoint: Option<Client>,
+    /// The trust and settings to make an endpoint with.
+    make: Option<(ClientTrust, EndpointConfig)>,
+}
+
+impl Dialer {
+    /// One attempt: resolves the URL if there is one, makes the endpoint if needed, connects.
+    async fn dial(&mut self, origins: Origins) -> Result<Session, EndpointError> {
+        if let Some(url) = &self.url {
+            self.target = Some(Target::from_url(url).await.map_err(EndpointError::Connect)?);
+        }
+        let Some(target) = self.target.clone() else {
+            return Err(EndpointError::Config("no target to connect to".into()));
+        };
+        let client = self.endpoint_for(target.addr)?;
+        match &target.webtransport {
+            Some(url) => client.connect_webtransport(url.as_str(), origins).await,
+            None => client.connect(target.addr, &target.server_name, target.path.clone(), origins).await,
+        }
+    }
+
+    /// The endpoint to reach `addr` from: the application's, or one of ours bound to the
+    /// wildcard address of `addr`'s family (made on first use and after a family change).
+    fn endpoint_for(&mut self, addr: SocketAddr) -> Result<&Client, EndpointError> {
+        if let Some((trust, config)) = &self.make {
+            let local = self.endpoint.as_ref().and_then(|client| client.local_addr().ok());
+            if local.is_none_or(|local| local.is_ipv6() != addr.is_ipv6()) {
+                let bind = match addr {
+                    SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+                    SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+                };
+                self.endpoint = Some(Client::new(bind, trust, config.clone())?);
+            }
+        }
+        self.endpoint.as_ref().ok_or_else(|| EndpointError::Config("no endpoint to connect from".into()))
+    }
+
+    /// Where to go after GOAWAY: `uri`, or the same endpoint for an empty one (or one that does
+    /// not resolve, logged).
+    async fn migrate(&mut self, uri: &str) {
+        if uri.is_empty() {
+            return;
+        }
+        if self.url.is_some() {
+            // Checked for its form here; resolved by the next attempt, like the first URL.
+            match UrlParts::parse(uri) {
+                Ok(_) => self.url = Some(uri.to_string()),
+                Err(err) => tracing::warn!("{err}; reconnecting to the same endpoint"),
+            }
+            return;
+        }
+        let Some(current) = &self.target else { return };
+        match resolve_goaway(uri, current).await {
+            Ok(next) => self.target = Some(next),
+            Err(err) => tracing::warn!("{err}; reconnecting to the same endpoint"),
+        }
     }
 }
 
@@ -201,8 +330,7 @@ struct Shared {
 }
 
 async fn run(
-    client: Client,
-    mut target: Target,
+    mut dialer: Dialer,
     publish: Option<OriginConsumer>,
     mirror: Option<Mirror>,
     settings: ReconnectSettings,
@@ -220,12 +348,7 @@ async fn run(
             subscribe: mirror.clone(),
             root: Path::root(),
         };
-        let connect = async {
-            match &target.webtransport {
-                Some(url) => client.connect_webtransport(url.as_str(), origins).await,
-                None => client.connect(target.addr, &target.server_name, target.path.clone(), origins).await,
-            }
-        };
+        let connect = dialer.dial(origins);
         // An attempt that gets no answer (a server gone silent: QUIC waits out its handshake
         // timeout) must not outlast the give-up deadline.
         let give_up_at = settings.give_up_after.map(|limit| last_up + limit);
@@ -286,10 +409,7 @@ async fn run(
                         // Break before make: the old session's tracks are orphaned and adopted by
                         // the next one, which subscribes again from their next group.
                         drop(session);
-                        match resolve_goaway(&uri, &target).await {
-                            Ok(next) => target = next,
-                            Err(err) => tracing::warn!("{err}; reconnecting to the same endpoint"),
-                        }
+                        dialer.migrate(&uri).await;
                         continue;
                     }
                     SessionEvent::Closed(err) => format!("session ended: {err}"),

@@ -15,9 +15,9 @@ use super::frame::moqt_frame;
 use super::runtime::{dispatch, on_dispatcher, runtime, spawn_task};
 use super::{client_for, guard, guard_void, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
-use crate::endpoint::{Client, EndpointConfig};
+use crate::endpoint::EndpointConfig;
 use crate::model::{self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackProducer};
-use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings};
 use crate::transport::tls::{ClientTrust, TrustSettings};
 use crate::wire::Version;
 
@@ -404,17 +404,91 @@ fn trust(options: Option<&moqt_client_options>) -> Result<ClientTrust, moqt_stat
     ClientTrust::from_settings(&settings).map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()))
 }
 
-/// Connects to `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
-/// WebTransport) and waits up to 10 s for the session. `url_len` may be SIZE_MAX for a
-/// NUL-terminated string. The client then stays connected: it reconnects after a loss (with the
-/// options' backoff) and follows GOAWAY by itself; `moqt_client_get_state` tells where it stands.
-/// The server is trusted by `tls_fingerprint`, or `tls_disable_verify`, or else the platform's
-/// trust store plus `tls_root_pem_path`.
+/// Everything `moqt_client_connect_async` checks and starts, without the handle: the options
+/// read, the URL's form checked, the background connection started. Errors have set the last
+/// error.
+fn start_client(url: *const c_char, url_len: usize, options: *const moqt_client_options) -> Result<moqt_client, moqt_status> {
+    let url = str_arg(url, url_len)?.to_string();
+    let options = super::read_sized(options);
+    let trust = trust(options.as_ref())?;
+    let mut config = EndpointConfig::default();
+    let reconnect = options.as_ref().map(moqt_client_options::reconnect).unwrap_or_default();
+    if let Some(options) = &options {
+        options.apply_limits(&mut config.session);
+        let versions = options.versions()?;
+        if !versions.is_empty() {
+            config.versions = versions;
+        }
+    }
+    let Some(runtime) = runtime() else {
+        return Err(set_error(moqt_status::ErrNoMemory, "cannot start the engine threads"));
+    };
+    // The background task is spawned on the engine; nothing here waits for the network.
+    let _engine = runtime.enter();
+    let publish = OriginProducer::default();
+    let remote = OriginProducer::default();
+    let client =
+        PersistentClient::connect_url(&url, trust, config, Some(publish.consume()), Some(remote.clone()), reconnect)
+            .map_err(|reason| set_error(moqt_status::ErrInvalidArg, &reason))?;
+    Ok(moqt_client { client, publish, remote, gone: tokio::sync::watch::Sender::new(()) })
+}
+
+/// Starts a client for `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
+/// WebTransport) and returns at once, without waiting for the network: the host is resolved and
+/// the session set up in the background, and a server that is not up yet (or unreachable, or
+/// refusing) is retried with the options' backoff until `give_up_after_ms`. Later the client
+/// reconnects after a loss and follows GOAWAY by itself. `url_len` may be SIZE_MAX for a
+/// NUL-terminated string. The server is trusted by `tls_fingerprint`, or `tls_disable_verify`, or
+/// else the platform's trust store plus `tls_root_pem_path`.
+///
+/// The client is usable at once: broadcasts and tracks published before the first session
+/// (`moqt_client_publish`, `moqt_broadcast_create_track`, writes) are announced when it comes up,
+/// and subscriptions (`moqt_client_subscribe`, `moqt_client_subscribe_pull`) wait for their
+/// broadcast to be announced, then start. Only requests on the session itself
+/// (`moqt_client_fetch`, `moqt_client_probe`, `moqt_client_get_stats`) return
+/// MOQT_STATUS_ERR_CLOSED while none is up. Progress is reported by `moqt_client_watch_state`
+/// (connecting, then connected, or reconnecting with the reason of each failure, or given up)
+/// and `moqt_client_get_state`. `moqt_client_free` cancels an attempt in progress at once.
 ///
 /// Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
-/// only read during the call. Thread-safety: any thread (blocks the caller). Callbacks: none.
-/// Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL or options),
-/// MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused), MOQT_STATUS_ERR_PANIC.
+/// only read during the call. Thread-safety: any thread; never blocks on the network. Callbacks:
+/// none from this call (state watches report the attempts). Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `url` or `out`, a malformed URL or an unknown scheme, bad
+/// options), MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_connect_async(
+    url: *const c_char,
+    url_len: usize,
+    options: *const moqt_client_options,
+    out: *mut *mut moqt_client,
+) -> moqt_status {
+    guard(|| {
+        if out.is_null() {
+            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
+        }
+        match start_client(url, url_len, options) {
+            Ok(client) => {
+                // SAFETY: out was checked non-NULL; the caller owns the box from here.
+                unsafe { *out = Box::into_raw(Box::new(client)) };
+                moqt_status::Ok
+            }
+            Err(status) => status,
+        }
+    })
+}
+
+/// Connects to `url` as `moqt_client_connect_async` does, then waits up to 10 s for the first
+/// session: a convenience for programs that may block. The first failed attempt (unreachable,
+/// TLS failure, refused) ends the wait with MOQT_STATUS_ERR_CONNECT and no client; use
+/// `moqt_client_connect_async` to keep retrying instead. Once connected the client stays
+/// connected as an asynchronous one does; `moqt_client_get_state` tells where it stands.
+///
+/// Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
+/// only read during the call. Thread-safety: any thread (blocks the caller; not from a
+/// callback). Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL
+/// or options), MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused, no session within
+/// 10 s), MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_connect(
@@ -427,85 +501,89 @@ pub extern "C" fn moqt_client_connect(
         if out.is_null() {
             return set_error(moqt_status::ErrInvalidArg, "out is NULL");
         }
-        let url = match str_arg(url, url_len) {
-            Ok(url) => url.to_string(),
+        let client = match start_client(url, url_len, options) {
+            Ok(client) => client,
             Err(status) => return status,
         };
-        let options = super::read_sized(options);
-        let trust = match trust(options.as_ref()) {
-            Ok(trust) => trust,
-            Err(status) => return status,
-        };
-        let mut config = EndpointConfig::default();
-        let reconnect = options.as_ref().map(moqt_client_options::reconnect).unwrap_or_default();
-        if let Some(options) = &options {
-            options.apply_limits(&mut config.session);
-        }
-        match options.as_ref().map(moqt_client_options::versions) {
-            Some(Ok(versions)) if !versions.is_empty() => config.versions = versions,
-            Some(Err(status)) => return status,
-            _ => {}
-        }
         let Some(runtime) = runtime() else {
             return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
-        let connected = runtime.block_on(async move {
-            let target = Target::from_url(&url).await.map_err(|e| (moqt_status::ErrInvalidArg, e))?;
-            let bind = if target.addr.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
-            let endpoint = Client::new(bind.parse().unwrap_or(target.addr), &trust, config)
-                .map_err(|e| (moqt_status::ErrConnect, e.to_string()))?;
-            let publish = OriginProducer::default();
-            let remote = OriginProducer::default();
-            let mut client =
-                PersistentClient::start(endpoint, target, Some(publish.consume()), Some(remote.clone()), reconnect);
-            let wait = async {
-                loop {
-                    match client.state() {
-                        ClientState::Connected { .. } => return Ok(()),
-                        ClientState::Reconnecting { reason, .. } | ClientState::GaveUp { reason } => {
-                            return Err(reason);
-                        }
-                        _ => {}
+        let mut states = client.client.watch_state();
+        let first_session = async {
+            loop {
+                match &*states.borrow_and_update() {
+                    ClientState::Connected { .. } => return Ok(()),
+                    ClientState::Reconnecting { reason, .. } | ClientState::GaveUp { reason } => {
+                        return Err(reason.clone());
                     }
-                    client.next_state().await;
+                    ClientState::Closed => return Err("closed".to_string()),
+                    ClientState::Connecting | ClientState::Migrating { .. } => {}
                 }
-            };
-            match tokio::time::timeout(CONNECT_TIMEOUT, wait).await {
-                Ok(Ok(())) => Ok(moqt_client { client, publish, remote, gone: tokio::sync::watch::Sender::new(()) }),
-                Ok(Err(reason)) => Err((moqt_status::ErrConnect, reason)),
-                Err(_) => Err((moqt_status::ErrConnect, "timed out".to_string())),
+                if states.changed().await.is_err() {
+                    return Err("closed".to_string());
+                }
             }
-        });
-        match connected {
-            Ok(client) => {
+        };
+        let outcome = match runtime.block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, first_session).await }) {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no session within {CONNECT_TIMEOUT:?}")),
+        };
+        match outcome {
+            Ok(()) => {
                 // SAFETY: out was checked non-NULL; the caller owns the box from here.
                 unsafe { *out = Box::into_raw(Box::new(client)) };
                 moqt_status::Ok
             }
-            Err((status, reason)) => set_error(status, &reason),
+            Err(reason) => {
+                close_client(client);
+                set_error(moqt_status::ErrConnect, &reason)
+            }
         }
     })
 }
 
-/// Closes the client's session and frees it. NULL is accepted; freeing twice is undefined.
+/// How long `moqt_client_free` waits for the client's background task to end. It ends as soon as
+/// it sees the close (an attempt in progress is dropped, a session closed without waiting for the
+/// peer), so this only bounds a stalled engine.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Closes a client and waits (up to [`CLOSE_WAIT`]) for its background task to end, unless the
+/// caller's thread is inside a runtime (an engine thread), which must not block on the engine:
+/// there the task ends by itself after the close.
+fn close_client(client: moqt_client) {
+    let moqt_client { client, publish, remote, gone } = client;
+    let Some(runtime) = runtime() else {
+        client.close();
+        return;
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        client.close();
+    } else {
+        let _ = runtime.block_on(async { tokio::time::timeout(CLOSE_WAIT, client.shutdown()).await });
+    }
+    // Handles behind the client (subscriptions, watches) end when `gone` goes.
+    let _engine = runtime.enter();
+    drop((publish, remote, gone));
+}
+
+/// Closes the client's session, or cancels the connection attempt in progress at once (a server
+/// that does not answer is not waited out), and frees it. NULL is accepted; freeing twice is
+/// undefined.
 ///
 /// Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
-/// freed too (before or after). Thread-safety: any thread, a callback included (from a callback it
-/// does not wait for the session to close). Callbacks: subscriptions of this client end with
-/// on_closed(MOQT_STATUS_ERR_CLOSED).
+/// freed too (before or after). Thread-safety: any thread, callbacks included; returns once the
+/// client's background work has stopped (promptly: nothing is waited out). Callbacks:
+/// subscriptions of this client end with on_closed(MOQT_STATUS_ERR_CLOSED); state watches see
+/// MOQT_CLIENT_STATE_CLOSED, then on_closed.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_client_free(client: *mut moqt_client) {
     guard_void(|| {
         if client.is_null() {
             return;
         }
-        // SAFETY: the pointer came from moqt_client_connect and is freed once (documented).
+        // SAFETY: the pointer came from moqt_client_connect(_async) and is freed once (documented).
         let client = unsafe { Box::from_raw(client) };
-        client.client.close();
-        if let Some(runtime) = runtime() {
-            let _guard = runtime.enter();
-            drop(client);
-        }
+        close_client(*client);
     })
 }
 

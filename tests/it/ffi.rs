@@ -1212,3 +1212,59 @@ fn a_publisher_can_wait_for_its_first_subscriber() {
     moqt_client_free(publisher);
     moqt_relay_stop(relay, ptr::null(), 0);
 }
+
+/// `moqt_client_connect_async` returns a client at once, whatever the network: bad arguments are
+/// refused at once with a reason (and `out` untouched); against a server that never answers the
+/// client is connecting, its session requests say there is no session, and `moqt_client_free`
+/// cancels the attempt promptly (QUIC alone would wait out its 30 s idle timeout) and runs to its
+/// end (a contained panic would have replaced the last error).
+#[test]
+fn connect_async_returns_at_once_and_free_cancels_the_attempt() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", silent.local_addr().unwrap().port())).unwrap();
+    let mut opts = options(None);
+    opts.tls_disable_verify = true;
+    opts.give_up_after_ms = u64::MAX;
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect_async(url.as_ptr(), usize::MAX, &opts, ptr::null_mut()), moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("out"), "{}", last_error());
+    assert_eq!(moqt_client_connect_async(ptr::null(), usize::MAX, &opts, &mut client), moqt_status::ErrInvalidArg);
+    assert_eq!(
+        moqt_client_connect_async(c"gopher://x/".as_ptr(), usize::MAX, &opts, &mut client),
+        moqt_status::ErrInvalidArg
+    );
+    assert!(last_error().contains("scheme"), "{}", last_error());
+    assert_eq!(
+        moqt_client_connect_async(url.as_ptr(), usize::MAX, ptr::null(), &mut client),
+        moqt_status::ErrInvalidArg
+    );
+    assert!(last_error().contains("trust"), "{}", last_error());
+    let mut bad_version = options(None);
+    bad_version.tls_disable_verify = true;
+    bad_version.version = 9;
+    assert_eq!(
+        moqt_client_connect_async(url.as_ptr(), usize::MAX, &bad_version, &mut client),
+        moqt_status::ErrInvalidArg
+    );
+    assert!(client.is_null(), "out is written only on success");
+
+    assert_eq!(moqt_client_connect_async(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    assert!(!client.is_null());
+    let mut packet = [0u8; 2048];
+    silent.recv_from(&mut packet).expect("the client's first packet reaches the silent server");
+    let mut state = moqt_client_state::Closed;
+    assert_eq!(moqt_client_get_state(client, &mut state, ptr::null_mut(), 0), moqt_status::Ok);
+    assert_eq!(state, moqt_client_state::Connecting);
+    assert_eq!(moqt_client_probe(client, 1_000_000), moqt_status::ErrClosed);
+    assert!(last_error().contains("no session"), "{}", last_error());
+
+    // A known detail, which only a contained panic inside moqt_client_free would replace.
+    assert_eq!(moqt_client_get_state(ptr::null(), &mut state, ptr::null_mut(), 0), moqt_status::ErrInvalidArg);
+    let before = last_error();
+    let freeing = Instant::now();
+    moqt_client_free(client);
+    let took = freeing.elapsed();
+    assert!(took < Duration::from_secs(2), "moqt_client_free took {took:?}");
+    assert_eq!(last_error(), before, "moqt_client_free ran to its end");
+}

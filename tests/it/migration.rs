@@ -17,7 +17,7 @@ use moqt::endpoint::{EndpointConfig, Server};
 use moqt::model::{Announcement, OriginProducer, TrackConsumer, TrackEvent, TrackProducer};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 use moqt::session::{Origins, Session};
-use moqt::transport::tls::Certificate;
+use moqt::transport::tls::{Certificate, ClientTrust};
 use moqt::wire::Version;
 use tokio::time::{Instant, timeout};
 
@@ -491,4 +491,145 @@ async fn an_address_change_keeps_the_session() {
         assert_eq!(seen, vec![ClientState::Connected { version, reconnects: 0 }], "{version}");
         assert_eq!(client.state(), ClientState::Connected { version, reconnects: 0 });
     }
+}
+
+/// A client started by URL before its server exists: `connect_url` returns a client at once,
+/// connecting; what it publishes and a wait for the server's broadcast are set up before any
+/// session, and its first attempt goes unanswered; when the server starts on that port the
+/// client connects by itself, its broadcast is announced, and the server's broadcast reaches the
+/// waiting subscriber, frames included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_started_by_url_before_its_server_connects_once_it_starts() {
+    init_logs();
+    // The port is held by a socket that never answers until the server takes it over, so the
+    // client's first attempt is under way, unanswered, before the server exists.
+    let holder = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let mine = publish("room/alice");
+    let remote = OriginProducer::default();
+    let url = format!("moql://localhost:{port}/");
+    let mut client = PersistentClient::connect_url(
+        &url,
+        ClientTrust::InsecureSkipVerify,
+        EndpointConfig::default(),
+        Some(mine.origin.consume()),
+        Some(remote.clone()),
+        fast(),
+    )
+    .unwrap();
+    let states = record_states(&client);
+    assert_eq!(client.state(), ClientState::Connecting);
+    assert!(client.session().is_none());
+    let waiting = {
+        let remote = remote.clone();
+        tokio::spawn(async move { remote.consume().announced(&path("room/bob")).await })
+    };
+
+    let mut packet = [0u8; 2048];
+    timeout(WAIT, holder.recv_from(&mut packet)).await.expect("the client's first packet arrives").unwrap();
+    assert_eq!(client.state(), ClientState::Connecting);
+    drop(holder);
+
+    let mut theirs = publish("room/bob");
+    let inbox = OriginProducer::default();
+    let server = serve_at(
+        ([127, 0, 0, 1], port).into(),
+        EndpointConfig::default(),
+        Some(theirs.origin.clone()),
+        Some(inbox.clone()),
+    );
+    wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
+    server.wait_sessions(1).await;
+    announced(&inbox, &path("room/alice")).await;
+    let broadcast = timeout(WAIT, waiting).await.expect("the waiting subscriber sees the broadcast").unwrap();
+    let broadcast = broadcast.expect("announced, not closed");
+    let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+    timeout(WAIT, theirs.track.used()).await.unwrap();
+    write_and_read(&mut theirs.track, &mut track).await;
+    assert_eq!(states.lock().unwrap()[0].1, ClientState::Connecting, "connecting before any server existed");
+    assert!(matches!(client.state(), ClientState::Connected { reconnects: 0, .. }), "{:?}", client.state());
+}
+
+/// Closing a client whose server never answers ends the attempt at once: the close is a signal
+/// the attempt is abandoned on, not a timeout. The silent server receives the client's first
+/// packet (so a handshake is under way, one QUIC would only give up after its 30 s idle timeout)
+/// and never replies; `shutdown` still returns promptly, with the state Closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_client_whose_server_never_answers_cancels_the_attempt_at_once() {
+    init_logs();
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("moql://localhost:{}/", silent.local_addr().unwrap().port());
+    let settings = ReconnectSettings { give_up_after: None, ..fast() };
+    let client = PersistentClient::connect_url(
+        &url,
+        ClientTrust::InsecureSkipVerify,
+        EndpointConfig::default(),
+        None,
+        None,
+        settings,
+    )
+    .unwrap();
+    let states = client.watch_state();
+    let mut packet = [0u8; 2048];
+    timeout(WAIT, silent.recv_from(&mut packet)).await.expect("the client's first packet arrives").unwrap();
+    assert_eq!(client.state(), ClientState::Connecting);
+    let closing = Instant::now();
+    timeout(WAIT, client.shutdown()).await.expect("shutdown does not wait out the handshake");
+    let took = closing.elapsed();
+    assert!(took < Duration::from_secs(2), "closing took {took:?}");
+    assert_eq!(*states.borrow(), ClientState::Closed);
+}
+
+/// `connect_url` checks the URL's form at once (scheme, host) and reports what is wrong; only
+/// the network part waits for the background.
+#[tokio::test]
+async fn a_client_started_by_url_refuses_a_malformed_url_at_once() {
+    let start = |url: &str| {
+        PersistentClient::connect_url(
+            url,
+            ClientTrust::InsecureSkipVerify,
+            EndpointConfig::default(),
+            None,
+            None,
+            ReconnectSettings::default(),
+        )
+        .err()
+    };
+    assert!(start("gopher://relay.example/").is_some_and(|e| e.contains("scheme")));
+    assert!(start("http://relay.example/").is_some_and(|e| e.contains("certificate.sha256")));
+    assert!(start("not a url").is_some_and(|e| e.contains("malformed")));
+    assert!(start("moql://localhost:1/").is_none());
+}
+
+/// A client started by URL follows GOAWAY to a new URI too: the URI is resolved by the next
+/// attempt, as the first URL was, and the client lands on the other server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_started_by_url_follows_goaway_to_the_new_uri() {
+    init_logs();
+    let version = Version::Lite06;
+    let mut published = publish("room/alice");
+    let first = serve(version, Some(published.origin.clone()), None);
+    let second = serve(version, Some(published.origin.clone()), None);
+    let remote = OriginProducer::default();
+    let trust = ClientTrust::Fingerprint(vec![first.cert.fingerprint(), second.cert.fingerprint()]);
+    let url = format!("moql://127.0.0.1:{}/", first.addr.port());
+    let mut client =
+        PersistentClient::connect_url(&url, trust, config(version), None, Some(remote.clone()), fast()).unwrap();
+    let states = record_states(&client);
+    wait_state(&mut client, |s| matches!(s, ClientState::Connected { .. })).await;
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+    timeout(WAIT, published.track.used()).await.unwrap();
+    write_and_read(&mut published.track, &mut track).await;
+
+    first.wait_sessions(1).await;
+    let uri = format!("moql://127.0.0.1:{}/", second.addr.port());
+    {
+        let sessions = first.sessions.lock().unwrap();
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(sessions[0].goaway(&uri))).unwrap();
+    }
+    wait_state(&mut client, |s| matches!(s, ClientState::Connected { reconnects: 1, .. })).await;
+    assert_migrated(&states, &uri, version).await;
+    second.wait_sessions(1).await;
+    write_and_read(&mut published.track, &mut track).await;
 }

@@ -185,6 +185,16 @@ fn lifecycle_edge_cases_from_c() {
     run_everywhere("lifecycle", &["lifecycle: ok (50 stress subscriptions)"]);
 }
 
+/// tests/c/connect.c: moqt_client_connect_async returns at once, and moqt_client_free cancels an
+/// attempt on a server that never answers promptly; an element-style client subscribes (pull and
+/// push) and another publishes and writes before their relay exists, then an embedded relay starts
+/// on the chosen port and the frames arrive, the early one first. As C, as C++, under
+/// AddressSanitizer + UndefinedBehaviorSanitizer and under Valgrind.
+#[test]
+fn connect_before_the_relay_exists_from_c() {
+    run_everywhere("connect", &["connect: ok (a client before its relay, free while connecting)"]);
+}
+
 /// A fresh `moqt relay` on loopback: its URL, certificate fingerprint and process.
 fn start_relay() -> (String, String, Killed) {
     let quic = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

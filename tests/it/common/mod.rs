@@ -67,9 +67,19 @@ pub fn serve_endpoint(
     publish: Option<OriginProducer>,
     subscribe: Option<OriginProducer>,
 ) -> TestServer {
+    serve_at("127.0.0.1:0".parse().unwrap(), endpoint, publish, subscribe)
+}
+
+/// [`serve_endpoint`] on a given address (a port chosen before the server starts).
+pub fn serve_at(
+    bind: SocketAddr,
+    endpoint: EndpointConfig,
+    publish: Option<OriginProducer>,
+    subscribe: Option<OriginProducer>,
+) -> TestServer {
     let cert = cert();
     let session = endpoint.session.clone();
-    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert, endpoint).unwrap();
+    let server = Server::bind(bind, &cert, endpoint).unwrap();
     let addr = server.local_addr().unwrap();
     let sessions = Arc::new(Mutex::new(Vec::new()));
     let paths = Arc::new(Mutex::new(Vec::new()));

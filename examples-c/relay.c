@@ -46,14 +46,15 @@ int main(int argc, char **argv) {
         moqt_relay_stop(relay, NULL, 0);
         return 1;
     }
-    printf("relay: listening on port %u, fingerprint %s\n", (unsigned)moqt_relay_port(relay), fingerprint);
-    fflush(stdout);
-
+    /* Handlers first: whoever reads the line below may signal at once. */
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = on_signal;
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+    printf("relay: listening on port %u, fingerprint %s\n", (unsigned)moqt_relay_port(relay), fingerprint);
+    fflush(stdout);
+
     struct timespec tick = {0, 100 * 1000 * 1000};
     for (long ticks = 0; !stop_requested && (seconds <= 0 || ticks < seconds * 10); ticks++) {
         nanosleep(&tick, NULL);

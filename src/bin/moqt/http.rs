@@ -23,6 +23,10 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long fetching a fingerprint may take, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most HTTP connections served at once: the answers are tiny, so a client holding more open
+/// (each may idle up to the header timeout) is refused, and memory stays bounded.
+pub const MAX_HTTP_CONNECTIONS: usize = 64;
+
 /// The most of a `/certificate.sha256` answer read (64 hex digits and a newline, with room).
 const MAX_FINGERPRINT_BODY: usize = 1024;
 
@@ -32,6 +36,7 @@ const MAX_FINGERPRINT_BODY: usize = 1024;
 pub async fn serve(listener: TcpListener, fingerprint: String, relay: Relay) {
     let fingerprint = Bytes::from(fingerprint);
     let registry = std::sync::Arc::new(metrics::registry(relay));
+    let slots = Slots::new(MAX_HTTP_CONNECTIONS);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -41,6 +46,11 @@ pub async fn serve(listener: TcpListener, fingerprint: String, relay: Relay) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        // Over the bound the connection is closed unanswered.
+        let Some(slot) = slots.take() else {
+            tracing::debug!("http: {MAX_HTTP_CONNECTIONS} connections open, refusing another");
+            continue;
         };
         let (fingerprint, registry) = (fingerprint.clone(), registry.clone());
         let service = service_fn(move |request: Request<hyper::body::Incoming>| {
@@ -55,7 +65,23 @@ pub async fn serve(listener: TcpListener, fingerprint: String, relay: Relay) {
             if let Err(err) = connection.await {
                 tracing::debug!(%err, "http: connection ended");
             }
+            drop(slot);
         });
+    }
+}
+
+/// Connections being served, at most a fixed number: one slot per connection, given back when it
+/// ends.
+struct Slots(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Slots {
+    fn new(max: usize) -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(max)))
+    }
+
+    /// A slot for one more connection, or `None` when all are taken.
+    fn take(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.clone().try_acquire_owned().ok()
     }
 }
 
@@ -138,4 +164,18 @@ pub async fn fetch_fingerprint(url: &url::Url) -> Result<String> {
         bail!("{url}: /certificate.sha256 did not return a SHA-256 ({body:?})");
     }
     Ok(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_beyond_the_bound_find_no_slot_until_one_ends() {
+        let slots = Slots::new(MAX_HTTP_CONNECTIONS);
+        let mut held: Vec<_> = (0..MAX_HTTP_CONNECTIONS).map(|_| slots.take().expect("a slot")).collect();
+        assert!(slots.take().is_none(), "a slot beyond {MAX_HTTP_CONNECTIONS}");
+        held.pop();
+        assert!(slots.take().is_some(), "a slot once a connection ended");
+    }
 }

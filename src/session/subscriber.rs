@@ -432,6 +432,12 @@ impl<C: Connection> Subscriber<C> {
         };
         let orphan =
             OrphanTarget { mirror: self.mirror.clone(), path: local, owner: self.owner, name: track.clone(), info };
+        // Groups arrive on separate streams from here on: consumers joining meanwhile must know
+        // which sequences may still be in flight, and a latest-group start waits for SUBSCRIBE_OK.
+        producer.expect_upstream(match wanted.start {
+            GroupStart::Floor(floor) => Some(floor),
+            GroupStart::Latest => None,
+        });
         let sink = SinkInner::new(producer, orphan);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
         let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
@@ -474,17 +480,30 @@ impl<C: Connection> Subscriber<C> {
         super::commands::track_info(&self.ctx, broadcast, track).await
     }
 
-    /// The wire window for what the local consumers want.
-    fn window(&self, info: &model::TrackInfo, wanted: &SubscribeOptions) -> SubscribeWindow {
-        let group_start = match wanted.start {
-            GroupStart::Latest => None,
-            GroupStart::Floor(0) if self.version() >= Version::Lite06 => None,
-            GroupStart::Floor(floor) => Some(floor),
+    /// The wire window for what the local consumers want; `resolved` is the publisher's answer to
+    /// a latest-group start (SUBSCRIBE_OK.Group), once known.
+    ///
+    /// Lite-06 has no "latest group" start: Group Start is a floor, and the publisher starts at the
+    /// oldest group the subscriber's Max Age allows (spec 3.4). A latest-group start is asked as
+    /// Max Age 0, the live edge; once SUBSCRIBE_OK says which group that is, SUBSCRIBE_UPDATE
+    /// restores the real Max Age with that group as the floor.
+    fn window(&self, info: &model::TrackInfo, wanted: &SubscribeOptions, resolved: Option<u64>) -> SubscribeWindow {
+        let latest_pending = wanted.start == GroupStart::Latest && resolved.is_none();
+        let group_start = match (wanted.start, resolved) {
+            (GroupStart::Latest, Some(from)) => Some(from),
+            (GroupStart::Latest, None) => None,
+            (GroupStart::Floor(0), _) if self.version() >= Version::Lite06 => None,
+            (GroupStart::Floor(floor), _) => Some(floor),
+        };
+        let max_age = if latest_pending && self.version() >= Version::Lite06 {
+            0
+        } else {
+            model::duration_ms(wanted.max_age.unwrap_or(info.max_age))
         };
         SubscribeWindow {
             priority: wanted.priority.unwrap_or(info.priority),
             ordered: false,
-            max_age: model::duration_ms(wanted.max_age.unwrap_or(info.max_age)),
+            max_age,
             group_start,
             group_end: wanted.end,
             ..Default::default()
@@ -506,7 +525,8 @@ impl<C: Connection> Subscriber<C> {
         let (send, recv) = self.ctx.conn.open_bi().await?;
         let mut writer = Writer::new(send, version);
         writer.set_priority(CONTROL_PRIORITY);
-        let window = self.window(&info, &wanted);
+        let mut resolved = None;
+        let window = self.window(&info, &wanted, resolved);
         // The floor we asked for. On lite-06 a floor of 0 travels as "no floor" (Group Start 0), yet
         // SUBSCRIBE_OK.Group above it still means everything below was skipped (spec 3.4).
         let requested = match wanted.start {
@@ -527,8 +547,25 @@ impl<C: Connection> Subscriber<C> {
                         if let Some(start) = requested.filter(|start| *start < group) {
                             sink.with(|track| track.drop_groups(start, group - 1, model::Error::Aborted(StreamCode::NotFound)));
                         }
+                        sink.with(|track| track.upstream_started(Some(group)));
+                        if requested.is_none() && resolved.is_none() {
+                            resolved = Some(group);
+                            if version >= Version::Lite06 {
+                                // The live edge is known: ask for the real Max Age from it on.
+                                let wanted = interest.current().unwrap_or(wanted);
+                                let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
+                                tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE after the live edge");
+                                writer.send(&update).await?;
+                            }
+                        }
                     }
-                    Some(SubscribeResponse::OkLegacy(_)) => tracing::trace!(id, "SUBSCRIBE_OK"),
+                    Some(SubscribeResponse::OkLegacy(_)) => {
+                        tracing::trace!(id, "SUBSCRIBE_OK");
+                        // No group in it: a latest-group start is decided from what arrives.
+                        if requested.is_none() {
+                            sink.with(|track| track.upstream_started(None));
+                        }
+                    }
                     Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
                     Some(SubscribeResponse::Drop { start, end, code }) => {
                         tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
@@ -542,7 +579,7 @@ impl<C: Connection> Subscriber<C> {
                 },
                 changed = interest.changed() => match changed {
                     Some(wanted) => {
-                        let update = SubscribeUpdate { window: self.window(&info, &wanted) };
+                        let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
                         tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE");
                         writer.send(&update).await?;
                     }

@@ -28,7 +28,9 @@ mod track;
 #[cfg(test)]
 mod tests;
 
-pub use broadcast::{BroadcastConsumer, BroadcastProducer, BroadcastSettings, GroupFetch, TrackRequest, UpstreamFetch};
+pub use broadcast::{
+    BroadcastConsumer, BroadcastProducer, BroadcastSettings, GroupFetch, TrackRequest, UpstreamFetch, UpstreamInfo,
+};
 pub use cache::CacheSettings;
 pub use error::Error;
 pub use frame::Frame;

@@ -1072,8 +1072,11 @@ fn frames_at(track: &mut TrackProducer, sequence: u64, timestamp: u64, frames: u
     group
 }
 
-/// Everything an ordered reader has ready now: (group, index) for frames, (start, end) for gaps.
-fn drain_ordered(reader: &mut OrderedConsumer) -> (Vec<(u64, u64)>, Vec<(u64, u64, GapReason)>) {
+/// What an ordered reader delivered: (group, index) of each frame, (start, end, why) of each gap.
+type Drained = (Vec<(u64, u64)>, Vec<(u64, u64, GapReason)>);
+
+/// Everything an ordered reader has ready now.
+fn drain_ordered(reader: &mut OrderedConsumer) -> Drained {
     let (mut frames, mut gaps) = (Vec::new(), Vec::new());
     while let Some(Ok(Some(event))) = reader.try_next_frame() {
         match event {

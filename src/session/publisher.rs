@@ -169,7 +169,8 @@ impl<C: Connection> Publisher<C> {
         // start is decided now, as the latest group, even if a SUBSCRIBE_UPDATE raises the Max Age
         // before the first group exists. That Max Age chose the start; the delivery bound stays the
         // publisher's until an update says otherwise, so groups written in the moment before the
-        // subscriber's SUBSCRIBE_UPDATE (which moqt sends right behind) are not dropped as old.
+        // subscriber's SUBSCRIBE_UPDATE (moqt sends one once SUBSCRIBE_OK told it the live edge)
+        // are not dropped as old.
         let live_edge = version == Version::Lite06 && window.group_start.is_none() && window.max_age == 0;
         let start = match (version, window.group_start) {
             _ if live_edge => GroupStart::Latest,

@@ -498,20 +498,16 @@ impl<C: Connection> Subscriber<C> {
     }
 
     /// The wire window for what the local consumers want; `resolved` is the publisher's answer to
-    /// a latest-group start (SUBSCRIBE_OK.Group), once known; `initial` for the SUBSCRIBE itself.
+    /// a latest-group start (SUBSCRIBE_OK.Group), once known.
     ///
     /// Lite-06 has no "latest group" start: Group Start is a floor, and the publisher starts at the
     /// oldest group the subscriber's Max Age allows (spec 3.4). A latest-group start is asked as
-    /// Max Age 0 with no floor, the live edge, and a SUBSCRIBE_UPDATE right behind it restores the
-    /// real Max Age: the start is decided by the SUBSCRIBE, the Max Age then applies from it on.
-    fn window(
-        &self,
-        info: &model::TrackInfo,
-        wanted: &SubscribeOptions,
-        resolved: Option<u64>,
-        initial: bool,
-    ) -> SubscribeWindow {
-        let latest_pending = initial && wanted.start == GroupStart::Latest && resolved.is_none();
+    /// Max Age 0 with no floor, the live edge; once SUBSCRIBE_OK says which group that is, a
+    /// SUBSCRIBE_UPDATE restores the real Max Age with that group as the floor. (An update sent
+    /// before the answer would let a publisher that resolves the start lazily, as moq-relay does,
+    /// resolve it with the real Max Age: the whole backlog.)
+    fn window(&self, info: &model::TrackInfo, wanted: &SubscribeOptions, resolved: Option<u64>) -> SubscribeWindow {
+        let latest_pending = wanted.start == GroupStart::Latest && resolved.is_none();
         let group_start = match (wanted.start, resolved) {
             (GroupStart::Latest, Some(from)) => Some(from),
             (GroupStart::Latest, None) => None,
@@ -549,7 +545,7 @@ impl<C: Connection> Subscriber<C> {
         let mut writer = Writer::new(send, version);
         writer.set_priority(CONTROL_PRIORITY);
         let mut resolved = None;
-        let window = self.window(&info, &wanted, resolved, true);
+        let window = self.window(&info, &wanted, resolved);
         // The floor we asked for. On lite-06 a floor of 0 travels as "no floor" (Group Start 0), yet
         // SUBSCRIBE_OK.Group above it still means everything below was skipped (spec 3.4).
         let requested = match wanted.start {
@@ -560,12 +556,6 @@ impl<C: Connection> Subscriber<C> {
         BidiStream::Subscribe.encode(&mut out, version)?;
         Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
         writer.write(out.freeze()).await?;
-        if window != self.window(&info, &wanted, resolved, false) {
-            // A lite-06 latest-group start went out as Max Age 0: the real one follows at once.
-            let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved, false) };
-            tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE after a latest-group SUBSCRIBE");
-            writer.send(&update).await?;
-        }
         let mut reader = Reader::new(recv, version, self.ctx.config.max_message_size);
         loop {
             tokio::select! {
@@ -580,6 +570,13 @@ impl<C: Connection> Subscriber<C> {
                         if requested.is_none() && resolved.is_none() {
                             // Later updates name the live edge it answered as their floor.
                             resolved = Some(group);
+                            if version >= Version::Lite06 {
+                                // The live edge is known: the real Max Age from it on.
+                                let wanted = interest.current().unwrap_or(wanted);
+                                let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
+                                tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE after the live edge");
+                                writer.send(&update).await?;
+                            }
                         }
                     }
                     Some(SubscribeResponse::OkLegacy(_)) => {
@@ -602,7 +599,7 @@ impl<C: Connection> Subscriber<C> {
                 },
                 changed = interest.changed() => match changed {
                     Some(wanted) => {
-                        let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved, false) };
+                        let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
                         tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE");
                         writer.send(&update).await?;
                     }

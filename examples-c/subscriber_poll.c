@@ -65,6 +65,11 @@ int main(int argc, char **argv) {
             moqt_frame_unref(frame);
             received++;
         }
+        /* The fd stays readable while gap reports wait too: take them. */
+        uint64_t first, last, code;
+        while (moqt_pull_next_gap(pull, &first, &last, &code) == MOQT_STATUS_OK)
+            printf("subscriber_poll: groups %llu..%llu will not arrive (code %llu)\n", (unsigned long long)first,
+                   (unsigned long long)last, (unsigned long long)code);
         if (status == MOQT_STATUS_ERR_CLOSED) break;
     }
     printf("subscriber_poll: received %ld frames\n", received);

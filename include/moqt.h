@@ -69,6 +69,40 @@
 #define MOQT_FRAME_NEW_GROUP 1
 
 /**
+ * `start_group`: the live edge, the newest group the publisher (or relay) has, the one in
+ * progress; nothing older is delivered. 0 means the same and is the default.
+ */
+#define MOQT_START_LATEST -1
+
+/**
+ * `start_group`: the oldest group the max age keeps (everything cached), then live.
+ */
+#define MOQT_START_OLDEST -2
+
+/**
+ * `delivery`: groups reach the application in ascending sequence and frames in order; a group
+ * that has not arrived or not completed within `max_latency_ms` after a newer group arrived is
+ * skipped and reported as a gap (code MOQT_GAP_LATE). The default (0), what a decoder needs.
+ */
+#define MOQT_DELIVERY_ORDERED 0
+
+/**
+ * `delivery`: groups in arrival order, newest pending group first (moq-lite's own order), each
+ * read to its end before the next; nothing is skipped for lateness.
+ */
+#define MOQT_DELIVERY_ARRIVAL 1
+
+/**
+ * The ordered-delivery latency bound used when `max_latency_ms` is 0, in milliseconds.
+ */
+#define MOQT_DEFAULT_MAX_LATENCY_MS 1000
+
+/**
+ * The gap code of a group an ordered subscription skipped for lateness (moq-lite TOO_FAR_BEHIND).
+ */
+#define MOQT_GAP_LATE 5
+
+/**
  * Frames a pull subscription holds before the engine waits for the application (backpressure,
  * never an unbounded queue).
  */
@@ -424,7 +458,10 @@ typedef struct moqt_subscribe_options {
    */
   uint64_t max_age_ms;
   /**
-   * Where to start: 0 the oldest group the max age keeps; N > 0 group N; -1 the latest group.
+   * Where to start. 0 (the default) or MOQT_START_LATEST (-1): the live edge, the newest group
+   * the publisher or relay has (the one in progress), nothing older. MOQT_START_OLDEST (-2):
+   * the oldest group the max age keeps, then live. N > 0: group N (or the oldest kept above
+   * it), waiting there if it does not exist yet.
    */
   int64_t start_group;
   /**
@@ -436,8 +473,8 @@ typedef struct moqt_subscribe_options {
    */
   uint64_t end_group;
   /**
-   * Skip the frames before this index in group `start_group` (in the first group delivered
-   * when `start_group` is -1). 0: from the group's start.
+   * Skip the frames before this index in the start group: group N for N > 0, group 0 with
+   * MOQT_START_OLDEST, the first group delivered at the live edge. 0: from the group's start.
    */
   uint64_t frame_start;
   /**
@@ -448,6 +485,15 @@ typedef struct moqt_subscribe_options {
    * The last frame wanted of `end_group`, with `has_frame_end`.
    */
   uint64_t frame_end;
+  /**
+   * MOQT_DELIVERY_ORDERED (0, the default) or MOQT_DELIVERY_ARRIVAL.
+   */
+  uint32_t delivery;
+  /**
+   * With MOQT_DELIVERY_ORDERED: how long, in milliseconds, a group may lag once a newer group
+   * arrived before it is skipped as a gap; 0: MOQT_DEFAULT_MAX_LATENCY_MS.
+   */
+  uint64_t max_latency_ms;
 } moqt_subscribe_options;
 
 /**
@@ -1194,11 +1240,15 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *MOQT_NONNU
  * Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
  * On MOQT_STATUS_OK `*out` holds a frame the caller owns: release it with `moqt_frame_unref`.
  *
- * Thread-safety: any thread; one waiter at a time is the intended use. Callbacks: none.
+ * Thread-safety: any thread; one waiter at a time is the intended use. A waiting call may be
+ * ended from another thread by `moqt_pull_interrupt`, `moqt_pull_set_flushing` or
+ * `moqt_pull_free`. Callbacks: none.
  * Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
- * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
- * and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+ * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
+ * `moqt_pull_set_flushing`; `moqt_last_error` says which), MOQT_STATUS_ERR_CLOSED (the track
+ * ended and every frame was taken, or the handle was freed while this call waited; see
+ * `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
  *
  * Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
  */
@@ -1210,8 +1260,8 @@ moqt_status moqt_pull_next_frame(const struct moqt_pull *MOQT_NONNULL pull,
 /**
  * Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
  * With no waiter the interrupt stays pending: the next `moqt_pull_next_frame` that finds no
- * frame queued returns MOQT_STATUS_ERR_INTERRUPTED at once (several interrupts count as one).
- * NULL is accepted and does nothing.
+ * frame queued returns MOQT_STATUS_ERR_INTERRUPTED at once (several interrupts count as one;
+ * `moqt_pull_set_flushing(pull, false)` clears it). NULL is accepted and does nothing.
  *
  * Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
  *
@@ -1220,8 +1270,24 @@ moqt_status moqt_pull_next_frame(const struct moqt_pull *MOQT_NONNULL pull,
 void moqt_pull_interrupt(const struct moqt_pull *MOQT_NULLABLE pull);
 
 /**
- * A file descriptor that is readable while frames are queued or the track ended
- * (level-triggered); -1 for NULL. Poll it, then call `moqt_pull_next_frame` with timeout 0.
+ * Sets or clears flushing, as a GStreamer source's `unlock` and `unlock_stop` need. While
+ * flushing, `moqt_pull_next_frame` returns MOQT_STATUS_ERR_INTERRUPTED at once (a waiting call
+ * wakes now), frames queued or not; queued frames, gap reports and the end stay for later.
+ * Clearing it also drops a pending `moqt_pull_interrupt`, so the next wait is a real one.
+ *
+ * Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
+ * Returns MOQT_STATUS_OK or MOQT_STATUS_ERR_INVALID_ARG (NULL `pull`).
+ *
+ * Ownership: nothing changes hands.
+ */
+MOQT_MUST_USE moqt_status moqt_pull_set_flushing(const struct moqt_pull *MOQT_NONNULL pull, bool flushing);
+
+/**
+ * A file descriptor that is readable while frames or gap reports are queued, or once the track
+ * ended (level-triggered); -1 for NULL. Poll it, then take what is there with
+ * `moqt_pull_next_frame` (timeout 0) and `moqt_pull_next_gap` until both return
+ * MOQT_STATUS_ERR_AGAIN (or the end): it stays readable until then. The descriptor is
+ * close-on-exec.
  *
  * Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
  * Callbacks: none. Returns the descriptor, or -1 for NULL.
@@ -1231,8 +1297,9 @@ int moqt_pull_fd(const struct moqt_pull *MOQT_NONNULL pull);
 /**
  * Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
  *
- * Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
- * (interrupt it first). Callbacks: none.
+ * Thread-safety: any thread, also while another thread waits in `moqt_pull_next_frame` on it:
+ * that call returns MOQT_STATUS_ERR_CLOSED. A call that starts after the free uses a freed
+ * handle (undefined behaviour, like any use after free). Callbacks: none.
  *
  * Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
  */
@@ -1253,9 +1320,11 @@ moqt_status moqt_pull_update(const struct moqt_pull *MOQT_NONNULL pull,
 /**
  * Takes the oldest gap report not yet taken: groups `*first..=*last` will not arrive (expired,
  * dropped by the publisher or a relay, skipped), with the moq-lite code why. Frames of groups
- * before `*first` were queued before the gap, frames of later groups after it. Never waits;
- * the readiness fd does not signal gaps (check after frames, or whenever convenient). At most
- * MOQT_PULL_QUEUE_GAPS reports wait; beyond that the newest grows to cover the next.
+ * before `*first` were queued before the gap, frames of later groups after it (in ordered
+ * delivery a gap sits in its place in the sequence). Never waits; the readiness fd is readable
+ * while a report waits. A group cut short in ordered delivery (late) is reported too, after
+ * the frames of it that were delivered. At most MOQT_PULL_QUEUE_GAPS reports wait; beyond that
+ * the newest grows to cover the next.
  *
  * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK (the outs are written),
  * MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).

@@ -1021,7 +1021,7 @@ pub extern "C" fn moqt_client_subscribe_with(
             Ok(track) => track.to_string(),
             Err(_) => return fail(moqt_status::ErrInvalidArg, "bad track string"),
         };
-        let (options, frames) = match moqt_subscribe_options::read(options) {
+        let wanted = match moqt_subscribe_options::read(options) {
             Ok(read) => read,
             Err(_) => return fail(moqt_status::ErrInvalidArg, &last_error_text()),
         };
@@ -1029,8 +1029,8 @@ pub extern "C" fn moqt_client_subscribe_with(
             return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
         let remote = client.remote.clone();
-        let (updates, options) = tokio::sync::watch::channel(options);
-        let task = run_subscription(shared.clone(), remote, broadcast, track, options, frames);
+        let (updates, options) = tokio::sync::watch::channel(wanted.options);
+        let task = run_subscription(shared.clone(), remote, broadcast, track, options, wanted.frames, wanted.order);
         let task = client.unless_freed(task, closing(&shared, moqt_status::ErrClosed));
         let task = spawn_task(&runtime, task, panicked(&shared));
         let handle = moqt_subscription { shared, task, updates: Some(updates) };
@@ -1047,8 +1047,9 @@ async fn run_subscription(
     name: String,
     options: tokio::sync::watch::Receiver<model::SubscribeOptions>,
     frames: FrameBounds,
+    order: super::follow::Order,
 ) {
-    let status = follow_track(remote, wanted, name, options, frames, |delivery| {
+    let status = follow_track(remote, wanted, name, options, frames, order, |delivery| {
         let shared = shared.clone();
         async move {
             match delivery {

@@ -10,7 +10,39 @@ use tokio::sync::watch;
 use super::frame::moqt_frame;
 use super::moqt_status;
 use crate::coding::Path;
-use crate::model::{self, FrameBounds, GroupStart, OriginProducer, SubscribeOptions, TrackEvent};
+use crate::model::{self, FrameBounds, GroupStart, OrderedConsumer, OrderedEvent, OriginProducer, SubscribeOptions, TrackEvent};
+
+/// `start_group`: the live edge, the newest group the publisher (or relay) has, the one in
+/// progress; nothing older is delivered. 0 means the same and is the default.
+pub const MOQT_START_LATEST: i64 = -1;
+
+/// `start_group`: the oldest group the max age keeps (everything cached), then live.
+pub const MOQT_START_OLDEST: i64 = -2;
+
+/// `delivery`: groups reach the application in ascending sequence and frames in order; a group
+/// that has not arrived or not completed within `max_latency_ms` after a newer group arrived is
+/// skipped and reported as a gap (code MOQT_GAP_LATE). The default (0), what a decoder needs.
+pub const MOQT_DELIVERY_ORDERED: u32 = 0;
+
+/// `delivery`: groups in arrival order, newest pending group first (moq-lite's own order), each
+/// read to its end before the next; nothing is skipped for lateness.
+pub const MOQT_DELIVERY_ARRIVAL: u32 = 1;
+
+/// The ordered-delivery latency bound used when `max_latency_ms` is 0, in milliseconds.
+pub const MOQT_DEFAULT_MAX_LATENCY_MS: u64 = 1000;
+
+/// The gap code of a group an ordered subscription skipped for lateness (moq-lite TOO_FAR_BEHIND).
+pub const MOQT_GAP_LATE: u64 = 0x5;
+
+/// The code the model gives a late gap is the one the header names.
+#[cfg(test)]
+#[test]
+fn the_late_gap_code_is_the_header_constant() {
+    assert_eq!(model::GapReason::Late.code().to_u64(), MOQT_GAP_LATE);
+}
+
+// Used by the C side only; keep the compiler from calling it dead.
+const _: u64 = MOQT_GAP_LATE;
 
 /// Options of `moqt_client_subscribe_with` and `moqt_client_subscribe_pull_with`.
 /// Zero-initialise (every zero is the default), then set `struct_size = sizeof(...)`.
@@ -25,56 +57,112 @@ pub struct moqt_subscribe_options {
     pub priority: u8,
     /// The oldest content wanted, milliseconds, narrower than the publisher's; 0: the publisher's.
     pub max_age_ms: u64,
-    /// Where to start: 0 the oldest group the max age keeps; N > 0 group N; -1 the latest group.
+    /// Where to start. 0 (the default) or MOQT_START_LATEST (-1): the live edge, the newest group
+    /// the publisher or relay has (the one in progress), nothing older. MOQT_START_OLDEST (-2):
+    /// the oldest group the max age keeps, then live. N > 0: group N (or the oldest kept above
+    /// it), waiting there if it does not exist yet.
     pub start_group: i64,
     /// Stop after `end_group` (inclusive).
     pub has_end_group: bool,
     /// The last group wanted, with `has_end_group`.
     pub end_group: u64,
-    /// Skip the frames before this index in group `start_group` (in the first group delivered
-    /// when `start_group` is -1). 0: from the group's start.
+    /// Skip the frames before this index in the start group: group N for N > 0, group 0 with
+    /// MOQT_START_OLDEST, the first group delivered at the live edge. 0: from the group's start.
     pub frame_start: u64,
     /// End at frame `frame_end` (inclusive) of `end_group`; needs `has_end_group`.
     pub has_frame_end: bool,
     /// The last frame wanted of `end_group`, with `has_frame_end`.
     pub frame_end: u64,
+    /// MOQT_DELIVERY_ORDERED (0, the default) or MOQT_DELIVERY_ARRIVAL.
+    pub delivery: u32,
+    /// With MOQT_DELIVERY_ORDERED: how long, in milliseconds, a group may lag once a newer group
+    /// arrived before it is skipped as a gap; 0: MOQT_DEFAULT_MAX_LATENCY_MS.
+    pub max_latency_ms: u64,
+}
+
+/// How a followed track reaches the application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// In sequence, with this latency bound.
+    Ordered(Duration),
+    /// As groups arrive, newest pending first.
+    Arrival,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order::Ordered(Duration::from_millis(MOQT_DEFAULT_MAX_LATENCY_MS))
+    }
+}
+
+/// What a subscription's options say: the model options, the frame bounds and the order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Wanted {
+    pub(crate) options: SubscribeOptions,
+    pub(crate) frames: FrameBounds,
+    pub(crate) order: Order,
+}
+
+impl Default for Wanted {
+    /// NULL options: the live edge, in order.
+    fn default() -> Self {
+        Self {
+            options: SubscribeOptions { start: GroupStart::Latest, ..Default::default() },
+            frames: FrameBounds::default(),
+            order: Order::default(),
+        }
+    }
 }
 
 // SAFETY: repr(C), struct_size first, every field an integer or a bool.
 unsafe impl super::SizedStruct for moqt_subscribe_options {}
 
 impl moqt_subscribe_options {
-    /// The caller's options read up to its `struct_size` (the rest default), as model options and
-    /// frame bounds.
-    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<(SubscribeOptions, FrameBounds), moqt_status> {
+    /// The caller's options read up to its `struct_size` (the rest default): model options,
+    /// frame bounds and delivery order.
+    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<Wanted, moqt_status> {
         let Some(options) = super::read_sized(ptr) else {
-            return Ok(Default::default());
+            return Ok(Wanted::default());
         };
         if options.has_frame_end && !options.has_end_group {
             return Err(super::set_error(moqt_status::ErrInvalidArg, "frame_end needs has_end_group"));
         }
-        let frames = FrameBounds {
-            start_group: u64::try_from(options.start_group).ok(),
-            start_frame: options.frame_start,
-            end: options.has_frame_end.then_some((options.end_group, options.frame_end)),
-        };
-        let start = match options.start_group {
-            -1 => GroupStart::Latest,
-            n if n >= 0 => GroupStart::Floor(n as u64),
+        let (start, start_group) = match options.start_group {
+            0 | MOQT_START_LATEST => (GroupStart::Latest, None),
+            MOQT_START_OLDEST => (GroupStart::Floor(0), Some(0)),
+            n if n > 0 => (GroupStart::Floor(n as u64), Some(n as u64)),
             other => {
                 return Err(super::set_error(
                     moqt_status::ErrInvalidArg,
-                    &format!("start_group {other}: use -1 (latest), 0 (oldest kept) or a group number"),
+                    &format!(
+                        "start_group {other}: use 0 or MOQT_START_LATEST (the live edge), MOQT_START_OLDEST or a group number"
+                    ),
                 ));
             }
         };
-        let wanted = SubscribeOptions {
+        let frames = FrameBounds {
+            start_group,
+            start_frame: options.frame_start,
+            end: options.has_frame_end.then_some((options.end_group, options.frame_end)),
+        };
+        let order = match options.delivery {
+            MOQT_DELIVERY_ORDERED if options.max_latency_ms == 0 => Order::default(),
+            MOQT_DELIVERY_ORDERED => Order::Ordered(Duration::from_millis(options.max_latency_ms)),
+            MOQT_DELIVERY_ARRIVAL => Order::Arrival,
+            other => {
+                return Err(super::set_error(
+                    moqt_status::ErrInvalidArg,
+                    &format!("delivery {other}: use MOQT_DELIVERY_ORDERED or MOQT_DELIVERY_ARRIVAL"),
+                ));
+            }
+        };
+        let options = SubscribeOptions {
             start,
             end: options.has_end_group.then_some(options.end_group),
             max_age: (options.max_age_ms > 0).then(|| Duration::from_millis(options.max_age_ms)),
             priority: options.has_priority.then_some(options.priority),
         };
-        Ok((wanted, frames))
+        Ok(Wanted { options, frames, order })
     }
 }
 
@@ -86,15 +174,16 @@ pub(crate) enum Delivery {
 
 /// Follows `name` in the broadcast `wanted` until the track ends, passing each item to
 /// `deliver`, which returns false to stop; `options` starts the subscription and then carries
-/// live priority and max-age updates; `frames` trims the first and the end group. Returns how
-/// it ended: OK (the track finished), NOT_FOUND, or CLOSED (the session or origin ended, or
-/// `deliver` stopped).
+/// live priority and max-age updates; `frames` trims the first and the end group; `order` says
+/// in which order items come. Returns how it ended: OK (the track finished), NOT_FOUND, or
+/// CLOSED (the session or origin ended, or `deliver` stopped).
 pub(crate) async fn follow_track<F, Fut>(
     remote: OriginProducer,
     wanted: Path,
     name: String,
     mut options: watch::Receiver<SubscribeOptions>,
     frames: FrameBounds,
+    order: Order,
     mut deliver: F,
 ) -> moqt_status
 where
@@ -106,6 +195,46 @@ where
     let initial = *options.borrow_and_update();
     let Ok(mut track) = broadcast.subscribe_track_with(&name, initial).await else { return moqt_status::ErrNotFound };
     track.set_frame_bounds(frames);
+    let latency = match order {
+        Order::Ordered(latency) => latency,
+        Order::Arrival => return follow_arrival(track, options, deliver).await,
+    };
+    let timescale = track.info().timescale;
+    let mut reader = OrderedConsumer::new(track, latency);
+    loop {
+        let next = tokio::select! {
+            next = reader.next_frame() => next,
+            Ok(()) = options.changed() => {
+                let wanted = *options.borrow_and_update();
+                reader.consumer_mut().set_preferences(wanted.priority, wanted.max_age);
+                continue;
+            }
+        };
+        let delivery = match next {
+            Ok(Some(OrderedEvent::Frame { group, index, frame })) => {
+                Delivery::Frame(moqt_frame::new(frame, timescale, group, index))
+            }
+            Ok(Some(OrderedEvent::Gap(gap))) => Delivery::Gap(gap),
+            Ok(None) => return moqt_status::Ok,
+            Err(_) => return moqt_status::ErrClosed,
+        };
+        if !deliver(delivery).await {
+            return moqt_status::ErrClosed;
+        }
+    }
+}
+
+/// `follow_track` in arrival order: each group as the consumer hands it out (newest pending
+/// first), read to its end.
+async fn follow_arrival<F, Fut>(
+    mut track: model::TrackConsumer,
+    mut options: watch::Receiver<SubscribeOptions>,
+    mut deliver: F,
+) -> moqt_status
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: Future<Output = bool>,
+{
     loop {
         let next = tokio::select! {
             next = track.next_group() => next,
@@ -144,7 +273,7 @@ pub(crate) fn update(updates: &watch::Sender<SubscribeOptions>, options: *const 
         return super::set_error(moqt_status::ErrInvalidArg, "options is NULL");
     }
     match moqt_subscribe_options::read(options) {
-        Ok((wanted, _)) => {
+        Ok(Wanted { options: wanted, .. }) => {
             updates.send_modify(|current| {
                 current.priority = wanted.priority;
                 current.max_age = wanted.max_age;

@@ -27,7 +27,10 @@ use std::ffi::{CStr, CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 pub use client::*;
-pub use follow::moqt_subscribe_options;
+pub use follow::{
+    MOQT_DEFAULT_MAX_LATENCY_MS, MOQT_DELIVERY_ARRIVAL, MOQT_DELIVERY_ORDERED, MOQT_GAP_LATE, MOQT_START_LATEST, MOQT_START_OLDEST,
+    moqt_subscribe_options,
+};
 pub use frame::*;
 pub use log::*;
 pub use pull::*;

@@ -1,6 +1,6 @@
 //! Pull-mode subscriptions: frames wait in a bounded queue until the application asks for them,
-//! with a level-triggered file descriptor (readable while frames are queued) for poll, epoll, a
-//! GLib main loop or GStreamer's GstPoll.
+//! with a level-triggered file descriptor (readable while frames or gap reports are queued, or
+//! the track ended) for poll, epoll, a GLib main loop or GStreamer's GstPoll.
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, Order, follow_track, moqt_subscribe_options};
 use crate::model::FrameBounds;
 use super::frame::moqt_frame;
 use super::runtime::{runtime, spawn_task};
@@ -40,6 +40,19 @@ struct PullState {
     /// Set when the track ended (Ok) or failed.
     ended: Option<moqt_status>,
     interrupted: bool,
+    /// While set, waiting calls return MOQT_STATUS_ERR_INTERRUPTED at once (`moqt_pull_set_flushing`).
+    flushing: bool,
+    /// Set by `moqt_pull_free`: a thread still waiting returns MOQT_STATUS_ERR_CLOSED.
+    freed: bool,
+    /// True while the readiness pipe holds its byte.
+    signalled: bool,
+}
+
+impl PullState {
+    /// What the readiness fd says: something to take (a frame or a gap report) or the end.
+    fn readable(&self) -> bool {
+        !self.frames.is_empty() || !self.gaps.is_empty() || self.ended.is_some()
+    }
 }
 
 struct PullQueue {
@@ -47,28 +60,52 @@ struct PullQueue {
     ready: Condvar,
     /// One permit per free queue slot.
     slots: Arc<Semaphore>,
-    /// The readiness pipe: one byte in it while the queue is not empty (or the track ended).
+    /// The readiness pipe: one byte in it while frames or gap reports are queued or the track
+    /// ended.
     pipe: [c_int; 2],
 }
 
-impl PullQueue {
-    fn new() -> Option<Self> {
-        let mut pipe: [c_int; 2] = [-1, -1];
+/// A non-blocking pipe whose descriptors are closed on exec, so a child process started by the
+/// application (a GStreamer element spawning a helper, say) does not inherit them.
+fn readiness_pipe() -> Option<[c_int; 2]> {
+    let mut pipe: [c_int; 2] = [-1, -1];
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd"))]
+    {
+        // SAFETY: pipe2() writes two descriptors into the array we own; both flags are atomic.
+        if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return None;
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd", target_os = "netbsd", target_os = "openbsd")))]
+    {
         // SAFETY: pipe() writes two descriptors into the array we own.
         if unsafe { libc::pipe(pipe.as_mut_ptr()) } != 0 {
             return None;
         }
         for fd in pipe {
-            // SAFETY: fd is a descriptor we just created; non-blocking so a full or empty pipe
-            // never blocks a thread.
-            unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
+            // SAFETY: fd is a descriptor we just created: close-on-exec, and non-blocking so a
+            // full or empty pipe never blocks a thread.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::fcntl(fd, libc::F_GETFD) | libc::FD_CLOEXEC);
+                libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
+            }
         }
+    }
+    Some(pipe)
+}
+
+impl PullQueue {
+    fn new() -> Option<Self> {
+        let pipe = readiness_pipe()?;
         Some(Self {
             state: Mutex::new(PullState {
                 frames: VecDeque::new(),
                 gaps: VecDeque::new(),
                 ended: None,
                 interrupted: false,
+                flushing: false,
+                freed: false,
+                signalled: false,
             }),
             ready: Condvar::new(),
             slots: Arc::new(Semaphore::new(MOQT_PULL_QUEUE_FRAMES as usize)),
@@ -76,24 +113,28 @@ impl PullQueue {
         })
     }
 
-    fn signal(&self) {
-        let byte = 1u8;
-        // SAFETY: writes one byte from a local to our own pipe.
-        unsafe { libc::write(self.pipe[1], (&byte as *const u8).cast(), 1) };
-    }
-
-    fn unsignal(&self) {
-        let mut byte = 0u8;
-        // SAFETY: reads at most one byte into a local from our own pipe.
-        unsafe { libc::read(self.pipe[0], (&mut byte as *mut u8).cast(), 1) };
+    /// Makes the readiness pipe match the state (called with the state locked after each change).
+    fn sync_fd(&self, state: &mut PullState) {
+        let readable = state.readable();
+        if readable == state.signalled {
+            return;
+        }
+        if readable {
+            let byte = 1u8;
+            // SAFETY: writes one byte from a local to our own pipe.
+            unsafe { libc::write(self.pipe[1], (&byte as *const u8).cast(), 1) };
+        } else {
+            let mut byte = 0u8;
+            // SAFETY: reads at most one byte into a local from our own pipe.
+            unsafe { libc::read(self.pipe[0], (&mut byte as *mut u8).cast(), 1) };
+        }
+        state.signalled = readable;
     }
 
     fn push(&self, frame: moqt_frame) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.frames.is_empty() && state.ended.is_none() {
-            self.signal();
-        }
         state.frames.push_back(frame);
+        self.sync_fd(&mut state);
         self.ready.notify_all();
     }
 
@@ -108,15 +149,14 @@ impl PullQueue {
             return;
         }
         state.gaps.push_back((first, last, code));
+        self.sync_fd(&mut state);
     }
 
     fn end(&self, status: moqt_status) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.ended.is_none() {
-            if state.frames.is_empty() {
-                self.signal();
-            }
             state.ended = Some(status);
+            self.sync_fd(&mut state);
         }
         self.ready.notify_all();
     }
@@ -181,7 +221,7 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
             Ok(track) => track.to_string(),
             Err(status) => return status,
         };
-        let (options, frames) = match moqt_subscribe_options::read(options) {
+        let wanted = match moqt_subscribe_options::read(options) {
             Ok(read) => read,
             Err(status) => return status,
         };
@@ -192,12 +232,12 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
             return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
         };
         let shared = Arc::new(queue);
-        let (updates, options) = tokio::sync::watch::channel(options);
+        let (updates, options) = tokio::sync::watch::channel(wanted.options);
         let ending = |status| {
             let queue = shared.clone();
             async move { queue.end(status) }
         };
-        let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, frames);
+        let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, wanted.frames, wanted.order);
         let feeding = client.unless_freed(feeding, ending(moqt_status::ErrClosed));
         let task = spawn_task(&runtime, feeding, ending(moqt_status::ErrPanic));
         // SAFETY: out was checked non-NULL.
@@ -213,8 +253,9 @@ async fn feed(
     name: String,
     options: tokio::sync::watch::Receiver<SubscribeOptions>,
     frames: FrameBounds,
+    order: Order,
 ) {
-    let status = follow_track(remote, wanted, name, options, frames, |delivery| {
+    let status = follow_track(remote, wanted, name, options, frames, order, |delivery| {
         let queue = queue.clone();
         async move {
             let frame = match delivery {
@@ -238,11 +279,15 @@ async fn feed(
 /// Takes the next frame, waiting up to `timeout_ms` (0: do not wait; negative: wait forever).
 /// On MOQT_STATUS_OK `*out` holds a frame the caller owns: release it with `moqt_frame_unref`.
 ///
-/// Thread-safety: any thread; one waiter at a time is the intended use. Callbacks: none.
+/// Thread-safety: any thread; one waiter at a time is the intended use. A waiting call may be
+/// ended from another thread by `moqt_pull_interrupt`, `moqt_pull_set_flushing` or
+/// `moqt_pull_free`. Callbacks: none.
 /// Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
-/// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
-/// and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+/// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
+/// `moqt_pull_set_flushing`; `moqt_last_error` says which), MOQT_STATUS_ERR_CLOSED (the track
+/// ended and every frame was taken, or the handle was freed while this call waited; see
+/// `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
 ///
 /// Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
 #[unsafe(no_mangle)]
@@ -253,21 +298,26 @@ pub extern "C" fn moqt_pull_next_frame(
     out: *mut *const moqt_frame,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-        let Some(pull) = (unsafe { pull.as_ref() }) else {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive when the call
+        // starts. Only our own reference to the queue is used afterwards, so a `moqt_pull_free`
+        // from another thread while we wait frees nothing we touch.
+        let Some(queue) = (unsafe { pull.as_ref() }).map(|pull| pull.shared.clone()) else {
             return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
         };
         if out.is_null() {
             return set_error(moqt_status::ErrInvalidArg, "out is NULL");
         }
-        let queue = &pull.shared;
         let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
         let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
+            if state.freed {
+                return set_error(moqt_status::ErrClosed, "the pull subscription was freed");
+            }
+            if state.flushing {
+                return set_error(moqt_status::ErrInterrupted, "flushing");
+            }
             if let Some(frame) = state.frames.pop_front() {
-                if state.frames.is_empty() && state.ended.is_none() {
-                    queue.unsignal();
-                }
+                queue.sync_fd(&mut state);
                 queue.slots.add_permits(1);
                 // SAFETY: out was checked non-NULL; the caller owns this reference.
                 unsafe { *out = Arc::into_raw(Arc::new(frame)) };
@@ -294,8 +344,8 @@ pub extern "C" fn moqt_pull_next_frame(
 
 /// Wakes a `moqt_pull_next_frame` that is waiting, which returns MOQT_STATUS_ERR_INTERRUPTED.
 /// With no waiter the interrupt stays pending: the next `moqt_pull_next_frame` that finds no
-/// frame queued returns MOQT_STATUS_ERR_INTERRUPTED at once (several interrupts count as one).
-/// NULL is accepted and does nothing.
+/// frame queued returns MOQT_STATUS_ERR_INTERRUPTED at once (several interrupts count as one;
+/// `moqt_pull_set_flushing(pull, false)` clears it). NULL is accepted and does nothing.
 ///
 /// Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
 ///
@@ -311,8 +361,39 @@ pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
     })
 }
 
-/// A file descriptor that is readable while frames are queued or the track ended
-/// (level-triggered); -1 for NULL. Poll it, then call `moqt_pull_next_frame` with timeout 0.
+/// Sets or clears flushing, as a GStreamer source's `unlock` and `unlock_stop` need. While
+/// flushing, `moqt_pull_next_frame` returns MOQT_STATUS_ERR_INTERRUPTED at once (a waiting call
+/// wakes now), frames queued or not; queued frames, gap reports and the end stay for later.
+/// Clearing it also drops a pending `moqt_pull_interrupt`, so the next wait is a real one.
+///
+/// Thread-safety: any thread (typically another one than the waiter). Callbacks: none.
+/// Returns MOQT_STATUS_OK or MOQT_STATUS_ERR_INVALID_ARG (NULL `pull`).
+///
+/// Ownership: nothing changes hands.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_pull_set_flushing(pull: *const moqt_pull, flushing: bool) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
+        let Some(pull) = (unsafe { pull.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
+        };
+        let mut state = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.flushing = flushing;
+        if !flushing {
+            state.interrupted = false;
+        }
+        drop(state);
+        pull.shared.ready.notify_all();
+        moqt_status::Ok
+    })
+}
+
+/// A file descriptor that is readable while frames or gap reports are queued, or once the track
+/// ended (level-triggered); -1 for NULL. Poll it, then take what is there with
+/// `moqt_pull_next_frame` (timeout 0) and `moqt_pull_next_gap` until both return
+/// MOQT_STATUS_ERR_AGAIN (or the end): it stays readable until then. The descriptor is
+/// close-on-exec.
 ///
 /// Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
 /// Callbacks: none. Returns the descriptor, or -1 for NULL.
@@ -324,8 +405,9 @@ pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
 
 /// Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
 ///
-/// Thread-safety: any thread, but not while another thread waits in `moqt_pull_next_frame` on it
-/// (interrupt it first). Callbacks: none.
+/// Thread-safety: any thread, also while another thread waits in `moqt_pull_next_frame` on it:
+/// that call returns MOQT_STATUS_ERR_CLOSED. A call that starts after the free uses a freed
+/// handle (undefined behaviour, like any use after free). Callbacks: none.
 ///
 /// Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
 #[unsafe(no_mangle)]
@@ -337,6 +419,13 @@ pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
         // SAFETY: the pointer came from moqt_client_subscribe_pull and is freed once.
         let pull = unsafe { Box::from_raw(pull) };
         pull.task.abort();
+        let queue = &pull.shared;
+        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.freed = true;
+        let frames = std::mem::take(&mut state.frames);
+        drop(state);
+        queue.ready.notify_all();
+        drop(frames);
     })
 }
 
@@ -360,9 +449,11 @@ pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_
 
 /// Takes the oldest gap report not yet taken: groups `*first..=*last` will not arrive (expired,
 /// dropped by the publisher or a relay, skipped), with the moq-lite code why. Frames of groups
-/// before `*first` were queued before the gap, frames of later groups after it. Never waits;
-/// the readiness fd does not signal gaps (check after frames, or whenever convenient). At most
-/// MOQT_PULL_QUEUE_GAPS reports wait; beyond that the newest grows to cover the next.
+/// before `*first` were queued before the gap, frames of later groups after it (in ordered
+/// delivery a gap sits in its place in the sequence). Never waits; the readiness fd is readable
+/// while a report waits. A group cut short in ordered delivery (late) is reported too, after
+/// the frames of it that were delivered. At most MOQT_PULL_QUEUE_GAPS reports wait; beyond that
+/// the newest grows to cover the next.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK (the outs are written),
 /// MOQT_STATUS_ERR_AGAIN (no gap pending), MOQT_STATUS_ERR_INVALID_ARG (a NULL argument).
@@ -384,7 +475,12 @@ pub extern "C" fn moqt_pull_next_gap(
         if first.is_null() || last.is_null() || code.is_null() {
             return set_error(moqt_status::ErrInvalidArg, "first, last and code must not be NULL");
         }
-        let gap = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner).gaps.pop_front();
+        let gap = {
+            let mut state = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let gap = state.gaps.pop_front();
+            pull.shared.sync_fd(&mut state);
+            gap
+        };
         let Some((start, end, why)) = gap else {
             return set_error(moqt_status::ErrAgain, "no gap pending");
         };
@@ -415,10 +511,8 @@ pub extern "C" fn moqt_pull_flush(pull: *const moqt_pull) -> usize {
         let queue = &pull.shared;
         let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
         dropped = state.frames.len();
-        if dropped > 0 && state.ended.is_none() {
-            queue.unsignal();
-        }
         state.frames.clear();
+        queue.sync_fd(&mut state);
         queue.slots.add_permits(dropped);
     });
     dropped

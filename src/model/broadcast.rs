@@ -82,6 +82,8 @@ pub(crate) struct BroadcastShared {
     state: watch::Sender<BroadcastState>,
     /// Where a group that is not cached here is fetched from (a relay's upstream session).
     upstream: Mutex<Option<UpstreamFetch>>,
+    /// Where the TRACK_INFO of a track that is not live here is asked (a relay's upstream session).
+    upstream_info: Mutex<Option<UpstreamInfo>>,
 }
 
 /// One past group wanted by FETCH, optionally a range of its frames.
@@ -98,6 +100,11 @@ pub struct GroupFetch {
     /// Subscriber priority of the transfer.
     pub priority: u8,
 }
+
+/// Asks where a broadcast comes from for a track's TRACK_INFO, without subscribing to it; set by
+/// the session that mirrors it.
+pub type UpstreamInfo =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<TrackInfo, Error>> + Send>> + Send + Sync>;
 
 /// Fetches a group from where a broadcast comes from; set by the session that mirrors it.
 pub type UpstreamFetch =
@@ -204,8 +211,12 @@ impl BroadcastProducer {
             hooks: BTreeMap::new(),
             next_hook: 0,
         };
-        let shared =
-            Arc::new(BroadcastShared { settings, state: watch::Sender::new(state), upstream: Mutex::new(None) });
+        let shared = Arc::new(BroadcastShared {
+            settings,
+            state: watch::Sender::new(state),
+            upstream: Mutex::new(None),
+            upstream_info: Mutex::new(None),
+        });
         Self { _guard: Arc::new(CloseGuard(shared.clone())), shared }
     }
 
@@ -265,6 +276,13 @@ impl BroadcastProducer {
     /// session sets its upstream here, as the reference relay forwards such a FETCH.
     pub fn set_upstream_fetch(&self, upstream: Option<UpstreamFetch>) {
         *self.shared.upstream.lock().unwrap_or_else(PoisonError::into_inner) = upstream;
+    }
+
+    /// Where a TRACK request for a track that is not live goes (`None`: the track is requested,
+    /// which subscribes). A relay's session sets its upstream here, so a TRACK lookup does not
+    /// open an upstream subscription whose start the SUBSCRIBE behind it would then inherit.
+    pub fn set_upstream_info(&self, upstream: Option<UpstreamInfo>) {
+        *self.shared.upstream_info.lock().unwrap_or_else(PoisonError::into_inner) = upstream;
     }
 }
 
@@ -434,6 +452,13 @@ impl BroadcastConsumer {
     /// count as demand.
     pub fn track_info(&self, name: &str) -> Option<TrackInfo> {
         self.shared.state.borrow().live_track(name).map(|track| track.info)
+    }
+
+    /// The TRACK_INFO of a track that is not live here, asked upstream without subscribing;
+    /// `None` when the broadcast has no upstream to ask.
+    pub async fn upstream_track_info(&self, name: &str) -> Option<Result<TrackInfo, Error>> {
+        let upstream = self.shared.upstream_info.lock().unwrap_or_else(PoisonError::into_inner).clone()?;
+        Some(upstream(name.to_string()).await)
     }
 
     /// Names of the live tracks (sorted).

@@ -98,6 +98,39 @@ pub(crate) struct TrackState {
     pub(crate) min_seq: Option<u64>,
     /// `None` while live, `Some(Ok)` finished, `Some(Err)` aborted.
     pub(crate) closed: Option<Result<(), Error>>,
+    /// Where the groups come from, for consumers deciding where to start.
+    pub(crate) upstream: Upstream,
+}
+
+/// Where a track's groups come from. A local producer creates each group in place, so a sequence
+/// not created does not exist yet; a track fed by a subscription receives groups on separate
+/// streams, so sequences at or above the subscription's start may still be in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Upstream {
+    /// Written here (or the upstream's start is unknown, as on lite-03/04).
+    Local,
+    /// Fed by a subscription that asked for this floor (`None`: the latest group) and has not said
+    /// yet where it starts.
+    Requested(Option<u64>),
+    /// Fed by a subscription whose first group is `from`; `latest` when it was asked for the
+    /// latest group (so `from` is the live edge when it answered).
+    Started { from: u64, latest: bool },
+}
+
+impl Upstream {
+    /// The lowest sequence the upstream may still deliver, if groups come from one.
+    pub(crate) fn in_flight_from(self) -> Option<u64> {
+        match self {
+            Upstream::Local | Upstream::Requested(None) => None,
+            Upstream::Requested(Some(floor)) => Some(floor),
+            Upstream::Started { from, .. } => Some(from),
+        }
+    }
+
+    /// True while the upstream was asked for the latest group and has not said which it is.
+    pub(crate) fn latest_pending(self) -> bool {
+        self == Upstream::Requested(None)
+    }
 }
 
 impl TrackState {
@@ -110,6 +143,7 @@ impl TrackState {
             max_seq: None,
             min_seq: None,
             closed: None,
+            upstream: Upstream::Local,
         }
     }
 

@@ -14,6 +14,9 @@ pub enum GapReason {
     Evicted,
     /// The group's producer aborted it with this reason before the consumer got it.
     Aborted(Error),
+    /// An ordered reader skipped it: it had not arrived, or not completed, within the reader's
+    /// latency bound after a newer group arrived ([`OrderedConsumer`](super::OrderedConsumer)).
+    Late,
 }
 
 impl GapReason {
@@ -33,6 +36,7 @@ impl GapReason {
             GapReason::Expired => Error::Expired.code(),
             GapReason::Evicted => Error::Evicted.code(),
             GapReason::Aborted(err) => err.code(),
+            GapReason::Late => crate::coding::StreamCode::TooFarBehind,
         }
     }
 }

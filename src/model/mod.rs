@@ -19,6 +19,7 @@ mod frame;
 mod gap;
 mod group;
 mod interest;
+mod ordered;
 mod origin;
 mod route;
 mod subscription;
@@ -27,13 +28,16 @@ mod track;
 #[cfg(test)]
 mod tests;
 
-pub use broadcast::{BroadcastConsumer, BroadcastProducer, BroadcastSettings, GroupFetch, TrackRequest, UpstreamFetch};
+pub use broadcast::{
+    BroadcastConsumer, BroadcastProducer, BroadcastSettings, GroupFetch, TrackRequest, UpstreamFetch, UpstreamInfo,
+};
 pub use cache::CacheSettings;
 pub use error::Error;
 pub use frame::Frame;
 pub use gap::{Gap, GapReason, TrackEvent};
 pub use group::{GroupConsumer, GroupProducer, GroupSettings};
 pub use interest::{InterestWatch, aggregate, duration_ms};
+pub use ordered::{OrderedConsumer, OrderedEvent};
 pub use origin::{Announcement, OriginConsumer, OriginProducer, OriginSettings, PathFilter, Published};
 pub use route::Route;
 pub use subscription::{FrameBounds, GroupStart, SubscribeOptions, TrackConsumer};

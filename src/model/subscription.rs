@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::cache::{AgeLimit, TrackState, abort_victims};
+use super::cache::{AgeLimit, TrackState, Upstream, abort_victims};
 use super::track::TrackShared;
 use super::{Error, Gap, GapReason, GroupConsumer, TrackEvent, TrackInfo};
 
@@ -86,6 +86,8 @@ pub struct TrackConsumer {
     frames: FrameBounds,
     /// Set once a group was handed out (a start group of `None` means the first one).
     handed_any: bool,
+    /// The first floor: where this consumer's range starts, once known.
+    origin: Option<u64>,
 }
 
 type Step = Option<Result<Option<TrackEvent>, Error>>;
@@ -107,12 +109,17 @@ impl TrackConsumer {
             interest_id: 0,
             frames: FrameBounds::default(),
             handed_any: false,
+            origin: None,
         };
         let (floor, created_after) = {
             let state = consumer.shared.state.borrow();
-            (consumer.anchor(&state, Instant::now()), state.max_seq)
+            // Waiting for the upstream to say which group is the latest: what arrived before that
+            // answer is not "older than we subscribed".
+            let deferred = options.start == GroupStart::Latest && state.upstream.latest_pending();
+            (consumer.anchor(&state, Instant::now()), if deferred { None } else { state.max_seq })
         };
         consumer.floor = floor;
+        consumer.origin = floor;
         consumer.created_after = created_after;
         // Counted as demand only once its start is fixed: a producer woken by the demand must not
         // write groups that move a Latest start past them.
@@ -205,6 +212,12 @@ impl TrackConsumer {
         self.floor
     }
 
+    /// The first sequence of this consumer's range (every sequence from it on is handed out or
+    /// reported as a gap exactly once); `None` until the start is known.
+    pub fn start_sequence(&self) -> Option<u64> {
+        self.origin
+    }
+
     /// The highest group sequence the producer has created.
     pub fn latest_sequence(&self) -> Option<u64> {
         self.shared.state.borrow().max_seq
@@ -231,6 +244,12 @@ impl TrackConsumer {
                 return Err(Error::Dropped);
             }
         }
+    }
+
+    /// This consumer read in sequence order, a group late by more than `max_latency` after a
+    /// newer one arrived skipped as a gap ([`OrderedConsumer`](super::OrderedConsumer)).
+    pub fn ordered(self, max_latency: Duration) -> super::OrderedConsumer {
+        super::OrderedConsumer::new(self, max_latency)
     }
 
     /// Like [`next_group`](Self::next_group) but never waits: `None` when nothing is ready.
@@ -267,9 +286,13 @@ impl TrackConsumer {
             state.cache.range(from..).map(|(seq, _)| *seq).find(|seq| !state.is_expired(*seq, self.limit, latest, now))
         };
         match self.options.start {
+            // The upstream was asked for the latest group and has not said which: wait for it.
+            GroupStart::Latest if state.upstream.latest_pending() => None,
             GroupStart::Latest => state.cache.keys().next_back().copied(),
             GroupStart::Floor(floor) => {
-                if let Some(seq) = oldest_allowed(floor) {
+                if let Some(seq) = self.in_flight_start(state, floor, latest, now) {
+                    Some(seq)
+                } else if let Some(seq) = oldest_allowed(floor) {
                     Some(seq)
                 } else if floor > 0 && state.max_seq.is_none_or(|max| max < floor) {
                     // Above the live edge: wait there.
@@ -285,16 +308,59 @@ impl TrackConsumer {
         }
     }
 
+    /// The start of a track fed by a subscription when groups below the oldest one received are
+    /// still in flight (sequences from the upstream's start up to the lowest one created that
+    /// are neither recorded as lost nor too old for us): the lowest of them, so that a consumer
+    /// joining a relay's track while its first groups arrive out of order misses none of them.
+    fn in_flight_start(&self, state: &TrackState, floor: u64, latest: Option<u64>, now: Instant) -> Option<u64> {
+        let from = state.upstream.in_flight_from()?;
+        let below = state.min_seq?;
+        let mut seq = from.max(floor).max(state.forgotten_below);
+        // Bounded by the gap records: each turn skips one.
+        while seq < below {
+            if state.gaps.contains_key(&seq) {
+                seq += 1;
+                continue;
+            }
+            // Every sequence below the lowest created one has the same successor, so one check
+            // decides for all of them.
+            return (!state.is_expired(seq, self.limit, latest, now)).then_some(seq);
+        }
+        None
+    }
+
+    /// True when this consumer's age bound is zero: only the latest group (spec 3.4, Max Age 0).
+    fn latest_only(&self) -> bool {
+        self.limit.units == 0 && self.limit.wall.is_none_or(|wall| wall.is_zero())
+    }
+
     /// The first sequence to account for when the start could not be decided at creation: the first
     /// sequence produced after we subscribed (so that groups evicted or expired before we looked
     /// are still reported as gaps).
-    fn anchor_later(&self, state: &TrackState) -> Option<u64> {
+    fn anchor_later(&self, state: &TrackState, now: Instant) -> Option<u64> {
         let max = state.max_seq?;
         let mut base = match (self.created_after, self.options.start) {
+            // Still waiting for the upstream to say which group is the latest.
+            (_, GroupStart::Latest) if state.upstream.latest_pending() => return None,
+            // A max age of 0 starts at the live edge: the newest group once one arrived, never a
+            // floor that older groups still in flight would be reported against.
+            (None, GroupStart::Floor(floor)) if self.latest_only() => {
+                let latest = state.latest_ts();
+                return state
+                    .cache
+                    .range(floor..)
+                    .map(|(seq, _)| *seq)
+                    .find(|seq| !state.is_expired(*seq, self.limit, latest, now));
+            }
             // Nothing existed when we subscribed: a floor holds from the start, so groups that
             // arrive out of order (separate streams) below the first arrival are still delivered.
             (None, GroupStart::Floor(floor)) => floor,
-            (None, GroupStart::Latest) => state.min_seq?,
+            // The upstream was asked for the latest group and answered which: start there, not at
+            // whichever group's stream happened to arrive first.
+            (None, GroupStart::Latest) => match state.upstream {
+                Upstream::Started { from, latest: true } => from,
+                _ => state.min_seq?,
+            },
             (Some(before), _) => before.checked_add(1)?,
         };
         if let GroupStart::Floor(floor) = self.options.start {
@@ -314,9 +380,10 @@ impl TrackConsumer {
         }
         let floor = match self.floor {
             Some(floor) => floor,
-            None => match self.anchor_later(state) {
+            None => match self.anchor_later(state, now) {
                 Some(floor) => {
                     self.floor = Some(floor);
+                    self.origin = Some(floor);
                     floor
                 }
                 None => return self.closed_outcome(state),
@@ -488,6 +555,7 @@ impl Clone for TrackConsumer {
             interest_id,
             frames: self.frames,
             handed_any: self.handed_any,
+            origin: self.origin,
         }
     }
 }

@@ -966,3 +966,207 @@ async fn a_track_is_cancelled_for_lack_of_demand_only_while_unused() {
     let event = timeout(WAIT, track.next_group()).await.unwrap();
     assert!(matches!(event, Ok(Some(TrackEvent::Group(_)))), "the fresh track delivers: {event:?}");
 }
+
+// ---------- tracks fed by a subscription: where a consumer starts ----------
+
+/// Writes a finished one-frame group with this sequence.
+fn group_at(track: &mut TrackProducer, sequence: u64, timestamp: u64) {
+    let mut group = track.create_group(sequence).unwrap();
+    group.write(timestamp, Bytes::from_static(b"x")).unwrap();
+    group.finish().unwrap();
+}
+
+/// A relay's track: groups 0 and 5 are in flight from upstream and 5 arrives first. A consumer
+/// that joins then (a downstream SUBSCRIBE with no floor) still gets group 0 when it lands: it
+/// was in flight, not missing. Before the upstream was known, the consumer started at 5 and
+/// group 0 was neither delivered nor reported.
+#[tokio::test(start_paused = true)]
+async fn a_consumer_joining_while_older_groups_are_in_flight_gets_them() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let _first = track.consume();
+    track.expect_upstream(Some(0));
+    group_at(&mut track, 5, 0);
+    let mut late = track.subscribe(SubscribeOptions::default());
+    assert_eq!(late.start_sequence(), Some(0), "in flight from the upstream's floor");
+    assert_eq!(next_group_seq(&mut late).await, 5);
+    group_at(&mut track, 0, 0);
+    assert_eq!(next_group_seq(&mut late).await, 0);
+    // 1..=4 never come: reported once the track ends, never skipped silently.
+    track.finish();
+    assert_eq!(next_gap(&mut late).await, gap(1, 4, GapReason::Skipped));
+    assert!(late.next_group().await.unwrap().is_none());
+
+    // A local track has nothing in flight: a consumer starts at the oldest group kept.
+    let mut local = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    group_at(&mut local, 5, 0);
+    assert_eq!(local.consume().start_sequence(), Some(5));
+}
+
+/// Sequences the upstream said it will not send (below SUBSCRIBE_OK.Group), or too old for the
+/// consumer's max age, are not waited for.
+#[tokio::test(start_paused = true)]
+async fn in_flight_sequences_respect_the_upstream_start_and_the_max_age() {
+    let mut track = TrackProducer::new("t", info_ms(1000)).unwrap();
+    track.expect_upstream(Some(0));
+    track.upstream_started(Some(3));
+    group_at(&mut track, 5, 0);
+    assert_eq!(track.consume().start_sequence(), Some(3));
+    // A newer group 2 s on: 3 and 4, if they came, would be older than the max age (5 reaches
+    // until 6 starts, so it is still fresh).
+    group_at(&mut track, 6, 2000);
+    assert_eq!(track.consume().start_sequence(), Some(5));
+}
+
+/// A latest-group start on a track fed by a subscription waits for the upstream to say which
+/// group is the latest, instead of taking whichever group's stream arrived first.
+#[tokio::test(start_paused = true)]
+async fn a_latest_start_waits_for_the_upstream_answer() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut latest = track.subscribe(SubscribeOptions { start: GroupStart::Latest, ..Default::default() });
+    track.expect_upstream(None);
+    // Group 20 (a newer one, on a faster stream) lands before the answer and before group 19.
+    group_at(&mut track, 20, 0);
+    assert!(latest.try_next_group().is_none(), "no start before the upstream answers");
+    let mut joined = track.subscribe(SubscribeOptions { start: GroupStart::Latest, ..Default::default() });
+    track.upstream_started(Some(19));
+    group_at(&mut track, 19, 0);
+    let mut seen = vec![next_group_seq(&mut latest).await, next_group_seq(&mut latest).await];
+    seen.sort();
+    assert_eq!(seen, [19, 20]);
+    assert_eq!(latest.start_sequence(), Some(19));
+    assert_eq!(joined.start_sequence(), None);
+    assert_eq!(next_group_seq(&mut joined).await, 20);
+    assert_eq!(joined.start_sequence(), Some(19), "joined before the answer: from the answer on");
+    assert_eq!(next_group_seq(&mut joined).await, 19);
+}
+
+/// A max age of 0 (only the latest group) starts at the newest group once one arrives, not at a
+/// floor that older groups still in flight would be reported against.
+#[tokio::test(start_paused = true)]
+async fn a_zero_max_age_starts_at_the_live_edge() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    track.expect_upstream(Some(0));
+    let options = SubscribeOptions { max_age: Some(Duration::ZERO), ..Default::default() };
+    let mut edge = track.subscribe(options);
+    group_at(&mut track, 18, 10);
+    group_at(&mut track, 19, 20);
+    assert_eq!(next_group_seq(&mut edge).await, 19);
+    assert_eq!(edge.start_sequence(), Some(19));
+    group_at(&mut track, 0, 0);
+    assert!(edge.try_next_group().is_none(), "nothing older than the start");
+}
+
+// ---------- ordered reading ----------
+
+/// Writes group `sequence` with `frames` frames (timestamps `timestamp..`), finished or not.
+fn frames_at(track: &mut TrackProducer, sequence: u64, timestamp: u64, frames: u8, finish: bool) -> GroupProducer {
+    let mut group = track.create_group(sequence).unwrap();
+    for index in 0..frames {
+        group.write(timestamp + u64::from(index), vec![sequence as u8, index]).unwrap();
+    }
+    if finish {
+        group.finish().unwrap();
+        // A finished producer is inert; return a fresh placeholder nobody reads.
+        return GroupProducer::new(u64::MAX, 0, GroupSettings::default());
+    }
+    group
+}
+
+/// What an ordered reader delivered: (group, index) of each frame, (start, end, why) of each gap.
+type Drained = (Vec<(u64, u64)>, Vec<(u64, u64, GapReason)>);
+
+/// Everything an ordered reader has ready now.
+fn drain_ordered(reader: &mut OrderedConsumer) -> Drained {
+    let (mut frames, mut gaps) = (Vec::new(), Vec::new());
+    while let Some(Ok(Some(event))) = reader.try_next_frame() {
+        match event {
+            OrderedEvent::Frame { group, index, frame } => {
+                assert_eq!(&frame.payload[..], &[group as u8, index as u8], "the frame's own bytes");
+                frames.push((group, index));
+            }
+            OrderedEvent::Gap(gap) => gaps.push((gap.start, gap.end, gap.reason)),
+        }
+    }
+    (frames, gaps)
+}
+
+/// A cached backlog comes out in ascending sequence, frames in order, then live groups follow.
+#[tokio::test(start_paused = true)]
+async fn ordered_reading_delivers_a_backlog_in_sequence() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    for sequence in 0..4 {
+        frames_at(&mut track, sequence, sequence * 10, 2, true);
+    }
+    let mut reader = track.consume().ordered(Duration::from_millis(500));
+    let (frames, gaps) = drain_ordered(&mut reader);
+    let expected: Vec<(u64, u64)> = (0..4).flat_map(|g| [(g, 0), (g, 1)]).collect();
+    assert_eq!((frames, gaps), (expected, vec![]));
+    // Live groups arriving newest first still come out in order.
+    let mut six = frames_at(&mut track, 5, 50, 1, false);
+    frames_at(&mut track, 4, 40, 1, true);
+    assert_eq!(drain_ordered(&mut reader), (vec![(4, 0), (5, 0)], vec![]));
+    six.write(51, vec![5, 1]).unwrap();
+    six.finish().unwrap();
+    track.finish();
+    assert_eq!(drain_ordered(&mut reader), (vec![(5, 1)], vec![]));
+    assert!(matches!(reader.next_frame().await, Ok(None)));
+}
+
+/// A group that has not arrived within the bound after a newer one did is skipped as late, and
+/// dropped if it turns up afterwards; one that arrives in time is delivered in its place.
+#[tokio::test(start_paused = true)]
+async fn ordered_reading_skips_a_late_group_and_reports_it() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut reader = track.consume().ordered(Duration::from_millis(500));
+    frames_at(&mut track, 0, 0, 1, true);
+    frames_at(&mut track, 2, 20, 1, true);
+    assert_eq!(drain_ordered(&mut reader), (vec![(0, 0)], vec![]), "group 2 waits for group 1");
+    advance(Duration::from_millis(400)).await;
+    assert_eq!(drain_ordered(&mut reader), (vec![], vec![]), "still within the bound");
+    advance(Duration::from_millis(100)).await;
+    assert_eq!(drain_ordered(&mut reader), (vec![(2, 0)], vec![(1, 1, GapReason::Late)]));
+    frames_at(&mut track, 1, 10, 1, true);
+    assert_eq!(drain_ordered(&mut reader), (vec![], vec![]), "a group skipped as late is dropped");
+    // Within the bound: group 4 lands before 3 but 3 follows in time.
+    frames_at(&mut track, 4, 40, 1, true);
+    advance(Duration::from_millis(300)).await;
+    frames_at(&mut track, 3, 30, 1, true);
+    assert_eq!(drain_ordered(&mut reader), (vec![(3, 0), (4, 0)], vec![]));
+}
+
+/// A group that stalls mid-way while a newer one runs is cut after the bound: its frames so far
+/// were delivered, the rest is reported as a gap for that group, and reading goes on in order.
+#[tokio::test(start_paused = true)]
+async fn ordered_reading_cuts_a_stalled_group() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut reader = track.consume().ordered(Duration::from_millis(200));
+    let mut stalled = frames_at(&mut track, 0, 0, 1, false);
+    assert_eq!(drain_ordered(&mut reader), (vec![(0, 0)], vec![]));
+    frames_at(&mut track, 1, 10, 2, true);
+    // The wait ends by itself at the deadline (the paused clock jumps there).
+    let event = timeout(WAIT, reader.next_frame()).await.unwrap().unwrap().unwrap();
+    assert!(
+        matches!(&event, OrderedEvent::Gap(gap) if (gap.start, gap.end, &gap.reason) == (0, 0, &GapReason::Late)),
+        "{event:?}"
+    );
+    stalled.write(1, vec![0, 1]).unwrap();
+    assert_eq!(drain_ordered(&mut reader), (vec![(1, 0), (1, 1)], vec![]), "nothing more of the cut group");
+}
+
+/// Gaps the consumer underneath reports come out in their place in the sequence, and a track
+/// that ends with sequences missing reports them before the end.
+#[tokio::test(start_paused = true)]
+async fn ordered_reading_places_reported_gaps_in_sequence() {
+    let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();
+    let mut reader = track.consume().ordered(Duration::from_secs(60));
+    frames_at(&mut track, 0, 0, 1, true);
+    track.drop_groups(1, 2, Error::Aborted(StreamCode::NotFound));
+    frames_at(&mut track, 5, 50, 1, true);
+    let (frames, gaps) = drain_ordered(&mut reader);
+    assert_eq!(frames, vec![(0, 0)]);
+    assert_eq!(gaps.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), vec![(1, 2)]);
+    track.finish();
+    let (frames, gaps) = drain_ordered(&mut reader);
+    assert_eq!((frames, gaps), (vec![(5, 0)], vec![(3, 4, GapReason::Skipped)]));
+    assert!(matches!(reader.next_frame().await, Ok(None)));
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::cache::{AgeLimit, CacheSettings, CachedGroup, TrackState, abort_victims};
+use super::cache::{AgeLimit, CacheSettings, CachedGroup, TrackState, Upstream, abort_victims};
 use super::group::{GroupObserver, GroupProducer, GroupShared};
 use super::{Error, GapReason, SubscribeOptions, TrackConsumer};
 
@@ -192,6 +192,29 @@ impl TrackProducer {
             }
             state.max_seq = Some(state.max_seq.map_or(end, |m| m.max(end)));
             state.min_seq = Some(state.min_seq.map_or(start, |m| m.min(start)));
+        });
+    }
+
+    /// Says that this track is fed by a subscription that asked for groups from `floor` on
+    /// (`None`: from the latest group) and has not said yet where it starts. Groups then arrive on
+    /// separate streams, in any order: a consumer that joins while some are in flight starts at
+    /// the lowest one its max age allows instead of above it, and one that wants the latest group
+    /// waits for [`upstream_started`](Self::upstream_started) when the subscription was asked for
+    /// the latest group.
+    pub fn expect_upstream(&mut self, floor: Option<u64>) {
+        self.shared.state.send_modify(|state| state.upstream = Upstream::Requested(floor));
+    }
+
+    /// Says where the feeding subscription starts (SUBSCRIBE_OK.Group): nothing below `from` will
+    /// arrive. `None` when the upstream does not say (lite-03/04): consumers then decide from what
+    /// arrives.
+    pub fn upstream_started(&mut self, from: Option<u64>) {
+        self.shared.state.send_modify(|state| {
+            let latest = state.upstream.latest_pending();
+            state.upstream = match from {
+                Some(from) => Upstream::Started { from, latest },
+                None => Upstream::Local,
+            };
         });
     }
 

@@ -165,7 +165,15 @@ impl<C: Connection> Publisher<C> {
         let version = self.version();
         let broadcast = self.find_broadcast(&subscribe.broadcast)?;
         let window = subscribe.window;
+        // No floor and Max Age 0 on lite-06 is how the live edge is asked for (spec 3.4): the
+        // start is decided now, as the latest group, even if a SUBSCRIBE_UPDATE raises the Max Age
+        // before the first group exists. That Max Age chose the start; the delivery bound stays the
+        // publisher's until an update says otherwise, so groups written in the moment before the
+        // subscriber's SUBSCRIBE_UPDATE (moqt sends one once SUBSCRIBE_OK told it the live edge)
+        // are not dropped as old.
+        let live_edge = version == Version::Lite06 && window.group_start.is_none() && window.max_age == 0;
         let start = match (version, window.group_start) {
+            _ if live_edge => GroupStart::Latest,
             (Version::Lite06, start) => GroupStart::Floor(start.unwrap_or(0)),
             (_, None) => GroupStart::Latest,
             (_, Some(start)) => GroupStart::Floor(start),
@@ -173,7 +181,7 @@ impl<C: Connection> Publisher<C> {
         let options = SubscribeOptions {
             start,
             end: window.group_end,
-            max_age: Some(Duration::from_millis(window.max_age)),
+            max_age: (!live_edge).then(|| Duration::from_millis(window.max_age)),
             priority: Some(window.priority),
         };
         let mut track = broadcast.subscribe_track_with(&subscribe.track, options).await?;
@@ -335,6 +343,11 @@ impl<C: Connection> Publisher<C> {
             let broadcast = self.find_broadcast(&request.broadcast)?;
             let info = match broadcast.track_info(&request.track) {
                 Some(info) => info,
+                // A relay asks its upstream for the info alone: the SUBSCRIBE that usually follows
+                // opens the upstream subscription with its own start and max age (a lookup that
+                // subscribed would fetch the whole backlog, and a latest-group SUBSCRIBE behind it
+                // could not tell the live edge from backlog still in flight).
+                None if let Some(info) = broadcast.upstream_track_info(&request.track).await => info?,
                 // Not live yet: a relay's broadcast may fetch it from upstream on request. The
                 // SUBSCRIBE that usually follows a TRACK reuses that upstream subscription: it is
                 // held a moment, as dropping it at once would cancel it upstream and race the

@@ -339,6 +339,22 @@ impl<C: Connection> Subscriber<C> {
         })
     }
 
+    /// TRACK of a track that is not live here, forwarded to the peer on this session (held
+    /// weakly, like [`Self::upstream_fetch`]).
+    fn upstream_info(&self, broadcast: Path) -> model::UpstreamInfo {
+        let ctx = Arc::downgrade(&self.ctx);
+        Arc::new(move |track: String| {
+            let (ctx, broadcast) = (ctx.upgrade(), broadcast.clone());
+            Box::pin(async move {
+                let ctx = ctx.ok_or(model::Error::Aborted(StreamCode::SessionClosed))?;
+                super::commands::track_info(&ctx, &broadcast, &track).await.map_err(|err| match err {
+                    SessionError::Model(err) => err,
+                    err => model::Error::Aborted(err.stream_code()),
+                })
+            })
+        })
+    }
+
     fn start_remote(self: &Arc<Self>, wire: Path, route: Route) -> Option<Remote> {
         let path = self.ctx.local_path(&wire).ok()?;
         let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
@@ -346,6 +362,7 @@ impl<C: Connection> Subscriber<C> {
         tracing::debug!(%path, "broadcast announced by peer");
         if self.version() >= Version::Lite05 {
             producer.set_upstream_fetch(Some(self.upstream_fetch(wire.clone())));
+            producer.set_upstream_info(Some(self.upstream_info(wire.clone())));
         }
         let this = self.clone();
         let broadcast = wire.clone();
@@ -432,6 +449,12 @@ impl<C: Connection> Subscriber<C> {
         };
         let orphan =
             OrphanTarget { mirror: self.mirror.clone(), path: local, owner: self.owner, name: track.clone(), info };
+        // Groups arrive on separate streams from here on: consumers joining meanwhile must know
+        // which sequences may still be in flight, and a latest-group start waits for SUBSCRIBE_OK.
+        producer.expect_upstream(match wanted.start {
+            GroupStart::Floor(floor) => Some(floor),
+            GroupStart::Latest => None,
+        });
         let sink = SinkInner::new(producer, orphan);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
         let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
@@ -474,17 +497,32 @@ impl<C: Connection> Subscriber<C> {
         super::commands::track_info(&self.ctx, broadcast, track).await
     }
 
-    /// The wire window for what the local consumers want.
-    fn window(&self, info: &model::TrackInfo, wanted: &SubscribeOptions) -> SubscribeWindow {
-        let group_start = match wanted.start {
-            GroupStart::Latest => None,
-            GroupStart::Floor(0) if self.version() >= Version::Lite06 => None,
-            GroupStart::Floor(floor) => Some(floor),
+    /// The wire window for what the local consumers want; `resolved` is the publisher's answer to
+    /// a latest-group start (SUBSCRIBE_OK.Group), once known.
+    ///
+    /// Lite-06 has no "latest group" start: Group Start is a floor, and the publisher starts at the
+    /// oldest group the subscriber's Max Age allows (spec 3.4). A latest-group start is asked as
+    /// Max Age 0 with no floor, the live edge; once SUBSCRIBE_OK says which group that is, a
+    /// SUBSCRIBE_UPDATE restores the real Max Age with that group as the floor. (An update sent
+    /// before the answer would let a publisher that resolves the start lazily, as moq-relay does,
+    /// resolve it with the real Max Age: the whole backlog.)
+    fn window(&self, info: &model::TrackInfo, wanted: &SubscribeOptions, resolved: Option<u64>) -> SubscribeWindow {
+        let latest_pending = wanted.start == GroupStart::Latest && resolved.is_none();
+        let group_start = match (wanted.start, resolved) {
+            (GroupStart::Latest, Some(from)) => Some(from),
+            (GroupStart::Latest, None) => None,
+            (GroupStart::Floor(0), _) if self.version() >= Version::Lite06 => None,
+            (GroupStart::Floor(floor), _) => Some(floor),
+        };
+        let max_age = if latest_pending && self.version() >= Version::Lite06 {
+            0
+        } else {
+            model::duration_ms(wanted.max_age.unwrap_or(info.max_age))
         };
         SubscribeWindow {
             priority: wanted.priority.unwrap_or(info.priority),
             ordered: false,
-            max_age: model::duration_ms(wanted.max_age.unwrap_or(info.max_age)),
+            max_age,
             group_start,
             group_end: wanted.end,
             ..Default::default()
@@ -506,7 +544,8 @@ impl<C: Connection> Subscriber<C> {
         let (send, recv) = self.ctx.conn.open_bi().await?;
         let mut writer = Writer::new(send, version);
         writer.set_priority(CONTROL_PRIORITY);
-        let window = self.window(&info, &wanted);
+        let mut resolved = None;
+        let window = self.window(&info, &wanted, resolved);
         // The floor we asked for. On lite-06 a floor of 0 travels as "no floor" (Group Start 0), yet
         // SUBSCRIBE_OK.Group above it still means everything below was skipped (spec 3.4).
         let requested = match wanted.start {
@@ -527,8 +566,26 @@ impl<C: Connection> Subscriber<C> {
                         if let Some(start) = requested.filter(|start| *start < group) {
                             sink.with(|track| track.drop_groups(start, group - 1, model::Error::Aborted(StreamCode::NotFound)));
                         }
+                        sink.with(|track| track.upstream_started(Some(group)));
+                        if requested.is_none() && resolved.is_none() {
+                            // Later updates name the live edge it answered as their floor.
+                            resolved = Some(group);
+                            if version >= Version::Lite06 {
+                                // The live edge is known: the real Max Age from it on.
+                                let wanted = interest.current().unwrap_or(wanted);
+                                let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
+                                tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE after the live edge");
+                                writer.send(&update).await?;
+                            }
+                        }
                     }
-                    Some(SubscribeResponse::OkLegacy(_)) => tracing::trace!(id, "SUBSCRIBE_OK"),
+                    Some(SubscribeResponse::OkLegacy(_)) => {
+                        tracing::trace!(id, "SUBSCRIBE_OK");
+                        // No group in it: a latest-group start is decided from what arrives.
+                        if requested.is_none() {
+                            sink.with(|track| track.upstream_started(None));
+                        }
+                    }
                     Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
                     Some(SubscribeResponse::Drop { start, end, code }) => {
                         tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
@@ -542,7 +599,7 @@ impl<C: Connection> Subscriber<C> {
                 },
                 changed = interest.changed() => match changed {
                     Some(wanted) => {
-                        let update = SubscribeUpdate { window: self.window(&info, &wanted) };
+                        let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
                         tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE");
                         writer.send(&update).await?;
                     }

@@ -254,7 +254,7 @@ int main(void) {
     moqt_subscribe_options bounds;
     memset(&bounds, 0, sizeof bounds);
     bounds.struct_size = sizeof bounds;
-    bounds.start_group = 0;
+    bounds.start_group = MOQT_START_OLDEST; /* group 0: the oldest kept */
     bounds.frame_start = 1;
     bounds.has_end_group = true;
     bounds.end_group = 2;

@@ -14,6 +14,24 @@ fn last_error() -> String {
     unsafe { CStr::from_ptr(moqt_last_error()) }.to_string_lossy().into_owned()
 }
 
+/// Subscription options: a start group and a delivery order, everything else the default.
+fn sub_options(start_group: i64, delivery: u32) -> moqt_subscribe_options {
+    moqt_subscribe_options {
+        struct_size: std::mem::size_of::<moqt_subscribe_options>() as u32,
+        has_priority: false,
+        priority: 0,
+        max_age_ms: 0,
+        start_group,
+        has_end_group: false,
+        end_group: 0,
+        frame_start: 0,
+        has_frame_end: false,
+        frame_end: 0,
+        delivery,
+        max_latency_ms: 0,
+    }
+}
+
 fn options(fingerprint: Option<&CStr>) -> moqt_client_options {
     moqt_client_options {
         struct_size: std::mem::size_of::<moqt_client_options>() as u32,
@@ -367,12 +385,14 @@ fn subscribe_options_bound_the_groups() {
         has_priority: true,
         priority: 200,
         max_age_ms: 0,
-        start_group: -2,
+        start_group: -3,
         has_end_group: true,
         end_group: 4,
         frame_start: 0,
         has_frame_end: false,
         frame_end: 0,
+        delivery: MOQT_DELIVERY_ARRIVAL,
+        max_latency_ms: 0,
     };
     let mut pull: *mut moqt_pull = ptr::null_mut();
     let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
@@ -471,6 +491,8 @@ fn a_live_update_from_c_reaches_the_publisher() {
         frame_start: 0,
         has_frame_end: false,
         frame_end: 0,
+        delivery: MOQT_DELIVERY_ORDERED,
+        max_latency_ms: 0,
     };
     assert_eq!(moqt_pull_update(pull, &update), moqt_status::Ok);
     assert_eq!(moqt_pull_update(pull, ptr::null()), moqt_status::ErrInvalidArg);
@@ -838,7 +860,13 @@ fn pull_mode_reports_gaps_marks_keyframes_and_flushes() {
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
     let mut pull: *mut moqt_pull = ptr::null_mut();
     let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
-    assert_eq!(moqt_client_subscribe_pull(subscriber, b, usize::MAX, t, usize::MAX, &mut pull), moqt_status::Ok);
+    // Arrival order, from the oldest group: nothing is skipped for lateness or for being older
+    // than the live edge, so the gap below is the one the publisher's skip makes.
+    let wanted = sub_options(MOQT_START_OLDEST, MOQT_DELIVERY_ARRIVAL);
+    assert_eq!(
+        moqt_client_subscribe_pull_with(subscriber, b, usize::MAX, t, usize::MAX, &wanted, &mut pull),
+        moqt_status::Ok
+    );
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), track.used()).await }).expect("subscribed");
 
     // Groups 0 and 5, two frames each: 1 to 4 never exist.
@@ -942,8 +970,9 @@ fn push_mode_reports_gaps_through_on_gap() {
     let callbacks = recorder.callbacks();
     let mut subscription = ptr::null_mut();
     let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    let wanted = sub_options(MOQT_START_OLDEST, MOQT_DELIVERY_ARRIVAL);
     assert_eq!(
-        moqt_client_subscribe(subscriber, b, usize::MAX, t, usize::MAX, &callbacks, &mut subscription),
+        moqt_client_subscribe_with(subscriber, b, usize::MAX, t, usize::MAX, &wanted, &callbacks, &mut subscription),
         moqt_status::Ok
     );
     rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), track.used()).await }).expect("subscribed");

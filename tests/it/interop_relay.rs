@@ -629,3 +629,56 @@ async fn high_overtakes_low<C: moqt::transport::Connection>(
     .unwrap_or_else(|_| panic!("{version}: high never completed; done: {:?}", order.lock().unwrap()));
     order.lock().unwrap().clone()
 }
+
+/// The cached-backlog case through moq-relay: the publisher holds groups 0..=19 (19 still in
+/// progress) when the subscriber arrives, then writes 20..=39. Read in order, a subscription from
+/// the live edge gets exactly 19..=39, one from the oldest group 0..=39 and one from group 5
+/// 5..=39: ascending, frames in order, no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_backlog_from_the_live_edge_the_oldest_and_group_n_through_moq_relay() {
+    init_logs();
+    let Some(binary) = require_relay("a_cached_backlog_from_the_live_edge_the_oldest_and_group_n_through_moq_relay")
+    else {
+        return;
+    };
+    let starts = [(GroupStart::Latest, 19u64), (GroupStart::Floor(0), 0), (GroupStart::Floor(5), 5)];
+    for (version, transport) in matrix(&[Version::Lite06, Version::Lite05]) {
+        for (start, first) in starts {
+            let what = format!("{version} {transport:?} {start:?}");
+            let mut s = setup(&binary, version, transport).await;
+            let track = &mut s.published.track;
+            write_groups(track, 19, 2);
+            let mut live = track.append_group().unwrap();
+            live.write(stamp(19, 0, 2), payload(19, 0)).unwrap();
+            live.write(stamp(19, 1, 2), payload(19, 1)).unwrap();
+
+            let broadcast = announced(&s.remote, &path("room/alice")).await;
+            let options = SubscribeOptions { start, ..Default::default() };
+            let consumer = timeout(WAIT, broadcast.subscribe_track_with("video", options)).await.unwrap().unwrap();
+            let mut reader = consumer.ordered(Duration::from_secs(10));
+            let mut frames = Vec::new();
+            // The start group's frames first, then the live groups are written.
+            while frames.len() < 2 {
+                read_ordered(&mut reader, &mut frames).await;
+            }
+            live.finish().unwrap();
+            write_groups(&mut s.published.track, 20, 2);
+            let expected: Vec<(u64, u64)> = (first..40).flat_map(|g| [(g, 0), (g, 1)]).collect();
+            while frames.len() < expected.len() {
+                read_ordered(&mut reader, &mut frames).await;
+            }
+            assert_eq!(frames, expected, "{what}");
+        }
+    }
+}
+
+/// Reads the next ordered event, which must be a frame carrying its own bytes, into `frames`.
+async fn read_ordered(reader: &mut model::OrderedConsumer, frames: &mut Vec<(u64, u64)>) {
+    match timeout(WAIT, reader.next_frame()).await.expect("in time") {
+        Ok(Some(model::OrderedEvent::Frame { group, index, frame })) => {
+            assert_eq!(frame.payload, payload(group, index), "the frame's own bytes");
+            frames.push((group, index));
+        }
+        other => panic!("{other:?} after {frames:?}"),
+    }
+}

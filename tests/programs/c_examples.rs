@@ -195,6 +195,16 @@ fn connect_before_the_relay_exists_from_c() {
     run_everywhere("connect", &["connect: ok (a client before its relay, free while connecting)"]);
 }
 
+/// tests/c/delivery_order.c: a cached backlog then live groups, for each start (default, latest,
+/// oldest, group N), each delivery (ordered, arrival) and each mode (push, pull), with exact
+/// sequences and no gap; flushing, the readiness fd (close-on-exec, gaps and the end wake it) and
+/// a free while another thread waits. As C, as C++, under AddressSanitizer +
+/// UndefinedBehaviorSanitizer and under Valgrind.
+#[test]
+fn delivery_order_and_pull_controls_from_c() {
+    run_everywhere("delivery_order", &["delivery_order: ok (16 backlog cases)"]);
+}
+
 /// A fresh `moqt relay` on loopback: its URL, certificate fingerprint and process.
 fn start_relay() -> (String, String, Killed) {
     let quic = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, TrackEnd, follow_track, moqt_subscribe_options};
 use crate::model::FrameBounds;
 use super::frame::moqt_frame;
 use super::runtime::{runtime, spawn_task};
@@ -37,8 +37,8 @@ struct PullState {
     frames: VecDeque<moqt_frame>,
     /// Gaps not yet taken: (first group, last group, moq-lite code), oldest first.
     gaps: VecDeque<(u64, u64, u64)>,
-    /// Set when the track ended (Ok) or failed.
-    ended: Option<moqt_status>,
+    /// Set when the track ended (END) or failed.
+    ended: Option<TrackEnd>,
     interrupted: bool,
 }
 
@@ -110,13 +110,13 @@ impl PullQueue {
         state.gaps.push_back((first, last, code));
     }
 
-    fn end(&self, status: moqt_status) {
+    fn end(&self, end: impl Into<TrackEnd>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.ended.is_none() {
             if state.frames.is_empty() {
                 self.signal();
             }
-            state.ended = Some(status);
+            state.ended = Some(end.into());
         }
         self.ready.notify_all();
     }
@@ -241,8 +241,12 @@ async fn feed(
 /// Thread-safety: any thread; one waiter at a time is the intended use. Callbacks: none.
 /// Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
-/// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), MOQT_STATUS_ERR_CLOSED (the track ended
-/// and every frame was taken; see `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+/// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`), once every frame was taken:
+/// MOQT_STATUS_END (the publisher finished the track, or the end group was reached: a clean end,
+/// not an error), MOQT_STATUS_ERR_ABORTED (the publisher or a relay aborted the track; the code
+/// is in `moqt_last_error_code`), MOQT_STATUS_ERR_NOT_FOUND, MOQT_STATUS_ERR_CLOSED (the client
+/// was freed or the session carrying the track closed); and MOQT_STATUS_ERR_INVALID_ARG. The end
+/// is reported again on every later call.
 ///
 /// Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
 #[unsafe(no_mangle)]
@@ -276,8 +280,8 @@ pub extern "C" fn moqt_pull_next_frame(
             if std::mem::take(&mut state.interrupted) {
                 return set_error(moqt_status::ErrInterrupted, "interrupted");
             }
-            if let Some(status) = state.ended {
-                return set_error(moqt_status::ErrClosed, &format!("the track ended: {status:?}"));
+            if let Some(end) = state.ended {
+                return end.report();
             }
             let wait = match deadline {
                 None => Duration::from_secs(3600),

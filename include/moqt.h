@@ -741,9 +741,10 @@ moqt_status moqt_client_connect(const char *url,
  * their subscribers see the session end. Without anything owed it returns at once.
  *
  * Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
- * freed too (before or after). Thread-safety: any thread; it may block up to
- * MOQT_CLIENT_FREE_DRAIN_MS while the drain lasts (call `moqt_client_flush` with 0 first to
- * skip it from a thread that must not wait). Callbacks: subscriptions of this client end with
+ * freed too (before or after). Thread-safety: any thread; it blocks up to
+ * MOQT_CLIENT_FREE_DRAIN_MS while tracks it ended are still on their way (call
+ * `moqt_client_flush` first to choose that bound; from a callback, the drain holds the other
+ * callbacks back). Callbacks: subscriptions of this client end with
  * on_closed(MOQT_STATUS_ERR_CLOSED).
  */
 void moqt_client_free(struct moqt_client *client);
@@ -1254,8 +1255,9 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *client,
  * MOQT_STATUS_END (the publisher finished the track, or the end group was reached: a clean end,
  * not an error), MOQT_STATUS_ERR_ABORTED (the publisher or a relay aborted the track; the code
  * is in `moqt_last_error_code`), MOQT_STATUS_ERR_NOT_FOUND, MOQT_STATUS_ERR_CLOSED (the client
- * was freed or the session carrying the track closed); and MOQT_STATUS_ERR_INVALID_ARG. The end
- * is reported again on every later call.
+ * was freed or the session carrying the track closed), MOQT_STATUS_ERR_PANIC (the engine task
+ * behind it failed); and MOQT_STATUS_ERR_INVALID_ARG. The end is reported again on every later
+ * call, with the same status `on_closed` gets in push mode.
  *
  * Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
  */

@@ -511,9 +511,10 @@ pub extern "C" fn moqt_client_connect(
 /// their subscribers see the session end. Without anything owed it returns at once.
 ///
 /// Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
-/// freed too (before or after). Thread-safety: any thread; it may block up to
-/// MOQT_CLIENT_FREE_DRAIN_MS while the drain lasts (call `moqt_client_flush` with 0 first to
-/// skip it from a thread that must not wait). Callbacks: subscriptions of this client end with
+/// freed too (before or after). Thread-safety: any thread; it blocks up to
+/// MOQT_CLIENT_FREE_DRAIN_MS while tracks it ended are still on their way (call
+/// `moqt_client_flush` first to choose that bound; from a callback, the drain holds the other
+/// callbacks back). Callbacks: subscriptions of this client end with
 /// on_closed(MOQT_STATUS_ERR_CLOSED).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_client_free(client: *mut moqt_client) {

@@ -245,8 +245,9 @@ async fn feed(
 /// MOQT_STATUS_END (the publisher finished the track, or the end group was reached: a clean end,
 /// not an error), MOQT_STATUS_ERR_ABORTED (the publisher or a relay aborted the track; the code
 /// is in `moqt_last_error_code`), MOQT_STATUS_ERR_NOT_FOUND, MOQT_STATUS_ERR_CLOSED (the client
-/// was freed or the session carrying the track closed); and MOQT_STATUS_ERR_INVALID_ARG. The end
-/// is reported again on every later call.
+/// was freed or the session carrying the track closed), MOQT_STATUS_ERR_PANIC (the engine task
+/// behind it failed); and MOQT_STATUS_ERR_INVALID_ARG. The end is reported again on every later
+/// call, with the same status `on_closed` gets in push mode.
 ///
 /// Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
 #[unsafe(no_mangle)]

@@ -1,7 +1,9 @@
 /*
  * A C publisher: connects to a relay, publishes broadcast "demo" with track "video", and writes
  * COUNT frames at about 30 per second, a new group every 30 frames. Each frame carries the wall
- * clock in microseconds as its timestamp, so the subscriber can print the latency.
+ * clock in microseconds as its timestamp, so the subscriber can print the latency. Then it
+ * finishes the track and leaves at once: moqt_client_flush waits until the end has reached the
+ * relay (moqt_client_free would drain it too), so subscribers see a clean end (MOQT_STATUS_END).
  *
  * usage: publisher URL FINGERPRINT [COUNT]
  */
@@ -64,9 +66,11 @@ int main(int argc, char **argv) {
         nanosleep(&pause, NULL);
     }
     printf("publisher: wrote %ld frames\n", count);
-    /* Give the last frames time to leave before ending the track. */
-    struct timespec linger = {1, 0};
-    nanosleep(&linger, NULL);
+    /* The end of the track, and everything before it, reaches the relay before the client goes. */
+    status = moqt_track_finish(track);
+    if (status != MOQT_STATUS_OK) return fail("finish", status);
+    status = moqt_client_flush(client, 5000);
+    printf("publisher: finished; flush: %s\n", status == MOQT_STATUS_OK ? "ok" : moqt_last_error());
 
     moqt_track_free(track);
     moqt_broadcast_free(broadcast);

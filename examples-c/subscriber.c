@@ -1,7 +1,8 @@
 /*
  * A C subscriber (push callbacks): connects to a relay, subscribes to "demo"/"video" and prints
  * every frame with its group, its index in the group and its latency (now minus the publisher's
- * timestamp, both wall clocks on this machine). Exits after COUNT frames.
+ * timestamp, both wall clocks on this machine). Exits when the track ends: successfully when the
+ * publisher finished it (MOQT_STATUS_END, a clean end) after at least COUNT frames.
  *
  * usage: subscriber URL FINGERPRINT [COUNT]
  */
@@ -18,6 +19,7 @@ struct state {
     long wanted;
     atomic_long received;
     atomic_int closed;
+    atomic_int status;
     double latency_sum_ms;
 };
 
@@ -49,7 +51,14 @@ static void on_gap(void *user_data, uint64_t first, uint64_t last, uint64_t code
 
 static void on_closed(void *user_data, moqt_status status) {
     struct state *state = user_data;
-    printf("subscriber: track closed: %s\n", moqt_status_str(status));
+    if (status == MOQT_STATUS_END) {
+        printf("subscriber: track ended cleanly (%s)\n", moqt_status_str(status));
+    } else {
+        /* moqt_last_error (and moqt_last_error_code for an abort) say more, during this call. */
+        printf("subscriber: track closed: %s (%s)\n", moqt_status_str(status), moqt_last_error());
+    }
+    fflush(stdout);
+    atomic_store(&state->status, status);
     atomic_store(&state->closed, 1);
 }
 
@@ -91,8 +100,8 @@ int main(int argc, char **argv) {
     printf("subscriber: waiting for %ld frames of demo/video\n", state.wanted);
     fflush(stdout);
 
-    /* Wait up to 60 s for the frames. */
-    for (int i = 0; i < 6000 && atomic_load(&state.received) < state.wanted && !atomic_load(&state.closed); i++) {
+    /* Wait up to 60 s for the end of the track. */
+    for (int i = 0; i < 6000 && !atomic_load(&state.closed); i++) {
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
@@ -102,5 +111,5 @@ int main(int argc, char **argv) {
         printf("subscriber: received %ld frames, mean latency %.2f ms\n", received, state.latency_sum_ms / (double)received);
     }
     moqt_client_free(client);
-    return received >= state.wanted ? 0 : 1;
+    return received >= state.wanted && atomic_load(&state.status) == MOQT_STATUS_END ? 0 : 1;
 }

@@ -1,7 +1,8 @@
 /*
  * A C subscriber in pull mode: no callbacks. It waits on the subscription's file descriptor with
  * poll() (as a main loop or GStreamer's GstPoll would), then takes every queued frame without
- * blocking. Prints each frame with its latency and exits after COUNT frames.
+ * blocking. Prints each frame with its latency and exits when the track ends: successfully when
+ * the publisher finished it (MOQT_STATUS_END, a clean end) after at least COUNT frames.
  *
  * usage: subscriber_poll URL FINGERPRINT [COUNT]
  */
@@ -49,14 +50,16 @@ int main(int argc, char **argv) {
 
     long received = 0;
     int idle_rounds = 0;
-    while (received < wanted && idle_rounds < 600) {
+    status = MOQT_STATUS_ERR_AGAIN;
+    /* The fd is readable while frames are queued, and once the track has ended. */
+    while (status == MOQT_STATUS_OK || status == MOQT_STATUS_ERR_AGAIN) {
         struct pollfd fds = {moqt_pull_fd(pull), POLLIN, 0};
         if (poll(&fds, 1, 100) <= 0) {
-            idle_rounds++;
+            if (++idle_rounds >= 600) break;
             continue;
         }
         const moqt_frame *frame = NULL;
-        while (received < wanted && (status = moqt_pull_next_frame(pull, 0, &frame)) == MOQT_STATUS_OK) {
+        while ((status = moqt_pull_next_frame(pull, 0, &frame)) == MOQT_STATUS_OK) {
             size_t len = 0;
             const uint8_t *data = moqt_frame_data(frame, &len);
             printf("subscriber_poll: group %llu frame %llu: %.*s  latency %.2f ms\n",
@@ -70,10 +73,14 @@ int main(int argc, char **argv) {
         while (moqt_pull_next_gap(pull, &first, &last, &code) == MOQT_STATUS_OK)
             printf("subscriber_poll: groups %llu..%llu will not arrive (code %llu)\n", (unsigned long long)first,
                    (unsigned long long)last, (unsigned long long)code);
-        if (status == MOQT_STATUS_ERR_CLOSED) break;
+    }
+    if (status == MOQT_STATUS_END) {
+        printf("subscriber_poll: track ended cleanly (%s)\n", moqt_status_str(status));
+    } else {
+        printf("subscriber_poll: track closed: %s (%s)\n", moqt_status_str(status), moqt_last_error());
     }
     printf("subscriber_poll: received %ld frames\n", received);
     moqt_pull_free(pull);
     moqt_client_free(client);
-    return received >= wanted ? 0 : 1;
+    return received >= wanted && status == MOQT_STATUS_END ? 0 : 1;
 }

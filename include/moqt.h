@@ -64,9 +64,18 @@
 
 
 /**
- * Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`.
+ * Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`:
+ * the group being written is finished and the frame opens the next one. Needed on the track's
+ * first frame when the track was created with `keyframe_groups`, and on the first frame after a
+ * write failed with MOQT_STATUS_ERR_NO_MEMORY (a group past its bounds).
  */
 #define MOQT_FRAME_NEW_GROUP 1
+
+/**
+ * How long `moqt_client_free` waits at most, in milliseconds, for what the client's ended tracks
+ * still owe the relay (see `moqt_client_flush`) before it closes the session.
+ */
+#define MOQT_CLIENT_FREE_DRAIN_MS 5000
 
 /**
  * `start_group`: the live edge, the newest group the publisher (or relay) has, the one in
@@ -170,6 +179,17 @@ enum moqt_status
    * moqt panicked internally; the process is still usable.
    */
   MOQT_STATUS_ERR_PANIC = -99,
+  /**
+   * Not an error: the end of a stream. A subscription's track was finished by its publisher
+   * (or the subscription's end group was reached) and every frame was delivered. Positive, so
+   * `status < 0` still means "an error".
+   */
+  MOQT_STATUS_END = 1,
+  /**
+   * The publisher (or a relay on the way) aborted the track with a moq-lite stream error code,
+   * which `moqt_last_error_code` gives (and `moqt_last_error` names).
+   */
+  MOQT_STATUS_ERR_ABORTED = -11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -397,6 +417,24 @@ typedef struct moqt_track_options {
    * 0: 1000000 (microseconds).
    */
   uint64_t timescale;
+  /**
+   * Groups are keyframe-aligned: every group starts with a frame written with
+   * `MOQT_FRAME_NEW_GROUP` (a keyframe), the track's first frame included. A first frame
+   * without the flag is refused with MOQT_STATUS_ERR_INVALID_ARG instead of opening the first
+   * group, so subscribers never see a delta frame as the start of a group. false: the first
+   * frame opens the first group whatever its flags (the behaviour of earlier versions).
+   */
+  bool keyframe_groups;
+  /**
+   * The most frames one group may hold. 0: 8192 (the moq-lite bound, also the largest
+   * accepted). The frame that would pass it is refused (see `moqt_track_write_frame`).
+   */
+  uint32_t max_group_frames;
+  /**
+   * The most payload bytes one group may hold. 0: 32 MiB (the moq-lite bound, also the
+   * largest accepted).
+   */
+  uint64_t max_group_bytes;
 } moqt_track_options;
 
 /**
@@ -431,7 +469,13 @@ typedef struct moqt_subscribe_callbacks {
    */
   void (*MOQT_NULLABLE on_gap)(void *MOQT_NULLABLE user_data, uint64_t first, uint64_t last, uint64_t code);
   /**
-   * The subscription ended (the terminal callback): MOQT_STATUS_OK when the track finished.
+   * The subscription ended (the terminal callback). A subscription: MOQT_STATUS_END when the
+   * publisher finished the track (or the end group was reached) and every frame was
+   * delivered, a clean end and not an error; MOQT_STATUS_ERR_ABORTED when the publisher or a
+   * relay aborted the track, with its moq-lite code in `moqt_last_error_code` (readable in
+   * this callback); MOQT_STATUS_ERR_NOT_FOUND; MOQT_STATUS_ERR_CLOSED when the client was
+   * freed or the session carrying the track closed. A FETCH: MOQT_STATUS_OK when the whole
+   * group arrived. `moqt_last_error` describes it during the call.
    */
   void (*MOQT_NULLABLE on_closed)(void *MOQT_NULLABLE user_data, moqt_status status);
 } moqt_subscribe_callbacks;
@@ -741,6 +785,18 @@ const char *MOQT_NONNULL moqt_status_str(int32_t status);
 const char *MOQT_NONNULL moqt_last_error(void);
 
 /**
+ * The moq-lite stream error code that came with the last failure on this thread, if it carried
+ * one: the code a publisher (or a relay) aborted a track with, for MOQT_STATUS_ERR_ABORTED.
+ * Set before `on_closed` runs, so the callback can read it, and by `moqt_pull_next_frame`.
+ *
+ * Ownership: `code_out` is the caller's, written only when this returns true. Lifetime: like
+ * `moqt_last_error`, until the next `moqt_*` call on the same thread. Thread-safety: per thread.
+ * Callbacks: none. Returns true with `*code_out` set, or false when the last failure carried no
+ * code or `code_out` is NULL.
+ */
+bool moqt_last_error_code(uint64_t *MOQT_NONNULL code_out);
+
+/**
  * Starts a client for `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
  * WebTransport) and returns at once, without waiting for the network: the host is resolved and
  * the session set up in the background, and a server that is not up yet (or unreachable, or
@@ -792,15 +848,42 @@ moqt_status moqt_client_connect(const char *MOQT_NONNULL url,
 /**
  * Closes the client's session, or cancels the connection attempt in progress at once (a server
  * that does not answer is not waited out), and frees it. NULL is accepted; freeing twice is
- * undefined.
+ * undefined. First it drains, as `moqt_client_flush` with a timeout of MOQT_CLIENT_FREE_DRAIN_MS:
+ * what the client's ended tracks owe the relay is delivered before the session closes, so a track
+ * finished (`moqt_track_finish`, `moqt_track_free`) just before this call reaches the relay's
+ * subscribers as finished (MOQT_STATUS_END), not cut off. Tracks still live are not waited for;
+ * their subscribers see the session end. Without anything owed it does not wait.
  *
  * Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
- * freed too (before or after). Thread-safety: any thread, callbacks included; returns once the
- * client's background work has stopped (promptly: nothing is waited out). Callbacks:
+ * freed too (before or after). Thread-safety: any thread, callbacks included; it blocks up to
+ * MOQT_CLIENT_FREE_DRAIN_MS while tracks it ended are still on their way (call
+ * `moqt_client_flush` first to choose that bound; from a callback, the drain holds the other
+ * callbacks back), then until the client's background work has stopped (promptly). Callbacks:
  * subscriptions of this client end with on_closed(MOQT_STATUS_ERR_CLOSED); state watches see
  * MOQT_CLIENT_STATE_CLOSED, then on_closed.
  */
 void moqt_client_free(struct moqt_client *MOQT_NULLABLE client);
+
+/**
+ * Waits until what this client's tracks have completed has reached the relay, or `timeout_ms`
+ * passed (0: only check). Owed are, for each subscription the relay holds on one of this
+ * client's tracks that has ended (`moqt_track_finish`, `moqt_track_abort`, `moqt_track_free`):
+ * its remaining groups, then its end, sent and acknowledged by the relay, and the relay's own
+ * end of the subscription received (moqt's relay sends it once it has taken the groups in, up
+ * to half a second later); and every group stream of a completed group (one followed by
+ * `MOQT_FRAME_NEW_GROUP`), acknowledged. Each of these is waited for at most 10 s. Groups and
+ * tracks still being written are not waited for: finish a track first to flush all of it.
+ * Call it before `moqt_client_free` (which drains for at most MOQT_CLIENT_FREE_DRAIN_MS by
+ * itself) to choose the bound, or to learn that something did not arrive.
+ *
+ * Ownership: nothing changes hands. Thread-safety: any thread; blocks the caller up to
+ * `timeout_ms`. Do not call it from a callback with a long timeout: it would hold every other
+ * callback back meanwhile. Callbacks: none. Returns MOQT_STATUS_OK (nothing is owed any more),
+ * MOQT_STATUS_ERR_TIMEOUT (something still is; `moqt_last_error` says how much),
+ * MOQT_STATUS_ERR_CLOSED (no session is up: nothing can reach the relay now),
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `client`), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE moqt_status moqt_client_flush(const struct moqt_client *MOQT_NONNULL client, uint64_t timeout_ms);
 
 /**
  * Publishes a broadcast at `path` (relative to the client's URL path). `path_len` may be
@@ -842,11 +925,13 @@ moqt_status moqt_broadcast_create_track(const struct moqt_broadcast *MOQT_NONNUL
 
 /**
  * `moqt_broadcast_create_track` with options (NULL for the defaults): priority, max age and
- * the timescale of the track's timestamps, which travel to subscribers in TRACK_INFO.
+ * the timescale of the track's timestamps, which travel to subscribers in TRACK_INFO; whether
+ * groups are keyframe-aligned; the group bounds.
  *
  * Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
  * `options` is only read during the call. Thread-safety: any thread. Callbacks: none. Returns
- * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
+ * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used, a group bound above
+ * the moq-lite one), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
 moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *MOQT_NONNULL broadcast,
@@ -858,12 +943,26 @@ moqt_status moqt_broadcast_create_track_with(const struct moqt_broadcast *MOQT_N
 /**
  * Writes one frame, copying `len` bytes from `data`, with `timestamp` in the track's timescale
  * (microseconds for a track from `moqt_broadcast_create_track`). With `MOQT_FRAME_NEW_GROUP` in
- * `flags` the frame starts a new group (a keyframe); the first frame always does.
+ * `flags` the frame starts a new group (a keyframe) and the group being written is finished;
+ * without it the frame joins the group being written. Group boundaries are only where the caller
+ * puts them:
+ * - The track's first frame: without the flag it opens the first group, unless the track was
+ *   created with `keyframe_groups`; then it is refused (MOQT_STATUS_ERR_INVALID_ARG, nothing
+ *   written, the track unchanged).
+ * - A frame that would pass the group's bounds (`max_group_frames`, `max_group_bytes`) is not
+ *   written: MOQT_STATUS_ERR_NO_MEMORY, and the group is aborted (subscribers lose it, reported
+ *   as a gap with code GROUP_TOO_LARGE 0x32 where they had not started reading it). The next
+ *   write must start a new group: without the flag it is refused with
+ *   MOQT_STATUS_ERR_INVALID_ARG (nothing written) until a frame with the flag comes.
+ *
+ * `moqt_last_error` says which case applies.
  *
  * Thread-safety: any thread; calls on one track are ordered by the caller. Callbacks: none
  * (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK,
- * MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY (the group
- * passed its bound), MOQT_STATUS_ERR_PANIC.
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `track`, NULL `data` with `len` > 0, or a frame that must
+ * start a group and lacks the flag, as above), MOQT_STATUS_ERR_CLOSED (the track was finished or
+ * aborted), MOQT_STATUS_ERR_NO_MEMORY (the group passed its bounds, as above),
+ * MOQT_STATUS_ERR_PANIC.
  *
  * Ownership: `data` is copied during the call; the caller keeps its buffer.
  */
@@ -908,6 +1007,21 @@ moqt_status moqt_track_write_frame_zero_copy(const struct moqt_track *MOQT_NONNU
 MOQT_MUST_USE moqt_status moqt_track_abort(const struct moqt_track *MOQT_NONNULL track, uint64_t code);
 
 /**
+ * Ends a track cleanly: the group being written is finished, then the track. Subscribers get
+ * every frame written so far and then the end of the track: on_closed(MOQT_STATUS_END), or
+ * MOQT_STATUS_END from `moqt_pull_next_frame`. Later writes return MOQT_STATUS_ERR_CLOSED. The
+ * end still has to reach the relay: `moqt_client_flush` waits for it, and `moqt_client_free`
+ * drains it (bounded) before closing the session. `moqt_track_free` finishes the track too.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (already finished or
+ * aborted).
+ *
+ * Ownership: the handle stays the caller's; free it with `moqt_track_free` as usual.
+ */
+MOQT_MUST_USE moqt_status moqt_track_finish(const struct moqt_track *MOQT_NONNULL track);
+
+/**
  * Waits until the track has a subscriber (a consumer in this process, or a session or relay that
  * subscribed to it), at most `timeout_ms` milliseconds: a publisher can start encoding once
  * someone watches, and the first group it writes then reaches that subscriber whole.
@@ -924,7 +1038,8 @@ moqt_status moqt_track_wait_subscribed(const struct moqt_track *MOQT_NONNULL tra
                                        uint64_t timeout_ms);
 
 /**
- * Finishes and frees a track. NULL is accepted.
+ * Finishes (as `moqt_track_finish`, unless it was finished or aborted already) and frees a
+ * track. NULL is accepted.
  *
  * Thread-safety: any thread. Callbacks: none.
  *
@@ -1135,6 +1250,12 @@ const uint8_t *MOQT_NULLABLE moqt_frame_data(const struct moqt_frame *MOQT_NONNU
  * The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
  * timescale (rounded down; saturating).
  *
+ * By version: a frame received over moq-lite-05 or later carries its publisher's timestamp.
+ * moq-lite-03/04 have no frame timestamps on the wire: such a frame reads 0 here, and
+ * `moqt_frame_has_timestamp` is false (carry presentation times in the payload on those
+ * versions). A relay that itself received the track over moq-lite-03/04 forwards zeros on any
+ * version, which no subscriber can tell from real ones.
+ *
  * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
@@ -1145,6 +1266,10 @@ uint64_t moqt_frame_timestamp_us(const struct moqt_frame *MOQT_NONNULL frame);
  * The frame's timestamp exactly as its publisher wrote it, in the track's timescale, which is
  * written to `*timescale` (units per second, for example 90000 or 48000) unless it is NULL.
  *
+ * By version: over moq-lite-05 or later, the publisher's timestamp and the timescale of its
+ * TRACK_INFO. Over moq-lite-03/04, which carry neither, 0 with the default timescale 1000, and
+ * `moqt_frame_has_timestamp` is false.
+ *
  * Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 (and a timescale of 0)
  * for NULL.
  *
@@ -1152,6 +1277,17 @@ uint64_t moqt_frame_timestamp_us(const struct moqt_frame *MOQT_NONNULL frame);
  * caller's.
  */
 uint64_t moqt_frame_timestamp(const struct moqt_frame *MOQT_NONNULL frame, uint64_t *MOQT_NULLABLE timescale);
+
+/**
+ * Whether the frame carries its publisher's timestamp: true for a frame received over
+ * moq-lite-05 or later; false for one received over moq-lite-03/04, whose wire has no frame
+ * timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us` read 0), and for NULL.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns true or false as above.
+ *
+ * Lifetime: `frame` must be alive (lent to a callback, or referenced).
+ */
+bool moqt_frame_has_timestamp(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
  * The sequence number of the frame's group.
@@ -1173,8 +1309,11 @@ uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
  * True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
- * begin at a keyframe by convention. False for NULL and for every later frame, including the
- * first frame delivered of a group joined past its start.
+ * begin at a keyframe, so this is the publisher's word, not a guess. A moqt publisher starts a
+ * group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with `keyframe_groups` even the
+ * track's first frame must say so) and never on its own after a group passed its bounds. False
+ * for NULL and for every later frame, including the first frame delivered of a group joined
+ * past its start.
  *
  * Thread-safety: any thread. Callbacks: none. Returns false for NULL.
  *
@@ -1246,9 +1385,14 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *MOQT_NONNU
  * Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
  * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
- * `moqt_pull_set_flushing`; `moqt_last_error` says which), MOQT_STATUS_ERR_CLOSED (the track
- * ended and every frame was taken, or the handle was freed while this call waited; see
- * `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+ * `moqt_pull_set_flushing`; `moqt_last_error` says which), once every frame was taken:
+ * MOQT_STATUS_END (the publisher finished the track, or the end group was reached: a clean end,
+ * not an error), MOQT_STATUS_ERR_ABORTED (the publisher or a relay aborted the track; the code
+ * is in `moqt_last_error_code`), MOQT_STATUS_ERR_NOT_FOUND, MOQT_STATUS_ERR_CLOSED (the client
+ * was freed or the session carrying the track closed, or the handle was freed while this call
+ * waited), MOQT_STATUS_ERR_PANIC (the engine task behind it failed); and
+ * MOQT_STATUS_ERR_INVALID_ARG. The end is reported again on every later call, with the same
+ * status `on_closed` gets in push mode.
  *
  * Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
  */

@@ -58,9 +58,9 @@ echo "   certificate sha256 $fingerprint"
 
 url="moql://localhost:$quic/demo-room"
 echo "== subscriber (C) and publisher (C) on $url"
-$target/demo/examples/subscriber "$url" "$fingerprint" 60 &
+$target/demo/examples/subscriber "$url" "$fingerprint" 90 &
 subscriber=$!
 sleep 0.5
 $target/demo/examples/publisher "$url" "$fingerprint" 90
 wait $subscriber
-echo "== done: 60 frames went C publisher -> moqt relay -> C subscriber over QUIC"
+echo "== done: 90 frames went C publisher -> moqt relay -> C subscriber over QUIC, then a clean end"

@@ -9,20 +9,27 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::follow::{Delivery, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, TrackEnd, follow_track, moqt_subscribe_options};
 use crate::model::FrameBounds;
 use super::frame::moqt_frame;
 use super::runtime::{dispatch, on_dispatcher, runtime, spawn_task};
 use super::{client_for, guard, guard_void, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
 use crate::endpoint::EndpointConfig;
-use crate::model::{self, BroadcastProducer, GroupProducer, OriginProducer, Published, Route, TrackProducer};
+use crate::model::{self, BroadcastProducer, OriginProducer, Published, Route, TrackWriter, WriterSettings};
 use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings};
 use crate::transport::tls::{ClientTrust, TrustSettings};
 use crate::wire::Version;
 
-/// Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`.
+/// Start a new group with this frame (the frame is a keyframe). Flag of `moqt_track_write_frame`:
+/// the group being written is finished and the frame opens the next one. Needed on the track's
+/// first frame when the track was created with `keyframe_groups`, and on the first frame after a
+/// write failed with MOQT_STATUS_ERR_NO_MEMORY (a group past its bounds).
 pub const MOQT_FRAME_NEW_GROUP: u32 = 1;
+
+/// How long `moqt_client_free` waits at most, in milliseconds, for what the client's ended tracks
+/// still owe the relay (see `moqt_client_flush`) before it closes the session.
+pub const MOQT_CLIENT_FREE_DRAIN_MS: u32 = 5000;
 
 /// How long `moqt_client_connect` waits for the first session.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,8 +173,7 @@ pub struct moqt_broadcast {
 /// A track of a published broadcast.
 #[allow(non_camel_case_types)]
 pub struct moqt_track {
-    producer: Mutex<Option<TrackProducer>>,
-    group: Mutex<Option<GroupProducer>>,
+    writer: Mutex<TrackWriter>,
 }
 
 /// Callbacks of `moqt_client_subscribe`. Zero-initialise, then set `struct_size`. NULL members mean
@@ -186,7 +192,13 @@ pub struct moqt_subscribe_callbacks {
     pub on_frame: Option<extern "C" fn(user_data: *mut c_void, frame: *const moqt_frame)>,
     /// Groups `first..=last` will not arrive (expired, dropped, skipped), with a moq-lite code.
     pub on_gap: Option<extern "C" fn(user_data: *mut c_void, first: u64, last: u64, code: u64)>,
-    /// The subscription ended (the terminal callback): MOQT_STATUS_OK when the track finished.
+    /// The subscription ended (the terminal callback). A subscription: MOQT_STATUS_END when the
+    /// publisher finished the track (or the end group was reached) and every frame was
+    /// delivered, a clean end and not an error; MOQT_STATUS_ERR_ABORTED when the publisher or a
+    /// relay aborted the track, with its moq-lite code in `moqt_last_error_code` (readable in
+    /// this callback); MOQT_STATUS_ERR_NOT_FOUND; MOQT_STATUS_ERR_CLOSED when the client was
+    /// freed or the session carrying the track closed. A FETCH: MOQT_STATUS_OK when the whole
+    /// group arrived. `moqt_last_error` describes it during the call.
     pub on_closed: Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>,
 }
 
@@ -312,7 +324,10 @@ impl Subscription {
     /// Ends the set: on_closed(status), then user_data_free, exactly once. Both are queued by a
     /// task of their own: the caller may be cancelled (its handle freed, its client gone) while
     /// the dispatcher queue is full, and a flag already set must not leave them unqueued.
-    pub(crate) async fn close(self: &Arc<Self>, status: moqt_status) {
+    /// Before on_closed, this (dispatcher) thread's last error says how it ended, with the
+    /// stream code of an abort for `moqt_last_error_code`.
+    pub(crate) async fn close(self: &Arc<Self>, end: impl Into<TrackEnd>) {
+        let end = end.into();
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -320,6 +335,7 @@ impl Subscription {
         let ending = tokio::spawn(async move {
             this.callback(move |s| {
                 if let Some(on_closed) = s.on_closed {
+                    let status = end.report();
                     on_closed(s.user_data.0, status);
                 }
             })
@@ -568,11 +584,17 @@ fn close_client(client: moqt_client) {
 
 /// Closes the client's session, or cancels the connection attempt in progress at once (a server
 /// that does not answer is not waited out), and frees it. NULL is accepted; freeing twice is
-/// undefined.
+/// undefined. First it drains, as `moqt_client_flush` with a timeout of MOQT_CLIENT_FREE_DRAIN_MS:
+/// what the client's ended tracks owe the relay is delivered before the session closes, so a track
+/// finished (`moqt_track_finish`, `moqt_track_free`) just before this call reaches the relay's
+/// subscribers as finished (MOQT_STATUS_END), not cut off. Tracks still live are not waited for;
+/// their subscribers see the session end. Without anything owed it does not wait.
 ///
 /// Ownership: ends the caller's handle; broadcasts, tracks and subscriptions made from it must be
-/// freed too (before or after). Thread-safety: any thread, callbacks included; returns once the
-/// client's background work has stopped (promptly: nothing is waited out). Callbacks:
+/// freed too (before or after). Thread-safety: any thread, callbacks included; it blocks up to
+/// MOQT_CLIENT_FREE_DRAIN_MS while tracks it ended are still on their way (call
+/// `moqt_client_flush` first to choose that bound; from a callback, the drain holds the other
+/// callbacks back), then until the client's background work has stopped (promptly). Callbacks:
 /// subscriptions of this client end with on_closed(MOQT_STATUS_ERR_CLOSED); state watches see
 /// MOQT_CLIENT_STATE_CLOSED, then on_closed.
 #[unsafe(no_mangle)]
@@ -583,7 +605,71 @@ pub extern "C" fn moqt_client_free(client: *mut moqt_client) {
         }
         // SAFETY: the pointer came from moqt_client_connect(_async) and is freed once (documented).
         let client = unsafe { Box::from_raw(client) };
+        // An engine thread must not block on the engine: there the client closes without a drain.
+        if let (Some(runtime), Err(_)) = (runtime(), tokio::runtime::Handle::try_current()) {
+            let drain = Duration::from_millis(u64::from(MOQT_CLIENT_FREE_DRAIN_MS));
+            if let Err(unflushed) = flush(&runtime, &client, drain) {
+                tracing::debug!(unflushed, "client freed before its ended tracks reached the relay");
+            }
+        }
         close_client(*client);
+    })
+}
+
+/// Waits up to `timeout` until the client's session owes its peer nothing more (see
+/// [`SessionLink::flushed`](crate::session::SessionLink::flushed)); `Err` with how many
+/// subscriptions and streams are still owed at the deadline. Without a session, nothing is owed.
+fn flush(runtime: &tokio::runtime::Handle, client: &moqt_client, timeout: Duration) -> Result<(), usize> {
+    let Some(session) = client.client.session() else { return Ok(()) };
+    if session.unflushed() == 0 {
+        return Ok(());
+    }
+    runtime.block_on(async {
+        match tokio::time::timeout(timeout, session.flushed()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(session.unflushed()),
+        }
+    })
+}
+
+/// Waits until what this client's tracks have completed has reached the relay, or `timeout_ms`
+/// passed (0: only check). Owed are, for each subscription the relay holds on one of this
+/// client's tracks that has ended (`moqt_track_finish`, `moqt_track_abort`, `moqt_track_free`):
+/// its remaining groups, then its end, sent and acknowledged by the relay, and the relay's own
+/// end of the subscription received (moqt's relay sends it once it has taken the groups in, up
+/// to half a second later); and every group stream of a completed group (one followed by
+/// `MOQT_FRAME_NEW_GROUP`), acknowledged. Each of these is waited for at most 10 s. Groups and
+/// tracks still being written are not waited for: finish a track first to flush all of it.
+/// Call it before `moqt_client_free` (which drains for at most MOQT_CLIENT_FREE_DRAIN_MS by
+/// itself) to choose the bound, or to learn that something did not arrive.
+///
+/// Ownership: nothing changes hands. Thread-safety: any thread; blocks the caller up to
+/// `timeout_ms`. Do not call it from a callback with a long timeout: it would hold every other
+/// callback back meanwhile. Callbacks: none. Returns MOQT_STATUS_OK (nothing is owed any more),
+/// MOQT_STATUS_ERR_TIMEOUT (something still is; `moqt_last_error` says how much),
+/// MOQT_STATUS_ERR_CLOSED (no session is up: nothing can reach the relay now),
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `client`), MOQT_STATUS_ERR_PANIC.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_client_flush(client: *const moqt_client, timeout_ms: u64) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL client came from moqt_client_connect and is alive (documented).
+        let Some(client) = (unsafe { client.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "client is NULL");
+        };
+        if client.client.session().is_none() {
+            return set_error(moqt_status::ErrClosed, "no session is up: nothing can reach the relay");
+        }
+        let Some(runtime) = runtime() else {
+            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
+        };
+        match flush(&runtime, client, Duration::from_millis(timeout_ms)) {
+            Ok(()) => moqt_status::Ok,
+            Err(owed) => set_error(
+                moqt_status::ErrTimeout,
+                &format!("{owed} subscriptions or group streams have not reached the relay yet"),
+            ),
+        }
     })
 }
 
@@ -656,7 +742,7 @@ pub extern "C" fn moqt_broadcast_create_track(
     out: *mut *mut moqt_track,
 ) -> moqt_status {
     let info = model::TrackInfo { priority, max_age: Duration::from_millis(max_age_ms), timescale: 1_000_000 };
-    guard(|| create_track(broadcast, name, name_len, info, out))
+    guard(|| create_track(broadcast, name, name_len, info, Default::default(), out))
 }
 
 /// Options of `moqt_broadcast_create_track_with`. Zero-initialise (every zero is the default),
@@ -677,17 +763,31 @@ pub struct moqt_track_options {
     /// for audio samples); `moqt_track_write_frame` takes timestamps in it and subscribers see it.
     /// 0: 1000000 (microseconds).
     pub timescale: u64,
+    /// Groups are keyframe-aligned: every group starts with a frame written with
+    /// `MOQT_FRAME_NEW_GROUP` (a keyframe), the track's first frame included. A first frame
+    /// without the flag is refused with MOQT_STATUS_ERR_INVALID_ARG instead of opening the first
+    /// group, so subscribers never see a delta frame as the start of a group. false: the first
+    /// frame opens the first group whatever its flags (the behaviour of earlier versions).
+    pub keyframe_groups: bool,
+    /// The most frames one group may hold. 0: 8192 (the moq-lite bound, also the largest
+    /// accepted). The frame that would pass it is refused (see `moqt_track_write_frame`).
+    pub max_group_frames: u32,
+    /// The most payload bytes one group may hold. 0: 32 MiB (the moq-lite bound, also the
+    /// largest accepted).
+    pub max_group_bytes: u64,
 }
 
 // SAFETY: repr(C), struct_size first, every field an integer or a bool.
 unsafe impl super::SizedStruct for moqt_track_options {}
 
 /// `moqt_broadcast_create_track` with options (NULL for the defaults): priority, max age and
-/// the timescale of the track's timestamps, which travel to subscribers in TRACK_INFO.
+/// the timescale of the track's timestamps, which travel to subscribers in TRACK_INFO; whether
+/// groups are keyframe-aligned; the group bounds.
 ///
 /// Ownership: on success `*out` is new; free it with `moqt_track_free`, which ends the track.
 /// `options` is only read during the call. Thread-safety: any thread. Callbacks: none. Returns
-/// MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used), MOQT_STATUS_ERR_PANIC.
+/// MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a name already used, a group bound above
+/// the moq-lite one), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_broadcast_create_track_with(
@@ -699,6 +799,8 @@ pub extern "C" fn moqt_broadcast_create_track_with(
 ) -> moqt_status {
     guard(|| {
         let mut info = model::TrackInfo { timescale: 1_000_000, ..Default::default() };
+        let mut group = model::GroupSettings::default();
+        let mut writer = WriterSettings::default();
         if let Some(options) = super::read_sized(options) {
             if options.has_priority {
                 info.priority = options.priority;
@@ -709,8 +811,26 @@ pub extern "C" fn moqt_broadcast_create_track_with(
             if options.timescale > 0 {
                 info.timescale = options.timescale;
             }
+            writer.keyframe_groups = options.keyframe_groups;
+            let frames = usize::try_from(options.max_group_frames).unwrap_or(usize::MAX);
+            let bytes = usize::try_from(options.max_group_bytes).unwrap_or(usize::MAX);
+            if frames > group.max_frames || bytes > group.max_bytes {
+                return set_error(
+                    moqt_status::ErrInvalidArg,
+                    &format!(
+                        "group bounds above moq-lite's ({} frames, {} bytes): peers would refuse such groups",
+                        group.max_frames, group.max_bytes
+                    ),
+                );
+            }
+            if frames > 0 {
+                group.max_frames = frames;
+            }
+            if bytes > 0 {
+                group.max_bytes = bytes;
+            }
         }
-        create_track(broadcast, name, name_len, info, out)
+        create_track(broadcast, name, name_len, info, (group, writer), out)
     })
 }
 
@@ -719,6 +839,7 @@ fn create_track(
     name: *const c_char,
     name_len: usize,
     info: model::TrackInfo,
+    (group, writer): (model::GroupSettings, WriterSettings),
     out: *mut *mut moqt_track,
 ) -> moqt_status {
     // SAFETY: a non-NULL broadcast came from moqt_client_publish and is alive.
@@ -732,9 +853,11 @@ fn create_track(
         Ok(name) => name,
         Err(status) => return status,
     };
-    match broadcast.producer.create_track(name, info) {
+    // The broadcast (from moqt_client_publish) has the default cache settings.
+    let settings = model::CacheSettings { group, ..Default::default() };
+    match broadcast.producer.create_track_with(name, info, settings) {
         Ok(producer) => {
-            let track = moqt_track { producer: Mutex::new(Some(producer)), group: Mutex::new(None) };
+            let track = moqt_track { writer: Mutex::new(TrackWriter::new(producer, writer)) };
             // SAFETY: out was checked non-NULL.
             unsafe { *out = Box::into_raw(Box::new(track)) };
             moqt_status::Ok
@@ -745,12 +868,26 @@ fn create_track(
 
 /// Writes one frame, copying `len` bytes from `data`, with `timestamp` in the track's timescale
 /// (microseconds for a track from `moqt_broadcast_create_track`). With `MOQT_FRAME_NEW_GROUP` in
-/// `flags` the frame starts a new group (a keyframe); the first frame always does.
+/// `flags` the frame starts a new group (a keyframe) and the group being written is finished;
+/// without it the frame joins the group being written. Group boundaries are only where the caller
+/// puts them:
+/// - The track's first frame: without the flag it opens the first group, unless the track was
+///   created with `keyframe_groups`; then it is refused (MOQT_STATUS_ERR_INVALID_ARG, nothing
+///   written, the track unchanged).
+/// - A frame that would pass the group's bounds (`max_group_frames`, `max_group_bytes`) is not
+///   written: MOQT_STATUS_ERR_NO_MEMORY, and the group is aborted (subscribers lose it, reported
+///   as a gap with code GROUP_TOO_LARGE 0x32 where they had not started reading it). The next
+///   write must start a new group: without the flag it is refused with
+///   MOQT_STATUS_ERR_INVALID_ARG (nothing written) until a frame with the flag comes.
+///
+/// `moqt_last_error` says which case applies.
 ///
 /// Thread-safety: any thread; calls on one track are ordered by the caller. Callbacks: none
 /// (subscribers' on_frame follow on the dispatcher). Returns MOQT_STATUS_OK,
-/// MOQT_STATUS_ERR_INVALID_ARG, MOQT_STATUS_ERR_CLOSED, MOQT_STATUS_ERR_NO_MEMORY (the group
-/// passed its bound), MOQT_STATUS_ERR_PANIC.
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `track`, NULL `data` with `len` > 0, or a frame that must
+/// start a group and lacks the flag, as above), MOQT_STATUS_ERR_CLOSED (the track was finished or
+/// aborted), MOQT_STATUS_ERR_NO_MEMORY (the group passed its bounds, as above),
+/// MOQT_STATUS_ERR_PANIC.
 ///
 /// Ownership: `data` is copied during the call; the caller keeps its buffer.
 #[unsafe(no_mangle)]
@@ -840,33 +977,31 @@ pub extern "C" fn moqt_track_write_frame_zero_copy(
     })
 }
 
-/// Appends `payload` to the track's current group, or to a new one.
+/// Appends `payload` to the track's current group, or to a new one where `flags` say.
 fn write_payload(track: *const moqt_track, payload: Bytes, timestamp: u64, flags: u32) -> moqt_status {
     // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
     let Some(track) = (unsafe { track.as_ref() }) else {
         return set_error(moqt_status::ErrInvalidArg, "track is NULL");
     };
-    let mut producer = track.producer.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(producer) = producer.as_mut() else {
-        return set_error(moqt_status::ErrClosed, "track is closed");
-    };
-    let mut group = track.group.lock().unwrap_or_else(PoisonError::into_inner);
-    if group.is_none() || flags & MOQT_FRAME_NEW_GROUP != 0 {
-        if let Some(done) = group.take() {
-            let _ = done.finish();
+    let mut writer = track.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let new_group = flags & MOQT_FRAME_NEW_GROUP != 0;
+    match writer.write(model::Frame::new(timestamp, payload), new_group) {
+        Ok(_) => moqt_status::Ok,
+        Err(err @ model::Error::NewGroupRequired(_)) => {
+            set_error(moqt_status::ErrInvalidArg, &format!("{err} (set MOQT_FRAME_NEW_GROUP)"))
         }
-        match producer.append_group() {
-            Ok(next) => *group = Some(next),
-            Err(err) => return set_error(moqt_status::ErrClosed, &err.to_string()),
+        Err(err @ (model::Error::TooManyFrames { .. } | model::Error::TooManyBytes { .. })) => set_error(
+            moqt_status::ErrNoMemory,
+            &format!("{err}: the frame was not written and the group was aborted; start the next group with MOQT_FRAME_NEW_GROUP"),
+        ),
+        Err(err @ (model::Error::Closed | model::Error::SequenceOverflow)) => {
+            set_error(moqt_status::ErrClosed, &format!("track is closed: {err}"))
         }
-    }
-    match group.as_mut().map(|g| g.write(timestamp, payload)) {
-        Some(Ok(())) => moqt_status::Ok,
-        Some(Err(err)) => {
-            *group = None;
-            set_error(moqt_status::ErrNoMemory, &err.to_string())
-        }
-        None => set_error(moqt_status::ErrClosed, "no group"),
+        // The group was dropped under the writer (expired or evicted from the cache).
+        Err(err) => set_error(
+            moqt_status::ErrNoMemory,
+            &format!("the group was dropped ({err}); start the next group with MOQT_FRAME_NEW_GROUP"),
+        ),
     }
 }
 
@@ -888,15 +1023,35 @@ pub extern "C" fn moqt_track_abort(track: *const moqt_track, code: u64) -> moqt_
             return set_error(moqt_status::ErrInvalidArg, "track is NULL");
         };
         let reason = model::Error::Aborted(crate::coding::StreamCode::from_u64(code));
-        if let Some(group) = track.group.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            group.abort(reason.clone());
+        match track.writer.lock().unwrap_or_else(PoisonError::into_inner).abort(reason) {
+            Ok(()) => moqt_status::Ok,
+            Err(_) => set_error(moqt_status::ErrClosed, "track is closed"),
         }
-        match track.producer.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            Some(producer) => {
-                producer.abort(reason);
-                moqt_status::Ok
-            }
-            None => set_error(moqt_status::ErrClosed, "track is closed"),
+    })
+}
+
+/// Ends a track cleanly: the group being written is finished, then the track. Subscribers get
+/// every frame written so far and then the end of the track: on_closed(MOQT_STATUS_END), or
+/// MOQT_STATUS_END from `moqt_pull_next_frame`. Later writes return MOQT_STATUS_ERR_CLOSED. The
+/// end still has to reach the relay: `moqt_client_flush` waits for it, and `moqt_client_free`
+/// drains it (bounded) before closing the session. `moqt_track_free` finishes the track too.
+///
+/// Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+/// MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (already finished or
+/// aborted).
+///
+/// Ownership: the handle stays the caller's; free it with `moqt_track_free` as usual.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_track_finish(track: *const moqt_track) -> moqt_status {
+    guard(|| {
+        // SAFETY: a non-NULL track came from moqt_broadcast_create_track and is alive.
+        let Some(track) = (unsafe { track.as_ref() }) else {
+            return set_error(moqt_status::ErrInvalidArg, "track is NULL");
+        };
+        match track.writer.lock().unwrap_or_else(PoisonError::into_inner).finish() {
+            Ok(()) => moqt_status::Ok,
+            Err(_) => set_error(moqt_status::ErrClosed, "track is already finished or aborted"),
         }
     })
 }
@@ -922,7 +1077,7 @@ pub extern "C" fn moqt_track_wait_subscribed(track: *const moqt_track, timeout_m
         if on_dispatcher() {
             return set_error(moqt_status::ErrUnsupported, "moqt_track_wait_subscribed blocks: not from a callback");
         }
-        let until_used = match track.producer.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        let until_used = match track.writer.lock().unwrap_or_else(PoisonError::into_inner).track() {
             Some(producer) => producer.until_used(),
             None => return set_error(moqt_status::ErrClosed, "track is closed"),
         };
@@ -937,7 +1092,8 @@ pub extern "C" fn moqt_track_wait_subscribed(track: *const moqt_track, timeout_m
     })
 }
 
-/// Finishes and frees a track. NULL is accepted.
+/// Finishes (as `moqt_track_finish`, unless it was finished or aborted already) and frees a
+/// track. NULL is accepted.
 ///
 /// Thread-safety: any thread. Callbacks: none.
 ///
@@ -950,12 +1106,7 @@ pub extern "C" fn moqt_track_free(track: *mut moqt_track) {
         }
         // SAFETY: the pointer came from moqt_broadcast_create_track and is freed once.
         let track = unsafe { Box::from_raw(track) };
-        if let Some(group) = track.group.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = group.finish();
-        }
-        if let Some(producer) = track.producer.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            producer.finish();
-        }
+        let _ = track.writer.lock().unwrap_or_else(PoisonError::into_inner).finish();
     })
 }
 

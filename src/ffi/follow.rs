@@ -166,6 +166,60 @@ impl moqt_subscribe_options {
     }
 }
 
+/// How a followed track ended, as C sees it: a status, and the moq-lite code of an abort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TrackEnd {
+    pub(crate) status: moqt_status,
+    /// The stream error code, for MOQT_STATUS_ERR_ABORTED.
+    pub(crate) code: Option<u64>,
+}
+
+impl From<moqt_status> for TrackEnd {
+    fn from(status: moqt_status) -> Self {
+        TrackEnd { status, code: None }
+    }
+}
+
+impl TrackEnd {
+    /// The end of a track consumer's run: `Ok` is the track finished (or the range complete);
+    /// an abort with a stream code is the publisher's (or a relay's) abort, except that the
+    /// session carrying the track closing reads as closed; NOT_FOUND is its own status.
+    pub(crate) fn of(result: &Result<(), model::Error>) -> Self {
+        use crate::coding::StreamCode;
+        match result {
+            Ok(()) => moqt_status::End.into(),
+            Err(model::Error::NotFound | model::Error::Aborted(StreamCode::NotFound)) => {
+                moqt_status::ErrNotFound.into()
+            }
+            Err(
+                model::Error::Dropped
+                | model::Error::Closed
+                | model::Error::Ended
+                | model::Error::Aborted(StreamCode::SessionClosed),
+            ) => moqt_status::ErrClosed.into(),
+            Err(err) => TrackEnd { status: moqt_status::ErrAborted, code: Some(err.code().to_u64()) },
+        }
+    }
+
+    /// Sets this thread's last error to say how the track ended (the code for an abort) and
+    /// returns the status: what `on_closed` and `moqt_pull_next_frame` report.
+    pub(crate) fn report(self) -> moqt_status {
+        let message = match (self.status, self.code) {
+            (moqt_status::End, _) => "the track ended: every frame was delivered".to_string(),
+            (moqt_status::ErrAborted, Some(code)) => {
+                let name = crate::coding::StreamCode::from_u64(code);
+                format!("the track was aborted with stream error code {code:#x} ({name:?})")
+            }
+            (status, _) => {
+                // SAFETY: moqt_status_str returns a static NUL-terminated string.
+                let text = unsafe { std::ffi::CStr::from_ptr(super::moqt_status_str(status as i32)) };
+                format!("ended: {}", text.to_string_lossy())
+            }
+        };
+        super::set_error_code(self.status, &message, self.code)
+    }
+}
+
 /// One item of a followed track, in order.
 pub(crate) enum Delivery {
     Frame(moqt_frame),
@@ -175,8 +229,9 @@ pub(crate) enum Delivery {
 /// Follows `name` in the broadcast `wanted` until the track ends, passing each item to
 /// `deliver`, which returns false to stop; `options` starts the subscription and then carries
 /// live priority and max-age updates; `frames` trims the first and the end group; `order` says
-/// in which order items come. Returns how it ended: OK (the track finished), NOT_FOUND, or
-/// CLOSED (the session or origin ended, or `deliver` stopped).
+/// in which order items come. Returns how it ended: END (the track finished, or the range is
+/// complete), ABORTED with the publisher's code, NOT_FOUND, or CLOSED (the session or origin
+/// ended, or `deliver` stopped).
 pub(crate) async fn follow_track<F, Fut>(
     remote: OriginProducer,
     wanted: Path,
@@ -185,21 +240,23 @@ pub(crate) async fn follow_track<F, Fut>(
     frames: FrameBounds,
     order: Order,
     mut deliver: F,
-) -> moqt_status
+) -> TrackEnd
 where
     F: FnMut(Delivery) -> Fut,
     Fut: Future<Output = bool>,
 {
     super::test_panic_point(&name);
-    let Some(broadcast) = remote.consume().announced(&wanted).await else { return moqt_status::ErrClosed };
+    let Some(broadcast) = remote.consume().announced(&wanted).await else { return moqt_status::ErrClosed.into() };
     let initial = *options.borrow_and_update();
-    let Ok(mut track) = broadcast.subscribe_track_with(&name, initial).await else { return moqt_status::ErrNotFound };
+    let Ok(mut track) = broadcast.subscribe_track_with(&name, initial).await else {
+        return moqt_status::ErrNotFound.into();
+    };
     track.set_frame_bounds(frames);
     let latency = match order {
         Order::Ordered(latency) => latency,
         Order::Arrival => return follow_arrival(track, options, deliver).await,
     };
-    let timescale = track.info().timescale;
+    let (timescale, timestamps) = (track.info().timescale, track.has_timestamps());
     let mut reader = OrderedConsumer::new(track, latency);
     loop {
         let next = tokio::select! {
@@ -212,14 +269,14 @@ where
         };
         let delivery = match next {
             Ok(Some(OrderedEvent::Frame { group, index, frame })) => {
-                Delivery::Frame(moqt_frame::new(frame, timescale, group, index))
+                Delivery::Frame(moqt_frame::new(frame, timescale, group, index, timestamps))
             }
             Ok(Some(OrderedEvent::Gap(gap))) => Delivery::Gap(gap),
-            Ok(None) => return moqt_status::Ok,
-            Err(_) => return moqt_status::ErrClosed,
+            Ok(None) => return TrackEnd::of(&Ok(())),
+            Err(err) => return TrackEnd::of(&Err(err)),
         };
         if !deliver(delivery).await {
-            return moqt_status::ErrClosed;
+            return moqt_status::ErrClosed.into();
         }
     }
 }
@@ -230,7 +287,7 @@ async fn follow_arrival<F, Fut>(
     mut track: model::TrackConsumer,
     mut options: watch::Receiver<SubscribeOptions>,
     mut deliver: F,
-) -> moqt_status
+) -> TrackEnd
 where
     F: FnMut(Delivery) -> Fut,
     Fut: Future<Output = bool>,
@@ -248,21 +305,23 @@ where
         match next {
             Ok(Some(TrackEvent::Group(mut group))) => {
                 let (sequence, timescale) = (group.sequence(), track.info().timescale);
+                let timestamps = track.has_timestamps();
                 loop {
                     let index = group.next_index();
                     let Ok(Some(frame)) = group.next_frame().await else { break };
-                    if !deliver(Delivery::Frame(moqt_frame::new(frame, timescale, sequence, index))).await {
-                        return moqt_status::ErrClosed;
+                    let frame = moqt_frame::new(frame, timescale, sequence, index, timestamps);
+                    if !deliver(Delivery::Frame(frame)).await {
+                        return moqt_status::ErrClosed.into();
                     }
                 }
             }
             Ok(Some(TrackEvent::Gap(gap))) => {
                 if !deliver(Delivery::Gap(gap)).await {
-                    return moqt_status::ErrClosed;
+                    return moqt_status::ErrClosed.into();
                 }
             }
-            Ok(None) => return moqt_status::Ok,
-            Err(_) => return moqt_status::ErrClosed,
+            Ok(None) => return TrackEnd::of(&Ok(())),
+            Err(err) => return TrackEnd::of(&Err(err)),
         }
     }
 }
@@ -281,5 +340,33 @@ pub(crate) fn update(updates: &watch::Sender<SubscribeOptions>, options: *const 
             moqt_status::Ok
         }
         Err(status) => status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coding::StreamCode;
+
+    #[test]
+    fn a_track_end_reads_as_end_abort_with_code_or_closed() {
+        assert_eq!(TrackEnd::of(&Ok(())), moqt_status::End.into());
+        let aborted = TrackEnd::of(&Err(model::Error::Aborted(StreamCode::Application(7))));
+        assert_eq!(aborted, TrackEnd { status: moqt_status::ErrAborted, code: Some(64 + 7) });
+        let cancelled = TrackEnd::of(&Err(model::Error::Aborted(StreamCode::Cancelled)));
+        assert_eq!(cancelled, TrackEnd { status: moqt_status::ErrAborted, code: Some(0x1) });
+        // The session carrying the track ended, here or upstream: closed, not the publisher's word.
+        for closed in [model::Error::Dropped, model::Error::Aborted(StreamCode::SessionClosed)] {
+            assert_eq!(TrackEnd::of(&Err(closed)), moqt_status::ErrClosed.into());
+        }
+        assert_eq!(TrackEnd::of(&Err(model::Error::NotFound)), moqt_status::ErrNotFound.into());
+
+        // report() leaves the code for moqt_last_error_code, and only for an abort.
+        let mut code = 0;
+        assert_eq!(aborted.report(), moqt_status::ErrAborted);
+        assert!(super::super::moqt_last_error_code(&mut code));
+        assert_eq!(code, 0x47);
+        assert_eq!(TrackEnd::of(&Ok(())).report(), moqt_status::End);
+        assert!(!super::super::moqt_last_error_code(&mut code));
     }
 }

@@ -14,14 +14,23 @@ pub struct moqt_frame {
     pub(crate) timescale: u64,
     pub(crate) group: u64,
     pub(crate) index: u64,
+    /// False when the frame came over a version without frame timestamps (moq-lite-03/04).
+    pub(crate) has_timestamp: bool,
 }
 
 impl moqt_frame {
     /// A frame of group `group` at `index`, its timestamp in `timescale` units (0 is taken as
-    /// microseconds rather than dividing by it).
-    pub(crate) fn new(frame: crate::model::Frame, timescale: u64, group: u64, index: u64) -> Self {
+    /// microseconds rather than dividing by it); `has_timestamp` false when the version it came
+    /// over carries none.
+    pub(crate) fn new(
+        frame: crate::model::Frame,
+        timescale: u64,
+        group: u64,
+        index: u64,
+        has_timestamp: bool,
+    ) -> Self {
         let timescale = if timescale == 0 { 1_000_000 } else { timescale };
-        moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index }
+        moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index, has_timestamp }
     }
 }
 
@@ -72,6 +81,12 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
 /// The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
 /// timescale (rounded down; saturating).
 ///
+/// By version: a frame received over moq-lite-05 or later carries its publisher's timestamp.
+/// moq-lite-03/04 have no frame timestamps on the wire: such a frame reads 0 here, and
+/// `moqt_frame_has_timestamp` is false (carry presentation times in the payload on those
+/// versions). A relay that itself received the track over moq-lite-03/04 forwards zeros on any
+/// version, which no subscriber can tell from real ones.
+///
 /// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 for NULL.
 ///
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
@@ -87,6 +102,10 @@ pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
 /// The frame's timestamp exactly as its publisher wrote it, in the track's timescale, which is
 /// written to `*timescale` (units per second, for example 90000 or 48000) unless it is NULL.
 ///
+/// By version: over moq-lite-05 or later, the publisher's timestamp and the timescale of its
+/// TRACK_INFO. Over moq-lite-03/04, which carry neither, 0 with the default timescale 1000, and
+/// `moqt_frame_has_timestamp` is false.
+///
 /// Thread-safety: any thread. Callbacks: none. Returns the timestamp, 0 (and a timescale of 0)
 /// for NULL.
 ///
@@ -101,6 +120,19 @@ pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut
         unsafe { *timescale = frame.map_or(0, |f| f.timescale) };
     }
     frame.map_or(0, |f| f.timestamp)
+}
+
+/// Whether the frame carries its publisher's timestamp: true for a frame received over
+/// moq-lite-05 or later; false for one received over moq-lite-03/04, whose wire has no frame
+/// timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us` read 0), and for NULL.
+///
+/// Thread-safety: any thread. Callbacks: none. Returns true or false as above.
+///
+/// Lifetime: `frame` must be alive (lent to a callback, or referenced).
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_frame_has_timestamp(frame: *const moqt_frame) -> bool {
+    // SAFETY: the caller passes a live frame or NULL.
+    unsafe { frame.as_ref() }.is_some_and(|f| f.has_timestamp)
 }
 
 /// The sequence number of the frame's group.
@@ -126,8 +158,11 @@ pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
 }
 
 /// True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
-/// begin at a keyframe by convention. False for NULL and for every later frame, including the
-/// first frame delivered of a group joined past its start.
+/// begin at a keyframe, so this is the publisher's word, not a guess. A moqt publisher starts a
+/// group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with `keyframe_groups` even the
+/// track's first frame must say so) and never on its own after a group passed its bounds. False
+/// for NULL and for every later frame, including the first frame delivered of a group joined
+/// past its start.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns false for NULL.
 ///

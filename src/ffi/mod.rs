@@ -68,6 +68,13 @@ pub enum moqt_status {
     ErrNoMemory = -10,
     /// moqt panicked internally; the process is still usable.
     ErrPanic = -99,
+    /// Not an error: the end of a stream. A subscription's track was finished by its publisher
+    /// (or the subscription's end group was reached) and every frame was delivered. Positive, so
+    /// `status < 0` still means "an error".
+    End = 1,
+    /// The publisher (or a relay on the way) aborted the track with a moq-lite stream error code,
+    /// which `moqt_last_error_code` gives (and `moqt_last_error` names).
+    ErrAborted = -11,
 }
 
 /// The library version as "MAJOR.MINOR.PATCH", NUL-terminated.
@@ -108,7 +115,9 @@ pub extern "C" fn moqt_status_str(status: i32) -> *const c_char {
         -8 => "not found\0",
         -9 => "unsupported\0",
         -10 => "out of memory or over a limit\0",
+        -11 => "aborted by the publisher\0",
         -99 => "internal panic\0",
+        1 => "end of stream\0",
         _ => "unknown status\0",
     };
     text.as_ptr().cast()
@@ -116,12 +125,20 @@ pub extern "C" fn moqt_status_str(status: i32) -> *const c_char {
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+    static LAST_ERROR_CODE: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
 }
 
 /// Records `message` as this thread's last error detail and returns `status`.
 pub(crate) fn set_error(status: moqt_status, message: &str) -> moqt_status {
+    set_error_code(status, message, None)
+}
+
+/// Records `message` and the moq-lite code that came with the failure (if any) as this thread's
+/// last error, and returns `status`.
+pub(crate) fn set_error_code(status: moqt_status, message: &str, code: Option<u64>) -> moqt_status {
     let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
     LAST_ERROR.with(|last| *last.borrow_mut() = text);
+    LAST_ERROR_CODE.with(|last| last.set(code));
     status
 }
 
@@ -235,6 +252,25 @@ pub extern "C" fn moqt_last_error() -> *const c_char {
     LAST_ERROR.with(|last| last.borrow().as_ptr())
 }
 
+/// The moq-lite stream error code that came with the last failure on this thread, if it carried
+/// one: the code a publisher (or a relay) aborted a track with, for MOQT_STATUS_ERR_ABORTED.
+/// Set before `on_closed` runs, so the callback can read it, and by `moqt_pull_next_frame`.
+///
+/// Ownership: `code_out` is the caller's, written only when this returns true. Lifetime: like
+/// `moqt_last_error`, until the next `moqt_*` call on the same thread. Thread-safety: per thread.
+/// Callbacks: none. Returns true with `*code_out` set, or false when the last failure carried no
+/// code or `code_out` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn moqt_last_error_code(code_out: *mut u64) -> bool {
+    let Some(code) = LAST_ERROR_CODE.with(std::cell::Cell::get) else { return false };
+    if code_out.is_null() {
+        return false;
+    }
+    // SAFETY: code_out was checked non-NULL and points to a uint64_t the caller owns (documented).
+    unsafe { *code_out = code };
+    true
+}
+
 fn version_number(major: &str, minor: &str, patch: &str) -> u32 {
     let part = |s: &str| s.parse::<u32>().unwrap_or(0) & 0xff;
     (part(major) << 16) | (part(minor) << 8) | part(patch)
@@ -255,10 +291,25 @@ mod tests {
 
     #[test]
     fn every_status_has_a_description() {
-        for status in [0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -99, 12345] {
+        for status in [0, 1, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -99, 12345] {
             // SAFETY: moqt_status_str returns a static NUL-terminated string.
             let text = unsafe { CStr::from_ptr(moqt_status_str(status)) };
             assert!(!text.to_bytes().is_empty());
+            assert!(status == 12345 || text.to_bytes() != b"unknown status", "{status} has a description");
         }
+    }
+
+    #[test]
+    fn the_last_error_code_goes_with_its_error_and_only_there() {
+        let mut code = 0;
+        set_error_code(moqt_status::ErrAborted, "aborted", Some(0x47));
+        assert!(!moqt_last_error_code(std::ptr::null_mut()));
+        assert!(moqt_last_error_code(&mut code));
+        assert_eq!(code, 0x47);
+        // A later failure without a code clears it.
+        set_error(moqt_status::ErrClosed, "closed");
+        code = 5;
+        assert!(!moqt_last_error_code(&mut code));
+        assert_eq!(code, 5, "not written without a code");
     }
 }

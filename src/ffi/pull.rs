@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-use super::follow::{Delivery, Order, follow_track, moqt_subscribe_options};
+use super::follow::{Delivery, Order, TrackEnd, follow_track, moqt_subscribe_options};
 use crate::model::FrameBounds;
 use super::frame::moqt_frame;
 use super::runtime::{runtime, spawn_task};
@@ -37,8 +37,8 @@ struct PullState {
     frames: VecDeque<moqt_frame>,
     /// Gaps not yet taken: (first group, last group, moq-lite code), oldest first.
     gaps: VecDeque<(u64, u64, u64)>,
-    /// Set when the track ended (Ok) or failed.
-    ended: Option<moqt_status>,
+    /// Set when the track ended (END) or failed.
+    ended: Option<TrackEnd>,
     interrupted: bool,
     /// While set, waiting calls return MOQT_STATUS_ERR_INTERRUPTED at once (`moqt_pull_set_flushing`).
     flushing: bool,
@@ -152,10 +152,10 @@ impl PullQueue {
         self.sync_fd(&mut state);
     }
 
-    fn end(&self, status: moqt_status) {
+    fn end(&self, end: impl Into<TrackEnd>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.ended.is_none() {
-            state.ended = Some(status);
+            state.ended = Some(end.into());
             self.sync_fd(&mut state);
         }
         self.ready.notify_all();
@@ -285,9 +285,14 @@ async fn feed(
 /// Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
 /// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
-/// `moqt_pull_set_flushing`; `moqt_last_error` says which), MOQT_STATUS_ERR_CLOSED (the track
-/// ended and every frame was taken, or the handle was freed while this call waited; see
-/// `moqt_last_error`), MOQT_STATUS_ERR_INVALID_ARG.
+/// `moqt_pull_set_flushing`; `moqt_last_error` says which), once every frame was taken:
+/// MOQT_STATUS_END (the publisher finished the track, or the end group was reached: a clean end,
+/// not an error), MOQT_STATUS_ERR_ABORTED (the publisher or a relay aborted the track; the code
+/// is in `moqt_last_error_code`), MOQT_STATUS_ERR_NOT_FOUND, MOQT_STATUS_ERR_CLOSED (the client
+/// was freed or the session carrying the track closed, or the handle was freed while this call
+/// waited), MOQT_STATUS_ERR_PANIC (the engine task behind it failed); and
+/// MOQT_STATUS_ERR_INVALID_ARG. The end is reported again on every later call, with the same
+/// status `on_closed` gets in push mode.
 ///
 /// Ownership: on MOQT_STATUS_OK the frame in `*out` is the caller's reference.
 #[unsafe(no_mangle)]
@@ -326,8 +331,8 @@ pub extern "C" fn moqt_pull_next_frame(
             if std::mem::take(&mut state.interrupted) {
                 return set_error(moqt_status::ErrInterrupted, "interrupted");
             }
-            if let Some(status) = state.ended {
-                return set_error(moqt_status::ErrClosed, &format!("the track ended: {status:?}"));
+            if let Some(end) = state.ended {
+                return end.report();
             }
             let wait = match deadline {
                 None => Duration::from_secs(3600),

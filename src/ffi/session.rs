@@ -231,7 +231,8 @@ async fn run_fetch(shared: Arc<Subscription>, session: SessionLink, request: Fet
             loop {
                 match group.next_frame().await {
                     Ok(Some(frame)) => {
-                        let frame = moqt_frame::new(frame, timescale, sequence, index);
+                        // FETCH exists from moq-lite-05 on, whose frames carry timestamps.
+                        let frame = moqt_frame::new(frame, timescale, sequence, index, true);
                         index += 1;
                         shared.frame(frame).await;
                     }

@@ -68,6 +68,10 @@ pub enum Error {
     /// The group sequence space is exhausted.
     #[error("group sequence overflow")]
     SequenceOverflow,
+    /// A frame written without starting a group where one must start: the track's first frame
+    /// when groups are keyframe-aligned, or the frame after a group passed its bounds.
+    #[error("this frame must start a new group: {0}")]
+    NewGroupRequired(&'static str),
 }
 
 impl Error {
@@ -100,7 +104,8 @@ impl Error {
             | Error::TooManyBroadcasts(_)
             | Error::TooManyRoutes(_)
             | Error::InvalidTimescale
-            | Error::SequenceOverflow => StreamCode::InternalError,
+            | Error::SequenceOverflow
+            | Error::NewGroupRequired(_) => StreamCode::InternalError,
         }
     }
 }

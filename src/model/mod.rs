@@ -24,6 +24,7 @@ mod origin;
 mod route;
 mod subscription;
 mod track;
+mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -42,3 +43,4 @@ pub use origin::{Announcement, OriginConsumer, OriginProducer, OriginSettings, P
 pub use route::Route;
 pub use subscription::{FrameBounds, GroupStart, SubscribeOptions, TrackConsumer};
 pub use track::{TrackInfo, TrackProducer};
+pub use writer::{TrackWriter, WriterSettings};

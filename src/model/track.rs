@@ -1,6 +1,7 @@
 //! A track: a sequence of groups with one producer, a bounded cache, and any number of consumers.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub(crate) struct TrackShared {
     pub(crate) demand: watch::Sender<usize>,
     /// What the live consumers want, for an upstream subscription.
     pub(crate) interests: watch::Sender<super::interest::Interests>,
+    /// False while the frames come from a peer whose version has no frame timestamps
+    /// (moq-lite-03/04): their timestamps read 0 and mean nothing.
+    pub(crate) timestamps: AtomicBool,
 }
 
 impl TrackShared {
@@ -55,6 +59,7 @@ impl TrackShared {
             state: watch::Sender::new(TrackState::new()),
             demand: watch::Sender::new(0),
             interests: watch::Sender::new(Default::default()),
+            timestamps: AtomicBool::new(true),
         }))
     }
 
@@ -143,6 +148,14 @@ impl TrackProducer {
     /// The highest group sequence created so far.
     pub fn latest_sequence(&self) -> Option<u64> {
         self.shared.state.borrow().max_seq
+    }
+
+    /// Says whether the frames written from now on carry their publisher's timestamps (true, the
+    /// default) or come from a source that has none (a peer on moq-lite-03/04, whose wire has no
+    /// frame timestamps, so they read 0). Consumers see it with
+    /// [`TrackConsumer::has_timestamps`].
+    pub fn set_has_timestamps(&self, timestamps: bool) {
+        self.shared.timestamps.store(timestamps, Ordering::Release);
     }
 
     /// How many groups the cache holds now.
@@ -336,6 +349,22 @@ impl TrackProducer {
         async move {
             let _ = rx.wait_for(|count| *count > 0).await;
         }
+    }
+}
+
+impl TrackConsumer {
+    /// True when the track's frames carry their publisher's timestamps: a local producer, or a
+    /// peer on moq-lite-05 or later. False for a track received over moq-lite-03/04, whose frames
+    /// all read timestamp 0 (see [`TrackProducer::set_has_timestamps`]).
+    pub fn has_timestamps(&self) -> bool {
+        self.shared.timestamps.load(Ordering::Acquire)
+    }
+
+    /// A probe telling whether the track's producer has ended it (finished or aborted), for a
+    /// session that must know what it still owes the peer without holding the consumer.
+    pub(crate) fn ended_probe(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.state.borrow().closed.is_some()
     }
 }
 

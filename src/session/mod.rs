@@ -5,6 +5,7 @@
 mod commands;
 mod config;
 mod error;
+mod flush;
 mod mirror;
 mod priority;
 mod publisher;
@@ -80,6 +81,8 @@ pub(crate) struct Context<C: Connection> {
     pub(crate) root: crate::coding::Path,
     /// True on the accepting side.
     pub(crate) is_server: bool,
+    /// What the publisher half still owes the peer (shared with [`SessionLink`] for flushing).
+    pub(crate) outstanding: Arc<flush::Outstanding>,
 }
 
 impl<C: Connection> Context<C> {
@@ -138,6 +141,7 @@ pub struct SessionLink {
     peer_probe_target: watch::Receiver<Option<u64>>,
     going_away: Arc<AtomicBool>,
     stats: StatsReader,
+    outstanding: Arc<flush::Outstanding>,
 }
 
 impl std::fmt::Debug for SessionLink {
@@ -203,6 +207,24 @@ impl SessionLink {
     /// Our side's path statistics (RTT, send-rate estimate, bytes), read from the transport now.
     pub fn stats(&self) -> TransportStats {
         (self.stats)()
+    }
+
+    /// Resolves once what this session's tracks have completed is with the peer: every
+    /// subscription the peer holds on a track that has ended has sent all its groups and its end
+    /// (SUBSCRIBE_END where the version has it, then FIN), had that acknowledged and received
+    /// the peer's FIN in return (a moqt subscriber sends it after taking in the stragglers among
+    /// the Group streams), or reset its stream for an aborted track; and every Group stream of a
+    /// completed group has been acknowledged. Groups and tracks still being written are not
+    /// waited for: finish them first. Each stream is watched for at most 10 s. Await it, with a
+    /// timeout of your own, before closing the session so a finished track reaches the peer as
+    /// finished.
+    pub async fn flushed(&self) {
+        self.outstanding.flushed().await
+    }
+
+    /// How many subscriptions and Group streams [`flushed`](Self::flushed) is waiting for now.
+    pub fn unflushed(&self) -> usize {
+        self.outstanding.owed()
     }
 }
 
@@ -274,6 +296,7 @@ impl Session {
         is_server: bool,
     ) -> Session {
         let going_away = Arc::new(AtomicBool::new(false));
+        let outstanding = Arc::new(flush::Outstanding::default());
         let (peer_probe_target_tx, peer_probe_target) = watch::channel(None);
         let ctx = Arc::new(Context {
             conn: conn.clone(),
@@ -288,6 +311,7 @@ impl Session {
             root: origins.root.clone(),
             is_server,
             config,
+            outstanding: outstanding.clone(),
         });
         let (events_tx, events) = watch::channel(SessionEvent::Active);
         let closer = conn.clone();
@@ -304,6 +328,7 @@ impl Session {
             peer_probe_target,
             going_away,
             stats,
+            outstanding,
         };
         Session {
             peer_setup,
@@ -383,6 +408,12 @@ impl Session {
     /// Our side's path statistics (RTT, send-rate estimate, bytes).
     pub fn stats(&self) -> TransportStats {
         self.link.stats()
+    }
+
+    /// Resolves once what this session's ended tracks and completed groups owe the peer has been
+    /// delivered; see [`SessionLink::flushed`].
+    pub async fn flushed(&self) {
+        self.link.flushed().await
     }
 
     /// Sends GOAWAY (lite-04+) with where to reconnect (empty = here), then closes the session

@@ -12,6 +12,7 @@ use crate::wire::Message;
 use tokio::sync::{Semaphore, oneshot, watch};
 use tokio::task::{self, AbortHandle, JoinSet};
 
+use super::flush::{ACK_WAIT, Outstanding, Pending};
 use super::priority::{CONTROL_PRIORITY, group_priority};
 use super::stream::{Reader, Writer};
 use super::{Context, SessionError, Traffic};
@@ -137,9 +138,30 @@ impl<C: Connection> Publisher<C> {
         writer.set_priority(CONTROL_PRIORITY);
         let span = tracing::debug_span!("subscribe", id = subscribe.id, broadcast = %subscribe.broadcast, track = %subscribe.track);
         let _enter = span.enter();
-        match self.subscribe_loop(&subscribe, &mut reader, &mut writer).await {
+        // Registered once the track is found: owed to the peer from when the track ends until
+        // its end is acknowledged (a flush before closing waits for it).
+        let mut pending = None;
+        match self.subscribe_loop(&subscribe, &mut reader, &mut writer, &mut pending).await {
             Ok(()) => {
                 writer.finish();
+                if pending.is_some() {
+                    // Delivered once the peer acknowledged our end and closed its own half,
+                    // which it does after taking in the group streams (it waits for stragglers).
+                    let delivered = async {
+                        writer.acknowledged().await;
+                        let _ = wait_for_close(&mut reader).await;
+                    };
+                    let _ = tokio::time::timeout(ACK_WAIT, delivered).await;
+                }
+            }
+            Err(err @ SessionError::Model(_)) if pending.is_some() => {
+                // The track was aborted: owed until the peer has seen the reset, which it answers
+                // by closing its half (a close right after would otherwise overtake the reset,
+                // and the peer would take the track for cut off by the session's end).
+                tracing::debug!("subscription ended: {err}");
+                writer.reset(err.stream_code());
+                let _ = tokio::time::timeout(ACK_WAIT, wait_for_close(&mut reader)).await;
+                crate::transport::RecvStream::stop(reader.recv_mut(), err.stream_code());
             }
             Err(err) => {
                 tracing::debug!("subscription ended: {err}");
@@ -161,6 +183,7 @@ impl<C: Connection> Publisher<C> {
         subscribe: &Subscribe,
         reader: &mut Reader<C::Recv>,
         writer: &mut Writer<C::Send>,
+        pending: &mut Option<Pending>,
     ) -> Result<(), SessionError> {
         let version = self.version();
         let broadcast = self.find_broadcast(&subscribe.broadcast)?;
@@ -185,6 +208,7 @@ impl<C: Connection> Publisher<C> {
             priority: Some(window.priority),
         };
         let mut track = broadcast.subscribe_track_with(&subscribe.track, options).await?;
+        *pending = Some(self.ctx.outstanding.register(track.ended_probe()));
         tracing::trace!(?options, next = ?track.next_sequence(), latest = ?track.latest_sequence(), "subscribed");
         if version < Version::Lite05 {
             // What the reference sends an older subscriber at once (spec section 5, 11.7).
@@ -233,6 +257,7 @@ impl<C: Connection> Publisher<C> {
                         }
                         let sender = GroupSender {
                             conn: self.ctx.conn.clone(),
+                            outstanding: self.ctx.outstanding.clone(),
                             traffic: self.ctx.config.traffic.clone(),
                             version,
                             subscribe_id: subscribe.id,
@@ -633,6 +658,9 @@ impl GroupTasks {
 /// Sends one group on its own uni stream.
 struct GroupSender<C: Connection> {
     conn: C,
+    /// Where the stream counts as owed to the peer from when its group is complete until the
+    /// peer acknowledged it.
+    outstanding: Arc<Outstanding>,
     traffic: Option<Arc<Traffic>>,
     version: Version,
     subscribe_id: u64,
@@ -646,6 +674,10 @@ impl<C: Connection> GroupSender<C> {
     /// A signal on `abandoned` (the in-flight bound) resets it with TOO_FAR_BEHIND.
     async fn send(mut self, mut group: GroupConsumer, mut abandoned: oneshot::Receiver<()>) -> Option<StreamCode> {
         let sequence = group.sequence();
+        let pending = {
+            let group = group.clone();
+            self.outstanding.register(move || group.status().is_some())
+        };
         // Reported when this future ends, also when it is aborted.
         let mut tally = Tally { traffic: self.traffic.take(), frames: 0, bytes: 0, complete: false };
         let send = tokio::select! {
@@ -669,6 +701,12 @@ impl<C: Connection> GroupSender<C> {
             Ok(()) => {
                 tally.complete = true;
                 writer.finish();
+                // Owed until the peer has it all: watched apart, so the subscription's bound on
+                // streams in flight counts only streams still being written.
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(ACK_WAIT, writer.acknowledged()).await;
+                    drop(pending);
+                });
                 None
             }
             Err(err) => {

@@ -140,6 +140,12 @@ impl<S: SendStream> Writer<S> {
         let _ = self.send.finish();
     }
 
+    /// After [`finish`](Self::finish): waits until the peer has acknowledged everything up to the
+    /// FIN (true), or the stream was stopped or the connection lost (false).
+    pub(crate) async fn acknowledged(&mut self) -> bool {
+        matches!(self.send.stopped().await, Ok(None))
+    }
+
     /// Aborts the stream with `code`.
     pub(crate) fn reset(&mut self, code: StreamCode) {
         self.closed = true;

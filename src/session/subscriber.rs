@@ -427,6 +427,8 @@ impl<C: Connection> Subscriber<C> {
         resume: Option<u64>,
     ) {
         let mut producer = producer;
+        // moq-lite-03/04 frames carry no timestamp: say so, rather than let 0 pass for one.
+        producer.set_has_timestamps(self.version().has_timestamps());
         let interest = producer.interest();
         let mut wanted = loop {
             if let Some(wanted) = interest.current() {
@@ -458,14 +460,10 @@ impl<C: Connection> Subscriber<C> {
         let sink = SinkInner::new(producer, orphan);
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
         let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
-        if result.is_ok() {
-            // The publisher's FIN means every group stream was opened; give the last ones time to
-            // deliver their GROUP header before late arrivals are refused.
-            tokio::time::sleep(STRAGGLER_GRACE).await;
-        }
         self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         match result {
-            Ok(()) => sink.set_outcome(Ok(())),
+            // The outcome was set when the publisher's FIN arrived.
+            Ok(()) => {}
             // The connection is gone: leave the outcome open so the track is orphaned.
             Err(SessionError::Transport(_)) | Err(SessionError::Stream(StreamError::Connection(_))) => {
                 tracing::debug!(%broadcast, %track, id, "session ended under the subscription");
@@ -557,6 +555,8 @@ impl<C: Connection> Subscriber<C> {
         Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
         writer.write(out.freeze()).await?;
         let mut reader = Reader::new(recv, version, self.ctx.config.max_message_size);
+        // SUBSCRIBE_END's exclusive end (lite-05+): sequences below it never seen were lost.
+        let mut end_group = None;
         loop {
             tokio::select! {
                 response = reader.decode::<SubscribeResponse>() => match response? {
@@ -586,13 +586,36 @@ impl<C: Connection> Subscriber<C> {
                             sink.with(|track| track.upstream_started(None));
                         }
                     }
-                    Some(SubscribeResponse::End { group }) => tracing::trace!(id, group, "SUBSCRIBE_END"),
+                    Some(SubscribeResponse::End { group }) => {
+                        tracing::trace!(id, group, "SUBSCRIBE_END");
+                        end_group = Some(group);
+                    }
                     Some(SubscribeResponse::Drop { start, end, code }) => {
                         tracing::debug!(id, start, end, code, "SUBSCRIBE_DROP");
                         let reason = model::Error::from_code(StreamCode::from_peer(code));
                         sink.with(|track| track.drop_groups(start, end, reason));
                     }
                     None => {
+                        // The publisher finished the track: that is its outcome from now on, also
+                        // if the session closes during the grace below (a publisher that finishes,
+                        // flushes and disconnects at once), which would otherwise orphan the
+                        // track and end it as closed.
+                        sink.set_outcome(Ok(()));
+                        // The FIN means every group stream was opened; give the last ones time to
+                        // deliver their GROUP header before late arrivals are refused. Our own FIN
+                        // follows, so a publisher that waits for it (a flush before closing) knows
+                        // they were taken in.
+                        tokio::time::sleep(STRAGGLER_GRACE).await;
+                        if let Some(end) = end_group {
+                            // Sequences past the newest one seen and below SUBSCRIBE_END never
+                            // arrived: say so rather than end as if they had not existed.
+                            sink.with(|track| {
+                                let first = track.latest_sequence().map_or(0, |seq| seq.saturating_add(1));
+                                if first < end {
+                                    track.drop_groups(first, end - 1, model::Error::Aborted(StreamCode::DeliveryTimeout));
+                                }
+                            });
+                        }
                         writer.finish();
                         return Ok(());
                     }

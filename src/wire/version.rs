@@ -57,6 +57,11 @@ impl Version {
         matches!(self, Version::Lite05 | Version::Lite06)
     }
 
+    /// lite-05 and later carry a timestamp with each frame (lite-03/04 frames have none).
+    pub const fn has_timestamps(self) -> bool {
+        self.has_track_info()
+    }
+
     /// lite-04 and later have GOAWAY.
     pub const fn has_goaway(self) -> bool {
         !matches!(self, Version::Lite03)

@@ -10,7 +10,7 @@
  *   - zero-copy writes: each malloc'd buffer is freed exactly once, when moqt is done with it;
  *   - announcements: a broadcast seen appearing and going away;
  *   - non-blocking release: moqt_subscription_release from inside on_frame and from another
- *     thread while frames flow, and after the track ended (on_closed(MOQT_STATUS_OK) first);
+ *     thread while frames flow, and after the track ended (on_closed(MOQT_STATUS_END) first);
  *   - closing twice where the header allows it: every free and release of NULL, a frame
  *     referenced twice and unreferenced twice, moqt_track_abort twice, moqt_pull_interrupt twice
  *     (one wake-up), moqt_pull_next_frame again after the end, a subscription and a state watch
@@ -432,7 +432,7 @@ int main(void) {
     moqt_frame_unref(NULL);
     CHECK(moqt_frame_ref(NULL) == NULL, "moqt_frame_ref(NULL)");
 
-    /* A second track that ends: on_closed(OK), then a release after the end frees once. */
+    /* A second track that ends: on_closed(END), then a release after the end frees once. */
     moqt_track *ending = NULL;
     CHECK(moqt_broadcast_create_track(broadcast, "ending", SIZE_MAX, 1, 10000, &ending) == MOQT_STATUS_OK,
           "ending track");
@@ -444,7 +444,7 @@ int main(void) {
     CHECK(wait_for(&after_end, &after_end.frames, 3) == 3, "frames of the ending track");
     moqt_track_free(ending);
     CHECK(wait_for(&after_end, &after_end.closed, 1) == 1, "on_closed once the track ended");
-    CHECK(read_status(&after_end) == MOQT_STATUS_OK, "on_closed(OK) for a finished track");
+    CHECK(read_status(&after_end) == MOQT_STATUS_END, "on_closed(END) for a finished track");
     moqt_subscription_release(ended_sub);
     CHECK(wait_for(&after_end, &after_end.frees, 1) == 1, "user_data_free once after a release past the end");
     sleep_ms(100);
@@ -462,7 +462,7 @@ int main(void) {
           "a write after the abort");
     moqt_track_free(aborted);
 
-    /* Pull mode: interrupt twice wakes the waiter once; next_frame after the end stays CLOSED. */
+    /* Pull mode: interrupt twice wakes the waiter once; next_frame after the end stays END. */
     moqt_track *pulled = NULL;
     CHECK(moqt_broadcast_create_track(broadcast, "pulled", SIZE_MAX, 1, 10000, &pulled) == MOQT_STATUS_OK,
           "pulled track");
@@ -494,8 +494,8 @@ int main(void) {
     }
     CHECK(pulled_frames == 2, "pulled frames");
     moqt_track_free(pulled);
-    CHECK(moqt_pull_next_frame(pull, 5000, &frame) == MOQT_STATUS_ERR_CLOSED, "pull: CLOSED once the track ended");
-    CHECK(moqt_pull_next_frame(pull, 0, &frame) == MOQT_STATUS_ERR_CLOSED, "pull: CLOSED again");
+    CHECK(moqt_pull_next_frame(pull, 5000, &frame) == MOQT_STATUS_END, "pull: END once the track ended");
+    CHECK(moqt_pull_next_frame(pull, 0, &frame) == MOQT_STATUS_END, "pull: END again");
     moqt_pull_interrupt(pull); /* after the end: harmless */
     moqt_pull_interrupt(pull);
     moqt_pull_free(pull);

@@ -415,8 +415,8 @@ fn subscribe_options_bound_the_groups() {
                 groups.push(moqt_frame_group(frame));
                 moqt_frame_unref(frame);
             }
-            // The end group was reached: the subscription finished.
-            moqt_status::ErrClosed => break,
+            // The end group was reached: the subscription finished, a clean end.
+            moqt_status::End => break,
             other => panic!("{other:?} after {groups:?}"),
         }
     }
@@ -712,7 +712,11 @@ fn session_limits_in_the_client_options_hold() {
             break;
         }
     }
-    assert_eq!(second_status, moqt_status::ErrClosed, "the second track is refused while the first is held");
+    // Refused upstream with CANCELLED: an abort with its code, not the end of a finished track.
+    assert_eq!(second_status, moqt_status::ErrAborted, "the second track is refused while the first is held");
+    let mut code = u64::MAX;
+    assert!(moqt_last_error_code(&mut code), "{}", last_error());
+    assert_eq!(code, 0x1, "CANCELLED");
     moqt_pull_free(pull_two);
     moqt_pull_free(pull_one);
     moqt_track_free(second);
@@ -955,7 +959,7 @@ fn a_peer_probe_target_reaches_the_client_stats() {
 }
 
 /// Push mode's `on_gap`: a publisher that skips groups 1 to 4 and then finishes the track gives
-/// exactly one gap callback, for 1..=4, before on_closed(MOQT_STATUS_OK); the frames of groups 0
+/// exactly one gap callback, for 1..=4, before on_closed(MOQT_STATUS_END); the frames of groups 0
 /// and 5 all arrive.
 #[test]
 fn push_mode_reports_gaps_through_on_gap() {
@@ -991,7 +995,7 @@ fn push_mode_reports_gaps_through_on_gap() {
     wait_until("the end of the track", || !recorder.closed.lock().unwrap().is_empty());
     let gaps = recorder.gaps.lock().unwrap().clone();
     assert_eq!(gaps.iter().map(|g| (g.0, g.1)).collect::<Vec<_>>(), [(1, 4)], "one gap for 1..=4: {gaps:?}");
-    assert_eq!(*recorder.closed.lock().unwrap(), [moqt_status::Ok]);
+    assert_eq!(*recorder.closed.lock().unwrap(), [moqt_status::End]);
     let mut frames = recorder.frames.lock().unwrap().clone();
     frames.sort();
     assert_eq!(frames, [(0, 0), (0, 1), (5, 0), (5, 1)]);

@@ -704,3 +704,57 @@ async fn a_burst_past_the_in_flight_bound_is_reported_not_lost() {
         assert_eq!(all, (0..200).collect::<Vec<_>>(), "{version}: every group delivered or reported");
     }
 }
+
+/// A publisher that finishes its track, flushes and leaves at once: the relay's subscribers read
+/// every frame and then the track's end (not an abort, not the session's end), in every version;
+/// frames carry their timestamps from moq-lite-05 on and say they have none before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at_once() {
+    init_logs();
+    for version in Version::ALL {
+        let relay = start_relay(version);
+        let mut published = publish("room/alice");
+        let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
+        let publisher = relay.connect(version, None, origins).await;
+        let (_subscriber, remote) = relay.subscriber(version, None).await;
+        let announced = announced(&remote, &path("room/alice")).await;
+        let mut consumer = timeout(WAIT, announced.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{version}: no subscription upstream"));
+        // Group 0 read first: the subscription is established end to end before the rest.
+        write_groups(&mut published.track, 1, 2);
+        let mut frames = Vec::new();
+        let TrackEvent::Group(mut first) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
+        for (f, frame) in read_group(&mut first).await.into_iter().enumerate() {
+            frames.push((first.sequence(), f as u64, frame.timestamp));
+        }
+        write_groups(&mut published.track, 2, 2);
+        published.track.finish();
+        timeout(WAIT, publisher.flushed())
+            .await
+            .unwrap_or_else(|_| panic!("{version}: the end never reached the relay"));
+        // Closes the connection at once: anything not acknowledged by now would be lost.
+        drop(publisher);
+
+        let end = loop {
+            match timeout(WAIT, consumer.next_group()).await.expect("an event in time") {
+                Ok(Some(TrackEvent::Group(mut group))) => {
+                    let g = group.sequence();
+                    for (f, frame) in read_group(&mut group).await.into_iter().enumerate() {
+                        assert_eq!(frame.payload, payload(g, f as u64), "{version}");
+                        frames.push((g, f as u64, frame.timestamp));
+                    }
+                }
+                Ok(Some(TrackEvent::Gap(gap))) => panic!("{version}: {gap:?}"),
+                Ok(None) => break Ok(()),
+                Err(err) => break Err(err),
+            }
+        };
+        assert_eq!(end, Ok(()), "{version}: the track ends as finished, after {} frames", frames.len());
+        frames.sort();
+        let real = version.has_timestamps();
+        let expected: Vec<_> =
+            (0..3).flat_map(|g| (0..2).map(move |f| (g, f, if real { stamp(g, f, 2) } else { 0 }))).collect();
+        assert_eq!(frames, expected, "{version}: every frame, with its timestamp where the version has them");
+        assert_eq!(consumer.has_timestamps(), real, "{version}");
+    }
+}

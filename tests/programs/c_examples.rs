@@ -234,8 +234,9 @@ fn the_c_delivery_benchmark_runs() {
     }
 }
 
-/// Runs `subscriber` (a program, possibly behind a wrapper such as valgrind) for 40 frames and
-/// the publisher for 60 through a fresh `moqt relay`, and checks what the subscriber printed.
+/// Runs `subscriber` (a program, possibly behind a wrapper such as valgrind) and the publisher
+/// for 60 frames through a fresh `moqt relay`, and checks what the subscriber printed: every
+/// frame, then the track's clean end.
 fn run_demo(publisher: PathBuf, subscriber: Vec<std::ffi::OsString>) {
     let (url, fp, _relay) = start_relay();
     run_demo_at(&url, &fp, publisher, subscriber);
@@ -246,7 +247,7 @@ fn run_demo_at(url: &str, fp: &str, publisher: PathBuf, subscriber: Vec<std::ffi
     let (url, fp) = (url.to_string(), fp.to_string());
     let mut sub = Command::new(&subscriber[0])
         .args(&subscriber[1..])
-        .args([&url, &fp, "40"])
+        .args([&url, &fp, "60"])
         .stdout(Stdio::piped())
         .spawn()
         .expect("the subscriber (or its wrapper: valgrind is installed by scripts/test.sh) starts");
@@ -257,16 +258,21 @@ fn run_demo_at(url: &str, fp: &str, publisher: PathBuf, subscriber: Vec<std::ffi
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert!(first.contains("waiting for"), "the subscriber did not start: {first:?}");
-    let pub_status = Command::new(&publisher).args([&url, &fp, "60"]).stdout(Stdio::null()).status().unwrap();
-    assert!(pub_status.success(), "the C publisher failed");
+    // The publisher finishes its track and frees its client right after its last frame: no
+    // sleep, yet the subscriber gets every frame and then a clean end.
+    let published = Command::new(&publisher).args([&url, &fp, "60"]).output().unwrap();
+    let pub_text = String::from_utf8_lossy(&published.stdout);
+    assert!(published.status.success(), "the C publisher failed: {pub_text}");
+    assert!(pub_text.contains("publisher: finished; flush: ok"), "{pub_text}");
     let mut text = String::new();
     stdout.read_to_string(&mut text).unwrap();
     let status = sub.wait().unwrap();
     assert!(status.success(), "the C subscriber failed ({status}):\n{text}");
     let frames: Vec<&str> = text.lines().filter(|l| l.contains(": frame ")).collect();
-    assert_eq!(frames.len(), 40, "{text}");
+    assert_eq!(frames.len(), 60, "{text}");
     assert!(frames[0].contains("group 0 frame 0"), "the first frame starts a group: {}", frames[0]);
-    assert!(text.contains("received 40 frames"), "{text}");
+    assert!(text.contains("received 60 frames"), "{text}");
+    assert!(text.contains("track ended cleanly (end of stream)"), "a clean end, not an error: {text}");
 }
 
 #[test]
@@ -297,6 +303,16 @@ fn thread_hooks_from_c() {
 #[test]
 fn server_admission_fetch_and_probe_from_c() {
     run_everywhere("server", &["server: ok (fetched 3 frames"]);
+}
+
+/// tests/c/publish.c: keyframe-aligned groups and their bounds, timestamps on moq-lite-04 (none)
+/// and -06, a finished track ending as MOQT_STATUS_END and an aborted one as
+/// MOQT_STATUS_ERR_ABORTED with its code, in push and pull mode, with a publisher that frees its
+/// client right after finishing; as C, as C++, under AddressSanitizer + UndefinedBehaviorSanitizer
+/// and under Valgrind.
+#[test]
+fn publishing_keyframes_timestamps_and_a_clean_end_from_c() {
+    run_everywhere("publish", &["publish: ok", "clean end and abort code 0x47"]);
 }
 
 /// Finds `program` on PATH.

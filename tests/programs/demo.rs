@@ -1,7 +1,7 @@
 //! The README's main-job command, run as written (on the debug build the suite already has):
 //! scripts/demo.sh installs the library into a scratch prefix, builds every C example through
 //! the Makefile and pkg-config, starts `moqt relay`, and the C subscriber prints the C publisher's
-//! frames with their latency.
+//! frames with their latency, then the track's clean end.
 
 use std::path::Path;
 use std::process::Command;
@@ -20,6 +20,8 @@ fn the_readme_demo_runs() {
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("built: publisher subscriber subscriber_poll relay"), "{stdout}");
     let frames = stdout.lines().filter(|line| line.contains("latency")).count();
-    assert!(frames >= 60, "60 frames with their latency, saw {frames}:\n{stdout}");
-    assert!(stdout.contains("== done: 60 frames"), "{stdout}");
+    assert!(frames >= 90, "90 frames with their latency, saw {frames}:\n{stdout}");
+    // The publisher finishes its track and leaves at once; the subscriber sees a clean end.
+    assert!(stdout.contains("subscriber: track ended cleanly"), "{stdout}");
+    assert!(stdout.contains("== done: 90 frames"), "{stdout}");
 }

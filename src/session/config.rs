@@ -60,6 +60,11 @@ pub struct SessionConfig {
     /// Where this session counts what it moves (a relay shares one across its sessions for
     /// /metrics). `None`: not counted.
     pub traffic: Option<std::sync::Arc<super::Traffic>>,
+    /// How long a track resumed after a reconnect keeps asking when the new peer refuses it as not
+    /// (yet) there (NOT_FOUND, UNROUTABLE): a relay that restarted can announce a broadcast a
+    /// moment before it routes subscriptions to it. Retried with a growing pause; after this the
+    /// refusal ends the track. Default 5 s.
+    pub resume_retry_window: Duration,
 }
 
 impl Default for SessionConfig {
@@ -82,6 +87,7 @@ impl Default for SessionConfig {
             datagram_groups: false,
             cache: CacheSettings::default(),
             traffic: None,
+            resume_retry_window: Duration::from_secs(5),
         }
     }
 }

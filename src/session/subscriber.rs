@@ -458,9 +458,27 @@ impl<C: Connection> Subscriber<C> {
             GroupStart::Latest => None,
         });
         let sink = SinkInner::new(producer, orphan);
-        self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
-        let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest, &sink).await;
-        self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        let retry_until = resume.map(|_| tokio::time::Instant::now() + self.ctx.config.resume_retry_window);
+        let mut id = id;
+        let mut pause = RESUME_RETRY_PAUSE;
+        let result = loop {
+            self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
+            let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest.clone(), &sink).await;
+            self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            // A resumed track refused as not there yet is asked for again, within the window.
+            let not_there = matches!(&result, Err(err) if matches!(err.stream_code(), StreamCode::NotFound | StreamCode::Unroutable));
+            match retry_until {
+                Some(until)
+                    if not_there && !self.ctx.is_going_away() && tokio::time::Instant::now() + pause < until =>
+                {
+                    tracing::debug!(%broadcast, %track, id, "resumed subscription refused as not there yet; asking again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(RESUME_RETRY_PAUSE * 8);
+                    id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => break result,
+            }
+        };
         match result {
             // The outcome was set when the publisher's FIN arrived.
             Ok(()) => {}
@@ -739,6 +757,10 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
 
 /// How long an ended broadcast waits to see whether its session ends too.
 const END_GRACE: Duration = Duration::from_millis(500);
+
+/// The first pause before a resumed track asks again (doubling, at most 8 times this), within
+/// `SessionConfig::resume_retry_window`.
+const RESUME_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 impl AnnounceTable {
     /// Records a path announced on the stream; a peer past `max` paths is in violation (the table

@@ -150,7 +150,8 @@ static moqt_subscribe_options options_for(int64_t start, uint32_t delivery) {
     return options;
 }
 
-/* Drains a pull subscription into `r` until its end (MOQT_STATUS_ERR_CLOSED) or `want` frames. */
+/* Drains a pull subscription into `r` until its end (MOQT_STATUS_END for a finished track) or
+ * `want` frames. */
 static void drain_pull(const moqt_pull *pull, struct record *r, int want) {
     while (want < 0 || read_int(r, &r->frames) < want) {
         const moqt_frame *frame = NULL;
@@ -161,7 +162,7 @@ static void drain_pull(const moqt_pull *pull, struct record *r, int want) {
             record_frame(r, frame);
             moqt_frame_unref(frame);
         } else {
-            if (status != MOQT_STATUS_ERR_CLOSED) fprintf(stderr, "delivery_order: pull: %s\n", moqt_last_error());
+            if (status != MOQT_STATUS_END) fprintf(stderr, "delivery_order: pull: %s\n", moqt_last_error());
             pthread_mutex_lock(&r->lock);
             r->closed++;
             r->status = status;
@@ -248,7 +249,7 @@ static void backlog_case(moqt_client *subscriber, const moqt_broadcast *broadcas
     snprintf(what, sizeof what, "%s %s start %lld: each frame's own bytes", mode, order, (long long)start);
     CHECK(bad == 0, what);
     snprintf(what, sizeof what, "%s %s start %lld: one end, clean (%d)", mode, order, (long long)start, (int)status);
-    CHECK(closed == 1 && (pull_mode ? status == MOQT_STATUS_ERR_CLOSED : status == MOQT_STATUS_OK), what);
+    CHECK(closed == 1 && status == MOQT_STATUS_END, what);
 
     if (pull_mode) moqt_pull_free(pull);
     else {
@@ -316,7 +317,7 @@ static void pull_controls(moqt_client *subscriber, const moqt_broadcast *broadca
     /* The end alone makes the fd readable. */
     moqt_track_free(track);
     CHECK(readable(pull, 30000), "the end makes the fd readable");
-    CHECK(moqt_pull_next_frame(pull, 0, &frame) == MOQT_STATUS_ERR_CLOSED, "the end");
+    CHECK(moqt_pull_next_frame(pull, 0, &frame) == MOQT_STATUS_END, "the end");
     moqt_pull_free(pull);
 
     /* A gap report alone makes the fd readable: groups 0..7 are too old for the max age (100 ms)

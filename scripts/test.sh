@@ -57,6 +57,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 
+step "cargo clippy for the other builds: the C library without the command, the fuzz entry points"
+cargo clippy --lib --no-default-features -- -D warnings
+cargo clippy --lib --no-default-features --features fuzzing -- -D warnings
+
 step "cargo doc (the public API documented, no broken or private links)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 

@@ -659,8 +659,8 @@ async fn a_clients_goaway_uri_is_a_violation_from_lite_06_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
-    use moqt::transport::{Connection, RecvStream, StreamError};
-    use moqt::wire::{FrameTimestamps, GroupHeader, StreamReader, SubscribeWindow, UniStream};
+    use moqt::transport::{RecvStream, StreamError};
+    use moqt::wire::{FrameTimestamps, GroupHeader, SubscribeWindow};
     init_logs();
     for version in Version::ALL {
         let info = model::TrackInfo { priority: 1, max_age: Duration::from_millis(100), timescale: 1000 };
@@ -678,20 +678,7 @@ async fn the_publisher_resets_an_expired_group_with_old_on_the_wire() {
         let mut old = producer.append_group().unwrap();
         old.write(0, payload(0, 0)).unwrap();
         // The first uni stream that is not the server's SETUP is group 0.
-        let (mut recv, mut reader) = loop {
-            let mut recv = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
-            let mut reader = StreamReader::new(version, 1 << 16);
-            let kind = loop {
-                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
-                    break kind;
-                }
-                let chunk = timeout(WAIT, recv.read(4096)).await.unwrap().unwrap().expect("a stream type");
-                reader.push(&chunk).unwrap();
-            };
-            if kind == UniStream::Group {
-                break (recv, reader);
-            }
-        };
+        let (mut recv, mut reader) = next_group_stream(&conn, version).await;
         let mut timestamps = FrameTimestamps::new();
         let mut header = None;
         let first = loop {
@@ -815,7 +802,7 @@ async fn a_group_starting_past_frame_0_is_reported_partial() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
     use moqt::transport::{Connection, RecvStream};
-    use moqt::wire::{StreamReader, SubscribeResponse, SubscribeWindow, UniStream};
+    use moqt::wire::{StreamReader, SubscribeResponse, SubscribeWindow};
     init_logs();
     for version in Version::ALL {
         let mut published = publish("room/alice");
@@ -831,20 +818,7 @@ async fn a_group_reset_by_the_publisher_is_also_reported_with_subscribe_drop() {
         // Group 0 is handed out and its stream opened, then it is aborted.
         let mut group = published.track.append_group().unwrap();
         group.write(0, payload(0, 0)).unwrap();
-        let _stream = loop {
-            let mut uni = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
-            let mut reader = StreamReader::new(version, 1 << 16);
-            let kind = loop {
-                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
-                    break kind;
-                }
-                let chunk = timeout(WAIT, uni.read(4096)).await.unwrap().unwrap().expect("a stream type");
-                reader.push(&chunk).unwrap();
-            };
-            if kind == UniStream::Group {
-                break uni;
-            }
-        };
+        let _stream = next_group_stream(&conn, version).await.0;
         group.abort(Error::Aborted(StreamCode::InternalError));
         let mut reader = StreamReader::new(version, 1 << 16);
         let drop = timeout(WAIT, async {
@@ -884,7 +858,7 @@ async fn track_info_reaches_the_subscriber_from_lite_05_and_defaults_before() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept() {
     use moqt::transport::{Connection, RecvStream, StreamError};
-    use moqt::wire::{GroupHeader, StreamReader, SubscribeResponse, SubscribeUpdate, SubscribeWindow, UniStream};
+    use moqt::wire::{GroupHeader, StreamReader, SubscribeResponse, SubscribeUpdate, SubscribeWindow};
     init_logs();
     for version in Version::ALL {
         // The publisher keeps groups a minute; the subscriber first asks for a minute too.
@@ -904,20 +878,7 @@ async fn a_narrower_max_age_in_subscribe_update_expires_a_group_the_old_one_kept
         // keeps it.
         let mut old = producer.append_group().unwrap();
         old.write(0, payload(0, 0)).unwrap();
-        let (mut group0, mut reader) = loop {
-            let mut uni = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
-            let mut reader = StreamReader::new(version, 1 << 16);
-            let kind = loop {
-                if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
-                    break kind;
-                }
-                let chunk = timeout(WAIT, uni.read(4096)).await.unwrap().unwrap().expect("a stream type");
-                reader.push(&chunk).unwrap();
-            };
-            if kind == UniStream::Group {
-                break (uni, reader);
-            }
-        };
+        let (mut group0, mut reader) = next_group_stream(&conn, version).await;
         let header = loop {
             if let Some(header) = reader.decode::<GroupHeader>().unwrap() {
                 break header;

@@ -355,6 +355,25 @@ pub async fn raw_subscribe<C: Connection>(conn: &C, version: Version, id: u64, t
     raw_subscribe_stream(conn, version, id, track, priority).await
 }
 
+/// The next uni stream `conn` accepts that is a Group stream (the server's Setup stream and any
+/// other kind skipped), with a reader holding what followed its stream type.
+pub async fn next_group_stream<C: Connection>(conn: &C, version: Version) -> (C::Recv, StreamReader) {
+    loop {
+        let mut recv = timeout(WAIT, conn.accept_uni()).await.unwrap().unwrap();
+        let mut reader = StreamReader::new(version, 1 << 16);
+        let kind = loop {
+            if let Some(kind) = reader.read_with(|b| UniStream::decode(b, version)).unwrap() {
+                break kind;
+            }
+            let chunk = timeout(WAIT, recv.read(4096)).await.unwrap().unwrap().expect("a stream type");
+            reader.push(&chunk).unwrap();
+        };
+        if kind == UniStream::Group {
+            return (recv, reader);
+        }
+    }
+}
+
 /// What a raw client sends as its SETUP (default parameters) on lite-05+, stream type included.
 pub fn client_setup_bytes(version: Version) -> Vec<u8> {
     let mut out = Vec::new();

@@ -82,6 +82,8 @@ impl Relay {
     /// An empty relay.
     pub fn new(mut config: RelayConfig) -> Self {
         config.session.hop_id = config.hop_id;
+        // Nothing flushes a relay's sessions: no per-group delivery tracking on the fan-out.
+        config.session.flush_group_streams = false;
         // Every session of this relay, peers included, counts into one place for /metrics.
         let traffic = config.session.traffic.get_or_insert_with(Default::default).clone();
         let origin = OriginProducer::new(config.origin);

@@ -65,6 +65,10 @@ pub struct SessionConfig {
     /// moment before it routes subscriptions to it. Retried with a growing pause; after this the
     /// refusal ends the track. Default 5 s.
     pub resume_retry_window: Duration,
+    /// Whether [`Session::flushed`](super::Session::flushed) also waits for each completed Group
+    /// stream to be acknowledged (default true). Tracking it costs a registration and a task per
+    /// group and subscriber; a relay, whose sessions nobody flushes, turns it off on its fan-out.
+    pub flush_group_streams: bool,
 }
 
 impl Default for SessionConfig {
@@ -88,6 +92,7 @@ impl Default for SessionConfig {
             cache: CacheSettings::default(),
             traffic: None,
             resume_retry_window: Duration::from_secs(5),
+            flush_group_streams: true,
         }
     }
 }

@@ -257,7 +257,7 @@ impl<C: Connection> Publisher<C> {
                         }
                         let sender = GroupSender {
                             conn: self.ctx.conn.clone(),
-                            outstanding: self.ctx.outstanding.clone(),
+                            outstanding: self.ctx.config.flush_group_streams.then(|| self.ctx.outstanding.clone()),
                             traffic: self.ctx.config.traffic.clone(),
                             version,
                             subscribe_id: subscribe.id,
@@ -659,8 +659,9 @@ impl GroupTasks {
 struct GroupSender<C: Connection> {
     conn: C,
     /// Where the stream counts as owed to the peer from when its group is complete until the
-    /// peer acknowledged it.
-    outstanding: Arc<Outstanding>,
+    /// peer acknowledged it; `None` when the session does not track group streams
+    /// (`SessionConfig::flush_group_streams`).
+    outstanding: Option<Arc<Outstanding>>,
     traffic: Option<Arc<Traffic>>,
     version: Version,
     subscribe_id: u64,
@@ -674,10 +675,10 @@ impl<C: Connection> GroupSender<C> {
     /// A signal on `abandoned` (the in-flight bound) resets it with TOO_FAR_BEHIND.
     async fn send(mut self, mut group: GroupConsumer, mut abandoned: oneshot::Receiver<()>) -> Option<StreamCode> {
         let sequence = group.sequence();
-        let pending = {
+        let pending = self.outstanding.as_ref().map(|outstanding| {
             let group = group.clone();
-            self.outstanding.register(move || group.status().is_some())
-        };
+            outstanding.register(move || group.status().is_some())
+        });
         // Reported when this future ends, also when it is aborted.
         let mut tally = Tally { traffic: self.traffic.take(), frames: 0, bytes: 0, complete: false };
         let send = tokio::select! {
@@ -703,10 +704,12 @@ impl<C: Connection> GroupSender<C> {
                 writer.finish();
                 // Owed until the peer has it all: watched apart, so the subscription's bound on
                 // streams in flight counts only streams still being written.
-                tokio::spawn(async move {
-                    let _ = tokio::time::timeout(ACK_WAIT, writer.acknowledged()).await;
-                    drop(pending);
-                });
+                if let Some(pending) = pending {
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(ACK_WAIT, writer.acknowledged()).await;
+                        drop(pending);
+                    });
+                }
                 None
             }
             Err(err) => {

@@ -390,8 +390,8 @@ impl<C: Connection> Subscriber<C> {
     fn resume_orphan(self: &Arc<Self>, broadcast: Path, orphan: Orphan) {
         let this = self.clone();
         self.tasks.spawn(async move {
-            let resume = orphan.producer.latest_sequence().map(|seq| seq.saturating_add(1).min(MAX_VARINT - 1));
-            this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, resume).await
+            let from = orphan.producer.latest_sequence().map(|seq| seq.saturating_add(1).min(MAX_VARINT - 1));
+            this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, Some(Resume { from })).await
         });
     }
 
@@ -415,8 +415,8 @@ impl<C: Connection> Subscriber<C> {
         }
     }
 
-    /// Feeds `producer` from a subscription with what its consumers want, from `resume` on when
-    /// it continues after a migration, with SUBSCRIBE_UPDATE when that changes, cancelled when no
+    /// Feeds `producer` from a subscription with what its consumers want, resumed (from the group
+    /// after the last it got, if any) when it continues after a migration, with SUBSCRIBE_UPDATE when that changes, cancelled when no
     /// local consumer is left. If the session ends under it, the track is orphaned, not ended.
     async fn run_track(
         self: Arc<Self>,
@@ -424,7 +424,7 @@ impl<C: Connection> Subscriber<C> {
         track: String,
         info: model::TrackInfo,
         producer: TrackProducer,
-        resume: Option<u64>,
+        resume: Option<Resume>,
     ) {
         let mut producer = producer;
         // moq-lite-03/04 frames carry no timestamp: say so, rather than let 0 pass for one.
@@ -442,7 +442,7 @@ impl<C: Connection> Subscriber<C> {
             }
             tokio::task::yield_now().await;
         };
-        if let Some(next) = resume {
+        if let Some(Resume { from: Some(next) }) = resume {
             wanted.start = GroupStart::Floor(next);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -466,7 +466,7 @@ impl<C: Connection> Subscriber<C> {
             let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest.clone(), &sink).await;
             self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
             // A resumed track refused as not there yet is asked for again, within the window.
-            let not_there = matches!(&result, Err(err) if matches!(err.stream_code(), StreamCode::NotFound | StreamCode::Unroutable));
+            let not_there = matches!(&result, Err(err) if is_not_there(err));
             match retry_until {
                 Some(until)
                     if not_there && !self.ctx.is_going_away() && tokio::time::Instant::now() + pause < until =>
@@ -495,6 +495,11 @@ impl<C: Connection> Subscriber<C> {
                 )),
             ) if self.session_ending().await => {
                 tracing::debug!(%broadcast, %track, id, "subscription reset as the session ended: {err}");
+            }
+            // A resumed track refused by a peer that is going away (a draining relay whose
+            // publisher session is gone no longer routes it) waits for the next session.
+            Err(err) if resume.is_some() && is_not_there(&err) && self.session_ending().await => {
+                tracing::debug!(%broadcast, %track, id, "resumed subscription refused as the session ended: {err}");
             }
             Err(err) => {
                 tracing::debug!(%broadcast, %track, id, "subscription ended: {err}");
@@ -757,6 +762,17 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
 
 /// How long an ended broadcast waits to see whether its session ends too.
 const END_GRACE: Duration = Duration::from_millis(500);
+
+/// A track taken over from an earlier session: `from` is the group after the last it got.
+#[derive(Clone, Copy)]
+struct Resume {
+    from: Option<u64>,
+}
+
+/// A refusal that says the track is not there (yet): worth asking again for a resumed track.
+fn is_not_there(err: &SessionError) -> bool {
+    matches!(err.stream_code(), StreamCode::NotFound | StreamCode::Unroutable)
+}
 
 /// The first pause before a resumed track asks again (doubling, at most 8 times this), within
 /// `SessionConfig::resume_retry_window`.

@@ -16,7 +16,7 @@ use moqt::coding::SessionCode;
 use moqt::endpoint::{EndpointConfig, Server};
 use moqt::model::{Announcement, OriginProducer, TrackConsumer, TrackEvent, TrackProducer};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
-use moqt::session::{Origins, Session};
+use moqt::session::{Mirror, Origins, Session, SessionEvent};
 use moqt::transport::tls::{Certificate, ClientTrust};
 use moqt::wire::Version;
 use tokio::time::{Instant, timeout};
@@ -632,4 +632,59 @@ async fn a_client_started_by_url_follows_goaway_to_the_new_uri() {
     assert_migrated(&states, &uri, version).await;
     second.wait_sessions(1).await;
     write_and_read(&mut published.track, &mut track).await;
+}
+
+/// A resumed track that a server going away refuses as not there waits for the next session
+/// instead of ending. (moq-relay, draining after SIGTERM, answers UNROUTABLE for a broadcast whose
+/// publisher session has already left; the track must survive that and resume on the next relay.)
+/// Plain sessions sharing one lingering mirror, so the test decides when each one ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_track_refused_by_a_server_going_away_resumes_on_the_next_session() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05, Version::Lite04] {
+        let mut published = publish("room/alice");
+        // A copy of the broadcast whose track requests the test answers, served by the second session.
+        let refusing = OriginProducer::default();
+        let settings = moqt::model::BroadcastSettings { serve_requests: true, ..Default::default() };
+        let empty = moqt::model::BroadcastProducer::new(settings);
+        let _held = refusing.publish(path("room/alice"), empty.consume(), moqt::model::Route::local()).unwrap();
+        let good = serve(version, Some(published.origin.clone()), None);
+        let bad = serve(version, Some(refusing.clone()), None);
+        let mirror = Mirror::with_linger(OriginProducer::default(), Duration::from_secs(30));
+        let connect = |server: &TestServer| {
+            let origins = Origins { subscribe: Some(mirror.clone()), ..Default::default() };
+            let client = server.client(version);
+            let addr = server.addr;
+            async move { timeout(WAIT, client.connect(addr, "localhost", None, origins)).await.unwrap().unwrap() }
+        };
+
+        let first = connect(&good).await;
+        let broadcast = announced(mirror.origin(), &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap();
+        write_and_read(&mut published.track, &mut track).await;
+        drop(first);
+
+        // The second session resumes the track, then goes away, and only then refuses it.
+        let mut second = connect(&bad).await;
+        let request = timeout(WAIT, empty.next_request()).await.expect("the resumed subscription in time");
+        let request = request.expect("a track request");
+        assert_eq!(request.name(), "video", "{version}");
+        bad.wait_sessions(1).await;
+        {
+            let sessions = bad.sessions.lock().unwrap();
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(sessions[0].goaway(""))).unwrap();
+        }
+        let event = timeout(WAIT, second.next_event()).await.expect("GOAWAY in time");
+        assert!(matches!(event, SessionEvent::GoingAway { .. }), "{version}: {event:?}");
+        // The refusal goes out before the server ends the session, so it arrives first.
+        request.reject(moqt::model::Error::NotFound);
+        bad.sessions.lock().unwrap()[0].close(SessionCode::NoError, "drained");
+        timeout(WAIT, second.closed()).await.expect("the second session ends");
+
+        // The third session serves the track again: the same consumer reads on, with no error.
+        let _third = connect(&good).await;
+        write_and_read(&mut published.track, &mut track).await;
+        write_and_read(&mut published.track, &mut track).await;
+    }
 }

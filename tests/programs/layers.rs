@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("model", 1),
     ("transport", 1),
     ("auth", 2),
+    ("media", 2),
     ("session", 3),
     ("endpoint", 4),
     ("reconnect", 5),

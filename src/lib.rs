@@ -4,7 +4,8 @@
 //! 1. `coding`: varints, strings, paths, and the vocabulary all share ([`StreamCode`], bounds).
 //! 2. `wire` (every message of lite-03..06), [`model`] (broadcasts, tracks, groups, frames; no
 //!    I/O) and [`transport`] (raw QUIC, WebTransport, TLS) side by side, none importing another.
-//! 3. [`auth`] and [`media`] (hang catalogs and containers over the model), then [`session`] (one moq-lite session), then [`endpoint`] and [`reconnect`].
+//! 3. [`auth`] and [`media`] (hang catalogs and containers over the model), then [`session`]
+//!    (one moq-lite session), then [`endpoint`] and [`reconnect`].
 //! 4. [`relay`] on top of sessions; the C API (`include/moqt.h`) and the `moqt` command above all.
 //!
 //! Publish by writing a [`BroadcastProducer`] into an [`OriginProducer`] that a [`Session`]

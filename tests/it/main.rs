@@ -10,6 +10,7 @@ mod fanout_copies;
 mod ffi;
 mod fuzz_seeds;
 mod interop_relay;
+mod media;
 mod migration;
 mod relay;
 mod session_features;

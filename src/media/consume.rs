@@ -1,0 +1,162 @@
+//! Consuming a hang broadcast: the catalog as it changes, and a media track's frames with their
+//! presentation times, in decode order.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::catalog::{CATALOG_TRACK, Catalog, CatalogGroupDecoder, CatalogSettings, Container, Rendition};
+use super::{MediaError, legacy, priority};
+use crate::model::{
+    BroadcastConsumer, Gap, GroupConsumer, GroupStart, OrderedConsumer, OrderedEvent, SubscribeOptions, TrackConsumer,
+    TrackEvent,
+};
+
+/// Yields each complete catalog of a broadcast: the newest group's first frame, with the merge
+/// patches that follow it applied in order. A newer group replaces the one being read.
+pub struct CatalogReader {
+    track: TrackConsumer,
+    settings: CatalogSettings,
+    group: Option<(GroupConsumer, CatalogGroupDecoder)>,
+    track_ended: bool,
+}
+
+impl CatalogReader {
+    /// Subscribes to `catalog.json` of `broadcast`, at the catalog's priority.
+    pub async fn subscribe(broadcast: &BroadcastConsumer, settings: CatalogSettings) -> Result<Self, MediaError> {
+        // The newest catalog is the whole truth: older groups are superseded.
+        let options =
+            SubscribeOptions { start: GroupStart::Latest, priority: Some(priority::CATALOG), ..Default::default() };
+        let track = broadcast.subscribe_track_with(CATALOG_TRACK, options).await?;
+        Ok(Self::new(track, settings))
+    }
+
+    /// Reads catalogs from an already subscribed catalog track.
+    pub fn new(track: TrackConsumer, settings: CatalogSettings) -> Self {
+        Self { track, settings, group: None, track_ended: false }
+    }
+
+    /// The next catalog; `None` once the catalog track ended. A malformed catalog is an error
+    /// for that group only: the next call waits for a newer group.
+    pub async fn next(&mut self) -> Result<Option<Catalog>, MediaError> {
+        loop {
+            let Self { track, settings, group, track_ended } = self;
+            match group {
+                Some((consumer, decoder)) if !*track_ended => {
+                    tokio::select! {
+                        biased;
+                        event = track.next_group() => match event? {
+                            Some(TrackEvent::Group(newer)) => *group = Some((newer, CatalogGroupDecoder::new(*settings))),
+                            // A lost catalog group is superseded by the next one.
+                            Some(TrackEvent::Gap(_)) => {}
+                            None => *track_ended = true,
+                        },
+                        frame = consumer.next_frame() => match frame {
+                            Ok(Some(frame)) => return decoder.push(&frame.payload).map(Some).inspect_err(|_| *group = None),
+                            // Done (or lost): wait for a newer group.
+                            Ok(None) | Err(_) => *group = None,
+                        },
+                    }
+                }
+                Some((consumer, decoder)) => match consumer.next_frame().await {
+                    Ok(Some(frame)) => return decoder.push(&frame.payload).map(Some).inspect_err(|_| *group = None),
+                    Ok(None) | Err(_) => *group = None,
+                },
+                None if *track_ended => return Ok(None),
+                None => match track.next_group().await? {
+                    Some(TrackEvent::Group(newer)) => *group = Some((newer, CatalogGroupDecoder::new(*settings))),
+                    Some(TrackEvent::Gap(_)) => {}
+                    None => *track_ended = true,
+                },
+            }
+        }
+    }
+}
+
+/// One media frame (one sample: an access unit or an audio packet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaFrame {
+    /// The group it came in.
+    pub group: u64,
+    /// Presentation time in microseconds.
+    pub pts_us: u64,
+    /// A keyframe: the decoder can start here.
+    pub keyframe: bool,
+    /// The codec payload (for CMAF, the sample's bytes out of the fragment's mdat, not copied).
+    pub payload: Bytes,
+}
+
+/// One step of a media track read.
+#[derive(Debug)]
+pub enum MediaEvent {
+    Frame(MediaFrame),
+    /// Groups that will not be delivered; the next frame is a keyframe.
+    Gap(Gap),
+}
+
+/// Reads one rendition's frames in decode order, groups in ascending sequence, each starting
+/// with a keyframe; a group later than the latency bound is skipped and reported as a gap.
+pub struct MediaTrackReader {
+    ordered: OrderedConsumer,
+    container: Container,
+    /// Samples of a CMAF fragment not handed out yet.
+    pending: VecDeque<MediaFrame>,
+}
+
+impl MediaTrackReader {
+    /// Subscribes to rendition `name` of `catalog`, read in order with `max_latency` as the bound
+    /// for a late group.
+    pub async fn subscribe(
+        broadcast: &BroadcastConsumer,
+        catalog: &Catalog,
+        name: &str,
+        max_latency: Duration,
+    ) -> Result<Self, MediaError> {
+        let rendition = catalog.rendition(name).ok_or_else(|| MediaError::NoRendition(name.into()))?;
+        let container = rendition.container().clone();
+        if let Container::Unknown(_) = container {
+            return Err(MediaError::UnsupportedContainer { name: name.into(), kind: container.kind().into() });
+        }
+        let priority = match rendition {
+            Rendition::Video(_) => priority::VIDEO,
+            Rendition::Audio(_) => priority::AUDIO,
+        };
+        // A player starts at the live edge: the group in progress, from its keyframe.
+        let options = SubscribeOptions { start: GroupStart::Latest, priority: Some(priority), ..Default::default() };
+        let track = broadcast.subscribe_track_with(name, options).await?;
+        Ok(Self::new(track.ordered(max_latency), container))
+    }
+
+    /// Reads frames of an ordered track in `container`.
+    pub fn new(ordered: OrderedConsumer, container: Container) -> Self {
+        Self { ordered, container, pending: VecDeque::new() }
+    }
+
+    /// The next frame or gap; `None` once the track ended cleanly. A frame that does not fit its
+    /// container is an error for that frame only: the next call goes on with the next one.
+    pub async fn next(&mut self) -> Result<Option<MediaEvent>, MediaError> {
+        if let Some(frame) = self.pending.pop_front() {
+            return Ok(Some(MediaEvent::Frame(frame)));
+        }
+        let (group, index, frame) = match self.ordered.next_frame().await? {
+            None => return Ok(None),
+            Some(OrderedEvent::Gap(gap)) => return Ok(Some(MediaEvent::Gap(gap))),
+            Some(OrderedEvent::Frame { group, index, frame }) => (group, index, frame),
+        };
+        match &self.container {
+            Container::Legacy => {
+                let (pts_us, payload) = legacy::decode(&frame.payload)?;
+                Ok(Some(MediaEvent::Frame(MediaFrame { group, pts_us, keyframe: index == 0, payload })))
+            }
+            Container::Cmaf { init } => {
+                self.pending = super::cmaf::samples(init, group, &frame.payload)?.into();
+                match self.pending.pop_front() {
+                    Some(frame) => Ok(Some(MediaEvent::Frame(frame))),
+                    None => Err(MediaError::Frame { container: "cmaf", reason: "a fragment with no sample".into() }),
+                }
+            }
+            Container::Unknown(_) => Err(MediaError::Frame { container: "unknown", reason: "not readable".into() }),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Publishing a hang broadcast: the catalog track, kept in step with the renditions, and one
+//! writer per media track that opens a group at each keyframe.
+
+use bytes::Bytes;
+
+use super::catalog::{AudioConfig, CATALOG_TRACK, Catalog, CatalogSettings, Container, VideoConfig};
+use super::{MediaError, legacy, track_info};
+use crate::model::{self, BroadcastConsumer, BroadcastProducer, Frame, TrackInfo, TrackWriter, WriterSettings};
+
+/// Track priorities, as the reference sets them: the catalog above audio above video, so a
+/// congested link drops video first.
+pub mod priority {
+    pub const CATALOG: u8 = 100;
+    pub const AUDIO: u8 = 80;
+    pub const VIDEO: u8 = 60;
+}
+
+/// A broadcast in the hang format: publish [`consume`](Self::consume) in an origin, add
+/// renditions, write their frames. Every change of the renditions publishes the catalog again, as
+/// a new group of `catalog.json`.
+pub struct MediaBroadcast {
+    broadcast: BroadcastProducer,
+    catalog: Catalog,
+    catalog_track: TrackWriter,
+    settings: CatalogSettings,
+}
+
+impl MediaBroadcast {
+    /// An empty broadcast whose catalog (no renditions yet) is already published.
+    pub fn new() -> Result<Self, MediaError> {
+        Self::with_catalog(Catalog::default(), CatalogSettings::default())
+    }
+
+    /// A broadcast that starts from `catalog`'s other sections and fields (kept as they are);
+    /// its renditions are added with [`add_video`](Self::add_video) / [`add_audio`](Self::add_audio).
+    pub fn with_catalog(mut catalog: Catalog, settings: CatalogSettings) -> Result<Self, MediaError> {
+        catalog.video.renditions.clear();
+        catalog.audio.renditions.clear();
+        let broadcast = BroadcastProducer::default();
+        let info = TrackInfo { priority: priority::CATALOG, ..TrackInfo::default() };
+        let track = broadcast.create_track(CATALOG_TRACK, info)?;
+        let catalog_track = TrackWriter::new(track, WriterSettings { keyframe_groups: true });
+        let mut this = Self { broadcast, catalog, catalog_track, settings };
+        this.publish_catalog()?;
+        Ok(this)
+    }
+
+    /// The broadcast to publish in an origin.
+    pub fn consume(&self) -> BroadcastConsumer {
+        self.broadcast.consume()
+    }
+
+    /// The catalog as last published.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Adds a video rendition on track `name` and publishes the catalog.
+    pub fn add_video(&mut self, name: &str, config: VideoConfig) -> Result<MediaTrackWriter, MediaError> {
+        self.check_new(name, &config.container)?;
+        let track = self.broadcast.create_track(name, track_info(priority::VIDEO))?;
+        let container = config.container.clone();
+        self.catalog.video.renditions.insert(name.to_owned(), config);
+        self.publish_or_undo(name)?;
+        Ok(MediaTrackWriter::new(track, container))
+    }
+
+    /// Adds an audio rendition on track `name` and publishes the catalog.
+    pub fn add_audio(&mut self, name: &str, config: AudioConfig) -> Result<MediaTrackWriter, MediaError> {
+        self.check_new(name, &config.container)?;
+        let track = self.broadcast.create_track(name, track_info(priority::AUDIO))?;
+        let container = config.container.clone();
+        self.catalog.audio.renditions.insert(name.to_owned(), config);
+        self.publish_or_undo(name)?;
+        Ok(MediaTrackWriter::new(track, container))
+    }
+
+    /// Changes a video rendition's configuration (a new resolution, new parameter sets) and
+    /// publishes the catalog. Its container kind cannot change: that takes a new rendition.
+    pub fn update_video(&mut self, name: &str, config: VideoConfig) -> Result<(), MediaError> {
+        let old = self.catalog.video.renditions.get_mut(name).ok_or_else(|| MediaError::NoRendition(name.into()))?;
+        if old.container.kind() != config.container.kind() {
+            return Err(MediaError::Catalog(format!("rendition {name:?} cannot change its container kind")));
+        }
+        let old = std::mem::replace(old, config);
+        self.publish_catalog().inspect_err(|_| {
+            self.catalog.video.renditions.insert(name.to_owned(), old);
+        })
+    }
+
+    /// Changes an audio rendition's configuration and publishes the catalog.
+    pub fn update_audio(&mut self, name: &str, config: AudioConfig) -> Result<(), MediaError> {
+        let old = self.catalog.audio.renditions.get_mut(name).ok_or_else(|| MediaError::NoRendition(name.into()))?;
+        if old.container.kind() != config.container.kind() {
+            return Err(MediaError::Catalog(format!("rendition {name:?} cannot change its container kind")));
+        }
+        let old = std::mem::replace(old, config);
+        self.publish_catalog().inspect_err(|_| {
+            self.catalog.audio.renditions.insert(name.to_owned(), old);
+        })
+    }
+
+    /// Takes a rendition out of the catalog and publishes it. Its writer finishes the track
+    /// (or dropping the writer does).
+    pub fn remove(&mut self, name: &str) -> Result<(), MediaError> {
+        let removed =
+            self.catalog.video.renditions.remove(name).is_some() | self.catalog.audio.renditions.remove(name).is_some();
+        if !removed {
+            return Err(MediaError::NoRendition(name.into()));
+        }
+        self.publish_catalog()
+    }
+
+    /// Ends the catalog track and the broadcast: subscribers see both end cleanly once they
+    /// have read what was written. Finish the media writers first.
+    pub fn finish(mut self) -> Result<(), MediaError> {
+        self.catalog_track.finish()?;
+        self.broadcast.finish();
+        Ok(())
+    }
+
+    fn check_new(&self, name: &str, container: &Container) -> Result<(), MediaError> {
+        if self.catalog.rendition(name).is_some() || name == CATALOG_TRACK {
+            return Err(MediaError::DuplicateRendition(name.into()));
+        }
+        if let Container::Unknown(_) = container {
+            let kind = container.kind().to_owned();
+            return Err(MediaError::UnsupportedContainer { name: name.into(), kind });
+        }
+        Ok(())
+    }
+
+    /// Publishes the catalog with a new rendition, or takes the rendition out again.
+    fn publish_or_undo(&mut self, name: &str) -> Result<(), MediaError> {
+        self.publish_catalog().inspect_err(|_| {
+            self.catalog.video.renditions.remove(name);
+            self.catalog.audio.renditions.remove(name);
+        })
+    }
+
+    fn publish_catalog(&mut self) -> Result<(), MediaError> {
+        self.catalog.check(&self.settings)?;
+        let json = self.catalog.to_json();
+        if json.len() > self.settings.max_bytes {
+            return Err(MediaError::CatalogTooLarge { max: self.settings.max_bytes });
+        }
+        self.catalog_track.write(Frame::new(0, json), true)?;
+        Ok(())
+    }
+}
+
+/// Writes one media track: a frame with its presentation time, a new group at each keyframe.
+pub struct MediaTrackWriter {
+    writer: TrackWriter,
+    container: Container,
+}
+
+impl MediaTrackWriter {
+    fn new(track: model::TrackProducer, container: Container) -> Self {
+        Self { writer: TrackWriter::new(track, WriterSettings { keyframe_groups: true }), container }
+    }
+
+    /// The track's name.
+    pub fn name(&self) -> Option<&str> {
+        self.writer.track().map(model::TrackProducer::name)
+    }
+
+    /// Waits until someone subscribes to the track (a relay or a direct subscriber), so the
+    /// first group written is not written to nobody. Returns at once if the track ended.
+    pub async fn used(&self) {
+        if let Some(track) = self.writer.track() {
+            track.used().await;
+        }
+    }
+
+    /// Writes one frame in decode order: `payload` is the codec payload for the legacy container
+    /// (Annex-B or length-prefixed video as the catalog says, raw audio packets), or one
+    /// moof+mdat fragment for CMAF. A keyframe starts a new group; the track's first frame, and
+    /// the first after a group passed its bounds, must be one ([`MediaError::KeyframeRequired`]).
+    /// Returns the group the frame went to.
+    pub fn write(&mut self, pts_us: u64, keyframe: bool, payload: Bytes) -> Result<u64, MediaError> {
+        let frame = match self.container {
+            Container::Legacy => legacy::encode(pts_us, &payload)?,
+            _ => payload,
+        };
+        self.writer.write(Frame::new(pts_us, frame), keyframe).map_err(|err| match err {
+            model::Error::NewGroupRequired(_) => MediaError::KeyframeRequired,
+            err => MediaError::Model(err),
+        })
+    }
+
+    /// Ends the track cleanly.
+    pub fn finish(mut self) -> Result<(), MediaError> {
+        self.writer.finish()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,205 @@
+//! The media layer end to end: a hang broadcast published with `moqt::media` read back through a
+//! session in every version (and, in interop_relay, through moq-relay), and moq-dev's `hang`
+//! crate as the oracle for the catalog and the legacy container, both ways.
+
+use crate::common;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use moqt::media::{
+    AudioConfig, CatalogReader, CatalogSettings, Container, MediaBroadcast, MediaError, MediaEvent, MediaTrackReader,
+    MediaTrackWriter, VideoConfig,
+};
+use moqt::model::{OriginProducer, Route};
+use moqt::wire::Version;
+use tokio::time::timeout;
+
+/// The avcC that moq-dev's `moq` command published for a 640x360 libx264 clip (the fixture).
+const AVCC: &str = "0164001effe1001a6764001eacd940a02ff970110000030001000003003c0f162d9601000668ebe3cb22c0fdf8f800";
+
+pub fn video_config() -> VideoConfig {
+    VideoConfig {
+        codec: "avc1.64001e".into(),
+        description: Some(hex_bytes(AVCC)),
+        coded_width: Some(640),
+        coded_height: Some(360),
+        framerate: Some(30.0),
+        bitrate: Some(1_000_000),
+        ..Default::default()
+    }
+}
+
+pub fn audio_config() -> AudioConfig {
+    AudioConfig { codec: "opus".into(), sample_rate: 48000, number_of_channels: 2, ..Default::default() }
+}
+
+fn hex_bytes(text: &str) -> Bytes {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect::<Vec<u8>>().into()
+}
+
+/// Frame `f` of a test stream: its time, keyframe flag and bytes.
+type Frames = fn(u64) -> (u64, bool, Bytes);
+
+/// Video frame `f` of the stream: 30 fps, a keyframe every 10 frames.
+fn video_frame(f: u64) -> (u64, bool, Bytes) {
+    (f * 33_333, f % 10 == 0, Bytes::from(format!("video {f}")))
+}
+
+/// Audio frame `f`: 20 ms packets, every one a keyframe of its own group.
+fn audio_frame(f: u64) -> (u64, bool, Bytes) {
+    (f * 20_000, true, Bytes::from(format!("audio {f}")))
+}
+
+/// Publishes a video+audio hang broadcast at `room/media` in `publish`, reads it from `remote`
+/// (filled by a session or a relay), and checks the catalog, every frame's time, keyframe flag
+/// and bytes, a catalog update and the clean end. `label` names the case in failures.
+pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer, label: &str) {
+    let mut media = MediaBroadcast::new().unwrap();
+    let mut video = media.add_video("video", video_config()).unwrap();
+    let mut audio = media.add_audio("audio", audio_config()).unwrap();
+    let _published = publish.publish(path("room/media"), media.consume(), Route::local()).unwrap();
+
+    let broadcast = announced(remote, &path("room/media")).await;
+    let mut catalogs = timeout(WAIT, CatalogReader::subscribe(&broadcast, CatalogSettings::default()))
+        .await
+        .unwrap_or_else(|_| panic!("{label}: catalog subscription in time"))
+        .unwrap();
+    let catalog = timeout(WAIT, catalogs.next()).await.unwrap_or_else(|_| panic!("{label}: catalog in time"));
+    let catalog = catalog.unwrap().unwrap();
+    assert_eq!(&catalog, media.catalog(), "{label}: the catalog as published");
+
+    let latency = Duration::from_secs(5);
+    let mut video_in = MediaTrackReader::subscribe(&broadcast, &catalog, "video", latency).await.unwrap();
+    let mut audio_in = MediaTrackReader::subscribe(&broadcast, &catalog, "audio", latency).await.unwrap();
+    timeout(WAIT, video.used()).await.unwrap_or_else(|_| panic!("{label}: video subscribed"));
+    timeout(WAIT, audio.used()).await.unwrap_or_else(|_| panic!("{label}: audio subscribed"));
+
+    // A delta frame cannot open the track.
+    assert!(matches!(video.write(0, false, Bytes::from_static(b"x")), Err(MediaError::KeyframeRequired)));
+    // The first frame of each track is read before the rest is written: a live-edge subscriber
+    // starts at the group in progress when its subscription resolves, and this pins it to group 0.
+    let tracks: [(&mut MediaTrackWriter, &mut MediaTrackReader, Frames, u64); 2] =
+        [(&mut video, &mut video_in, video_frame, 30), (&mut audio, &mut audio_in, audio_frame, 10)];
+    for (writer, reader, frames, count) in tracks {
+        for f in 0..count {
+            let (pts, key, payload) = frames(f);
+            let group = writer.write(pts, key, payload).unwrap();
+            if f == 0 {
+                assert_eq!(group, 0, "{label}");
+                expect_frame(reader, frames, 0, label).await;
+            }
+        }
+        for f in 1..count {
+            expect_frame(reader, frames, f, label).await;
+        }
+    }
+    assert_eq!(
+        video.write(30 * 33_333, true, Bytes::from_static(b"last")).unwrap(),
+        3,
+        "{label}: a group per keyframe"
+    );
+    expect_frame(&mut video_in, |_| (30 * 33_333, true, Bytes::from_static(b"last")), 30, label).await;
+    video.finish().unwrap();
+    audio.finish().unwrap();
+    for reader in [&mut video_in, &mut audio_in] {
+        let end = timeout(WAIT, reader.next()).await.unwrap_or_else(|_| panic!("{label}: the end in time"));
+        assert!(end.unwrap().is_none(), "{label}: a clean end");
+    }
+
+    // A new resolution publishes the catalog again; the reader sees it.
+    media
+        .update_video("video", VideoConfig { coded_width: Some(1280), coded_height: Some(720), ..video_config() })
+        .unwrap();
+    let updated = timeout(WAIT, catalogs.next()).await.unwrap_or_else(|_| panic!("{label}: catalog update in time"));
+    assert_eq!(updated.unwrap().unwrap().video.renditions["video"].coded_width, Some(1280), "{label}");
+    media.remove("audio").unwrap();
+    let updated = timeout(WAIT, catalogs.next()).await.unwrap_or_else(|_| panic!("{label}: catalog update in time"));
+    assert!(updated.unwrap().unwrap().audio.renditions.is_empty(), "{label}");
+    media.finish().unwrap();
+    let end = timeout(WAIT, catalogs.next()).await.unwrap_or_else(|_| panic!("{label}: catalog end in time"));
+    assert!(end.unwrap().is_none(), "{label}: the catalog track ends with the broadcast");
+}
+
+async fn expect_frame(reader: &mut MediaTrackReader, frames: Frames, f: u64, label: &str) {
+    let event = timeout(WAIT, reader.next()).await.unwrap_or_else(|_| panic!("{label}: frame {f} in time"));
+    let MediaEvent::Frame(frame) = event.unwrap().unwrap() else { panic!("{label}: a gap at frame {f}") };
+    let (pts, key, payload) = frames(f);
+    assert_eq!((frame.pts_us, frame.keyframe, frame.payload), (pts, key, payload), "{label}: frame {f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_broadcast_round_trips_through_a_session_in_every_version() {
+    init_logs();
+    for version in Version::ALL {
+        let published = OriginProducer::default();
+        let server = serve(version, Some(published.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        media_round_trip(&published, &remote, &version.to_string()).await;
+    }
+}
+
+#[test]
+fn catalogs_written_by_moqt_parse_with_hang_and_hangs_parse_with_moqt() {
+    // moqt -> hang
+    let mut media = MediaBroadcast::new().unwrap();
+    let _video = media.add_video("video", video_config()).unwrap();
+    let _audio = media.add_audio("audio", audio_config()).unwrap();
+    let json = media.catalog().to_json();
+    let theirs = hang::catalog::Catalog::<()>::from_slice(&json).unwrap();
+    let video = &theirs.video.renditions["video"];
+    assert_eq!(video.codec.to_string(), "avc1.64001e");
+    assert_eq!((video.coded_width, video.coded_height), (Some(640), Some(360)));
+    assert_eq!(video.description.as_deref(), Some(&hex_bytes(AVCC)[..]));
+    assert_eq!(video.container, hang::catalog::Container::Legacy);
+    let audio = &theirs.audio.renditions["audio"];
+    assert_eq!((audio.codec.to_string(), audio.sample_rate, audio.channel_count), ("opus".into(), 48000, 2));
+
+    // hang -> moqt, CMAF included.
+    let mut catalog = hang::catalog::Catalog::<()>::default();
+    let mut config = hang::catalog::VideoConfig::new(hang::catalog::H264 {
+        profile: 0x64,
+        constraints: 0,
+        level: 0x1f,
+        inline: true,
+    });
+    config.coded_width = Some(1280);
+    config.coded_height = Some(720);
+    config.container = hang::catalog::Container::Cmaf { init: Bytes::from_static(b"\0\0\0\x08ftyp") };
+    catalog.video.insert("hd", config).unwrap();
+    let mut aac = hang::catalog::AudioConfig::new(hang::catalog::AAC { profile: 2 }, 44100, 1);
+    aac.description = Some(Bytes::from_static(&[0x12, 0x08]));
+    catalog.audio.insert("aac", aac).unwrap();
+    let ours = moqt::media::Catalog::from_json(&catalog.to_vec().unwrap(), &CatalogSettings::default()).unwrap();
+    let hd = &ours.video.renditions["hd"];
+    assert_eq!((hd.codec.as_str(), hd.coded_width, hd.coded_height), ("avc3.64001f", Some(1280), Some(720)));
+    assert_eq!(hd.container, Container::Cmaf { init: Bytes::from_static(b"\0\0\0\x08ftyp") });
+    let aac = &ours.audio.renditions["aac"];
+    assert_eq!((aac.codec.as_str(), aac.sample_rate, aac.number_of_channels), ("mp4a.40.2", 44100, 1));
+    assert_eq!(aac.description.as_deref(), Some(&[0x12, 0x08][..]));
+    // And back to hang unchanged.
+    let again = hang::catalog::Catalog::<()>::from_slice(&ours.to_json()).unwrap();
+    assert_eq!(again, catalog);
+}
+
+#[test]
+fn legacy_frames_decode_with_hang_and_hangs_decode_with_moqt() {
+    for micros in [0u64, 1, 33_333, 1_234_567, 10_000_000_000] {
+        let ours = moqt::media::legacy::encode(micros, b"access unit").unwrap();
+        let theirs = hang::container::Frame::decode(ours.clone()).unwrap();
+        assert_eq!(theirs.timestamp.as_micros(), micros as u128);
+        assert_eq!(&theirs.payload[..], b"access unit");
+
+        let frame = hang::container::Frame {
+            timestamp: hang::container::Timestamp::from_micros(micros).unwrap(),
+            payload: Bytes::from_static(b"packet"),
+        };
+        let mut encoded = BytesMut::new();
+        frame.encode(&mut encoded).unwrap();
+        let encoded = encoded.freeze();
+        assert_eq!(encoded, moqt::media::legacy::encode(micros, b"packet").unwrap(), "the same bytes");
+        let (back, payload) = moqt::media::legacy::decode(&encoded).unwrap();
+        assert_eq!((back, &payload[..]), (micros, &b"packet"[..]));
+    }
+}

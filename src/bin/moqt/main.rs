@@ -5,6 +5,7 @@
 mod bench;
 mod config;
 mod http;
+mod media;
 mod metrics;
 mod progress;
 mod token;
@@ -46,6 +47,8 @@ enum Command {
     Subscribe(SubscribeArgs),
     /// Print broadcasts as they are announced and ended.
     Announced(AnnouncedArgs),
+    /// Print a hang broadcast's catalog (one JSON line per version of it) as it changes.
+    Catalog(media::CatalogArgs),
     /// Load a relay with publishers and subscribers; report throughput, latency, loss.
     Bench(BenchArgs),
     /// Make keys and tokens for the relay's --auth-key (moq-token format).
@@ -234,6 +237,7 @@ fn main() -> ExitCode {
             Command::Publish(args) => publish(args).await,
             Command::Subscribe(args) => subscribe(args).await,
             Command::Announced(args) => announced(args).await,
+            Command::Catalog(args) => media::catalog(args).await,
             Command::Bench(args) => bench(args).await,
             Command::Token(args) => token::run(args),
         }

@@ -95,6 +95,23 @@ pub enum MediaEvent {
     Gap(Gap),
 }
 
+/// Where a media track read starts and how long a late group may hold it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Default [`GroupStart::Latest`]: a live player starts at the group in progress (from its
+    /// keyframe). `Floor(0)` starts at the oldest group the publisher still keeps (a recorder).
+    pub start: GroupStart,
+    /// A group that has not completed this long after a newer one started is skipped and
+    /// reported as a gap. Default [`OrderedConsumer::DEFAULT_MAX_LATENCY`] (1 s).
+    pub max_latency: Duration,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self { start: GroupStart::Latest, max_latency: OrderedConsumer::DEFAULT_MAX_LATENCY }
+    }
+}
+
 /// Reads one rendition's frames in decode order, groups in ascending sequence, each starting
 /// with a keyframe; a group later than the latency bound is skipped and reported as a gap.
 pub struct MediaTrackReader {
@@ -105,13 +122,12 @@ pub struct MediaTrackReader {
 }
 
 impl MediaTrackReader {
-    /// Subscribes to rendition `name` of `catalog`, read in order with `max_latency` as the bound
-    /// for a late group.
+    /// Subscribes to rendition `name` of `catalog`, read in order as `options` say.
     pub async fn subscribe(
         broadcast: &BroadcastConsumer,
         catalog: &Catalog,
         name: &str,
-        max_latency: Duration,
+        options: ReadOptions,
     ) -> Result<Self, MediaError> {
         let rendition = catalog.rendition(name).ok_or_else(|| MediaError::NoRendition(name.into()))?;
         let container = rendition.container().clone();
@@ -122,10 +138,9 @@ impl MediaTrackReader {
             Rendition::Video(_) => priority::VIDEO,
             Rendition::Audio(_) => priority::AUDIO,
         };
-        // A player starts at the live edge: the group in progress, from its keyframe.
-        let options = SubscribeOptions { start: GroupStart::Latest, priority: Some(priority), ..Default::default() };
-        let track = broadcast.subscribe_track_with(name, options).await?;
-        Ok(Self::new(track.ordered(max_latency), container))
+        let subscribe = SubscribeOptions { start: options.start, priority: Some(priority), ..Default::default() };
+        let track = broadcast.subscribe_track_with(name, subscribe).await?;
+        Ok(Self::new(track.ordered(options.max_latency), container))
     }
 
     /// Reads frames of an ordered track in `container`.

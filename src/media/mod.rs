@@ -20,7 +20,7 @@ pub use catalog::{
     Audio, AudioConfig, CATALOG_TRACK, Catalog, CatalogGroupDecoder, CatalogSettings, Container, Rendition, Video,
     VideoConfig,
 };
-pub use consume::{CatalogReader, MediaEvent, MediaFrame, MediaTrackReader};
+pub use consume::{CatalogReader, MediaEvent, MediaFrame, MediaTrackReader, ReadOptions};
 pub use error::MediaError;
 pub use publish::{MediaBroadcast, MediaTrackWriter, priority};
 

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use common::*;
 use moqt::media::{
     AudioConfig, CatalogReader, CatalogSettings, Container, MediaBroadcast, MediaError, MediaEvent, MediaTrackReader,
-    MediaTrackWriter, VideoConfig,
+    MediaTrackWriter, ReadOptions, VideoConfig,
 };
 use moqt::model::{OriginProducer, Route};
 use moqt::wire::Version;
@@ -70,9 +70,9 @@ pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer,
     let catalog = catalog.unwrap().unwrap();
     assert_eq!(&catalog, media.catalog(), "{label}: the catalog as published");
 
-    let latency = Duration::from_secs(5);
-    let mut video_in = MediaTrackReader::subscribe(&broadcast, &catalog, "video", latency).await.unwrap();
-    let mut audio_in = MediaTrackReader::subscribe(&broadcast, &catalog, "audio", latency).await.unwrap();
+    let options = ReadOptions { max_latency: Duration::from_secs(5), ..Default::default() };
+    let mut video_in = MediaTrackReader::subscribe(&broadcast, &catalog, "video", options).await.unwrap();
+    let mut audio_in = MediaTrackReader::subscribe(&broadcast, &catalog, "audio", options).await.unwrap();
     timeout(WAIT, video.used()).await.unwrap_or_else(|_| panic!("{label}: video subscribed"));
     timeout(WAIT, audio.used()).await.unwrap_or_else(|_| panic!("{label}: audio subscribed"));
 

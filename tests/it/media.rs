@@ -70,6 +70,7 @@ pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer,
     let catalog = catalog.unwrap().unwrap();
     assert_eq!(&catalog, media.catalog(), "{label}: the catalog as published");
 
+    tracing::info!(label, "catalog read");
     let options = ReadOptions { max_latency: Duration::from_secs(5), ..Default::default() };
     let mut video_in = MediaTrackReader::subscribe(&broadcast, &catalog, "video", options).await.unwrap();
     let mut audio_in = MediaTrackReader::subscribe(&broadcast, &catalog, "audio", options).await.unwrap();
@@ -108,6 +109,7 @@ pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer,
         assert!(end.unwrap().is_none(), "{label}: a clean end");
     }
 
+    tracing::info!(label, "media tracks read to their end");
     // A new resolution publishes the catalog again; the reader sees it.
     media
         .update_video("video", VideoConfig { coded_width: Some(1280), coded_height: Some(720), ..video_config() })
@@ -117,6 +119,7 @@ pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer,
     media.remove("audio").unwrap();
     let updated = timeout(WAIT, catalogs.next()).await.unwrap_or_else(|_| panic!("{label}: catalog update in time"));
     assert!(updated.unwrap().unwrap().audio.renditions.is_empty(), "{label}");
+    tracing::info!(label, "catalog updates read");
     media.finish().unwrap();
     let end = timeout(WAIT, catalogs.next()).await.unwrap_or_else(|_| panic!("{label}: catalog end in time"));
     assert!(end.unwrap().is_none(), "{label}: the catalog track ends with the broadcast");

@@ -22,6 +22,16 @@ pub(crate) fn str_arg<'a>(ptr: *const c_char, len: usize) -> FfiResult<&'a str> 
     std::str::from_utf8(bytes).map_err(|_| FfiError::invalid("string is not UTF-8"))
 }
 
+/// A `(pointer, length)` byte buffer argument; NULL is allowed only with a length of 0.
+pub(crate) fn bytes_arg<'a>(ptr: *const u8, len: usize) -> FfiResult<&'a [u8]> {
+    match (ptr.is_null(), len) {
+        (_, 0) => Ok(&[]),
+        (true, _) => Err(FfiError::invalid("data is NULL")),
+        // SAFETY: ptr points to len readable bytes for the duration of the call (documented).
+        (false, _) => Ok(unsafe { std::slice::from_raw_parts(ptr, len) }),
+    }
+}
+
 /// A `(pointer, length)` broadcast path argument, normalised.
 pub(crate) fn path_arg(ptr: *const c_char, len: usize) -> FfiResult<crate::coding::Path> {
     crate::coding::Path::new(str_arg(ptr, len)?).map_err(|err| FfiError::invalid(err.to_string()))
@@ -56,6 +66,42 @@ pub(crate) fn read_sized<T: SizedStruct>(ptr: *const T) -> Option<T> {
         std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), (&raw mut value).cast::<u8>(), size);
     }
     Some(value)
+}
+
+/// A caller's sized struct the library fills, up to its `struct_size`: only that field is the
+/// caller's input, the rest may be uninitialised.
+pub(crate) struct SizedOut<T> {
+    ptr: NonNull<T>,
+    struct_size: u32,
+}
+
+impl<T: SizedStruct> SizedOut<T> {
+    /// The struct at `ptr` and its `struct_size`; `None` for NULL.
+    pub(crate) fn new(ptr: *mut T) -> Option<Self> {
+        let ptr = NonNull::new(ptr)?;
+        // SAFETY: a non-NULL ptr points to a struct whose first field is struct_size, set by the
+        // caller (documented on every such struct).
+        let struct_size = unsafe { ptr.as_ptr().cast::<u32>().read_unaligned() };
+        Some(SizedOut { ptr, struct_size })
+    }
+
+    pub(crate) fn struct_size(&self) -> u32 {
+        self.struct_size
+    }
+
+    /// How many bytes of `T` the caller's struct holds.
+    pub(crate) fn size(&self) -> usize {
+        (self.struct_size as usize).min(std::mem::size_of::<T>())
+    }
+
+    /// Writes the part of `value` the caller's struct holds.
+    pub(crate) fn write(self, value: T) {
+        // SAFETY: the caller's struct holds struct_size >= size writable bytes (documented); only
+        // that part is written.
+        unsafe {
+            std::ptr::copy_nonoverlapping((&raw const value).cast::<u8>(), self.ptr.as_ptr().cast::<u8>(), self.size())
+        };
+    }
 }
 
 /// An all-zero `T`: the defaults of a sized struct.

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::error::{FfiError, moqt_status};
+use super::error::{FfiError, FfiResult, moqt_status};
 use super::follow::TrackEnd;
 use super::runtime::{dispatch, on_dispatcher, runtime, spawn_task};
 
@@ -57,11 +57,10 @@ impl<E: Send + Sync + 'static> CallbackSet<E> {
         })
     }
 
-    /// Fails the call that was creating this set's handle: user data is released all the same
-    /// (exactly once on every path), and `err` is what the call returns.
-    pub(crate) fn refuse(self: &Arc<Self>, err: FfiError) -> FfiError {
-        self.queue_user_data_free();
-        err
+    /// Runs `start`, which creates this set's handle; if it fails, the user data is released
+    /// all the same (exactly once on every path) and its error is the call's.
+    pub(crate) fn starting<T>(self: &Arc<Self>, start: impl FnOnce(&Arc<Self>) -> FfiResult<T>) -> FfiResult<T> {
+        start(self).inspect_err(|_| self.queue_user_data_free())
     }
 
     /// Runs `call` with the events and the user data on the dispatcher, unless the set was

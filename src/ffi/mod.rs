@@ -6,9 +6,6 @@
 //! thread ("moqt-cb"), one at a time, never inside a `moqt_*` call. Every function catches panics
 //! and returns MOQT_STATUS_ERR_PANIC (or does nothing) instead of unwinding into C.
 
-// These functions are called from C, where Rust's `unsafe` marker means nothing: the pointer
-// contracts are in the header's documentation, and each dereference has its SAFETY line.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
 // The re-exports below let this crate's tests call the C API from Rust (feature `testing`); the
 // C symbols are exported from the library either way.
 #![cfg_attr(not(feature = "testing"), allow(unused_imports))]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::args::{Out, SizedStruct, path_arg, read_sized, str_arg};
+use super::args::{Out, SizedStruct, bytes_arg, path_arg, read_sized, str_arg};
 use super::callbacks::UserData;
 use super::client::moqt_client;
 use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
@@ -251,18 +251,7 @@ pub extern "C" fn moqt_track_write_frame(
     timestamp: u64,
     flags: u32,
 ) -> moqt_status {
-    guard(|| {
-        if data.is_null() && len > 0 {
-            return Err(FfiError::invalid("data is NULL"));
-        }
-        let payload = if len == 0 {
-            Bytes::new()
-        } else {
-            // SAFETY: data points to len readable bytes for the duration of the call (documented).
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
-        };
-        write_payload(track, payload, timestamp, flags)
-    })
+    guard(|| write_payload(track, Bytes::copy_from_slice(bytes_arg(data, len)?), timestamp, flags))
 }
 
 /// Frees a C buffer handed over with `moqt_track_write_frame_zero_copy`.
@@ -322,9 +311,7 @@ pub extern "C" fn moqt_track_write_frame_zero_copy(
     // Owns the buffer from here: every path below drops it exactly once.
     let buffer = ForeignBuffer { data, len, free: free_fn, user_data: UserData(free_user_data) };
     guard(move || {
-        if data.is_null() && len > 0 {
-            return Err(FfiError::invalid("data is NULL"));
-        }
+        bytes_arg(data, len)?;
         write_payload(track, Bytes::from_owner(buffer), timestamp, flags)
     })
 }

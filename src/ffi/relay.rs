@@ -149,9 +149,11 @@ pub extern "C" fn moqt_relay_start(
             options.on_session,
         );
         // The on_session user data is released on the failing paths too.
-        let out = Out::new(out).map_err(|err| admission.refuse(err))?;
-        out.set_boxed(start(listen, listen_len, &options, admission.clone()).map_err(|err| admission.refuse(err))?);
-        Ok(())
+        admission.starting(|admission| {
+            let out = Out::new(out)?;
+            out.set_boxed(start(listen, listen_len, &options, admission.clone())?);
+            Ok(())
+        })
     })
 }
 

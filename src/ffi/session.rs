@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::args::{Out, SizedStruct, path_arg, read_sized, str_arg};
+use super::args::{Out, SizedOut, SizedStruct, path_arg, read_sized, str_arg};
 use super::callbacks::Feed;
 use super::client::moqt_client;
 use super::error::{FfiError, FfiResult, guard, moqt_status};
@@ -45,6 +45,9 @@ pub struct moqt_client_stats {
     pub peer_target_bitrate: u64,
 }
 
+// SAFETY: repr(C), struct_size first, every field an integer or a bool.
+unsafe impl SizedStruct for moqt_client_stats {}
+
 /// The session up right now, or the error to fail with between sessions.
 fn current_session(client: &moqt_client) -> FfiResult<SessionLink> {
     client.session().ok_or_else(|| FfiError::new(moqt_status::ErrClosed, "no session right now (reconnecting)"))
@@ -63,21 +66,15 @@ fn current_session(client: &moqt_client) -> FfiResult<SessionLink> {
 #[must_use]
 pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut moqt_client_stats) -> moqt_status {
     guard(|| {
-        if stats.is_null() {
-            return Err(FfiError::invalid("stats is NULL"));
-        }
-        // Only struct_size is the caller's input: the rest is ours to fill and may be uninitialised.
-        // SAFETY: stats is non-NULL and points to a struct whose first field is struct_size
-        // (documented).
-        let struct_size = unsafe { stats.cast::<u32>().read_unaligned() };
-        let size = (struct_size as usize).min(std::mem::size_of::<moqt_client_stats>());
-        if size < 8 {
+        let stats = SizedOut::new(stats).ok_or_else(|| FfiError::invalid("stats is NULL"))?;
+        if stats.size() < 8 {
             return Err(FfiError::invalid("set stats->struct_size = sizeof(moqt_client_stats)"));
         }
         let session = current_session(try_ref(client)?)?;
         let path = session.stats();
         let probe = session.probe_report();
-        let filled = moqt_client_stats {
+        let struct_size = stats.struct_size();
+        stats.write(moqt_client_stats {
             struct_size,
             version: moq_lite_number(session.version()),
             rtt_us: u64::try_from(path.rtt.as_micros()).unwrap_or(u64::MAX),
@@ -88,10 +85,7 @@ pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut 
             peer_bitrate: probe.map_or(0, |p| p.bitrate),
             peer_rtt_ms: probe.map_or(0, |p| p.rtt_ms),
             peer_target_bitrate: session.peer_probe_target().unwrap_or(0),
-        };
-        // SAFETY: stats is non-NULL (read above) and holds struct_size >= size writable bytes
-        // (documented); only the part the caller's struct has is written.
-        unsafe { std::ptr::copy_nonoverlapping((&raw const filled).cast::<u8>(), stats.cast::<u8>(), size) };
+        });
         Ok(())
     })
 }
@@ -168,7 +162,7 @@ pub extern "C" fn moqt_client_fetch(
 ) -> moqt_status {
     guard(|| {
         let set = moqt_subscribe_callbacks::read(callbacks)?;
-        let fetch = || {
+        set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
             let broadcast = path_arg(broadcast, broadcast_len)?;
@@ -187,8 +181,7 @@ pub extern "C" fn moqt_client_fetch(
             let task = client.unless_freed(run_fetch(set.clone(), session, request), set.closing(moqt_status::ErrClosed));
             out.set_boxed(moqt_subscription { feed: Feed::spawn(&runtime, set.clone(), task), updates: None });
             Ok(())
-        };
-        fetch().map_err(|err| set.refuse(err))
+        })
     })
 }
 

@@ -67,7 +67,7 @@ pub(crate) struct FrameEvents {
 pub(crate) type FrameCallbacks = CallbackSet<FrameEvents>;
 
 impl moqt_subscribe_callbacks {
-    /// The callback set these callbacks make; `None` for NULL.
+    /// The callback set these callbacks make; NULL is an error.
     pub(crate) fn read(callbacks: *const moqt_subscribe_callbacks) -> FfiResult<Arc<FrameCallbacks>> {
         let c = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
         let events = FrameEvents { on_frame: c.on_frame, on_gap: c.on_gap };
@@ -131,7 +131,7 @@ pub extern "C" fn moqt_client_subscribe_with(
 ) -> moqt_status {
     guard(|| {
         let set = moqt_subscribe_callbacks::read(callbacks)?;
-        let subscribe = || {
+        set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
             let broadcast = path_arg(broadcast, broadcast_len)?;
@@ -144,8 +144,7 @@ pub extern "C" fn moqt_client_subscribe_with(
             let task = client.unless_freed(task, set.closing(moqt_status::ErrClosed));
             out.set_boxed(moqt_subscription { feed: Feed::spawn(&runtime, set.clone(), task), updates: Some(updates) });
             Ok(())
-        };
-        subscribe().map_err(|err| set.refuse(err))
+        })
     })
 }
 

@@ -74,7 +74,7 @@ pub extern "C" fn moqt_client_announced(
     guard(|| {
         let c = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
         let set = CallbackSet::new(c.user_data, c.user_data_free, c.on_closed, c.on_announce);
-        let watch = || {
+        set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
             let prefix = path_arg(prefix, prefix_len)?;
@@ -83,8 +83,7 @@ pub extern "C" fn moqt_client_announced(
             let task = client.unless_freed(task, set.closing(moqt_status::ErrClosed));
             out.set_boxed(moqt_announced { feed: Feed::spawn(&runtime, set.clone(), task) });
             Ok(())
-        };
-        watch().map_err(|err| set.refuse(err))
+        })
     })
 }
 
@@ -244,15 +243,14 @@ pub extern "C" fn moqt_client_watch_state(
     guard(|| {
         let c = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
         let set = CallbackSet::new(c.user_data, c.user_data_free, c.on_closed, c.on_state);
-        let watch = || {
+        set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
             let runtime = runtime().ok_or_else(FfiError::no_engine)?;
             let task = run_state_watch(set.clone(), client.client.watch_state());
             out.set_boxed(moqt_state_watch { feed: Feed::spawn(&runtime, set.clone(), task) });
             Ok(())
-        };
-        watch().map_err(|err| set.refuse(err))
+        })
     })
 }
 

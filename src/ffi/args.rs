@@ -144,3 +144,25 @@ pub(crate) fn copy_text(text: &str, buf: NonNull<c_char>, len: usize) {
         *buf.as_ptr().add(n) = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_arguments_are_errors_not_dereferences() {
+        assert_eq!(str_arg(std::ptr::null(), 3), Err(FfiError::invalid("string is NULL")));
+        assert_eq!(bytes_arg(std::ptr::null(), 0), Ok(&[][..]));
+        assert_eq!(bytes_arg(std::ptr::null(), 1), Err(FfiError::invalid("data is NULL")));
+        assert!(Out::<u32>::new(std::ptr::null_mut()).is_err());
+        assert!(optional_cstr(std::ptr::null()).is_none());
+    }
+
+    #[test]
+    fn copied_text_is_cut_on_a_character_boundary_and_terminated() {
+        let mut buf = [1 as c_char; 4];
+        // "é" is two bytes: with room for two characters, only "a" fits whole.
+        copy_text("aé", NonNull::new(buf.as_mut_ptr()).unwrap(), 3);
+        assert_eq!(buf[..2], [b'a' as c_char, 0]);
+    }
+}

@@ -191,6 +191,23 @@ mod tests {
         }
     }
 
+    fn last_error() -> String {
+        // SAFETY: moqt_last_error returns a NUL-terminated string valid until the next call.
+        unsafe { CStr::from_ptr(moqt_last_error()) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn the_guard_turns_an_error_or_a_panic_into_a_status_and_a_detail() {
+        assert_eq!(guard(|| Err(FfiError::invalid("bad thing"))), moqt_status::ErrInvalidArg);
+        assert_eq!(last_error(), "bad thing");
+        assert_eq!(guard(|| Ok(())), moqt_status::Ok);
+        assert_eq!(last_error(), "bad thing", "a success leaves the last error alone");
+        assert_eq!(guard(|| panic!("contained")), moqt_status::ErrPanic);
+        assert_eq!(last_error(), "internal panic");
+        guard_void(|| Err(FfiError::new(moqt_status::ErrUnsupported, "not here")));
+        assert_eq!(last_error(), "not here");
+    }
+
     #[test]
     fn the_last_error_code_goes_with_its_error_and_only_there() {
         let mut code = 0;

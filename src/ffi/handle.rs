@@ -77,3 +77,51 @@ pub(crate) fn lend<T: Castable<Ownership = OwnershipArc>>(value: T, call: impl F
     call(ptr);
     release(ptr);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Owned(u32);
+    impl Castable for Owned {
+        type Ownership = OwnershipBox;
+        const NAME: &'static str = "owned";
+    }
+
+    struct Counted(u32);
+    impl Castable for Counted {
+        type Ownership = OwnershipArc;
+        const NAME: &'static str = "counted";
+    }
+
+    #[test]
+    fn a_null_handle_is_an_invalid_argument_named_after_its_type() {
+        assert_eq!(try_ref::<Owned>(std::ptr::null()).err(), Some(FfiError::invalid("owned is NULL")));
+        assert!(opt_ref::<Owned>(std::ptr::null()).is_none());
+        assert!(take_box::<Owned>(std::ptr::null_mut()).is_none());
+        release::<Counted>(std::ptr::null());
+        assert!(add_ref::<Counted>(std::ptr::null()).is_null());
+    }
+
+    #[test]
+    fn a_boxed_handle_goes_to_c_and_comes_back_once() {
+        let mut handle: *mut Owned = std::ptr::null_mut();
+        Out::new(&mut handle).unwrap().set_boxed(Owned(7));
+        assert_eq!(try_ref(handle).unwrap().0, 7);
+        assert_eq!(take_box(handle).unwrap().0, 7);
+    }
+
+    #[test]
+    fn counted_references_add_up_and_a_loan_ends_with_its_call() {
+        let value = Arc::new(Counted(3));
+        let ptr = arc_ptr(value.clone());
+        assert_eq!(add_ref(ptr), ptr);
+        assert_eq!(Arc::strong_count(&value), 3);
+        release(ptr);
+        release(ptr);
+        assert_eq!(Arc::strong_count(&value), 1);
+        let mut seen = 0;
+        lend(Counted(5), |lent| seen = opt_ref(lent).unwrap().0);
+        assert_eq!(seen, 5);
+    }
+}

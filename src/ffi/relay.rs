@@ -157,7 +157,7 @@ pub extern "C" fn moqt_relay_start(
     })
 }
 
-/// Everything `moqt_relay_start` does but the handle; errors have set the last error.
+/// Everything `moqt_relay_start` does but the handle.
 fn start(
     listen: *const c_char,
     listen_len: usize,

@@ -1,15 +1,18 @@
 //! The lifecycle every C callbacks struct shares: `user_data` passed first to each callback on
 //! the dispatcher thread, an optional terminal `on_closed`, and `user_data_free` exactly once,
 //! after the last callback, or at once when creating the handle fails. [`CallbackSet`] holds it
-//! for any family of event callbacks; [`Feed`] is a set with the engine task that feeds it.
+//! for any family of event callbacks; [`Feed`] is a set with the engine task that feeds it, and
+//! [`FedHandle`] a C handle holding one.
 
 use std::ffi::c_void;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::args::{SizedStruct, read_sized};
 use super::error::{FfiError, FfiResult, moqt_status};
 use super::follow::TrackEnd;
+use super::handle::{Castable, OwnershipBox, take_box};
 use super::runtime::{dispatch, on_dispatcher, runtime, spawn_task};
 
 /// C's user data: a pointer the library passes back to C and never dereferences.
@@ -28,6 +31,13 @@ pub(crate) type FreeFn = Option<extern "C" fn(user_data: *mut c_void)>;
 
 /// `on_closed` of a callbacks struct.
 pub(crate) type ClosedFn = Option<extern "C" fn(user_data: *mut c_void, status: moqt_status)>;
+
+/// A C callbacks struct: the lifecycle members they all have, and its family's events.
+pub(crate) trait CallbacksStruct: SizedStruct {
+    type Events: Send + Sync + 'static;
+    /// `user_data`, `user_data_free`, `on_closed` and the events.
+    fn parts(self) -> (*mut c_void, FreeFn, ClosedFn, Self::Events);
+}
 
 /// One callbacks struct handed over by C: `events` are its family's own callbacks (plain
 /// function pointers, so `E` is Send and Sync by itself).
@@ -55,6 +65,13 @@ impl<E: Send + Sync + 'static> CallbackSet<E> {
             closed: AtomicBool::new(false),
             user_data_freed: AtomicBool::new(false),
         })
+    }
+
+    /// The set of the caller's callbacks struct; NULL is MOQT_STATUS_ERR_INVALID_ARG.
+    pub(crate) fn read<C: CallbacksStruct<Events = E>>(callbacks: *const C) -> FfiResult<Arc<Self>> {
+        let callbacks = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
+        let (user_data, user_data_free, on_closed, events) = callbacks.parts();
+        Ok(Self::new(user_data, user_data_free, on_closed, events))
     }
 
     /// Runs `start`, which creates this set's handle; if it fails, the user data is released
@@ -174,4 +191,19 @@ impl<E: Send + Sync + 'static> Feed<E> {
         self.task.abort();
         self.set.finish(wait);
     }
+}
+
+/// A C handle holding a [`Feed`]: its `_free` and `_release` stop it.
+pub(crate) trait FedHandle: Castable<Ownership = OwnershipBox> {
+    type Events: Send + Sync + 'static;
+    fn feed(&self) -> &Feed<Self::Events>;
+}
+
+/// Ends the handle behind `ptr` (NULL is accepted): no callback starts after this, one running on
+/// another thread is waited for if `wait` (`_free`) and not otherwise (`_release`).
+pub(crate) fn end_handle<T: FedHandle>(ptr: *mut T, wait: bool) -> FfiResult {
+    if let Some(handle) = take_box(ptr) {
+        handle.feed().stop(wait);
+    }
+    Ok(())
 }

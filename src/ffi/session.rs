@@ -161,7 +161,7 @@ pub extern "C" fn moqt_client_fetch(
     out: *mut *mut moqt_subscription,
 ) -> moqt_status {
     guard(|| {
-        let set = moqt_subscribe_callbacks::read(callbacks)?;
+        let set = FrameCallbacks::read(callbacks)?;
         set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;

@@ -4,13 +4,13 @@
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
-use super::args::{Out, SizedStruct, path_arg, read_sized, str_arg};
-use super::callbacks::{CallbackSet, Feed};
+use super::args::{Out, SizedStruct, path_arg, str_arg};
+use super::callbacks::{CallbackSet, CallbacksStruct, ClosedFn, FedHandle, Feed, FreeFn, end_handle};
 use super::client::moqt_client;
-use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
+use super::error::{FfiError, guard, guard_void, moqt_status};
 use super::follow::{Delivery, Order, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::handle::{Castable, OwnershipBox, lend, take_box, try_ref};
+use super::handle::{Castable, OwnershipBox, lend, try_ref};
 use super::runtime::runtime;
 use crate::coding::Path;
 use crate::model::{self, FrameBounds, OriginProducer};
@@ -66,12 +66,17 @@ pub(crate) struct FrameEvents {
 /// A subscription's or a FETCH's callback set.
 pub(crate) type FrameCallbacks = CallbackSet<FrameEvents>;
 
-impl moqt_subscribe_callbacks {
-    /// The callback set these callbacks make; NULL is an error.
-    pub(crate) fn read(callbacks: *const moqt_subscribe_callbacks) -> FfiResult<Arc<FrameCallbacks>> {
-        let c = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
-        let events = FrameEvents { on_frame: c.on_frame, on_gap: c.on_gap };
-        Ok(CallbackSet::new(c.user_data, c.user_data_free, c.on_closed, events))
+impl CallbacksStruct for moqt_subscribe_callbacks {
+    type Events = FrameEvents;
+    fn parts(self) -> (*mut c_void, FreeFn, ClosedFn, FrameEvents) {
+        (self.user_data, self.user_data_free, self.on_closed, FrameEvents { on_frame: self.on_frame, on_gap: self.on_gap })
+    }
+}
+
+impl FedHandle for moqt_subscription {
+    type Events = FrameEvents;
+    fn feed(&self) -> &Feed<FrameEvents> {
+        &self.feed
     }
 }
 
@@ -130,7 +135,7 @@ pub extern "C" fn moqt_client_subscribe_with(
     out: *mut *mut moqt_subscription,
 ) -> moqt_status {
     guard(|| {
-        let set = moqt_subscribe_callbacks::read(callbacks)?;
+        let set = FrameCallbacks::read(callbacks)?;
         set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
@@ -189,12 +194,7 @@ async fn run_subscription(
 /// Ownership: ends the caller's handle (a subscription or a FETCH).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_subscription_free(subscription: *mut moqt_subscription) {
-    guard_void(|| {
-        if let Some(subscription) = take_box(subscription) {
-            subscription.feed.stop(true);
-        }
-        Ok(())
-    })
+    guard_void(|| end_handle(subscription, true))
 }
 
 /// Changes a live subscription's priority and max age (the other fields of `options` are
@@ -228,10 +228,5 @@ pub extern "C" fn moqt_subscription_update(
 /// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_subscription_release(subscription: *mut moqt_subscription) {
-    guard_void(|| {
-        if let Some(subscription) = take_box(subscription) {
-            subscription.feed.stop(false);
-        }
-        Ok(())
-    })
+    guard_void(|| end_handle(subscription, false))
 }

@@ -7,11 +7,11 @@ use std::ffi::{CString, c_char, c_void};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use super::args::{Out, SizedStruct, copy_text, path_arg, read_sized};
-use super::callbacks::{CallbackSet, Feed};
+use super::args::{Out, SizedStruct, copy_text, path_arg};
+use super::callbacks::{CallbackSet, CallbacksStruct, ClosedFn, FedHandle, Feed, FreeFn, end_handle};
 use super::client::moqt_client;
 use super::error::{FfiError, guard, guard_void, moqt_status};
-use super::handle::{Castable, OwnershipBox, take_box, try_ref};
+use super::handle::{Castable, OwnershipBox, try_ref};
 use super::runtime::runtime;
 use crate::coding::Path;
 use crate::model::{self, OriginProducer};
@@ -42,6 +42,13 @@ pub struct moqt_announce_callbacks {
 // SAFETY: repr(C), struct_size first, every field a pointer or an optional function pointer.
 unsafe impl SizedStruct for moqt_announce_callbacks {}
 
+impl CallbacksStruct for moqt_announce_callbacks {
+    type Events = moqt_announce_fn;
+    fn parts(self) -> (*mut c_void, FreeFn, ClosedFn, moqt_announce_fn) {
+        (self.user_data, self.user_data_free, self.on_closed, self.on_announce)
+    }
+}
+
 /// A live watch of announcements; free it to stop.
 #[allow(non_camel_case_types)]
 pub struct moqt_announced {
@@ -51,6 +58,13 @@ pub struct moqt_announced {
 impl Castable for moqt_announced {
     type Ownership = OwnershipBox;
     const NAME: &'static str = "announced";
+}
+
+impl FedHandle for moqt_announced {
+    type Events = moqt_announce_fn;
+    fn feed(&self) -> &Feed<moqt_announce_fn> {
+        &self.feed
+    }
 }
 
 /// Watches the broadcasts the server announces under `prefix` ("" for all; `prefix_len` may be
@@ -72,8 +86,7 @@ pub extern "C" fn moqt_client_announced(
     out: *mut *mut moqt_announced,
 ) -> moqt_status {
     guard(|| {
-        let c = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
-        let set = CallbackSet::new(c.user_data, c.user_data_free, c.on_closed, c.on_announce);
+        let set = CallbackSet::read(callbacks)?;
         set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
@@ -117,12 +130,7 @@ async fn run_announced(set: Arc<CallbackSet<moqt_announce_fn>>, remote: OriginPr
 /// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_announced_free(announced: *mut moqt_announced) {
-    guard_void(|| {
-        if let Some(announced) = take_box(announced) {
-            announced.feed.stop(true);
-        }
-        Ok(())
-    })
+    guard_void(|| end_handle(announced, true))
 }
 
 /// Where a client's connection stands (`moqt_client_get_state`).
@@ -201,6 +209,13 @@ pub struct moqt_state_callbacks {
 // SAFETY: repr(C), struct_size first, every field a pointer or an optional function pointer.
 unsafe impl SizedStruct for moqt_state_callbacks {}
 
+impl CallbacksStruct for moqt_state_callbacks {
+    type Events = moqt_state_fn;
+    fn parts(self) -> (*mut c_void, FreeFn, ClosedFn, moqt_state_fn) {
+        (self.user_data, self.user_data_free, self.on_closed, self.on_state)
+    }
+}
+
 /// A live watch of a client's state; free it to stop.
 #[allow(non_camel_case_types)]
 pub struct moqt_state_watch {
@@ -210,6 +225,13 @@ pub struct moqt_state_watch {
 impl Castable for moqt_state_watch {
     type Ownership = OwnershipBox;
     const NAME: &'static str = "watch";
+}
+
+impl FedHandle for moqt_state_watch {
+    type Events = moqt_state_fn;
+    fn feed(&self) -> &Feed<moqt_state_fn> {
+        &self.feed
+    }
 }
 
 /// The C form of a client state and its detail.
@@ -241,8 +263,7 @@ pub extern "C" fn moqt_client_watch_state(
     out: *mut *mut moqt_state_watch,
 ) -> moqt_status {
     guard(|| {
-        let c = read_sized(callbacks).ok_or_else(|| FfiError::invalid("callbacks is NULL"))?;
-        let set = CallbackSet::new(c.user_data, c.user_data_free, c.on_closed, c.on_state);
+        let set = CallbackSet::read(callbacks)?;
         set.starting(|set| {
             let client = try_ref(client)?;
             let out = Out::new(out)?;
@@ -283,12 +304,7 @@ async fn run_state_watch(
 /// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
-    guard_void(|| {
-        if let Some(announced) = take_box(announced) {
-            announced.feed.stop(false);
-        }
-        Ok(())
-    })
+    guard_void(|| end_handle(announced, false))
 }
 
 /// Stops watching a client's state without waiting for a running callback, as
@@ -300,12 +316,7 @@ pub extern "C" fn moqt_announced_release(announced: *mut moqt_announced) {
 /// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
-    guard_void(|| {
-        if let Some(watch) = take_box(watch) {
-            watch.feed.stop(false);
-        }
-        Ok(())
-    })
+    guard_void(|| end_handle(watch, false))
 }
 
 /// Stops watching a client's state and frees the watch. NULL is accepted. After it returns no
@@ -318,10 +329,5 @@ pub extern "C" fn moqt_state_watch_release(watch: *mut moqt_state_watch) {
 /// Ownership: ends the caller's handle.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_state_watch_free(watch: *mut moqt_state_watch) {
-    guard_void(|| {
-        if let Some(watch) = take_box(watch) {
-            watch.feed.stop(true);
-        }
-        Ok(())
-    })
+    guard_void(|| end_handle(watch, true))
 }

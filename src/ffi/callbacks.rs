@@ -170,7 +170,7 @@ impl<E: Send + Sync + 'static> CallbackSet<E> {
 
 /// A callback set and the engine task that feeds it: what a callback handle holds.
 pub(crate) struct Feed<E> {
-    pub(crate) set: Arc<CallbackSet<E>>,
+    set: Arc<CallbackSet<E>>,
     task: tokio::task::AbortHandle,
 }
 

@@ -91,7 +91,7 @@ thread_local! {
 /// `moqt_last_error` and the moq-lite code for `moqt_last_error_code`, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FfiError {
-    pub(crate) status: moqt_status,
+    status: moqt_status,
     message: String,
     code: Option<u64>,
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::args::{SizedStruct, read_sized};
+use super::error::{FfiError, FfiResult, moqt_status, status_name};
 use super::frame::moqt_frame;
-use super::moqt_status;
 use crate::coding::Path;
 use crate::model::{self, FrameBounds, GroupStart, OrderedConsumer, OrderedEvent, OriginProducer, SubscribeOptions, TrackEvent};
 
@@ -115,29 +116,26 @@ impl Default for Wanted {
 }
 
 // SAFETY: repr(C), struct_size first, every field an integer or a bool.
-unsafe impl super::SizedStruct for moqt_subscribe_options {}
+unsafe impl SizedStruct for moqt_subscribe_options {}
 
 impl moqt_subscribe_options {
     /// The caller's options read up to its `struct_size` (the rest default): model options,
     /// frame bounds and delivery order.
-    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> Result<Wanted, moqt_status> {
-        let Some(options) = super::read_sized(ptr) else {
+    pub(crate) fn read(ptr: *const moqt_subscribe_options) -> FfiResult<Wanted> {
+        let Some(options) = read_sized(ptr) else {
             return Ok(Wanted::default());
         };
         if options.has_frame_end && !options.has_end_group {
-            return Err(super::set_error(moqt_status::ErrInvalidArg, "frame_end needs has_end_group"));
+            return Err(FfiError::invalid("frame_end needs has_end_group"));
         }
         let (start, start_group) = match options.start_group {
             0 | MOQT_START_LATEST => (GroupStart::Latest, None),
             MOQT_START_OLDEST => (GroupStart::Floor(0), Some(0)),
             n if n > 0 => (GroupStart::Floor(n as u64), Some(n as u64)),
             other => {
-                return Err(super::set_error(
-                    moqt_status::ErrInvalidArg,
-                    &format!(
-                        "start_group {other}: use 0 or MOQT_START_LATEST (the live edge), MOQT_START_OLDEST or a group number"
-                    ),
-                ));
+                return Err(FfiError::invalid(format!(
+                    "start_group {other}: use 0 or MOQT_START_LATEST (the live edge), MOQT_START_OLDEST or a group number"
+                )));
             }
         };
         let frames = FrameBounds {
@@ -150,10 +148,9 @@ impl moqt_subscribe_options {
             MOQT_DELIVERY_ORDERED => Order::Ordered(Duration::from_millis(options.max_latency_ms)),
             MOQT_DELIVERY_ARRIVAL => Order::Arrival,
             other => {
-                return Err(super::set_error(
-                    moqt_status::ErrInvalidArg,
-                    &format!("delivery {other}: use MOQT_DELIVERY_ORDERED or MOQT_DELIVERY_ARRIVAL"),
-                ));
+                return Err(FfiError::invalid(format!(
+                    "delivery {other}: use MOQT_DELIVERY_ORDERED or MOQT_DELIVERY_ARRIVAL"
+                )));
             }
         };
         let options = SubscribeOptions {
@@ -201,22 +198,21 @@ impl TrackEnd {
         }
     }
 
-    /// Sets this thread's last error to say how the track ended (the code for an abort) and
-    /// returns the status: what `on_closed` and `moqt_pull_next_frame` report.
-    pub(crate) fn report(self) -> moqt_status {
-        let message = match (self.status, self.code) {
+}
+
+/// How a track ended, as the status and detail `on_closed` and `moqt_pull_next_frame` report (an
+/// END is not an error, but like one it ends the call with a status and a detail).
+impl From<TrackEnd> for FfiError {
+    fn from(end: TrackEnd) -> Self {
+        let message = match (end.status, end.code) {
             (moqt_status::End, _) => "the track ended: every frame was delivered".to_string(),
             (moqt_status::ErrAborted, Some(code)) => {
                 let name = crate::coding::StreamCode::from_u64(code);
                 format!("the track was aborted with stream error code {code:#x} ({name:?})")
             }
-            (status, _) => {
-                // SAFETY: moqt_status_str returns a static NUL-terminated string.
-                let text = unsafe { std::ffi::CStr::from_ptr(super::moqt_status_str(status as i32)) };
-                format!("ended: {}", text.to_string_lossy())
-            }
+            (status, _) => format!("ended: {}", status_name(status)),
         };
-        super::set_error_code(self.status, &message, self.code)
+        FfiError::new(end.status, message).with_code(end.code)
     }
 }
 
@@ -327,20 +323,16 @@ where
 }
 
 /// Applies a live update from `options` (priority and max age only; NULL is an error).
-pub(crate) fn update(updates: &watch::Sender<SubscribeOptions>, options: *const moqt_subscribe_options) -> moqt_status {
+pub(crate) fn update(updates: &watch::Sender<SubscribeOptions>, options: *const moqt_subscribe_options) -> FfiResult {
     if options.is_null() {
-        return super::set_error(moqt_status::ErrInvalidArg, "options is NULL");
+        return Err(FfiError::invalid("options is NULL"));
     }
-    match moqt_subscribe_options::read(options) {
-        Ok(Wanted { options: wanted, .. }) => {
-            updates.send_modify(|current| {
-                current.priority = wanted.priority;
-                current.max_age = wanted.max_age;
-            });
-            moqt_status::Ok
-        }
-        Err(status) => status,
-    }
+    let Wanted { options: wanted, .. } = moqt_subscribe_options::read(options)?;
+    updates.send_modify(|current| {
+        current.priority = wanted.priority;
+        current.max_age = wanted.max_age;
+    });
+    Ok(())
 }
 
 #[cfg(test)]
@@ -361,12 +353,12 @@ mod tests {
         }
         assert_eq!(TrackEnd::of(&Err(model::Error::NotFound)), moqt_status::ErrNotFound.into());
 
-        // report() leaves the code for moqt_last_error_code, and only for an abort.
+        // The report leaves the code for moqt_last_error_code, and only for an abort.
         let mut code = 0;
-        assert_eq!(aborted.report(), moqt_status::ErrAborted);
-        assert!(super::super::moqt_last_error_code(&mut code));
+        assert_eq!(FfiError::from(aborted).report(), moqt_status::ErrAborted);
+        assert!(crate::ffi::moqt_last_error_code(&mut code));
         assert_eq!(code, 0x47);
-        assert_eq!(TrackEnd::of(&Ok(())).report(), moqt_status::End);
-        assert!(!super::super::moqt_last_error_code(&mut code));
+        assert_eq!(FfiError::from(TrackEnd::of(&Ok(()))).report(), moqt_status::End);
+        assert!(!crate::ffi::moqt_last_error_code(&mut code));
     }
 }

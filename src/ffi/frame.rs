@@ -1,8 +1,10 @@
-//! Received frames: immutable, refcounted, shared with the engine without a copy.
-
-use std::sync::Arc;
+//! `moqt_frame`: received frames, immutable and refcounted (an `Arc` C holds references to),
+//! shared with the engine without a copy.
 
 use bytes::Bytes;
+
+use super::args::Out;
+use super::handle::{Castable, OwnershipArc, add_ref, opt_ref, release};
 
 /// A received frame. Borrowed for the duration of `on_frame`; `moqt_frame_ref` keeps it.
 #[allow(non_camel_case_types)]
@@ -16,6 +18,11 @@ pub struct moqt_frame {
     pub(crate) index: u64,
     /// False when the frame came over a version without frame timestamps (moq-lite-03/04).
     pub(crate) has_timestamp: bool,
+}
+
+impl Castable for moqt_frame {
+    type Ownership = OwnershipArc;
+    const NAME: &'static str = "frame";
 }
 
 impl moqt_frame {
@@ -40,13 +47,7 @@ impl moqt_frame {
 /// thread. Callbacks: none. Returns `frame`, or NULL for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_ref(frame: *const moqt_frame) -> *const moqt_frame {
-    if frame.is_null() {
-        return frame;
-    }
-    // SAFETY: a non-NULL frame pointer comes from Arc::into_raw (the borrow lent to a callback or
-    // an earlier moqt_frame_ref) and is alive while the caller holds it.
-    unsafe { Arc::increment_strong_count(frame) };
-    frame
+    add_ref(frame)
 }
 
 /// Releases a reference taken with `moqt_frame_ref`. NULL is accepted.
@@ -55,11 +56,7 @@ pub extern "C" fn moqt_frame_ref(frame: *const moqt_frame) -> *const moqt_frame 
 /// Thread-safety: any thread. Callbacks: none.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_unref(frame: *const moqt_frame) {
-    if frame.is_null() {
-        return;
-    }
-    // SAFETY: balances one moqt_frame_ref on a pointer from Arc::into_raw.
-    unsafe { Arc::decrement_strong_count(frame) };
+    release(frame);
 }
 
 /// The frame's bytes; `len_out` (if not NULL) receives their length.
@@ -68,12 +65,9 @@ pub extern "C" fn moqt_frame_unref(frame: *const moqt_frame) {
 /// any thread. Callbacks: none. Returns NULL for a NULL frame (and a length of 0).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize) -> *const u8 {
-    // SAFETY: the caller passes a live frame or NULL.
-    let frame = unsafe { frame.as_ref() };
-    let (ptr, len) = frame.map_or((std::ptr::null(), 0), |f| (f.payload.as_ptr(), f.payload.len()));
-    if !len_out.is_null() {
-        // SAFETY: a non-NULL len_out points to a size_t the caller owns.
-        unsafe { *len_out = len };
+    let (ptr, len) = opt_ref(frame).map_or((std::ptr::null(), 0), |f| (f.payload.as_ptr(), f.payload.len()));
+    if let Some(len_out) = Out::optional(len_out) {
+        len_out.write(len);
     }
     ptr
 }
@@ -92,8 +86,7 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
-    // SAFETY: the caller passes a live frame or NULL.
-    unsafe { frame.as_ref() }.map_or(0, |f| {
+    opt_ref(frame).map_or(0, |f| {
         let micros = u128::from(f.timestamp) * 1_000_000 / u128::from(f.timescale.max(1));
         u64::try_from(micros).unwrap_or(u64::MAX)
     })
@@ -113,11 +106,9 @@ pub extern "C" fn moqt_frame_timestamp_us(frame: *const moqt_frame) -> u64 {
 /// caller's.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut u64) -> u64 {
-    // SAFETY: the caller passes a live frame or NULL.
-    let frame = unsafe { frame.as_ref() };
-    if !timescale.is_null() {
-        // SAFETY: a non-NULL timescale points to a writable u64 (documented).
-        unsafe { *timescale = frame.map_or(0, |f| f.timescale) };
+    let frame = opt_ref(frame);
+    if let Some(timescale) = Out::optional(timescale) {
+        timescale.write(frame.map_or(0, |f| f.timescale));
     }
     frame.map_or(0, |f| f.timestamp)
 }
@@ -131,8 +122,7 @@ pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_has_timestamp(frame: *const moqt_frame) -> bool {
-    // SAFETY: the caller passes a live frame or NULL.
-    unsafe { frame.as_ref() }.is_some_and(|f| f.has_timestamp)
+    opt_ref(frame).is_some_and(|f| f.has_timestamp)
 }
 
 /// The sequence number of the frame's group.
@@ -142,8 +132,7 @@ pub extern "C" fn moqt_frame_has_timestamp(frame: *const moqt_frame) -> bool {
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_group(frame: *const moqt_frame) -> u64 {
-    // SAFETY: the caller passes a live frame or NULL.
-    unsafe { frame.as_ref() }.map_or(0, |f| f.group)
+    opt_ref(frame).map_or(0, |f| f.group)
 }
 
 /// The frame's position within its group (0 = the group's first frame, a keyframe).
@@ -153,8 +142,7 @@ pub extern "C" fn moqt_frame_group(frame: *const moqt_frame) -> u64 {
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
-    // SAFETY: the caller passes a live frame or NULL.
-    unsafe { frame.as_ref() }.map_or(0, |f| f.index)
+    opt_ref(frame).map_or(0, |f| f.index)
 }
 
 /// True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
@@ -169,6 +157,5 @@ pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_is_keyframe(frame: *const moqt_frame) -> bool {
-    // SAFETY: a non-NULL frame is alive for the caller (borrowed or referenced).
-    unsafe { frame.as_ref() }.is_some_and(|frame| frame.index == 0)
+    opt_ref(frame).is_some_and(|frame| frame.index == 0)
 }

@@ -11,7 +11,8 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-use super::guard_void;
+use super::callbacks::UserData;
+use super::error::guard_void;
 
 /// Log levels, most severe first. `MOQT_LOG_LEVEL_OFF` disables logging.
 #[repr(u32)]
@@ -43,7 +44,7 @@ pub type moqt_log_fn =
 
 struct Sink {
     callback: extern "C" fn(*mut c_void, u32, *const c_char, *const c_char),
-    user_data: usize,
+    user_data: UserData,
 }
 
 static SINK: RwLock<Option<Sink>> = RwLock::new(None);
@@ -69,9 +70,10 @@ fn level_number(level: &Level) -> u32 {
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_set_log_callback(callback: moqt_log_fn, user_data: *mut c_void, max_level: u32) {
     guard_void(|| {
-        let sink = callback.map(|callback| Sink { callback, user_data: user_data as usize });
+        let sink = callback.map(|callback| Sink { callback, user_data: UserData(user_data) });
         *SINK.write().unwrap_or_else(PoisonError::into_inner) = sink;
         MAX_LEVEL.store(max_level.min(5), Ordering::Relaxed);
+        Ok(())
     })
 }
 
@@ -140,7 +142,7 @@ impl Subscriber for CallbackSubscriber {
         let target = CString::new(event.metadata().target().replace('\0', " ")).unwrap_or_default();
         let text = CString::new(message.0.replace('\0', " ")).unwrap_or_default();
         (sink.callback)(
-            sink.user_data as *mut c_void,
+            sink.user_data.0,
             level_number(event.metadata().level()),
             target.as_ptr(),
             text.as_ptr(),

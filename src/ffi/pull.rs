@@ -1,4 +1,4 @@
-//! Pull-mode subscriptions: frames wait in a bounded queue until the application asks for them,
+//! `moqt_pull`: pull-mode subscriptions. Frames wait in a bounded queue until the application asks for them,
 //! with a level-triggered file descriptor (readable while frames or gap reports are queued, or
 //! the track ended) for poll, epoll, a GLib main loop or GStreamer's GstPoll.
 
@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::args::{Out, path_arg, str_arg};
+use super::client::moqt_client;
+use super::error::{FfiError, guard, guard_void, moqt_status};
 use super::follow::{Delivery, Order, TrackEnd, follow_track, moqt_subscribe_options};
-use crate::model::FrameBounds;
 use super::frame::moqt_frame;
+use super::handle::{Castable, OwnershipBox, arc_ptr, opt_ref, take_box, try_ref};
 use super::runtime::{runtime, spawn_task};
-use super::{client_for, guard, guard_void, moqt_client, moqt_status, path_arg, set_error, str_arg};
 use crate::coding::Path;
-use crate::model::{OriginProducer, SubscribeOptions};
+use crate::model::{FrameBounds, OriginProducer, SubscribeOptions};
 
 /// Frames a pull subscription holds before the engine waits for the application (backpressure,
 /// never an unbounded queue).
@@ -31,6 +33,11 @@ pub struct moqt_pull {
     task: tokio::task::AbortHandle,
     /// Live priority and max-age updates for the subscription's task.
     updates: tokio::sync::watch::Sender<SubscribeOptions>,
+}
+
+impl Castable for moqt_pull {
+    type Ownership = OwnershipBox;
+    const NAME: &'static str = "pull";
 }
 
 struct PullState {
@@ -209,28 +216,14 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
     out: *mut *mut moqt_pull,
 ) -> moqt_status {
     guard(|| {
-        let client = match client_for(client, out) {
-            Ok(client) => client,
-            Err((status, message)) => return set_error(status, message),
-        };
-        let broadcast = match path_arg(broadcast, broadcast_len) {
-            Ok(path) => path,
-            Err(status) => return status,
-        };
-        let track = match str_arg(track, track_len) {
-            Ok(track) => track.to_string(),
-            Err(status) => return status,
-        };
-        let wanted = match moqt_subscribe_options::read(options) {
-            Ok(read) => read,
-            Err(status) => return status,
-        };
-        let Some(queue) = PullQueue::new() else {
-            return set_error(moqt_status::ErrNoMemory, "cannot create the readiness pipe");
-        };
-        let Some(runtime) = runtime() else {
-            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
-        };
+        let client = try_ref(client)?;
+        let out = Out::new(out)?;
+        let broadcast = path_arg(broadcast, broadcast_len)?;
+        let track = str_arg(track, track_len)?.to_string();
+        let wanted = moqt_subscribe_options::read(options)?;
+        let queue =
+            PullQueue::new().ok_or_else(|| FfiError::new(moqt_status::ErrNoMemory, "cannot create the readiness pipe"))?;
+        let runtime = runtime().ok_or_else(FfiError::no_engine)?;
         let shared = Arc::new(queue);
         let (updates, options) = tokio::sync::watch::channel(wanted.options);
         let ending = |status| {
@@ -240,9 +233,8 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
         let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, wanted.frames, wanted.order);
         let feeding = client.unless_freed(feeding, ending(moqt_status::ErrClosed));
         let task = spawn_task(&runtime, feeding, ending(moqt_status::ErrPanic));
-        // SAFETY: out was checked non-NULL.
-        unsafe { *out = Box::into_raw(Box::new(moqt_pull { shared, task, updates })) };
-        moqt_status::Ok
+        out.set_boxed(moqt_pull { shared, task, updates });
+        Ok(())
     })
 }
 
@@ -303,43 +295,37 @@ pub extern "C" fn moqt_pull_next_frame(
     out: *mut *const moqt_frame,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive when the call
-        // starts. Only our own reference to the queue is used afterwards, so a `moqt_pull_free`
-        // from another thread while we wait frees nothing we touch.
-        let Some(queue) = (unsafe { pull.as_ref() }).map(|pull| pull.shared.clone()) else {
-            return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
-        };
-        if out.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "out is NULL");
-        }
+        // Only our own reference to the queue is used after this, so a `moqt_pull_free` from
+        // another thread while we wait frees nothing we touch.
+        let queue = try_ref(pull)?.shared.clone();
+        let out = Out::new(out)?;
         let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
         let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if state.freed {
-                return set_error(moqt_status::ErrClosed, "the pull subscription was freed");
+                return Err(FfiError::new(moqt_status::ErrClosed, "the pull subscription was freed"));
             }
             if state.flushing {
-                return set_error(moqt_status::ErrInterrupted, "flushing");
+                return Err(FfiError::new(moqt_status::ErrInterrupted, "flushing"));
             }
             if let Some(frame) = state.frames.pop_front() {
                 queue.sync_fd(&mut state);
                 queue.slots.add_permits(1);
-                // SAFETY: out was checked non-NULL; the caller owns this reference.
-                unsafe { *out = Arc::into_raw(Arc::new(frame)) };
-                return moqt_status::Ok;
+                out.write(arc_ptr(Arc::new(frame)));
+                return Ok(());
             }
             if std::mem::take(&mut state.interrupted) {
-                return set_error(moqt_status::ErrInterrupted, "interrupted");
+                return Err(FfiError::new(moqt_status::ErrInterrupted, "interrupted"));
             }
             if let Some(end) = state.ended {
-                return end.report();
+                return Err(end.into());
             }
             let wait = match deadline {
                 None => Duration::from_secs(3600),
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left,
-                    _ if timeout_ms == 0 => return set_error(moqt_status::ErrAgain, "no frame queued"),
-                    _ => return set_error(moqt_status::ErrTimeout, "no frame in time"),
+                    _ if timeout_ms == 0 => return Err(FfiError::new(moqt_status::ErrAgain, "no frame queued")),
+                    _ => return Err(FfiError::new(moqt_status::ErrTimeout, "no frame in time")),
                 },
             };
             state = queue.ready.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
@@ -358,11 +344,11 @@ pub extern "C" fn moqt_pull_next_frame(
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
     guard_void(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-        if let Some(pull) = unsafe { pull.as_ref() } {
+        if let Some(pull) = opt_ref(pull) {
             pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner).interrupted = true;
             pull.shared.ready.notify_all();
         }
+        Ok(())
     })
 }
 
@@ -379,10 +365,7 @@ pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
 #[must_use]
 pub extern "C" fn moqt_pull_set_flushing(pull: *const moqt_pull, flushing: bool) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-        let Some(pull) = (unsafe { pull.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
-        };
+        let pull = try_ref(pull)?;
         let mut state = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.flushing = flushing;
         if !flushing {
@@ -390,7 +373,7 @@ pub extern "C" fn moqt_pull_set_flushing(pull: *const moqt_pull, flushing: bool)
         }
         drop(state);
         pull.shared.ready.notify_all();
-        moqt_status::Ok
+        Ok(())
     })
 }
 
@@ -404,8 +387,7 @@ pub extern "C" fn moqt_pull_set_flushing(pull: *const moqt_pull, flushing: bool)
 /// Callbacks: none. Returns the descriptor, or -1 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
-    // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-    unsafe { pull.as_ref() }.map_or(-1, |pull| pull.shared.pipe[0])
+    opt_ref(pull).map_or(-1, |pull| pull.shared.pipe[0])
 }
 
 /// Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
@@ -418,11 +400,7 @@ pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
     guard_void(|| {
-        if pull.is_null() {
-            return;
-        }
-        // SAFETY: the pointer came from moqt_client_subscribe_pull and is freed once.
-        let pull = unsafe { Box::from_raw(pull) };
+        let Some(pull) = take_box(pull) else { return Ok(()) };
         pull.task.abort();
         let queue = &pull.shared;
         let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -431,6 +409,7 @@ pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
         drop(state);
         queue.ready.notify_all();
         drop(frames);
+        Ok(())
     })
 }
 
@@ -443,13 +422,7 @@ pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_pull_update(pull: *const moqt_pull, options: *const moqt_subscribe_options) -> moqt_status {
-    guard(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-        match unsafe { pull.as_ref() } {
-            Some(pull) => super::follow::update(&pull.updates, options),
-            None => set_error(moqt_status::ErrInvalidArg, "pull is NULL"),
-        }
-    })
+    guard(|| super::follow::update(&try_ref(pull)?.updates, options))
 }
 
 /// Takes the oldest gap report not yet taken: groups `*first..=*last` will not arrive (expired,
@@ -473,29 +446,22 @@ pub extern "C" fn moqt_pull_next_gap(
     code: *mut u64,
 ) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-        let Some(pull) = (unsafe { pull.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "pull is NULL");
+        let pull = try_ref(pull)?;
+        let (Some(first), Some(last), Some(code)) = (Out::optional(first), Out::optional(last), Out::optional(code))
+        else {
+            return Err(FfiError::invalid("first, last and code must not be NULL"));
         };
-        if first.is_null() || last.is_null() || code.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "first, last and code must not be NULL");
-        }
         let gap = {
             let mut state = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
             let gap = state.gaps.pop_front();
             pull.shared.sync_fd(&mut state);
             gap
         };
-        let Some((start, end, why)) = gap else {
-            return set_error(moqt_status::ErrAgain, "no gap pending");
-        };
-        // SAFETY: the three pointers were checked non-NULL and point to u64s (documented).
-        unsafe {
-            *first = start;
-            *last = end;
-            *code = why;
-        }
-        moqt_status::Ok
+        let (start, end, why) = gap.ok_or_else(|| FfiError::new(moqt_status::ErrAgain, "no gap pending"))?;
+        first.write(start);
+        last.write(end);
+        code.write(why);
+        Ok(())
     })
 }
 
@@ -511,14 +477,14 @@ pub extern "C" fn moqt_pull_next_gap(
 pub extern "C" fn moqt_pull_flush(pull: *const moqt_pull) -> usize {
     let mut dropped = 0;
     guard_void(|| {
-        // SAFETY: a non-NULL pull came from moqt_client_subscribe_pull and is alive.
-        let Some(pull) = (unsafe { pull.as_ref() }) else { return };
+        let Some(pull) = opt_ref(pull) else { return Ok(()) };
         let queue = &pull.shared;
         let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
         dropped = state.frames.len();
         state.frames.clear();
         queue.sync_fd(&mut state);
         queue.slots.add_permits(dropped);
+        Ok(())
     });
     dropped
 }

@@ -1,16 +1,18 @@
-//! An embedded relay: a C program (a media server, a GStreamer pipeline) becomes a moq-lite relay
+//! `moqt_relay`: an embedded relay. A C program (a media server, a GStreamer pipeline) becomes a moq-lite relay
 //! on an address of its choosing, with the same relay, auth and TLS as `moqt relay`.
 
-use std::ffi::{CStr, c_char};
+use std::ffi::{c_char, c_void};
 use std::net::SocketAddr;
+use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::ffi::c_void;
-use std::sync::Arc;
-
-use super::client::{Subscription, last_error_text};
+use super::args::{Out, SizedStruct, copy_text, optional_cstr, read_sized, str_arg, zeroed_sized};
+use super::callbacks::CallbackSet;
+use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
+use super::handle::{Castable, OwnershipBox, opt_ref, take_box, try_ref};
+use super::moq_lite_number;
 use super::runtime::runtime;
-use super::{guard, guard_void, moq_lite_number, moqt_status, read_sized, set_error, str_arg, zeroed_sized};
 use crate::auth::{AuthConfig, Key, Pattern, Patterns};
 use crate::endpoint::{EndpointConfig, Server};
 use crate::relay::{Relay, RelayConfig};
@@ -53,7 +55,29 @@ pub struct moqt_relay_options {
 
 // SAFETY: repr(C), struct_size first, every field a pointer, a bool or an optional function
 // pointer.
-unsafe impl super::SizedStruct for moqt_relay_options {}
+unsafe impl SizedStruct for moqt_relay_options {}
+
+/// `on_session` of `moqt_relay_options`: admits (true) or refuses a session by path and version.
+#[allow(non_camel_case_types)]
+pub type moqt_session_fn =
+    Option<extern "C" fn(user_data: *mut c_void, path: *const c_char, path_len: usize, version: u32) -> bool>;
+
+/// The host's `on_session` and its user data (no `on_closed`).
+type Admission = CallbackSet<moqt_session_fn>;
+
+/// Asks the host's `on_session` whether to admit a session: true without an `on_session`,
+/// false once the set is finished (its relay is stopping).
+async fn admit(admission: &Arc<Admission>, path: String, version: u32) -> bool {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    admission
+        .callback(move |on_session, user_data| {
+            let admitted =
+                on_session.is_none_or(|on_session| on_session(user_data, path.as_ptr().cast(), path.len(), version));
+            let _ = answer.send(admitted);
+        })
+        .await;
+    answered.await.unwrap_or(false)
+}
 
 /// A running relay.
 #[allow(non_camel_case_types)]
@@ -65,31 +89,33 @@ pub struct moqt_relay {
     task: tokio::task::JoinHandle<()>,
     reload: Option<tokio::task::JoinHandle<()>>,
     /// The host's `on_session`, finished when the relay stops.
-    admission: Arc<Subscription>,
+    admission: Arc<Admission>,
 }
 
-fn optional_str(ptr: *const c_char) -> Result<Option<String>, moqt_status> {
-    if ptr.is_null() {
-        return Ok(None);
-    }
-    str_arg(ptr, usize::MAX).map(|s| Some(s.to_string()))
+impl Castable for moqt_relay {
+    type Ownership = OwnershipBox;
+    const NAME: &'static str = "relay";
 }
 
-fn auth(options: &moqt_relay_options) -> Result<AuthConfig, moqt_status> {
+/// An optional NUL-terminated UTF-8 option.
+fn optional_str(ptr: *const c_char) -> FfiResult<Option<String>> {
+    optional_cstr(ptr).map(|_| str_arg(ptr, usize::MAX).map(str::to_string)).transpose()
+}
+
+fn auth(options: &moqt_relay_options) -> FfiResult<AuthConfig> {
     let public: Patterns = match optional_str(options.auth_public)? {
         Some(list) => list
             .split(',')
             .map(str::trim)
             .filter(|p| !p.is_empty())
-            .map(|p| Pattern::parse(p).map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string())))
+            .map(|p| Pattern::parse(p).map_err(|e| FfiError::invalid(e.to_string())))
             .collect::<Result<_, _>>()?,
         None => Patterns::none(),
     };
     let key = match optional_str(options.auth_key_path)? {
-        Some(path) => Some(
-            Key::from_file(std::path::Path::new(&path))
-                .map_err(|e| set_error(moqt_status::ErrInvalidArg, &e.to_string()))?,
-        ),
+        Some(path) => {
+            Some(Key::from_file(std::path::Path::new(&path)).map_err(|e| FfiError::invalid(e.to_string()))?)
+        }
         None => None,
     };
     Ok(AuthConfig { public_publish: public.clone(), public_subscribe: public, key })
@@ -116,37 +142,30 @@ pub extern "C" fn moqt_relay_start(
     guard(|| {
         // NULL: the defaults (a generated certificate for "localhost", everything open).
         let options = read_sized(options).unwrap_or_else(zeroed_sized);
-        let admission = Arc::new(Subscription::for_admission(
-            options.on_session,
+        let admission = CallbackSet::new(
             options.on_session_user_data,
             options.on_session_user_data_free,
-        ));
-        if out.is_null() {
-            return admission.refuse(moqt_status::ErrInvalidArg, "out is NULL");
-        }
-        match start(listen, listen_len, &options, admission.clone()) {
-            Ok(relay) => {
-                // SAFETY: out was checked non-NULL; the caller owns the box from here.
-                unsafe { *out = Box::into_raw(Box::new(relay)) };
-                moqt_status::Ok
-            }
-            // The on_session user data is released on this path too.
-            Err(status) => admission.refuse(status, &last_error_text()),
-        }
+            None,
+            options.on_session,
+        );
+        // The on_session user data is released on the failing paths too.
+        admission.starting(|admission| {
+            let out = Out::new(out)?;
+            out.set_boxed(start(listen, listen_len, &options, admission.clone())?);
+            Ok(())
+        })
     })
 }
 
-/// Everything `moqt_relay_start` does but the handle; errors have set the last error.
+/// Everything `moqt_relay_start` does but the handle.
 fn start(
     listen: *const c_char,
     listen_len: usize,
     options: &moqt_relay_options,
-    admission: Arc<Subscription>,
-) -> Result<moqt_relay, moqt_status> {
-    let addr: SocketAddr = match str_arg(listen, listen_len)?.parse() {
-        Ok(addr) => addr,
-        Err(err) => return Err(set_error(moqt_status::ErrInvalidArg, &format!("bad listen address: {err}"))),
-    };
+    admission: Arc<Admission>,
+) -> FfiResult<moqt_relay> {
+    let addr: SocketAddr =
+        str_arg(listen, listen_len)?.parse().map_err(|err| FfiError::invalid(format!("bad listen address: {err}")))?;
     let (cert_path, key_path) = (optional_str(options.tls_cert_path)?, optional_str(options.tls_key_path)?);
     let cert = match (&cert_path, &key_path) {
         (Some(cert), Some(key)) => Certificate::from_pem_files(cert, key),
@@ -155,13 +174,11 @@ fn start(
             let hosts: Vec<String> = hosts.split(',').map(|h| h.trim().to_string()).filter(|h| !h.is_empty()).collect();
             Certificate::generate(&hosts)
         }
-        _ => return Err(set_error(moqt_status::ErrInvalidArg, "set both tls_cert_path and tls_key_path, or neither")),
+        _ => return Err(FfiError::invalid("set both tls_cert_path and tls_key_path, or neither")),
     };
-    let cert = cert.map_err(|err| set_error(moqt_status::ErrInvalidArg, &err.to_string()))?;
+    let cert = cert.map_err(|err| FfiError::invalid(err.to_string()))?;
     let auth = auth(options)?;
-    let Some(runtime) = runtime() else {
-        return Err(set_error(moqt_status::ErrNoMemory, "cannot start the engine threads"));
-    };
+    let runtime = runtime().ok_or_else(FfiError::no_engine)?;
     let started = runtime.block_on(async {
         let server = Server::bind(addr, &cert, EndpointConfig::default()).map_err(|e| e.to_string())?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;
@@ -172,11 +189,11 @@ fn start(
             _ => None,
         };
         let relay = Relay::new(RelayConfig { auth, ..Default::default() });
-        let (running, accepting, admit) = (relay.clone(), server.clone(), admission.clone());
+        let (running, accepting, admitting) = (relay.clone(), server.clone(), admission.clone());
         let task = tokio::spawn(async move {
             let admit = move |path: &str, version: Version| {
-                let (admit, path) = (admit.clone(), path.to_string());
-                async move { admit.admit(path, moq_lite_number(version)).await }
+                let (admission, path) = (admitting.clone(), path.to_string());
+                async move { admit(&admission, path, moq_lite_number(version)).await }
             };
             running.run_with(accepting, admit).await
         });
@@ -190,7 +207,7 @@ fn start(
             admission,
         })
     });
-    started.map_err(|reason| set_error(moqt_status::ErrConnect, &reason))
+    started.map_err(|reason| FfiError::new(moqt_status::ErrConnect, reason))
 }
 
 /// The UDP port the relay listens on (useful after listening on port 0).
@@ -200,8 +217,7 @@ fn start(
 /// Ownership: nothing to free.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_relay_port(relay: *const moqt_relay) -> u16 {
-    // SAFETY: a non-NULL relay came from moqt_relay_start and is alive.
-    unsafe { relay.as_ref() }.map_or(0, |relay| relay.addr.port())
+    opt_ref(relay).map_or(0, |relay| relay.addr.port())
 }
 
 /// The SHA-256 fingerprint of the relay's certificate as 64 hex characters plus a NUL, written
@@ -215,20 +231,12 @@ pub extern "C" fn moqt_relay_port(relay: *const moqt_relay) -> u16 {
 #[must_use]
 pub extern "C" fn moqt_relay_fingerprint(relay: *const moqt_relay, buf: *mut c_char, buf_len: usize) -> moqt_status {
     guard(|| {
-        // SAFETY: a non-NULL relay came from moqt_relay_start and is alive.
-        let Some(relay) = (unsafe { relay.as_ref() }) else {
-            return set_error(moqt_status::ErrInvalidArg, "relay is NULL");
-        };
-        let text = relay.fingerprint.as_bytes();
-        if buf.is_null() || buf_len < text.len() + 1 {
-            return set_error(moqt_status::ErrInvalidArg, "buf must hold 65 bytes");
+        let text = &try_ref(relay)?.fingerprint;
+        match NonNull::new(buf) {
+            Some(buf) if buf_len > text.len() => copy_text(text, buf, buf_len),
+            _ => return Err(FfiError::invalid("buf must hold 65 bytes")),
         }
-        // SAFETY: buf holds buf_len >= text.len() + 1 writable bytes (checked above, documented).
-        unsafe {
-            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
-            *buf.add(text.len()) = 0;
-        }
-        moqt_status::Ok
+        Ok(())
     })
 }
 
@@ -242,14 +250,9 @@ pub extern "C" fn moqt_relay_fingerprint(relay: *const moqt_relay, buf: *mut c_c
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_relay_stop(relay: *mut moqt_relay, goaway_uri: *const c_char, drain_ms: u64) {
     guard_void(|| {
-        if relay.is_null() {
-            return;
-        }
-        // SAFETY: a non-NULL relay came from moqt_relay_start and is stopped only once (documented).
-        let relay = unsafe { Box::from_raw(relay) };
-        // SAFETY: a non-NULL goaway_uri is a NUL-terminated string (documented).
-        let uri = if goaway_uri.is_null() { "" } else { unsafe { CStr::from_ptr(goaway_uri) }.to_str().unwrap_or("") };
-        let Some(runtime) = runtime() else { return };
+        let Some(relay) = take_box(relay) else { return Ok(()) };
+        let uri = optional_cstr(goaway_uri).map_or("", |uri| uri.to_str().unwrap_or(""));
+        let Some(runtime) = runtime() else { return Ok(()) };
         runtime.block_on(async {
             relay.relay.shutdown(uri);
             let deadline = Instant::now() + Duration::from_millis(drain_ms.min(60_000));
@@ -263,5 +266,6 @@ pub extern "C" fn moqt_relay_stop(relay: *mut moqt_relay, goaway_uri: *const c_c
             }
         });
         relay.admission.finish(true);
+        Ok(())
     })
 }

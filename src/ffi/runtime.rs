@@ -10,6 +10,9 @@ use std::time::Duration;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::mpsc;
 
+use super::callbacks::UserData;
+use super::error::{FfiError, guard, guard_void, moqt_status};
+
 /// How many callbacks may wait for the dispatcher before the engine waits (backpressure on the
 /// network side, never an unbounded queue).
 const DISPATCH_QUEUE: usize = 1024;
@@ -41,18 +44,13 @@ pub type moqt_thread_fn = Option<extern "C" fn(user_data: *mut c_void, name: *co
 struct ThreadHooks {
     on_start: moqt_thread_fn,
     on_stop: moqt_thread_fn,
-    user_data: *mut c_void,
+    user_data: UserData,
 }
 
-// SAFETY: the header documents that the hooks and user_data are used from the engine's threads.
-unsafe impl Send for ThreadHooks {}
-// SAFETY: as above; the hooks are only called, never mutated, once the engine starts.
-unsafe impl Sync for ThreadHooks {}
-
 impl ThreadHooks {
-    fn run(hook: moqt_thread_fn, user_data: *mut c_void, name: &'static std::ffi::CStr) {
+    fn run(hook: moqt_thread_fn, user_data: UserData, name: &'static std::ffi::CStr) {
         if let Some(hook) = hook {
-            hook(user_data, name.as_ptr());
+            hook(user_data.0, name.as_ptr());
         }
     }
 
@@ -82,19 +80,19 @@ pub extern "C" fn moqt_set_thread_hooks(
     on_start: moqt_thread_fn,
     on_stop: moqt_thread_fn,
     user_data: *mut c_void,
-) -> super::moqt_status {
-    super::guard(|| {
+) -> moqt_status {
+    guard(|| {
         // The engine slot first, then the hooks: the order start_engine takes them in.
         let slot = engine_slot();
         let mut hooks = HOOKS.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_some() {
-            return super::set_error(
-                super::moqt_status::ErrUnsupported,
+            return Err(FfiError::new(
+                moqt_status::ErrUnsupported,
                 "the engine is already running: set thread hooks before connecting or starting a relay",
-            );
+            ));
         }
-        *hooks = Some(ThreadHooks { on_start, on_stop, user_data });
-        super::moqt_status::Ok
+        *hooks = Some(ThreadHooks { on_start, on_stop, user_data: UserData(user_data) });
+        Ok(())
     })
 }
 
@@ -219,17 +217,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Ownership: every handle must have been freed before; the engine's memory is released.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_shutdown() {
-    super::guard_void(|| {
+    guard_void(|| {
         if on_dispatcher() {
-            super::set_error(super::moqt_status::ErrUnsupported, "moqt_shutdown was called from a callback");
-            return;
+            return Err(FfiError::new(moqt_status::ErrUnsupported, "moqt_shutdown was called from a callback"));
         }
-        let Some(engine) = engine_slot().take() else { return };
+        let Some(engine) = engine_slot().take() else { return Ok(()) };
         let Engine { runtime, dispatch, dispatcher, .. } = engine;
         // Tasks hold senders only while they hand a callback over: once the runtime is gone, the
         // last sender goes with ours and the dispatcher drains its queue and ends.
         drop(dispatch);
         runtime.shutdown_timeout(SHUTDOWN_GRACE);
         let _ = dispatcher.join();
+        Ok(())
     })
 }

@@ -1,17 +1,20 @@
-//! Requests on a client's current session: FETCH of a past group, PROBE, and path statistics. A
+//! `moqt_client_stats` and requests on a client's current session: FETCH of a past group, PROBE, and path statistics. A
 //! reconnecting client's session changes under it; each call uses the one up when it is made.
 
 use std::sync::Arc;
 
-use super::client::{
-    Subscription, closing, last_error_text, moqt_client, moqt_subscribe_callbacks, moqt_subscription, panicked,
-};
+use super::args::{Out, SizedOut, SizedStruct, path_arg, read_sized, str_arg};
+use super::callbacks::Feed;
+use super::client::moqt_client;
+use super::error::{FfiError, FfiResult, guard, moqt_status};
 use super::frame::moqt_frame;
-use super::runtime::{runtime, spawn_task};
-use super::{SizedStruct, client_for, guard, moq_lite_number, moqt_status, path_arg, read_sized, set_error, str_arg};
+use super::handle::try_ref;
+use super::moq_lite_number;
+use super::runtime::runtime;
+use super::subscription::{FrameCallbacks, deliver_frame, moqt_subscribe_callbacks, moqt_subscription};
+use crate::coding::StreamCode;
 use crate::model;
 use crate::session::{FetchRequest, SessionError, SessionLink};
-use crate::coding::StreamCode;
 
 /// Statistics of a client's current session (`moqt_client_get_stats`). Set `struct_size =
 /// sizeof(moqt_client_stats)` before the call; the library fills in what that size holds.
@@ -42,13 +45,12 @@ pub struct moqt_client_stats {
     pub peer_target_bitrate: u64,
 }
 
-/// The session up right now, or the status to fail with between sessions.
-fn current_session(client: *const moqt_client) -> Result<SessionLink, moqt_status> {
-    // SAFETY: a non-NULL client came from moqt_client_connect and is alive (documented).
-    let Some(client) = (unsafe { client.as_ref() }) else {
-        return Err(set_error(moqt_status::ErrInvalidArg, "client is NULL"));
-    };
-    client.session().ok_or_else(|| set_error(moqt_status::ErrClosed, "no session right now (reconnecting)"))
+// SAFETY: repr(C), struct_size first, every field an integer or a bool.
+unsafe impl SizedStruct for moqt_client_stats {}
+
+/// The session up right now, or the error to fail with between sessions.
+fn current_session(client: &moqt_client) -> FfiResult<SessionLink> {
+    client.session().ok_or_else(|| FfiError::new(moqt_status::ErrClosed, "no session right now (reconnecting)"))
 }
 
 /// Fills `*stats` (up to its `struct_size`) with the current session's version, path statistics
@@ -64,24 +66,15 @@ fn current_session(client: *const moqt_client) -> Result<SessionLink, moqt_statu
 #[must_use]
 pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut moqt_client_stats) -> moqt_status {
     guard(|| {
-        if stats.is_null() {
-            return set_error(moqt_status::ErrInvalidArg, "stats is NULL");
+        let stats = SizedOut::new(stats).ok_or_else(|| FfiError::invalid("stats is NULL"))?;
+        if stats.size() < 8 {
+            return Err(FfiError::invalid("set stats->struct_size = sizeof(moqt_client_stats)"));
         }
-        // Only struct_size is the caller's input: the rest is ours to fill and may be uninitialised.
-        // SAFETY: stats is non-NULL and points to a struct whose first field is struct_size
-        // (documented).
-        let struct_size = unsafe { stats.cast::<u32>().read_unaligned() };
-        let size = (struct_size as usize).min(std::mem::size_of::<moqt_client_stats>());
-        if size < 8 {
-            return set_error(moqt_status::ErrInvalidArg, "set stats->struct_size = sizeof(moqt_client_stats)");
-        }
-        let session = match current_session(client) {
-            Ok(session) => session,
-            Err(status) => return status,
-        };
+        let session = current_session(try_ref(client)?)?;
         let path = session.stats();
         let probe = session.probe_report();
-        let filled = moqt_client_stats {
+        let struct_size = stats.struct_size();
+        stats.write(moqt_client_stats {
             struct_size,
             version: moq_lite_number(session.version()),
             rtt_us: u64::try_from(path.rtt.as_micros()).unwrap_or(u64::MAX),
@@ -92,11 +85,8 @@ pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut 
             peer_bitrate: probe.map_or(0, |p| p.bitrate),
             peer_rtt_ms: probe.map_or(0, |p| p.rtt_ms),
             peer_target_bitrate: session.peer_probe_target().unwrap_or(0),
-        };
-        // SAFETY: stats is non-NULL (read above) and holds struct_size >= size writable bytes
-        // (documented); only the part the caller's struct has is written.
-        unsafe { std::ptr::copy_nonoverlapping((&raw const filled).cast::<u8>(), stats.cast::<u8>(), size) };
-        moqt_status::Ok
+        });
+        Ok(())
     })
 }
 
@@ -114,17 +104,11 @@ pub extern "C" fn moqt_client_get_stats(client: *const moqt_client, stats: *mut 
 #[must_use]
 pub extern "C" fn moqt_client_probe(client: *const moqt_client, target_bitrate: u64) -> moqt_status {
     guard(|| {
-        let session = match current_session(client) {
-            Ok(session) => session,
-            Err(status) => return status,
-        };
-        let Some(runtime) = runtime() else {
-            return set_error(moqt_status::ErrNoMemory, "cannot start the engine threads");
-        };
-        match runtime.block_on(session.set_probe_target(target_bitrate)) {
-            Ok(()) => moqt_status::Ok,
-            Err(err) => set_error(session_status(&err), &err.to_string()),
-        }
+        let session = current_session(try_ref(client)?)?;
+        let runtime = runtime().ok_or_else(FfiError::no_engine)?;
+        runtime
+            .block_on(session.set_probe_target(target_bitrate))
+            .map_err(|err| FfiError::new(session_status(&err), err.to_string()))
     })
 }
 
@@ -177,53 +161,35 @@ pub extern "C" fn moqt_client_fetch(
     out: *mut *mut moqt_subscription,
 ) -> moqt_status {
     guard(|| {
-        let Some(callbacks) = read_sized(callbacks) else {
-            return set_error(moqt_status::ErrInvalidArg, "callbacks is NULL");
-        };
-        let shared = Arc::new(Subscription::for_frames(&callbacks));
-        let fail = |status: moqt_status, message: &str| shared.refuse(status, message);
-        let client = match client_for(client, out) {
-            Ok(client) => client,
-            Err((status, message)) => return fail(status, message),
-        };
-        let broadcast = match path_arg(broadcast, broadcast_len) {
-            Ok(path) => path,
-            Err(status) => return fail(status, &last_error_text()),
-        };
-        let Ok(track) = str_arg(track, track_len).map(str::to_string) else {
-            return fail(moqt_status::ErrInvalidArg, "bad track string");
-        };
-        let options = read_sized(options);
-        let request = FetchRequest {
-            broadcast,
-            track,
-            group,
-            frame_start: options.as_ref().map_or(0, |o| o.frame_start),
-            frame_end: options.as_ref().filter(|o| o.has_frame_end).map(|o| o.frame_end),
-            priority: options.as_ref().map_or(0, |o| o.priority),
-        };
-        let session = match current_session(client) {
-            Ok(session) => session,
-            Err(status) => return fail(status, &last_error_text()),
-        };
-        let Some(runtime) = runtime() else {
-            return fail(moqt_status::ErrNoMemory, "cannot start the engine threads");
-        };
-        let task =
-            client.unless_freed(run_fetch(shared.clone(), session, request), closing(&shared, moqt_status::ErrClosed));
-        let task = spawn_task(&runtime, task, panicked(&shared));
-        let handle = moqt_subscription { shared, task, updates: None };
-        // SAFETY: out was checked non-NULL by client_for.
-        unsafe { *out = Box::into_raw(Box::new(handle)) };
-        moqt_status::Ok
+        let set = FrameCallbacks::read(callbacks)?;
+        set.starting(|set| {
+            let client = try_ref(client)?;
+            let out = Out::new(out)?;
+            let broadcast = path_arg(broadcast, broadcast_len)?;
+            let track = str_arg(track, track_len).map_err(|_| FfiError::invalid("bad track string"))?.to_string();
+            let options = read_sized(options);
+            let request = FetchRequest {
+                broadcast,
+                track,
+                group,
+                frame_start: options.as_ref().map_or(0, |o| o.frame_start),
+                frame_end: options.as_ref().filter(|o| o.has_frame_end).map(|o| o.frame_end),
+                priority: options.as_ref().map_or(0, |o| o.priority),
+            };
+            let session = current_session(client)?;
+            let runtime = runtime().ok_or_else(FfiError::no_engine)?;
+            let task = client.unless_freed(run_fetch(set.clone(), session, request), set.closing(moqt_status::ErrClosed));
+            out.set_boxed(moqt_subscription { feed: Feed::spawn(&runtime, set.clone(), task), updates: None });
+            Ok(())
+        })
     })
 }
 
-async fn run_fetch(shared: Arc<Subscription>, session: SessionLink, request: FetchRequest) {
+async fn run_fetch(set: Arc<FrameCallbacks>, session: SessionLink, request: FetchRequest) {
     // The frames' timestamps are in the track's timescale, which only TRACK_INFO tells.
     let timescale = match session.track_info(request.broadcast.clone(), &request.track).await {
         Ok(info) => info.timescale,
-        Err(err) => return shared.close(session_status(&err)).await,
+        Err(err) => return set.close(session_status(&err)).await,
     };
     let status = match session.fetch(request).await {
         Ok(mut group) => {
@@ -234,7 +200,7 @@ async fn run_fetch(shared: Arc<Subscription>, session: SessionLink, request: Fet
                         // FETCH exists from moq-lite-05 on, whose frames carry timestamps.
                         let frame = moqt_frame::new(frame, timescale, sequence, index, true);
                         index += 1;
-                        shared.frame(frame).await;
+                        deliver_frame(&set, frame).await;
                     }
                     Ok(None) => break moqt_status::Ok,
                     Err(err) => break model_status(&err),
@@ -243,7 +209,7 @@ async fn run_fetch(shared: Arc<Subscription>, session: SessionLink, request: Fet
         }
         Err(err) => session_status(&err),
     };
-    shared.close(status).await;
+    set.close(status).await;
 }
 
 /// The C status of a session request's failure.

@@ -1,0 +1,127 @@
+//! How C holds each handle type, after rustls-ffi's `Castable`: a [`Castable`] handle is either
+//! owned by C as a `Box` (created into an out-parameter, ended by its `_free`) or a counted `Arc`
+//! reference (`moqt_frame`). The functions here are the only casts between C pointers and Rust
+//! values, so every one is checked the same way and a NULL is an error status, never UB.
+
+use std::sync::Arc;
+
+use super::args::Out;
+use super::error::{FfiError, FfiResult};
+
+/// C owns the handle as a `Box`: one owner, freed once.
+pub(crate) struct OwnershipBox;
+
+/// C holds counted references to an `Arc`: any thread may add or drop one.
+pub(crate) struct OwnershipArc;
+
+/// A type C holds by pointer, and how.
+pub(crate) trait Castable: Sized {
+    /// [`OwnershipBox`] or [`OwnershipArc`].
+    type Ownership;
+    /// The parameter name messages use ("client is NULL").
+    const NAME: &'static str;
+}
+
+/// Borrows the live handle behind `ptr`; NULL is MOQT_STATUS_ERR_INVALID_ARG.
+pub(crate) fn try_ref<'a, T: Castable>(ptr: *const T) -> FfiResult<&'a T> {
+    opt_ref(ptr).ok_or_else(|| FfiError::invalid(format!("{} is NULL", T::NAME)))
+}
+
+/// Borrows the live handle behind `ptr`, `None` for NULL: for calls that answer NULL with a
+/// documented default instead of a status.
+pub(crate) fn opt_ref<'a, T: Castable>(ptr: *const T) -> Option<&'a T> {
+    // SAFETY: a non-NULL handle pointer came from `Out::set_boxed` or `arc_ptr` and is alive for
+    // the call (the header's contract on every handle parameter).
+    unsafe { ptr.as_ref() }
+}
+
+impl<T: Castable<Ownership = OwnershipBox>> Out<*mut T> {
+    /// Hands `value` to C as a new owned handle.
+    pub(crate) fn set_boxed(self, value: T) {
+        self.write(Box::into_raw(Box::new(value)));
+    }
+}
+
+/// Takes back the handle C frees; `None` for NULL.
+pub(crate) fn take_box<T: Castable<Ownership = OwnershipBox>>(ptr: *mut T) -> Option<Box<T>> {
+    // SAFETY: a non-NULL pointer came from `Out::set_boxed` and C frees it once (documented: a
+    // second free is undefined behaviour).
+    (!ptr.is_null()).then(|| unsafe { Box::from_raw(ptr) })
+}
+
+/// A new reference for C to `value`.
+pub(crate) fn arc_ptr<T: Castable<Ownership = OwnershipArc>>(value: Arc<T>) -> *const T {
+    Arc::into_raw(value)
+}
+
+/// Adds a reference to the handle behind `ptr` (nothing for NULL) and returns `ptr`.
+pub(crate) fn add_ref<T: Castable<Ownership = OwnershipArc>>(ptr: *const T) -> *const T {
+    if !ptr.is_null() {
+        // SAFETY: a non-NULL pointer came from `arc_ptr` and C holds a reference to it.
+        unsafe { Arc::increment_strong_count(ptr) };
+    }
+    ptr
+}
+
+/// Drops one of C's references to the handle behind `ptr` (nothing for NULL).
+pub(crate) fn release<T: Castable<Ownership = OwnershipArc>>(ptr: *const T) {
+    if !ptr.is_null() {
+        // SAFETY: a non-NULL pointer came from `arc_ptr` and C gives back a reference it held.
+        unsafe { Arc::decrement_strong_count(ptr) };
+    }
+}
+
+/// Lends `value` to C for the duration of `call` (C keeps it with `add_ref`).
+pub(crate) fn lend<T: Castable<Ownership = OwnershipArc>>(value: T, call: impl FnOnce(*const T)) {
+    let ptr = arc_ptr(Arc::new(value));
+    call(ptr);
+    release(ptr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Owned(u32);
+    impl Castable for Owned {
+        type Ownership = OwnershipBox;
+        const NAME: &'static str = "owned";
+    }
+
+    struct Counted(u32);
+    impl Castable for Counted {
+        type Ownership = OwnershipArc;
+        const NAME: &'static str = "counted";
+    }
+
+    #[test]
+    fn a_null_handle_is_an_invalid_argument_named_after_its_type() {
+        assert_eq!(try_ref::<Owned>(std::ptr::null()).err(), Some(FfiError::invalid("owned is NULL")));
+        assert!(opt_ref::<Owned>(std::ptr::null()).is_none());
+        assert!(take_box::<Owned>(std::ptr::null_mut()).is_none());
+        release::<Counted>(std::ptr::null());
+        assert!(add_ref::<Counted>(std::ptr::null()).is_null());
+    }
+
+    #[test]
+    fn a_boxed_handle_goes_to_c_and_comes_back_once() {
+        let mut handle: *mut Owned = std::ptr::null_mut();
+        Out::new(&mut handle).unwrap().set_boxed(Owned(7));
+        assert_eq!(try_ref(handle).unwrap().0, 7);
+        assert_eq!(take_box(handle).unwrap().0, 7);
+    }
+
+    #[test]
+    fn counted_references_add_up_and_a_loan_ends_with_its_call() {
+        let value = Arc::new(Counted(3));
+        let ptr = arc_ptr(value.clone());
+        assert_eq!(add_ref(ptr), ptr);
+        assert_eq!(Arc::strong_count(&value), 3);
+        release(ptr);
+        release(ptr);
+        assert_eq!(Arc::strong_count(&value), 1);
+        let mut seen = 0;
+        lend(Counted(5), |lent| seen = opt_ref(lent).unwrap().0);
+        assert_eq!(seen, 5);
+    }
+}

@@ -8,9 +8,10 @@ use bytes::Bytes;
 
 use super::catalog::{CATALOG_TRACK, Catalog, CatalogGroupDecoder, CatalogSettings, Container, Rendition};
 use super::{MediaError, legacy, priority};
+use crate::coding::StreamCode;
 use crate::model::{
-    BroadcastConsumer, Gap, GroupConsumer, GroupStart, OrderedConsumer, OrderedEvent, SubscribeOptions, TrackConsumer,
-    TrackEvent,
+    self, BroadcastConsumer, Gap, GapReason, GroupConsumer, GroupStart, OrderedConsumer, OrderedEvent,
+    SubscribeOptions, TrackConsumer, TrackEvent,
 };
 
 /// Yields each complete catalog of a broadcast: the newest group's first frame, with the merge
@@ -119,6 +120,8 @@ pub struct MediaTrackReader {
     container: Container,
     /// Samples of a CMAF fragment not handed out yet.
     pending: VecDeque<MediaFrame>,
+    /// A group with a malformed frame: reported, the rest of it dropped.
+    broken_group: Option<u64>,
 }
 
 impl MediaTrackReader {
@@ -145,33 +148,55 @@ impl MediaTrackReader {
 
     /// Reads frames of an ordered track in `container`.
     pub fn new(ordered: OrderedConsumer, container: Container) -> Self {
-        Self { ordered, container, pending: VecDeque::new() }
+        Self { ordered, container, pending: VecDeque::new(), broken_group: None }
     }
 
     /// The next frame or gap; `None` once the track ended cleanly. A frame that does not fit its
-    /// container is an error for that frame only: the next call goes on with the next one.
+    /// container ends its group: the group is reported as a gap (MALFORMED_TRACK) and its later
+    /// frames, which depend on it, are dropped.
     pub async fn next(&mut self) -> Result<Option<MediaEvent>, MediaError> {
-        if let Some(frame) = self.pending.pop_front() {
-            return Ok(Some(MediaEvent::Frame(frame)));
-        }
-        let (group, index, frame) = match self.ordered.next_frame().await? {
-            None => return Ok(None),
-            Some(OrderedEvent::Gap(gap)) => return Ok(Some(MediaEvent::Gap(gap))),
-            Some(OrderedEvent::Frame { group, index, frame }) => (group, index, frame),
-        };
-        match &self.container {
-            Container::Legacy => {
-                let (pts_us, payload) = legacy::decode(&frame.payload)?;
-                Ok(Some(MediaEvent::Frame(MediaFrame { group, pts_us, keyframe: index == 0, payload })))
+        loop {
+            if let Some(frame) = self.pending.pop_front() {
+                return Ok(Some(MediaEvent::Frame(frame)));
             }
-            Container::Cmaf { init } => {
-                self.pending = super::cmaf::samples(init, group, &frame.payload)?.into();
-                match self.pending.pop_front() {
-                    Some(frame) => Ok(Some(MediaEvent::Frame(frame))),
-                    None => Err(MediaError::Frame { container: "cmaf", reason: "a fragment with no sample".into() }),
+            let (group, index, frame) = match self.ordered.next_frame().await? {
+                None => return Ok(None),
+                Some(OrderedEvent::Gap(gap)) => return Ok(Some(MediaEvent::Gap(gap))),
+                Some(OrderedEvent::Frame { group, index, frame }) => (group, index, frame),
+            };
+            if self.broken_group == Some(group) {
+                continue;
+            }
+            match self.unpack(group, index, &frame.payload) {
+                Ok(()) => {}
+                Err(err) => {
+                    tracing::warn!(group, index, "media frame dropped with the rest of its group: {err}");
+                    self.broken_group = Some(group);
+                    let reason = GapReason::Aborted(model::Error::Aborted(StreamCode::MalformedTrack));
+                    return Ok(Some(MediaEvent::Gap(Gap { start: group, end: group, reason })));
                 }
             }
-            Container::Unknown(_) => Err(MediaError::Frame { container: "unknown", reason: "not readable".into() }),
         }
+    }
+
+    /// Queues the samples of one moq frame.
+    fn unpack(&mut self, group: u64, index: u64, payload: &Bytes) -> Result<(), MediaError> {
+        match &self.container {
+            Container::Legacy => {
+                let (pts_us, payload) = legacy::decode(payload)?;
+                self.pending.push_back(MediaFrame { group, pts_us, keyframe: index == 0, payload });
+            }
+            Container::Cmaf { init } => {
+                let samples = super::cmaf::samples(init, group, payload)?;
+                if samples.is_empty() {
+                    return Err(MediaError::Frame { container: "cmaf", reason: "a fragment with no sample".into() });
+                }
+                self.pending.extend(samples);
+            }
+            Container::Unknown(_) => {
+                return Err(MediaError::Frame { container: "unknown", reason: "not readable".into() });
+            }
+        }
+        Ok(())
     }
 }

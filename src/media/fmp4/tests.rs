@@ -1,0 +1,332 @@
+//! Against a real ffmpeg fragmented MP4 (tests/fixtures/h264-opus-cmaf.mp4, see the README there):
+//! 2 s of 160x120 H.264 at 30 fps with a keyframe every 30 frames, and 48 kHz mono Opus, in two
+//! fragments of two trafs each.
+
+use bytes::Bytes;
+use mp4_atom::{Codec, Encode, Mfhd, Moof, Tfdt, Tfhd, Traf, Trun, TrunSamples};
+
+use super::*;
+
+const FIXTURE: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h264-opus-cmaf.mp4"));
+const VIDEO: u32 = 1;
+const AUDIO: u32 = 2;
+
+/// Every event of `input`, pushed `chunk` bytes at a time.
+fn read_chunked(input: &[u8], chunk: usize) -> Result<Vec<Fmp4Event>, Fmp4Error> {
+    let mut reader = Fmp4Reader::new();
+    let mut events = Vec::new();
+    for piece in input.chunks(chunk) {
+        events.extend(reader.push(piece)?);
+    }
+    reader.finish()?;
+    Ok(events)
+}
+
+fn read_all(input: &[u8]) -> (InitSegment, Vec<Fragment>) {
+    let mut init = None;
+    let mut fragments = Vec::new();
+    for event in read_chunked(input, usize::MAX).unwrap() {
+        match event {
+            Fmp4Event::Init(i) => init = Some(*i),
+            Fmp4Event::Fragment(f) => fragments.push(f),
+        }
+    }
+    (init.expect("an init segment"), fragments)
+}
+
+fn samples_of(fragments: &[Fragment], track_id: u32) -> Vec<Sample> {
+    fragments.iter().flat_map(|f| f.track_samples(track_id).cloned()).collect()
+}
+
+#[test]
+fn reads_the_init_segment_of_the_fixture() {
+    let (init, _) = read_all(FIXTURE);
+    assert!(FIXTURE.starts_with(&init.bytes[..]), "the init segment is the stream's first bytes");
+    assert_eq!(init.bytes.len(), 28 + 1195, "ftyp + moov");
+    assert_eq!(init.tracks.len(), 2);
+
+    let video = init.track(VIDEO).unwrap();
+    assert_eq!(video.kind, TrackKind::Video);
+    assert_eq!(video.timescale, 15360);
+    assert!(matches!(video.codec, Codec::Avc1(_)), "{:?}", video.codec);
+    assert_eq!(video.video, Some(VideoSize { width: 160, height: 120 }));
+    assert_eq!(video.audio, None);
+
+    let audio = init.track(AUDIO).unwrap();
+    assert_eq!(audio.kind, TrackKind::Audio);
+    assert_eq!(audio.timescale, 48000);
+    assert!(matches!(audio.codec, Codec::Opus(_)), "{:?}", audio.codec);
+    assert_eq!(audio.audio, Some(AudioFormat { sample_rate: 48000, channels: 1 }));
+}
+
+#[test]
+fn reads_the_samples_of_the_fixture() {
+    let (_, fragments) = read_all(FIXTURE);
+    assert_eq!(fragments.len(), 2, "frag_keyframe: one fragment per group of pictures");
+    assert_eq!(fragments.iter().map(|f| f.bytes.len()).sum::<usize>() + 28 + 1195 + 148, FIXTURE.len());
+    for fragment in &fragments {
+        assert_eq!(fragment.track_ids().collect::<Vec<_>>(), [VIDEO, AUDIO]);
+        assert!(fragment.track_samples(VIDEO).next().unwrap().keyframe, "a fragment starts with a keyframe");
+    }
+
+    let video = samples_of(&fragments, VIDEO);
+    assert_eq!(video.len(), 60);
+    let keyframes: Vec<usize> = video.iter().enumerate().filter(|(_, s)| s.keyframe).map(|(i, _)| i).collect();
+    assert_eq!(keyframes, [0, 30]);
+    for (index, sample) in video.iter().enumerate() {
+        assert_eq!(sample.decode_time, 512 * index as u64, "frame {index}");
+        assert_eq!(sample.duration, 512);
+        // A trun of version 1: signed composition offsets, one B-frame at the end.
+        let offset = match index {
+            58 => 512,
+            59 => -512,
+            _ => 0,
+        };
+        assert_eq!(sample.composition_offset(), offset, "frame {index}");
+        assert_eq!(sample.decode_time_us, ticks_to_micros(sample.decode_time, 15360).unwrap());
+    }
+    assert_eq!((video[58].presentation_time, video[58].presentation_time_us), (30208, 1_966_667));
+    assert_eq!(video[30].decode_time_us, 1_000_000);
+    assert_eq!(video[0].data.len(), 2645, "the first frame's size as ffprobe reports it");
+    assert_eq!(video[1].data.len(), 133);
+
+    let audio = samples_of(&fragments, AUDIO);
+    assert_eq!(audio.len(), 101);
+    for (index, sample) in audio.iter().enumerate() {
+        assert_eq!(sample.decode_time, 960 * index as u64, "packet {index}");
+        assert_eq!(sample.presentation_time, sample.decode_time as i64);
+        // Opus trims its last packet to the end of the audio.
+        assert_eq!(sample.duration, if index == 100 { 312 } else { 960 });
+        assert!(sample.keyframe);
+    }
+    assert_eq!(audio[50].presentation_time_us, 1_000_000);
+    assert_eq!(audio[0].data.len(), 115);
+}
+
+#[test]
+fn sample_data_is_a_slice_of_the_fragment() {
+    let (_, fragments) = read_all(FIXTURE);
+    let fragment = &fragments[0];
+    let range = fragment.bytes.as_ptr_range();
+    for sample in &fragment.samples {
+        assert!(range.contains(&sample.data.as_ptr()), "sample data was copied");
+    }
+}
+
+#[test]
+fn tiny_chunks_give_the_same_result() {
+    let whole = read_chunked(FIXTURE, usize::MAX).unwrap();
+    for chunk in [1, 7, 4096] {
+        assert_eq!(read_chunked(FIXTURE, chunk).unwrap(), whole, "chunks of {chunk}");
+    }
+}
+
+#[test]
+fn a_box_over_the_limit_is_an_error_before_it_is_buffered() {
+    let limits = ReaderLimits { max_box_size: 4096, ..Default::default() };
+    let mut reader = Fmp4Reader::with_limits(limits);
+    // The init segment fits; the first mdat (9866 bytes) does not.
+    let error = reader.push(FIXTURE).unwrap_err();
+    assert!(matches!(error, Fmp4Error::BoxTooLarge { ref kind, max: 4096, .. } if kind == "mdat"), "{error}");
+
+    // A header declaring 1 TiB is refused from its first 16 bytes.
+    let mut reader = Fmp4Reader::new();
+    let mut header = 1u32.to_be_bytes().to_vec();
+    header.extend_from_slice(b"free");
+    header.extend_from_slice(&(1u64 << 40).to_be_bytes());
+    assert!(matches!(reader.push(&header), Err(Fmp4Error::BoxTooLarge { .. })));
+    assert_eq!(DEFAULT_MAX_BOX_SIZE, 64 << 20);
+}
+
+#[test]
+fn too_many_samples_is_an_error() {
+    let (init, _) = read_all(FIXTURE);
+    let limits = ReaderLimits { max_samples_per_fragment: 100, ..Default::default() };
+    let mut reader = Fmp4Reader::with_limits(limits);
+    assert_eq!(reader.push(&init.bytes).unwrap().len(), 1);
+    // 30 video + 50 audio samples per fragment fit; 4 billion inherited ones do not.
+    let moof = Moof {
+        mfhd: Mfhd { sequence_number: 1 },
+        traf: vec![Traf {
+            tfhd: Tfhd { track_id: VIDEO, default_base_is_moof: true, ..Default::default() },
+            trun: vec![Trun {
+                data_offset: None,
+                samples: TrunSamples::Inherited { count: u32::MAX, first_flags: None },
+            }],
+            ..Default::default()
+        }],
+    };
+    let error = reader.push(&fragment_bytes(&moof, b"")).unwrap_err();
+    assert!(matches!(error, Fmp4Error::TooManySamples { max: 100 }), "{error}");
+}
+
+fn fragment_bytes(moof: &Moof, mdat: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    moof.encode(&mut out).unwrap();
+    mp4_atom::Mdat { data: mdat.to_vec() }.encode(&mut out).unwrap();
+    out
+}
+
+/// Defaults come from trex, then tfhd, then the trun's first-sample flags, each overriding the last.
+#[test]
+fn sample_defaults_are_inherited_from_trex_tfhd_and_first_sample_flags() {
+    let (init, _) = read_all(FIXTURE);
+    let mut moov = init.moov.clone();
+    for trex in &mut moov.mvex.as_mut().unwrap().trex {
+        trex.default_sample_flags = 0x0101_0000; // non-sync
+        trex.default_sample_duration = 512;
+        trex.default_sample_size = 3;
+    }
+    let mut input = Vec::new();
+    moov.encode(&mut input).unwrap();
+    let run = |first_flags| Trun { data_offset: None, samples: TrunSamples::Inherited { count: 2, first_flags } };
+    let moof = Moof {
+        mfhd: Mfhd { sequence_number: 1 },
+        traf: vec![
+            // trex defaults, the first sample flagged sync by the run.
+            Traf {
+                tfhd: Tfhd { track_id: VIDEO, default_base_is_moof: true, ..Default::default() },
+                tfdt: Some(Tfdt { base_media_decode_time: 1024 }),
+                trun: vec![run(Some(0x0200_0000))],
+                ..Default::default()
+            },
+            // tfhd defaults over trex; its data follows the previous traf's (no base flag).
+            Traf {
+                tfhd: Tfhd {
+                    track_id: AUDIO,
+                    default_sample_duration: Some(960),
+                    default_sample_size: Some(2),
+                    default_sample_flags: Some(0),
+                    ..Default::default()
+                },
+                tfdt: Some(Tfdt { base_media_decode_time: 0 }),
+                trun: vec![run(None)],
+                ..Default::default()
+            },
+        ],
+    };
+    // The first run starts right after the mdat header; setting its offset adds 4 bytes to the moof.
+    let mut unset = Vec::new();
+    moof.encode(&mut unset).unwrap();
+    let mut moof = moof;
+    moof.traf[0].trun[0].data_offset = Some(unset.len() as i32 + 4 + 8);
+    input.extend(fragment_bytes(&moof, b"aaabbbccdd"));
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(&input).unwrap();
+    reader.finish().unwrap();
+    let Some(Fmp4Event::Fragment(fragment)) = events.last() else { panic!("no fragment: {events:?}") };
+    let summary: Vec<_> =
+        fragment.samples.iter().map(|s| (s.track_id, s.decode_time, s.duration, s.keyframe, &s.data[..])).collect();
+    assert_eq!(
+        summary,
+        [
+            (VIDEO, 1024, 512, true, &b"aaa"[..]),
+            (VIDEO, 1536, 512, false, b"bbb"),
+            (AUDIO, 0, 960, true, b"cc"),
+            (AUDIO, 960, 960, true, b"dd"),
+        ]
+    );
+}
+
+#[test]
+fn malformed_streams_are_errors() {
+    let (init, fragments) = read_all(FIXTURE);
+    let fragment = &fragments[0].bytes;
+
+    let error = read_chunked(fragment, 100).unwrap_err();
+    assert!(matches!(error, Fmp4Error::FragmentBeforeInit), "{error}");
+
+    let mut mdat = Vec::new();
+    mp4_atom::Mdat { data: vec![1, 2, 3] }.encode(&mut mdat).unwrap();
+    assert!(matches!(read_chunked(&mdat, 100), Err(Fmp4Error::NotFragmented)));
+
+    let error = read_chunked(&FIXTURE[..FIXTURE.len() - 1], 100).unwrap_err();
+    assert!(matches!(error, Fmp4Error::Truncated(147)), "{error}");
+
+    // moof followed by a free box.
+    let moof_size = fragments[0].moof_size;
+    let mut input = init.bytes.to_vec();
+    input.extend_from_slice(&fragment[..moof_size]);
+    input.extend_from_slice(b"\0\0\0\x08free");
+    assert!(matches!(read_chunked(&input, 100), Err(Fmp4Error::MoofWithoutMdat(kind)) if kind == "free"));
+
+    // A data offset past the mdat.
+    let mut moof = fragments[0].moof.clone();
+    moof.traf[1].trun[0].data_offset = Some(1 << 20);
+    let mut input = init.bytes.to_vec();
+    moof.encode(&mut input).unwrap();
+    input.extend_from_slice(&fragment[moof_size..]);
+    let error = read_chunked(&input, 100).unwrap_err();
+    assert!(matches!(error, Fmp4Error::SampleOutsideMdat { track_id: AUDIO, .. }), "{error}");
+
+    // A box of size 0 (to the end of the file).
+    assert!(matches!(read_chunked(b"\0\0\0\0free", 100), Err(Fmp4Error::UnsizedBox(_))));
+    // A traf of a track the moov does not declare.
+    let mut moof = fragments[0].moof.clone();
+    moof.traf[0].tfhd.track_id = 9;
+    let mut input = init.bytes.to_vec();
+    moof.encode(&mut input).unwrap();
+    input.extend_from_slice(&fragment[moof_size..]);
+    assert!(matches!(read_chunked(&input, 100), Err(Fmp4Error::UnknownTrack(9))));
+    // Garbage inside the moov.
+    // An mvhd that claims more bytes than its moov.
+    let mut input = init.bytes.to_vec();
+    input[28 + 8..28 + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(read_chunked(&input, 100), Err(Fmp4Error::Atom { context: "moov", .. })));
+}
+
+/// What a reader reports of each sample, its duration aside.
+fn summary(samples: &[Sample]) -> Vec<(u32, u64, i64, u64, i64, bool, Bytes)> {
+    samples
+        .iter()
+        .map(|s| {
+            (
+                s.track_id,
+                s.decode_time,
+                s.presentation_time,
+                s.decode_time_us,
+                s.presentation_time_us,
+                s.keyframe,
+                s.data.clone(),
+            )
+        })
+        .collect()
+}
+
+/// `fragment` with its moof edited by `edit` and its data offsets moved by the change in the
+/// moof's size, so they still point at the same mdat bytes.
+fn reencode(fragment: &Fragment, edit: impl FnOnce(&mut Moof)) -> Vec<u8> {
+    let mut moof = fragment.moof.clone();
+    edit(&mut moof);
+    let mut edited = Vec::new();
+    moof.encode(&mut edited).unwrap();
+    let growth = edited.len() as i32 - fragment.moof_size as i32;
+    for trun in moof.traf.iter_mut().flat_map(|t| &mut t.trun) {
+        trun.data_offset = trun.data_offset.map(|offset| offset + growth);
+    }
+    let mut out = Vec::new();
+    moof.encode(&mut out).unwrap();
+    out.extend_from_slice(&fragment.bytes[fragment.moof_size..]);
+    out
+}
+
+/// A traf without tfdt continues where its track's previous fragment ended; an absolute base data
+/// offset counts from the first byte of the stream.
+#[test]
+fn missing_tfdt_and_absolute_base_offsets_are_honoured() {
+    let (init, fragments) = read_all(FIXTURE);
+    let mut input = init.bytes.to_vec();
+    input.extend_from_slice(&fragments[0].bytes);
+    let second = input.len() as u64;
+    input.extend(reencode(&fragments[1], |moof| {
+        for traf in &mut moof.traf {
+            traf.tfdt = None;
+            traf.tfhd.base_data_offset = Some(second);
+            traf.tfhd.default_base_is_moof = false;
+        }
+    }));
+    let (_, again) = read_all(&input);
+    for track_id in [VIDEO, AUDIO] {
+        assert_eq!(summary(&samples_of(&again, track_id)), summary(&samples_of(&fragments, track_id)));
+    }
+}

@@ -6,6 +6,7 @@
 //!   raw ftyp + moov and each track's sample entry, timescale and size or format), then each
 //!   [`Fragment`] (the raw moof + mdat and its samples, times in ticks and microseconds, data
 //!   sliced from the mdat without a copy). Bounded by [`ReaderLimits`].
+//! - [`Fmp4Writer`] writes an init segment and fragments from per-track configs and samples.
 //! - [`ticks_to_micros`] and friends convert times between a timescale and microseconds.
 //!
 //! Every box is decoded and encoded by the `mp4-atom` crate; codec strings are left to the codec
@@ -14,6 +15,7 @@
 mod error;
 mod reader;
 mod time;
+mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -24,3 +26,4 @@ pub use reader::{
     ReaderLimits, SAMPLE_IS_NON_SYNC, Sample, TrackInfo, TrackKind, VideoSize,
 };
 pub use time::{MICROS_PER_SECOND, micros_to_ticks, signed_micros_to_ticks, signed_ticks_to_micros, ticks_to_micros};
+pub use writer::{Fmp4Writer, FragmentSample, TimedSample, TrackConfig, default_ftyp};

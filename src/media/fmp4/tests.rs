@@ -3,7 +3,7 @@
 //! fragments of two trafs each.
 
 use bytes::Bytes;
-use mp4_atom::{Codec, Encode, Mfhd, Moof, Tfdt, Tfhd, Traf, Trun, TrunSamples};
+use mp4_atom::{Codec, Decode, Encode, Mfhd, Moof, Moov, Tfdt, Tfhd, Traf, Trun, TrunSamples};
 
 use super::*;
 
@@ -329,4 +329,134 @@ fn missing_tfdt_and_absolute_base_offsets_are_honoured() {
     for track_id in [VIDEO, AUDIO] {
         assert_eq!(summary(&samples_of(&again, track_id)), summary(&samples_of(&fragments, track_id)));
     }
+}
+
+/// Writes every sample read from the fixture, in stream order, one fragment per sample.
+fn rewrite(init: &InitSegment, fragments: &[Fragment]) -> Vec<u8> {
+    let configs = init.tracks.iter().map(TrackConfig::from_track).collect();
+    let mut writer = Fmp4Writer::new(configs).unwrap();
+    let mut out = writer.init_segment().unwrap().to_vec();
+    for sample in fragments.iter().flat_map(|f| &f.samples) {
+        let timed = TimedSample {
+            track_id: sample.track_id,
+            decode_time: sample.decode_time,
+            composition_offset: sample.composition_offset() as i32,
+            keyframe: sample.keyframe,
+            data: sample.data.clone(),
+        };
+        if let Some(fragment) = writer.push(timed).unwrap() {
+            out.extend_from_slice(&fragment);
+        }
+    }
+    for fragment in writer.finish().unwrap() {
+        out.extend_from_slice(&fragment);
+    }
+    out
+}
+
+#[test]
+fn reader_writer_reader_round_trip_gives_the_same_samples() {
+    let (init, fragments) = read_all(FIXTURE);
+    let written = rewrite(&init, &fragments);
+    let (written_init, written_fragments) = read_all(&written);
+    assert_eq!(written_fragments.len(), 60 + 101, "one fragment per sample");
+    for track in &init.tracks {
+        let again = written_init.track(track.track_id).unwrap();
+        assert_eq!((again.kind, again.timescale, &again.codec), (track.kind, track.timescale, &track.codec));
+        assert_eq!((again.video, again.audio), (track.video, track.audio));
+        let before = samples_of(&fragments, track.track_id);
+        let after = samples_of(&written_fragments, track.track_id);
+        assert_eq!(summary(&after), summary(&before), "track {}", track.track_id);
+        // Durations come from the gaps between samples; the last sample reuses the one before.
+        let durations = |samples: &[Sample]| samples.iter().map(|s| s.duration).collect::<Vec<_>>();
+        let (last, others) = durations(&after).split_last().map(|(l, o)| (*l, o.to_vec())).unwrap();
+        assert_eq!(others, durations(&before)[..before.len() - 1]);
+        assert_eq!(last, before[before.len() - 2].duration);
+    }
+    // Opus's last packet is 312 ticks long in the fixture, 960 (its predecessor's) once rewritten.
+    ffprobe_check("rewrite", &written, &["h264,160,120,2.000000,60", "opus,2.020000,101"]);
+}
+
+#[test]
+fn writer_groups_samples_and_refuses_what_it_cannot_write() {
+    let (init, fragments) = read_all(FIXTURE);
+    let video = init.track(VIDEO).unwrap();
+    let mut writer = Fmp4Writer::new(vec![TrackConfig::from_track(video)]).unwrap();
+    let group: Vec<FragmentSample> = samples_of(&fragments, VIDEO)[..30]
+        .iter()
+        .map(|s| FragmentSample {
+            duration: s.duration,
+            composition_offset: s.composition_offset() as i32,
+            keyframe: s.keyframe,
+            data: s.data.clone(),
+        })
+        .collect();
+    let mut out = writer.init_segment().unwrap().to_vec();
+    out.extend_from_slice(&writer.fragment(VIDEO, 0, &group).unwrap());
+    out.extend_from_slice(&writer.fragment(VIDEO, 30 * 512, &group).unwrap());
+    let (_, written) = read_all(&out);
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[1].moof.mfhd.sequence_number, 2);
+    let samples = samples_of(&written, VIDEO);
+    assert_eq!(samples.len(), 60);
+    assert_eq!(samples[59].decode_time, 59 * 512);
+    assert_eq!(samples.iter().filter(|s| s.keyframe).count(), 2);
+
+    let sample = |decode_time| TimedSample {
+        track_id: VIDEO,
+        decode_time,
+        composition_offset: 0,
+        keyframe: true,
+        data: Bytes::from_static(b"x"),
+    };
+    assert!(writer.push(sample(1000)).unwrap().is_none());
+    assert!(matches!(writer.push(sample(999)), Err(Fmp4Error::Writer(_))));
+    assert!(matches!(writer.push(TimedSample { track_id: 5, ..sample(0) }), Err(Fmp4Error::UnknownTrack(5))));
+    assert_eq!(writer.finish().unwrap().len(), 1, "the pending sample survives the refused one");
+
+    assert!(Fmp4Writer::new(vec![]).is_err());
+    let mut zero = TrackConfig::from_track(video);
+    zero.timescale = 0;
+    assert!(Fmp4Writer::new(vec![zero]).is_err());
+    assert!(Fmp4Writer::new(vec![TrackConfig::from_track(video), TrackConfig::from_track(video)]).is_err());
+}
+
+/// The decoded moov of a written init segment: what a player sees.
+#[test]
+fn written_init_segment_declares_fragments() {
+    let (init, _) = read_all(FIXTURE);
+    let configs = init.tracks.iter().map(TrackConfig::from_track).collect();
+    let bytes = Fmp4Writer::new(configs).unwrap().init_segment().unwrap();
+    let mut rest = &bytes[..];
+    let ftyp = mp4_atom::Ftyp::decode(&mut rest).unwrap();
+    assert_eq!(ftyp, default_ftyp());
+    let moov = Moov::decode(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(moov.mvex.unwrap().trex.len(), 2);
+    assert_eq!(moov.trak[0].tkhd.width.integer(), 160);
+    assert_eq!(moov.mvhd.next_track_id, 3);
+}
+
+/// Runs ffprobe over `stream` (written to a temporary file) and compares its line per stream
+/// (codec, width and height for video, duration in seconds, packet count). Skipped when ffprobe is
+/// missing, except in CI, where it must be there.
+fn ffprobe_check(name: &str, stream: &[u8], expected: &[&str]) {
+    if std::process::Command::new("ffprobe").arg("-version").output().is_err() {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "ffprobe is required in CI");
+        eprintln!("ffprobe not found: skipping the check of {name}");
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("moqt-fmp4-{}-{name}.mp4", std::process::id()));
+    std::fs::write(&path, stream).unwrap();
+    let output = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-of", "csv=p=0", "-show_entries"])
+        .arg("stream=codec_name,width,height,duration,nb_read_packets")
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.is_empty(), "{name}: {stderr}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{name}");
 }

@@ -1,6 +1,7 @@
 //! The incremental reader: bytes in, an init segment and then fragments out.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use mp4_atom::{Atom, Codec, Decode, DecodeMaybe, FourCC, Ftyp, Header, Mdat, Moof, Moov, Trex};
@@ -183,6 +184,8 @@ pub struct Fragment {
     pub moof_size: usize,
     /// Every sample, traf by traf, in the order of their runs.
     pub samples: Vec<Sample>,
+    /// The samples of each traf of the moof, by index into `samples`.
+    pub(crate) traf_samples: Vec<Range<usize>>,
 }
 
 impl Fragment {
@@ -351,6 +354,7 @@ impl Fmp4Reader {
         let mdat = (moof_size + mdat_header) as i128..bytes.len() as i128;
 
         let mut samples = Vec::new();
+        let mut traf_samples = Vec::with_capacity(moof.traf.len());
         // Where the data of a traf without an explicit base starts: after the previous traf's.
         let mut previous_traf_end: i128 = 0;
         for traf in &moof.traf {
@@ -374,6 +378,7 @@ impl Fmp4Reader {
             let default_size = tfhd.default_sample_size.unwrap_or(track.defaults.default_sample_size);
             let default_flags = tfhd.default_sample_flags.unwrap_or(track.defaults.default_sample_flags);
 
+            let first_sample = samples.len();
             let mut position = base;
             for trun in &traf.trun {
                 if let Some(data_offset) = trun.data_offset {
@@ -410,8 +415,9 @@ impl Fmp4Reader {
                 }
             }
             previous_traf_end = position;
+            traf_samples.push(first_sample..samples.len());
             self.next_decode_time.insert(track_id, decode_time);
         }
-        Ok(Fragment { bytes, moof, moof_size, samples })
+        Ok(Fragment { bytes, moof, moof_size, samples, traf_samples })
     }
 }

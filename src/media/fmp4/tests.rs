@@ -331,6 +331,37 @@ fn missing_tfdt_and_absolute_base_offsets_are_honoured() {
     }
 }
 
+#[test]
+fn split_fragments_and_init_segments_hold_one_track_each() {
+    let (init, fragments) = read_all(FIXTURE);
+    for track_id in [VIDEO, AUDIO] {
+        let mut stream = init.track_init(track_id).unwrap().to_vec();
+        for fragment in &fragments {
+            let parts = fragment.split_by_track().unwrap();
+            assert_eq!(parts.iter().map(|p| p.track_id).collect::<Vec<_>>(), [VIDEO, AUDIO]);
+            let part = parts.iter().find(|p| p.track_id == track_id).unwrap();
+            stream.extend_from_slice(&part.bytes);
+        }
+        let (track_init, track_fragments) = read_all(&stream);
+        assert_eq!(track_init.tracks.len(), 1);
+        assert_eq!(track_init.tracks[0], *init.track(track_id).unwrap());
+        for fragment in &track_fragments {
+            assert_eq!(fragment.track_ids().collect::<Vec<_>>(), [track_id]);
+            // Already one track: passed through as is.
+            assert_eq!(fragment.split_by_track().unwrap()[0].bytes, fragment.bytes);
+        }
+        assert_eq!(
+            summary(&samples_of(&track_fragments, track_id)),
+            summary(&samples_of(&fragments, track_id)),
+            "track {track_id}"
+        );
+        assert_eq!(track_init.track_init(track_id).unwrap(), track_init.bytes);
+        let expected = if track_id == VIDEO { "h264,160,120,2.000000,60" } else { "opus,2.006500,101" };
+        ffprobe_check(&format!("split-{track_id}"), &stream, &[expected]);
+    }
+    assert!(matches!(init.track_init(7), Err(Fmp4Error::UnknownTrack(7))));
+}
+
 /// Writes every sample read from the fixture, in stream order, one fragment per sample.
 fn rewrite(init: &InitSegment, fragments: &[Fragment]) -> Vec<u8> {
     let configs = init.tracks.iter().map(TrackConfig::from_track).collect();

@@ -14,7 +14,7 @@ const SYNC_SAMPLE_FLAGS: u32 = 0x0200_0000;
 /// Sample flags of a non-sync sample: depends on others, sample_is_non_sync_sample set.
 const NON_SYNC_SAMPLE_FLAGS: u32 = 0x0101_0000;
 
-/// The ftyp of written init segments: ISO BMFF v6, the
+/// The ftyp of written init segments (and of split ones whose input had none): ISO BMFF v6, the
 /// brand that covers movie fragments.
 pub fn default_ftyp() -> Ftyp {
     Ftyp { major_brand: b"iso6".into(), minor_version: 0, compatible_brands: vec![b"iso6".into(), b"mp41".into()] }

@@ -14,7 +14,12 @@ pub enum Fmp4Error {
     },
     /// A box declares more bytes than the reader may buffer.
     #[error("{kind} box of {size} bytes is over the {max}-byte limit (ReaderLimits::max_box_size)")]
-    BoxTooLarge { kind: String, size: usize, max: usize },
+    BoxTooLarge {
+        kind: String,
+        /// The whole box, header included.
+        size: usize,
+        max: usize,
+    },
     /// A box of size 0 ("to the end of the file") cannot be framed in a stream.
     #[error("{0} box without a size (extends to the end of the file) cannot be read from a stream")]
     UnsizedBox(String),

@@ -280,10 +280,9 @@ impl Fmp4Reader {
         let header_len = before - rest.len();
         let kind = header.kind;
         let size = header.size.ok_or_else(|| Fmp4Error::UnsizedBox(kind.to_string()))?;
-        let too_large = || Fmp4Error::BoxTooLarge { kind: kind.to_string(), size, max: self.limits.max_box_size };
-        let total = size.checked_add(header_len).ok_or_else(too_large)?;
+        let total = size.saturating_add(header_len);
         if total > self.limits.max_box_size {
-            return Err(too_large());
+            return Err(Fmp4Error::BoxTooLarge { kind: kind.to_string(), size: total, max: self.limits.max_box_size });
         }
         Ok(Some(BoxHeader { kind, total }))
     }

@@ -119,9 +119,10 @@ impl InitSegment {
                 _ => return Err(invalid("several sample entries (stsd); one per track is supported")),
             };
             let video = codec.visual().map(|v| VideoSize { width: v.width, height: v.height });
-            let audio = codec
-                .audio()
-                .map(|a| AudioFormat { sample_rate: u32::from(a.sample_rate.integer()), channels: a.channel_count });
+            let audio = codec.audio().map(|a| AudioFormat {
+                sample_rate: u32::from(a.sample_rate.integer()),
+                channels: channel_count(&codec, a.channel_count),
+            });
             let defaults = mvex.trex.iter().find(|t| t.track_id == track_id).cloned().unwrap_or(Trex {
                 track_id,
                 default_sample_description_index: 1,
@@ -143,6 +144,24 @@ impl InitSegment {
     /// The track with this id.
     pub fn track(&self, track_id: u32) -> Option<&TrackInfo> {
         self.tracks.iter().find(|t| t.track_id == track_id)
+    }
+}
+
+/// The channels a decoder outputs: the sample entry's count, unless the codec configuration
+/// says otherwise (ffmpeg writes 2 in every AAC sample entry, mono included).
+fn channel_count(codec: &Codec, sample_entry: u16) -> u16 {
+    match codec {
+        Codec::Mp4a(mp4a) => {
+            let config = &mp4a.esds.es_desc.dec_config;
+            // AAC (ISO/IEC 14496-3): channel configurations 1 to 6 are that many, 7 is 7.1.
+            match config.dec_specific.as_ref().map(|d| d.chan_conf) {
+                Some(channels @ 1..=6) if config.object_type_indication == 0x40 => channels.into(),
+                Some(7) if config.object_type_indication == 0x40 => 8,
+                _ => sample_entry,
+            }
+        }
+        Codec::Opus(opus) if opus.dops.output_channel_count > 0 => opus.dops.output_channel_count.into(),
+        _ => sample_entry,
     }
 }
 

@@ -491,3 +491,32 @@ fn ffprobe_check(name: &str, stream: &[u8], expected: &[&str]) {
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{name}");
 }
+
+/// ffmpeg writes 2 channels in every AAC sample entry; the AudioSpecificConfig has the real count.
+#[test]
+fn aac_channels_come_from_its_decoder_config() {
+    use mp4_atom::esds::{DecoderConfig, DecoderSpecific, EsDescriptor};
+    use mp4_atom::{Audio, Esds, Mp4a};
+    let mp4a = Mp4a {
+        audio: Audio { data_reference_index: 1, channel_count: 2, sample_size: 16, sample_rate: 44100.into() },
+        esds: Esds {
+            es_desc: EsDescriptor {
+                es_id: 2,
+                dec_config: DecoderConfig {
+                    object_type_indication: 0x40,
+                    stream_type: 5,
+                    dec_specific: Some(DecoderSpecific { profile: 2, freq_index: 4, chan_conf: 1, raw: Vec::new() }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        },
+        btrt: None,
+        taic: None,
+    };
+    let config = TrackConfig { track_id: 1, timescale: 44100, codec: mp4a.into(), video: None, audio: None };
+    let (init, fragments) = read_all(&Fmp4Writer::new(vec![config]).unwrap().init_segment().unwrap());
+    assert!(fragments.is_empty());
+    assert_eq!(init.tracks[0].kind, TrackKind::Audio);
+    assert_eq!(init.tracks[0].audio, Some(AudioFormat { sample_rate: 44100, channels: 1 }));
+}

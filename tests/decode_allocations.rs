@@ -132,3 +132,42 @@ fn feeding_a_large_message_byte_by_byte_is_linear() {
     assert!(calls <= 64, "{calls} allocations to read a {n}-byte frame");
     assert_eq!(reader.buffered(), 0);
 }
+
+/// The fragmented MP4 reader too: a moof + mdat of 64 samples, 1 MiB in all, pushed byte by byte
+/// after the fixture's init segment, allocates a small multiple of its size in a few dozen
+/// allocations (the buffer doubling, then the decoded moof and the sample list; the samples are
+/// slices of the buffer).
+#[test]
+fn feeding_a_large_mp4_fragment_byte_by_byte_is_linear() {
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader, Fmp4Writer, FragmentSample, TrackConfig};
+
+    let fixture = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h264-opus-cmaf.mp4")).unwrap();
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(&fixture[..28 + 1195]).unwrap();
+    let [Fmp4Event::Init(init)] = events.as_slice() else { panic!("not the init segment: {events:?}") };
+    let mut writer = Fmp4Writer::new(vec![TrackConfig::from_track(&init.tracks[0])]).unwrap();
+    let samples: Vec<FragmentSample> = (0..64u8)
+        .map(|i| FragmentSample {
+            duration: 512,
+            composition_offset: 0,
+            keyframe: i == 0,
+            data: vec![i; 16 << 10].into(),
+        })
+        .collect();
+    let fragment = writer.fragment(1, 0, &samples).unwrap();
+
+    let (events, allocated, calls) = counting::measure(|| {
+        let mut events = Vec::new();
+        for byte in fragment.iter() {
+            events.extend(reader.push(&[*byte]).unwrap());
+        }
+        events
+    });
+    let [Fmp4Event::Fragment(read)] = events.as_slice() else { panic!("not one fragment: {} events", events.len()) };
+    assert_eq!(read.samples.len(), 64);
+    assert!(read.samples.iter().enumerate().all(|(i, s)| s.data == samples[i].data));
+    let n = fragment.len() as u64;
+    assert!(allocated <= 8 * n, "{allocated} bytes allocated to read a {n}-byte fragment");
+    assert!(calls <= 64, "{calls} allocations to read a {n}-byte fragment");
+    assert_eq!(reader.buffered(), 0);
+}

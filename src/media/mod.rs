@@ -11,6 +11,7 @@ pub mod catalog;
 mod cmaf;
 mod consume;
 mod error;
+pub mod fmp4;
 pub mod legacy;
 mod publish;
 

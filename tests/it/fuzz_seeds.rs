@@ -161,3 +161,113 @@ fn write_seed_corpus() {
         }
     }
 }
+
+/// Seeds of `fmp4_reader`: the real fixture's init segment, and small streams from the fmp4 writer
+/// with the fixture's tracks and tiny samples (one track per fragment, then two trafs in one moof,
+/// then one track's init segment and fragments), each at a few chunk sizes (byte 0).
+#[test]
+#[ignore = "writes files; run by hand to regenerate the seed corpus"]
+fn write_fmp4_seed_corpus() {
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader, Fmp4Writer, TimedSample, TrackConfig};
+    use mp4_atom::{Encode, Mfhd, Moof, Tfdt, Tfhd, Traf, Trun, TrunEntry};
+
+    let fixture = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/h264-opus-cmaf.mp4"))
+        .expect("the fmp4 fixture");
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(&fixture).unwrap();
+    let Some(Fmp4Event::Init(init)) = events.first() else { panic!("no init segment") };
+
+    let configs = init.tracks.iter().map(TrackConfig::from_track).collect();
+    let mut writer = Fmp4Writer::new(configs).unwrap();
+    let mut per_track = writer.init_segment().unwrap().to_vec();
+    let mut video_only = init.track_init(1).unwrap().to_vec();
+    for index in 0..4u64 {
+        for (track_id, duration) in [(1, 512), (2, 960)] {
+            let sample = TimedSample {
+                track_id,
+                decode_time: index * duration,
+                composition_offset: if track_id == 1 && index == 2 { -512 } else { 0 },
+                keyframe: track_id == 2 || index == 0,
+                data: Bytes::from(vec![index as u8; 5]),
+            };
+            if let Some(fragment) = writer.push(sample).unwrap() {
+                per_track.extend_from_slice(&fragment);
+                if track_id == 1 {
+                    video_only.extend_from_slice(&fragment);
+                }
+            }
+        }
+    }
+    for fragment in writer.finish().unwrap() {
+        per_track.extend_from_slice(&fragment);
+    }
+
+    // Two trafs in one moof, the second's data following the first's.
+    let entry = |keyframe: bool| TrunEntry {
+        duration: Some(512),
+        size: Some(3),
+        flags: Some(if keyframe { 0x0200_0000 } else { 0x0101_0000 }),
+        cts: None,
+    };
+    let traf = |track_id, base_is_moof| Traf {
+        tfhd: Tfhd { track_id, default_base_is_moof: base_is_moof, ..Default::default() },
+        tfdt: Some(Tfdt { base_media_decode_time: 0 }),
+        trun: vec![Trun { data_offset: None, samples: vec![entry(true), entry(false)].into() }],
+        ..Default::default()
+    };
+    let mut moof = Moof { mfhd: Mfhd { sequence_number: 1 }, traf: vec![traf(1, true), traf(2, false)] };
+    let mut unset = Vec::new();
+    moof.encode(&mut unset).unwrap();
+    moof.traf[0].trun[0].data_offset = Some(unset.len() as i32 + 4 + 8);
+    let mut two_trafs = init.bytes.to_vec();
+    moof.encode(&mut two_trafs).unwrap();
+    mp4_atom::Mdat { data: b"aaabbbccdd..".to_vec() }.encode(&mut two_trafs).unwrap();
+
+    let dir = seeds_dir().join("fmp4_reader");
+    std::fs::create_dir_all(&dir).unwrap();
+    let seeds: [(&str, &[u8], &[u8]); 4] = [
+        ("fixture-init", &init.bytes, &[255]),
+        ("per-track", &per_track, &[0, 6, 255]),
+        ("two-trafs", &two_trafs, &[0, 255]),
+        ("video-only", &video_only, &[3]),
+    ];
+    for (name, stream, chunks) in seeds {
+        assert!(stream.len() < 4096, "{name}: {} bytes, over fuzz/run.sh's -max_len", stream.len());
+        for chunk in chunks {
+            let mut data = vec![*chunk];
+            data.extend_from_slice(stream);
+            std::fs::write(dir.join(format!("seed-{name}-chunk{chunk}")), data).unwrap();
+        }
+    }
+}
+
+/// A short, deterministic stand-in for a fuzzing run of `fmp4_reader` in every test run: each seed
+/// with a few bytes overwritten, and sometimes cut short, must not panic.
+#[test]
+fn fmp4_reader_survives_mutated_seeds() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut random = move || {
+        // xorshift64: enough to scatter mutations, and the same ones every run.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state as usize
+    };
+    let mut runs = 0;
+    for entry in std::fs::read_dir(seeds_dir().join("fmp4_reader")).expect("fmp4_reader seeds") {
+        let seed = std::fs::read(entry.expect("readable seed directory").path()).expect("readable seed");
+        for _ in 0..1000 {
+            let mut data = seed.clone();
+            for _ in 0..1 + random() % 4 {
+                let at = random() % data.len();
+                data[at] = random() as u8;
+            }
+            if random() % 4 == 0 {
+                data.truncate(random() % data.len());
+            }
+            moqt::fuzzing::fmp4_reader(&data);
+            runs += 1;
+        }
+    }
+    assert!(runs >= 4000, "only {runs} runs");
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::catalog::{CATALOG_TRACK, Catalog, CatalogGroupDecoder, CatalogSettings, Container, Rendition};
+use super::cmaf::CmafUnpacker;
 use super::{MediaError, legacy, priority};
 use crate::coding::StreamCode;
 use crate::model::{
@@ -122,6 +123,8 @@ pub struct MediaTrackReader {
     pending: VecDeque<MediaFrame>,
     /// A group with a malformed frame: reported, the rest of it dropped.
     broken_group: Option<u64>,
+    /// The fragment reader of a CMAF rendition.
+    cmaf: Option<CmafUnpacker>,
 }
 
 impl MediaTrackReader {
@@ -143,12 +146,17 @@ impl MediaTrackReader {
         };
         let subscribe = SubscribeOptions { start: options.start, priority: Some(priority), ..Default::default() };
         let track = broadcast.subscribe_track_with(name, subscribe).await?;
-        Ok(Self::new(track.ordered(options.max_latency), container))
+        Self::new(track.ordered(options.max_latency), container)
     }
 
-    /// Reads frames of an ordered track in `container`.
-    pub fn new(ordered: OrderedConsumer, container: Container) -> Self {
-        Self { ordered, container, pending: VecDeque::new(), broken_group: None }
+    /// Reads frames of an ordered track in `container`; a CMAF init segment that cannot be read
+    /// is an error here, before any frame.
+    pub fn new(ordered: OrderedConsumer, container: Container) -> Result<Self, MediaError> {
+        let cmaf = match &container {
+            Container::Cmaf { init } => Some(CmafUnpacker::new(init.clone())?),
+            _ => None,
+        };
+        Ok(Self { ordered, container, pending: VecDeque::new(), broken_group: None, cmaf })
     }
 
     /// The next frame or gap; `None` once the track ended cleanly. A frame that does not fit its
@@ -186,8 +194,11 @@ impl MediaTrackReader {
                 let (pts_us, payload) = legacy::decode(payload)?;
                 self.pending.push_back(MediaFrame { group, pts_us, keyframe: index == 0, payload });
             }
-            Container::Cmaf { init } => {
-                let samples = super::cmaf::samples(init, group, payload)?;
+            Container::Cmaf { .. } => {
+                let Some(cmaf) = self.cmaf.as_mut() else {
+                    return Err(MediaError::Frame { container: "cmaf", reason: "no init segment".into() });
+                };
+                let samples = cmaf.samples(group, payload)?;
                 if samples.is_empty() {
                     return Err(MediaError::Frame { container: "cmaf", reason: "a fragment with no sample".into() });
                 }

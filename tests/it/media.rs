@@ -206,3 +206,60 @@ fn legacy_frames_decode_with_hang_and_hangs_decode_with_moqt() {
         assert_eq!((back, &payload[..]), (micros, &b"packet"[..]));
     }
 }
+
+/// A CMAF rendition (the fixture's H.264 track: its own init segment in the catalog, one
+/// moof+mdat per group) comes back as samples with their times and keyframes, on a version with
+/// frame timestamps and on one without.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cmaf_rendition_round_trips_through_a_session() {
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader};
+    init_logs();
+    let clip = include_bytes!("../fixtures/h264-opus-cmaf.mp4");
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(clip).unwrap();
+    let init = reader.init().unwrap().track_init(1).unwrap();
+    let fragments: Vec<_> = events
+        .into_iter()
+        .filter_map(|event| match event {
+            Fmp4Event::Fragment(fragment) => Some(fragment),
+            Fmp4Event::Init(_) => None,
+        })
+        .collect();
+    for version in [Version::Lite06, Version::Lite03] {
+        let published = OriginProducer::default();
+        let server = serve(version, Some(published.clone()), None);
+        let (_session, remote) = server.subscriber(version).await;
+        let mut media = MediaBroadcast::new().unwrap();
+        let config = VideoConfig {
+            codec: "avc1.64000c".into(),
+            container: Container::Cmaf { init: init.clone() },
+            ..Default::default()
+        };
+        let mut video = media.add_video("0.m4s", config).unwrap();
+        let _published = published.publish(path("room/cmaf"), media.consume(), Route::local()).unwrap();
+        let broadcast = announced(&remote, &path("room/cmaf")).await;
+        let mut catalogs = CatalogReader::subscribe(&broadcast, CatalogSettings::default()).await.unwrap();
+        let catalog = timeout(WAIT, catalogs.next()).await.unwrap().unwrap().unwrap();
+        let options = ReadOptions { start: moqt::model::GroupStart::Floor(0), ..Default::default() };
+        let mut track = MediaTrackReader::subscribe(&broadcast, &catalog, "0.m4s", options).await.unwrap();
+        for fragment in &fragments {
+            let part = fragment.split_by_track().unwrap().into_iter().find(|t| t.track_id == 1).unwrap();
+            let first = fragment.track_samples(1).next().unwrap();
+            video.write(first.presentation_time_us as u64, first.keyframe, part.bytes).unwrap();
+        }
+        video.finish().unwrap();
+        let mut frames = Vec::new();
+        while let Some(event) = timeout(WAIT, track.next()).await.unwrap().unwrap() {
+            let MediaEvent::Frame(frame) = event else { panic!("{version}: a gap {event:?}") };
+            frames.push(frame);
+        }
+        assert_eq!(frames.len(), 60, "{version}");
+        let keyframes: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.keyframe).map(|(i, _)| i).collect();
+        assert_eq!(keyframes, [0, 30], "{version}");
+        let expected: Vec<i64> =
+            fragments.iter().flat_map(|f| f.track_samples(1)).map(|s| s.presentation_time_us).collect();
+        let got: Vec<i64> = frames.iter().map(|f| f.pts_us as i64).collect();
+        assert_eq!(got, expected, "{version}: presentation times from the fragments");
+        assert_eq!(frames[0].payload.len(), 2645, "{version}: the first sample's bytes");
+    }
+}

@@ -4,3 +4,5 @@
 //! Sits above the I/O-free [`model`](crate::model): a media broadcast is a
 //! [`BroadcastProducer`](crate::model::BroadcastProducer) with a `catalog.json` track that
 //! describes its renditions, and media tracks whose frames carry a presentation time.
+
+pub mod codec;

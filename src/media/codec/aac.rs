@@ -8,7 +8,8 @@ use super::bits::{BitReader, BitWriter};
 pub const MPEG4_AUDIO_OBJECT_TYPE_INDICATION: u8 = 0x40;
 
 /// Sample rates by samplingFrequencyIndex; 13 and 14 are reserved, 15 means explicit.
-const SAMPLE_RATES: [u32; 13] = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+const SAMPLE_RATES: [u32; 13] =
+    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 
 /// Object types with a GASpecificConfig, the ones [`AudioSpecificConfig::to_bytes`] can write.
 const GENERAL_AUDIO: [u8; 11] = [1, 2, 3, 4, 6, 7, 17, 19, 20, 21, 22];
@@ -110,10 +111,9 @@ fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, CodecError> {
 fn read_sample_rate(r: &mut BitReader<'_>) -> Result<u32, CodecError> {
     match r.bits(4)? {
         15 => r.bits(24),
-        index => SAMPLE_RATES
-            .get(index as usize)
-            .copied()
-            .ok_or_else(|| CodecError::invalid("AudioSpecificConfig", format!("reserved sampling frequency index {index}"))),
+        index => SAMPLE_RATES.get(index as usize).copied().ok_or_else(|| {
+            CodecError::invalid("AudioSpecificConfig", format!("reserved sampling frequency index {index}"))
+        }),
     }
 }
 
@@ -130,7 +130,12 @@ pub fn esds(audio_specific_config: Vec<u8>) -> mp4_atom::Esds {
                 object_type_indication: MPEG4_AUDIO_OBJECT_TYPE_INDICATION,
                 stream_type: 5, // audio
                 up_stream: 0,
-                dec_specific: Some(mp4_atom::esds::DecoderSpecific { profile, freq_index, chan_conf, raw: audio_specific_config }),
+                dec_specific: Some(mp4_atom::esds::DecoderSpecific {
+                    profile,
+                    freq_index,
+                    chan_conf,
+                    raw: audio_specific_config,
+                }),
                 ..Default::default()
             },
             ..Default::default()

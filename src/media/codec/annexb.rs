@@ -113,12 +113,15 @@ mod tests {
         let annexb = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3];
         for size in [1, 2, 4] {
             let prefixed = annexb_to_length_prefixed(&annexb, size).unwrap();
-            assert_eq!(length_prefixed_to_annexb(&prefixed, size).unwrap(), [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3]);
+            assert_eq!(
+                length_prefixed_to_annexb(&prefixed, size).unwrap(),
+                [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3]
+            );
         }
         let prefixed = annexb_to_length_prefixed(&annexb, 4).unwrap();
         assert_eq!(prefixed, [0, 0, 0, 3, 0x67, 1, 2, 0, 0, 0, 2, 0x68, 3]);
         assert!(annexb_to_length_prefixed(&annexb, 3).is_err());
         assert!(length_prefixed_to_annexb(&[0, 0, 0, 9, 1], 4).is_err());
-        assert!(annexb_to_length_prefixed(&[0, 0, 1, 5u8].repeat(1).into_iter().chain([7; 300]).collect::<Vec<_>>(), 1).is_err());
+        assert!(annexb_to_length_prefixed(&[0, 0, 1, 5u8].into_iter().chain([7; 300]).collect::<Vec<_>>(), 1).is_err());
     }
 }

@@ -51,7 +51,13 @@ impl Av1Config {
     pub fn codec_string(&self) -> String {
         let tier = if self.high_tier { 'H' } else { 'M' };
         let mut out = format!("av01.{}.{:02}{tier}.{:02}", self.profile, self.level, self.bit_depth);
-        let short = Self { profile: self.profile, level: self.level, high_tier: self.high_tier, bit_depth: self.bit_depth, ..Default::default() };
+        let short = Self {
+            profile: self.profile,
+            level: self.level,
+            high_tier: self.high_tier,
+            bit_depth: self.bit_depth,
+            ..Default::default()
+        };
         if *self != short {
             out.push_str(&format!(
                 ".{}.{}{}{}.{:02}.{:02}.{:02}.{}",
@@ -135,6 +141,42 @@ impl Av1Config {
         }
     }
 
+    /// Takes the colour from a sample entry's nclx `colr` box when the av1C has no sequence
+    /// header to take it from.
+    pub fn with_colr(self, av1c: &mp4_atom::Av1c, colr: Option<&mp4_atom::Colr>) -> Self {
+        if find_sequence_header(&av1c.config_obus).is_ok() {
+            return self;
+        }
+        match colr {
+            Some(mp4_atom::Colr::Nclx {
+                colour_primaries,
+                transfer_characteristics,
+                matrix_coefficients,
+                full_range_flag,
+            }) => {
+                let narrow = |value: &u16, default: u8| u8::try_from(*value).unwrap_or(default);
+                Self {
+                    color_primaries: narrow(colour_primaries, self.color_primaries),
+                    transfer_characteristics: narrow(transfer_characteristics, self.transfer_characteristics),
+                    matrix_coefficients: narrow(matrix_coefficients, self.matrix_coefficients),
+                    full_range: *full_range_flag,
+                    ..self
+                }
+            }
+            _ => self,
+        }
+    }
+
+    /// The nclx `colr` box of these colour fields.
+    pub fn colr(&self) -> mp4_atom::Colr {
+        mp4_atom::Colr::Nclx {
+            colour_primaries: self.color_primaries.into(),
+            transfer_characteristics: self.transfer_characteristics.into(),
+            matrix_coefficients: self.matrix_coefficients.into(),
+            full_range_flag: self.full_range,
+        }
+    }
+
     /// An av1C with these fields and `config_obus` (a sequence header OBU, or empty).
     pub fn to_av1c(&self, config_obus: Vec<u8>) -> Result<mp4_atom::Av1c, CodecError> {
         if self.profile > 7 || self.level > 31 || self.chroma_sample_position > 3 {
@@ -180,7 +222,9 @@ pub fn find_sequence_header(obus: &[u8]) -> Result<SequenceHeader, CodecError> {
         let header_len = cursor.position() as usize;
         let available = rest.len() - header_len;
         let size = match header.size {
-            Some(size) => usize::try_from(size).ok().filter(|s| *s <= available).ok_or(CodecError::Truncated { what: WHAT })?,
+            Some(size) => {
+                usize::try_from(size).ok().filter(|s| *s <= available).ok_or(CodecError::Truncated { what: WHAT })?
+            }
             None => available,
         };
         let payload = &rest[header_len..header_len + size];
@@ -198,7 +242,8 @@ fn sequence_header(parsed: &SequenceHeaderObu, header: &[u8], payload: &[u8]) ->
     let first = parsed.operating_points.first();
     let colour = &parsed.color_config;
     // No colour description (all "unspecified") reads as the codec string's defaults.
-    let unspecified = colour.color_primaries == 2 && colour.transfer_characteristics == 2 && colour.matrix_coefficients == 2;
+    let unspecified =
+        colour.color_primaries == 2 && colour.transfer_characteristics == 2 && colour.matrix_coefficients == 2;
     let defaults = Av1Config::default();
     let config = Av1Config {
         profile: parsed.seq_profile,
@@ -210,7 +255,11 @@ fn sequence_header(parsed: &SequenceHeaderObu, header: &[u8], payload: &[u8]) ->
         chroma_subsampling_y: colour.subsampling_y,
         chroma_sample_position: colour.chroma_sample_position,
         color_primaries: if unspecified { defaults.color_primaries } else { colour.color_primaries },
-        transfer_characteristics: if unspecified { defaults.transfer_characteristics } else { colour.transfer_characteristics },
+        transfer_characteristics: if unspecified {
+            defaults.transfer_characteristics
+        } else {
+            colour.transfer_characteristics
+        },
         matrix_coefficients: if unspecified { defaults.matrix_coefficients } else { colour.matrix_coefficients },
         full_range: colour.full_color_range,
     };

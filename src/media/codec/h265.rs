@@ -46,7 +46,9 @@ impl ProfileTierLevel {
     /// then the constraint bytes in hex without the trailing zero ones.
     pub fn codec_string(&self, in_band: bool) -> String {
         let mut out = String::from(if in_band { "hev1." } else { "hvc1." });
-        if let Some(space) = [None, Some('A'), Some('B'), Some('C')].get(usize::from(self.profile_space & 3)).copied().flatten() {
+        if let Some(space) =
+            [None, Some('A'), Some('B'), Some('C')].get(usize::from(self.profile_space & 3)).copied().flatten()
+        {
             out.push(space);
         }
         let compatibility = u32::from_be_bytes(self.compatibility_flags).reverse_bits();
@@ -231,7 +233,10 @@ pub fn build_hvcc(sets: &ParameterSets<'_>) -> Result<Vec<u8>, CodecError> {
         return Err(CodecError::Missing { what: "H.265 PPS" });
     }
     let groups = [(NAL_VPS, &sets.vps), (NAL_SPS, &sets.sps), (NAL_PPS, &sets.pps)];
-    if groups.iter().any(|(_, nals)| nals.len() > usize::from(u16::MAX) || nals.iter().any(|n| n.len() > usize::from(u16::MAX))) {
+    if groups
+        .iter()
+        .any(|(_, nals)| nals.len() > usize::from(u16::MAX) || nals.iter().any(|n| n.len() > usize::from(u16::MAX)))
+    {
         return Err(CodecError::invalid("hvcC", "a parameter set or set count too large for the record"));
     }
     let sps = Sps::parse(first)?;
@@ -298,5 +303,10 @@ pub fn info_from_annexb(access_unit: &[u8], in_band: bool) -> Result<VideoInfo, 
     let first = sets.sps.first().ok_or(CodecError::Missing { what: "H.265 SPS in the access unit" })?;
     let sps = Sps::parse(first)?;
     let description = if in_band { None } else { Some(Bytes::from(build_hvcc(&sets)?)) };
-    Ok(VideoInfo { codec: sps.codec_string(in_band), description, coded_width: sps.coded_width, coded_height: sps.coded_height })
+    Ok(VideoInfo {
+        codec: sps.codec_string(in_band),
+        description,
+        coded_width: sps.coded_width,
+        coded_height: sps.coded_height,
+    })
 }

@@ -110,12 +110,20 @@ pub fn from_sample_entry(entry: &mp4_atom::Codec) -> Result<CodecInfo, CodecErro
         })
     };
     Ok(match entry {
-        Codec::Avc1(e) => video(h264::avcc_codec_string(&e.avcc, false), Some(encode_record(&e.avcc, "avcC")?), &e.visual),
-        Codec::Avc3(e) => video(h264::avcc_codec_string(&e.avcc, true), Some(encode_record(&e.avcc, "avcC")?), &e.visual),
-        Codec::Hvc1(e) => video(h265::hvcc_codec_string(&e.hvcc, false), Some(encode_record(&e.hvcc, "hvcC")?), &e.visual),
-        Codec::Hev1(e) => video(h265::hvcc_codec_string(&e.hvcc, true), Some(encode_record(&e.hvcc, "hvcC")?), &e.visual),
+        Codec::Avc1(e) => {
+            video(h264::avcc_codec_string(&e.avcc, false), Some(encode_record(&e.avcc, "avcC")?), &e.visual)
+        }
+        Codec::Avc3(e) => {
+            video(h264::avcc_codec_string(&e.avcc, true), Some(encode_record(&e.avcc, "avcC")?), &e.visual)
+        }
+        Codec::Hvc1(e) => {
+            video(h265::hvcc_codec_string(&e.hvcc, false), Some(encode_record(&e.hvcc, "hvcC")?), &e.visual)
+        }
+        Codec::Hev1(e) => {
+            video(h265::hvcc_codec_string(&e.hvcc, true), Some(encode_record(&e.hvcc, "hvcC")?), &e.visual)
+        }
         Codec::Av01(e) => {
-            let config = av1::Av1Config::from_av1c(&e.av1c);
+            let config = av1::Av1Config::from_av1c(&e.av1c).with_colr(&e.av1c, e.colr.as_ref());
             video(config.codec_string(), Some(encode_record(&e.av1c, "av1C")?), &e.visual)
         }
         Codec::Vp09(e) => video(vp9::Vp9Config::from_vpcc(&e.vpcc).codec_string(), None, &e.visual),
@@ -128,20 +136,26 @@ pub fn from_sample_entry(entry: &mp4_atom::Codec) -> Result<CodecInfo, CodecErro
                     config.object_type_indication
                 )));
             }
-            let raw = config.dec_specific.as_ref().map(|d| d.raw.clone()).ok_or(CodecError::Missing {
-                what: "AudioSpecificConfig in the esds",
-            })?;
+            let raw = config
+                .dec_specific
+                .as_ref()
+                .map(|d| d.raw.clone())
+                .ok_or(CodecError::Missing { what: "AudioSpecificConfig in the esds" })?;
             let asc = aac::AudioSpecificConfig::parse(&raw)?;
             let entry_rate = u32::from(e.audio.sample_rate.integer());
             let sample_rate = if asc.output_sample_rate() != 0 { asc.output_sample_rate() } else { entry_rate };
             let entry_channels = u32::from(e.audio.channel_count);
             let channels = if entry_channels != 0 { entry_channels } else { u32::from(asc.channel_count()) };
-            CodecInfo::Audio(AudioInfo { codec: asc.codec_string(), description: Some(raw.into()), sample_rate, channels })
+            CodecInfo::Audio(AudioInfo {
+                codec: asc.codec_string(),
+                description: Some(raw.into()),
+                sample_rate,
+                channels,
+            })
         }
         Codec::Opus(e) => {
             let entry_channels = u32::from(e.audio.channel_count);
-            let channels =
-                if entry_channels != 0 { entry_channels } else { u32::from(e.dops.output_channel_count) };
+            let channels = if entry_channels != 0 { entry_channels } else { u32::from(e.dops.output_channel_count) };
             CodecInfo::Audio(AudioInfo {
                 codec: opus::OPUS_CODEC.to_string(),
                 description: Some(opus::opus_head(&e.dops)?.into()),
@@ -186,7 +200,9 @@ fn video_sample_entry(info: &VideoInfo) -> Result<mp4_atom::Codec, CodecError> {
         height: size(info.coded_height, "coded height")?,
         ..Default::default()
     };
-    let description = || info.description.as_deref().ok_or(CodecError::Missing { what: "description (decoder configuration record)" });
+    let description = || {
+        info.description.as_deref().ok_or(CodecError::Missing { what: "description (decoder configuration record)" })
+    };
     let codec = info.codec.as_str();
     let prefix = codec.split('.').next().unwrap_or_default();
     Ok(match prefix {
@@ -195,13 +211,19 @@ fn video_sample_entry(info: &VideoInfo) -> Result<mp4_atom::Codec, CodecError> {
         "hvc1" => Hvc1 { visual, hvcc: h265::parse_hvcc(description()?)?, ..Default::default() }.into(),
         "hev1" => Hev1 { visual, hvcc: h265::parse_hvcc(description()?)?, ..Default::default() }.into(),
         "av01" => {
-            let av1c = match &info.description {
-                Some(record) => av1::parse_av1c(record)?,
-                None => av1::Av1Config::from_codec_string(codec)?.to_av1c(Vec::new())?,
+            // Without a record the colour fields of the string go in a colr box.
+            let (av1c, colr) = match &info.description {
+                Some(record) => (av1::parse_av1c(record)?, None),
+                None => {
+                    let config = av1::Av1Config::from_codec_string(codec)?;
+                    (config.to_av1c(Vec::new())?, Some(config.colr()))
+                }
             };
-            Av01 { visual, av1c, ..Default::default() }.into()
+            Av01 { visual, av1c, colr, ..Default::default() }.into()
         }
-        "vp09" => Vp09 { visual, vpcc: vp9::Vp9Config::from_codec_string(codec)?.to_vpcc()?, ..Default::default() }.into(),
+        "vp09" => {
+            Vp09 { visual, vpcc: vp9::Vp9Config::from_codec_string(codec)?.to_vpcc()?, ..Default::default() }.into()
+        }
         "vp8" => Vp08 { visual, vpcc: vp9::vp8_vpcc(), ..Default::default() }.into(),
         _ => return Err(CodecError::Unsupported(codec.to_string())),
     })
@@ -238,3 +260,6 @@ fn audio_sample_entry(info: &AudioInfo) -> Result<mp4_atom::Codec, CodecError> {
     }
     Err(CodecError::Unsupported(codec.to_string()))
 }
+
+#[cfg(test)]
+mod tests;

@@ -84,7 +84,9 @@ pub fn opus_head(dops: &mp4_atom::Dops) -> Result<Vec<u8>, CodecError> {
 pub fn stereo_dops(channels: u16, input_sample_rate: u32) -> Result<mp4_atom::Dops, CodecError> {
     let output_channel_count = match channels {
         1 | 2 => channels as u8,
-        other => return Err(CodecError::invalid("Opus", format!("{other} channels need an OpusHead with a mapping table"))),
+        other => {
+            return Err(CodecError::invalid("Opus", format!("{other} channels need an OpusHead with a mapping table")));
+        }
     };
     Ok(mp4_atom::Dops { output_channel_count, pre_skip: 0, input_sample_rate, output_gain: 0, channel_mapping: None })
 }

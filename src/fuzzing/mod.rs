@@ -1,12 +1,15 @@
 //! Fuzz entry points for every decoder that reads network or file input, and their registry.
 //! Shared by the cargo-fuzz targets in `fuzz/` and by the test that replays the committed seeds, so
 //! a seed that once crashed stays a regression test. The top of the crate: it reaches into the
-//! layers it exercises (`wire`, `auth`) and none of them knows it exists. Feature `fuzzing` only.
+//! layers it exercises (`wire`, `auth`, `media`) and none of them knows it exists. Feature
+//! `fuzzing` only.
 
 mod auth;
+mod media;
 mod wire;
 
 pub use auth::session_auth;
+pub use media::{media_annexb, media_audio, media_sample_entry, media_video};
 pub use wire::{
     announce_stream, datagram, fetch_stream, goaway_stream, group_stream, probe_stream, setup_stream, stream_type,
     subscribe_stream, track_stream,
@@ -28,4 +31,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("datagram", datagram),
     ("stream_type", stream_type),
     ("session_auth", session_auth),
+    ("media_video", media_video),
+    ("media_audio", media_audio),
+    ("media_annexb", media_annexb),
+    ("media_sample_entry", media_sample_entry),
 ];

@@ -167,6 +167,18 @@ impl Av1Config {
         }
     }
 
+    /// Whether the colour fields differ from the codec string's defaults (BT.709, limited range).
+    pub fn has_colour(&self) -> bool {
+        let defaults = Self::default();
+        (self.color_primaries, self.transfer_characteristics, self.matrix_coefficients, self.full_range)
+            != (
+                defaults.color_primaries,
+                defaults.transfer_characteristics,
+                defaults.matrix_coefficients,
+                defaults.full_range,
+            )
+    }
+
     /// The nclx `colr` box of these colour fields.
     pub fn colr(&self) -> mp4_atom::Colr {
         mp4_atom::Colr::Nclx {

@@ -211,14 +211,14 @@ fn video_sample_entry(info: &VideoInfo) -> Result<mp4_atom::Codec, CodecError> {
         "hvc1" => Hvc1 { visual, hvcc: h265::parse_hvcc(description()?)?, ..Default::default() }.into(),
         "hev1" => Hev1 { visual, hvcc: h265::parse_hvcc(description()?)?, ..Default::default() }.into(),
         "av01" => {
-            // Without a record the colour fields of the string go in a colr box.
-            let (av1c, colr) = match &info.description {
-                Some(record) => (av1::parse_av1c(record)?, None),
-                None => {
-                    let config = av1::Av1Config::from_codec_string(codec)?;
-                    (config.to_av1c(Vec::new())?, Some(config.colr()))
-                }
+            // The string's colour fields also go in a colr box, which is where a reader finds
+            // them when the av1C has no sequence header.
+            let config = av1::Av1Config::from_codec_string(codec)?;
+            let av1c = match &info.description {
+                Some(record) => av1::parse_av1c(record)?,
+                None => config.to_av1c(Vec::new())?,
             };
+            let colr = config.has_colour().then(|| config.colr());
             Av01 { visual, av1c, colr, ..Default::default() }.into()
         }
         "vp09" => {

@@ -84,7 +84,7 @@ impl AudioSpecificConfig {
             return Err(CodecError::invalid("AudioSpecificConfig", "channel config or sample rate out of range"));
         }
         let mut w = BitWriter::default();
-        if self.object_type >= 31 {
+        if self.object_type >= 32 {
             w.bits(5, 31);
             w.bits(6, u32::from(self.object_type - 32));
         } else {

@@ -1,11 +1,8 @@
 //! AV1: `av01.P.LLT.DD[.M.CCC.cp.tc.mc.F]` codec strings (AV1 ISOBMFF binding, "Codecs
-//! Parameter String"), from a sequence header OBU (parsed by `scuffle-av1`) or an av1C record
+//! Parameter String"), from a sequence header OBU (read here: the AV1 header crate panics on hostile input) or an av1C record
 //! (read and written by `mp4-atom`).
 
-use std::io::Cursor;
-
-use scuffle_av1::{ObuHeader, ObuType, seq::SequenceHeaderObu};
-
+use super::bits::BitReader;
 use super::{CodecError, decode_record, encode_record};
 
 /// The fields of an AV1 codec string.
@@ -223,63 +220,200 @@ pub struct SequenceHeader {
     pub obu: Vec<u8>,
 }
 
+/// OBU type of a sequence header.
+const OBU_SEQUENCE_HEADER: u8 = 1;
+
 /// Finds and parses the sequence header in OBUs of the low-overhead format (a temporal unit as
 /// encoders and WebCodecs give it, or av1C's configOBUs).
 pub fn find_sequence_header(obus: &[u8]) -> Result<SequenceHeader, CodecError> {
     const WHAT: &str = "AV1 OBU";
     let mut rest = obus;
-    while !rest.is_empty() {
-        let mut cursor = Cursor::new(rest);
-        let header = ObuHeader::parse(&mut cursor).map_err(|e| CodecError::invalid(WHAT, e.to_string()))?;
-        let header_len = cursor.position() as usize;
-        let available = rest.len() - header_len;
-        let size = match header.size {
-            Some(size) => {
-                usize::try_from(size).ok().filter(|s| *s <= available).ok_or(CodecError::Truncated { what: WHAT })?
-            }
-            None => available,
+    while let [first, after @ ..] = rest {
+        if first & 0x80 != 0 {
+            return Err(CodecError::invalid(WHAT, "forbidden bit set"));
+        }
+        let obu_type = (first >> 3) & 0x0f;
+        let has_extension = first & 0x04 != 0;
+        let has_size = first & 0x02 != 0;
+        let mut header_len = 1 + usize::from(has_extension);
+        if after.len() < header_len - 1 {
+            return Err(CodecError::Truncated { what: WHAT });
+        }
+        let size = if has_size {
+            let (size, len) = read_leb128(&rest[header_len..])?;
+            header_len += len;
+            usize::try_from(size)
+                .ok()
+                .filter(|s| *s <= rest.len() - header_len)
+                .ok_or(CodecError::Truncated { what: WHAT })?
+        } else {
+            rest.len() - header_len
         };
         let payload = &rest[header_len..header_len + size];
-        if header.obu_type == ObuType::SequenceHeader {
-            let parsed = SequenceHeaderObu::parse(header, &mut &payload[..])
-                .map_err(|e| CodecError::invalid("AV1 sequence header", e.to_string()))?;
-            return Ok(sequence_header(&parsed, &rest[..header_len], payload));
+        if obu_type == OBU_SEQUENCE_HEADER {
+            return parse_sequence_header(&rest[..1 + usize::from(has_extension)], payload);
         }
         rest = &rest[header_len + size..];
     }
     Err(CodecError::Missing { what: "AV1 sequence header OBU" })
 }
 
-fn sequence_header(parsed: &SequenceHeaderObu, header: &[u8], payload: &[u8]) -> SequenceHeader {
-    let first = parsed.operating_points.first();
-    let colour = &parsed.color_config;
-    // No colour description (all "unspecified") reads as the codec string's defaults.
-    let unspecified =
-        colour.color_primaries == 2 && colour.transfer_characteristics == 2 && colour.matrix_coefficients == 2;
-    let defaults = Av1Config::default();
-    let config = Av1Config {
-        profile: parsed.seq_profile,
-        level: first.map_or(0, |op| op.seq_level_idx),
-        high_tier: first.is_some_and(|op| op.seq_tier),
-        bit_depth: colour.bit_depth.clamp(0, 255) as u8,
-        monochrome: colour.mono_chrome,
-        chroma_subsampling_x: colour.subsampling_x,
-        chroma_subsampling_y: colour.subsampling_y,
-        chroma_sample_position: colour.chroma_sample_position,
-        color_primaries: if unspecified { defaults.color_primaries } else { colour.color_primaries },
-        transfer_characteristics: if unspecified {
-            defaults.transfer_characteristics
-        } else {
-            colour.transfer_characteristics
-        },
-        matrix_coefficients: if unspecified { defaults.matrix_coefficients } else { colour.matrix_coefficients },
-        full_range: colour.full_color_range,
+/// leb128(): the value and how many bytes it took (at most 8).
+fn read_leb128(data: &[u8]) -> Result<(u64, usize), CodecError> {
+    let mut value = 0u64;
+    for (i, byte) in data.iter().take(8).enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok((value, i + 1));
+        }
+    }
+    Err(CodecError::Truncated { what: "AV1 OBU size" })
+}
+
+/// Skips uvlc() (AV1 4.10.3).
+fn skip_uvlc(r: &mut BitReader<'_>) -> Result<(), CodecError> {
+    let mut zeros = 0u32;
+    while !r.bit()? {
+        zeros += 1;
+    }
+    if zeros < 32 {
+        r.bits(zeros)?;
+    }
+    Ok(())
+}
+
+/// sequence_header_obu() up to color_config() (AV1 5.5), the fields a codec string and av1C need.
+fn parse_sequence_header(header: &[u8], payload: &[u8]) -> Result<SequenceHeader, CodecError> {
+    const WHAT: &str = "AV1 sequence header";
+    let mut r = BitReader::new(payload, WHAT);
+    let profile = r.bits(3)? as u8;
+    if profile > 2 {
+        return Err(CodecError::invalid(WHAT, format!("reserved profile {profile}")));
+    }
+    let _still_picture = r.bit()?;
+    let reduced_still_picture_header = r.bit()?;
+    let (level, high_tier);
+    if reduced_still_picture_header {
+        level = r.bits(5)? as u8;
+        high_tier = false;
+    } else {
+        let mut buffer_delay_length = None;
+        if r.bit()? {
+            // timing_info()
+            r.skip(64)?;
+            if r.bit()? {
+                skip_uvlc(&mut r)?;
+            }
+            if r.bit()? {
+                // decoder_model_info()
+                buffer_delay_length = Some(r.bits(5)? as usize + 1);
+                r.skip(32 + 5 + 5)?;
+            }
+        }
+        let initial_display_delay_present = r.bit()?;
+        let operating_points = r.bits(5)? + 1;
+        let (mut first_level, mut first_tier) = (0, false);
+        for i in 0..operating_points {
+            r.skip(12)?; // operating_point_idc
+            let seq_level_idx = r.bits(5)? as u8;
+            let seq_tier = seq_level_idx > 7 && r.bit()?;
+            if let Some(delay_bits) = buffer_delay_length {
+                if r.bit()? {
+                    r.skip(2 * delay_bits + 1)?;
+                }
+            }
+            if initial_display_delay_present && r.bit()? {
+                r.skip(4)?;
+            }
+            if i == 0 {
+                (first_level, first_tier) = (seq_level_idx, seq_tier);
+            }
+        }
+        (level, high_tier) = (first_level, first_tier);
+    }
+    let width_bits = r.bits(4)? + 1;
+    let height_bits = r.bits(4)? + 1;
+    let max_frame_width = r.bits(width_bits)?.saturating_add(1);
+    let max_frame_height = r.bits(height_bits)?.saturating_add(1);
+    if !reduced_still_picture_header && r.bit()? {
+        r.skip(4 + 3)?; // frame id lengths
+    }
+    r.skip(3)?; // use_128x128_superblock, enable_filter_intra, enable_intra_edge_filter
+    if !reduced_still_picture_header {
+        r.skip(4)?; // interintra compound, masked compound, warped motion, dual filter
+        let enable_order_hint = r.bit()?;
+        if enable_order_hint {
+            r.skip(2)?; // jnt_comp, ref_frame_mvs
+        }
+        let force_screen_content_tools = if r.bit()? { 2 } else { r.bits(1)? };
+        if force_screen_content_tools > 0 && !r.bit()? {
+            r.skip(1)?; // seq_force_integer_mv
+        }
+        if enable_order_hint {
+            r.skip(3)?;
+        }
+    }
+    r.skip(3)?; // superres, cdef, restoration
+    let config = read_color_config(&mut r, profile, level, high_tier)?;
+    Ok(SequenceHeader { config, max_frame_width, max_frame_height, obu: config_obu(header, payload) })
+}
+
+/// color_config() (AV1 5.5.2); absent colour description reads as the codec string's defaults.
+fn read_color_config(r: &mut BitReader<'_>, profile: u8, level: u8, high_tier: bool) -> Result<Av1Config, CodecError> {
+    let high_bitdepth = r.bit()?;
+    let bit_depth = match (profile, high_bitdepth) {
+        (2, true) if r.bit()? => 12,
+        (_, true) => 10,
+        (_, false) => 8,
     };
-    // The OBU header with obu_has_size_field set, then leb128(size), then the payload.
-    let extension = header.first().is_some_and(|b| b & 0x04 != 0);
-    let mut obu = vec![header.first().copied().unwrap_or(0x08) | 0x02];
-    if extension {
-        obu.push(header.get(1).copied().unwrap_or(0));
+    let monochrome = profile != 1 && r.bit()?;
+    let defaults = Av1Config::default();
+    let (color_primaries, transfer_characteristics, matrix_coefficients) = if r.bit()? {
+        (r.bits(8)? as u8, r.bits(8)? as u8, r.bits(8)? as u8)
+    } else {
+        (defaults.color_primaries, defaults.transfer_characteristics, defaults.matrix_coefficients)
+    };
+    let mut config = Av1Config {
+        profile,
+        level,
+        high_tier,
+        bit_depth,
+        monochrome,
+        color_primaries,
+        transfer_characteristics,
+        matrix_coefficients,
+        ..defaults
+    };
+    if monochrome {
+        config.full_range = r.bit()?;
+    } else if (color_primaries, transfer_characteristics, matrix_coefficients) == (1, 13, 0) {
+        // sRGB: full range 4:4:4.
+        config.full_range = true;
+        (config.chroma_subsampling_x, config.chroma_subsampling_y) = (false, false);
+    } else {
+        config.full_range = r.bit()?;
+        (config.chroma_subsampling_x, config.chroma_subsampling_y) = match profile {
+            0 => (true, true),
+            1 => (false, false),
+            _ if bit_depth == 12 => {
+                let x = r.bit()?;
+                (x, x && r.bit()?)
+            }
+            _ => (true, false),
+        };
+        if config.chroma_subsampling_x && config.chroma_subsampling_y {
+            config.chroma_sample_position = r.bits(2)? as u8;
+        }
+    }
+    Ok(config)
+}
+
+/// The OBU header with obu_has_size_field set, then leb128(size), then the payload: the form
+/// av1C's configOBUs requires.
+fn config_obu(header: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut obu = header.to_vec();
+    if let Some(first) = obu.first_mut() {
+        *first |= 0x02;
     }
     let mut size = payload.len();
     loop {
@@ -291,12 +425,7 @@ fn sequence_header(parsed: &SequenceHeaderObu, header: &[u8], payload: &[u8]) ->
         }
     }
     obu.extend_from_slice(payload);
-    SequenceHeader {
-        config,
-        max_frame_width: u32::try_from(parsed.max_frame_width).unwrap_or(u32::MAX),
-        max_frame_height: u32::try_from(parsed.max_frame_height).unwrap_or(u32::MAX),
-        obu,
-    }
+    obu
 }
 
 /// An av1C record body (the catalog's `description`) from the sequence header in `obus`.

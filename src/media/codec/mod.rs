@@ -6,9 +6,9 @@
 //! The rule hang follows from WebCodecs: a video rendition with a `description` carries
 //! length-prefixed NAL units (the record names the length size); one without carries Annex-B with
 //! its parameter sets in band. Records are parsed and written with `mp4-atom`, H.264 SPS with
-//! `h264-reader`, AV1 sequence headers with `scuffle-av1`; only the H.265 SPS prefix and the
-//! AudioSpecificConfig bits are read here. Nothing panics on any input: these see bytes from the
-//! network and from C.
+//! `h264-reader`; only what no crate reads safely is read here: the H.265 SPS prefix, the AV1
+//! sequence header and the AudioSpecificConfig bits. Nothing panics on any input: these see bytes
+//! from the network and from C.
 
 mod bits;
 
@@ -170,12 +170,13 @@ pub fn from_sample_entry(entry: &mp4_atom::Codec) -> Result<CodecInfo, CodecErro
 
 /// The four-character name of a sample entry, for error messages.
 fn sample_entry_name(entry: &mp4_atom::Codec) -> String {
+    if let mp4_atom::Codec::Unknown(kind, _) = entry {
+        return kind.to_string();
+    }
     let mut out = Vec::new();
     let _ = mp4_atom::Encode::encode(entry, &mut out);
-    match out.get(4..8) {
-        Some(kind) => String::from_utf8_lossy(kind).into_owned(),
-        None => format!("{entry:?}").chars().take(16).collect(),
-    }
+    out.get(4..8)
+        .map_or_else(|| "an unknown sample entry".to_string(), |kind| String::from_utf8_lossy(kind).into_owned())
 }
 
 /// An MP4 sample entry for a catalog rendition, for writing an init segment: the reverse of

@@ -5,11 +5,13 @@
 //! `fuzzing` only.
 
 mod auth;
-mod media;
+mod codec;
+mod fmp4;
 mod wire;
 
 pub use auth::session_auth;
-pub use media::fmp4_reader;
+pub use codec::{media_annexb, media_audio, media_sample_entry, media_video};
+pub use fmp4::fmp4_reader;
 pub use wire::{
     announce_stream, datagram, fetch_stream, goaway_stream, group_stream, probe_stream, setup_stream, stream_type,
     subscribe_stream, track_stream,
@@ -32,4 +34,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stream_type", stream_type),
     ("session_auth", session_auth),
     ("fmp4_reader", fmp4_reader),
+    ("media_video", media_video),
+    ("media_audio", media_audio),
+    ("media_annexb", media_annexb),
+    ("media_sample_entry", media_sample_entry),
 ];

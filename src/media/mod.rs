@@ -9,6 +9,7 @@
 
 pub mod catalog;
 mod cmaf;
+pub mod codec;
 mod consume;
 mod error;
 pub mod fmp4;

@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzzes moqt::fuzzing::media_video (see that function for the input layout).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| moqt::fuzzing::media_video(data));

@@ -124,6 +124,14 @@ fn h264_sps_of_the_fixture_stream() {
 }
 
 #[test]
+fn h264_sps_with_trailing_zero_bytes() {
+    // Some muxers leave the byte stream's trailing_zero_8bits on a parameter set.
+    let mut sps = unhex(H264_HIGH_SPS);
+    sps.extend([0, 0]);
+    assert_eq!(h264::Sps::parse(&sps).unwrap().codec_string(false), "avc1.64001e");
+}
+
+#[test]
 fn h264_other_profiles_and_cropping() {
     let baseline = h264::Sps::parse(&unhex(H264_BASELINE_SPS)).unwrap();
     assert_eq!(baseline.codec_string(false), "avc1.42c01e");

@@ -28,16 +28,15 @@ ffmpeg -v error -f lavfi -i "testsrc=size=640x360:rate=30" -f lavfi -i "sine=fre
   -c:a libopus -b:a 64k -f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof "$work/source.mp4"
 
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
-quic=$(free_port)
-http=$(free_port)
-echo "== starting the relay on 127.0.0.1:$quic"
-$moqt relay --listen "127.0.0.1:$quic" --tls-generate localhost --http-listen "127.0.0.1:$http" 2> "$work/relay.log" &
+port=$(free_port)
+echo "== starting the relay on 127.0.0.1:$port (QUIC on UDP, its certificate fingerprint over HTTP on TCP)"
+$moqt relay --listen "127.0.0.1:$port" --tls-generate localhost --http-listen "127.0.0.1:$port" 2> "$work/relay.log" &
 relay=$!
 trap 'kill $relay 2>/dev/null || true; wait $relay 2>/dev/null || true' EXIT
 # http:// URLs pin the certificate fingerprint the relay serves over plain HTTP (development).
-url="http://localhost:$http/demo-room"
+url="http://localhost:$port/demo-room"
 for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$http") 2>/dev/null && break
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.1
 done
 

@@ -12,7 +12,9 @@ mod cmaf;
 pub mod codec;
 mod consume;
 mod error;
+mod export;
 pub mod fmp4;
+mod import;
 pub mod legacy;
 mod publish;
 
@@ -24,7 +26,9 @@ pub use catalog::{
 };
 pub use consume::{CatalogReader, MediaEvent, MediaFrame, MediaTrackReader, ReadOptions};
 pub use error::MediaError;
-pub use publish::{MediaBroadcast, MediaTrackWriter, priority};
+pub use export::{Fmp4Export, MAX_WAITING_FRAMES};
+pub use import::{Fmp4Import, ImportContainer, ImportFrame};
+pub use publish::{MediaBroadcast, MediaTrackWriter, NewRendition, priority};
 
 /// Media timestamps are microseconds, on the wire too (lite-05+ frame timestamps use this
 /// timescale, as the reference's media tracks do).

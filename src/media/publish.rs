@@ -26,7 +26,7 @@ pub struct MediaBroadcast {
 }
 
 impl MediaBroadcast {
-    /// An empty broadcast whose catalog (no renditions yet) is already published.
+    /// An empty broadcast; its catalog is published with the first renditions added.
     pub fn new() -> Result<Self, MediaError> {
         Self::with_catalog(Catalog::default(), CatalogSettings::default())
     }
@@ -40,9 +40,7 @@ impl MediaBroadcast {
         let info = TrackInfo { priority: priority::CATALOG, ..TrackInfo::default() };
         let track = broadcast.create_track(CATALOG_TRACK, info)?;
         let catalog_track = TrackWriter::new(track, WriterSettings { keyframe_groups: true });
-        let mut this = Self { broadcast, catalog, catalog_track, settings };
-        this.publish_catalog()?;
-        Ok(this)
+        Ok(Self { broadcast, catalog, catalog_track, settings })
     }
 
     /// The broadcast to publish in an origin.
@@ -57,22 +55,52 @@ impl MediaBroadcast {
 
     /// Adds a video rendition on track `name` and publishes the catalog.
     pub fn add_video(&mut self, name: &str, config: VideoConfig) -> Result<MediaTrackWriter, MediaError> {
-        self.check_new(name, &config.container)?;
-        let track = self.broadcast.create_track(name, track_info(priority::VIDEO))?;
-        let container = config.container.clone();
-        self.catalog.video.renditions.insert(name.to_owned(), config);
-        self.publish_or_undo(name)?;
-        Ok(MediaTrackWriter::new(track, container))
+        let mut writers = self.add_renditions(vec![NewRendition::Video(name.into(), config)])?;
+        writers.pop().ok_or_else(|| MediaError::NoRendition(name.into()))
     }
 
     /// Adds an audio rendition on track `name` and publishes the catalog.
     pub fn add_audio(&mut self, name: &str, config: AudioConfig) -> Result<MediaTrackWriter, MediaError> {
-        self.check_new(name, &config.container)?;
-        let track = self.broadcast.create_track(name, track_info(priority::AUDIO))?;
-        let container = config.container.clone();
-        self.catalog.audio.renditions.insert(name.to_owned(), config);
-        self.publish_or_undo(name)?;
-        Ok(MediaTrackWriter::new(track, container))
+        let mut writers = self.add_renditions(vec![NewRendition::Audio(name.into(), config)])?;
+        writers.pop().ok_or_else(|| MediaError::NoRendition(name.into()))
+    }
+
+    /// Adds several renditions with one catalog update, so no subscriber sees a catalog with
+    /// only some of them (an MP4's video without its audio). All or none: on an error nothing
+    /// is added. The writers come in the order given.
+    pub fn add_renditions(&mut self, renditions: Vec<NewRendition>) -> Result<Vec<MediaTrackWriter>, MediaError> {
+        let mut names = std::collections::HashSet::new();
+        for rendition in &renditions {
+            let (name, container) = rendition.name_and_container();
+            self.check_new(name, container)?;
+            if !names.insert(name) {
+                return Err(MediaError::DuplicateRendition(name.into()));
+            }
+        }
+        let mut tracks = Vec::with_capacity(renditions.len());
+        for rendition in &renditions {
+            let (name, container) = rendition.name_and_container();
+            let priority = match rendition {
+                NewRendition::Video(..) => priority::VIDEO,
+                NewRendition::Audio(..) => priority::AUDIO,
+            };
+            tracks.push((self.broadcast.create_track(name, track_info(priority))?, container.clone()));
+        }
+        let names: Vec<String> = renditions.iter().map(|r| r.name_and_container().0.to_owned()).collect();
+        for rendition in renditions {
+            match rendition {
+                NewRendition::Video(name, config) => self.catalog.video.renditions.insert(name, config).map(|_| ()),
+                NewRendition::Audio(name, config) => self.catalog.audio.renditions.insert(name, config).map(|_| ()),
+            };
+        }
+        if let Err(err) = self.publish_catalog() {
+            for name in &names {
+                self.catalog.video.renditions.remove(name);
+                self.catalog.audio.renditions.remove(name);
+            }
+            return Err(err);
+        }
+        Ok(tracks.into_iter().map(|(track, container)| MediaTrackWriter::new(track, container)).collect())
     }
 
     /// Changes a video rendition's configuration (a new resolution, new parameter sets) and
@@ -130,14 +158,6 @@ impl MediaBroadcast {
         Ok(())
     }
 
-    /// Publishes the catalog with a new rendition, or takes the rendition out again.
-    fn publish_or_undo(&mut self, name: &str) -> Result<(), MediaError> {
-        self.publish_catalog().inspect_err(|_| {
-            self.catalog.video.renditions.remove(name);
-            self.catalog.audio.renditions.remove(name);
-        })
-    }
-
     fn publish_catalog(&mut self) -> Result<(), MediaError> {
         self.catalog.check(&self.settings)?;
         let json = self.catalog.to_json();
@@ -146,6 +166,22 @@ impl MediaBroadcast {
         }
         self.catalog_track.write(Frame::new(0, json), true)?;
         Ok(())
+    }
+}
+
+/// A rendition for [`MediaBroadcast::add_renditions`]: its track name and configuration.
+#[derive(Debug, Clone)]
+pub enum NewRendition {
+    Video(String, VideoConfig),
+    Audio(String, AudioConfig),
+}
+
+impl NewRendition {
+    fn name_and_container(&self) -> (&str, &Container) {
+        match self {
+            NewRendition::Video(name, config) => (name, &config.container),
+            NewRendition::Audio(name, config) => (name, &config.container),
+        }
     }
 }
 

@@ -156,6 +156,16 @@ struct PublishArgs {
     /// Chunk size for --format chunks.
     #[arg(long, default_value_t = 4096)]
     chunk_size: usize,
+    /// Publish media from stdin as a hang broadcast (catalog.json + one track per audio or video
+    /// track of the input) instead of --format frames.
+    #[arg(long, value_enum)]
+    media: Option<media::MediaFormat>,
+    /// With --media: the hang container of the media tracks.
+    #[arg(long, value_enum, default_value = "legacy", requires = "media")]
+    container: media::ContainerArg,
+    /// With --media: send frames no faster than their timestamps (a file published as if live).
+    #[arg(long, requires = "media")]
+    realtime: bool,
 }
 
 #[derive(clap::Args)]
@@ -171,6 +181,16 @@ struct SubscribeArgs {
     /// Exit after this many frames.
     #[arg(long)]
     count: Option<u64>,
+    /// Write a hang broadcast's renditions to stdout in this format instead of raw frames,
+    /// until they end.
+    #[arg(long, value_enum)]
+    media: Option<media::MediaFormat>,
+    /// With --media: the renditions to write (comma-separated track names; default all).
+    #[arg(long, value_delimiter = ',', requires = "media")]
+    renditions: Vec<String>,
+    /// With --media: start at the live edge or at the oldest group still kept.
+    #[arg(long, value_enum, default_value = "live", requires = "media")]
+    start: media::StartArg,
 }
 
 #[derive(clap::Args)]
@@ -446,6 +466,9 @@ async fn connect(
 
 async fn publish(args: PublishArgs) -> Result<()> {
     let path = Path::new(&args.broadcast).context("--broadcast")?;
+    if let Some(media::MediaFormat::Fmp4) = args.media {
+        return media::publish_fmp4(&args.client, path, args.container, args.realtime).await;
+    }
     let origin = OriginProducer::default();
     let broadcast = BroadcastProducer::default();
     let mut track = broadcast.create_track(&args.track, TrackInfo::default()).context("--track")?;
@@ -513,6 +536,9 @@ async fn publish(args: PublishArgs) -> Result<()> {
 
 async fn subscribe(args: SubscribeArgs) -> Result<()> {
     let wanted = Path::new(&args.broadcast).context("--broadcast")?;
+    if let Some(media::MediaFormat::Fmp4) = args.media {
+        return media::subscribe_fmp4(&args.client, wanted, &args.renditions, args.start).await;
+    }
     let remote = OriginProducer::default();
     let _client = connect(&args.client, None, Some(remote.clone())).await?;
     let broadcast =

@@ -1,10 +1,19 @@
-//! The command's media side: `moqt catalog` prints a hang broadcast's catalog as it changes.
+//! The command's media side: `moqt catalog` prints a hang broadcast's catalog as it changes;
+//! `moqt publish --media fmp4` publishes a fragmented MP4 from stdin as a hang broadcast and
+//! `moqt subscribe --media fmp4` writes one to stdout.
 
-use anyhow::{Context, Result};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use moqt::Path;
-use moqt::media::{CatalogReader, CatalogSettings};
-use moqt::model::OriginProducer;
+use moqt::media::{
+    CatalogReader, CatalogSettings, Container, Fmp4Export, Fmp4Import, ImportContainer, MediaBroadcast, MediaEvent,
+    MediaTrackReader, ReadOptions,
+};
+use moqt::model::{GroupStart, OriginProducer, Route};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::progress::Progress;
 use crate::{ClientArgs, connect};
 
 #[derive(clap::Args)]
@@ -41,5 +50,159 @@ pub async fn catalog(args: CatalogArgs) -> Result<()> {
             Err(err) => eprintln!("moqt catalog: {err}"),
         }
     }
+    Ok(())
+}
+
+/// `--media`: how stdin / stdout carry media.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MediaFormat {
+    /// Fragmented MP4 (ffmpeg `-f mp4 -movflags cmaf+frag_keyframe+empty_moov+default_base_moof`).
+    Fmp4,
+}
+
+/// `--container` of a media publish.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ContainerArg {
+    /// Each frame: a varint timestamp (µs) and the codec payload (hang's default).
+    Legacy,
+    /// Each frame: one moof+mdat fragment, the init segment in the catalog.
+    Cmaf,
+}
+
+/// `--start` of a media subscribe.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StartArg {
+    /// The group in progress (a live viewer).
+    Live,
+    /// The oldest group the publisher or relay still keeps (a recorder).
+    Oldest,
+}
+
+/// Publishes a fragmented MP4 from stdin as a hang broadcast at `path`.
+pub async fn publish_fmp4(client: &ClientArgs, path: Path, container: ContainerArg, realtime: bool) -> Result<()> {
+    let origin = OriginProducer::default();
+    let mut media = MediaBroadcast::new()?;
+    let _published = origin.publish(path, media.consume(), Route::local())?;
+    let client = connect(client, Some(origin.consume()), None).await?;
+    let container = match container {
+        ContainerArg::Legacy => ImportContainer::Legacy,
+        ContainerArg::Cmaf => ImportContainer::Cmaf,
+    };
+    let mut import = Fmp4Import::new(container);
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut progress = Progress::new("moqt publish");
+    // --realtime: the first frame's time against the wall clock.
+    let mut clock: Option<(tokio::time::Instant, u64)> = None;
+    let mut frames = 0u64;
+    loop {
+        let n = stdin.read(&mut buf).await.context("reading stdin")?;
+        if n == 0 {
+            break;
+        }
+        for frame in import.push(&mut media, &buf[..n]).context("reading the fragmented MP4")? {
+            if realtime {
+                let (start, first) = *clock.get_or_insert((tokio::time::Instant::now(), frame.pts_us));
+                let due = start + Duration::from_micros(frame.pts_us.saturating_sub(first));
+                tokio::time::sleep_until(due).await;
+            }
+            progress.frame(frame.payload.len());
+            import.write(frame).context("publishing a frame")?;
+            frames += 1;
+        }
+    }
+    import.finish().context("the end of the fragmented MP4")?;
+    drop(progress);
+    eprintln!(
+        "moqt publish: {frames} frames of {:?}",
+        media.catalog().renditions().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    // What was written reaches the relay before the broadcast ends.
+    if let Some(session) = client.session()
+        && tokio::time::timeout(FLUSH_TIMEOUT, session.flushed()).await.is_err()
+    {
+        eprintln!("moqt publish: not everything reached the relay within {FLUSH_TIMEOUT:?}");
+    }
+    media.finish()?;
+    client.shutdown().await;
+    Ok(())
+}
+
+/// How long a publisher waits at the end for what it wrote to reach the relay.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes renditions of the hang broadcast `path` to stdout as one fragmented MP4, until they end.
+pub async fn subscribe_fmp4(client: &ClientArgs, path: Path, renditions: &[String], start: StartArg) -> Result<()> {
+    let remote = OriginProducer::default();
+    let _client = connect(client, None, Some(remote.clone())).await?;
+    let broadcast =
+        remote.consume().announced(&path).await.context("the session ended before the broadcast was announced")?;
+    let mut catalogs = CatalogReader::subscribe(&broadcast, CatalogSettings::default())
+        .await
+        .context("cannot subscribe to catalog.json (is this a hang broadcast?)")?;
+    // The first catalog that has what was asked for (or anything, when nothing was).
+    let catalog = loop {
+        let catalog = catalogs.next().await?.context("the catalog track ended before it named a rendition")?;
+        let found = if renditions.is_empty() {
+            catalog.renditions().next().is_some()
+        } else {
+            renditions.iter().all(|name| catalog.rendition(name).is_some())
+        };
+        if found {
+            break catalog;
+        }
+    };
+    let names: Vec<&str> = if renditions.is_empty() {
+        catalog.renditions().filter(|(_, r)| !matches!(r.container(), Container::Unknown(_))).map(|(n, _)| n).collect()
+    } else {
+        renditions.iter().map(String::as_str).collect()
+    };
+    let mut export = Fmp4Export::new(&catalog, &names)?;
+    let options = ReadOptions {
+        start: match start {
+            StartArg::Live => GroupStart::Latest,
+            StartArg::Oldest => GroupStart::Floor(0),
+        },
+        ..Default::default()
+    };
+    // One reader task per rendition, into one channel: the file interleaves them as they come.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    for (index, name) in names.iter().enumerate() {
+        let mut reader = MediaTrackReader::subscribe(&broadcast, &catalog, name, options)
+            .await
+            .with_context(|| format!("cannot subscribe to {name}"))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = reader.next().await;
+                let end = !matches!(next, Ok(Some(_)));
+                if tx.send((index, next)).await.is_err() || end {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    eprintln!("moqt subscribe: writing {names:?} as fragmented MP4");
+    let mut stdout = tokio::io::stdout();
+    let mut progress = Progress::new("moqt subscribe");
+    while let Some((index, next)) = rx.recv().await {
+        let event = match next {
+            Ok(Some(event)) => event,
+            Ok(None) => continue,
+            Err(err) => bail!("{}: {err}", names[index]),
+        };
+        if let MediaEvent::Gap(gap) = &event {
+            eprintln!("moqt subscribe: {} groups {}..={} lost: {:?}", names[index], gap.start, gap.end, gap.reason);
+        }
+        for bytes in export.push(index, event)? {
+            progress.frame(bytes.len());
+            stdout.write_all(&bytes).await.context("writing stdout")?;
+        }
+    }
+    for bytes in export.finish()? {
+        stdout.write_all(&bytes).await.context("writing stdout")?;
+    }
+    stdout.flush().await.context("writing stdout")?;
     Ok(())
 }

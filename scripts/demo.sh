@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo: moqt's relay on loopback, a C publisher and a C subscriber (examples-c/)
-# exchanging frames over QUIC through it. The subscriber prints every frame with its group, its
+# exchanging frames over QUIC through it; then real encoded media (scripts/demo-media.sh: an
+# ffmpeg clip published with `moqt publish --media fmp4`, received with `moqt subscribe`, checked
+# with ffprobe). The subscriber prints every frame with its group, its
 # index in the group and its latency. Builds everything it needs (the library installed into a
 # scratch prefix, every C example through its Makefile and pkg-config); installs gcc, make and
 # pkg-config if missing.
@@ -64,3 +66,9 @@ sleep 0.5
 $target/demo/examples/publisher "$url" "$fingerprint" 90
 wait $subscriber
 echo "== done: 90 frames went C publisher -> moqt relay -> C subscriber over QUIC, then a clean end"
+
+echo
+echo "== and real media: an ffmpeg clip through moqt's relay as a hang broadcast (scripts/demo-media.sh)"
+trap - EXIT
+kill $relay 2>/dev/null || true; wait $relay 2>/dev/null || true
+MOQT_PROFILE=$profile scripts/demo-media.sh

@@ -17,6 +17,8 @@ command -v make >/dev/null || need_apt+=(make)
 # The Swift module-map check (Clang modules) and the Kotlin/Java JNI smoke test.
 command -v clang >/dev/null || need_apt+=(clang)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
+# Real media: the fMP4 round trips of tests/programs/media.rs and the media demo (ffprobe).
+command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

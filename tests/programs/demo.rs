@@ -1,7 +1,8 @@
 //! The README's main-job command, run as written (on the debug build the suite already has):
 //! scripts/demo.sh installs the library into a scratch prefix, builds every C example through
 //! the Makefile and pkg-config, starts `moqt relay`, and the C subscriber prints the C publisher's
-//! frames with their latency, then the track's clean end.
+//! frames with their latency, then the track's clean end; then the media demo, whose received MP4
+//! ffprobe reads with the source's codecs, sizes, frame counts and presentation times.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,4 +25,12 @@ fn the_readme_demo_runs() {
     // The publisher finishes its track and leaves at once; the subscriber sees a clean end.
     assert!(stdout.contains("subscriber: track ended cleanly"), "{stdout}");
     assert!(stdout.contains("== done: 90 frames"), "{stdout}");
+    // Then the media part: what came back has the source's streams and times (ffprobe).
+    assert!(stdout.contains("v:0 received: h264,640,360,120"), "{stdout}");
+    assert!(stdout.contains("a:0 received: opus,48000,2,201"), "{stdout}");
+    assert!(stdout.contains("timestamps: the same 120 presentation times"), "{stdout}");
+    assert!(
+        stdout.contains("== done: target/demo-media/received.mp4") || stdout.contains("received.mp4 plays"),
+        "{stdout}"
+    );
 }

@@ -4,10 +4,13 @@
 
 mod build;
 mod process;
+#[path = "../it/common/relay.rs"]
+mod relay;
 
 mod c_examples;
 mod cli;
 mod demo;
 mod header;
 mod layers;
+mod media;
 mod packaging;

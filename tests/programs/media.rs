@@ -123,6 +123,13 @@ fn an_fmp4_clip_comes_back_whole_through_moqts_relay_in_every_version() {
     );
     let fp = fingerprint(http);
     let url = format!("moql://localhost:{quic}/media");
+    // `moqt catalog` prints the first catalog of the first broadcast as one line of JSON.
+    let catalog = Command::new(MOQT)
+        .args(["catalog", &url, "--tls-fingerprint", &fp, "--broadcast", "clip", "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     for version in Version::ALL {
         let containers: &[&str] = if version == Version::Lite06 { &["legacy", "cmaf"] } else { &["legacy"] };
         for container in containers {
@@ -130,6 +137,15 @@ fn an_fmp4_clip_comes_back_whole_through_moqts_relay_in_every_version() {
             let received = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
             assert_same_media(&received, &label);
         }
+    }
+    let output = catalog.wait_with_output().unwrap();
+    assert!(output.status.success(), "moqt catalog failed");
+    let json = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(json.lines().count(), 1, "{json}");
+    for field in
+        [r#""video":{"renditions":{"video":{"codec":"avc1.64000b""#, r#""codedWidth":160"#, r#""codec":"opus""#]
+    {
+        assert!(json.contains(field), "{field} in {json}");
     }
 }
 

@@ -4,13 +4,13 @@
 //! the codec payload as the MP4 holds it, length-prefixed, with the decoder record as the
 //! catalog's `description`), or its fragments pass through as CMAF.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 
 use super::catalog::{AudioConfig, Container, VideoConfig};
 use super::codec::{self, CodecInfo};
-use super::fmp4::{Fmp4Event, Fmp4Reader, InitSegment, TrackKind};
+use super::fmp4::{Fmp4Event, Fmp4Reader, Fragment, InitSegment, TrackKind};
 use super::{MediaBroadcast, MediaError, MediaTrackWriter, NewRendition};
 
 /// How imported tracks carry their media.
@@ -41,6 +41,8 @@ struct ImportTrack {
 pub struct Fmp4Import {
     reader: Fmp4Reader,
     container: ImportContainer,
+    /// The init segment until the first fragment adds its renditions.
+    init: Option<Box<InitSegment>>,
     tracks: BTreeMap<u32, ImportTrack>,
 }
 
@@ -54,46 +56,65 @@ fn fmp4_error(err: super::fmp4::Fmp4Error) -> MediaError {
 
 impl Fmp4Import {
     pub fn new(container: ImportContainer) -> Self {
-        Self { reader: Fmp4Reader::new(), container, tracks: BTreeMap::new() }
+        Self { reader: Fmp4Reader::new(), container, init: None, tracks: BTreeMap::new() }
     }
 
-    /// Reads the next bytes of the stream: at the init segment, adds one rendition per audio or
-    /// video track to `media` (other tracks are skipped); returns the frames the bytes complete,
+    /// Reads the next bytes of the stream: with the first fragment, adds one rendition per audio
+    /// or video track of the init segment to `media` (other tracks are skipped); returns the frames the bytes complete,
     /// in stream order, for [`write`](Self::write) (a caller may pace them by `pts_us`).
     pub fn push(&mut self, media: &mut MediaBroadcast, chunk: &[u8]) -> Result<Vec<ImportFrame>, MediaError> {
         let mut frames = Vec::new();
         for event in self.reader.push(chunk).map_err(fmp4_error)? {
             match event {
-                Fmp4Event::Init(init) => self.add_renditions(media, &init)?,
-                Fmp4Event::Fragment(fragment) => match self.container {
-                    ImportContainer::Legacy => {
-                        // Audio groups follow the fragments (every audio sample is a sync sample;
-                        // a group per packet would be a stream per 20 ms).
-                        let mut first_of_track = std::collections::HashSet::new();
-                        for sample in &fragment.samples {
-                            let Some(track) = self.tracks.get(&sample.track_id) else { continue };
-                            let first = first_of_track.insert(sample.track_id);
-                            frames.push(ImportFrame {
-                                track_id: sample.track_id,
-                                pts_us: presentation_us(sample.presentation_time_us)?,
-                                new_group: if track.video { sample.keyframe } else { first },
-                                payload: sample.data.clone(),
-                            });
-                        }
+                // The renditions go into the catalog with the first fragment, which gives the
+                // video frame rate (its first sample's duration).
+                Fmp4Event::Init(init) => {
+                    if self.init.is_some() || !self.tracks.is_empty() {
+                        return Err(fmp4_error(super::fmp4::Fmp4Error::Unsupported("a second init segment")));
                     }
-                    ImportContainer::Cmaf => {
-                        for part in fragment.split_by_track().map_err(fmp4_error)? {
-                            let Some(track) = self.tracks.get(&part.track_id) else { continue };
-                            let Some(first) = fragment.track_samples(part.track_id).next() else { continue };
-                            frames.push(ImportFrame {
-                                track_id: part.track_id,
-                                pts_us: presentation_us(first.presentation_time_us)?,
-                                new_group: !track.video || first.keyframe,
-                                payload: part.bytes,
-                            });
-                        }
+                    self.init = Some(init);
+                }
+                Fmp4Event::Fragment(fragment) => {
+                    if let Some(init) = self.init.take() {
+                        self.add_renditions(media, &init, &fragment)?;
                     }
-                },
+                    frames.extend(self.frames_of(&fragment)?);
+                }
+            }
+        }
+        Ok(frames)
+    }
+
+    /// The frames of one fragment, for the tracks that are renditions.
+    fn frames_of(&self, fragment: &Fragment) -> Result<Vec<ImportFrame>, MediaError> {
+        let mut frames = Vec::new();
+        match self.container {
+            ImportContainer::Legacy => {
+                // Audio groups follow the fragments (every audio sample is a sync sample; a group
+                // per packet would be a stream per 20 ms).
+                let mut first_of_track = HashSet::new();
+                for sample in &fragment.samples {
+                    let Some(track) = self.tracks.get(&sample.track_id) else { continue };
+                    let first = first_of_track.insert(sample.track_id);
+                    frames.push(ImportFrame {
+                        track_id: sample.track_id,
+                        pts_us: presentation_us(sample.presentation_time_us)?,
+                        new_group: if track.video { sample.keyframe } else { first },
+                        payload: sample.data.clone(),
+                    });
+                }
+            }
+            ImportContainer::Cmaf => {
+                for part in fragment.split_by_track().map_err(fmp4_error)? {
+                    let Some(track) = self.tracks.get(&part.track_id) else { continue };
+                    let Some(first) = fragment.track_samples(part.track_id).next() else { continue };
+                    frames.push(ImportFrame {
+                        track_id: part.track_id,
+                        pts_us: presentation_us(first.presentation_time_us)?,
+                        new_group: !track.video || first.keyframe,
+                        payload: part.bytes,
+                    });
+                }
             }
         }
         Ok(frames)
@@ -122,10 +143,12 @@ impl Fmp4Import {
         complete
     }
 
-    fn add_renditions(&mut self, media: &mut MediaBroadcast, init: &InitSegment) -> Result<(), MediaError> {
-        if !self.tracks.is_empty() {
-            return Err(fmp4_error(super::fmp4::Fmp4Error::Unsupported("a second init segment")));
-        }
+    fn add_renditions(
+        &mut self,
+        media: &mut MediaBroadcast,
+        init: &InitSegment,
+        first: &Fragment,
+    ) -> Result<(), MediaError> {
         let videos = init.tracks.iter().filter(|t| t.kind == TrackKind::Video).count();
         let audios = init.tracks.iter().filter(|t| t.kind == TrackKind::Audio).count();
         let mut renditions = Vec::new();
@@ -147,6 +170,11 @@ impl Fmp4Import {
                         description: info.description,
                         coded_width: Some(info.coded_width),
                         coded_height: Some(info.coded_height),
+                        framerate: first
+                            .track_samples(track.track_id)
+                            .next()
+                            .filter(|sample| sample.duration > 0)
+                            .map(|sample| f64::from(track.timescale) / f64::from(sample.duration)),
                         container,
                         ..Default::default()
                     },

@@ -142,9 +142,12 @@ fn an_fmp4_clip_comes_back_whole_through_moqts_relay_in_every_version() {
     assert!(output.status.success(), "moqt catalog failed");
     let json = String::from_utf8(output.stdout).unwrap();
     assert_eq!(json.lines().count(), 1, "{json}");
-    for field in
-        [r#""video":{"renditions":{"video":{"codec":"avc1.64000b""#, r#""codedWidth":160"#, r#""codec":"opus""#]
-    {
+    for field in [
+        r#""video":{"renditions":{"video":{"codec":"avc1.64000b""#,
+        r#""codedWidth":160"#,
+        r#""framerate":30.0"#,
+        r#""codec":"opus""#,
+    ] {
         assert!(json.contains(field), "{field} in {json}");
     }
 }

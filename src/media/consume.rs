@@ -125,6 +125,8 @@ pub struct MediaTrackReader {
     broken_group: Option<u64>,
     /// The fragment reader of a CMAF rendition.
     cmaf: Option<CmafUnpacker>,
+    /// An audio rendition: every frame is a keyframe.
+    audio: bool,
 }
 
 impl MediaTrackReader {
@@ -146,17 +148,18 @@ impl MediaTrackReader {
         };
         let subscribe = SubscribeOptions { start: options.start, priority: Some(priority), ..Default::default() };
         let track = broadcast.subscribe_track_with(name, subscribe).await?;
-        Self::new(track.ordered(options.max_latency), container)
+        Self::new(track.ordered(options.max_latency), container, matches!(rendition, Rendition::Audio(_)))
     }
 
     /// Reads frames of an ordered track in `container`; a CMAF init segment that cannot be read
-    /// is an error here, before any frame.
-    pub fn new(ordered: OrderedConsumer, container: Container) -> Result<Self, MediaError> {
+    /// is an error here, before any frame. `audio`: every frame is a keyframe (audio packets
+    /// decode on their own), not only a group's first.
+    pub fn new(ordered: OrderedConsumer, container: Container, audio: bool) -> Result<Self, MediaError> {
         let cmaf = match &container {
             Container::Cmaf { init } => Some(CmafUnpacker::new(init.clone())?),
             _ => None,
         };
-        Ok(Self { ordered, container, pending: VecDeque::new(), broken_group: None, cmaf })
+        Ok(Self { ordered, container, audio, pending: VecDeque::new(), broken_group: None, cmaf })
     }
 
     /// The next frame or gap; `None` once the track ended cleanly. A frame that does not fit its
@@ -192,7 +195,7 @@ impl MediaTrackReader {
         match &self.container {
             Container::Legacy => {
                 let (pts_us, payload) = legacy::decode(payload)?;
-                self.pending.push_back(MediaFrame { group, pts_us, keyframe: index == 0, payload });
+                self.pending.push_back(MediaFrame { group, pts_us, keyframe: index == 0 || self.audio, payload });
             }
             Container::Cmaf { .. } => {
                 let Some(cmaf) = self.cmaf.as_mut() else {

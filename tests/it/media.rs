@@ -263,3 +263,128 @@ async fn a_cmaf_rendition_round_trips_through_a_session() {
         assert_eq!(frames[0].payload.len(), 2645, "{version}: the first sample's bytes");
     }
 }
+
+/// Reads every event of a rendition until its end.
+async fn read_all(reader: &mut MediaTrackReader) -> Vec<MediaEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = timeout(WAIT, reader.next()).await.expect("media in time").unwrap() {
+        events.push(event);
+    }
+    events
+}
+
+/// The fixture clip through `Fmp4Import` into a broadcast and back out through `Fmp4Export`, in
+/// memory: every sample comes back with its presentation time, keyframe flag and bytes, in both
+/// containers; and a legacy H.264 rendition in Annex-B (no description, parameter sets in band)
+/// is written as a valid track configured from its first keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fmp4_import_then_export_keeps_every_sample() {
+    use moqt::media::codec::{annexb, h264};
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader, Sample};
+    use moqt::media::{Fmp4Export, Fmp4Import, ImportContainer};
+    let clip = include_bytes!("../fixtures/h264-opus-cmaf.mp4");
+    let samples_of = |bytes: &[u8]| -> Vec<Sample> {
+        let mut reader = Fmp4Reader::new();
+        let events = reader.push(bytes).unwrap();
+        events
+            .into_iter()
+            .filter_map(|e| match e {
+                Fmp4Event::Fragment(f) => Some(f.samples),
+                Fmp4Event::Init(_) => None,
+            })
+            .flatten()
+            .collect()
+    };
+    let source = samples_of(clip);
+    let from_zero = ReadOptions { start: moqt::model::GroupStart::Floor(0), ..Default::default() };
+    for container in [ImportContainer::Legacy, ImportContainer::Cmaf] {
+        let mut media = MediaBroadcast::new().unwrap();
+        let mut import = Fmp4Import::new(container);
+        let frames = import.push(&mut media, clip).unwrap();
+        for frame in frames {
+            import.write(frame).unwrap();
+        }
+        import.finish().unwrap();
+        let catalog = media.catalog().clone();
+        assert_eq!(catalog.renditions().map(|(n, _)| n).collect::<Vec<_>>(), ["video", "audio"]);
+        let broadcast = media.consume();
+        let mut export = Fmp4Export::new(&catalog, &["video", "audio"]).unwrap();
+        let mut out = Vec::new();
+        for (index, name) in ["video", "audio"].into_iter().enumerate() {
+            let mut reader = MediaTrackReader::subscribe(&broadcast, &catalog, name, from_zero).await.unwrap();
+            for event in read_all(&mut reader).await {
+                out.extend(export.push(index, event).unwrap());
+            }
+        }
+        out.extend(export.finish().unwrap());
+        let written: Vec<u8> = out.concat();
+        let back = samples_of(&written);
+        assert_eq!(back.len(), source.len(), "{container:?}: every sample");
+        for kind in [1u32, 2] {
+            let ours: Vec<_> = back.iter().filter(|s| s.track_id == kind).collect();
+            let theirs: Vec<_> = source.iter().filter(|s| s.track_id == kind).collect();
+            assert_eq!(ours.len(), theirs.len(), "{container:?} track {kind}");
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert_eq!(
+                    (a.presentation_time_us, a.keyframe, &a.data),
+                    (b.presentation_time_us, b.keyframe, &b.data),
+                    "{container:?} track {kind}"
+                );
+            }
+        }
+    }
+
+    // Annex-B: the clip's video as a legacy rendition without a description, parameter sets in
+    // band before each keyframe.
+    let mut reader = Fmp4Reader::new();
+    reader.push(clip).unwrap();
+    let avcc = match &reader.init().unwrap().track(1).unwrap().codec {
+        mp4_atom::Codec::Avc1(entry) => entry.avcc.clone(),
+        other => panic!("{other:?}"),
+    };
+    let start_code = |nal: &[u8]| [&[0u8, 0, 0, 1][..], nal].concat();
+    let parameter_sets: Vec<u8> = avcc
+        .sequence_parameter_sets
+        .iter()
+        .chain(&avcc.picture_parameter_sets)
+        .flat_map(|nal| start_code(nal))
+        .collect();
+    let mut media = MediaBroadcast::new().unwrap();
+    let first = source.iter().find(|s| s.track_id == 1).unwrap();
+    let first_au = [parameter_sets.clone(), annexb::length_prefixed_to_annexb(&first.data, 4).unwrap()].concat();
+    let info = h264::info_from_annexb(&first_au, true).unwrap();
+    assert!(info.codec.starts_with("avc3.") && info.description.is_none(), "{info:?}");
+    let config = VideoConfig {
+        codec: info.codec,
+        coded_width: Some(info.coded_width),
+        coded_height: Some(info.coded_height),
+        ..Default::default()
+    };
+    let mut video = media.add_video("video", config).unwrap();
+    let mut annexb_units = Vec::new();
+    for sample in source.iter().filter(|s| s.track_id == 1) {
+        let mut au = annexb::length_prefixed_to_annexb(&sample.data, 4).unwrap();
+        if sample.keyframe {
+            au = [parameter_sets.clone(), au].concat();
+        }
+        annexb_units.push(au.clone());
+        video.write(sample.presentation_time_us as u64, sample.keyframe, Bytes::from(au)).unwrap();
+    }
+    video.finish().unwrap();
+    let catalog = media.catalog().clone();
+    let mut export = Fmp4Export::new(&catalog, &["video"]).unwrap();
+    let mut reader = MediaTrackReader::subscribe(&media.consume(), &catalog, "video", from_zero).await.unwrap();
+    let mut out = Vec::new();
+    for event in read_all(&mut reader).await {
+        out.extend(export.push(0, event).unwrap());
+    }
+    out.extend(export.finish().unwrap());
+    let back = samples_of(&out.concat());
+    assert_eq!(back.len(), annexb_units.len(), "every Annex-B access unit");
+    for (sample, au) in back.iter().zip(&annexb_units) {
+        assert_eq!(annexb::length_prefixed_to_annexb(&sample.data, 4).unwrap(), *au, "the same NAL units");
+    }
+    let mut check = Fmp4Reader::new();
+    check.push(&out.concat()).unwrap();
+    assert!(matches!(check.init().unwrap().track(1).unwrap().codec, mp4_atom::Codec::Avc3(_)), "an avc3 entry");
+}

@@ -1308,12 +1308,13 @@ uint64_t moqt_frame_group(const struct moqt_frame *MOQT_NONNULL frame);
 uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
- * True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
- * begin at a keyframe, so this is the publisher's word, not a guess. A moqt publisher starts a
- * group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with `keyframe_groups` even the
- * track's first frame must say so) and never on its own after a group passed its bounds. False
- * for NULL and for every later frame, including the first frame delivered of a group joined
- * past its start.
+ * True where a decoder can start. For a plain track, the first frame of a group (index 0):
+ * moq-lite groups begin at a keyframe, so this is the publisher's word, not a guess. A moqt
+ * publisher starts a group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with
+ * `keyframe_groups` even the track's first frame must say so) and never on its own after a group
+ * passed its bounds. False for every later frame, including the first frame delivered of a group
+ * joined past its start. For a media sample (`moqt_media_subscribe`), the sample's own flag: the
+ * first frame of a legacy group, or a CMAF sample marked as a sync sample.
  *
  * Thread-safety: any thread. Callbacks: none. Returns false for NULL.
  *

@@ -42,6 +42,20 @@ impl moqt_frame {
         let keyframe = index == 0;
         moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index, has_timestamp, keyframe }
     }
+
+    /// A media sample, `index` within its group: the codec payload, its presentation time in
+    /// microseconds (from the container, so on every version) and its own keyframe flag.
+    pub(crate) fn media(frame: crate::media::MediaFrame, index: u64) -> Self {
+        moqt_frame {
+            payload: frame.payload,
+            timestamp: frame.pts_us,
+            timescale: crate::media::TIMESCALE,
+            group: frame.group,
+            index,
+            has_timestamp: true,
+            keyframe: frame.keyframe,
+        }
+    }
 }
 
 /// Keeps `frame` alive past the callback that lent it; balance with `moqt_frame_unref`.
@@ -78,7 +92,9 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
 /// The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
 /// timescale (rounded down; saturating).
 ///
-/// By version: a frame received over moq-lite-05 or later carries its publisher's timestamp.
+/// A media sample (`moqt_media_subscribe`) reads its presentation time, from the container, on
+/// every version. By version, for other frames: a frame received over moq-lite-05 or later
+/// carries its publisher's timestamp.
 /// moq-lite-03/04 have no frame timestamps on the wire: such a frame reads 0 here, and
 /// `moqt_frame_has_timestamp` is false (carry presentation times in the payload on those
 /// versions). A relay that itself received the track over moq-lite-03/04 forwards zeros on any
@@ -117,8 +133,10 @@ pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut
 }
 
 /// Whether the frame carries its publisher's timestamp: true for a frame received over
-/// moq-lite-05 or later; false for one received over moq-lite-03/04, whose wire has no frame
-/// timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us` read 0), and for NULL.
+/// moq-lite-05 or later, and for a media sample (`moqt_media_subscribe`: its presentation time
+/// comes from the container, on every version); false for one received over moq-lite-03/04,
+/// whose wire has no frame timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us`
+/// read 0), and for NULL.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns true or false as above.
 ///

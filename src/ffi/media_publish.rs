@@ -717,3 +717,116 @@ pub extern "C" fn moqt_media_free(media: *mut moqt_media) {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unhex(text: &str) -> Vec<u8> {
+        hex::decode(text).unwrap()
+    }
+
+    fn annexb(nals: &[&str]) -> Vec<u8> {
+        nals.iter().flat_map(|nal| [vec![0, 0, 0, 1], unhex(nal)].concat()).collect()
+    }
+
+    fn video(codec_id: moqt_codec, sets: &[u8], description: &[u8], in_band: bool) -> moqt_video_config {
+        moqt_video_config {
+            struct_size: std::mem::size_of::<moqt_video_config>() as u32,
+            codec: std::ptr::null(),
+            codec_id: codec_id as u32,
+            description: description.as_ptr(),
+            description_len: description.len(),
+            parameter_sets: sets.as_ptr(),
+            parameter_sets_len: sets.len(),
+            in_band,
+            coded_width: 0,
+            coded_height: 0,
+            framerate: 0.0,
+            bitrate: 0,
+            container: 0,
+            init: std::ptr::null(),
+            init_len: 0,
+        }
+    }
+
+    fn audio(codec_id: moqt_codec, description: &[u8], sample_rate: u32, channels: u32) -> moqt_audio_config {
+        moqt_audio_config {
+            struct_size: std::mem::size_of::<moqt_audio_config>() as u32,
+            codec: std::ptr::null(),
+            codec_id: codec_id as u32,
+            description: description.as_ptr(),
+            description_len: description.len(),
+            sample_rate,
+            channels,
+            bitrate: 0,
+            container: 0,
+            init: std::ptr::null(),
+            init_len: 0,
+        }
+    }
+
+    // x265's and ffmpeg's parameter sets, as media::codec's tests hold them.
+    const H265_VPS: &str = "40010c01ffff01600000030090000003000003003f959809";
+    const H265_SPS: &str = "42010101600000030090000003000003003fa00502016965959a4932bc05a020000003002000000303c1";
+    const H265_PPS: &str = "4401c172b46240";
+    const AV1_OBUS: &str = "12000a0b0000000cc4ff6736be4010";
+    const AV1_AV1C: &str = "81010c000a0b0000000cc4ff6736be4010";
+
+    #[test]
+    fn h265_and_av1_renditions_come_from_their_parameter_sets() {
+        let sets = annexb(&[H265_VPS, H265_SPS, H265_PPS]);
+        let config = video_config(&video(moqt_codec::H265, &sets, &[], false)).unwrap();
+        assert_eq!((config.codec.as_str(), config.coded_width, config.coded_height), ("hvc1.1.6.L63.90", Some(640), Some(360)));
+        assert!(config.description.is_some());
+        let in_band = video_config(&video(moqt_codec::H265, &sets, &[], true)).unwrap();
+        assert_eq!((in_band.codec.as_str(), in_band.description), ("hev1.1.6.L63.90", None));
+
+        let obus = unhex(AV1_OBUS);
+        let config = video_config(&video(moqt_codec::Av1, &obus, &[], false)).unwrap();
+        assert_eq!((config.codec.as_str(), config.coded_width, config.coded_height), ("av01.0.01M.08", Some(640), Some(360)));
+        assert_eq!(config.description.as_deref(), Some(&unhex(AV1_AV1C)[..]), "the av1C ffmpeg wrote");
+        let from_record = video_config(&video(moqt_codec::Av1, &[], &unhex(AV1_AV1C), false)).unwrap();
+        assert_eq!((from_record.codec.as_str(), from_record.coded_width), ("av01.0.01M.08", Some(640)));
+        let vp8 = video_config(&video(moqt_codec::Vp8, &[], &[], false)).unwrap();
+        assert_eq!(vp8.codec, "vp8");
+    }
+
+    #[test]
+    fn bad_parameter_sets_and_records_are_errors_with_a_reason() {
+        for (id, sets) in [
+            (moqt_codec::H265, annexb(&[H265_SPS])),
+            (moqt_codec::H265, annexb(&["42ff"])),
+            (moqt_codec::Av1, vec![0x12, 0x00]),
+            (moqt_codec::Av1, vec![0xff; 9]),
+            (moqt_codec::H264, vec![0, 0, 1]),
+        ] {
+            let err = video_config(&video(id, &sets, &[], false)).unwrap_err();
+            assert_eq!(err.report(), moqt_status::ErrInvalidArg, "{id:?} {sets:02x?}");
+        }
+        for (id, record) in [(moqt_codec::H264, vec![1, 2, 3]), (moqt_codec::H265, vec![1]), (moqt_codec::Av1, vec![])] {
+            let result = video_config(&video(id, &[], &record, false));
+            assert!(result.is_err(), "{id:?} {record:02x?}");
+        }
+        let mut size = video(moqt_codec::Vp8, &[], &[], false);
+        size.struct_size = 8; // an older caller: the fields past its size read as zero
+        assert_eq!(video_config(&size).unwrap_err().report(), moqt_status::ErrInvalidArg, "no codec_id: nothing to derive");
+    }
+
+    #[test]
+    fn aac_and_opus_renditions_come_from_their_records_or_settings() {
+        let asc = unhex("119056e500");
+        let config = audio_config(&audio(moqt_codec::Aac, &asc, 0, 0)).unwrap();
+        assert_eq!((config.codec.as_str(), config.sample_rate, config.number_of_channels), ("mp4a.40.2", 48000, 2));
+        let built = audio_config(&audio(moqt_codec::Aac, &[], 44100, 1)).unwrap();
+        assert_eq!((built.codec.as_str(), built.sample_rate, built.number_of_channels), ("mp4a.40.2", 44100, 1));
+        let parsed = codec::aac::AudioSpecificConfig::parse(built.description.as_deref().unwrap()).unwrap();
+        assert_eq!((parsed.output_sample_rate(), parsed.channel_count()), (44100, 1), "an AudioSpecificConfig was built");
+        assert!(audio_config(&audio(moqt_codec::Aac, &[], 0, 2)).is_err(), "no rate to build it from");
+        assert!(audio_config(&audio(moqt_codec::Aac, &[0xff], 0, 0)).is_err(), "a broken AudioSpecificConfig");
+        let opus = audio_config(&audio(moqt_codec::Opus, &[], 0, 1)).unwrap();
+        assert_eq!((opus.codec.as_str(), opus.sample_rate, opus.number_of_channels), ("opus", 48000, 1));
+        assert!(audio_config(&audio(moqt_codec::Opus, &[], 0, 0)).is_err(), "no channel count");
+        assert!(audio_config(&audio(moqt_codec::Vp9, &[], 48000, 2)).is_err(), "a video codec");
+    }
+}

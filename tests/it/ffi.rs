@@ -1301,3 +1301,144 @@ fn connect_async_returns_at_once_and_free_cancels_the_attempt() {
     assert!(took < Duration::from_secs(2), "moqt_client_free took {took:?}");
     assert_eq!(last_error(), before, "moqt_client_free ran to its end");
 }
+
+/// The video config of a CMAF rendition with `init`, its codec string given.
+fn cmaf_video_config(init: &[u8]) -> moqt_video_config {
+    moqt_video_config {
+        struct_size: std::mem::size_of::<moqt_video_config>() as u32,
+        codec: c"avc1.64000c".as_ptr(),
+        codec_id: moqt_codec::H264 as u32,
+        description: ptr::null(),
+        description_len: 0,
+        parameter_sets: ptr::null(),
+        parameter_sets_len: 0,
+        in_band: false,
+        coded_width: 0,
+        coded_height: 0,
+        framerate: 0.0,
+        bitrate: 0,
+        container: moqt_container::Cmaf as u32,
+        init: init.as_ptr(),
+        init_len: init.len(),
+    }
+}
+
+/// A CMAF rendition published through the C API (the fixture's H.264 track, one moof+mdat per
+/// group) reads back through `moqt_media_subscribe` as samples: one frame per sample of each
+/// fragment, the keyframe flag from the sample flags (not index 0 of a moq group), the
+/// presentation times from the fragments, positions within the group; the catalog gives the
+/// init segment back; the pull's flushing and interrupt work on a media pull as on any.
+#[test]
+fn a_cmaf_rendition_reads_back_sample_by_sample_through_the_c_api() {
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader};
+    let clip = include_bytes!("../fixtures/h264-opus-cmaf.mp4");
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(clip).unwrap();
+    let init = reader.init().unwrap().track_init(1).unwrap();
+    let fragments: Vec<_> = events
+        .into_iter()
+        .filter_map(|event| match event {
+            Fmp4Event::Fragment(fragment) => Some(fragment),
+            Fmp4Event::Init(_) => None,
+        })
+        .collect();
+
+    let (relay, fp, url) = embedded_relay();
+    let (mut publisher, mut viewer) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut viewer), moqt_status::Ok);
+    let mut media = ptr::null_mut();
+    assert_eq!(moqt_client_publish_media(publisher, c"cmaf".as_ptr(), usize::MAX, &mut media), moqt_status::Ok);
+    let mut video = ptr::null_mut();
+    let config = cmaf_video_config(&init);
+    assert_eq!(moqt_media_add_video(media, c"0.m4s".as_ptr(), usize::MAX, &config, &mut video), moqt_status::Ok);
+
+    let mut consumer = ptr::null_mut();
+    assert_eq!(moqt_client_consume_media(viewer, c"cmaf".as_ptr(), usize::MAX, &mut consumer), moqt_status::Ok);
+    let mut catalog = ptr::null();
+    assert_eq!(moqt_media_next_catalog(consumer, 10_000, &mut catalog), moqt_status::Ok, "{}", last_error());
+    // SAFETY: all-zero is a valid moqt_rendition (integers, a float, NULL pointers).
+    let mut rendition: moqt_rendition = unsafe { std::mem::zeroed() };
+    rendition.struct_size = std::mem::size_of::<moqt_rendition>() as u32;
+    assert_eq!(moqt_catalog_rendition(catalog, 0, &mut rendition), moqt_status::Ok);
+    assert_eq!(rendition.container, moqt_container::Cmaf as u32);
+    // SAFETY: init points to init_len bytes in the catalog, which is referenced.
+    let back = unsafe { std::slice::from_raw_parts(rendition.init, rendition.init_len) };
+    assert_eq!(back, &init[..], "the init segment comes back from the catalog");
+
+    let oldest = sub_options(MOQT_START_OLDEST, MOQT_DELIVERY_ORDERED);
+    let mut pull = ptr::null_mut();
+    let status = moqt_media_subscribe(
+        viewer,
+        c"cmaf".as_ptr(),
+        usize::MAX,
+        catalog,
+        c"0.m4s".as_ptr(),
+        usize::MAX,
+        &oldest,
+        &mut pull,
+    );
+    assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    moqt_catalog_unref(catalog);
+    assert_eq!(moqt_media_track_wait_subscribed(video, 10_000), moqt_status::Ok);
+
+    // Flushing and interrupts, with nothing queued yet.
+    let mut frame = ptr::null();
+    assert_eq!(moqt_pull_set_flushing(pull, true), moqt_status::Ok);
+    assert_eq!(moqt_pull_next_frame(pull, 1000, &mut frame), moqt_status::ErrInterrupted);
+    assert_eq!(moqt_pull_set_flushing(pull, false), moqt_status::Ok);
+    moqt_pull_interrupt(pull);
+    assert_eq!(moqt_pull_next_frame(pull, 1000, &mut frame), moqt_status::ErrInterrupted);
+
+    for fragment in &fragments {
+        let part = fragment.split_by_track().unwrap().into_iter().find(|t| t.track_id == 1).unwrap();
+        let first = fragment.track_samples(1).next().unwrap();
+        let flags = if first.keyframe { MOQT_MEDIA_KEYFRAME } else { 0 };
+        let status = moqt_media_track_write(
+            video,
+            part.bytes.as_ptr(),
+            part.bytes.len(),
+            first.presentation_time_us as u64,
+            flags,
+        );
+        assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    }
+    moqt_media_track_free(video);
+    assert_eq!(moqt_media_finish(media), moqt_status::Ok);
+
+    let mut frames = Vec::new();
+    loop {
+        let status = moqt_pull_next_frame(pull, 10_000, &mut frame);
+        if status != moqt_status::Ok {
+            assert_eq!(status, moqt_status::End, "{}", last_error());
+            break;
+        }
+        let mut len = 0;
+        moqt_frame_data(frame, &mut len);
+        frames.push((
+            moqt_frame_timestamp_us(frame) as i64,
+            moqt_frame_is_keyframe(frame),
+            moqt_frame_group(frame),
+            moqt_frame_index(frame),
+            len,
+            moqt_frame_has_timestamp(frame),
+        ));
+        moqt_frame_unref(frame);
+    }
+    assert_eq!(frames.len(), 60);
+    let keyframes: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.1).map(|(i, _)| i).collect();
+    assert_eq!(keyframes, [0, 30], "the keyframe flag is the sample's");
+    let expected: Vec<i64> =
+        fragments.iter().flat_map(|f| f.track_samples(1)).map(|s| s.presentation_time_us).collect();
+    assert_eq!(frames.iter().map(|f| f.0).collect::<Vec<_>>(), expected, "presentation times from the fragments");
+    assert!(frames.iter().all(|f| f.5), "media samples always have a timestamp");
+    assert_eq!((frames[0].2 + 1, frames[29].3, frames[30].2, frames[30].3), (frames[30].2, 29, frames[0].2 + 1, 0));
+    assert_eq!(frames[0].4, 2645, "the first sample's bytes");
+
+    moqt_pull_free(pull);
+    moqt_media_consumer_free(consumer);
+    moqt_media_free(media);
+    moqt_client_free(publisher);
+    moqt_client_free(viewer);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}

@@ -1,10 +1,12 @@
 /*
  * What the C test programs share: CHECK, which counts a failed condition and says which (the
- * program's name first, from TEST_NAME), and sleep_ms.
+ * program's name first, from TEST_NAME), sleep_ms, and reading or waiting for a counter that
+ * callbacks update under a mutex.
  */
 #ifndef MOQT_TEST_CHECK_H
 #define MOQT_TEST_CHECK_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -20,6 +22,21 @@ static int failures = 0;
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* `*field`, read under `lock`. */
+static inline int locked_int(pthread_mutex_t *lock, const int *field) {
+    pthread_mutex_lock(lock);
+    int value = *field;
+    pthread_mutex_unlock(lock);
+    return value;
+}
+
+/* Waits up to `seconds` (generous: Valgrind and a loaded machine are slow) for `*field`, read
+ * under `lock`, to reach `want`; returns its last value. */
+static inline int wait_locked(pthread_mutex_t *lock, const int *field, int want, int seconds) {
+    for (int i = 0; i < seconds * 100 && locked_int(lock, field) < want; i++) sleep_ms(10);
+    return locked_int(lock, field);
 }
 
 #endif

@@ -77,18 +77,10 @@ static void record_gap(struct record *r, uint64_t first, uint64_t last, uint64_t
     pthread_mutex_unlock(&r->lock);
 }
 
-static int read_int(struct record *r, int *field) {
-    pthread_mutex_lock(&r->lock);
-    int value = *field;
-    pthread_mutex_unlock(&r->lock);
-    return value;
-}
+static int read_int(struct record *r, int *field) { return locked_int(&r->lock, field); }
 
 /* Waits up to 30 s (Valgrind is slow) for *field to reach `want`. */
-static int wait_for(struct record *r, int *field, int want) {
-    for (int i = 0; i < 3000 && read_int(r, field) < want; i++) sleep_ms(10);
-    return read_int(r, field);
-}
+static int wait_for(struct record *r, int *field, int want) { return wait_locked(&r->lock, field, want, 30); }
 
 static void on_frame(void *user_data, const moqt_frame *frame) { record_frame((struct record *)user_data, frame); }
 

@@ -87,12 +87,7 @@ static void user_data_free(void *user_data) {
     pthread_mutex_unlock(&w->lock);
 }
 
-static int read_int(struct watch *w, int *field) {
-    pthread_mutex_lock(&w->lock);
-    int value = *field;
-    pthread_mutex_unlock(&w->lock);
-    return value;
-}
+static int read_int(struct watch *w, int *field) { return locked_int(&w->lock, field); }
 
 static moqt_status read_status(struct watch *w) {
     pthread_mutex_lock(&w->lock);
@@ -102,10 +97,7 @@ static moqt_status read_status(struct watch *w) {
 }
 
 /* Waits up to 20 s (Valgrind on a loaded machine is slow) for *field to reach at least `want`. */
-static int wait_for(struct watch *w, int *field, int want) {
-    for (int i = 0; i < 2000 && read_int(w, field) < want; i++) sleep_ms(10);
-    return read_int(w, field);
-}
+static int wait_for(struct watch *w, int *field, int want) { return wait_locked(&w->lock, field, want, 20); }
 
 static moqt_subscribe_callbacks callbacks_for(struct watch *w) {
     moqt_subscribe_callbacks callbacks;

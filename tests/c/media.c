@@ -159,18 +159,10 @@ static void on_free(void *user_data) {
     pthread_mutex_unlock(&w->lock);
 }
 
-static int read_int(struct watcher *w, int *field) {
-    pthread_mutex_lock(&w->lock);
-    int value = *field;
-    pthread_mutex_unlock(&w->lock);
-    return value;
-}
+static int read_int(struct watcher *w, int *field) { return locked_int(&w->lock, field); }
 
 /* Waits up to 20 s for `*field` to reach `want`. */
-static int wait_for(struct watcher *w, int *field, int want) {
-    for (int i = 0; i < 2000 && read_int(w, field) < want; i++) sleep_ms(10);
-    return read_int(w, field);
-}
+static int wait_for(struct watcher *w, int *field, int want) { return wait_locked(&w->lock, field, want, 20); }
 
 static moqt_media_callbacks watcher_callbacks(struct watcher *w) {
     moqt_media_callbacks callbacks;

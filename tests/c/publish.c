@@ -100,18 +100,10 @@ static void on_free(void *user_data) {
     pthread_mutex_unlock(&r->lock);
 }
 
-static int read_count(struct recorder *r, int *field) {
-    pthread_mutex_lock(&r->lock);
-    int value = *field;
-    pthread_mutex_unlock(&r->lock);
-    return value;
-}
+static int read_count(struct recorder *r, int *field) { return locked_int(&r->lock, field); }
 
 /* Waits up to 20 s (Valgrind is slow) for `*field` to reach `want`. */
-static int wait_for(struct recorder *r, int *field, int want) {
-    for (int i = 0; i < 2000 && read_count(r, field) < want; i++) sleep_ms(10);
-    return read_count(r, field);
-}
+static int wait_for(struct recorder *r, int *field, int want) { return wait_locked(&r->lock, field, want, 20); }
 
 static moqt_subscription *subscribe_push(moqt_client *client, const char *track, struct recorder *r) {
     memset(r, 0, sizeof *r);

@@ -44,6 +44,17 @@ const NULLABLE_PARAMS: &[(&str, &str)] = &[
     ("moqt_relay_stop", "goaway_uri"),
     ("moqt_set_thread_hooks", "user_data"),
     ("moqt_client_fetch", "options"),
+    ("moqt_media_free", "media"),
+    ("moqt_media_track_write", "data"),
+    ("moqt_media_track_write_zero_copy", "data"),
+    ("moqt_media_track_write_zero_copy", "free_user_data"),
+    ("moqt_media_track_free", "track"),
+    ("moqt_catalog_ref", "catalog"),
+    ("moqt_catalog_unref", "catalog"),
+    ("moqt_catalog_json", "len_out"),
+    ("moqt_media_consumer_interrupt", "consumer"),
+    ("moqt_media_consumer_free", "consumer"),
+    ("moqt_media_subscribe", "options"),
 ];
 
 /// Functions whose returned pointer is never NULL.

@@ -123,6 +123,12 @@
 #define MOQT_PULL_QUEUE_GAPS 64
 
 /**
+ * Flag of `moqt_media_track_write`: this sample is a keyframe (a decoder can start here); it
+ * opens a new group. The same bit as MOQT_FRAME_NEW_GROUP, which means the same there.
+ */
+#define MOQT_MEDIA_KEYFRAME 1
+
+/**
  * Status codes returned by every fallible moqt function: 0 is success, negative is an error.
  * Values are never renumbered; retired values stay reserved.
  */
@@ -283,6 +289,111 @@ typedef uint32_t moqt_log_level;
 #endif // __cplusplus
 
 /**
+ * A codec, for `codec_id` of `moqt_video_config` and `moqt_audio_config` (a `uint32_t` there,
+ * so an unknown value is an error, not undefined behaviour).
+ */
+enum moqt_codec
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not said: `codec` (the RFC 6381 string) is required and nothing is derived.
+   */
+  MOQT_CODEC_NONE = 0,
+  /**
+   * H.264/AVC: `avc1.PPCCLL`, or `avc3.` in band.
+   */
+  MOQT_CODEC_H264 = 1,
+  /**
+   * H.265/HEVC: `hvc1.`, or `hev1.` in band.
+   */
+  MOQT_CODEC_H265 = 2,
+  /**
+   * AV1: `av01.`.
+   */
+  MOQT_CODEC_AV1 = 3,
+  /**
+   * VP8: `vp8`.
+   */
+  MOQT_CODEC_VP8 = 4,
+  /**
+   * VP9: `vp09.` (the full string is required).
+   */
+  MOQT_CODEC_VP9 = 5,
+  /**
+   * Opus: `opus`.
+   */
+  MOQT_CODEC_OPUS = 6,
+  /**
+   * AAC: `mp4a.40.N`.
+   */
+  MOQT_CODEC_AAC = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum moqt_codec moqt_codec;
+#else
+typedef uint32_t moqt_codec;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * How a rendition's frames are laid out (`container` of the configs and of `moqt_rendition`, a
+ * `uint32_t` there).
+ */
+enum moqt_container
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Each frame: a varint presentation time (µs), then the codec payload. The default (0).
+   */
+  MOQT_CONTAINER_LEGACY = 0,
+  /**
+   * Each frame: one moof+mdat fragment of the rendition's init segment (ftyp+moov).
+   */
+  MOQT_CONTAINER_CMAF = 1,
+  /**
+   * A kind moqt does not read (only reported by `moqt_catalog_rendition`).
+   */
+  MOQT_CONTAINER_UNKNOWN = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum moqt_container moqt_container;
+#else
+typedef uint32_t moqt_container;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The kind of a rendition (`kind` of `moqt_rendition`, a `uint32_t` there).
+ */
+enum moqt_media_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A video rendition.
+   */
+  MOQT_MEDIA_KIND_VIDEO = 0,
+  /**
+   * An audio rendition.
+   */
+  MOQT_MEDIA_KIND_AUDIO = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum moqt_media_kind moqt_media_kind;
+#else
+typedef uint32_t moqt_media_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A live watch of announcements; free it to stop.
  */
 typedef struct moqt_announced moqt_announced;
@@ -293,6 +404,11 @@ typedef struct moqt_announced moqt_announced;
 typedef struct moqt_broadcast moqt_broadcast;
 
 /**
+ * A catalog of a media broadcast: immutable and refcounted (C holds references to an `Arc`).
+ */
+typedef struct moqt_catalog moqt_catalog;
+
+/**
  * A client connection to a relay or server. It reconnects by itself and follows GOAWAY.
  */
 typedef struct moqt_client moqt_client;
@@ -301,6 +417,21 @@ typedef struct moqt_client moqt_client;
  * A received frame. Borrowed for the duration of `on_frame`; `moqt_frame_ref` keeps it.
  */
 typedef struct moqt_frame moqt_frame;
+
+/**
+ * A media broadcast this client publishes. `None` inside once finished.
+ */
+typedef struct moqt_media moqt_media;
+
+/**
+ * A media broadcast followed by its catalog.
+ */
+typedef struct moqt_media_consumer moqt_media_consumer;
+
+/**
+ * One rendition's track of a published media broadcast.
+ */
+typedef struct moqt_media_track moqt_media_track;
 
 /**
  * A pull-mode subscription.
@@ -612,6 +743,255 @@ typedef struct moqt_state_callbacks {
  * call `moqt_set_log_callback`.
  */
 typedef void (*MOQT_NULLABLE moqt_log_fn)(void *MOQT_NULLABLE user_data, uint32_t level, const char *MOQT_NONNULL target, const char *MOQT_NONNULL message);
+
+/**
+ * A video rendition, for `moqt_media_add_video` and `moqt_media_update_video`. Zero-initialise
+ * (every zero is "absent" or the default), set `struct_size = sizeof(...)`, then describe the
+ * codec one of three ways:
+ * - `parameter_sets` with `codec_id` H264 or H265 (Annex-B SPS and PPS, and VPS for H.265) or
+ *   AV1 (OBUs holding the sequence header): the library derives the codec string, the coded
+ *   size and the description (avcC, hvcC, av1C; none for H.264/H.265 with `in_band`);
+ * - `description` (avcC, hvcC or av1C) with `codec_id` H264, H265 or AV1: the codec string and
+ *   the coded size are read from it;
+ * - `codec`, the RFC 6381 string, with an optional `description` passed as it is.
+ *
+ * A non-NULL `codec` and non-zero sizes win over derived ones. Pointers are only read during
+ * the call.
+ */
+typedef struct moqt_video_config {
+  /**
+   * `sizeof(moqt_video_config)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * The RFC 6381 codec string, NUL-terminated, or NULL to derive it (see above).
+   */
+  const char *MOQT_NULLABLE codec;
+  /**
+   * A `moqt_codec` value; MOQT_CODEC_NONE (0) derives nothing.
+   */
+  uint32_t codec_id;
+  /**
+   * The decoder configuration record (avcC, hvcC, av1C, ...), `description_len` bytes; NULL
+   * with 0 for none.
+   */
+  const uint8_t *MOQT_NULLABLE description;
+  /**
+   * Bytes at `description`.
+   */
+  size_t description_len;
+  /**
+   * Raw parameter sets to derive the rest from (see above), `parameter_sets_len` bytes; NULL
+   * with 0 for none. Not together with `description`.
+   */
+  const uint8_t *MOQT_NULLABLE parameter_sets;
+  /**
+   * Bytes at `parameter_sets`.
+   */
+  size_t parameter_sets_len;
+  /**
+   * H.264/H.265 frames are Annex-B with their parameter sets in band: `avc3`/`hev1` and no
+   * description. false: `avc1`/`hvc1` with the record, frames length-prefixed (4 bytes).
+   */
+  bool in_band;
+  /**
+   * Picture width in pixels; 0: derived, or absent.
+   */
+  uint32_t coded_width;
+  /**
+   * Picture height in pixels; 0: derived, or absent.
+   */
+  uint32_t coded_height;
+  /**
+   * Frames per second; 0: absent.
+   */
+  double framerate;
+  /**
+   * Bits per second; 0: absent.
+   */
+  uint64_t bitrate;
+  /**
+   * A `moqt_container` value: MOQT_CONTAINER_LEGACY (0) or MOQT_CONTAINER_CMAF.
+   */
+  uint32_t container;
+  /**
+   * The CMAF init segment (ftyp+moov), `init_len` bytes; required with MOQT_CONTAINER_CMAF,
+   * NULL with 0 otherwise.
+   */
+  const uint8_t *MOQT_NULLABLE init;
+  /**
+   * Bytes at `init`.
+   */
+  size_t init_len;
+} moqt_video_config;
+
+/**
+ * An audio rendition, for `moqt_media_add_audio` and `moqt_media_update_audio`. Zero-initialise,
+ * set `struct_size = sizeof(...)`. With `codec_id` OPUS the codec string is `opus`, the rate 48000
+ * and the channels come from an OpusHead `description` when there is one; with AAC they come from
+ * the AudioSpecificConfig `description`, or one is built from `codec` (default `mp4a.40.2`), the
+ * rate and the channels. Otherwise `codec` is required. Non-zero values win over derived ones;
+ * the rate and the channel count must be known in the end. Pointers are only read during the call.
+ */
+typedef struct moqt_audio_config {
+  /**
+   * `sizeof(moqt_audio_config)`: lets later versions append fields.
+   */
+  uint32_t struct_size;
+  /**
+   * The RFC 6381 codec string, NUL-terminated, or NULL to derive it.
+   */
+  const char *MOQT_NULLABLE codec;
+  /**
+   * A `moqt_codec` value.
+   */
+  uint32_t codec_id;
+  /**
+   * The decoder configuration (AudioSpecificConfig, OpusHead), `description_len` bytes; NULL
+   * with 0 for none.
+   */
+  const uint8_t *MOQT_NULLABLE description;
+  /**
+   * Bytes at `description`.
+   */
+  size_t description_len;
+  /**
+   * Samples per second; 0: derived.
+   */
+  uint32_t sample_rate;
+  /**
+   * Channel count; 0: derived.
+   */
+  uint32_t channels;
+  /**
+   * Bits per second; 0: absent.
+   */
+  uint64_t bitrate;
+  /**
+   * A `moqt_container` value: MOQT_CONTAINER_LEGACY (0) or MOQT_CONTAINER_CMAF.
+   */
+  uint32_t container;
+  /**
+   * The CMAF init segment, as in `moqt_video_config`.
+   */
+  const uint8_t *MOQT_NULLABLE init;
+  /**
+   * Bytes at `init`.
+   */
+  size_t init_len;
+} moqt_audio_config;
+
+/**
+ * One rendition of a catalog, filled by `moqt_catalog_rendition`. Set `struct_size =
+ * sizeof(moqt_rendition)` first; the library fills the rest (up to `struct_size`). Every pointer
+ * points into the catalog and stays valid while the catalog is referenced; strings are also
+ * NUL-terminated. Absent numbers read 0, absent bytes NULL with a length of 0.
+ */
+typedef struct moqt_rendition {
+  /**
+   * `sizeof(moqt_rendition)`, set by the caller.
+   */
+  uint32_t struct_size;
+  /**
+   * The rendition's track name (what `moqt_media_subscribe` takes).
+   */
+  const char *MOQT_NULLABLE name;
+  /**
+   * Bytes at `name`, without the NUL.
+   */
+  size_t name_len;
+  /**
+   * A `moqt_media_kind` value.
+   */
+  uint32_t kind;
+  /**
+   * The RFC 6381 codec string.
+   */
+  const char *MOQT_NULLABLE codec;
+  /**
+   * Bytes at `codec`, without the NUL.
+   */
+  size_t codec_len;
+  /**
+   * The decoder configuration (avcC, hvcC, av1C, AudioSpecificConfig, OpusHead), or NULL.
+   */
+  const uint8_t *MOQT_NULLABLE description;
+  /**
+   * Bytes at `description`.
+   */
+  size_t description_len;
+  /**
+   * Video: picture width in pixels; 0 if absent or audio.
+   */
+  uint32_t coded_width;
+  /**
+   * Video: picture height in pixels.
+   */
+  uint32_t coded_height;
+  /**
+   * Video: frames per second; 0 if absent.
+   */
+  double framerate;
+  /**
+   * Bits per second; 0 if absent.
+   */
+  uint64_t bitrate;
+  /**
+   * Audio: samples per second; 0 for video.
+   */
+  uint32_t sample_rate;
+  /**
+   * Audio: channel count; 0 for video.
+   */
+  uint32_t channels;
+  /**
+   * A `moqt_container` value (MOQT_CONTAINER_UNKNOWN for a kind moqt does not read).
+   */
+  uint32_t container;
+  /**
+   * The CMAF init segment (ftyp+moov), or NULL.
+   */
+  const uint8_t *MOQT_NULLABLE init;
+  /**
+   * Bytes at `init`.
+   */
+  size_t init_len;
+} moqt_rendition;
+
+/**
+ * `on_catalog` of `moqt_media_callbacks`: a new catalog, lent for the call
+ * (`moqt_catalog_ref` keeps it).
+ */
+typedef void (*MOQT_NULLABLE moqt_catalog_fn)(void *MOQT_NULLABLE user_data, const struct moqt_catalog *MOQT_NONNULL catalog);
+
+/**
+ * Callbacks of `moqt_client_consume_media_with`. Zero-initialise, then set `struct_size`. They
+ * run on the dispatcher thread, one at a time, in order, like a subscription's.
+ */
+typedef struct moqt_media_callbacks {
+  /**
+   * `sizeof(moqt_media_callbacks)`.
+   */
+  uint32_t struct_size;
+  /**
+   * Passed first to every callback.
+   */
+  void *MOQT_NULLABLE user_data;
+  /**
+   * Called exactly once, after the last other callback, even if consuming failed.
+   */
+  void (*MOQT_NULLABLE user_data_free)(void *MOQT_NULLABLE user_data);
+  /**
+   * Each complete catalog, the first one and each change.
+   */
+  moqt_catalog_fn on_catalog;
+  /**
+   * The catalog track ended (the terminal callback): MOQT_STATUS_END when the publisher
+   * finished the broadcast (`moqt_media_finish`), or an error status as a subscription's
+   * `on_closed` gets (`moqt_last_error` describes it during the call).
+   */
+  void (*MOQT_NULLABLE on_closed)(void *MOQT_NULLABLE user_data, moqt_status status);
+} moqt_media_callbacks;
 
 /**
  * Options of `moqt_relay_start`. Zero-initialise, then set `struct_size = sizeof(...)`. Every
@@ -1250,7 +1630,9 @@ const uint8_t *MOQT_NULLABLE moqt_frame_data(const struct moqt_frame *MOQT_NONNU
  * The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
  * timescale (rounded down; saturating).
  *
- * By version: a frame received over moq-lite-05 or later carries its publisher's timestamp.
+ * A media sample (`moqt_media_subscribe`) reads its presentation time, from the container, on
+ * every version. By version, for other frames: a frame received over moq-lite-05 or later
+ * carries its publisher's timestamp.
  * moq-lite-03/04 have no frame timestamps on the wire: such a frame reads 0 here, and
  * `moqt_frame_has_timestamp` is false (carry presentation times in the payload on those
  * versions). A relay that itself received the track over moq-lite-03/04 forwards zeros on any
@@ -1280,8 +1662,10 @@ uint64_t moqt_frame_timestamp(const struct moqt_frame *MOQT_NONNULL frame, uint6
 
 /**
  * Whether the frame carries its publisher's timestamp: true for a frame received over
- * moq-lite-05 or later; false for one received over moq-lite-03/04, whose wire has no frame
- * timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us` read 0), and for NULL.
+ * moq-lite-05 or later, and for a media sample (`moqt_media_subscribe`: its presentation time
+ * comes from the container, on every version); false for one received over moq-lite-03/04,
+ * whose wire has no frame timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us`
+ * read 0), and for NULL.
  *
  * Thread-safety: any thread. Callbacks: none. Returns true or false as above.
  *
@@ -1308,12 +1692,13 @@ uint64_t moqt_frame_group(const struct moqt_frame *MOQT_NONNULL frame);
 uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NONNULL frame);
 
 /**
- * True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
- * begin at a keyframe, so this is the publisher's word, not a guess. A moqt publisher starts a
- * group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with `keyframe_groups` even the
- * track's first frame must say so) and never on its own after a group passed its bounds. False
- * for NULL and for every later frame, including the first frame delivered of a group joined
- * past its start.
+ * True where a decoder can start. For a plain track, the first frame of a group (index 0):
+ * moq-lite groups begin at a keyframe, so this is the publisher's word, not a guess. A moqt
+ * publisher starts a group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with
+ * `keyframe_groups` even the track's first frame must say so) and never on its own after a group
+ * passed its bounds. False for every later frame, including the first frame delivered of a group
+ * joined past its start. For a media sample (`moqt_media_subscribe`), the sample's own flag: the
+ * first frame of a legacy group, or a CMAF sample marked as a sync sample.
  *
  * Thread-safety: any thread. Callbacks: none. Returns false for NULL.
  *
@@ -1492,6 +1877,357 @@ moqt_status moqt_pull_next_gap(const struct moqt_pull *MOQT_NONNULL pull,
  * Returns how many frames were dropped.
  */
 size_t moqt_pull_flush(const struct moqt_pull *MOQT_NONNULL pull);
+
+/**
+ * Publishes a media broadcast (hang: a `catalog.json` track describing its renditions) at
+ * `path`, relative to the client's URL path; `path_len` may be SIZE_MAX for NUL-terminated. The
+ * catalog is published with the first rendition added.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_media_free`, which ends the broadcast.
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+ * (NULL, a bad path), MOQT_STATUS_ERR_NO_MEMORY (a bound), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_publish_media(const struct moqt_client *MOQT_NONNULL client,
+                                      const char *MOQT_NONNULL path,
+                                      size_t path_len,
+                                      struct moqt_media *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * Adds a video rendition on track `name` (`name_len` may be SIZE_MAX for NUL-terminated) and
+ * publishes the catalog with it. See `moqt_video_config` for how the codec is described.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_media_track_free`, which finishes the
+ * track. `config` is only read during the call. Thread-safety: any thread. Callbacks: none.
+ * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad UTF-8, a name already used or
+ * reserved, a config that does not describe a codec, parameter sets or a record that do not
+ * parse: `moqt_last_error` says which), MOQT_STATUS_ERR_CLOSED (the broadcast was finished),
+ * MOQT_STATUS_ERR_NO_MEMORY (the catalog passed its bound), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_add_video(const struct moqt_media *MOQT_NONNULL media,
+                                 const char *MOQT_NONNULL name,
+                                 size_t name_len,
+                                 const struct moqt_video_config *MOQT_NONNULL config,
+                                 struct moqt_media_track *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * Adds an audio rendition on track `name` and publishes the catalog with it. See
+ * `moqt_audio_config`.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_media_track_free`. `config` is only
+ * read during the call. Thread-safety: any thread. Callbacks: none. Returns as
+ * `moqt_media_add_video`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_add_audio(const struct moqt_media *MOQT_NONNULL media,
+                                 const char *MOQT_NONNULL name,
+                                 size_t name_len,
+                                 const struct moqt_audio_config *MOQT_NONNULL config,
+                                 struct moqt_media_track *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * Changes video rendition `name`'s configuration (new parameter sets, a new size, bitrate...)
+ * and publishes the catalog again: subscribers of the catalog see the change. The container
+ * kind cannot change (that takes a new rendition). On an error nothing changes.
+ *
+ * Ownership: `config` is only read during the call. Thread-safety: any thread. Callbacks: none.
+ * Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (as `moqt_media_add_video`, or another
+ * container kind), MOQT_STATUS_ERR_NOT_FOUND (no video rendition `name`), MOQT_STATUS_ERR_CLOSED,
+ * MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_update_video(const struct moqt_media *MOQT_NONNULL media,
+                                    const char *MOQT_NONNULL name,
+                                    size_t name_len,
+                                    const struct moqt_video_config *MOQT_NONNULL config);
+
+/**
+ * Changes audio rendition `name`'s configuration and publishes the catalog again, as
+ * `moqt_media_update_video`.
+ *
+ * Ownership: `config` is only read during the call. Thread-safety: any thread. Callbacks: none.
+ * Returns as `moqt_media_update_video`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_update_audio(const struct moqt_media *MOQT_NONNULL media,
+                                    const char *MOQT_NONNULL name,
+                                    size_t name_len,
+                                    const struct moqt_audio_config *MOQT_NONNULL config);
+
+/**
+ * Writes one sample in decode order, copying `len` bytes from `data`, with its presentation
+ * time `pts_us` in microseconds. The payload is the codec payload for the legacy container
+ * (Annex-B or length-prefixed video as the description says, one audio packet), or one
+ * moof+mdat fragment for CMAF. With MOQT_MEDIA_KEYFRAME in `flags` the sample is a keyframe and
+ * opens a new group (the group being written is finished). The track's first sample, and the
+ * first after a failed write, must be a keyframe: otherwise MOQT_STATUS_ERR_INVALID_ARG and
+ * nothing is written.
+ *
+ * Ownership: `data` is copied during the call. Thread-safety: any thread; calls on one track
+ * are ordered by the caller. Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG
+ * (NULL `track`, NULL `data` with `len` > 0, a first sample that is not a keyframe, a time
+ * that does not fit), MOQT_STATUS_ERR_CLOSED (the track was removed or finished),
+ * MOQT_STATUS_ERR_NO_MEMORY (the group passed its bounds: the next sample must be a keyframe),
+ * MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_write(const struct moqt_media_track *MOQT_NONNULL track,
+                                   const uint8_t *MOQT_NULLABLE data,
+                                   size_t len,
+                                   uint64_t pts_us,
+                                   uint32_t flags);
+
+/**
+ * `moqt_media_track_write` without a copy where the container allows: a CMAF fragment is
+ * shared with every subscriber and cache that holds it; a legacy sample is copied once behind
+ * its timestamp during the call. Either way `free_fn(free_user_data, data)` runs exactly once
+ * when the library lets go of `data`, also when this call fails.
+ *
+ * Ownership: `data` stays the caller's memory but must stay valid and unmodified until
+ * `free_fn` runs. Thread-safety: any thread. Callbacks: `free_fn`, once, on any thread,
+ * including inside this call; it must not call moqt. Returns as `moqt_media_track_write`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_write_zero_copy(const struct moqt_media_track *MOQT_NONNULL track,
+                                             const uint8_t *MOQT_NULLABLE data,
+                                             size_t len,
+                                             uint64_t pts_us,
+                                             uint32_t flags,
+                                             moqt_free_fn free_fn,
+                                             void *MOQT_NULLABLE free_user_data);
+
+/**
+ * Waits until the track has a subscriber, at most `timeout_ms` milliseconds, as
+ * `moqt_track_wait_subscribed` does: the first group written then reaches it whole.
+ *
+ * Thread-safety: any thread; blocks the caller, so not from a callback (refused there with
+ * MOQT_STATUS_ERR_UNSUPPORTED). Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_TIMEOUT,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_CLOSED (removed or finished),
+ * MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: borrows `track` for the call.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_wait_subscribed(const struct moqt_media_track *MOQT_NONNULL track,
+                                             uint64_t timeout_ms);
+
+/**
+ * Takes the track's rendition out of the catalog, publishes the catalog again and finishes the
+ * track (its subscribers get what was written, then MOQT_STATUS_END). Later writes return
+ * MOQT_STATUS_ERR_CLOSED; free the handle as usual.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `track`), MOQT_STATUS_ERR_NOT_FOUND (already removed),
+ * MOQT_STATUS_ERR_CLOSED (the broadcast was finished), MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: the handle stays the caller's.
+ */
+MOQT_MUST_USE moqt_status moqt_media_track_remove(const struct moqt_media_track *MOQT_NONNULL track);
+
+/**
+ * Finishes the track (unless it was removed) and frees it. NULL is accepted. The rendition
+ * stays in the catalog: `moqt_media_track_remove` takes it out.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ *
+ * Ownership: ends the caller's handle.
+ */
+void moqt_media_track_free(struct moqt_media_track *MOQT_NULLABLE track);
+
+/**
+ * Ends the broadcast cleanly: the catalog track is finished, then the broadcast, so
+ * subscribers see the catalog's end (MOQT_STATUS_END from `moqt_media_next_catalog`) once they
+ * read what was written. Finish (free) or remove the tracks first; later adds, updates and
+ * removes return MOQT_STATUS_ERR_CLOSED. Free the handle as usual.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `media`), MOQT_STATUS_ERR_CLOSED (already finished),
+ * MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: the handle stays the caller's.
+ */
+MOQT_MUST_USE moqt_status moqt_media_finish(const struct moqt_media *MOQT_NONNULL media);
+
+/**
+ * Ends (as `moqt_media_finish`, unless finished already) and frees a media broadcast. NULL is
+ * accepted. Its track handles stay valid until freed; their writes return
+ * MOQT_STATUS_ERR_CLOSED or reach no one.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ *
+ * Ownership: ends the caller's handle.
+ */
+void moqt_media_free(struct moqt_media *MOQT_NULLABLE media);
+
+/**
+ * Keeps `catalog` past the call or callback that lent it; balance with `moqt_catalog_unref`.
+ *
+ * Ownership: returns a new reference to the same catalog (the same pointer). Thread-safety: any
+ * thread. Callbacks: none. Returns `catalog`, or NULL for NULL.
+ */
+const struct moqt_catalog *MOQT_NULLABLE moqt_catalog_ref(const struct moqt_catalog *MOQT_NULLABLE catalog);
+
+/**
+ * Releases a reference to a catalog (from `moqt_media_next_catalog` or `moqt_catalog_ref`).
+ * NULL is accepted.
+ *
+ * Ownership: the caller's reference ends; pointers read from the catalog are invalid after the
+ * last one. Thread-safety: any thread. Callbacks: none.
+ */
+void moqt_catalog_unref(const struct moqt_catalog *MOQT_NULLABLE catalog);
+
+/**
+ * The catalog as JSON (hang's format, compact, NUL-terminated); `len_out` (if not NULL)
+ * receives its length without the NUL.
+ *
+ * Lifetime: valid while the catalog is referenced. Thread-safety: any thread. Callbacks: none.
+ * Returns NULL for a NULL catalog (and a length of 0).
+ */
+const char *MOQT_NULLABLE moqt_catalog_json(const struct moqt_catalog *MOQT_NONNULL catalog, size_t *MOQT_NULLABLE len_out);
+
+/**
+ * How many renditions the catalog has (video first, then audio, each in name order).
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns the count, 0 for NULL.
+ *
+ * Lifetime: `catalog` must be referenced.
+ */
+size_t moqt_catalog_rendition_count(const struct moqt_catalog *MOQT_NONNULL catalog);
+
+/**
+ * Fills `*out` with rendition `index` (below `moqt_catalog_rendition_count`). `out->struct_size`
+ * must be set; only that many bytes are written.
+ *
+ * Ownership: `*out` is the caller's; its pointers point into the catalog and stay valid while
+ * the catalog is referenced. Thread-safety: any thread. Callbacks: none. Returns
+ * MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, an index out of range, a `struct_size`
+ * smaller than its first field).
+ */
+MOQT_MUST_USE
+moqt_status moqt_catalog_rendition(const struct moqt_catalog *MOQT_NONNULL catalog,
+                                   size_t index,
+                                   struct moqt_rendition *MOQT_NONNULL out);
+
+/**
+ * Consumes the media broadcast `broadcast` (`broadcast_len` may be SIZE_MAX for NUL-terminated):
+ * subscribes to its `catalog.json` once it is announced and queues each complete catalog (the
+ * newest first, then each change) for `moqt_media_next_catalog`.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_media_consumer_free`. Thread-safety:
+ * any thread. Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, a bad
+ * path), MOQT_STATUS_ERR_NO_MEMORY (no pipe), MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_consume_media(const struct moqt_client *MOQT_NONNULL client,
+                                      const char *MOQT_NONNULL broadcast,
+                                      size_t broadcast_len,
+                                      struct moqt_media_consumer *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * Consumes the media broadcast `broadcast` as `moqt_client_consume_media` does, handing each
+ * catalog to `on_catalog` instead of a queue.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_media_consumer_free`. `callbacks` is
+ * only read during the call. Thread-safety: any thread. Callbacks: on_catalog, then on_closed
+ * (terminal), then user_data_free, on the dispatcher thread; user_data_free also when this call
+ * fails. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL client, callbacks or out, a
+ * bad path), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+ */
+MOQT_MUST_USE
+moqt_status moqt_client_consume_media_with(const struct moqt_client *MOQT_NONNULL client,
+                                           const char *MOQT_NONNULL broadcast,
+                                           size_t broadcast_len,
+                                           const struct moqt_media_callbacks *MOQT_NONNULL callbacks,
+                                           struct moqt_media_consumer *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * Takes the next catalog, waiting up to `timeout_ms` (0: do not wait; negative: wait forever),
+ * as `moqt_pull_next_frame` takes frames. On MOQT_STATUS_OK `*out` is a catalog the caller
+ * owns: release it with `moqt_catalog_unref`.
+ *
+ * Thread-safety: any thread; a waiting call is ended by `moqt_media_consumer_interrupt` or
+ * `moqt_media_consumer_free` from another. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_AGAIN (none queued, timeout 0), MOQT_STATUS_ERR_TIMEOUT,
+ * MOQT_STATUS_ERR_INTERRUPTED, once every catalog was taken MOQT_STATUS_END (the publisher
+ * finished the broadcast) or how the catalog track failed (MOQT_STATUS_ERR_ABORTED,
+ * MOQT_STATUS_ERR_NOT_FOUND, MOQT_STATUS_ERR_CLOSED: the client was freed), again on every later
+ * call; MOQT_STATUS_ERR_UNSUPPORTED for a consumer with callbacks; MOQT_STATUS_ERR_INVALID_ARG.
+ *
+ * Ownership: on MOQT_STATUS_OK the catalog in `*out` is the caller's reference.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_next_catalog(const struct moqt_media_consumer *MOQT_NONNULL consumer,
+                                    int64_t timeout_ms,
+                                    const struct moqt_catalog *MOQT_NULLABLE *MOQT_NONNULL out);
+
+/**
+ * A file descriptor readable while catalogs are queued or once the catalog track ended
+ * (level-triggered, as `moqt_pull_fd`); -1 for NULL or a consumer with callbacks.
+ *
+ * Lifetime: valid until `moqt_media_consumer_free`; do not read from or close it.
+ * Thread-safety: any thread. Callbacks: none. Returns the descriptor, or -1.
+ */
+int moqt_media_consumer_fd(const struct moqt_media_consumer *MOQT_NONNULL consumer);
+
+/**
+ * Wakes a `moqt_media_next_catalog` that is waiting (MOQT_STATUS_ERR_INTERRUPTED), or makes
+ * the next one that finds nothing queued return so at once. NULL, and a consumer with
+ * callbacks, are accepted and do nothing.
+ *
+ * Thread-safety: any thread. Callbacks: none.
+ *
+ * Ownership: nothing changes hands.
+ */
+void moqt_media_consumer_interrupt(const struct moqt_media_consumer *MOQT_NULLABLE consumer);
+
+/**
+ * Stops following the catalog and frees the consumer, with any catalogs still queued. NULL is
+ * accepted. With callbacks: no callback runs after it returns except `user_data_free` (once,
+ * later, on the dispatcher); it may be called from inside one of this consumer's callbacks.
+ *
+ * Thread-safety: any thread; blocks until a callback in progress on another thread returns; a
+ * `moqt_media_next_catalog` waiting on another thread returns MOQT_STATUS_ERR_CLOSED.
+ * Callbacks: only `user_data_free`.
+ *
+ * Ownership: ends the caller's handle; catalogs already taken stay valid until unreferenced.
+ */
+void moqt_media_consumer_free(struct moqt_media_consumer *MOQT_NULLABLE consumer);
+
+/**
+ * Subscribes to rendition `name` of `catalog` (a catalog of broadcast `broadcast`, from
+ * `moqt_media_next_catalog` or `on_catalog`), in pull mode: a normal `moqt_pull` whose frames
+ * are media samples, in decode order. For each: `moqt_frame_data` is the codec payload (legacy:
+ * after the timestamp; CMAF: one sample of the fragment), `moqt_frame_timestamp_us` its
+ * presentation time from the container (on every moq-lite version; `moqt_frame_has_timestamp`
+ * true), `moqt_frame_is_keyframe` the sample's flag, `moqt_frame_group` its group and
+ * `moqt_frame_index` its position among the group's samples. Groups skipped or lost are
+ * reported by `moqt_pull_next_gap`; a frame that does not fit its container ends its group,
+ * reported there with the MALFORMED_TRACK code 0x12. `moqt_pull_fd`,
+ * `moqt_pull_interrupt`, `moqt_pull_set_flushing` and `moqt_pull_flush` work as for any pull;
+ * `moqt_pull_update` changes nothing here.
+ *
+ * `options` (NULL: the live edge, ordered, the default latency): `start_group` and
+ * `max_latency_ms` apply; `delivery` must be MOQT_DELIVERY_ORDERED; end groups and frame bounds
+ * are refused (MOQT_STATUS_ERR_UNSUPPORTED); priority and max age are the rendition's.
+ *
+ * Ownership: on success `*out` is new; free it with `moqt_pull_free`. `catalog` is only read
+ * during the call (the subscription keeps what it needs). Thread-safety: any thread. Callbacks:
+ * none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad UTF-8, bad options),
+ * MOQT_STATUS_ERR_NOT_FOUND (no rendition `name` in `catalog`), MOQT_STATUS_ERR_UNSUPPORTED (a
+ * container moqt does not read, options as above), MOQT_STATUS_ERR_NO_MEMORY, MOQT_STATUS_ERR_PANIC.
+ * How the track ends comes from `moqt_pull_next_frame`: MOQT_STATUS_END once the publisher
+ * finished or removed the rendition.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_subscribe(const struct moqt_client *MOQT_NONNULL client,
+                                 const char *MOQT_NONNULL broadcast,
+                                 size_t broadcast_len,
+                                 const struct moqt_catalog *MOQT_NONNULL catalog,
+                                 const char *MOQT_NONNULL name,
+                                 size_t name_len,
+                                 const struct moqt_subscribe_options *MOQT_NULLABLE options,
+                                 struct moqt_pull *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
  * Starts a relay listening on `listen` (`"127.0.0.1:4443"`, port 0 for any free port) for raw

@@ -18,6 +18,8 @@ pub struct moqt_frame {
     pub(crate) index: u64,
     /// False when the frame came over a version without frame timestamps (moq-lite-03/04).
     pub(crate) has_timestamp: bool,
+    /// Where a decoder can start: index 0 for a plain track, the sample's flag for media.
+    pub(crate) keyframe: bool,
 }
 
 impl Castable for moqt_frame {
@@ -37,7 +39,22 @@ impl moqt_frame {
         has_timestamp: bool,
     ) -> Self {
         let timescale = if timescale == 0 { 1_000_000 } else { timescale };
-        moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index, has_timestamp }
+        let keyframe = index == 0;
+        moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index, has_timestamp, keyframe }
+    }
+
+    /// A media sample, `index` within its group: the codec payload, its presentation time in
+    /// microseconds (from the container, so on every version) and its own keyframe flag.
+    pub(crate) fn media(frame: crate::media::MediaFrame, index: u64) -> Self {
+        moqt_frame {
+            payload: frame.payload,
+            timestamp: frame.pts_us,
+            timescale: crate::media::TIMESCALE,
+            group: frame.group,
+            index,
+            has_timestamp: true,
+            keyframe: frame.keyframe,
+        }
     }
 }
 
@@ -75,7 +92,9 @@ pub extern "C" fn moqt_frame_data(frame: *const moqt_frame, len_out: *mut usize)
 /// The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
 /// timescale (rounded down; saturating).
 ///
-/// By version: a frame received over moq-lite-05 or later carries its publisher's timestamp.
+/// A media sample (`moqt_media_subscribe`) reads its presentation time, from the container, on
+/// every version. By version, for other frames: a frame received over moq-lite-05 or later
+/// carries its publisher's timestamp.
 /// moq-lite-03/04 have no frame timestamps on the wire: such a frame reads 0 here, and
 /// `moqt_frame_has_timestamp` is false (carry presentation times in the payload on those
 /// versions). A relay that itself received the track over moq-lite-03/04 forwards zeros on any
@@ -114,8 +133,10 @@ pub extern "C" fn moqt_frame_timestamp(frame: *const moqt_frame, timescale: *mut
 }
 
 /// Whether the frame carries its publisher's timestamp: true for a frame received over
-/// moq-lite-05 or later; false for one received over moq-lite-03/04, whose wire has no frame
-/// timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us` read 0), and for NULL.
+/// moq-lite-05 or later, and for a media sample (`moqt_media_subscribe`: its presentation time
+/// comes from the container, on every version); false for one received over moq-lite-03/04,
+/// whose wire has no frame timestamps (its `moqt_frame_timestamp` and `moqt_frame_timestamp_us`
+/// read 0), and for NULL.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns true or false as above.
 ///
@@ -145,17 +166,18 @@ pub extern "C" fn moqt_frame_index(frame: *const moqt_frame) -> u64 {
     opt_ref(frame).map_or(0, |f| f.index)
 }
 
-/// True for the first frame of a group (index 0), where a decoder can start: moq-lite groups
-/// begin at a keyframe, so this is the publisher's word, not a guess. A moqt publisher starts a
-/// group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with `keyframe_groups` even the
-/// track's first frame must say so) and never on its own after a group passed its bounds. False
-/// for NULL and for every later frame, including the first frame delivered of a group joined
-/// past its start.
+/// True where a decoder can start. For a plain track, the first frame of a group (index 0):
+/// moq-lite groups begin at a keyframe, so this is the publisher's word, not a guess. A moqt
+/// publisher starts a group only where the caller says (`MOQT_FRAME_NEW_GROUP`; with
+/// `keyframe_groups` even the track's first frame must say so) and never on its own after a group
+/// passed its bounds. False for every later frame, including the first frame delivered of a group
+/// joined past its start. For a media sample (`moqt_media_subscribe`), the sample's own flag: the
+/// first frame of a legacy group, or a CMAF sample marked as a sync sample.
 ///
 /// Thread-safety: any thread. Callbacks: none. Returns false for NULL.
 ///
 /// Lifetime: `frame` must be alive (lent to a callback, or referenced).
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_is_keyframe(frame: *const moqt_frame) -> bool {
-    opt_ref(frame).is_some_and(|frame| frame.index == 0)
+    opt_ref(frame).is_some_and(|frame| frame.keyframe)
 }

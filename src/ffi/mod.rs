@@ -25,6 +25,8 @@ mod follow;
 mod frame;
 mod log;
 mod pull;
+mod media_publish;
+mod media_consume;
 mod relay;
 mod runtime;
 mod session;
@@ -40,6 +42,8 @@ pub use follow::{
 };
 pub use frame::*;
 pub use log::*;
+pub use media_consume::*;
+pub use media_publish::*;
 pub use publish::*;
 pub use pull::*;
 pub use relay::*;

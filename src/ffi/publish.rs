@@ -259,7 +259,7 @@ pub extern "C" fn moqt_track_write_frame(
 pub type moqt_free_fn = Option<extern "C" fn(user_data: *mut c_void, data: *const u8)>;
 
 /// A C buffer the frame's `Bytes` borrows until its last reader drops it.
-struct ForeignBuffer {
+pub(crate) struct ForeignBuffer {
     data: *const u8,
     len: usize,
     free: moqt_free_fn,
@@ -269,6 +269,13 @@ struct ForeignBuffer {
 // SAFETY: the header documents that the buffer stays valid and unmodified until free_fn runs,
 // and that free_fn may run on any thread.
 unsafe impl Send for ForeignBuffer {}
+
+impl ForeignBuffer {
+    /// Owns C's buffer from here: `free` runs exactly once, when this is dropped.
+    pub(crate) fn new(data: *const u8, len: usize, free: moqt_free_fn, user_data: *mut c_void) -> Self {
+        ForeignBuffer { data, len, free, user_data: UserData(user_data) }
+    }
+}
 
 impl AsRef<[u8]> for ForeignBuffer {
     fn as_ref(&self) -> &[u8] {
@@ -309,7 +316,7 @@ pub extern "C" fn moqt_track_write_frame_zero_copy(
     free_user_data: *mut c_void,
 ) -> moqt_status {
     // Owns the buffer from here: every path below drops it exactly once.
-    let buffer = ForeignBuffer { data, len, free: free_fn, user_data: UserData(free_user_data) };
+    let buffer = ForeignBuffer::new(data, len, free_fn, free_user_data);
     guard(move || {
         bytes_arg(data, len)?;
         write_payload(track, Bytes::from_owner(buffer), timestamp, flags)

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int};
+use std::future::Future;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::args::{Out, path_arg, str_arg};
 use super::client::moqt_client;
-use super::error::{FfiError, guard, guard_void, moqt_status};
+use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
 use super::follow::{Delivery, Order, TrackEnd, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
 use super::handle::{Castable, OwnershipBox, arc_ptr, opt_ref, take_box, try_ref};
@@ -29,7 +30,7 @@ pub const MOQT_PULL_QUEUE_GAPS: u32 = 64;
 /// A pull-mode subscription.
 #[allow(non_camel_case_types)]
 pub struct moqt_pull {
-    shared: Arc<PullQueue>,
+    shared: Arc<PullQueue<moqt_frame>>,
     task: tokio::task::AbortHandle,
     /// Live priority and max-age updates for the subscription's task.
     updates: tokio::sync::watch::Sender<SubscribeOptions>,
@@ -40,8 +41,8 @@ impl Castable for moqt_pull {
     const NAME: &'static str = "pull";
 }
 
-struct PullState {
-    frames: VecDeque<moqt_frame>,
+struct PullState<T> {
+    frames: VecDeque<T>,
     /// Gaps not yet taken: (first group, last group, moq-lite code), oldest first.
     gaps: VecDeque<(u64, u64, u64)>,
     /// Set when the track ended (END) or failed.
@@ -55,15 +56,17 @@ struct PullState {
     signalled: bool,
 }
 
-impl PullState {
+impl<T> PullState<T> {
     /// What the readiness fd says: something to take (a frame or a gap report) or the end.
     fn readable(&self) -> bool {
         !self.frames.is_empty() || !self.gaps.is_empty() || self.ended.is_some()
     }
 }
 
-struct PullQueue {
-    state: Mutex<PullState>,
+/// A bounded queue of items (frames, or a media consumer's catalogs) with gap reports, an end,
+/// interrupts, flushing and a readiness fd: what every pull-mode handle is built on.
+pub(crate) struct PullQueue<T> {
+    state: Mutex<PullState<T>>,
     ready: Condvar,
     /// One permit per free queue slot.
     slots: Arc<Semaphore>,
@@ -101,8 +104,8 @@ fn readiness_pipe() -> Option<[c_int; 2]> {
     Some(pipe)
 }
 
-impl PullQueue {
-    fn new() -> Option<Self> {
+impl<T> PullQueue<T> {
+    pub(crate) fn new() -> Option<Self> {
         let pipe = readiness_pipe()?;
         Some(Self {
             state: Mutex::new(PullState {
@@ -121,7 +124,7 @@ impl PullQueue {
     }
 
     /// Makes the readiness pipe match the state (called with the state locked after each change).
-    fn sync_fd(&self, state: &mut PullState) {
+    fn sync_fd(&self, state: &mut PullState<T>) {
         let readable = state.readable();
         if readable == state.signalled {
             return;
@@ -138,7 +141,7 @@ impl PullQueue {
         state.signalled = readable;
     }
 
-    fn push(&self, frame: moqt_frame) {
+    fn push(&self, frame: T) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.frames.push_back(frame);
         self.sync_fd(&mut state);
@@ -147,7 +150,7 @@ impl PullQueue {
 
     /// Queues a gap report; past MOQT_PULL_QUEUE_GAPS unread ones, the newest absorbs it (its
     /// range grows to cover both, its code is the latest).
-    fn gap(&self, first: u64, last: u64, code: u64) {
+    pub(crate) fn gap(&self, first: u64, last: u64, code: u64) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.gaps.len() >= MOQT_PULL_QUEUE_GAPS as usize
             && let Some(newest) = state.gaps.back_mut()
@@ -159,7 +162,7 @@ impl PullQueue {
         self.sync_fd(&mut state);
     }
 
-    fn end(&self, end: impl Into<TrackEnd>) {
+    pub(crate) fn end(&self, end: impl Into<TrackEnd>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.ended.is_none() {
             state.ended = Some(end.into());
@@ -169,7 +172,87 @@ impl PullQueue {
     }
 }
 
-impl Drop for PullQueue {
+impl<T> PullQueue<T> {
+    /// Queues `item` once a slot is free (backpressure on the engine task); false once the
+    /// handle was freed.
+    pub(crate) async fn send(&self, item: T) -> bool {
+        let Ok(permit) = self.slots.clone().acquire_owned().await else { return false };
+        // The slot comes back when the application takes the item.
+        permit.forget();
+        self.push(item);
+        true
+    }
+
+    /// Takes the next item, waiting up to `timeout_ms` (0: do not wait; negative: forever), as
+    /// `moqt_pull_next_frame` documents; `what` names the item in messages.
+    pub(crate) fn take(&self, timeout_ms: i64, what: &str) -> FfiResult<T> {
+        let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.freed {
+                return Err(FfiError::new(moqt_status::ErrClosed, "the handle was freed"));
+            }
+            if state.flushing {
+                return Err(FfiError::new(moqt_status::ErrInterrupted, "flushing"));
+            }
+            if let Some(item) = state.frames.pop_front() {
+                self.sync_fd(&mut state);
+                self.slots.add_permits(1);
+                return Ok(item);
+            }
+            if std::mem::take(&mut state.interrupted) {
+                return Err(FfiError::new(moqt_status::ErrInterrupted, "interrupted"));
+            }
+            if let Some(end) = state.ended {
+                return Err(end.into());
+            }
+            let wait = match deadline {
+                None => Duration::from_secs(3600),
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left,
+                    _ if timeout_ms == 0 => return Err(FfiError::new(moqt_status::ErrAgain, format!("no {what} queued"))),
+                    _ => return Err(FfiError::new(moqt_status::ErrTimeout, format!("no {what} in time"))),
+                },
+            };
+            state = self.ready.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+
+    /// Wakes a waiting `take`, or makes the next one that finds nothing return at once.
+    pub(crate) fn interrupt(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).interrupted = true;
+        self.ready.notify_all();
+    }
+
+    /// Sets or clears flushing (and drops a pending interrupt when cleared).
+    pub(crate) fn set_flushing(&self, flushing: bool) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.flushing = flushing;
+        if !flushing {
+            state.interrupted = false;
+        }
+        drop(state);
+        self.ready.notify_all();
+    }
+
+    /// The readiness fd.
+    pub(crate) fn fd(&self) -> c_int {
+        self.pipe[0]
+    }
+
+    /// The handle is being freed: a waiting `take` returns MOQT_STATUS_ERR_CLOSED, and the
+    /// queued items are dropped (outside the lock).
+    pub(crate) fn close(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.freed = true;
+        let items = std::mem::take(&mut state.frames);
+        drop(state);
+        self.ready.notify_all();
+        drop(items);
+    }
+}
+
+impl<T> Drop for PullQueue<T> {
     fn drop(&mut self) {
         for fd in self.pipe {
             // SAFETY: closes the descriptors we created, once.
@@ -221,25 +304,38 @@ pub extern "C" fn moqt_client_subscribe_pull_with(
         let broadcast = path_arg(broadcast, broadcast_len)?;
         let track = str_arg(track, track_len)?.to_string();
         let wanted = moqt_subscribe_options::read(options)?;
-        let queue =
-            PullQueue::new().ok_or_else(|| FfiError::new(moqt_status::ErrNoMemory, "cannot create the readiness pipe"))?;
-        let runtime = runtime().ok_or_else(FfiError::no_engine)?;
-        let shared = Arc::new(queue);
-        let (updates, options) = tokio::sync::watch::channel(wanted.options);
-        let ending = |status| {
-            let queue = shared.clone();
-            async move { queue.end(status) }
-        };
-        let feeding = feed(shared.clone(), client.remote(), broadcast, track, options, wanted.frames, wanted.order);
-        let feeding = client.unless_freed(feeding, ending(moqt_status::ErrClosed));
-        let task = spawn_task(&runtime, feeding, ending(moqt_status::ErrPanic));
-        out.set_boxed(moqt_pull { shared, task, updates });
+        let remote = client.remote();
+        let pull = start_pull(client, wanted.options, move |queue, options| {
+            feed(queue, remote, broadcast, track, options, wanted.frames, wanted.order)
+        })?;
+        out.set_boxed(pull);
         Ok(())
     })
 }
 
+/// A pull handle whose queue the engine task `feeding(queue, live option updates)` fills; the
+/// queue ends with MOQT_STATUS_ERR_CLOSED when the client is freed, MOQT_STATUS_ERR_PANIC if
+/// the task panics. The task ends the queue itself otherwise.
+pub(crate) fn start_pull<F, Fut>(client: &moqt_client, options: SubscribeOptions, feeding: F) -> FfiResult<moqt_pull>
+where
+    F: FnOnce(Arc<PullQueue<moqt_frame>>, tokio::sync::watch::Receiver<SubscribeOptions>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let queue = PullQueue::new().ok_or_else(|| FfiError::new(moqt_status::ErrNoMemory, "cannot create the readiness pipe"))?;
+    let runtime = runtime().ok_or_else(FfiError::no_engine)?;
+    let shared = Arc::new(queue);
+    let (updates, options) = tokio::sync::watch::channel(options);
+    let ending = |status| {
+        let queue = shared.clone();
+        async move { queue.end(status) }
+    };
+    let feeding = client.unless_freed(feeding(shared.clone(), options), ending(moqt_status::ErrClosed));
+    let task = spawn_task(&runtime, feeding, ending(moqt_status::ErrPanic));
+    Ok(moqt_pull { shared, task, updates })
+}
+
 async fn feed(
-    queue: Arc<PullQueue>,
+    queue: Arc<PullQueue<moqt_frame>>,
     remote: OriginProducer,
     wanted: Path,
     name: String,
@@ -250,18 +346,13 @@ async fn feed(
     let status = follow_track(remote, wanted, name, options, frames, order, |delivery| {
         let queue = queue.clone();
         async move {
-            let frame = match delivery {
-                Delivery::Frame(frame) => frame,
+            match delivery {
+                Delivery::Frame(frame) => queue.send(frame).await,
                 Delivery::Gap(gap) => {
                     queue.gap(gap.start, gap.end, gap.reason.code().to_u64());
-                    return true;
+                    true
                 }
-            };
-            let Ok(permit) = queue.slots.clone().acquire_owned().await else { return false };
-            // The slot comes back when the application takes the frame.
-            permit.forget();
-            queue.push(frame);
-            true
+            }
         }
     })
     .await;
@@ -299,37 +390,9 @@ pub extern "C" fn moqt_pull_next_frame(
         // another thread while we wait frees nothing we touch.
         let queue = try_ref(pull)?.shared.clone();
         let out = Out::new(out)?;
-        let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
-        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            if state.freed {
-                return Err(FfiError::new(moqt_status::ErrClosed, "the pull subscription was freed"));
-            }
-            if state.flushing {
-                return Err(FfiError::new(moqt_status::ErrInterrupted, "flushing"));
-            }
-            if let Some(frame) = state.frames.pop_front() {
-                queue.sync_fd(&mut state);
-                queue.slots.add_permits(1);
-                out.write(arc_ptr(Arc::new(frame)));
-                return Ok(());
-            }
-            if std::mem::take(&mut state.interrupted) {
-                return Err(FfiError::new(moqt_status::ErrInterrupted, "interrupted"));
-            }
-            if let Some(end) = state.ended {
-                return Err(end.into());
-            }
-            let wait = match deadline {
-                None => Duration::from_secs(3600),
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left,
-                    _ if timeout_ms == 0 => return Err(FfiError::new(moqt_status::ErrAgain, "no frame queued")),
-                    _ => return Err(FfiError::new(moqt_status::ErrTimeout, "no frame in time")),
-                },
-            };
-            state = queue.ready.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
-        }
+        let frame = queue.take(timeout_ms, "frame")?;
+        out.write(arc_ptr(Arc::new(frame)));
+        Ok(())
     })
 }
 
@@ -345,8 +408,7 @@ pub extern "C" fn moqt_pull_next_frame(
 pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
     guard_void(|| {
         if let Some(pull) = opt_ref(pull) {
-            pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner).interrupted = true;
-            pull.shared.ready.notify_all();
+            pull.shared.interrupt();
         }
         Ok(())
     })
@@ -365,14 +427,7 @@ pub extern "C" fn moqt_pull_interrupt(pull: *const moqt_pull) {
 #[must_use]
 pub extern "C" fn moqt_pull_set_flushing(pull: *const moqt_pull, flushing: bool) -> moqt_status {
     guard(|| {
-        let pull = try_ref(pull)?;
-        let mut state = pull.shared.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.flushing = flushing;
-        if !flushing {
-            state.interrupted = false;
-        }
-        drop(state);
-        pull.shared.ready.notify_all();
+        try_ref(pull)?.shared.set_flushing(flushing);
         Ok(())
     })
 }
@@ -387,7 +442,7 @@ pub extern "C" fn moqt_pull_set_flushing(pull: *const moqt_pull, flushing: bool)
 /// Callbacks: none. Returns the descriptor, or -1 for NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
-    opt_ref(pull).map_or(-1, |pull| pull.shared.pipe[0])
+    opt_ref(pull).map_or(-1, |pull| pull.shared.fd())
 }
 
 /// Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
@@ -402,13 +457,7 @@ pub extern "C" fn moqt_pull_free(pull: *mut moqt_pull) {
     guard_void(|| {
         let Some(pull) = take_box(pull) else { return Ok(()) };
         pull.task.abort();
-        let queue = &pull.shared;
-        let mut state = queue.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.freed = true;
-        let frames = std::mem::take(&mut state.frames);
-        drop(state);
-        queue.ready.notify_all();
-        drop(frames);
+        pull.shared.close();
         Ok(())
     })
 }

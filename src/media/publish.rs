@@ -209,6 +209,12 @@ impl MediaTrackWriter {
         }
     }
 
+    /// What [`used`](Self::used) waits for, as a future that borrows nothing (to wait without
+    /// holding the writer); `None` once the track ended.
+    pub fn until_used(&self) -> Option<impl std::future::Future<Output = ()> + Send + 'static> {
+        self.writer.track().map(model::TrackProducer::until_used)
+    }
+
     /// Writes one frame in decode order: `payload` is the codec payload for the legacy container
     /// (Annex-B or length-prefixed video as the catalog says, raw audio packets), or one
     /// moof+mdat fragment for CMAF. A keyframe starts a new group; the track's first frame, and

@@ -315,6 +315,16 @@ fn publishing_keyframes_timestamps_and_a_clean_end_from_c() {
     run_everywhere("publish", &["publish: ok", "clean end and abort code 0x47"]);
 }
 
+/// tests/c/media.c: a media broadcast published from C (H.264 from raw parameter sets, Opus from
+/// a config), its catalog consumed by pull and by callbacks, both renditions read back sample by
+/// sample (bytes, PTS, keyframe flag) on moq-lite-06 and -04, an update, a removal and the clean
+/// end, and misuse (NULLs, bad parameter sets, a delta frame first); as C, as C++, under
+/// AddressSanitizer + UndefinedBehaviorSanitizer and under Valgrind.
+#[test]
+fn media_publish_and_consume_from_c() {
+    run_everywhere("media", &["media: ok"]);
+}
+
 /// Finds `program` on PATH.
 fn on_path(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|path| path.is_file())

@@ -1,6 +1,7 @@
 /* moqtsrc: plays a hang media broadcast through libmoqt. A live source: it connects without
  * blocking, follows the broadcast's catalog on a thread of its own, and exposes one sometimes-pad
- * per rendition (video_<name>, audio_<name>) with caps from the catalog; each pad has a streaming
+ * per rendition (video_<name>, audio_<name>) with caps from the catalog, added as renditions
+ * appear (no-more-pads only once the catalog ends); each pad has a streaming
  * task taking samples from a pull subscription and pushing them as buffers with their PTS,
  * DELTA_UNIT on video frames that are not keyframes, DISCONT after a gap, and EOS at the track's
  * clean end. Received frames become buffers without a copy. */
@@ -486,10 +487,6 @@ static void handle_catalog(GstMoqtSrc *self, const moqt_catalog *catalog) {
     }
     gst_pad_start_task(s->pad, stream_loop, s, NULL);
   }
-  if (!self->no_more_pads) {
-    self->no_more_pads = TRUE;
-    gst_element_no_more_pads(GST_ELEMENT(self));
-  }
   g_free(filter);
   g_free(broadcast);
 }
@@ -505,14 +502,33 @@ static gpointer catalog_thread(gpointer data) {
     } else if (rc == MOQT_STATUS_ERR_INTERRUPTED) {
       continue;
     } else if (rc == MOQT_STATUS_END) {
+      GST_OBJECT_LOCK(self);
+      gboolean playing = self->streams->len > 0;
+      GST_OBJECT_UNLOCK(self);
       GST_INFO_OBJECT(self, "the broadcast finished");
+      if (!playing)
+        GST_ELEMENT_ERROR(self, RESOURCE, NOT_FOUND, ("The broadcast ended with no rendition to play"), (NULL));
       break;
     } else {
-      if (!g_atomic_int_get(&self->stopping))
+      /* Once renditions play, each one's own end (EOS or an error) decides; the catalog track
+       * closing with its broadcast is not an error of its own. Before any, nothing will play. */
+      GST_OBJECT_LOCK(self);
+      gboolean playing = self->streams->len > 0;
+      GST_OBJECT_UNLOCK(self);
+      if (g_atomic_int_get(&self->stopping))
+        ;
+      else if (playing)
+        GST_INFO_OBJECT(self, "the catalog ended: %s: %s", moqt_status_str(rc), moqt_last_error());
+      else
         GST_ELEMENT_ERROR(self, RESOURCE, READ, ("Cannot read the broadcast's catalog"),
                           ("%s: %s", moqt_status_str(rc), moqt_last_error()));
       break;
     }
+  }
+  /* A broadcast may add renditions with any catalog update: only its end means no more pads. */
+  if (!g_atomic_int_get(&self->stopping) && !self->no_more_pads) {
+    self->no_more_pads = TRUE;
+    gst_element_no_more_pads(GST_ELEMENT(self));
   }
   return NULL;
 }

@@ -429,7 +429,7 @@ static void handle_catalog(GstMoqtSrc *self, const moqt_catalog *catalog) {
   GST_OBJECT_UNLOCK(self);
   size_t count = moqt_catalog_rendition_count(catalog);
   GST_INFO_OBJECT(self, "catalog with %zu renditions: %s", count, moqt_catalog_json(catalog, NULL));
-  for (size_t i = 0; i < count; i++) {
+  for (size_t i = 0; i < count && !g_atomic_int_get(&self->stopping); i++) {
     moqt_rendition r;
     memset(&r, 0, sizeof r);
     r.struct_size = sizeof r;
@@ -477,6 +477,12 @@ static void handle_catalog(GstMoqtSrc *self, const moqt_catalog *catalog) {
     gst_pad_set_active(s->pad, TRUE);
     GST_OBJECT_LOCK(self);
     g_ptr_array_add(self->streams, s);
+    /* unblock() flushes every stream it finds under this lock; one added after it ran is
+     * flushed here, so no task ever waits once stopping is set. */
+    if (g_atomic_int_get(&self->stopping)) {
+      moqt_status frc = moqt_pull_set_flushing(s->pull, true);
+      (void)frc;
+    }
     GST_OBJECT_UNLOCK(self);
     if (!gst_element_add_pad(GST_ELEMENT(self), s->pad)) {
       GST_OBJECT_LOCK(self);
@@ -571,10 +577,24 @@ done:
   return ok;
 }
 
-static void stop(GstMoqtSrc *self) {
+/* Wakes every wait (the catalog thread's, each streaming task's) for good. Before the pads are
+ * deactivated: deactivating a pad waits for its task's stream lock, which a task holds while it
+ * waits for a frame. */
+static void unblock(GstMoqtSrc *self) {
   g_atomic_int_set(&self->stopping, 1);
   if (self->consumer)
     moqt_media_consumer_interrupt(self->consumer);
+  GST_OBJECT_LOCK(self);
+  for (guint i = 0; i < self->streams->len; i++) {
+    MoqtSrcStream *s = g_ptr_array_index(self->streams, i);
+    moqt_status rc = moqt_pull_set_flushing(s->pull, true);
+    (void)rc;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void stop(GstMoqtSrc *self) {
+  unblock(self);
   if (self->catalog_thread) {
     g_thread_join(self->catalog_thread);
     self->catalog_thread = NULL;
@@ -603,6 +623,8 @@ static GstStateChangeReturn change_state(GstElement *element, GstStateChange tra
   GstMoqtSrc *self = GST_MOQT_SRC(element);
   if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !start(self))
     return GST_STATE_CHANGE_FAILURE;
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    unblock(self);
   GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_moqt_src_parent_class)->change_state(element, transition);
   if (ret == GST_STATE_CHANGE_FAILURE) {
     if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)

@@ -478,3 +478,58 @@ fn moqt_publish_fmp4_plays_through_moqtsrc() {
         assert_eq!(decoded_frames(&out, "a:0"), 101, "{container}: audio packets decoded");
     }
 }
+
+/// Interrupts a gst-launch-1.0 (SIGINT: it sets the pipeline to NULL) and waits, bounded, for it to
+/// exit successfully.
+fn interrupt(child: Killed, what: &str, log: &Path) {
+    let status = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    finish(child, what, log);
+}
+
+/// Both elements stop mid-stream when the pipeline does (moqtsrc's streaming task waiting for a
+/// frame from a stalled publisher is woken by moqt_pull_set_flushing before its pad is
+/// deactivated; the sink's client is freed), and moqtsrc also while it still waits for a
+/// broadcast that never comes.
+#[test]
+fn pipelines_stop_mid_stream_and_while_waiting() {
+    if require_gst("pipelines_stop_mid_stream_and_while_waiting").is_none() {
+        return;
+    }
+    let (_relay, url, fp) = moqt_relay();
+    let dir = work_dir();
+    let logged = |name: &str, mut command: Command| {
+        let log = dir.join(format!("stop-{name}.log"));
+        command.env("GST_DEBUG", "moqt:4");
+        (spawn_logged(command, &log), log)
+    };
+    let source = |broadcast: &str| {
+        let mut command = gst("gst-launch-1.0");
+        command.args(["moqtsrc", &format!("url={url}"), &format!("broadcast={broadcast}")]);
+        command.args([&format!("tls-fingerprint={fp}"), "!", "h264parse", "!", "avdec_h264", "!", "fakesink"]);
+        command
+    };
+    // Waiting for a broadcast nobody publishes.
+    let (mut waiting, waiting_log) = logged("waiting", source("nobody"));
+    wait_for_log(&mut waiting.0, &waiting_log, "Setting pipeline to PLAYING", "moqtsrc waiting");
+    interrupt(waiting, "moqtsrc waiting for its broadcast", &waiting_log);
+    // Mid-stream: a 20 s sender, stopped once frames flow.
+    let (mut recv, recv_log) = logged("recv", source("long"));
+    wait_for_log(&mut recv.0, &recv_log, "Setting pipeline to PLAYING", "moqtsrc");
+    let mut sender = gst("gst-launch-1.0");
+    sender.args(["moqtsink", "name=s", &format!("url={url}"), "broadcast=long", &format!("tls-fingerprint={fp}")]);
+    sender.args(["videotestsrc", "num-buffers=600", "is-live=true", "!"]);
+    sender.args(["video/x-raw,format=I420,width=320,height=240,framerate=30/1", "!", "x264enc", "key-int-max=30"]);
+    sender.args(["tune=zerolatency", "speed-preset=ultrafast", "!", "h264parse", "!", "s.video_0"]);
+    let (send, send_log) = logged("send", sender);
+    wait_for_log(&mut recv.0, &recv_log, "pad video_video_0", "moqtsrc");
+    // The sender stalls (SIGSTOP): moqtsrc's task now waits for a frame that does not come, and
+    // must still stop at once (a pad's deactivation waits for the task's stream lock).
+    let signal = |name: &str, child: &Killed| {
+        assert!(Command::new("kill").args([name, &child.0.id().to_string()]).status().unwrap().success());
+    };
+    signal("-STOP", &send);
+    interrupt(recv, "moqtsrc mid-stream, its publisher stalled", &recv_log);
+    signal("-CONT", &send);
+    interrupt(send, "moqtsink mid-stream", &send_log);
+}

@@ -251,7 +251,7 @@ fn sender(url: &str, fp: &str, broadcast: &str, audio: bool) -> Command {
 fn receiver(url: &str, fp: &str, broadcast: &str, audio: bool, out: &Path) -> Command {
     let mut command = gst("gst-launch-1.0");
     command.args(["moqtsrc", "name=s", &format!("url={url}"), &format!("broadcast={broadcast}")]);
-    command.args([&format!("tls-fingerprint={fp}"), "start=oldest"]);
+    command.args([&format!("tls-fingerprint={fp}"), "start=oldest", "latency=5000"]);
     command.args(["s.", "!", "video/x-h264", "!", "h264parse", "!", "tee", "name=t"]);
     command.args(["t.", "!", "queue", "!", "avdec_h264", "!", "fakesink"]);
     // Caps before the muxer: gst-launch picks its request pad (video_%u, audio_%u) from them.
@@ -422,7 +422,7 @@ fn moqt_publish_fmp4_plays_through_moqtsrc() {
         let out = dir.join(format!("publish-{container}.mkv"));
         let mut command = gst("gst-launch-1.0");
         command.args(["moqtsrc", "name=s", &format!("url={url}"), &format!("broadcast={broadcast}")]);
-        command.args([&format!("tls-fingerprint={fp}"), "start=oldest"]);
+        command.args([&format!("tls-fingerprint={fp}"), "start=oldest", "latency=5000"]);
         command.args(["s.", "!", "video/x-h264", "!", "queue", "!", "h264parse", "!", "tee", "name=t"]);
         command.args([
             "t.",
@@ -566,7 +566,7 @@ fn moqtsrc_into_moqtsink_under_valgrind() {
         republish.arg(format!("--suppressions={}", manifest.join(supp).display()));
     }
     republish.args(["gst-launch-1.0", "moqtsrc", "name=s", &format!("url={url}"), "broadcast=origin"]);
-    republish.args([&format!("tls-fingerprint={fp}"), "start=oldest"]);
+    republish.args([&format!("tls-fingerprint={fp}"), "start=oldest", "latency=5000"]);
     republish.args(["s.", "!", "video/x-h264", "!", "queue", "!", "m.video_0"]);
     republish.args(["s.", "!", "audio/x-opus", "!", "queue", "!", "m.audio_0"]);
     republish.args(["moqtsink", "name=m", &format!("url={url}"), "broadcast=copy", &format!("tls-fingerprint={fp}")]);
@@ -587,4 +587,39 @@ fn moqtsrc_into_moqtsink_under_valgrind() {
     let (video, audio) = (decoded_frames(&out, "v:0"), decoded_frames(&out, "a:0"));
     assert!(video > 0 && audio > 0, "the copy: {video} video frames, {audio} audio packets decoded");
     assert!(packets(&out, "v:0")[0].keyframe, "the copy starts with a keyframe");
+}
+
+/// tests/c/gst_elements.c, GstCheck unit tests in C (-Wall -Wextra -Werror): properties and
+/// defaults, refused settings, state changes with no relay listening (the client connects in the
+/// background), a sink pad's caps, buffers and EOS, caps the sink refuses, the source to PLAYING
+/// and back to NULL while it waits.
+#[test]
+fn gstcheck_unit_tests_in_c() {
+    let test = "gstcheck_unit_tests_in_c";
+    if require_gst(test).is_none() {
+        return;
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pkg = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "gstreamer-check-1.0", "gstreamer-1.0"])
+        .output()
+        .unwrap();
+    assert!(pkg.status.success(), "{test}: pkg-config gstreamer-check-1.0 (libgstreamer1.0-dev)");
+    let flags = String::from_utf8(pkg.stdout).unwrap();
+    let binary = plugin_dir().join("gst_elements");
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(manifest.join("tests/c/gst_elements.c"))
+        .arg("-o")
+        .arg(&binary)
+        .args(flags.split_whitespace())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tests/c/gst_elements.c does not compile cleanly");
+    let output = gst_command(plugin_dir(), binary.to_str().unwrap())
+        .env("MOQT_TEST_URL", format!("moql://127.0.0.1:{}/test", free_udp()))
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && text.contains("100%: Checks: 6, Failures: 0, Errors: 0"), "{text}");
 }

@@ -19,6 +19,17 @@ command -v clang >/dev/null || need_apt+=(clang)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
 # Real media: the fMP4 round trips of tests/programs/media.rs and the media demo (ffprobe).
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+# The GStreamer plugin (gst/) and its pipelines (tests/programs/gst.rs): headers to build it,
+# gst-launch-1.0 and gst-inspect-1.0, and the elements the test pipelines use (x264enc is in
+# -ugly, avdec_h264 in -libav, h264parse in -bad).
+if ! pkg-config --exists gstreamer-1.0 gstreamer-base-1.0 gstreamer-pbutils-1.0 2>/dev/null ||
+  ! command -v gst-launch-1.0 >/dev/null ||
+  ! gst-inspect-1.0 x264enc >/dev/null 2>&1 || ! gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 ||
+  ! gst-inspect-1.0 h264parse >/dev/null 2>&1 || ! gst-inspect-1.0 opusenc >/dev/null 2>&1; then
+  need_apt+=(libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   step "installing ${need_apt[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"

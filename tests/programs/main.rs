@@ -10,6 +10,7 @@ mod relay;
 mod c_examples;
 mod cli;
 mod demo;
+mod gst;
 mod header;
 mod layers;
 mod media;

@@ -1,0 +1,120 @@
+/* The moqt plugin: Media over QUIC (moq-lite, hang media) elements over libmoqt's C API. */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+#include <string.h>
+
+#include "gstmoqt.h"
+
+GST_DEBUG_CATEGORY(gst_moqt_debug);
+#define GST_CAT_DEFAULT gst_moqt_debug
+
+#ifndef PACKAGE
+#define PACKAGE "moqt"
+#endif
+
+void gst_moqt_connection_clear(GstMoqtConnection *conn) {
+  g_clear_pointer(&conn->url, g_free);
+  g_clear_pointer(&conn->broadcast, g_free);
+  g_clear_pointer(&conn->tls_fingerprint, g_free);
+  g_clear_pointer(&conn->tls_root, g_free);
+  conn->tls_disable_verify = FALSE;
+}
+
+moqt_client *gst_moqt_connect(GstElement *element, const GstMoqtConnection *conn) {
+  if (conn->url == NULL || conn->url[0] == '\0') {
+    GST_ELEMENT_ERROR(element, RESOURCE, NOT_FOUND, ("No URL set"), ("set the url property"));
+    return NULL;
+  }
+  if (conn->broadcast == NULL || conn->broadcast[0] == '\0') {
+    GST_ELEMENT_ERROR(element, RESOURCE, NOT_FOUND, ("No broadcast set"), ("set the broadcast property"));
+    return NULL;
+  }
+  moqt_client_options options;
+  memset(&options, 0, sizeof options);
+  options.struct_size = sizeof options;
+  options.tls_fingerprint = (conn->tls_fingerprint && conn->tls_fingerprint[0]) ? conn->tls_fingerprint : NULL;
+  options.tls_root_pem_path = (conn->tls_root && conn->tls_root[0]) ? conn->tls_root : NULL;
+  options.tls_disable_verify = conn->tls_disable_verify ? true : false;
+  /* An element keeps retrying (the relay may come up later or restart); never gives up. */
+  options.give_up_after_ms = UINT64_MAX;
+  options.reconnect_max_ms = 2000;
+  moqt_client *client = NULL;
+  moqt_status rc = moqt_client_connect_async(conn->url, SIZE_MAX, &options, &client);
+  if (rc != MOQT_STATUS_OK) {
+    GST_ELEMENT_ERROR(element, RESOURCE, OPEN_READ_WRITE, ("Cannot connect to %s", conn->url),
+                      ("moqt_client_connect_async: %s: %s", moqt_status_str(rc), moqt_last_error()));
+    return NULL;
+  }
+  GST_INFO_OBJECT(element, "connecting to %s", conn->url);
+  return client;
+}
+
+const gchar *gst_moqt_state_name(const moqt_client *client) {
+  if (client == NULL)
+    return "idle";
+  moqt_client_state state;
+  if (moqt_client_get_state(client, &state, NULL, 0) != MOQT_STATUS_OK)
+    return "unknown";
+  switch (state) {
+  case MOQT_CLIENT_STATE_CONNECTING:
+    return "connecting";
+  case MOQT_CLIENT_STATE_CONNECTED:
+    return "connected";
+  case MOQT_CLIENT_STATE_MIGRATING:
+    return "migrating";
+  case MOQT_CLIENT_STATE_RECONNECTING:
+    return "reconnecting";
+  case MOQT_CLIENT_STATE_GAVE_UP:
+    return "gave-up";
+  case MOQT_CLIENT_STATE_CLOSED:
+    return "closed";
+  default:
+    return "unknown";
+  }
+}
+
+static gboolean client_stats(const moqt_client *client, moqt_client_stats *stats) {
+  memset(stats, 0, sizeof *stats);
+  stats->struct_size = sizeof *stats;
+  return client != NULL && moqt_client_get_stats(client, stats) == MOQT_STATUS_OK;
+}
+
+guint gst_moqt_client_version(const moqt_client *client) {
+  moqt_client_stats stats;
+  return client_stats(client, &stats) ? stats.version : 0;
+}
+
+guint64 gst_moqt_client_send_bitrate(const moqt_client *client) {
+  moqt_client_stats stats;
+  return client_stats(client, &stats) ? stats.send_bitrate : 0;
+}
+
+/* libmoqt's warnings and errors go to this plugin's debug category. */
+static void log_to_gst(void *user_data, uint32_t level, const char *target, const char *message) {
+  (void)user_data;
+  GstDebugLevel gst_level = level <= MOQT_LOG_LEVEL_ERROR ? GST_LEVEL_ERROR
+                            : level == MOQT_LOG_LEVEL_WARN ? GST_LEVEL_WARNING
+                            : level == MOQT_LOG_LEVEL_INFO ? GST_LEVEL_INFO
+                                                           : GST_LEVEL_DEBUG;
+  GST_CAT_LEVEL_LOG(gst_moqt_debug, gst_level, NULL, "%s: %s", target, message);
+}
+
+static gboolean plugin_init(GstPlugin *plugin) {
+  GST_DEBUG_CATEGORY_INIT(gst_moqt_debug, "moqt", 0, "Media over QUIC (moqt)");
+  GstDebugLevel threshold = gst_debug_category_get_threshold(gst_moqt_debug);
+  uint32_t level = threshold >= GST_LEVEL_DEBUG     ? MOQT_LOG_LEVEL_DEBUG
+                   : threshold >= GST_LEVEL_INFO    ? MOQT_LOG_LEVEL_INFO
+                   : threshold >= GST_LEVEL_WARNING ? MOQT_LOG_LEVEL_WARN
+                   : threshold >= GST_LEVEL_ERROR   ? MOQT_LOG_LEVEL_ERROR
+                                                    : MOQT_LOG_LEVEL_OFF;
+  if (level != MOQT_LOG_LEVEL_OFF)
+    moqt_set_log_callback(log_to_gst, NULL, level);
+  gboolean ok = gst_element_register(plugin, "moqtsink", GST_RANK_NONE, GST_TYPE_MOQT_SINK);
+  ok &= gst_element_register(plugin, "moqtsrc", GST_RANK_NONE, GST_TYPE_MOQT_SRC);
+  return ok;
+}
+
+GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, moqt,
+                  "Media over QUIC (moq-lite, hang media) through libmoqt", plugin_init, GST_MOQT_VERSION,
+                  "MIT/X11", "moqt", "moqt")

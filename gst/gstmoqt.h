@@ -1,0 +1,67 @@
+/* moqt GStreamer plugin: shared declarations of moqtsink and moqtsrc. */
+#ifndef GST_MOQT_H
+#define GST_MOQT_H
+
+#include <gst/gst.h>
+#include <moqt.h>
+
+G_BEGIN_DECLS
+
+GST_DEBUG_CATEGORY_EXTERN(gst_moqt_debug);
+
+#define GST_TYPE_MOQT_SINK (gst_moqt_sink_get_type())
+G_DECLARE_FINAL_TYPE(GstMoqtSink, gst_moqt_sink, GST, MOQT_SINK, GstElement)
+
+#define GST_TYPE_MOQT_SRC (gst_moqt_src_get_type())
+G_DECLARE_FINAL_TYPE(GstMoqtSrc, gst_moqt_src, GST, MOQT_SRC, GstElement)
+
+/* The connection settings both elements share (the url, broadcast and tls-* properties). */
+typedef struct {
+  gchar *url;
+  gchar *broadcast;
+  gchar *tls_fingerprint;
+  gchar *tls_root;
+  gboolean tls_disable_verify;
+} GstMoqtConnection;
+
+void gst_moqt_connection_clear(GstMoqtConnection *conn);
+/* Starts a client without waiting for the network (moqt_client_connect_async); on failure posts
+ * an element error on `element` and returns NULL. Call with the settings copied out of the lock. */
+moqt_client *gst_moqt_connect(GstElement *element, const GstMoqtConnection *conn);
+/* The client's state as a word ("connecting", "connected", ...; "idle" without a client). */
+const gchar *gst_moqt_state_name(const moqt_client *client);
+/* The negotiated moq-lite version (0 while not connected). */
+guint gst_moqt_client_version(const moqt_client *client);
+/* The send-rate estimate in bit/s (0 while unknown or not connected). */
+guint64 gst_moqt_client_send_bitrate(const moqt_client *client);
+
+/* Installs url, broadcast, tls-fingerprint, tls-root and tls-disable-verify; the includer's
+ * property enum names PROP_URL ... PROP_TLS_DISABLE_VERIFY. */
+#define GST_MOQT_CONNECTION_PROPS(klass, mutable_flags)                                                                     \
+  do {                                                                                                             \
+    g_object_class_install_property(                                                                               \
+        klass, PROP_URL,                                                                                           \
+        g_param_spec_string("url", "URL",                                                                          \
+                            "Relay URL: moql://host:port/path or moqt:// (raw QUIC), https:// (WebTransport)", NULL, \
+                            mutable_flags));                                                                       \
+    g_object_class_install_property(                                                                               \
+        klass, PROP_BROADCAST,                                                                                     \
+        g_param_spec_string("broadcast", "Broadcast", "Broadcast path, relative to the URL's path", NULL,          \
+                            mutable_flags));                                                                       \
+    g_object_class_install_property(                                                                               \
+        klass, PROP_TLS_FINGERPRINT,                                                                               \
+        g_param_spec_string("tls-fingerprint", "TLS fingerprint",                                                  \
+                            "Trust only a server certificate with this SHA-256 (hex)", NULL, mutable_flags));      \
+    g_object_class_install_property(                                                                               \
+        klass, PROP_TLS_ROOT,                                                                                      \
+        g_param_spec_string("tls-root", "TLS root",                                                                \
+                            "PEM file of CA certificates to trust besides the platform's", NULL, mutable_flags));  \
+    g_object_class_install_property(                                                                               \
+        klass, PROP_TLS_DISABLE_VERIFY,                                                                            \
+        g_param_spec_boolean("tls-disable-verify", "Disable TLS verification",                                     \
+                             "Skip certificate verification (development only)", FALSE, mutable_flags));           \
+  } while (0)
+
+G_END_DECLS
+
+#endif

@@ -21,6 +21,55 @@ void gst_moqt_connection_clear(GstMoqtConnection *conn) {
   conn->tls_disable_verify = FALSE;
 }
 
+static void replace_string(gchar **field, const GValue *value) {
+  g_free(*field);
+  *field = g_value_dup_string(value);
+}
+
+gboolean gst_moqt_connection_set_property(GstMoqtConnection *conn, guint id, const GValue *value) {
+  switch (id) {
+  case GST_MOQT_PROP_URL:
+    replace_string(&conn->url, value);
+    return TRUE;
+  case GST_MOQT_PROP_BROADCAST:
+    replace_string(&conn->broadcast, value);
+    return TRUE;
+  case GST_MOQT_PROP_TLS_FINGERPRINT:
+    replace_string(&conn->tls_fingerprint, value);
+    return TRUE;
+  case GST_MOQT_PROP_TLS_ROOT:
+    replace_string(&conn->tls_root, value);
+    return TRUE;
+  case GST_MOQT_PROP_TLS_DISABLE_VERIFY:
+    conn->tls_disable_verify = g_value_get_boolean(value);
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+gboolean gst_moqt_connection_get_property(const GstMoqtConnection *conn, guint id, GValue *value) {
+  switch (id) {
+  case GST_MOQT_PROP_URL:
+    g_value_set_string(value, conn->url);
+    return TRUE;
+  case GST_MOQT_PROP_BROADCAST:
+    g_value_set_string(value, conn->broadcast);
+    return TRUE;
+  case GST_MOQT_PROP_TLS_FINGERPRINT:
+    g_value_set_string(value, conn->tls_fingerprint);
+    return TRUE;
+  case GST_MOQT_PROP_TLS_ROOT:
+    g_value_set_string(value, conn->tls_root);
+    return TRUE;
+  case GST_MOQT_PROP_TLS_DISABLE_VERIFY:
+    g_value_set_boolean(value, conn->tls_disable_verify);
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
 moqt_client *gst_moqt_connect(GstElement *element, const GstMoqtConnection *conn) {
   if (conn->url == NULL || conn->url[0] == '\0') {
     GST_ELEMENT_ERROR(element, RESOURCE, NOT_FOUND, ("No URL set"), ("set the url property"));

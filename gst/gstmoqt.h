@@ -25,6 +25,21 @@ typedef struct {
 } GstMoqtConnection;
 
 void gst_moqt_connection_clear(GstMoqtConnection *conn);
+
+/* The connection properties' ids, the same in both elements (their own properties follow). */
+enum {
+  GST_MOQT_PROP_URL = 1,
+  GST_MOQT_PROP_BROADCAST,
+  GST_MOQT_PROP_TLS_FINGERPRINT,
+  GST_MOQT_PROP_TLS_ROOT,
+  GST_MOQT_PROP_TLS_DISABLE_VERIFY,
+  GST_MOQT_PROP_CONNECTION_END,
+};
+
+/* Sets or reads connection property `id`; FALSE when `id` is not one of them. Call under the
+ * object lock. */
+gboolean gst_moqt_connection_set_property(GstMoqtConnection *conn, guint id, const GValue *value);
+gboolean gst_moqt_connection_get_property(const GstMoqtConnection *conn, guint id, GValue *value);
 /* Starts a client without waiting for the network (moqt_client_connect_async); on failure posts
  * an element error on `element` and returns NULL. Call with the settings copied out of the lock. */
 moqt_client *gst_moqt_connect(GstElement *element, const GstMoqtConnection *conn);

@@ -78,13 +78,12 @@ struct _GstMoqtSink {
 G_DEFINE_TYPE(GstMoqtSink, gst_moqt_sink, GST_TYPE_ELEMENT)
 
 enum {
-  PROP_0,
-  PROP_URL,
-  PROP_BROADCAST,
-  PROP_TLS_FINGERPRINT,
-  PROP_TLS_ROOT,
-  PROP_TLS_DISABLE_VERIFY,
-  PROP_CONTAINER,
+  PROP_URL = GST_MOQT_PROP_URL,
+  PROP_BROADCAST = GST_MOQT_PROP_BROADCAST,
+  PROP_TLS_FINGERPRINT = GST_MOQT_PROP_TLS_FINGERPRINT,
+  PROP_TLS_ROOT = GST_MOQT_PROP_TLS_ROOT,
+  PROP_TLS_DISABLE_VERIFY = GST_MOQT_PROP_TLS_DISABLE_VERIFY,
+  PROP_CONTAINER = GST_MOQT_PROP_CONNECTION_END,
   PROP_FLUSH_TIMEOUT,
   PROP_STATUS,
   PROP_VERSION,
@@ -695,25 +694,6 @@ static void set_property(GObject *object, guint id, const GValue *value, GParamS
   GstMoqtSink *self = GST_MOQT_SINK(object);
   GST_OBJECT_LOCK(self);
   switch (id) {
-  case PROP_URL:
-    g_free(self->conn.url);
-    self->conn.url = g_value_dup_string(value);
-    break;
-  case PROP_BROADCAST:
-    g_free(self->conn.broadcast);
-    self->conn.broadcast = g_value_dup_string(value);
-    break;
-  case PROP_TLS_FINGERPRINT:
-    g_free(self->conn.tls_fingerprint);
-    self->conn.tls_fingerprint = g_value_dup_string(value);
-    break;
-  case PROP_TLS_ROOT:
-    g_free(self->conn.tls_root);
-    self->conn.tls_root = g_value_dup_string(value);
-    break;
-  case PROP_TLS_DISABLE_VERIFY:
-    self->conn.tls_disable_verify = g_value_get_boolean(value);
-    break;
   case PROP_CONTAINER:
     self->container = g_value_get_enum(value);
     break;
@@ -721,7 +701,8 @@ static void set_property(GObject *object, guint id, const GValue *value, GParamS
     self->flush_timeout_ms = g_value_get_uint(value);
     break;
   default:
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    if (!gst_moqt_connection_set_property(&self->conn, id, value))
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
     break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -731,21 +712,6 @@ static void get_property(GObject *object, guint id, GValue *value, GParamSpec *p
   GstMoqtSink *self = GST_MOQT_SINK(object);
   GST_OBJECT_LOCK(self);
   switch (id) {
-  case PROP_URL:
-    g_value_set_string(value, self->conn.url);
-    break;
-  case PROP_BROADCAST:
-    g_value_set_string(value, self->conn.broadcast);
-    break;
-  case PROP_TLS_FINGERPRINT:
-    g_value_set_string(value, self->conn.tls_fingerprint);
-    break;
-  case PROP_TLS_ROOT:
-    g_value_set_string(value, self->conn.tls_root);
-    break;
-  case PROP_TLS_DISABLE_VERIFY:
-    g_value_set_boolean(value, self->conn.tls_disable_verify);
-    break;
   case PROP_CONTAINER:
     g_value_set_enum(value, self->container);
     break;
@@ -762,7 +728,8 @@ static void get_property(GObject *object, guint id, GValue *value, GParamSpec *p
     g_value_set_uint64(value, gst_moqt_client_send_bitrate(self->client));
     break;
   default:
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    if (!gst_moqt_connection_get_property(&self->conn, id, value))
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
     break;
   }
   GST_OBJECT_UNLOCK(self);

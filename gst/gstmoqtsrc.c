@@ -74,13 +74,12 @@ struct _GstMoqtSrc {
 G_DEFINE_TYPE(GstMoqtSrc, gst_moqt_src, GST_TYPE_ELEMENT)
 
 enum {
-  PROP_0,
-  PROP_URL,
-  PROP_BROADCAST,
-  PROP_TLS_FINGERPRINT,
-  PROP_TLS_ROOT,
-  PROP_TLS_DISABLE_VERIFY,
-  PROP_LATENCY,
+  PROP_URL = GST_MOQT_PROP_URL,
+  PROP_BROADCAST = GST_MOQT_PROP_BROADCAST,
+  PROP_TLS_FINGERPRINT = GST_MOQT_PROP_TLS_FINGERPRINT,
+  PROP_TLS_ROOT = GST_MOQT_PROP_TLS_ROOT,
+  PROP_TLS_DISABLE_VERIFY = GST_MOQT_PROP_TLS_DISABLE_VERIFY,
+  PROP_LATENCY = GST_MOQT_PROP_CONNECTION_END,
   PROP_RENDITIONS,
   PROP_START,
   PROP_STATUS,
@@ -650,25 +649,6 @@ static void set_property(GObject *object, guint id, const GValue *value, GParamS
   GstMoqtSrc *self = GST_MOQT_SRC(object);
   GST_OBJECT_LOCK(self);
   switch (id) {
-  case PROP_URL:
-    g_free(self->conn.url);
-    self->conn.url = g_value_dup_string(value);
-    break;
-  case PROP_BROADCAST:
-    g_free(self->conn.broadcast);
-    self->conn.broadcast = g_value_dup_string(value);
-    break;
-  case PROP_TLS_FINGERPRINT:
-    g_free(self->conn.tls_fingerprint);
-    self->conn.tls_fingerprint = g_value_dup_string(value);
-    break;
-  case PROP_TLS_ROOT:
-    g_free(self->conn.tls_root);
-    self->conn.tls_root = g_value_dup_string(value);
-    break;
-  case PROP_TLS_DISABLE_VERIFY:
-    self->conn.tls_disable_verify = g_value_get_boolean(value);
-    break;
   case PROP_LATENCY:
     self->latency_ms = g_value_get_uint(value);
     break;
@@ -680,7 +660,8 @@ static void set_property(GObject *object, guint id, const GValue *value, GParamS
     self->start = g_value_get_enum(value);
     break;
   default:
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    if (!gst_moqt_connection_set_property(&self->conn, id, value))
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
     break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -690,21 +671,6 @@ static void get_property(GObject *object, guint id, GValue *value, GParamSpec *p
   GstMoqtSrc *self = GST_MOQT_SRC(object);
   GST_OBJECT_LOCK(self);
   switch (id) {
-  case PROP_URL:
-    g_value_set_string(value, self->conn.url);
-    break;
-  case PROP_BROADCAST:
-    g_value_set_string(value, self->conn.broadcast);
-    break;
-  case PROP_TLS_FINGERPRINT:
-    g_value_set_string(value, self->conn.tls_fingerprint);
-    break;
-  case PROP_TLS_ROOT:
-    g_value_set_string(value, self->conn.tls_root);
-    break;
-  case PROP_TLS_DISABLE_VERIFY:
-    g_value_set_boolean(value, self->conn.tls_disable_verify);
-    break;
   case PROP_LATENCY:
     g_value_set_uint(value, self->latency_ms);
     break;
@@ -721,7 +687,8 @@ static void get_property(GObject *object, guint id, GValue *value, GParamSpec *p
     g_value_set_uint(value, gst_moqt_client_version(self->client));
     break;
   default:
-    G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
+    if (!gst_moqt_connection_get_property(&self->conn, id, value))
+      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec);
     break;
   }
   GST_OBJECT_UNLOCK(self);

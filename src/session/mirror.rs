@@ -13,6 +13,7 @@ use crate::coding::Path;
 use crate::coding::StreamCode;
 use crate::model::{
     self, BroadcastProducer, BroadcastSettings, OriginProducer, PathFilter, Published, Route, TrackProducer,
+    UpstreamFetch, UpstreamInfo,
 };
 use tokio::sync::mpsc;
 
@@ -73,6 +74,21 @@ impl From<OriginProducer> for Mirror {
     }
 }
 
+/// How the announcing session answers for its broadcast's tracks that are not live here: TRACK
+/// and FETCH forwarded to the peer (lite-05+; `None` on older sessions).
+#[derive(Default, Clone)]
+pub(crate) struct UpstreamHooks {
+    pub(crate) fetch: Option<UpstreamFetch>,
+    pub(crate) info: Option<UpstreamInfo>,
+}
+
+impl UpstreamHooks {
+    fn install(self, producer: &BroadcastProducer) {
+        producer.set_upstream_fetch(self.fetch);
+        producer.set_upstream_info(self.info);
+    }
+}
+
 /// What a session gets when it attaches to a path.
 pub(crate) struct Attached {
     pub(crate) producer: BroadcastProducer,
@@ -110,12 +126,18 @@ impl Mirror {
     /// Publishes `path` for session `owner`, adopting a lingering broadcast (and its orphaned
     /// tracks) if there is one. `None` if the path is already served by another live session or
     /// the origin refuses it.
+    ///
+    /// `upstream` is installed before the broadcast is visible (or, when adopting, before the new
+    /// owner is recorded): a downstream TRACK that follows the announcement at once must be
+    /// forwarded, not answered by the lookup subscription a broadcast without hooks falls back
+    /// to, which would fetch the backlog and move a live-edge SUBSCRIBE behind it to group 0.
     pub(crate) fn attach(
         &self,
         path: &Path,
         route: Route,
         owner: u64,
         settings: BroadcastSettings,
+        upstream: UpstreamHooks,
     ) -> Option<Attached> {
         if self.allow.as_ref().is_some_and(|allow| !allow(path)) {
             tracing::debug!(%path, "announced outside the session's grant: ignored");
@@ -127,6 +149,7 @@ impl Mirror {
                 tracing::debug!(%path, "already served by another session");
                 return None;
             }
+            upstream.install(&entry.producer);
             entry.orphaned = None;
             entry.owner = owner;
             entry.published.update_route(route);
@@ -137,6 +160,7 @@ impl Mirror {
             return Some(Attached { producer: entry.producer.clone(), orphans, late });
         }
         let producer = BroadcastProducer::new(settings);
+        upstream.install(&producer);
         let published = match self.inner.origin.publish(path.clone(), producer.consume(), route) {
             Ok(published) => published,
             Err(err) => {
@@ -229,11 +253,15 @@ mod tests {
         let mirror = Mirror::with_linger(OriginProducer::default(), Duration::from_secs(30));
         let path = Path::new("room/alice").unwrap();
         let (first, second) = (new_owner(), new_owner());
-        let _a = mirror.attach(&path, Route::local(), first, BroadcastSettings::default()).unwrap();
+        let _a = mirror
+            .attach(&path, Route::local(), first, BroadcastSettings::default(), UpstreamHooks::default())
+            .unwrap();
         // The first session's broadcast detaches; the next session adopts it before the first
         // session's subscription has let go of its track.
         mirror.detach(&path, first);
-        let mut b = mirror.attach(&path, Route::local(), second, BroadcastSettings::default()).unwrap();
+        let mut b = mirror
+            .attach(&path, Route::local(), second, BroadcastSettings::default(), UpstreamHooks::default())
+            .unwrap();
         assert!(b.orphans.is_empty());
         let late = orphan("video");
         let consumer = late.producer.consume();
@@ -246,7 +274,43 @@ mod tests {
         // While lingering (no live owner), a late orphan waits with the broadcast for the next one.
         mirror.detach(&path, second);
         mirror.orphan_track(&path, first, orphan("audio"));
-        let third = mirror.attach(&path, Route::local(), new_owner(), BroadcastSettings::default()).unwrap();
+        let third = mirror
+            .attach(&path, Route::local(), new_owner(), BroadcastSettings::default(), UpstreamHooks::default())
+            .unwrap();
         assert_eq!(third.orphans.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), vec!["audio"]);
+    }
+
+    /// Hooks whose TRACK answer carries `priority`, to tell sessions apart.
+    fn hooks(priority: u8) -> UpstreamHooks {
+        let info: UpstreamInfo = Arc::new(move |_track: String| {
+            Box::pin(async move { Ok(model::TrackInfo { priority, ..Default::default() }) })
+        });
+        UpstreamHooks { fetch: None, info: Some(info) }
+    }
+
+    async fn upstream_priority(mirror: &Mirror, path: &Path) -> Option<u8> {
+        let broadcast = mirror.origin().consume_broadcast(path).expect("published");
+        Some(broadcast.upstream_track_info("video").await?.expect("answered").priority)
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_is_visible_only_with_its_sessions_upstream_hooks() {
+        let mirror = Mirror::with_linger(OriginProducer::default(), Duration::from_secs(30));
+        let path = Path::new("room/alice").unwrap();
+        let (first, second, third) = (new_owner(), new_owner(), new_owner());
+        let _a = mirror.attach(&path, Route::local(), first, BroadcastSettings::default(), hooks(1)).unwrap();
+        // Installed by attach itself: nothing the session does afterwards can race a TRACK that
+        // follows the announcement.
+        assert_eq!(upstream_priority(&mirror, &path).await, Some(1));
+
+        // The adopting session's hooks replace the departed session's before it owns the entry.
+        mirror.detach(&path, first);
+        let _b = mirror.attach(&path, Route::local(), second, BroadcastSettings::default(), hooks(2)).unwrap();
+        assert_eq!(upstream_priority(&mirror, &path).await, Some(2));
+
+        // A session that cannot forward TRACK (lite-03/04) leaves none behind.
+        mirror.detach(&path, second);
+        let _c = mirror.attach(&path, Route::local(), third, BroadcastSettings::default(), UpstreamHooks::default());
+        assert_eq!(upstream_priority(&mirror, &path).await, None);
     }
 }

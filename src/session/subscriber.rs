@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::mirror::{Attached, Mirror, Orphan};
+use super::mirror::{Attached, Mirror, Orphan, UpstreamHooks};
 use super::priority::CONTROL_PRIORITY;
 use super::stream::{Reader, Writer};
 use super::{Context, FetchRequest, SessionError};
@@ -358,12 +358,17 @@ impl<C: Connection> Subscriber<C> {
     fn start_remote(self: &Arc<Self>, wire: Path, route: Route) -> Option<Remote> {
         let path = self.ctx.local_path(&wire).ok()?;
         let settings = BroadcastSettings { serve_requests: true, cache: self.ctx.config.cache, ..Default::default() };
-        let Attached { producer, orphans, mut late } = self.mirror.attach(&path, route, self.owner, settings)?;
+        let upstream = if self.version() >= Version::Lite05 {
+            UpstreamHooks {
+                fetch: Some(self.upstream_fetch(wire.clone())),
+                info: Some(self.upstream_info(wire.clone())),
+            }
+        } else {
+            UpstreamHooks::default()
+        };
+        let Attached { producer, orphans, mut late } =
+            self.mirror.attach(&path, route, self.owner, settings, upstream)?;
         tracing::debug!(%path, "broadcast announced by peer");
-        if self.version() >= Version::Lite05 {
-            producer.set_upstream_fetch(Some(self.upstream_fetch(wire.clone())));
-            producer.set_upstream_info(Some(self.upstream_info(wire.clone())));
-        }
         let this = self.clone();
         let broadcast = wire.clone();
         self.tasks.spawn(async move {

@@ -17,6 +17,10 @@
 /* Audio has no keyframes: every packet stands alone. A group per packet would be a stream per
  * 20 ms, so audio groups are cut every AUDIO_GROUP_US of presentation time. */
 #define AUDIO_GROUP_US 500000
+/* The catalog is held until every requested pad has its rendition, so that a subscriber taking
+ * the first catalog sees them all; a pad whose first buffer comes later than this much media time
+ * after the first written frame is added by a catalog update of its own. */
+#define CATALOG_WAIT_US 2000000
 #define DEFAULT_FLUSH_TIMEOUT_MS 10000
 
 typedef enum { GST_MOQT_CONTAINER_LEGACY = 0, GST_MOQT_CONTAINER_CMAF = 1 } GstMoqtContainer;
@@ -73,6 +77,10 @@ struct _GstMoqtSink {
   moqt_client *client;
   moqt_media *media;
   gboolean eos_posted;
+  /* The catalog is held (see CATALOG_WAIT_US); the first written frame's time, once there is one. */
+  gboolean catalog_held;
+  gboolean have_first_pts;
+  guint64 first_pts_us;
 };
 
 G_DEFINE_TYPE(GstMoqtSink, gst_moqt_sink, GST_TYPE_ELEMENT)
@@ -305,6 +313,7 @@ static moqt_status publish_config(GstMoqtSink *self, MoqtSinkPad *p, GBytes *set
   const guint8 *desc = p->description ? g_bytes_get_data(p->description, &dlen) : NULL;
   const guint8 *set_data = sets ? g_bytes_get_data(sets, &slen) : NULL;
   moqt_status rc;
+  moqt_media_track *added = NULL;
   if (p->video) {
     moqt_video_config c;
     memset(&c, 0, sizeof c);
@@ -321,7 +330,7 @@ static moqt_status publish_config(GstMoqtSink *self, MoqtSinkPad *p, GBytes *set
     c.framerate = p->framerate;
     c.container = MOQT_CONTAINER_LEGACY;
     if (p->track == NULL)
-      rc = moqt_media_add_video(self->media, p->name, SIZE_MAX, &c, &p->track);
+      rc = moqt_media_add_video(self->media, p->name, SIZE_MAX, &c, &added);
     else
       rc = moqt_media_update_video(self->media, p->name, SIZE_MAX, &c);
   } else {
@@ -336,9 +345,15 @@ static moqt_status publish_config(GstMoqtSink *self, MoqtSinkPad *p, GBytes *set
     c.channels = p->channels;
     c.container = MOQT_CONTAINER_LEGACY;
     if (p->track == NULL)
-      rc = moqt_media_add_audio(self->media, p->name, SIZE_MAX, &c, &p->track);
+      rc = moqt_media_add_audio(self->media, p->name, SIZE_MAX, &c, &added);
     else
       rc = moqt_media_update_audio(self->media, p->name, SIZE_MAX, &c);
+  }
+  if (added != NULL) {
+    /* Read under the lock by maybe_release_catalog on other pads' threads. */
+    GST_OBJECT_LOCK(self);
+    p->track = added;
+    GST_OBJECT_UNLOCK(self);
   }
   if (rc == MOQT_STATUS_OK) {
     GST_INFO_OBJECT(self, "rendition %s %s in the catalog", p->name, p->update_pending ? "updated" : "added");
@@ -361,6 +376,42 @@ static void write_done(void *user_data, const uint8_t *data) {
   gst_buffer_unmap(ctx->buffer, &ctx->map);
   gst_buffer_unref(ctx->buffer);
   g_free(ctx);
+}
+
+/* Publishes the held catalog once every requested pad has a rendition (or is at EOS), once media
+ * time ran CATALOG_WAIT_US past the first frame, or when `now` says so. */
+static void maybe_release_catalog(GstMoqtSink *self, guint64 pts_us, gboolean now) {
+  GST_OBJECT_LOCK(self);
+  if (!self->catalog_held || self->media == NULL) {
+    GST_OBJECT_UNLOCK(self);
+    return;
+  }
+  gboolean release = now;
+  if (!self->have_first_pts) {
+    self->have_first_pts = TRUE;
+    self->first_pts_us = pts_us;
+  } else if (pts_us >= self->first_pts_us && pts_us - self->first_pts_us >= CATALOG_WAIT_US) {
+    release = TRUE;
+  }
+  if (!release) {
+    release = TRUE;
+    for (GList *l = GST_ELEMENT(self)->sinkpads; l && release; l = l->next) {
+      MoqtSinkPad *p = gst_pad_get_element_private(GST_PAD(l->data));
+      if (p != NULL && p->track == NULL && !p->eos)
+        release = FALSE;
+    }
+  }
+  if (release)
+    self->catalog_held = FALSE;
+  moqt_media *media = self->media;
+  GST_OBJECT_UNLOCK(self);
+  if (!release)
+    return;
+  moqt_status rc = moqt_media_release_catalog(media);
+  if (rc == MOQT_STATUS_OK)
+    GST_INFO_OBJECT(self, "catalog published");
+  else if (rc != MOQT_STATUS_ERR_CLOSED)
+    GST_WARNING_OBJECT(self, "publishing the catalog: %s: %s", moqt_status_str(rc), moqt_last_error());
 }
 
 static GstFlowReturn sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
@@ -440,6 +491,7 @@ static GstFlowReturn sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) 
       p->have_group = TRUE;
       p->group_start_us = pts_us;
     }
+    maybe_release_catalog(self, pts_us, FALSE);
     return GST_FLOW_OK;
   case MOQT_STATUS_ERR_INVALID_ARG:
   case MOQT_STATUS_ERR_NO_MEMORY:
@@ -523,13 +575,18 @@ static gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
     guint32 seqnum = gst_event_get_seqnum(event);
     gst_event_unref(event);
     GST_INFO_OBJECT(pad, "EOS: finishing track %s", p->name);
-    if (p->track) {
-      moqt_media_track_free(p->track); /* finishes it: subscribers get every frame, then the end */
-      p->track = NULL;
-    }
+    GST_OBJECT_LOCK(self);
+    moqt_media_track *track = p->track;
+    p->track = NULL;
+    GST_OBJECT_UNLOCK(self);
+    if (track)
+      moqt_media_track_free(track); /* finishes it: subscribers get every frame, then the end */
     GST_OBJECT_LOCK(self);
     p->eos = TRUE;
+    guint64 last = p->last_pts_us;
     GST_OBJECT_UNLOCK(self);
+    /* A pad that ends before it had a rendition no longer holds the others back. */
+    maybe_release_catalog(self, last, FALSE);
     maybe_finish(self, seqnum);
     return TRUE;
   }
@@ -636,10 +693,16 @@ static gboolean start(GstMoqtSink *self) {
     moqt_client_free(client);
     goto done;
   }
+  /* Held until the pads' renditions are known (see CATALOG_WAIT_US). */
+  rc = moqt_media_hold_catalog(media);
+  if (rc != MOQT_STATUS_OK)
+    GST_WARNING_OBJECT(self, "holding the catalog: %s: %s", moqt_status_str(rc), moqt_last_error());
   GST_OBJECT_LOCK(self);
   self->client = client;
   self->media = media;
   self->eos_posted = FALSE;
+  self->catalog_held = rc == MOQT_STATUS_OK;
+  self->have_first_pts = FALSE;
   GST_OBJECT_UNLOCK(self);
   ok = TRUE;
 done:

@@ -2036,6 +2036,34 @@ MOQT_MUST_USE moqt_status moqt_media_track_remove(const struct moqt_media_track 
 void moqt_media_track_free(struct moqt_media_track *MOQT_NULLABLE track);
 
 /**
+ * Holds catalog publication: renditions added, updated or removed from now on are checked at
+ * once (each call returns what it would) but published together, as one catalog update, by
+ * `moqt_media_release_catalog`. For a host whose renditions become known one at a time (a
+ * GStreamer element's pads, each configured by its own first buffer): a subscriber that takes
+ * the first catalog then sees every rendition, not the video without its audio. Samples may be
+ * written meanwhile. `moqt_media_finish` publishes a held catalog first.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `media`), MOQT_STATUS_ERR_CLOSED (the broadcast was
+ * finished), MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: the handle stays the caller's.
+ */
+MOQT_MUST_USE moqt_status moqt_media_hold_catalog(const struct moqt_media *MOQT_NONNULL media);
+
+/**
+ * Publishes the changes made since `moqt_media_hold_catalog` as one catalog update (nothing if
+ * there were none), and each later change at once again.
+ *
+ * Thread-safety: any thread. Callbacks: none. Returns MOQT_STATUS_OK,
+ * MOQT_STATUS_ERR_INVALID_ARG (NULL `media`), MOQT_STATUS_ERR_CLOSED (the broadcast was
+ * finished), MOQT_STATUS_ERR_PANIC.
+ *
+ * Ownership: the handle stays the caller's.
+ */
+MOQT_MUST_USE moqt_status moqt_media_release_catalog(const struct moqt_media *MOQT_NONNULL media);
+
+/**
  * Ends the broadcast cleanly: the catalog track is finished, then the broadcast, so
  * subscribers see the catalog's end (MOQT_STATUS_END from `moqt_media_next_catalog`) once they
  * read what was written. Finish (free) or remove the tracks first; later adds, updates and

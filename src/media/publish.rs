@@ -23,6 +23,10 @@ pub struct MediaBroadcast {
     catalog: Catalog,
     catalog_track: TrackWriter,
     settings: CatalogSettings,
+    /// Catalog publication is held (see [`hold_catalog`](MediaBroadcast::hold_catalog)).
+    held: bool,
+    /// A change made while held, not yet published.
+    unpublished: bool,
 }
 
 impl MediaBroadcast {
@@ -40,7 +44,7 @@ impl MediaBroadcast {
         let info = TrackInfo { priority: priority::CATALOG, ..TrackInfo::default() };
         let track = broadcast.create_track(CATALOG_TRACK, info)?;
         let catalog_track = TrackWriter::new(track, WriterSettings { keyframe_groups: true });
-        Ok(Self { broadcast, catalog, catalog_track, settings })
+        Ok(Self { broadcast, catalog, catalog_track, settings, held: false, unpublished: false })
     }
 
     /// The broadcast to publish in an origin.
@@ -139,9 +143,36 @@ impl MediaBroadcast {
         self.publish_catalog()
     }
 
+    /// Holds catalog publication: renditions added, updated or removed from now on are checked at
+    /// once (each call still fails as it would) but published together, as one catalog update,
+    /// by [`release_catalog`](Self::release_catalog). For a host whose renditions become known
+    /// one at a time (a GStreamer element's pads, each configured by its own first buffer): a
+    /// subscriber that takes the first catalog then sees them all, not the video without its
+    /// audio. Frames may be written meanwhile; they wait in their tracks' caches.
+    pub fn hold_catalog(&mut self) {
+        self.held = true;
+    }
+
+    /// Publishes the changes made since [`hold_catalog`](Self::hold_catalog), if any, and
+    /// publishes each later change at once again.
+    pub fn release_catalog(&mut self) -> Result<(), MediaError> {
+        self.held = false;
+        if std::mem::take(&mut self.unpublished) {
+            self.write_catalog()?;
+        }
+        Ok(())
+    }
+
+    /// True while catalog publication is held.
+    pub fn catalog_held(&self) -> bool {
+        self.held
+    }
+
     /// Ends the catalog track and the broadcast: subscribers see both end cleanly once they
-    /// have read what was written. Finish the media writers first.
+    /// have read what was written. Finish the media writers first. A held catalog is published
+    /// first, so the renditions written are described.
     pub fn finish(mut self) -> Result<(), MediaError> {
+        self.release_catalog()?;
         self.catalog_track.finish()?;
         self.broadcast.finish();
         Ok(())
@@ -158,12 +189,29 @@ impl MediaBroadcast {
         Ok(())
     }
 
+    /// Checks the catalog after a change and publishes it, or notes it for
+    /// [`release_catalog`](Self::release_catalog) while held.
     fn publish_catalog(&mut self) -> Result<(), MediaError> {
+        let json = self.checked_json()?;
+        if self.held {
+            self.unpublished = true;
+            return Ok(());
+        }
+        self.catalog_track.write(Frame::new(0, json), true)?;
+        Ok(())
+    }
+
+    fn checked_json(&self) -> Result<Bytes, MediaError> {
         self.catalog.check(&self.settings)?;
         let json = self.catalog.to_json();
         if json.len() > self.settings.max_bytes {
             return Err(MediaError::CatalogTooLarge { max: self.settings.max_bytes });
         }
+        Ok(json)
+    }
+
+    fn write_catalog(&mut self) -> Result<(), MediaError> {
+        let json = self.checked_json()?;
         self.catalog_track.write(Frame::new(0, json), true)?;
         Ok(())
     }
@@ -235,5 +283,66 @@ impl MediaTrackWriter {
     pub fn finish(mut self) -> Result<(), MediaError> {
         self.writer.finish()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::CatalogGroupDecoder;
+    use crate::model::{GroupStart, SubscribeOptions, TrackEvent};
+
+    fn video() -> VideoConfig {
+        VideoConfig { codec: "vp8".into(), coded_width: Some(64), coded_height: Some(64), ..Default::default() }
+    }
+
+    fn audio() -> AudioConfig {
+        AudioConfig { codec: "opus".into(), sample_rate: 48000, number_of_channels: 2, ..Default::default() }
+    }
+
+    /// The catalogs published so far, oldest first, from a consumer that started at group 0.
+    fn catalogs(track: &mut crate::model::TrackConsumer) -> Vec<Catalog> {
+        let mut out = Vec::new();
+        while let Some(Ok(Some(TrackEvent::Group(mut group)))) = track.try_next_group() {
+            let Some(Ok(Some(frame))) = group.try_next_frame() else { panic!("a catalog group without its frame") };
+            out.push(CatalogGroupDecoder::new(CatalogSettings::default()).push(&frame.payload).unwrap());
+        }
+        out.sort_by_key(|catalog| catalog.video.renditions.len() + catalog.audio.renditions.len());
+        out
+    }
+
+    #[tokio::test]
+    async fn a_held_catalog_publishes_every_change_as_one_update() {
+        let mut media = MediaBroadcast::new().unwrap();
+        let options = SubscribeOptions { start: GroupStart::Floor(0), ..Default::default() };
+        let mut track = media.consume().subscribe_track_with(CATALOG_TRACK, options).await.unwrap();
+        media.hold_catalog();
+        assert!(media.catalog_held());
+        let mut v = media.add_video("video", video()).unwrap();
+        let _a = media.add_audio("audio", audio()).unwrap();
+        // Still checked at once while held.
+        assert!(matches!(media.add_audio("audio", audio()), Err(MediaError::DuplicateRendition(_))));
+        // Frames may flow before the catalog describes them.
+        v.write(0, true, Bytes::from_static(b"key")).unwrap();
+        assert_eq!(track.latest_sequence(), None, "nothing published while held");
+
+        media.release_catalog().unwrap();
+        let published = catalogs(&mut track);
+        assert_eq!(published.len(), 1, "one update for both renditions");
+        assert_eq!(published[0].video.renditions.len() + published[0].audio.renditions.len(), 2);
+        // Nothing held, nothing changed: releasing again publishes nothing.
+        media.release_catalog().unwrap();
+        assert_eq!(track.latest_sequence(), Some(0));
+
+        // Released: each change is published at once again.
+        media.update_video("video", VideoConfig { coded_width: Some(128), ..video() }).unwrap();
+        assert_eq!(track.latest_sequence(), Some(1));
+
+        // Held at the end: finishing publishes what was held before the catalog track ends.
+        media.hold_catalog();
+        media.remove("audio").unwrap();
+        assert_eq!(track.latest_sequence(), Some(1));
+        media.finish().unwrap();
+        assert_eq!(track.latest_sequence(), Some(2), "the held removal was published at the finish");
     }
 }

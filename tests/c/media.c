@@ -405,7 +405,10 @@ int main(void) {
     CHECK(moqt_client_publish_media(publisher, "show", SIZE_MAX, &media) == MOQT_STATUS_OK, "publish media");
     misuse(viewer, media);
 
-    /* H.264 from the raw parameter sets; Opus from a config. */
+    /* H.264 from the raw parameter sets; Opus from a config; held, so that the catalog is
+     * published once with both. */
+    CHECK(moqt_media_hold_catalog(NULL) == MOQT_STATUS_ERR_INVALID_ARG, "hold_catalog(NULL)");
+    CHECK(moqt_media_hold_catalog(media) == MOQT_STATUS_OK, "hold the catalog");
     moqt_video_config config = video_config(false, 1000000);
     moqt_media_track *video = NULL;
     CHECK(moqt_media_add_video(media, "video", SIZE_MAX, &config, &video) == MOQT_STATUS_OK, "add video");
@@ -423,6 +426,7 @@ int main(void) {
     moqt_media_track *audio = NULL;
     CHECK(moqt_media_add_audio(media, "audio", SIZE_MAX, &opus, &audio) == MOQT_STATUS_OK, "add audio");
     if (audio == NULL) fprintf(stderr, "media: add audio: %s\n", moqt_last_error());
+    CHECK(moqt_media_release_catalog(media) == MOQT_STATUS_OK, "release the catalog");
 
     /* A delta frame cannot open a track. */
     CHECK(moqt_media_track_write(video, (const uint8_t *)"delta", 5, 0, 0) == MOQT_STATUS_ERR_INVALID_ARG,
@@ -444,9 +448,10 @@ int main(void) {
           "a consumer with callbacks has no queue");
     CHECK(moqt_media_consumer_fd(consumer) >= 0, "a readiness fd");
 
-    const moqt_catalog *catalog = catalog_where(consumer, has_both);
-    CHECK(catalog != NULL, "a catalog with both renditions");
+    const moqt_catalog *catalog = NULL;
+    CHECK(moqt_media_next_catalog(consumer, 20000, &catalog) == MOQT_STATUS_OK, "a catalog");
     if (catalog == NULL) return 1;
+    CHECK(has_both(catalog), "the first catalog has both renditions (added while held)");
     struct pollfd ready = {moqt_media_consumer_fd(consumer), POLLIN, 0};
     CHECK(poll(&ready, 1, 0) == 0, "the fd is not readable with nothing queued");
 
@@ -582,6 +587,8 @@ int main(void) {
     CHECK(moqt_media_finish(media) == MOQT_STATUS_ERR_CLOSED, "finish twice");
     CHECK(moqt_media_update_video(media, "video", SIZE_MAX, &config) == MOQT_STATUS_ERR_CLOSED,
           "no update after finish");
+    CHECK(moqt_media_hold_catalog(media) == MOQT_STATUS_ERR_CLOSED, "no hold after finish");
+    CHECK(moqt_media_release_catalog(media) == MOQT_STATUS_ERR_CLOSED, "no release after finish");
     moqt_media_track_free(audio);
     moqt_media_free(media);
     moqt_client_free(publisher);

@@ -379,9 +379,9 @@ fn moqtsink_into_moqt_subscribe_fmp4_gives_a_valid_mp4() {
     let subscriber = Killed(
         Command::new(MOQT)
             .args(["subscribe", &url, "--tls-fingerprint", &fp, "--broadcast", "tomp4", "--media", "fmp4"])
-            // Named: moqtsink adds each pad's rendition as its caps arrive (one catalog update
-            // each), and the command writes the renditions of the first catalog that has them.
-            .args(["--start", "oldest", "--renditions", "video_0,audio_0"])
+            // Not named: moqtsink holds the catalog until both pads' renditions are in it, and
+            // the command writes the renditions of the first catalog it reads.
+            .args(["--start", "oldest"])
             .stdout(Stdio::from(std::fs::File::create(&received).unwrap()))
             .stderr(Stdio::from(std::fs::File::create(&sub_log).unwrap()))
             .spawn()

@@ -325,7 +325,8 @@ pub extern "C" fn moqt_client_free(client: *mut moqt_client) {
 /// its remaining groups, then its end, sent and acknowledged by the relay, and the relay's own
 /// end of the subscription received (moqt's relay sends it once it has taken the groups in, up
 /// to half a second later); and every group stream of a completed group (one followed by
-/// `MOQT_FRAME_NEW_GROUP`), acknowledged. Each of these is waited for at most 10 s. Groups and
+/// `MOQT_FRAME_NEW_GROUP`), acknowledged. Each of these is waited for at most 10 s, then given
+/// up and reported by this call as not arrived (MOQT_STATUS_ERR_TIMEOUT). Groups and
 /// tracks still being written are not waited for: finish a track first to flush all of it.
 /// Call it before `moqt_client_free` (which drains for at most MOQT_CLIENT_FREE_DRAIN_MS by
 /// itself) to choose the bound, or to learn that something did not arrive.
@@ -348,7 +349,10 @@ pub extern "C" fn moqt_client_flush(client: *const moqt_client, timeout_ms: u64)
         flush(&runtime, client, Duration::from_millis(timeout_ms)).map_err(|owed| {
             FfiError::new(
                 moqt_status::ErrTimeout,
-                format!("{owed} subscriptions or group streams have not reached the relay yet"),
+                format!(
+                    "{owed} subscriptions or group streams have not reached the relay (still waiting, or given up \
+                     unacknowledged after 10 s: the relay went silent)"
+                ),
             )
         })
     })

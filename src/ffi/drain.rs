@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::client::moqt_client;
 use super::runtime::runtime;
+use crate::session::FlushOutcome;
 
 /// How long `moqt_client_free` waits at most, in milliseconds, for what the client's ended tracks
 /// still owe the relay (see `moqt_client_flush`) before it closes the session.
@@ -45,7 +46,8 @@ pub(crate) fn flush(runtime: &tokio::runtime::Handle, client: &moqt_client, time
     }
     runtime.block_on(async {
         match tokio::time::timeout(timeout, session.flushed()).await {
-            Ok(()) => Ok(()),
+            Ok(FlushOutcome::Delivered) => Ok(()),
+            Ok(FlushOutcome::Undelivered(lost)) => Err(lost),
             Err(_) => Err(session.unflushed()),
         }
     })

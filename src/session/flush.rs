@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-/// How long a finished stream is watched for the peer's acknowledgement before it counts as
-/// delivered anyway (the connection is then most likely gone).
+/// How long a finished stream is watched for the peer's acknowledgement before it is given up as
+/// undelivered (the connection is then most likely gone), so the task watching it ends.
 pub(crate) const ACK_WAIT: Duration = Duration::from_secs(10);
 
 type Probe = Box<dyn Fn() -> bool + Send + Sync>;
@@ -28,17 +28,38 @@ pub(crate) struct Outstanding {
     changed: watch::Sender<u64>,
 }
 
+/// What a flush found: everything acknowledged, or how much was given up unacknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    Delivered,
+    /// Entries that left without the peer's acknowledgement since the last flush looked.
+    Undelivered(usize),
+}
+
 #[derive(Default)]
 struct Entries {
     next: u64,
     /// Each entry's probe: true while it is owed.
     owed: HashMap<u64, Probe>,
+    /// Owed entries given up without the peer's acknowledgement, not yet reported by a flush.
+    undelivered: usize,
 }
 
 /// Keeps one entry registered; dropping it removes the entry (the stream is done with).
 pub(crate) struct Pending {
     registry: Arc<Outstanding>,
     id: u64,
+}
+
+impl Pending {
+    /// Gives the entry up without the peer's acknowledgement: if it was owed, the next flush
+    /// reports it as undelivered rather than as arrived.
+    pub(crate) fn undelivered(self) {
+        let mut entries = self.registry.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.owed.get(&self.id).is_some_and(|owed| owed()) {
+            entries.undelivered = entries.undelivered.saturating_add(1);
+        }
+    }
 }
 
 impl Drop for Pending {
@@ -64,18 +85,23 @@ impl Outstanding {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner).owed.values().filter(|owed| owed()).count()
     }
 
-    /// Resolves once nothing is owed.
-    pub(crate) async fn flushed(&self) {
+    /// Resolves once nothing is owed, with what was given up unacknowledged meanwhile (or since
+    /// the last flush), which it reports once.
+    pub(crate) async fn flushed(&self) -> FlushOutcome {
         let mut changes = self.changed.subscribe();
         loop {
             changes.borrow_and_update();
             if self.owed() == 0 {
-                return;
+                break;
             }
             // The sender lives in `self`, which we borrow, so this cannot fail.
             if changes.changed().await.is_err() {
-                return;
+                break;
             }
+        }
+        match std::mem::take(&mut self.entries.lock().unwrap_or_else(PoisonError::into_inner).undelivered) {
+            0 => FlushOutcome::Delivered,
+            lost => FlushOutcome::Undelivered(lost),
         }
     }
 }
@@ -95,7 +121,8 @@ mod tests {
             registry.register(move || done.load(Ordering::SeqCst))
         };
         // Nothing owed yet: a live track and a group still open do not hold a flush.
-        tokio::time::timeout(Duration::from_secs(10), registry.flushed()).await.expect("nothing is owed");
+        let outcome = tokio::time::timeout(Duration::from_secs(10), registry.flushed()).await.expect("nothing is owed");
+        assert_eq!(outcome, FlushOutcome::Delivered);
         done.store(true, Ordering::SeqCst);
         assert_eq!(registry.owed(), 1);
         let waiting = tokio::spawn({
@@ -108,5 +135,18 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("flushed once it left").unwrap();
         assert_eq!(registry.owed(), 0);
         drop(live);
+    }
+
+    #[tokio::test]
+    async fn an_owed_entry_given_up_is_reported_undelivered_once() {
+        let registry = Arc::new(Outstanding::default());
+        // Not owed yet (a track still being written): giving it up loses nothing.
+        registry.register(|| false).undelivered();
+        registry.register(|| true).undelivered();
+        registry.register(|| true).undelivered();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), registry.flushed()).await.unwrap();
+        assert_eq!(outcome, FlushOutcome::Undelivered(2));
+        let outcome = tokio::time::timeout(Duration::from_secs(10), registry.flushed()).await.unwrap();
+        assert_eq!(outcome, FlushOutcome::Delivered, "reported once");
     }
 }

@@ -25,6 +25,7 @@ pub use crate::wire::{ProbeLevel, Role, Setup};
 pub use commands::{FetchRequest, ProbeReport};
 pub use config::SessionConfig;
 pub use error::SessionError;
+pub use flush::FlushOutcome;
 pub use mirror::Mirror;
 pub use priority::group_priority;
 pub use publisher::COALESCE_MAX_PAYLOAD;
@@ -215,10 +216,11 @@ impl SessionLink {
     /// the peer's FIN in return (a moqt subscriber sends it after taking in the stragglers among
     /// the Group streams), or reset its stream for an aborted track; and every Group stream of a
     /// completed group has been acknowledged. Groups and tracks still being written are not
-    /// waited for: finish them first. Each stream is watched for at most 10 s. Await it, with a
-    /// timeout of your own, before closing the session so a finished track reaches the peer as
-    /// finished.
-    pub async fn flushed(&self) {
+    /// waited for: finish them first. Each stream is watched for at most 10 s, then given up:
+    /// the outcome counts what was given up unacknowledged since the last flush (a peer that
+    /// went silent). Await it, with a timeout of your own, before closing the session so a
+    /// finished track reaches the peer as finished.
+    pub async fn flushed(&self) -> FlushOutcome {
         self.outstanding.flushed().await
     }
 
@@ -412,7 +414,7 @@ impl Session {
 
     /// Resolves once what this session's ended tracks and completed groups owe the peer has been
     /// delivered; see [`SessionLink::flushed`].
-    pub async fn flushed(&self) {
+    pub async fn flushed(&self) -> FlushOutcome {
         self.link.flushed().await
     }
 

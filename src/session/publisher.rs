@@ -144,14 +144,13 @@ impl<C: Connection> Publisher<C> {
         match self.subscribe_loop(&subscribe, &mut reader, &mut writer, &mut pending).await {
             Ok(()) => {
                 writer.finish();
-                if pending.is_some() {
+                if let Some(pending) = pending.take() {
                     // Delivered once the peer acknowledged our end and closed its own half,
                     // which it does after taking in the group streams (it waits for stragglers).
-                    let delivered = async {
-                        writer.acknowledged().await;
-                        let _ = wait_for_close(&mut reader).await;
-                    };
-                    let _ = tokio::time::timeout(ACK_WAIT, delivered).await;
+                    let delivered = async { writer.acknowledged().await && wait_for_close(&mut reader).await.is_ok() };
+                    if !tokio::time::timeout(ACK_WAIT, delivered).await.unwrap_or(false) {
+                        pending.undelivered();
+                    }
                 }
             }
             Err(err @ SessionError::Model(_)) if pending.is_some() => {
@@ -160,7 +159,11 @@ impl<C: Connection> Publisher<C> {
                 // and the peer would take the track for cut off by the session's end).
                 tracing::debug!("subscription ended: {err}");
                 writer.reset(err.stream_code());
-                let _ = tokio::time::timeout(ACK_WAIT, wait_for_close(&mut reader)).await;
+                if tokio::time::timeout(ACK_WAIT, wait_for_close(&mut reader)).await.is_err()
+                    && let Some(pending) = pending.take()
+                {
+                    pending.undelivered();
+                }
                 crate::transport::RecvStream::stop(reader.recv_mut(), err.stream_code());
             }
             Err(err) => {
@@ -706,8 +709,9 @@ impl<C: Connection> GroupSender<C> {
                 // streams in flight counts only streams still being written.
                 if let Some(pending) = pending {
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(ACK_WAIT, writer.acknowledged()).await;
-                        drop(pending);
+                        if !tokio::time::timeout(ACK_WAIT, writer.acknowledged()).await.unwrap_or(false) {
+                            pending.undelivered();
+                        }
                     });
                 }
                 None

@@ -729,9 +729,10 @@ async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at
         }
         write_groups(&mut published.track, 2, 2);
         published.track.finish();
-        timeout(WAIT, publisher.flushed())
+        let outcome = timeout(WAIT, publisher.flushed())
             .await
             .unwrap_or_else(|_| panic!("{version}: the end never reached the relay"));
+        assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{version}");
         // Closes the connection at once: anything not acknowledged by now would be lost.
         drop(publisher);
 

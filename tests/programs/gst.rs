@@ -725,3 +725,96 @@ fn every_codec_from_moqtsink_to_moqtsrc() {
         }
     }
 }
+
+/// A `moqt relay` on fixed ports, so that a restart comes back where the pipelines look for it.
+fn moqt_relay_at(quic: u16, http: u16) -> Killed {
+    Killed(
+        Command::new(MOQT)
+            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The relay's `moqt_frames_total{direction="out"}` (0 while it does not answer).
+fn frames_out(http: u16) -> u64 {
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http)) else { return 0 };
+    use std::io::{Read, Write};
+    if stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").is_err() {
+        return 0;
+    }
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines()
+        .find_map(|line| line.strip_prefix("moqt_frames_total{direction=\"out\"} "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (bounded) until the relay at `http` delivered at least `count` frames.
+fn wait_frames_out(http: u16, count: u64, what: &str) {
+    let started = Instant::now();
+    while frames_out(http) < count {
+        assert!(started.elapsed() < LIMIT, "{what}: the relay did not deliver {count} frames in {LIMIT:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The relay is killed (SIGKILL, no GOAWAY) mid-stream and started again on the same ports: both
+/// pipelines survive (each client reconnects by itself), moqtsrc resumes at a keyframe after the
+/// gap, every buffer it pushes decodes, PTS keep increasing, and both end with EOS.
+#[test]
+fn pipelines_survive_a_relay_restart_mid_stream() {
+    let test = "pipelines_survive_a_relay_restart_mid_stream";
+    if require_gst(test).is_none() || require_ffprobe(test).is_none() {
+        return;
+    }
+    let (quic, http) = (free_udp(), free_tcp());
+    let relay = moqt_relay_at(quic, http);
+    let url = format!("moql://localhost:{quic}/gst");
+    let dir = work_dir();
+    let (recv_log, send_log, out) =
+        (dir.join("restart-recv.log"), dir.join("restart-send.log"), dir.join("restart.mkv"));
+    // A new certificate comes with each start: verification is off on both sides.
+    let mut receiver = gst("gst-launch-1.0");
+    receiver.args(["moqtsrc", "name=s", &format!("url={url}"), "broadcast=restart", "tls-disable-verify=true"]);
+    receiver.args(["s.", "!", "video/x-h264", "!", "h264parse", "!", "tee", "name=t"]);
+    receiver.args(["t.", "!", "queue", "!", "avdec_h264", "!", "fakesink"]);
+    receiver.args(["t.", "!", "queue", "!", "video/x-h264", "!", "matroskamux", "!"]);
+    receiver.args(["filesink", &format!("location={}", out.display())]);
+    let mut recv = spawn_logged(receiver, &recv_log);
+    wait_for_log(&mut recv.0, &recv_log, "Setting pipeline to PLAYING", "receiver");
+    // 20 s of live video, a keyframe every second: the clients notice the vanished relay only by
+    // its silence (the 10 s idle timeout), and the stream goes on well past that.
+    let mut sender = gst("gst-launch-1.0");
+    sender.args(["moqtsink", "name=s", &format!("url={url}"), "broadcast=restart", "tls-disable-verify=true"]);
+    sender.args(["videotestsrc", "num-buffers=600", "is-live=true", "!"]);
+    sender.args(["video/x-raw,format=I420,width=320,height=240,framerate=30/1", "!"]);
+    sender.args(["x264enc", "key-int-max=30", "tune=zerolatency", "speed-preset=ultrafast", "!"]);
+    sender.args(["h264parse", "!", "s.video_0"]);
+    let send = spawn_logged(sender, &send_log);
+
+    // Mid-stream: frames are flowing to the receiver.
+    wait_frames_out(http, 30, "before the restart");
+    drop(relay);
+    let _relay = moqt_relay_at(quic, http);
+    // Both clients found the new relay: it delivers again.
+    wait_frames_out(http, 30, "after the restart");
+
+    let sent = finish(send, "sender", &send_log);
+    assert!(sent.contains("Got EOS from element"), "the sender did not end with EOS: {sent}");
+    let log = finish(recv, "receiver", &recv_log);
+    assert!(log.contains("Got EOS from element"), "the receiver did not end with EOS: {log}");
+    let video = packets(&out, "v:0");
+    assert_pts_increasing(&video, test);
+    assert!(video[0].keyframe, "the first buffer is a keyframe");
+    assert_eq!(decoded_frames(&out, "v:0"), video.len(), "every buffer decodes (resumed at a keyframe)");
+    // Some of the 600 frames were lost in the outage; the stream went on to its end after it.
+    let span = video.last().unwrap().pts_ms - video[0].pts_ms;
+    assert!(video.len() >= 60 && video.len() < 600, "{} buffers", video.len());
+    assert!(span >= 15000, "the buffers span {span} ms: the stream did not go on after the restart");
+    eprintln!("{test}: {} of 600 buffers, spanning {span} ms", video.len());
+}

@@ -118,10 +118,14 @@ pub async fn publish_fmp4(client: &ClientArgs, path: Path, container: ContainerA
         media.catalog().renditions().map(|(n, _)| n).collect::<Vec<_>>()
     );
     // What was written reaches the relay before the broadcast ends.
-    if let Some(session) = client.session()
-        && tokio::time::timeout(FLUSH_TIMEOUT, session.flushed()).await.is_err()
-    {
-        eprintln!("moqt publish: not everything reached the relay within {FLUSH_TIMEOUT:?}");
+    if let Some(session) = client.session() {
+        match tokio::time::timeout(FLUSH_TIMEOUT, session.flushed()).await {
+            Ok(moqt::session::FlushOutcome::Delivered) => {}
+            Ok(moqt::session::FlushOutcome::Undelivered(lost)) => {
+                eprintln!("moqt publish: {lost} streams were never acknowledged by the relay")
+            }
+            Err(_) => eprintln!("moqt publish: not everything reached the relay within {FLUSH_TIMEOUT:?}"),
+        }
     }
     media.finish()?;
     client.shutdown().await;

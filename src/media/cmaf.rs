@@ -4,8 +4,66 @@
 
 use bytes::Bytes;
 
-use super::fmp4::{Fmp4Event, Fmp4Reader};
+use super::codec::{self, CodecInfo};
+use super::fmp4::{Fmp4Event, Fmp4Reader, Fmp4Writer, FragmentSample, MICROS_PER_SECOND, TrackConfig};
 use super::{MediaError, MediaFrame};
+
+/// The track id of a packed rendition's init segment (one track each).
+const PACKED_TRACK_ID: u32 = 1;
+
+/// Packs a rendition's samples as CMAF for a host that has samples, not fragments: an init
+/// segment made from the codec fields (in microseconds), then one moof+mdat per sample, so each
+/// moq frame is one fragment as hang's CMAF container has it. A sample's duration is not known
+/// until the next one: each takes the interval before it (the first, `first_duration_us`), so
+/// nothing waits for the next sample. Decode time is the presentation time: streams with
+/// B-frames are out of scope.
+#[derive(Debug)]
+pub(crate) struct CmafPacker {
+    writer: Fmp4Writer,
+    init: Bytes,
+    /// Annex-B samples (H.264/H.265 with parameter sets in band), written length-prefixed.
+    annexb: bool,
+    last_pts: Option<u64>,
+    duration: u32,
+}
+
+impl CmafPacker {
+    /// A packer for `info`, which needs its decoder record (avcC, hvcC) for H.264/H.265.
+    pub(crate) fn new(info: &CodecInfo, annexb: bool, first_duration_us: u32) -> Result<Self, MediaError> {
+        let entry = codec::sample_entry(info)
+            .map_err(|err| MediaError::Catalog(format!("cannot pack CMAF: the sample entry: {err}")))?;
+        let timescale = u32::try_from(MICROS_PER_SECOND).unwrap_or(1_000_000);
+        let config = TrackConfig { track_id: PACKED_TRACK_ID, timescale, codec: entry, video: None, audio: None };
+        let writer = Fmp4Writer::new(vec![config]).map_err(cmaf_error)?;
+        let init = writer.init_segment().map_err(cmaf_error)?;
+        Ok(Self { writer, init, annexb, last_pts: None, duration: first_duration_us })
+    }
+
+    /// The init segment (ftyp+moov) for the catalog.
+    pub(crate) fn init(&self) -> &Bytes {
+        &self.init
+    }
+
+    /// True if it converts Annex-B samples.
+    pub(crate) fn annexb(&self) -> bool {
+        self.annexb
+    }
+
+    /// One sample as one fragment.
+    pub(crate) fn pack(&mut self, pts_us: u64, keyframe: bool, payload: Bytes) -> Result<Bytes, MediaError> {
+        let data = if self.annexb {
+            codec::annexb::annexb_to_length_prefixed(&payload, 4).map_err(cmaf_error)?.into()
+        } else {
+            payload
+        };
+        if let Some(interval) = self.last_pts.and_then(|last| pts_us.checked_sub(last)).filter(|d| *d > 0) {
+            self.duration = u32::try_from(interval).unwrap_or(u32::MAX);
+        }
+        self.last_pts = Some(pts_us);
+        let sample = FragmentSample { duration: self.duration, composition_offset: 0, keyframe, data };
+        self.writer.fragment(PACKED_TRACK_ID, pts_us, &[sample]).map_err(cmaf_error)
+    }
+}
 
 /// Turns a CMAF rendition's fragments into samples.
 pub(crate) struct CmafUnpacker {
@@ -68,6 +126,54 @@ impl CmafUnpacker {
 
 #[cfg(test)]
 mod tests {
+    use crate::media::codec::{AudioInfo, VideoInfo};
+
+    #[test]
+    fn packed_samples_unpack_with_their_time_keyframe_flag_and_bytes() {
+        let info =
+            CodecInfo::Audio(AudioInfo { codec: "opus".into(), description: None, sample_rate: 48000, channels: 2 });
+        let mut packer = CmafPacker::new(&info, false, 20_000).unwrap();
+        let mut unpacker = CmafUnpacker::new(packer.init().clone()).unwrap();
+        for (i, pts) in [0u64, 20_000, 40_000, 60_000].into_iter().enumerate() {
+            let payload = Bytes::from(vec![i as u8; 10 + i]);
+            let fragment = packer.pack(pts, i == 0, payload.clone()).unwrap();
+            let samples = unpacker.samples(0, &fragment).unwrap();
+            assert_eq!(samples.len(), 1);
+            assert_eq!((samples[0].pts_us, samples[0].keyframe, &samples[0].payload), (pts, i == 0, &payload));
+        }
+    }
+
+    #[test]
+    fn annexb_samples_are_packed_length_prefixed() {
+        // The fixture's SPS and PPS (640x360 High).
+        let sps: &[u8] = &[
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00,
+            0x00, 0x03, 0x00, 0x3c, 0x0f, 0x16, 0x2d, 0x96,
+        ];
+        let pps: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+        let mut sets = Vec::new();
+        for nal in [sps, pps] {
+            sets.extend_from_slice(&[0, 0, 0, 1]);
+            sets.extend_from_slice(nal);
+        }
+        let video = codec::h264::info_from_annexb(&sets, true).unwrap();
+        assert_eq!(video.codec, "avc3.64001e");
+        let record = codec::h264::info_from_annexb(&sets, false).unwrap().description;
+        let info = CodecInfo::Video(VideoInfo { description: record, ..video });
+        let mut packer = CmafPacker::new(&info, true, 33_333).unwrap();
+        let mut unpacker = CmafUnpacker::new(packer.init().clone()).unwrap();
+        let mut access_unit = sets.clone();
+        access_unit.extend_from_slice(&[0, 0, 1, 0x65, 0x88, 0x84]);
+        let fragment = packer.pack(0, true, Bytes::from(access_unit)).unwrap();
+        let samples = unpacker.samples(0, &fragment).unwrap();
+        let mut expected = Vec::new();
+        for nal in [sps, pps, &[0x65, 0x88, 0x84][..]] {
+            expected.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+            expected.extend_from_slice(nal);
+        }
+        assert_eq!(samples[0].payload, Bytes::from(expected));
+    }
+
     use super::*;
 
     const CLIP: &[u8] = include_bytes!("../../tests/fixtures/h264-opus-cmaf.mp4");

@@ -1,9 +1,14 @@
 //! Publishing a hang broadcast: the catalog track, kept in step with the renditions, and one
 //! writer per media track that opens a group at each keyframe.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use bytes::Bytes;
 
 use super::catalog::{AudioConfig, CATALOG_TRACK, Catalog, CatalogSettings, Container, VideoConfig};
+use super::cmaf::CmafPacker;
+use super::codec::{AudioInfo, CodecInfo, VideoInfo};
 use super::{MediaError, legacy, track_info};
 use crate::model::{self, BroadcastConsumer, BroadcastProducer, Frame, TrackInfo, TrackWriter, WriterSettings};
 
@@ -27,6 +32,46 @@ pub struct MediaBroadcast {
     held: bool,
     /// A change made while held, not yet published.
     unpublished: bool,
+    /// The renditions moqt packs as CMAF, shared with their writers so an update's new init
+    /// segment applies from the next sample.
+    packers: HashMap<String, SharedPacker>,
+}
+
+type SharedPacker = Arc<Mutex<CmafPacker>>;
+
+fn lock_packer(packer: &SharedPacker) -> std::sync::MutexGuard<'_, CmafPacker> {
+    packer.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The packer for a video rendition described as for the legacy container.
+fn video_packer(config: &VideoConfig, annexb: bool) -> Result<CmafPacker, MediaError> {
+    let info = CodecInfo::Video(VideoInfo {
+        codec: config.codec.clone(),
+        description: config.description.clone(),
+        coded_width: config.coded_width.unwrap_or(0),
+        coded_height: config.coded_height.unwrap_or(0),
+    });
+    let first = config.framerate.filter(|fps| *fps > 0.0).map_or(0, |fps| (1e6 / fps).round() as u32);
+    CmafPacker::new(&info, annexb, first)
+}
+
+/// The packer for an audio rendition described as for the legacy container.
+fn audio_packer(config: &AudioConfig) -> Result<CmafPacker, MediaError> {
+    let info = CodecInfo::Audio(AudioInfo {
+        codec: config.codec.clone(),
+        description: config.description.clone(),
+        sample_rate: config.sample_rate,
+        channels: config.number_of_channels,
+    });
+    // Until the second packet says: Opus's usual 20 ms, AAC's 1024 samples.
+    let first = match config.codec.as_str() {
+        "opus" => 20_000,
+        codec if codec.starts_with("mp4a.") && config.sample_rate > 0 => {
+            (1_024_000_000 / u64::from(config.sample_rate)) as u32
+        }
+        _ => 0,
+    };
+    CmafPacker::new(&info, false, first)
 }
 
 impl MediaBroadcast {
@@ -44,7 +89,15 @@ impl MediaBroadcast {
         let info = TrackInfo { priority: priority::CATALOG, ..TrackInfo::default() };
         let track = broadcast.create_track(CATALOG_TRACK, info)?;
         let catalog_track = TrackWriter::new(track, WriterSettings { keyframe_groups: true });
-        Ok(Self { broadcast, catalog, catalog_track, settings, held: false, unpublished: false })
+        Ok(Self {
+            broadcast,
+            catalog,
+            catalog_track,
+            settings,
+            held: false,
+            unpublished: false,
+            packers: HashMap::new(),
+        })
     }
 
     /// The broadcast to publish in an origin.
@@ -107,9 +160,89 @@ impl MediaBroadcast {
         Ok(tracks.into_iter().map(|(track, container)| MediaTrackWriter::new(track, container)).collect())
     }
 
+    /// Adds a video rendition whose samples moqt packs as CMAF, for a host that has samples,
+    /// not fragments: `config` describes the codec as for the legacy container, with the decoder
+    /// record in `description` for H.264/H.265 (the init segment needs it even when the
+    /// parameter sets travel in band); its `container` is replaced by the CMAF container with
+    /// the init segment built from it. The writer takes samples, as for the legacy container,
+    /// and wraps each in its own moof+mdat; `annexb` says they are Annex-B (H.264/H.265 with
+    /// parameter sets in band), written length-prefixed as ISO BMFF requires.
+    pub fn add_packed_cmaf_video(
+        &mut self,
+        name: &str,
+        mut config: VideoConfig,
+        annexb: bool,
+    ) -> Result<MediaTrackWriter, MediaError> {
+        let packer = video_packer(&config, annexb)?;
+        config.container = Container::Cmaf { init: packer.init().clone() };
+        let writer = self.add_video(name, config)?;
+        Ok(self.packed(name, writer, packer))
+    }
+
+    /// Adds an audio rendition whose samples moqt packs as CMAF, as
+    /// [`add_packed_cmaf_video`](Self::add_packed_cmaf_video).
+    pub fn add_packed_cmaf_audio(
+        &mut self,
+        name: &str,
+        mut config: AudioConfig,
+    ) -> Result<MediaTrackWriter, MediaError> {
+        let packer = audio_packer(&config)?;
+        config.container = Container::Cmaf { init: packer.init().clone() };
+        let writer = self.add_audio(name, config)?;
+        Ok(self.packed(name, writer, packer))
+    }
+
+    fn packed(&mut self, name: &str, mut writer: MediaTrackWriter, packer: CmafPacker) -> MediaTrackWriter {
+        let packer = Arc::new(Mutex::new(packer));
+        self.packers.insert(name.to_owned(), packer.clone());
+        writer.packer = Some(packer);
+        writer
+    }
+
+    /// True if moqt packs rendition `name` as CMAF.
+    pub fn is_packed(&self, name: &str) -> bool {
+        self.packers.contains_key(name)
+    }
+
     /// Changes a video rendition's configuration (a new resolution, new parameter sets) and
-    /// publishes the catalog. Its container kind cannot change: that takes a new rendition.
-    pub fn update_video(&mut self, name: &str, config: VideoConfig) -> Result<(), MediaError> {
+    /// publishes the catalog. Its container kind cannot change: that takes a new rendition. For
+    /// a rendition moqt packs as CMAF, `config` describes the codec as when it was added: a new
+    /// init segment is built from it and used from the next sample.
+    pub fn update_video(&mut self, name: &str, mut config: VideoConfig) -> Result<(), MediaError> {
+        let repacked = match self.packers.get(name) {
+            Some(shared) => {
+                let packer = video_packer(&config, lock_packer(shared).annexb())?;
+                config.container = Container::Cmaf { init: packer.init().clone() };
+                Some(packer)
+            }
+            None => None,
+        };
+        self.replace_video(name, config)?;
+        if let (Some(packer), Some(shared)) = (repacked, self.packers.get(name)) {
+            *lock_packer(shared) = packer;
+        }
+        Ok(())
+    }
+
+    /// Changes an audio rendition's configuration and publishes the catalog (a packed CMAF
+    /// rendition as [`update_video`](Self::update_video)).
+    pub fn update_audio(&mut self, name: &str, mut config: AudioConfig) -> Result<(), MediaError> {
+        let repacked = match self.packers.get(name) {
+            Some(_) => {
+                let packer = audio_packer(&config)?;
+                config.container = Container::Cmaf { init: packer.init().clone() };
+                Some(packer)
+            }
+            None => None,
+        };
+        self.replace_audio(name, config)?;
+        if let (Some(packer), Some(shared)) = (repacked, self.packers.get(name)) {
+            *lock_packer(shared) = packer;
+        }
+        Ok(())
+    }
+
+    fn replace_video(&mut self, name: &str, config: VideoConfig) -> Result<(), MediaError> {
         let old = self.catalog.video.renditions.get_mut(name).ok_or_else(|| MediaError::NoRendition(name.into()))?;
         if old.container.kind() != config.container.kind() {
             return Err(MediaError::Catalog(format!("rendition {name:?} cannot change its container kind")));
@@ -120,8 +253,7 @@ impl MediaBroadcast {
         })
     }
 
-    /// Changes an audio rendition's configuration and publishes the catalog.
-    pub fn update_audio(&mut self, name: &str, config: AudioConfig) -> Result<(), MediaError> {
+    fn replace_audio(&mut self, name: &str, config: AudioConfig) -> Result<(), MediaError> {
         let old = self.catalog.audio.renditions.get_mut(name).ok_or_else(|| MediaError::NoRendition(name.into()))?;
         if old.container.kind() != config.container.kind() {
             return Err(MediaError::Catalog(format!("rendition {name:?} cannot change its container kind")));
@@ -140,6 +272,7 @@ impl MediaBroadcast {
         if !removed {
             return Err(MediaError::NoRendition(name.into()));
         }
+        self.packers.remove(name);
         self.publish_catalog()
     }
 
@@ -237,11 +370,13 @@ impl NewRendition {
 pub struct MediaTrackWriter {
     writer: TrackWriter,
     container: Container,
+    /// Set for a rendition moqt packs as CMAF: each sample becomes a fragment.
+    packer: Option<SharedPacker>,
 }
 
 impl MediaTrackWriter {
     fn new(track: model::TrackProducer, container: Container) -> Self {
-        Self { writer: TrackWriter::new(track, WriterSettings { keyframe_groups: true }), container }
+        Self { writer: TrackWriter::new(track, WriterSettings { keyframe_groups: true }), container, packer: None }
     }
 
     /// The track's name.
@@ -264,14 +399,15 @@ impl MediaTrackWriter {
     }
 
     /// Writes one frame in decode order: `payload` is the codec payload for the legacy container
-    /// (Annex-B or length-prefixed video as the catalog says, raw audio packets), or one
-    /// moof+mdat fragment for CMAF. A keyframe starts a new group; the track's first frame, and
-    /// the first after a group passed its bounds, must be one ([`MediaError::KeyframeRequired`]).
-    /// Returns the group the frame went to.
+    /// (Annex-B or length-prefixed video as the catalog says, raw audio packets) and for a
+    /// rendition moqt packs as CMAF, or one moof+mdat fragment for CMAF otherwise. A keyframe
+    /// starts a new group; the track's first frame, and the first after a group passed its
+    /// bounds, must be one ([`MediaError::KeyframeRequired`]). Returns the group the frame went to.
     pub fn write(&mut self, pts_us: u64, keyframe: bool, payload: Bytes) -> Result<u64, MediaError> {
-        let frame = match self.container {
-            Container::Legacy => legacy::encode(pts_us, &payload)?,
-            _ => payload,
+        let frame = match (&self.packer, &self.container) {
+            (Some(packer), _) => lock_packer(packer).pack(pts_us, keyframe, payload)?,
+            (None, Container::Legacy) => legacy::encode(pts_us, &payload)?,
+            (None, _) => payload,
         };
         self.writer.write(Frame::new(pts_us, frame), keyframe).map_err(|err| match err {
             model::Error::NewGroupRequired(_) => MediaError::KeyframeRequired,

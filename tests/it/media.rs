@@ -264,6 +264,76 @@ async fn a_cmaf_rendition_round_trips_through_a_session() {
     }
 }
 
+/// Samples moqt packs as CMAF itself (the init segment from the codec fields, one moof+mdat per
+/// sample), through a session: each reads back with its time, keyframe flag and bytes (Annex-B
+/// H.264 length-prefixed), the catalog holds a CMAF container whose init segment describes the
+/// codec, and an update's new init segment is in the next catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_packed_as_cmaf_by_moqt_round_trip_through_a_session() {
+    init_logs();
+    let version = Version::Lite06;
+    let published = OriginProducer::default();
+    let server = serve(version, Some(published.clone()), None);
+    let (_session, remote) = server.subscriber(version).await;
+    let mut media = MediaBroadcast::new().unwrap();
+    media.hold_catalog();
+    // In band: avc3 with the avcC the init segment needs; samples Annex-B.
+    let video_in_band = VideoConfig { codec: "avc3.64001e".into(), ..video_config() };
+    let mut video = media.add_packed_cmaf_video("video", video_in_band.clone(), true).unwrap();
+    let mut audio = media.add_packed_cmaf_audio("audio", audio_config()).unwrap();
+    assert!(media.is_packed("video") && media.is_packed("audio"));
+    media.release_catalog().unwrap();
+    let _published = published.publish(path("room/packed"), media.consume(), Route::local()).unwrap();
+    let broadcast = announced(&remote, &path("room/packed")).await;
+    let mut catalogs = CatalogReader::subscribe(&broadcast, CatalogSettings::default()).await.unwrap();
+    let catalog = timeout(WAIT, catalogs.next()).await.unwrap().unwrap().unwrap();
+    let Container::Cmaf { init } = &catalog.video.renditions["video"].container else { panic!("{catalog:?}") };
+    let mut reader = moqt::media::fmp4::Fmp4Reader::new();
+    reader.push(init).unwrap();
+    let entry = &reader.init().unwrap().tracks[0];
+    assert_eq!((entry.video.unwrap().width, entry.video.unwrap().height), (640, 360), "the init's track header");
+    assert!(matches!(catalog.audio.renditions["audio"].container, Container::Cmaf { .. }));
+
+    let options = ReadOptions { start: moqt::model::GroupStart::Floor(0), ..Default::default() };
+    let mut video_in = MediaTrackReader::subscribe(&broadcast, &catalog, "video", options).await.unwrap();
+    let mut audio_in = MediaTrackReader::subscribe(&broadcast, &catalog, "audio", options).await.unwrap();
+    for f in 0..30u64 {
+        let sample = Bytes::from(vec![0, 0, 0, 1, 0x65, f as u8, 0xaa]);
+        video.write(f * 33_333, f % 15 == 0, sample).unwrap();
+    }
+    for f in 0..10u64 {
+        audio.write(f * 20_000, true, Bytes::from(vec![0xfc, f as u8])).unwrap();
+    }
+    // A new size: a new init segment in the catalog, samples go on.
+    media
+        .update_video("video", VideoConfig { coded_width: Some(1280), coded_height: Some(720), ..video_in_band })
+        .unwrap();
+    let updated = timeout(WAIT, catalogs.next()).await.unwrap().unwrap().unwrap();
+    assert_ne!(updated.video.renditions["video"].container, catalog.video.renditions["video"].container);
+    video.write(30 * 33_333, true, Bytes::from(vec![0, 0, 1, 0x65, 30, 0xaa])).unwrap();
+    video.finish().unwrap();
+    audio.finish().unwrap();
+
+    let mut frames = Vec::new();
+    while let Some(event) = timeout(WAIT, video_in.next()).await.unwrap().unwrap() {
+        let MediaEvent::Frame(frame) = event else { panic!("a gap {event:?}") };
+        frames.push(frame);
+    }
+    assert_eq!(frames.len(), 31);
+    for (f, frame) in frames.iter().enumerate() {
+        let f = f as u64;
+        assert_eq!((frame.pts_us, frame.keyframe), (f * 33_333, f % 15 == 0), "video sample {f}");
+        assert_eq!(frame.payload, Bytes::from(vec![0, 0, 0, 3, 0x65, f as u8, 0xaa]), "length-prefixed sample {f}");
+    }
+    let mut packets = Vec::new();
+    while let Some(event) = timeout(WAIT, audio_in.next()).await.unwrap().unwrap() {
+        let MediaEvent::Frame(frame) = event else { panic!("a gap {event:?}") };
+        packets.push((frame.pts_us, frame.payload));
+    }
+    let expected: Vec<(u64, Bytes)> = (0..10u64).map(|f| (f * 20_000, Bytes::from(vec![0xfc, f as u8]))).collect();
+    assert_eq!(packets, expected);
+}
+
 /// Reads every event of a rendition until its end.
 async fn read_all(reader: &mut MediaTrackReader) -> Vec<MediaEvent> {
     let mut events = Vec::new();

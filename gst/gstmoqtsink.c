@@ -30,7 +30,7 @@ static GType gst_moqt_container_get_type(void) {
   static GType type = 0;
   static const GEnumValue values[] = {
       {GST_MOQT_CONTAINER_LEGACY, "Legacy: a varint timestamp, then the codec payload", "legacy"},
-      {GST_MOQT_CONTAINER_CMAF, "CMAF: one moof+mdat fragment per frame (not supported by moqtsink yet)", "cmaf"},
+      {GST_MOQT_CONTAINER_CMAF, "CMAF: one moof+mdat fragment per frame, packed by libmoqt", "cmaf"},
       {0, NULL, NULL},
   };
   if (g_once_init_enter(&type)) {
@@ -328,7 +328,7 @@ static moqt_status publish_config(GstMoqtSink *self, MoqtSinkPad *p, GBytes *set
     c.coded_width = p->width;
     c.coded_height = p->height;
     c.framerate = p->framerate;
-    c.container = MOQT_CONTAINER_LEGACY;
+    c.container = self->container == GST_MOQT_CONTAINER_CMAF ? MOQT_CONTAINER_CMAF : MOQT_CONTAINER_LEGACY;
     if (p->track == NULL)
       rc = moqt_media_add_video(self->media, p->name, SIZE_MAX, &c, &added);
     else
@@ -343,7 +343,7 @@ static moqt_status publish_config(GstMoqtSink *self, MoqtSinkPad *p, GBytes *set
     c.description_len = dlen;
     c.sample_rate = p->rate;
     c.channels = p->channels;
-    c.container = MOQT_CONTAINER_LEGACY;
+    c.container = self->container == GST_MOQT_CONTAINER_CMAF ? MOQT_CONTAINER_CMAF : MOQT_CONTAINER_LEGACY;
     if (p->track == NULL)
       rc = moqt_media_add_audio(self->media, p->name, SIZE_MAX, &c, &added);
     else
@@ -674,14 +674,8 @@ static gboolean start(GstMoqtSink *self) {
   conn.tls_fingerprint = g_strdup(self->conn.tls_fingerprint);
   conn.tls_root = g_strdup(self->conn.tls_root);
   conn.tls_disable_verify = self->conn.tls_disable_verify;
-  GstMoqtContainer container = self->container;
   GST_OBJECT_UNLOCK(self);
   gboolean ok = FALSE;
-  if (container != GST_MOQT_CONTAINER_LEGACY) {
-    GST_ELEMENT_ERROR(self, LIBRARY, SETTINGS, ("container=cmaf is not supported by moqtsink yet"),
-                      ("use container=legacy (moqtsrc reads both)"));
-    goto done;
-  }
   moqt_client *client = gst_moqt_connect(GST_ELEMENT(self), &conn);
   if (client == NULL)
     goto done;

@@ -87,8 +87,8 @@ enum {
 };
 
 #define VIDEO_CAPS                                                                                                 \
-  "video/x-h264, stream-format = (string) { avc, byte-stream }, alignment = (string) au; "                        \
-  "video/x-h265, stream-format = (string) { hvc1, byte-stream }, alignment = (string) au; "                       \
+  "video/x-h264, stream-format = (string) { avc, avc3, byte-stream }, alignment = (string) au; "                        \
+  "video/x-h265, stream-format = (string) { hvc1, hev1, byte-stream }, alignment = (string) au; "                       \
   "video/x-av1, stream-format = (string) obu-stream, alignment = (string) tu; "                                  \
   "video/x-vp8; video/x-vp9"
 #define AUDIO_CAPS "audio/x-opus; audio/mpeg, mpegversion = (int) 4, stream-format = (string) raw"
@@ -113,12 +113,15 @@ static GstCaps *rendition_caps(const moqt_rendition *r) {
   GstCaps *caps = NULL;
   gboolean desc = r->description != NULL && r->description_len > 0;
   if (r->kind == MOQT_MEDIA_KIND_VIDEO) {
+    /* Length-prefixed with a record; avc3/hev1 keep parameter sets in band as well. */
     if (has_prefix(r, "avc1") || has_prefix(r, "avc3")) {
-      caps = gst_caps_new_simple("video/x-h264", "stream-format", G_TYPE_STRING, desc ? "avc" : "byte-stream",
-                                 "alignment", G_TYPE_STRING, "au", NULL);
+      const gchar *format = !desc ? "byte-stream" : has_prefix(r, "avc3") ? "avc3" : "avc";
+      caps = gst_caps_new_simple("video/x-h264", "stream-format", G_TYPE_STRING, format, "alignment", G_TYPE_STRING,
+                                 "au", NULL);
     } else if (has_prefix(r, "hvc1") || has_prefix(r, "hev1")) {
-      caps = gst_caps_new_simple("video/x-h265", "stream-format", G_TYPE_STRING, desc ? "hvc1" : "byte-stream",
-                                 "alignment", G_TYPE_STRING, "au", NULL);
+      const gchar *format = !desc ? "byte-stream" : has_prefix(r, "hev1") ? "hev1" : "hvc1";
+      caps = gst_caps_new_simple("video/x-h265", "stream-format", G_TYPE_STRING, format, "alignment", G_TYPE_STRING,
+                                 "au", NULL);
     } else if (has_prefix(r, "av01")) {
       caps = gst_caps_new_simple("video/x-av1", "stream-format", G_TYPE_STRING, "obu-stream", "alignment",
                                  G_TYPE_STRING, "tu", NULL);

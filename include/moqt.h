@@ -815,8 +815,11 @@ typedef struct moqt_video_config {
    */
   uint32_t container;
   /**
-   * The CMAF init segment (ftyp+moov), `init_len` bytes; required with MOQT_CONTAINER_CMAF,
-   * NULL with 0 otherwise.
+   * The CMAF init segment (ftyp+moov), `init_len` bytes, with MOQT_CONTAINER_CMAF when the
+   * caller writes whole moof+mdat fragments. NULL with MOQT_CONTAINER_CMAF: moqt packs the
+   * samples itself (the init segment built from the codec fields, each sample written as for
+   * the legacy container wrapped in its own fragment; H.264/H.265 need `parameter_sets` or a
+   * `description` for it, and with `in_band` the samples are Annex-B). NULL with legacy.
    */
   const uint8_t *MOQT_NULLABLE init;
   /**
@@ -872,7 +875,8 @@ typedef struct moqt_audio_config {
    */
   uint32_t container;
   /**
-   * The CMAF init segment, as in `moqt_video_config`.
+   * The CMAF init segment, as in `moqt_video_config` (NULL with MOQT_CONTAINER_CMAF: moqt
+   * packs the packets itself).
    */
   const uint8_t *MOQT_NULLABLE init;
   /**
@@ -1251,7 +1255,8 @@ void moqt_client_free(struct moqt_client *MOQT_NULLABLE client);
  * its remaining groups, then its end, sent and acknowledged by the relay, and the relay's own
  * end of the subscription received (moqt's relay sends it once it has taken the groups in, up
  * to half a second later); and every group stream of a completed group (one followed by
- * `MOQT_FRAME_NEW_GROUP`), acknowledged. Each of these is waited for at most 10 s. Groups and
+ * `MOQT_FRAME_NEW_GROUP`), acknowledged. Each of these is waited for at most 10 s, then given
+ * up and reported by this call as not arrived (MOQT_STATUS_ERR_TIMEOUT). Groups and
  * tracks still being written are not waited for: finish a track first to flush all of it.
  * Call it before `moqt_client_free` (which drains for at most MOQT_CLIENT_FREE_DRAIN_MS by
  * itself) to choose the bound, or to learn that something did not arrive.
@@ -1958,8 +1963,9 @@ moqt_status moqt_media_update_audio(const struct moqt_media *MOQT_NONNULL media,
 /**
  * Writes one sample in decode order, copying `len` bytes from `data`, with its presentation
  * time `pts_us` in microseconds. The payload is the codec payload for the legacy container
- * (Annex-B or length-prefixed video as the description says, one audio packet), or one
- * moof+mdat fragment for CMAF. With MOQT_MEDIA_KEYFRAME in `flags` the sample is a keyframe and
+ * (Annex-B or length-prefixed video as the description says, one audio packet) and for CMAF
+ * packed by moqt (added without `init`), or one moof+mdat fragment for CMAF added with its
+ * `init`. With MOQT_MEDIA_KEYFRAME in `flags` the sample is a keyframe and
  * opens a new group (the group being written is finished). The track's first sample, and the
  * first after a failed write, must be a keyframe: otherwise MOQT_STATUS_ERR_INVALID_ARG and
  * nothing is written.

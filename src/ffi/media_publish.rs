@@ -106,8 +106,11 @@ pub struct moqt_video_config {
     pub bitrate: u64,
     /// A `moqt_container` value: MOQT_CONTAINER_LEGACY (0) or MOQT_CONTAINER_CMAF.
     pub container: u32,
-    /// The CMAF init segment (ftyp+moov), `init_len` bytes; required with MOQT_CONTAINER_CMAF,
-    /// NULL with 0 otherwise.
+    /// The CMAF init segment (ftyp+moov), `init_len` bytes, with MOQT_CONTAINER_CMAF when the
+    /// caller writes whole moof+mdat fragments. NULL with MOQT_CONTAINER_CMAF: moqt packs the
+    /// samples itself (the init segment built from the codec fields, each sample written as for
+    /// the legacy container wrapped in its own fragment; H.264/H.265 need `parameter_sets` or a
+    /// `description` for it, and with `in_band` the samples are Annex-B). NULL with legacy.
     pub init: *const u8,
     /// Bytes at `init`.
     pub init_len: usize,
@@ -144,7 +147,8 @@ pub struct moqt_audio_config {
     pub bitrate: u64,
     /// A `moqt_container` value: MOQT_CONTAINER_LEGACY (0) or MOQT_CONTAINER_CMAF.
     pub container: u32,
-    /// The CMAF init segment, as in `moqt_video_config`.
+    /// The CMAF init segment, as in `moqt_video_config` (NULL with MOQT_CONTAINER_CMAF: moqt
+    /// packs the packets itself).
     pub init: *const u8,
     /// Bytes at `init`.
     pub init_len: usize,
@@ -231,11 +235,20 @@ fn optional_text(ptr: *const c_char, what: &str) -> FfiResult<Option<String>> {
         .transpose()
 }
 
-fn container_arg(kind: u32, init: *const u8, init_len: usize) -> FfiResult<Container> {
+/// How a C config's samples are laid out: the container, and whether moqt packs them as CMAF.
+struct Layout {
+    container: Container,
+    packed: bool,
+}
+
+fn container_arg(kind: u32, init: *const u8, init_len: usize) -> FfiResult<Layout> {
     let init = bytes_arg(init, init_len)?;
+    let given = |container| Ok(Layout { container, packed: false });
     match kind {
-        0 if init.is_empty() => Ok(Container::Legacy),
+        0 if init.is_empty() => given(Container::Legacy),
         0 => Err(FfiError::invalid("init is for MOQT_CONTAINER_CMAF")),
+        // Packed by moqt: described as for the legacy container until the packer builds the init.
+        1 if init.is_empty() => Ok(Layout { container: Container::Legacy, packed: true }),
         1 => {
             let mut reader = crate::media::fmp4::Fmp4Reader::new();
             let events = reader.push(init).map_err(|err| FfiError::invalid(format!("init: {err}")))?;
@@ -245,7 +258,7 @@ fn container_arg(kind: u32, init: *const u8, init_len: usize) -> FfiResult<Conta
             if !whole {
                 return Err(FfiError::invalid("MOQT_CONTAINER_CMAF needs init: one whole ftyp+moov"));
             }
-            Ok(Container::Cmaf { init: Bytes::copy_from_slice(init) })
+            given(Container::Cmaf { init: Bytes::copy_from_slice(init) })
         }
         other => Err(FfiError::invalid(format!("container {other}: use MOQT_CONTAINER_LEGACY or MOQT_CONTAINER_CMAF"))),
     }
@@ -275,8 +288,13 @@ fn av1_from_av1c(record: &[u8]) -> Result<VideoInfo, CodecError> {
     })
 }
 
-/// The catalog entry a C video config describes.
-fn video_config(config: *const moqt_video_config) -> FfiResult<VideoConfig> {
+/// A rendition moqt packs as CMAF: whether its samples are Annex-B.
+struct Packed {
+    annexb: bool,
+}
+
+/// The catalog entry a C video config describes, and whether moqt packs it as CMAF.
+fn video_config(config: *const moqt_video_config) -> FfiResult<(VideoConfig, Option<Packed>)> {
     let config = read_sized(config).ok_or_else(|| FfiError::invalid("config is NULL"))?;
     let codec = optional_text(config.codec, "codec")?;
     let id = codec_arg(config.codec_id)?;
@@ -314,10 +332,27 @@ fn video_config(config: *const moqt_video_config) -> FfiResult<VideoConfig> {
     if codec.is_empty() {
         return Err(FfiError::invalid("codec is empty"));
     }
-    let description = match &derived {
+    let given_description = (!description.is_empty()).then(|| Bytes::copy_from_slice(description));
+    let mut description = match &derived {
         Some(info) => info.description.clone(),
-        None => (!description.is_empty()).then(|| Bytes::copy_from_slice(description)),
+        None => given_description.clone(),
     };
+    let layout = container_arg(config.container, config.init, config.init_len)?;
+    let h26x = matches!(id, moqt_codec::H264 | moqt_codec::H265);
+    let packed = layout.packed.then_some(Packed { annexb: h26x && config.in_band });
+    if packed.is_some() && h26x && description.is_none() {
+        // In band: the samples keep their parameter sets, but the init segment needs the record.
+        let record = match id {
+            _ if !sets.is_empty() && id == moqt_codec::H264 => codec::h264::info_from_annexb(sets, false),
+            _ if !sets.is_empty() => codec::h265::info_from_annexb(sets, false),
+            _ => {
+                return Err(FfiError::invalid(
+                    "MOQT_CONTAINER_CMAF packed by moqt needs parameter_sets or a description for H.264/H.265",
+                ));
+            }
+        };
+        description = record.map_err(codec_error("parameter_sets"))?.description.or(given_description);
+    }
     let size = |given: u32, derived: Option<u32>| match given {
         0 => derived.filter(|value| *value > 0),
         given => Some(given),
@@ -325,20 +360,21 @@ fn video_config(config: *const moqt_video_config) -> FfiResult<VideoConfig> {
     if !(config.framerate >= 0.0 && config.framerate.is_finite()) {
         return Err(FfiError::invalid("framerate must be a finite number, 0 or more"));
     }
-    Ok(VideoConfig {
+    let video = VideoConfig {
         codec,
         description,
         coded_width: size(config.coded_width, derived.as_ref().map(|info| info.coded_width)),
         coded_height: size(config.coded_height, derived.as_ref().map(|info| info.coded_height)),
         framerate: (config.framerate > 0.0).then_some(config.framerate),
         bitrate: (config.bitrate > 0).then_some(config.bitrate),
-        container: container_arg(config.container, config.init, config.init_len)?,
+        container: layout.container,
         other: Default::default(),
-    })
+    };
+    Ok((video, packed))
 }
 
-/// The catalog entry a C audio config describes.
-fn audio_config(config: *const moqt_audio_config) -> FfiResult<AudioConfig> {
+/// The catalog entry a C audio config describes, and whether moqt packs it as CMAF.
+fn audio_config(config: *const moqt_audio_config) -> FfiResult<(AudioConfig, bool)> {
     let config = read_sized(config).ok_or_else(|| FfiError::invalid("config is NULL"))?;
     let given = optional_text(config.codec, "codec")?;
     let description = bytes_arg(config.description, config.description_len)?;
@@ -383,15 +419,17 @@ fn audio_config(config: *const moqt_audio_config) -> FfiResult<AudioConfig> {
     if sample_rate == 0 || channels == 0 {
         return Err(FfiError::invalid("sample_rate and channels must be given or derivable"));
     }
-    Ok(AudioConfig {
+    let layout = container_arg(config.container, config.init, config.init_len)?;
+    let audio = AudioConfig {
         codec,
         sample_rate,
         number_of_channels: channels,
         bitrate: (config.bitrate > 0).then_some(config.bitrate),
         description,
-        container: container_arg(config.container, config.init, config.init_len)?,
+        container: layout.container,
         other: Default::default(),
-    })
+    };
+    Ok((audio, layout.packed))
 }
 
 /// Publishes a media broadcast (hang: a `catalog.json` track describing its renditions) at
@@ -462,8 +500,11 @@ pub extern "C" fn moqt_media_add_video(
     out: *mut *mut moqt_media_track,
 ) -> moqt_status {
     guard(|| {
-        let config = video_config(config)?;
-        add_rendition(media, name, name_len, out, |media, name| media.add_video(name, config))
+        let (config, packed) = video_config(config)?;
+        add_rendition(media, name, name_len, out, |media, name| match packed {
+            Some(Packed { annexb }) => media.add_packed_cmaf_video(name, config, annexb),
+            None => media.add_video(name, config),
+        })
     })
 }
 
@@ -483,8 +524,10 @@ pub extern "C" fn moqt_media_add_audio(
     out: *mut *mut moqt_media_track,
 ) -> moqt_status {
     guard(|| {
-        let config = audio_config(config)?;
-        add_rendition(media, name, name_len, out, |media, name| media.add_audio(name, config))
+        let (config, packed) = audio_config(config)?;
+        add_rendition(media, name, name_len, out, |media, name| {
+            if packed { media.add_packed_cmaf_audio(name, config) } else { media.add_audio(name, config) }
+        })
     })
 }
 
@@ -518,8 +561,15 @@ pub extern "C" fn moqt_media_update_video(
 ) -> moqt_status {
     guard(|| {
         let name = str_arg(name, name_len)?;
-        let config = video_config(config)?;
-        update_rendition(media, |media| media.update_video(name, config))
+        let (config, packed) = video_config(config)?;
+        update_rendition(media, |media| {
+            if packed.is_some() != media.is_packed(name) {
+                return Err(MediaError::Catalog(format!(
+                    "rendition {name:?}: packed by moqt or given fragments, as when it was added"
+                )));
+            }
+            media.update_video(name, config)
+        })
     })
 }
 
@@ -538,8 +588,15 @@ pub extern "C" fn moqt_media_update_audio(
 ) -> moqt_status {
     guard(|| {
         let name = str_arg(name, name_len)?;
-        let config = audio_config(config)?;
-        update_rendition(media, |media| media.update_audio(name, config))
+        let (config, packed) = audio_config(config)?;
+        update_rendition(media, |media| {
+            if packed != media.is_packed(name) {
+                return Err(MediaError::Catalog(format!(
+                    "rendition {name:?}: packed by moqt or given fragments, as when it was added"
+                )));
+            }
+            media.update_audio(name, config)
+        })
     })
 }
 
@@ -554,8 +611,9 @@ fn write_sample(track: *const moqt_media_track, payload: Bytes, pts_us: u64, fla
 
 /// Writes one sample in decode order, copying `len` bytes from `data`, with its presentation
 /// time `pts_us` in microseconds. The payload is the codec payload for the legacy container
-/// (Annex-B or length-prefixed video as the description says, one audio packet), or one
-/// moof+mdat fragment for CMAF. With MOQT_MEDIA_KEYFRAME in `flags` the sample is a keyframe and
+/// (Annex-B or length-prefixed video as the description says, one audio packet) and for CMAF
+/// packed by moqt (added without `init`), or one moof+mdat fragment for CMAF added with its
+/// `init`. With MOQT_MEDIA_KEYFRAME in `flags` the sample is a keyframe and
 /// opens a new group (the group being written is finished). The track's first sample, and the
 /// first after a failed write, must be a keyframe: otherwise MOQT_STATUS_ERR_INVALID_ARG and
 /// nothing is written.

@@ -298,10 +298,16 @@ static void misuse(moqt_client *client, moqt_media *media) {
     nothing.struct_size = sizeof nothing;
     CHECK(moqt_media_add_video(media, "v", SIZE_MAX, &nothing, &track) == MOQT_STATUS_ERR_INVALID_ARG,
           "no codec and nothing to derive it from");
-    bad = config;
+    bad = nothing;
+    bad.codec = "avc3.64001e";
+    bad.codec_id = MOQT_CODEC_H264;
+    bad.in_band = true;
     bad.container = MOQT_CONTAINER_CMAF;
     CHECK(moqt_media_add_video(media, "v", SIZE_MAX, &bad, &track) == MOQT_STATUS_ERR_INVALID_ARG,
-          "CMAF without an init segment");
+          "CMAF packed by moqt without the parameter sets its init segment needs");
+    CHECK(strstr(moqt_last_error(), "parameter_sets") != NULL, "the reason names the parameter sets");
+    bad = config;
+    bad.container = MOQT_CONTAINER_CMAF;
     bad.init = garbage;
     bad.init_len = sizeof garbage;
     CHECK(moqt_media_add_video(media, "v", SIZE_MAX, &bad, &track) == MOQT_STATUS_ERR_INVALID_ARG,

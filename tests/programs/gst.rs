@@ -229,9 +229,10 @@ fn moqt_relay() -> (Killed, String, String) {
 /// The sending pipeline: 60 frames of 320x240 H.264 at 30 fps, a keyframe every 30, in real
 /// time; with `audio`, also 100 Opus packets of 20 ms (opusenc adds one at the end for its
 /// lookahead: 101).
-fn sender(url: &str, fp: &str, broadcast: &str, audio: bool) -> Command {
+fn sender(url: &str, fp: &str, broadcast: &str, audio: bool, container: &str) -> Command {
     let mut command = gst("gst-launch-1.0");
     command.args(["moqtsink", "name=s", &format!("url={url}"), &format!("broadcast={broadcast}")]);
+    command.arg(format!("container={container}"));
     command.arg(format!("tls-fingerprint={fp}"));
     command.args(["videotestsrc", "num-buffers=60", "is-live=true", "!"]);
     command.args(["video/x-raw,format=I420,width=320,height=240,framerate=30/1", "!"]);
@@ -265,14 +266,14 @@ fn receiver(url: &str, fp: &str, broadcast: &str, audio: bool, out: &Path) -> Co
 
 /// moqtsink to moqtsrc through the relay at `url`: every frame, with its caps, PTS and keyframe
 /// flags, decoded; EOS at both ends.
-fn sink_to_src(url: &str, fp: &str, audio: bool, label: &str) {
+fn sink_to_src(url: &str, fp: &str, audio: bool, container: &str, label: &str) {
     let dir = work_dir();
     let (recv_log, send_log) = (dir.join(format!("{label}-recv.log")), dir.join(format!("{label}-send.log")));
     let out = dir.join(format!("{label}.mkv"));
     let mut recv = spawn_logged(receiver(url, fp, label, audio, &out), &recv_log);
     // moqtsrc is connecting and waiting for the broadcast before anything is sent.
     wait_for_log(&mut recv.0, &recv_log, "Setting pipeline to PLAYING", &format!("{label}: receiver"));
-    let send = spawn_logged(sender(url, fp, label, audio), &send_log);
+    let send = spawn_logged(sender(url, fp, label, audio, container), &send_log);
     let sent = finish(send, &format!("{label}: sender"), &send_log);
     assert!(sent.contains("Got EOS from element"), "{label}: the sender did not end with EOS: {sent}");
     let log = finish(recv, &format!("{label}: receiver"), &recv_log);
@@ -338,7 +339,7 @@ fn h264_from_moqtsink_to_moqtsrc_through_moqts_relay() {
         return;
     }
     let (_relay, url, fp) = moqt_relay();
-    sink_to_src(&url, &fp, false, "moqt-relay-h264");
+    sink_to_src(&url, &fp, false, "legacy", "moqt-relay-h264");
 }
 
 #[test]
@@ -348,7 +349,19 @@ fn h264_and_opus_from_moqtsink_to_moqtsrc_through_moqts_relay() {
         return;
     }
     let (_relay, url, fp) = moqt_relay();
-    sink_to_src(&url, &fp, true, "moqt-relay-av");
+    sink_to_src(&url, &fp, true, "legacy", "moqt-relay-av");
+}
+
+/// The same A/V pair with moqtsink's container=cmaf: libmoqt packs each sample in its own
+/// moof+mdat against init segments it builds from the caps.
+#[test]
+fn h264_and_opus_as_cmaf_from_moqtsink_to_moqtsrc_through_moqts_relay() {
+    let test = "h264_and_opus_as_cmaf_from_moqtsink_to_moqtsrc_through_moqts_relay";
+    if require_gst(test).is_none() || require_ffprobe(test).is_none() {
+        return;
+    }
+    let (_relay, url, fp) = moqt_relay();
+    sink_to_src(&url, &fp, true, "cmaf", "moqt-relay-av-cmaf");
 }
 
 #[test]
@@ -361,7 +374,7 @@ fn h264_and_opus_from_moqtsink_to_moqtsrc_through_moq_relay() {
     let relay = Relay::start(&binary, None);
     let fp: String = relay.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
     let url = format!("moql://localhost:{}/", relay.addr.port());
-    sink_to_src(&url, &fp, true, "moq-relay-av");
+    sink_to_src(&url, &fp, true, "legacy", "moq-relay-av");
 }
 
 /// moqtsink's broadcast comes out of `moqt subscribe --media fmp4` as an MP4 ffprobe reads with
@@ -374,28 +387,32 @@ fn moqtsink_into_moqt_subscribe_fmp4_gives_a_valid_mp4() {
     }
     let (_relay, url, fp) = moqt_relay();
     let dir = work_dir();
-    let received = dir.join("moqtsink-subscribe.mp4");
-    let (sub_log, send_log) = (dir.join("moqtsink-subscribe.log"), dir.join("moqtsink-subscribe-send.log"));
-    let subscriber = Killed(
-        Command::new(MOQT)
-            .args(["subscribe", &url, "--tls-fingerprint", &fp, "--broadcast", "tomp4", "--media", "fmp4"])
-            // Not named: moqtsink holds the catalog until both pads' renditions are in it, and
-            // the command writes the renditions of the first catalog it reads.
-            .args(["--start", "oldest"])
-            .stdout(Stdio::from(std::fs::File::create(&received).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(&sub_log).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
-    let send = spawn_logged(sender(&url, &fp, "tomp4", true), &send_log);
-    finish(send, "moqtsink", &send_log);
-    finish(subscriber, "moqt subscribe --media fmp4", &sub_log);
-    let entries = "stream=codec_name,width,height,sample_rate,channels,nb_read_packets";
-    let streams = ffprobe(&received, &["-count_packets", "-show_entries", entries, "-of", "csv=p=0"]);
-    let lines: Vec<&str> = streams.lines().collect();
-    assert_eq!(lines.len(), 2, "{streams}");
-    assert!(lines.contains(&"h264,320,240,60"), "{streams}");
-    assert!(lines.contains(&"opus,48000,2,100") || lines.contains(&"opus,48000,2,101"), "{streams}");
+    for container in ["legacy", "cmaf"] {
+        let broadcast = format!("tomp4-{container}");
+        let received = dir.join(format!("moqtsink-subscribe-{container}.mp4"));
+        let sub_log = dir.join(format!("moqtsink-subscribe-{container}.log"));
+        let send_log = dir.join(format!("moqtsink-subscribe-{container}-send.log"));
+        let subscriber = Killed(
+            Command::new(MOQT)
+                .args(["subscribe", &url, "--tls-fingerprint", &fp, "--broadcast", &broadcast, "--media", "fmp4"])
+                // Not named: moqtsink holds the catalog until both pads' renditions are in it, and
+                // the command writes the renditions of the first catalog it reads.
+                .args(["--start", "oldest"])
+                .stdout(Stdio::from(std::fs::File::create(&received).unwrap()))
+                .stderr(Stdio::from(std::fs::File::create(&sub_log).unwrap()))
+                .spawn()
+                .unwrap(),
+        );
+        let send = spawn_logged(sender(&url, &fp, &broadcast, true, container), &send_log);
+        finish(send, "moqtsink", &send_log);
+        finish(subscriber, "moqt subscribe --media fmp4", &sub_log);
+        let entries = "stream=codec_name,width,height,sample_rate,channels,nb_read_packets";
+        let streams = ffprobe(&received, &["-count_packets", "-show_entries", entries, "-of", "csv=p=0"]);
+        let lines: Vec<&str> = streams.lines().collect();
+        assert_eq!(lines.len(), 2, "{container}: {streams}");
+        assert!(lines.contains(&"h264,320,240,60"), "{container}: {streams}");
+        assert!(lines.contains(&"opus,48000,2,100") || lines.contains(&"opus,48000,2,101"), "{container}: {streams}");
+    }
 }
 
 /// The fixture clip published by `moqt publish --media fmp4` (legacy and CMAF containers) plays
@@ -688,40 +705,63 @@ fn every_codec_from_moqtsink_to_moqtsrc() {
             0,
         ),
     ];
-    for (name, encode, decode, caps, count) in cases {
-        let elements: Vec<&str> = encode
-            .split('!')
-            .chain(decode.split('!'))
-            .filter_map(|part| part.split_whitespace().next())
-            .filter(|element| !element.contains('/'))
-            .collect();
-        let missing: Vec<&&str> = elements
-            .iter()
-            .filter(|e| !Command::new("gst-inspect-1.0").args(["--exists", e]).status().is_ok_and(|s| s.success()))
-            .collect();
-        if !missing.is_empty() {
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: {name}: {missing:?} missing but CI=true");
-            eprintln!("\n*** {test}: {name} SKIPPED: {missing:?} not installed ***\n");
-            continue;
-        }
-        let (recv_log, send_log) =
-            (dir.join(format!("codec-{name}-recv.log")), dir.join(format!("codec-{name}-send.log")));
-        let mut recv = gst("gst-launch-1.0");
-        recv.env("GST_DEBUG", "moqt:4").arg("-v");
-        recv.args(["moqtsrc", &format!("url={url}"), &format!("broadcast={name}"), &format!("tls-fingerprint={fp}")]);
-        recv.args(["start=oldest", "latency=5000", "!"]).args(decode.split_whitespace()).args(["!", "fakesink"]);
-        let mut recv = spawn_logged(recv, &recv_log);
-        wait_for_log(&mut recv.0, &recv_log, "Setting pipeline to PLAYING", name);
-        let mut send = gst("gst-launch-1.0");
-        send.args(encode.split_whitespace()).arg("!");
-        send.args(["moqtsink", &format!("url={url}"), &format!("broadcast={name}"), &format!("tls-fingerprint={fp}")]);
-        finish(spawn_logged(send, &send_log), &format!("{name}: sender"), &send_log);
-        let log = finish(recv, &format!("{name}: receiver"), &recv_log);
-        assert!(log.contains(caps), "{name}: no {caps:?}: {log}");
-        if *count > 0 {
-            assert!(log.contains(&format!("after {count} buffers")), "{name}: not {count} buffers: {log}");
-        } else {
-            assert!(log.contains("end of audio_0 after"), "{name}: no clean end: {log}");
+    for container in ["legacy", "cmaf"] {
+        for (codec, encode, decode, caps, count) in cases {
+            let name = &format!("{codec}-{container}");
+            let elements: Vec<&str> = encode
+                .split('!')
+                .chain(decode.split('!'))
+                .filter_map(|part| part.split_whitespace().next())
+                .filter(|element| !element.contains('/'))
+                .collect();
+            let missing: Vec<&&str> = elements
+                .iter()
+                .filter(|e| !Command::new("gst-inspect-1.0").args(["--exists", e]).status().is_ok_and(|s| s.success()))
+                .collect();
+            if !missing.is_empty() {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{test}: {name}: {missing:?} missing but CI=true"
+                );
+                eprintln!("\n*** {test}: {name} SKIPPED: {missing:?} not installed ***\n");
+                continue;
+            }
+            let (recv_log, send_log) =
+                (dir.join(format!("codec-{name}-recv.log")), dir.join(format!("codec-{name}-send.log")));
+            let mut recv = gst("gst-launch-1.0");
+            recv.env("GST_DEBUG", "moqt:4").arg("-v");
+            recv.args([
+                "moqtsrc",
+                &format!("url={url}"),
+                &format!("broadcast={name}"),
+                &format!("tls-fingerprint={fp}"),
+            ]);
+            recv.args(["start=oldest", "latency=5000", "!"]).args(decode.split_whitespace()).args(["!", "fakesink"]);
+            let mut recv = spawn_logged(recv, &recv_log);
+            wait_for_log(&mut recv.0, &recv_log, "Setting pipeline to PLAYING", name);
+            let mut send = gst("gst-launch-1.0");
+            send.args(encode.split_whitespace()).arg("!");
+            send.args([
+                "moqtsink",
+                &format!("url={url}"),
+                &format!("broadcast={name}"),
+                &format!("tls-fingerprint={fp}"),
+            ]);
+            send.arg(format!("container={container}"));
+            finish(spawn_logged(send, &send_log), &format!("{name}: sender"), &send_log);
+            let log = finish(recv, &format!("{name}: receiver"), &recv_log);
+            // Packed as CMAF, byte-stream H.264 comes out length-prefixed (avc3: the parameter sets
+            // stay in band, and the init segment's record gives codec_data).
+            let caps = match (*codec, container) {
+                ("h264-byte-stream", "cmaf") => "caps = video/x-h264, stream-format=(string)avc3",
+                _ => caps,
+            };
+            assert!(log.contains(caps), "{name}: no {caps:?}: {log}");
+            if *count > 0 {
+                assert!(log.contains(&format!("after {count} buffers")), "{name}: not {count} buffers: {log}");
+            } else {
+                assert!(log.contains("end of audio_0 after"), "{name}: no clean end: {log}");
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ impl CmafPacker {
     pub(crate) fn new(info: &CodecInfo, annexb: bool, first_duration_us: u32) -> Result<Self, MediaError> {
         let entry = codec::sample_entry(info)
             .map_err(|err| MediaError::Catalog(format!("cannot pack CMAF: the sample entry: {err}")))?;
-        let timescale = u32::try_from(MICROS_PER_SECOND).unwrap_or(1_000_000);
+        let timescale = MICROS_PER_SECOND;
         let config = TrackConfig { track_id: PACKED_TRACK_ID, timescale, codec: entry, video: None, audio: None };
         let writer = Fmp4Writer::new(vec![config]).map_err(cmaf_error)?;
         let init = writer.init_segment().map_err(cmaf_error)?;

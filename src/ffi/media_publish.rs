@@ -289,6 +289,7 @@ fn av1_from_av1c(record: &[u8]) -> Result<VideoInfo, CodecError> {
 }
 
 /// A rendition moqt packs as CMAF: whether its samples are Annex-B.
+#[derive(Debug)]
 struct Packed {
     annexb: bool,
 }
@@ -869,21 +870,40 @@ mod tests {
     const AV1_AV1C: &str = "81010c000a0b0000000cc4ff6736be4010";
 
     #[test]
+    fn cmaf_without_init_is_packed_by_moqt_with_the_record_its_init_segment_needs() {
+        let sets = annexb(&[H265_VPS, H265_SPS, H265_PPS]);
+        let mut config = video(moqt_codec::H265, &sets, &[], true);
+        config.container = moqt_container::Cmaf as u32;
+        let (packed_in_band, packed) = video_config(&config).unwrap();
+        assert_eq!(packed_in_band.codec, "hev1.1.6.L63.90", "still in band");
+        assert!(packed_in_band.description.is_some(), "the hvcC for the init segment");
+        assert!(packed.is_some_and(|p| p.annexb), "Annex-B samples, made length-prefixed");
+        let mut out_of_band = video(moqt_codec::H265, &sets, &[], false);
+        out_of_band.container = moqt_container::Cmaf as u32;
+        assert!(video_config(&out_of_band).unwrap().1.is_some_and(|p| !p.annexb));
+        // In band from a codec string alone: nothing to build the record from.
+        let mut bare = video(moqt_codec::H265, &[], &[], true);
+        bare.codec = c"hev1.1.6.L63.90".as_ptr();
+        bare.container = moqt_container::Cmaf as u32;
+        assert_eq!(video_config(&bare).unwrap_err().report(), moqt_status::ErrInvalidArg);
+    }
+
+    #[test]
     fn h265_and_av1_renditions_come_from_their_parameter_sets() {
         let sets = annexb(&[H265_VPS, H265_SPS, H265_PPS]);
-        let config = video_config(&video(moqt_codec::H265, &sets, &[], false)).unwrap();
+        let config = video_config(&video(moqt_codec::H265, &sets, &[], false)).unwrap().0;
         assert_eq!((config.codec.as_str(), config.coded_width, config.coded_height), ("hvc1.1.6.L63.90", Some(640), Some(360)));
         assert!(config.description.is_some());
-        let in_band = video_config(&video(moqt_codec::H265, &sets, &[], true)).unwrap();
+        let in_band = video_config(&video(moqt_codec::H265, &sets, &[], true)).unwrap().0;
         assert_eq!((in_band.codec.as_str(), in_band.description), ("hev1.1.6.L63.90", None));
 
         let obus = unhex(AV1_OBUS);
-        let config = video_config(&video(moqt_codec::Av1, &obus, &[], false)).unwrap();
+        let config = video_config(&video(moqt_codec::Av1, &obus, &[], false)).unwrap().0;
         assert_eq!((config.codec.as_str(), config.coded_width, config.coded_height), ("av01.0.01M.08", Some(640), Some(360)));
         assert_eq!(config.description.as_deref(), Some(&unhex(AV1_AV1C)[..]), "the av1C ffmpeg wrote");
-        let from_record = video_config(&video(moqt_codec::Av1, &[], &unhex(AV1_AV1C), false)).unwrap();
+        let from_record = video_config(&video(moqt_codec::Av1, &[], &unhex(AV1_AV1C), false)).unwrap().0;
         assert_eq!((from_record.codec.as_str(), from_record.coded_width), ("av01.0.01M.08", Some(640)));
-        let vp8 = video_config(&video(moqt_codec::Vp8, &[], &[], false)).unwrap();
+        let vp8 = video_config(&video(moqt_codec::Vp8, &[], &[], false)).unwrap().0;
         assert_eq!(vp8.codec, "vp8");
     }
 
@@ -911,15 +931,15 @@ mod tests {
     #[test]
     fn aac_and_opus_renditions_come_from_their_records_or_settings() {
         let asc = unhex("119056e500");
-        let config = audio_config(&audio(moqt_codec::Aac, &asc, 0, 0)).unwrap();
+        let config = audio_config(&audio(moqt_codec::Aac, &asc, 0, 0)).unwrap().0;
         assert_eq!((config.codec.as_str(), config.sample_rate, config.number_of_channels), ("mp4a.40.2", 48000, 2));
-        let built = audio_config(&audio(moqt_codec::Aac, &[], 44100, 1)).unwrap();
+        let built = audio_config(&audio(moqt_codec::Aac, &[], 44100, 1)).unwrap().0;
         assert_eq!((built.codec.as_str(), built.sample_rate, built.number_of_channels), ("mp4a.40.2", 44100, 1));
         let parsed = codec::aac::AudioSpecificConfig::parse(built.description.as_deref().unwrap()).unwrap();
         assert_eq!((parsed.output_sample_rate(), parsed.channel_count()), (44100, 1), "an AudioSpecificConfig was built");
         assert!(audio_config(&audio(moqt_codec::Aac, &[], 0, 2)).is_err(), "no rate to build it from");
         assert!(audio_config(&audio(moqt_codec::Aac, &[0xff], 0, 0)).is_err(), "a broken AudioSpecificConfig");
-        let opus = audio_config(&audio(moqt_codec::Opus, &[], 0, 1)).unwrap();
+        let opus = audio_config(&audio(moqt_codec::Opus, &[], 0, 1)).unwrap().0;
         assert_eq!((opus.codec.as_str(), opus.sample_rate, opus.number_of_channels), ("opus", 48000, 1));
         assert!(audio_config(&audio(moqt_codec::Opus, &[], 0, 0)).is_err(), "no channel count");
         assert!(audio_config(&audio(moqt_codec::Vp9, &[], 48000, 2)).is_err(), "a video codec");

@@ -270,15 +270,6 @@ static void stream_loop(gpointer data) {
   }
   if (!s->started)
     send_start_events(s);
-  GST_OBJECT_LOCK(self);
-  GstCaps *caps = s->pending_caps ? g_steal_pointer(&s->pending_caps) : NULL;
-  GST_OBJECT_UNLOCK(self);
-  if (caps != NULL) {
-    GST_INFO_OBJECT(s->pad, "new caps from the catalog: %" GST_PTR_FORMAT, caps);
-    gst_caps_replace(&s->caps, caps);
-    gst_pad_push_event(s->pad, gst_event_new_caps(caps));
-    gst_caps_unref(caps);
-  }
 
   const moqt_frame *frame = NULL;
   moqt_status rc = moqt_pull_next_frame(s->pull, -1, &frame);
@@ -310,6 +301,19 @@ static void stream_loop(gpointer data) {
     GST_INFO_OBJECT(s->pad, "groups %" G_GUINT64_FORMAT "..%" G_GUINT64_FORMAT " lost (code %" G_GUINT64_FORMAT ")",
                     first, last, code);
     s->discont = TRUE;
+  }
+
+  /* New caps from a catalog update apply from a keyframe on (the sink updates the catalog just
+   * before the keyframe of the new format): the frames of the group in progress still decode
+   * with the old ones. Audio frames are all keyframes. */
+  GST_OBJECT_LOCK(self);
+  GstCaps *caps = s->pending_caps && moqt_frame_is_keyframe(frame) ? g_steal_pointer(&s->pending_caps) : NULL;
+  GST_OBJECT_UNLOCK(self);
+  if (caps != NULL) {
+    GST_INFO_OBJECT(s->pad, "new caps from the catalog: %" GST_PTR_FORMAT, caps);
+    gst_caps_replace(&s->caps, caps);
+    gst_pad_push_event(s->pad, gst_event_new_caps(caps));
+    gst_caps_unref(caps);
   }
 
   size_t len = 0;

@@ -858,3 +858,56 @@ fn pipelines_survive_a_relay_restart_mid_stream() {
     assert!(span >= 15000, "the buffers span {span} ms: the stream did not go on after the restart");
     eprintln!("{test}: {} of 600 buffers, spanning {span} ms", video.len());
 }
+
+/// A caps change mid-stream (concat switches from 320x240 to 640x480 after 60 frames; x264enc
+/// starts again with new parameter sets): moqtsink publishes the catalog again, moqtsrc gives its
+/// pad the new caps from the next keyframe, and all 90 frames arrive and decode.
+#[test]
+fn a_caps_change_mid_stream_reaches_moqtsrc_as_new_caps() {
+    let test = "a_caps_change_mid_stream_reaches_moqtsrc_as_new_caps";
+    if require_gst(test).is_none() || require_ffprobe(test).is_none() {
+        return;
+    }
+    let (_relay, url, fp) = moqt_relay();
+    let dir = work_dir();
+    for container in ["legacy", "cmaf"] {
+        let broadcast = format!("renegotiate-{container}");
+        let recv_log = dir.join(format!("renegotiate-{container}-recv.log"));
+        let send_log = dir.join(format!("renegotiate-{container}-send.log"));
+        let mut receiver = gst("gst-launch-1.0");
+        receiver.env("GST_DEBUG", "moqt:4").arg("-v");
+        receiver.args(["moqtsrc", &format!("url={url}"), &format!("broadcast={broadcast}")]);
+        receiver.args([&format!("tls-fingerprint={fp}"), "start=oldest", "latency=5000", "!", "h264parse", "!"]);
+        receiver.args(["avdec_h264", "!", "fakesink"]);
+        let mut recv = spawn_logged(receiver, &recv_log);
+        wait_for_log(&mut recv.0, &recv_log, "Setting pipeline to PLAYING", "receiver");
+        let mut sender = gst("gst-launch-1.0");
+        sender.env("GST_DEBUG", "moqt:4");
+        sender.args(["concat", "name=c", "!", "videoconvert", "!", "x264enc", "key-int-max=15", "tune=zerolatency"]);
+        sender.args(["speed-preset=ultrafast", "!", "h264parse", "!", "moqtsink", &format!("url={url}")]);
+        sender.args([
+            &format!("broadcast={broadcast}"),
+            &format!("tls-fingerprint={fp}"),
+            &format!("container={container}"),
+        ]);
+        // Live, so the receiver reads the first catalog before the second exists (a subscriber
+        // joining later starts from the newest catalog).
+        for (width, height, frames) in [(320, 240, 60), (640, 480, 30)] {
+            sender.args(["videotestsrc", "is-live=true", &format!("num-buffers={frames}"), "!"]);
+            sender.arg(format!("video/x-raw,format=I420,width={width},height={height},framerate=30/1"));
+            sender.args(["!", "c."]);
+        }
+        let sent = finish(spawn_logged(sender, &send_log), &format!("{container}: sender"), &send_log);
+        assert!(sent.contains("rendition video_0 updated in the catalog"), "{container}: no catalog update: {sent}");
+        let log = finish(recv, &format!("{container}: receiver"), &recv_log);
+        let caps_line = |width: u32| {
+            log.lines().any(|line| {
+                line.contains("GstMoqtSrc")
+                    && line.contains("caps = video/x-h264")
+                    && line.contains(&format!("width=(int){width}"))
+            })
+        };
+        assert!(caps_line(320) && caps_line(640), "{container}: moqtsrc's pad caps went 320 then 640: {log}");
+        assert!(log.contains("after 90 buffers"), "{container}: not 90 buffers: {log}");
+    }
+}

@@ -225,13 +225,18 @@ static GstClockTime pts_of(GstMoqtSrc *self, guint64 ts_us) {
       gst_object_unref(clock);
     }
   }
+  if (ts_us < self->base_us && (self->base_us - ts_us) * GST_USECOND > self->base_rt) {
+    /* Earlier than the running time allows (another pad's group began before the first frame
+     * that arrived): move the anchor so it lands at running time base_rt - every pad's later
+     * buffers shift forward by the same amount, once, rather than pile up at 0. */
+    GST_INFO_OBJECT(self, "re-anchoring timestamps %" G_GUINT64_FORMAT " us earlier", self->base_us - ts_us - self->base_rt / GST_USECOND);
+    self->base_us = ts_us + self->base_rt / GST_USECOND;
+  }
   GstClockTime pts;
   if (ts_us >= self->base_us)
     pts = self->base_rt + (ts_us - self->base_us) * GST_USECOND;
-  else if ((self->base_us - ts_us) * GST_USECOND <= self->base_rt)
-    pts = self->base_rt - (self->base_us - ts_us) * GST_USECOND;
   else
-    pts = 0;
+    pts = self->base_rt - (self->base_us - ts_us) * GST_USECOND;
   g_mutex_unlock(&self->time_lock);
   return pts;
 }

@@ -4,7 +4,9 @@
 //! unknown parameter, whole or split across packets at every byte; an unknown stream type on a
 //! bidi and on a uni stream; a 32-segment (maximum) and a 33-segment path; a path of the maximum
 //! string length (65535 bytes) as an announce prefix and as a subscribed broadcast; an
-//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte.
+//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte. Then a peer mistake that must not kill a
+//! session, played against both relays on every version: an ANNOUNCE `ended` for a path that was
+//! never active.
 
 use crate::common;
 
@@ -20,7 +22,10 @@ use moqt::coding::StreamCode;
 use moqt::transport::quic::QuicConnection;
 use moqt::transport::tls::ClientTrust;
 use moqt::transport::{Connection, RecvStream, SendStream, StreamError, TransportError};
-use moqt::wire::{AnnounceRequest, BidiStream, Message, Setup, Subscribe, SubscribeWindow, UniStream, Version};
+use moqt::wire::{
+    AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, Message, Setup, Subscribe, SubscribeWindow,
+    UniStream, Version,
+};
 use relay::{Relay, require_relay};
 use tokio::time::timeout;
 
@@ -207,4 +212,198 @@ async fn moqt_relay_answers_unusual_input_as_moq_relay_does() {
             tracing::info!(%version, piece, ?got, "answers");
         }
     }
+}
+
+/// A raw client's request stream (or one the relay opened to it), its type already read.
+struct Raw {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    reader: moqt::wire::StreamReader,
+}
+
+impl Raw {
+    fn new(send: quinn::SendStream, recv: quinn::RecvStream, version: Version) -> Self {
+        Raw { send, recv, reader: moqt::wire::StreamReader::new(version, 1 << 16) }
+    }
+
+    /// Reads more bytes into the reader: `Err` with the code if the peer reset the stream, `Ok(false)`
+    /// at its end.
+    async fn fill(&mut self) -> Result<bool, StreamCode> {
+        match timeout(WAIT, self.recv.read_chunk(4096, true)).await.expect("bytes in time") {
+            Ok(Some(chunk)) => {
+                self.reader.push(&chunk.bytes).unwrap();
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(quinn::ReadError::Reset(code)) => Err(StreamCode::from_transport(code.into_inner())),
+            Err(other) => panic!("unexpected stream error {other}"),
+        }
+    }
+
+    /// The next message; `Err` with the code if the stream was reset first.
+    async fn message<M: Message>(&mut self) -> Result<M, StreamCode> {
+        loop {
+            if let Some(message) = self.reader.decode::<M>().unwrap() {
+                return Ok(message);
+            }
+            assert!(self.fill().await?, "the stream ended before a {}", M::NAME);
+        }
+    }
+
+    /// The stream type of a stream the peer opened.
+    async fn kind(&mut self) -> Option<BidiStream> {
+        let version = self.reader.version();
+        loop {
+            if let Some(kind) = self.reader.read_with(|b| BidiStream::decode(b, version)).unwrap() {
+                return Some(kind);
+            }
+            if !matches!(self.fill().await, Ok(true)) {
+                return None;
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: Vec<u8>) {
+        self.send.write_all(&bytes).await.unwrap();
+    }
+}
+
+/// Opens a request stream of `kind` carrying `message`.
+async fn open<M: Message>(conn: &QuicConnection, version: Version, kind: BidiStream, message: &M) -> Raw {
+    let (send, recv) = timeout(WAIT, conn.quinn().open_bi()).await.unwrap().unwrap();
+    let mut raw = Raw::new(send, recv, version);
+    let mut out = Vec::new();
+    kind.encode(&mut out, version).unwrap();
+    message.encode(&mut out, version).unwrap();
+    raw.write(out).await;
+    raw
+}
+
+/// Plays the publisher's side of the Announce stream the relay opens to a raw client: reads its
+/// ANNOUNCE_REQUEST and answers ANNOUNCE_OK (lite-05+) with `active` paths. Other streams the relay
+/// opens first (a PROBE to a lite-04 publisher) are left alone.
+async fn answer_announce_request(conn: &QuicConnection, version: Version, active: &[&str]) -> Raw {
+    loop {
+        let (send, recv) = timeout(WAIT, conn.quinn().accept_bi()).await.expect("a request in time").unwrap();
+        let mut stream = Raw::new(send, recv, version);
+        if stream.kind().await != Some(BidiStream::Announce) {
+            continue;
+        }
+        let _: AnnounceRequest = stream.message().await.expect("an ANNOUNCE_REQUEST");
+        let mut out = Vec::new();
+        if version.has_setup() {
+            AnnounceOk { hop_id: 0, active_count: active.len() as u64 }.encode(&mut out, version).unwrap();
+        }
+        for at in active {
+            active_announcement(version, at).encode(&mut out, version).unwrap();
+        }
+        stream.write(out).await;
+        return stream;
+    }
+}
+
+fn active_announcement(version: Version, at: &str) -> Announcement {
+    if version >= Version::Lite06 {
+        Announcement::Start { suffix: path(at), hops: vec![], warm_cost: 0, cold_cost: 0 }
+    } else {
+        Announcement::Legacy { status: AnnounceStatus::Active, suffix: path(at), hops: vec![] }
+    }
+}
+
+/// Asks the relay for every announcement and waits until `wanted` is active.
+async fn wait_announced(conn: &QuicConnection, version: Version, wanted: &str) -> Raw {
+    let request = AnnounceRequest { prefix: Path::root(), exclude_hop: 0 };
+    let mut stream = open(conn, version, BidiStream::Announce, &request).await;
+    if version.has_setup() {
+        let _: AnnounceOk = stream.message().await.expect("ANNOUNCE_OK");
+    }
+    loop {
+        match stream.message::<Announcement>().await.expect("announcements") {
+            Announcement::Start { suffix, .. } if suffix == path(wanted) => return stream,
+            Announcement::Legacy { status: AnnounceStatus::Active | AnnounceStatus::Restart, suffix, .. }
+                if suffix == path(wanted) =>
+            {
+                return stream;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What became of a publisher's session after an ANNOUNCE ended for a path it never announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterEnded {
+    /// Kept: the active announcement the publisher sent next reached another client.
+    Kept,
+    /// Closed with this code.
+    Closed(u64),
+}
+
+/// A raw publisher sends `ended` for a path it never announced, then announces room/alice.
+async fn announce_ended_for_a_path_never_active(
+    addr: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+) -> AfterEnded {
+    let publisher = raw(addr, fingerprint, version).await;
+    setup(&publisher, version, 4096).await;
+    let mut announce = answer_announce_request(&publisher, version, &[]).await;
+    let mut out = Vec::new();
+    let ended = if version >= Version::Lite06 {
+        // lite-06 names routes by implicit ID: an END for an ID never given.
+        Announcement::End { id: 0 }
+    } else {
+        Announcement::Legacy { status: AnnounceStatus::Ended, suffix: path("never/active"), hops: vec![] }
+    };
+    ended.encode(&mut out, version).unwrap();
+    active_announcement(version, "room/alice").encode(&mut out, version).unwrap();
+    announce.write(out).await;
+
+    let subscriber = raw(addr, fingerprint, version).await;
+    setup(&subscriber, version, 4096).await;
+    let outcome = timeout(WAIT, async {
+        tokio::select! {
+            closed = publisher.closed() => match closed {
+                TransportError::ClosedByPeer { code, .. } => AfterEnded::Closed(code),
+                other => panic!("{version}: publisher closed by {other:?}"),
+            },
+            _ = wait_announced(&subscriber, version, "room/alice") => AfterEnded::Kept,
+        }
+    })
+    .await
+    .expect("an outcome in time");
+    if outcome == AfterEnded::Kept {
+        assert!(publisher.quinn().close_reason().is_none(), "{version}: the publisher's session is still up");
+    }
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announce_ended_for_a_path_never_active_is_answered_as_moq_relay_does() {
+    init_logs();
+    let Some(binary) = require_relay("an_announce_ended_for_a_path_never_active_is_answered_as_moq_relay_does") else {
+        return;
+    };
+    for version in Version::ALL {
+        let reference = Relay::start(&binary, Some(version));
+        let theirs = announce_ended_for_a_path_never_active(reference.addr, reference.fingerprint, version).await;
+        let (addr, fingerprint) = start_moqt_relay(version);
+        let mine = announce_ended_for_a_path_never_active(addr, fingerprint, version).await;
+        tracing::info!(%version, ?theirs, ?mine, "after an ANNOUNCE ended for a path never active");
+        // Ignored up to lite-05 (spec 11.9; lite-03 shares lite-04's rules); lite-06's END for an
+        // ID never given is a violation.
+        let expected = if version >= Version::Lite06 { AfterEnded::Closed(0x3) } else { AfterEnded::Kept };
+        assert_eq!(theirs, expected, "{version}: moq-relay");
+        assert_eq!(mine, expected, "{version}: moqt");
+    }
+}
+
+/// moqt's relay on loopback, `version` only; its address and certificate fingerprint.
+fn start_moqt_relay(version: Version) -> (SocketAddr, [u8; 32]) {
+    let cert = cert();
+    let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config(version)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let relay = moqt::relay::Relay::new(moqt::relay::RelayConfig::default());
+    tokio::spawn(async move { relay.run(server).await });
+    (addr, cert.fingerprint())
 }

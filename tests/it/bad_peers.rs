@@ -4,9 +4,9 @@
 //! unknown parameter, whole or split across packets at every byte; an unknown stream type on a
 //! bidi and on a uni stream; a 32-segment (maximum) and a 33-segment path; a path of the maximum
 //! string length (65535 bytes) as an announce prefix and as a subscribed broadcast; an
-//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte. Then a peer mistake that must not kill a
+//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte. Then peer mistakes that must not kill a
 //! session, played against both relays on every version: an ANNOUNCE `ended` for a path that was
-//! never active.
+//! never active, and a publisher refusing a SUBSCRIBE with a raw (unmapped) stream code.
 
 use crate::common;
 
@@ -24,7 +24,7 @@ use moqt::transport::tls::ClientTrust;
 use moqt::transport::{Connection, RecvStream, SendStream, StreamError, TransportError};
 use moqt::wire::{
     AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, Message, Setup, Subscribe, SubscribeWindow,
-    UniStream, Version,
+    TrackInfo, TrackRequest, UniStream, Version,
 };
 use relay::{Relay, require_relay};
 use tokio::time::timeout;
@@ -406,4 +406,83 @@ fn start_moqt_relay(version: Version) -> (SocketAddr, [u8; 32]) {
     let relay = moqt::relay::Relay::new(moqt::relay::RelayConfig::default());
     tokio::spawn(async move { relay.run(server).await });
     (addr, cert.fingerprint())
+}
+
+/// A raw publisher of room/alice that answers TRACK and refuses every SUBSCRIBE with a reset: a
+/// raw QUIC 0x33 for track "raw", the mapped NOT_FOUND (spec 11.1) for any other.
+async fn refusing_publisher(addr: SocketAddr, fingerprint: [u8; 32], version: Version) -> (QuicConnection, Raw) {
+    let publisher = raw(addr, fingerprint, version).await;
+    setup(&publisher, version, 4096).await;
+    let announce = answer_announce_request(&publisher, version, &["room/alice"]).await;
+    let conn = publisher.quinn().clone();
+    tokio::spawn(async move {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            tokio::spawn(async move {
+                let mut stream = Raw::new(send, recv, version);
+                match stream.kind().await {
+                    Some(BidiStream::Track) => {
+                        let Ok(_) = stream.message::<TrackRequest>().await else { return };
+                        let info = TrackInfo { priority: 1, ordered: false, max_age: 10_000, timescale: 1000 };
+                        stream.write(info.to_bytes(version).unwrap()).await;
+                        let _ = stream.send.finish();
+                        let _ = stream.send.stopped().await;
+                    }
+                    Some(BidiStream::Subscribe) => {
+                        let Ok(subscribe) = stream.message::<Subscribe>().await else { return };
+                        let code = if subscribe.track == "raw" { 0x33 } else { StreamCode::NotFound.to_transport() };
+                        let code = quinn::VarInt::from_u64(code).unwrap();
+                        let _ = stream.send.reset(code);
+                        let _ = stream.recv.stop(code);
+                        // Held until the relay closes its half.
+                        let _ = stream.send.stopped().await;
+                    }
+                    _ => {}
+                }
+            });
+        }
+    });
+    (publisher, announce)
+}
+
+/// The code a subscriber's SUBSCRIBE to room/alice `track` is reset with (after a SUBSCRIBE_OK on
+/// lite-03/04, which the relay sends before asking the publisher).
+async fn refusal_seen(conn: &QuicConnection, version: Version, track: &str) -> StreamCode {
+    let window = SubscribeWindow { priority: 1, max_age: 1000, ..Default::default() };
+    let subscribe = Subscribe { id: 0, broadcast: path("room/alice"), track: track.into(), window };
+    let mut stream = open(conn, version, BidiStream::Subscribe, &subscribe).await;
+    loop {
+        match stream.message::<moqt::wire::SubscribeResponse>().await {
+            Err(code) => return code,
+            Ok(response) => tracing::debug!(%version, ?response, "before the refusal"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_a_raw_stream_code_is_forwarded_as_internal_error_as_moq_relay_does() {
+    init_logs();
+    let Some(binary) =
+        require_relay("a_refusal_with_a_raw_stream_code_is_forwarded_as_internal_error_as_moq_relay_does")
+    else {
+        return;
+    };
+    for version in Version::ALL {
+        let reference = Relay::start(&binary, Some(version));
+        let (moqt_addr, moqt_fingerprint) = start_moqt_relay(version);
+        for (relay, addr, fingerprint) in
+            [("moq-relay", reference.addr, reference.fingerprint), ("moqt", moqt_addr, moqt_fingerprint)]
+        {
+            let (_publisher, _announce) = refusing_publisher(addr, fingerprint, version).await;
+            let subscriber = raw(addr, fingerprint, version).await;
+            setup(&subscriber, version, 4096).await;
+            let _announced = wait_announced(&subscriber, version, "room/alice").await;
+            // The raw number is not guessed at: it arrives as INTERNAL_ERROR (spec 11.8) ...
+            let raw_code = refusal_seen(&subscriber, version, "raw").await;
+            assert_eq!(raw_code, StreamCode::InternalError, "{version}, {relay}: a raw 0x33");
+            // ... while the mapped form passes through unchanged.
+            let mapped = refusal_seen(&subscriber, version, "mapped").await;
+            assert_eq!(mapped, StreamCode::NotFound, "{version}, {relay}: a mapped NOT_FOUND");
+            assert!(subscriber.quinn().close_reason().is_none(), "{version}, {relay}: the session stays up");
+        }
+    }
 }

@@ -6,7 +6,9 @@
 //! string length (65535 bytes) as an announce prefix and as a subscribed broadcast; an
 //! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte. Then peer mistakes that must not kill a
 //! session, played against both relays on every version: an ANNOUNCE `ended` for a path that was
-//! never active, and a publisher refusing a SUBSCRIBE with a raw (unmapped) stream code.
+//! never active, and a publisher refusing a SUBSCRIBE with a raw (unmapped) stream code. Last, a
+//! subscription made before its track has any group: the relay's SUBSCRIBE_OK waits for the first
+//! group and names it (lite-05/06).
 
 use crate::common;
 
@@ -483,6 +485,81 @@ async fn a_refusal_with_a_raw_stream_code_is_forwarded_as_internal_error_as_moq_
             let mapped = refusal_seen(&subscriber, version, "mapped").await;
             assert_eq!(mapped, StreamCode::NotFound, "{version}, {relay}: a mapped NOT_FOUND");
             assert!(subscriber.quinn().close_reason().is_none(), "{version}, {relay}: the session stays up");
+        }
+    }
+}
+
+/// What a raw subscriber to room/alice "video" (no floor, `max_age` ms) saw once the publisher wrote
+/// its first group, numbered `first`, after the subscription was in place: the first message on the
+/// Subscribe stream and the sequence of the first Group stream.
+async fn first_answer_to_a_subscription_before_any_group(
+    addr: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+    max_age: u64,
+    first: u64,
+) -> (moqt::wire::SubscribeResponse, u64) {
+    let mut published = publish("room/alice");
+    let trust = ClientTrust::Fingerprint(vec![fingerprint]);
+    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config(version)).unwrap();
+    let origins = moqt::session::Origins { publish: Some(published.origin.consume()), ..Default::default() };
+    let _publisher = timeout(WAIT, client.connect(addr, "localhost", None, origins)).await.unwrap().unwrap();
+
+    let subscriber = raw(addr, fingerprint, version).await;
+    setup(&subscriber, version, 4096).await;
+    let _announced = wait_announced(&subscriber, version, "room/alice").await;
+    let window = SubscribeWindow { priority: 1, max_age, ..Default::default() };
+    let subscribe = Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window };
+    let mut stream = open(&subscriber, version, BidiStream::Subscribe, &subscribe).await;
+    // The relay asked the publisher: the subscription is in place, and no group exists yet.
+    timeout(WAIT, published.track.used()).await.expect("the relay subscribes upstream");
+    assert_eq!(published.track.latest_sequence(), None);
+    let mut group = published.track.create_group(first).unwrap();
+    group.write(1000, payload(first, 0)).unwrap();
+    group.finish().unwrap();
+
+    let response = stream.message::<moqt::wire::SubscribeResponse>().await.expect("SUBSCRIBE_OK");
+    let (mut recv, mut reader) = next_group_stream(&subscriber, version).await;
+    let header = loop {
+        if let Some(header) = reader.decode::<moqt::wire::GroupHeader>().unwrap() {
+            break header;
+        }
+        let chunk = timeout(WAIT, recv.read(4096)).await.expect("bytes in time").unwrap().expect("a GROUP header");
+        reader.push(&chunk).unwrap();
+    };
+    (response, header.sequence)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_ok_waits_for_the_first_group_and_names_it_as_moq_relay_does() {
+    init_logs();
+    let Some(binary) = require_relay("subscribe_ok_waits_for_the_first_group_and_names_it_as_moq_relay_does") else {
+        return;
+    };
+    use moqt::wire::SubscribeResponse::Ok as SubscribeOk;
+    // lite-05/06 only: on lite-03/04 the relay answers SUBSCRIBE_OK at once (spec 11.7). The first
+    // group is numbered 5, written once the relay has subscribed upstream: a SUBSCRIBE_OK naming
+    // it was sent after it existed (one sent before could not have known the number).
+    let cases = [
+        // lite-05, the latest group.
+        (Version::Lite05, 1000, SubscribeOk { group: 5 }),
+        // lite-06, the live edge (no floor, Max Age 0).
+        (Version::Lite06, 0, SubscribeOk { group: 5 }),
+        // lite-06, no floor with a Max Age: moq-relay names the floor, 0, though group 5 is the
+        // first it delivers (what was below counts as dropped). moqt answers the same.
+        (Version::Lite06, 1000, SubscribeOk { group: 0 }),
+    ];
+    for (version, max_age, expected) in cases {
+        let reference = Relay::start(&binary, Some(version));
+        let (moqt_addr, moqt_fingerprint) = start_moqt_relay(version);
+        for (relay, addr, fingerprint) in
+            [("moq-relay", reference.addr, reference.fingerprint), ("moqt", moqt_addr, moqt_fingerprint)]
+        {
+            let (response, sequence) =
+                first_answer_to_a_subscription_before_any_group(addr, fingerprint, version, max_age, 5).await;
+            tracing::info!(%version, max_age, relay, ?response, sequence, "first answer");
+            assert_eq!(response, expected, "{version}, max age {max_age}, {relay}: SUBSCRIBE_OK");
+            assert_eq!(sequence, 5, "{version}, max age {max_age}, {relay}: the first group stream");
         }
     }
 }

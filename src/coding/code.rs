@@ -126,6 +126,10 @@ pub enum StreamCode {
     Application(u64),
     /// Any other value, kept as sent and treated as unspecified.
     Other(u64),
+    /// A transport code outside the HTTP/3 mapping (a peer that resets with a raw code on raw
+    /// QUIC, spec 11.1): unknown, kept as received for the logs, and sent on as INTERNAL_ERROR, as
+    /// the reference does (spec 11.8): what the raw number meant is not guessed.
+    Unmapped(u64),
 }
 
 /// Where application stream codes start.
@@ -153,6 +157,7 @@ impl StreamCode {
             StreamCode::TimestampMismatch => 0x39,
             StreamCode::Application(n) => APPLICATION_CODE_BASE.saturating_add(n),
             StreamCode::Other(code) => code,
+            StreamCode::Unmapped(_) => 0x0,
         }
     }
 
@@ -204,11 +209,11 @@ impl StreamCode {
     }
 
     /// Reads a code received on a stream ([`from_peer`](Self::from_peer) after the HTTP/3 mapping).
-    /// Codes outside the HTTP/3 WebTransport range are unknown.
+    /// Codes outside the HTTP/3 WebTransport range are unknown ([`StreamCode::Unmapped`]).
     pub fn from_transport(code: u64) -> Self {
         match stream_code_from_http3(code) {
             Some(n) => StreamCode::from_peer(n),
-            None => StreamCode::Other(code),
+            None => StreamCode::Unmapped(code),
         }
     }
 }
@@ -248,8 +253,11 @@ mod tests {
         assert_eq!(StreamCode::NotFound.to_transport(), 0x52e4a40fa90f);
         assert_eq!(StreamCode::Unroutable.to_transport(), 0x52e4a40fa912);
         assert_eq!(StreamCode::from_transport(0x52e4a40fa90f), StreamCode::NotFound);
-        // A raw 0x33 from a peer that does not map is unknown, as the reference reads it.
-        assert_eq!(StreamCode::from_transport(0x33), StreamCode::Other(0x33));
+        // A raw 0x33 from a peer that does not map is unknown, as the reference reads it, and is
+        // passed on as INTERNAL_ERROR, not as the NOT_FOUND its number would name (spec 11.8).
+        assert_eq!(StreamCode::from_transport(0x33), StreamCode::Unmapped(0x33));
+        assert_eq!(StreamCode::Unmapped(0x33).to_u64(), StreamCode::InternalError.to_u64());
+        assert_eq!(StreamCode::Unmapped(0x33).to_transport(), StreamCode::InternalError.to_transport());
         assert_eq!(http3_from_stream_code(u64::from(u32::MAX)), HTTP3_WEBTRANSPORT_LAST);
     }
 

@@ -69,6 +69,12 @@ pub struct SessionConfig {
     /// stream to be acknowledged (default true). Tracking it costs a registration and a task per
     /// group and subscriber; a relay, whose sessions nobody flushes, turns it off on its fan-out.
     pub flush_group_streams: bool,
+    /// How long a track that a TRACK request had to subscribe to stays subscribed waiting for the
+    /// SUBSCRIBE that usually follows. It applies to a relay's broadcast whose upstream cannot
+    /// answer TRACK without subscribing (a lite-03/04 publisher). A SUBSCRIBE for the track on the
+    /// same session ends the wait at once, so the upstream subscription ends with that SUBSCRIBE;
+    /// this bounds only a lookup no SUBSCRIBE follows. Default 2 s.
+    pub track_lookup_hold: Duration,
 }
 
 impl Default for SessionConfig {
@@ -93,6 +99,7 @@ impl Default for SessionConfig {
             traffic: None,
             resume_retry_window: Duration::from_secs(5),
             flush_group_streams: true,
+            track_lookup_hold: Duration::from_secs(2),
         }
     }
 }

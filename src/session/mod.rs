@@ -572,6 +572,7 @@ async fn run<C: Connection>(
         origin: origins.publish,
         subscriptions: Arc::new(Semaphore::new(ctx.config.max_subscriptions)),
         announces: Arc::new(Semaphore::new(ctx.config.max_announce_requests)),
+        lookups: Default::default(),
     });
     let subscriber = origins.subscribe.map(|origin| Arc::new(Subscriber::new(ctx.clone(), origin)));
     let (fatal_tx, mut fatal) = mpsc::channel::<SessionError>(4);

@@ -3,7 +3,7 @@
 //! frames, PROBE gets reports. Each request lives on its own bidi stream and task.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
@@ -33,6 +33,47 @@ pub(crate) struct Publisher<C: Connection> {
     pub(crate) origin: Option<OriginConsumer>,
     pub(crate) subscriptions: Arc<Semaphore>,
     pub(crate) announces: Arc<Semaphore>,
+    /// Tracks that TRACK requests had to subscribe to, held for the SUBSCRIBE that follows.
+    pub(crate) lookups: Arc<Mutex<Lookups>>,
+}
+
+/// A track by its wire broadcast path and name.
+type TrackKey = (Path, String);
+
+/// The subscriptions TRACK lookups opened, and the SUBSCRIBEs that took them over, on one session.
+///
+/// A relay answering TRACK for a track that is not live here, in a broadcast whose upstream cannot
+/// answer TRACK alone (lite-03/04), has to subscribe upstream to learn its info. Dropping that
+/// consumer at once would cancel the upstream subscription and race the SUBSCRIBE that usually
+/// follows into opening a second one; so it is held until a SUBSCRIBE for the same track on this
+/// session has a consumer of its own, and released then, so the upstream subscription ends as soon
+/// as that SUBSCRIBE does. A lookup no SUBSCRIBE claims is released after
+/// `SessionConfig::track_lookup_hold`.
+#[derive(Default)]
+pub(crate) struct Lookups {
+    /// Held lookup consumers, each with the id its release timer names.
+    held: HashMap<TrackKey, Vec<(u64, model::TrackConsumer)>>,
+    /// Live SUBSCRIBEs per track: a lookup for one of these need not be held.
+    subscribed: HashMap<TrackKey, usize>,
+    next_id: u64,
+}
+
+/// A SUBSCRIBE's claim on its track's lookups: while it lives, no lookup for the track is held.
+struct LookupClaim {
+    lookups: Arc<Mutex<Lookups>>,
+    key: TrackKey,
+}
+
+impl Drop for LookupClaim {
+    fn drop(&mut self) {
+        let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = lookups.subscribed.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                lookups.subscribed.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// Resets a request stream: both halves, with one code.
@@ -45,6 +86,53 @@ fn refuse<C: Connection>(writer: &mut Writer<C::Send>, reader: &mut Reader<C::Re
 impl<C: Connection> Publisher<C> {
     fn version(&self) -> Version {
         self.ctx.version
+    }
+
+    /// Holds the consumer a TRACK lookup subscribed with until a SUBSCRIBE for the track claims
+    /// it (see [`Lookups`]); dropped at once if one already has.
+    fn hold_lookup(&self, key: TrackKey, consumer: model::TrackConsumer) {
+        let id = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+            if lookups.subscribed.contains_key(&key) {
+                drop(lookups);
+                drop(consumer);
+                return;
+            }
+            let id = lookups.next_id;
+            lookups.next_id += 1;
+            lookups.held.entry(key.clone()).or_default().push((id, consumer));
+            id
+        };
+        let lookups = Arc::downgrade(&self.lookups);
+        let hold = self.ctx.config.track_lookup_hold;
+        tokio::spawn(async move {
+            tokio::time::sleep(hold).await;
+            let Some(lookups) = lookups.upgrade() else { return };
+            let released = {
+                let mut lookups = lookups.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some(held) = lookups.held.get_mut(&key) else { return };
+                let released = held.iter().position(|(held_id, _)| *held_id == id).map(|at| held.remove(at));
+                if held.is_empty() {
+                    lookups.held.remove(&key);
+                }
+                released
+            };
+            if released.is_some() {
+                tracing::debug!(broadcast = %key.0, track = %key.1, "TRACK lookup released: no SUBSCRIBE followed");
+            }
+        });
+    }
+
+    /// A SUBSCRIBE for `key` has its own consumer: the lookups held for it are released (outside
+    /// the lock: dropping a consumer may end the track), and none is held while the claim lives.
+    fn claim_lookups(&self, key: TrackKey) -> LookupClaim {
+        let released = {
+            let mut lookups = self.lookups.lock().unwrap_or_else(PoisonError::into_inner);
+            *lookups.subscribed.entry(key.clone()).or_default() += 1;
+            lookups.held.remove(&key)
+        };
+        drop(released);
+        LookupClaim { lookups: self.lookups.clone(), key }
     }
 
     /// Serves one Announce stream (the stream type is already read).
@@ -211,6 +299,9 @@ impl<C: Connection> Publisher<C> {
             priority: Some(window.priority),
         };
         let mut track = broadcast.subscribe_track_with(&subscribe.track, options).await?;
+        // Our consumer holds the track now: a TRACK lookup held for this SUBSCRIBE can go, so the
+        // upstream subscription ends with this one.
+        let _claim = self.claim_lookups((subscribe.broadcast.clone(), subscribe.track.clone()));
         *pending = Some(self.ctx.outstanding.register(track.ended_probe()));
         tracing::trace!(?options, next = ?track.next_sequence(), latest = ?track.latest_sequence(), "subscribed");
         if version < Version::Lite05 {
@@ -378,15 +469,11 @@ impl<C: Connection> Publisher<C> {
                 None if let Some(info) = broadcast.upstream_track_info(&request.track).await => info?,
                 // Not live yet: a relay's broadcast may fetch it from upstream on request. The
                 // SUBSCRIBE that usually follows a TRACK reuses that upstream subscription: it is
-                // held a moment, as dropping it at once would cancel it upstream and race the
-                // SUBSCRIBE into opening a second one.
+                // held until that SUBSCRIBE has its own consumer (see `Lookups`).
                 None => {
                     let consumer = broadcast.subscribe_track(&request.track).await?;
                     let info = consumer.info();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(TRACK_LOOKUP_HOLD).await;
-                        drop(consumer);
-                    });
+                    self.hold_lookup((request.broadcast.clone(), request.track.clone()), consumer);
                     info
                 }
             };
@@ -779,9 +866,6 @@ impl<C: Connection> GroupSender<C> {
         Ok(())
     }
 }
-
-/// How long a track looked up for a TRACK request stays subscribed, waiting for the SUBSCRIBE.
-const TRACK_LOOKUP_HOLD: Duration = Duration::from_secs(2);
 
 /// What one group stream sent, added to the shared counters once, when the stream ends.
 struct Tally {

@@ -302,10 +302,11 @@ impl<C: Connection> Subscriber<C> {
                     AnnounceStatus::Ended => match table.by_path.remove(&path) {
                         Some(Some(remote)) => table.end_later(remote),
                         Some(None) => {}
-                        None if self.version() < Version::Lite05 => {
-                            return Err(violation("ANNOUNCE ended for a path that is not active"));
-                        }
-                        None => {}
+                        // The drafts call it a violation; the reference relay ignores it on
+                        // lite-04 and lite-05 and keeps the session (spec 11.9), and lite-03
+                        // shares lite-04's announcement rules (spec 5). (lite-06 has no such
+                        // message: an ANNOUNCE_END for an unknown ID stays a violation.)
+                        None => tracing::debug!(%path, "ANNOUNCE ended for a path that is not active: ignored"),
                     },
                 }
             }

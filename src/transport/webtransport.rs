@@ -6,7 +6,7 @@
 //! Stream codes: WebTransport application codes are u32s that the library maps into (and back out
 //! of) the HTTP/3 space itself, so a moq-lite [`StreamCode`] is passed as its plain number
 //! ([`StreamCode::to_u64`] / [`StreamCode::from_peer`]); a received code outside the HTTP/3
-//! WebTransport range is reported as [`StreamCode::Other`] with the raw QUIC code. Session close
+//! WebTransport range is reported as [`StreamCode::Unmapped`] with the raw QUIC code. Session close
 //! codes are raw: they travel in the CLOSE_WEBTRANSPORT_SESSION capsule, which holds a u32.
 
 use std::net::SocketAddr;
@@ -182,7 +182,7 @@ impl WtSend {
     fn error(&self, err: WriteError) -> StreamError {
         match err {
             WriteError::Stopped(code) => StreamError::Stopped(StreamCode::from_peer(u64::from(code))),
-            WriteError::InvalidStopped(code) => StreamError::Stopped(StreamCode::Other(code.into_inner())),
+            WriteError::InvalidStopped(code) => StreamError::Stopped(StreamCode::Unmapped(code.into_inner())),
             WriteError::SessionError(err) => StreamError::Connection(session_error(err, &self.local_close)),
             WriteError::ClosedStream => StreamError::ClosedStream,
         }
@@ -237,7 +237,7 @@ impl RecvStream for WtRecv {
         match self.inner.read_chunk(max, true).await {
             Ok(chunk) => Ok(chunk.map(|c| c.bytes)),
             Err(ReadError::Reset(code)) => Err(StreamError::Reset(StreamCode::from_peer(u64::from(code)))),
-            Err(ReadError::InvalidReset(code)) => Err(StreamError::Reset(StreamCode::Other(code.into_inner()))),
+            Err(ReadError::InvalidReset(code)) => Err(StreamError::Reset(StreamCode::Unmapped(code.into_inner()))),
             Err(ReadError::SessionError(err)) => Err(StreamError::Connection(session_error(err, &self.local_close))),
             Err(ReadError::ClosedStream) => Err(StreamError::ClosedStream),
             Err(other) => Err(StreamError::Connection(TransportError::Other(other.to_string()))),

@@ -4,7 +4,11 @@
 //! unknown parameter, whole or split across packets at every byte; an unknown stream type on a
 //! bidi and on a uni stream; a 32-segment (maximum) and a 33-segment path; a path of the maximum
 //! string length (65535 bytes) as an announce prefix and as a subscribed broadcast; an
-//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte.
+//! ANNOUNCE_REQUEST and a SUBSCRIBE split at every byte. Then peer mistakes that must not kill a
+//! session, played against both relays on every version: an ANNOUNCE `ended` for a path that was
+//! never active, and a publisher refusing a SUBSCRIBE with a raw (unmapped) stream code. Last, a
+//! subscription made before its track has any group: the relay's SUBSCRIBE_OK waits for the first
+//! group and names it (lite-05/06).
 
 use crate::common;
 
@@ -20,7 +24,10 @@ use moqt::coding::StreamCode;
 use moqt::transport::quic::QuicConnection;
 use moqt::transport::tls::ClientTrust;
 use moqt::transport::{Connection, RecvStream, SendStream, StreamError, TransportError};
-use moqt::wire::{AnnounceRequest, BidiStream, Message, Setup, Subscribe, SubscribeWindow, UniStream, Version};
+use moqt::wire::{
+    AnnounceOk, AnnounceRequest, AnnounceStatus, Announcement, BidiStream, Message, Setup, Subscribe, SubscribeWindow,
+    TrackInfo, TrackRequest, UniStream, Version,
+};
 use relay::{Relay, require_relay};
 use tokio::time::timeout;
 
@@ -205,6 +212,354 @@ async fn moqt_relay_answers_unusual_input_as_moq_relay_does() {
                 );
             }
             tracing::info!(%version, piece, ?got, "answers");
+        }
+    }
+}
+
+/// A raw client's request stream (or one the relay opened to it), its type already read.
+struct Raw {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    reader: moqt::wire::StreamReader,
+}
+
+impl Raw {
+    fn new(send: quinn::SendStream, recv: quinn::RecvStream, version: Version) -> Self {
+        Raw { send, recv, reader: moqt::wire::StreamReader::new(version, 1 << 16) }
+    }
+
+    /// Reads more bytes into the reader: `Err` with the code if the peer reset the stream, `Ok(false)`
+    /// at its end.
+    async fn fill(&mut self) -> Result<bool, StreamCode> {
+        match timeout(WAIT, self.recv.read_chunk(4096, true)).await.expect("bytes in time") {
+            Ok(Some(chunk)) => {
+                self.reader.push(&chunk.bytes).unwrap();
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(quinn::ReadError::Reset(code)) => Err(StreamCode::from_transport(code.into_inner())),
+            Err(other) => panic!("unexpected stream error {other}"),
+        }
+    }
+
+    /// The next message; `Err` with the code if the stream was reset first.
+    async fn message<M: Message>(&mut self) -> Result<M, StreamCode> {
+        loop {
+            if let Some(message) = self.reader.decode::<M>().unwrap() {
+                return Ok(message);
+            }
+            assert!(self.fill().await?, "the stream ended before a {}", M::NAME);
+        }
+    }
+
+    /// The stream type of a stream the peer opened.
+    async fn kind(&mut self) -> Option<BidiStream> {
+        let version = self.reader.version();
+        loop {
+            if let Some(kind) = self.reader.read_with(|b| BidiStream::decode(b, version)).unwrap() {
+                return Some(kind);
+            }
+            if !matches!(self.fill().await, Ok(true)) {
+                return None;
+            }
+        }
+    }
+
+    async fn write(&mut self, bytes: Vec<u8>) {
+        self.send.write_all(&bytes).await.unwrap();
+    }
+}
+
+/// Opens a request stream of `kind` carrying `message`.
+async fn open<M: Message>(conn: &QuicConnection, version: Version, kind: BidiStream, message: &M) -> Raw {
+    let (send, recv) = timeout(WAIT, conn.quinn().open_bi()).await.unwrap().unwrap();
+    let mut raw = Raw::new(send, recv, version);
+    let mut out = Vec::new();
+    kind.encode(&mut out, version).unwrap();
+    message.encode(&mut out, version).unwrap();
+    raw.write(out).await;
+    raw
+}
+
+/// Plays the publisher's side of the Announce stream the relay opens to a raw client: reads its
+/// ANNOUNCE_REQUEST and answers ANNOUNCE_OK (lite-05+) with `active` paths. Other streams the relay
+/// opens first (a PROBE to a lite-04 publisher) are left alone.
+async fn answer_announce_request(conn: &QuicConnection, version: Version, active: &[&str]) -> Raw {
+    loop {
+        let (send, recv) = timeout(WAIT, conn.quinn().accept_bi()).await.expect("a request in time").unwrap();
+        let mut stream = Raw::new(send, recv, version);
+        if stream.kind().await != Some(BidiStream::Announce) {
+            continue;
+        }
+        let _: AnnounceRequest = stream.message().await.expect("an ANNOUNCE_REQUEST");
+        let mut out = Vec::new();
+        if version.has_setup() {
+            AnnounceOk { hop_id: 0, active_count: active.len() as u64 }.encode(&mut out, version).unwrap();
+        }
+        for at in active {
+            active_announcement(version, at).encode(&mut out, version).unwrap();
+        }
+        stream.write(out).await;
+        return stream;
+    }
+}
+
+fn active_announcement(version: Version, at: &str) -> Announcement {
+    if version >= Version::Lite06 {
+        Announcement::Start { suffix: path(at), hops: vec![], warm_cost: 0, cold_cost: 0 }
+    } else {
+        Announcement::Legacy { status: AnnounceStatus::Active, suffix: path(at), hops: vec![] }
+    }
+}
+
+/// Asks the relay for every announcement and waits until `wanted` is active.
+async fn wait_announced(conn: &QuicConnection, version: Version, wanted: &str) -> Raw {
+    let request = AnnounceRequest { prefix: Path::root(), exclude_hop: 0 };
+    let mut stream = open(conn, version, BidiStream::Announce, &request).await;
+    if version.has_setup() {
+        let _: AnnounceOk = stream.message().await.expect("ANNOUNCE_OK");
+    }
+    loop {
+        match stream.message::<Announcement>().await.expect("announcements") {
+            Announcement::Start { suffix, .. } if suffix == path(wanted) => return stream,
+            Announcement::Legacy { status: AnnounceStatus::Active | AnnounceStatus::Restart, suffix, .. }
+                if suffix == path(wanted) =>
+            {
+                return stream;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What became of a publisher's session after an ANNOUNCE ended for a path it never announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterEnded {
+    /// Kept: the active announcement the publisher sent next reached another client.
+    Kept,
+    /// Closed with this code.
+    Closed(u64),
+}
+
+/// A raw publisher sends `ended` for a path it never announced, then announces room/alice.
+async fn announce_ended_for_a_path_never_active(
+    addr: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+) -> AfterEnded {
+    let publisher = raw(addr, fingerprint, version).await;
+    setup(&publisher, version, 4096).await;
+    let mut announce = answer_announce_request(&publisher, version, &[]).await;
+    let mut out = Vec::new();
+    let ended = if version >= Version::Lite06 {
+        // lite-06 names routes by implicit ID: an END for an ID never given.
+        Announcement::End { id: 0 }
+    } else {
+        Announcement::Legacy { status: AnnounceStatus::Ended, suffix: path("never/active"), hops: vec![] }
+    };
+    ended.encode(&mut out, version).unwrap();
+    active_announcement(version, "room/alice").encode(&mut out, version).unwrap();
+    announce.write(out).await;
+
+    let subscriber = raw(addr, fingerprint, version).await;
+    setup(&subscriber, version, 4096).await;
+    let outcome = timeout(WAIT, async {
+        tokio::select! {
+            closed = publisher.closed() => match closed {
+                TransportError::ClosedByPeer { code, .. } => AfterEnded::Closed(code),
+                other => panic!("{version}: publisher closed by {other:?}"),
+            },
+            _ = wait_announced(&subscriber, version, "room/alice") => AfterEnded::Kept,
+        }
+    })
+    .await
+    .expect("an outcome in time");
+    if outcome == AfterEnded::Kept {
+        assert!(publisher.quinn().close_reason().is_none(), "{version}: the publisher's session is still up");
+    }
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announce_ended_for_a_path_never_active_is_answered_as_moq_relay_does() {
+    init_logs();
+    let Some(binary) = require_relay("an_announce_ended_for_a_path_never_active_is_answered_as_moq_relay_does") else {
+        return;
+    };
+    for version in Version::ALL {
+        let reference = Relay::start(&binary, Some(version));
+        let theirs = announce_ended_for_a_path_never_active(reference.addr, reference.fingerprint, version).await;
+        let (addr, fingerprint) = start_moqt_relay(version);
+        let mine = announce_ended_for_a_path_never_active(addr, fingerprint, version).await;
+        tracing::info!(%version, ?theirs, ?mine, "after an ANNOUNCE ended for a path never active");
+        // Ignored up to lite-05 (spec 11.9; lite-03 shares lite-04's rules); lite-06's END for an
+        // ID never given is a violation.
+        let expected = if version >= Version::Lite06 { AfterEnded::Closed(0x3) } else { AfterEnded::Kept };
+        assert_eq!(theirs, expected, "{version}: moq-relay");
+        assert_eq!(mine, expected, "{version}: moqt");
+    }
+}
+
+/// moqt's relay on loopback, `version` only; its address and certificate fingerprint.
+fn start_moqt_relay(version: Version) -> (SocketAddr, [u8; 32]) {
+    let cert = cert();
+    let server = moqt::endpoint::Server::bind("127.0.0.1:0".parse().unwrap(), &cert, config(version)).unwrap();
+    let addr = server.local_addr().unwrap();
+    let relay = moqt::relay::Relay::new(moqt::relay::RelayConfig::default());
+    tokio::spawn(async move { relay.run(server).await });
+    (addr, cert.fingerprint())
+}
+
+/// A raw publisher of room/alice that answers TRACK and refuses every SUBSCRIBE with a reset: a
+/// raw QUIC 0x33 for track "raw", the mapped NOT_FOUND (spec 11.1) for any other.
+async fn refusing_publisher(addr: SocketAddr, fingerprint: [u8; 32], version: Version) -> (QuicConnection, Raw) {
+    let publisher = raw(addr, fingerprint, version).await;
+    setup(&publisher, version, 4096).await;
+    let announce = answer_announce_request(&publisher, version, &["room/alice"]).await;
+    let conn = publisher.quinn().clone();
+    tokio::spawn(async move {
+        while let Ok((send, recv)) = conn.accept_bi().await {
+            tokio::spawn(async move {
+                let mut stream = Raw::new(send, recv, version);
+                match stream.kind().await {
+                    Some(BidiStream::Track) => {
+                        let Ok(_) = stream.message::<TrackRequest>().await else { return };
+                        let info = TrackInfo { priority: 1, ordered: false, max_age: 10_000, timescale: 1000 };
+                        stream.write(info.to_bytes(version).unwrap()).await;
+                        let _ = stream.send.finish();
+                        let _ = stream.send.stopped().await;
+                    }
+                    Some(BidiStream::Subscribe) => {
+                        let Ok(subscribe) = stream.message::<Subscribe>().await else { return };
+                        let code = if subscribe.track == "raw" { 0x33 } else { StreamCode::NotFound.to_transport() };
+                        let code = quinn::VarInt::from_u64(code).unwrap();
+                        let _ = stream.send.reset(code);
+                        let _ = stream.recv.stop(code);
+                        // Held until the relay closes its half.
+                        let _ = stream.send.stopped().await;
+                    }
+                    _ => {}
+                }
+            });
+        }
+    });
+    (publisher, announce)
+}
+
+/// The code a subscriber's SUBSCRIBE to room/alice `track` is reset with (after a SUBSCRIBE_OK on
+/// lite-03/04, which the relay sends before asking the publisher).
+async fn refusal_seen(conn: &QuicConnection, version: Version, track: &str) -> StreamCode {
+    let window = SubscribeWindow { priority: 1, max_age: 1000, ..Default::default() };
+    let subscribe = Subscribe { id: 0, broadcast: path("room/alice"), track: track.into(), window };
+    let mut stream = open(conn, version, BidiStream::Subscribe, &subscribe).await;
+    loop {
+        match stream.message::<moqt::wire::SubscribeResponse>().await {
+            Err(code) => return code,
+            Ok(response) => tracing::debug!(%version, ?response, "before the refusal"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_with_a_raw_stream_code_is_forwarded_as_internal_error_as_moq_relay_does() {
+    init_logs();
+    let Some(binary) =
+        require_relay("a_refusal_with_a_raw_stream_code_is_forwarded_as_internal_error_as_moq_relay_does")
+    else {
+        return;
+    };
+    for version in Version::ALL {
+        let reference = Relay::start(&binary, Some(version));
+        let (moqt_addr, moqt_fingerprint) = start_moqt_relay(version);
+        for (relay, addr, fingerprint) in
+            [("moq-relay", reference.addr, reference.fingerprint), ("moqt", moqt_addr, moqt_fingerprint)]
+        {
+            let (_publisher, _announce) = refusing_publisher(addr, fingerprint, version).await;
+            let subscriber = raw(addr, fingerprint, version).await;
+            setup(&subscriber, version, 4096).await;
+            let _announced = wait_announced(&subscriber, version, "room/alice").await;
+            // The raw number is not guessed at: it arrives as INTERNAL_ERROR (spec 11.8) ...
+            let raw_code = refusal_seen(&subscriber, version, "raw").await;
+            assert_eq!(raw_code, StreamCode::InternalError, "{version}, {relay}: a raw 0x33");
+            // ... while the mapped form passes through unchanged.
+            let mapped = refusal_seen(&subscriber, version, "mapped").await;
+            assert_eq!(mapped, StreamCode::NotFound, "{version}, {relay}: a mapped NOT_FOUND");
+            assert!(subscriber.quinn().close_reason().is_none(), "{version}, {relay}: the session stays up");
+        }
+    }
+}
+
+/// What a raw subscriber to room/alice "video" (no floor, `max_age` ms) saw once the publisher wrote
+/// its first group, numbered `first`, after the subscription was in place: the first message on the
+/// Subscribe stream and the sequence of the first Group stream.
+async fn first_answer_to_a_subscription_before_any_group(
+    addr: SocketAddr,
+    fingerprint: [u8; 32],
+    version: Version,
+    max_age: u64,
+    first: u64,
+) -> (moqt::wire::SubscribeResponse, u64) {
+    let mut published = publish("room/alice");
+    let trust = ClientTrust::Fingerprint(vec![fingerprint]);
+    let client = moqt::endpoint::Client::new("127.0.0.1:0".parse().unwrap(), &trust, config(version)).unwrap();
+    let origins = moqt::session::Origins { publish: Some(published.origin.consume()), ..Default::default() };
+    let _publisher = timeout(WAIT, client.connect(addr, "localhost", None, origins)).await.unwrap().unwrap();
+
+    let subscriber = raw(addr, fingerprint, version).await;
+    setup(&subscriber, version, 4096).await;
+    let _announced = wait_announced(&subscriber, version, "room/alice").await;
+    let window = SubscribeWindow { priority: 1, max_age, ..Default::default() };
+    let subscribe = Subscribe { id: 0, broadcast: path("room/alice"), track: "video".into(), window };
+    let mut stream = open(&subscriber, version, BidiStream::Subscribe, &subscribe).await;
+    // The relay asked the publisher: the subscription is in place, and no group exists yet.
+    timeout(WAIT, published.track.used()).await.expect("the relay subscribes upstream");
+    assert_eq!(published.track.latest_sequence(), None);
+    let mut group = published.track.create_group(first).unwrap();
+    group.write(1000, payload(first, 0)).unwrap();
+    group.finish().unwrap();
+
+    let response = stream.message::<moqt::wire::SubscribeResponse>().await.expect("SUBSCRIBE_OK");
+    let (mut recv, mut reader) = next_group_stream(&subscriber, version).await;
+    let header = loop {
+        if let Some(header) = reader.decode::<moqt::wire::GroupHeader>().unwrap() {
+            break header;
+        }
+        let chunk = timeout(WAIT, recv.read(4096)).await.expect("bytes in time").unwrap().expect("a GROUP header");
+        reader.push(&chunk).unwrap();
+    };
+    (response, header.sequence)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_ok_waits_for_the_first_group_and_names_it_as_moq_relay_does() {
+    init_logs();
+    let Some(binary) = require_relay("subscribe_ok_waits_for_the_first_group_and_names_it_as_moq_relay_does") else {
+        return;
+    };
+    use moqt::wire::SubscribeResponse::Ok as SubscribeOk;
+    // lite-05/06 only: on lite-03/04 the relay answers SUBSCRIBE_OK at once (spec 11.7). The first
+    // group is numbered 5, written once the relay has subscribed upstream: a SUBSCRIBE_OK naming
+    // it was sent after it existed (one sent before could not have known the number).
+    let cases = [
+        // lite-05, the latest group.
+        (Version::Lite05, 1000, SubscribeOk { group: 5 }),
+        // lite-06, the live edge (no floor, Max Age 0).
+        (Version::Lite06, 0, SubscribeOk { group: 5 }),
+        // lite-06, no floor with a Max Age: moq-relay names the floor, 0, though group 5 is the
+        // first it delivers (what was below counts as dropped). moqt answers the same.
+        (Version::Lite06, 1000, SubscribeOk { group: 0 }),
+    ];
+    for (version, max_age, expected) in cases {
+        let reference = Relay::start(&binary, Some(version));
+        let (moqt_addr, moqt_fingerprint) = start_moqt_relay(version);
+        for (relay, addr, fingerprint) in
+            [("moq-relay", reference.addr, reference.fingerprint), ("moqt", moqt_addr, moqt_fingerprint)]
+        {
+            let (response, sequence) =
+                first_answer_to_a_subscription_before_any_group(addr, fingerprint, version, max_age, 5).await;
+            tracing::info!(%version, max_age, relay, ?response, sequence, "first answer");
+            assert_eq!(response, expected, "{version}, max age {max_age}, {relay}: SUBSCRIBE_OK");
+            assert_eq!(sequence, 5, "{version}, max age {max_age}, {relay}: the first group stream");
         }
     }
 }

@@ -759,3 +759,60 @@ async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at
         assert_eq!(consumer.has_timestamps(), real, "{version}");
     }
 }
+
+/// When the last subscriber of a relayed track leaves, the relay cancels its upstream subscription
+/// at once, as moq-relay does. A lite-05+ subscriber asks TRACK before SUBSCRIBE; behind a lite-04
+/// publisher (which has no TRACK) the relay answers that TRACK with a lookup subscription, held
+/// for the SUBSCRIBE that follows so the two share one upstream subscription. The hold is set far
+/// beyond the test's wait: the upstream subscription can end in time only because the SUBSCRIBE
+/// took the lookup over, never because the hold ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_subscription_ends_as_soon_as_the_last_subscriber_leaves() {
+    init_logs();
+    let cases = [
+        (Version::Lite04, Version::Lite05),
+        (Version::Lite04, Version::Lite06),
+        (Version::Lite05, Version::Lite05),
+        (Version::Lite06, Version::Lite06),
+        (Version::Lite06, Version::Lite04),
+    ];
+    for (publisher_version, subscriber_version) in cases {
+        let case = format!("{publisher_version} publisher, {subscriber_version} subscriber");
+        let mut relay_config = RelayConfig::default();
+        relay_config.session.track_lookup_hold = Duration::from_secs(3600);
+        let cert = cert();
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), &cert, EndpointConfig::default()).unwrap();
+        let relay = TestRelay { relay: Relay::new(relay_config), addr: server.local_addr().unwrap(), cert };
+        let running = relay.relay.clone();
+        tokio::spawn(async move { running.run(server).await });
+
+        let mut published = publish("room/alice");
+        let traffic = std::sync::Arc::new(moqt::session::Traffic::default());
+        let trust = ClientTrust::Fingerprint(vec![relay.cert.fingerprint()]);
+        let mut endpoint = EndpointConfig { versions: vec![publisher_version], ..Default::default() };
+        endpoint.session.traffic = Some(traffic.clone());
+        let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
+        let client = Client::new("127.0.0.1:0".parse().unwrap(), &trust, endpoint).unwrap();
+        let _publisher = timeout(WAIT, client.connect(relay.addr, "localhost", None, origins)).await.unwrap().unwrap();
+
+        let (_subscriber, remote) = relay.subscriber(subscriber_version, None).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{case}: subscribed upstream"));
+        write_groups(&mut published.track, 2, 3);
+        for _ in 0..2 {
+            match next_event(&mut track).await {
+                TrackEvent::Group(mut group) => assert_eq!(read_group(&mut group).await.len(), 3, "{case}"),
+                TrackEvent::Gap(gap) => panic!("{case}: {gap:?}"),
+            }
+        }
+        assert_eq!(published.track.consumer_count(), 1, "{case}: one upstream subscription");
+
+        // The last (only) subscriber leaves: the publisher sees its subscription cancelled.
+        drop(track);
+        timeout(WAIT, published.track.unused())
+            .await
+            .unwrap_or_else(|_| panic!("{case}: the upstream subscription was not cancelled"));
+        assert_eq!(traffic.snapshot().subscriptions_total, 1, "{case}: TRACK and SUBSCRIBE shared one");
+    }
+}

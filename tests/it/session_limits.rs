@@ -98,7 +98,7 @@ async fn unknown_streams_and_malformed_requests_are_refused_not_fatal() {
         send.write(Bytes::from_static(&[0x2a, 1, 2, 3])).await.unwrap();
         let stopped = timeout(WAIT, send.stopped()).await.unwrap();
         assert!(
-            matches!(stopped, Ok(Some(StreamCode::Other(0))) | Err(StreamError::Stopped(StreamCode::Other(0)))),
+            matches!(stopped, Ok(Some(StreamCode::Unmapped(0))) | Err(StreamError::Stopped(StreamCode::Unmapped(0)))),
             "{version}: {stopped:?}"
         );
         // A SUBSCRIBE whose Message Length is one short: that stream only is reset.

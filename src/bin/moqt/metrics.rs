@@ -14,10 +14,13 @@ use prometheus_client::registry::Registry;
 /// The `Content-Type` of [`render`]'s text.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// A registry whose metrics (all prefixed `moqt_`) are read from `relay` at each scrape.
+/// A registry whose metrics (all prefixed `moqt_`) are read from `relay` at each scrape, and the
+/// tasks alive in the runtime it is created on (what a leak of sessions or subscriptions would
+/// leave behind).
 pub fn registry(relay: Relay) -> Registry {
     let mut registry = Registry::with_prefix("moqt");
-    registry.register_collector(Box::new(RelayCollector(relay)));
+    let runtime = tokio::runtime::Handle::try_current().ok();
+    registry.register_collector(Box::new(RelayCollector(relay, runtime)));
     registry
 }
 
@@ -29,7 +32,7 @@ pub fn render(registry: &Registry) -> Result<String, fmt::Error> {
 }
 
 /// Reads a fresh [`RelayMetrics`] snapshot at each scrape.
-struct RelayCollector(Relay);
+struct RelayCollector(Relay, Option<tokio::runtime::Handle>);
 
 impl fmt::Debug for RelayCollector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,7 +41,11 @@ impl fmt::Debug for RelayCollector {
 }
 
 impl Collector for RelayCollector {
-    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        if let Some(runtime) = &self.1 {
+            let tasks = runtime.metrics().num_alive_tasks() as u64;
+            gauge(&mut encoder, "tasks_alive", "Tasks alive in the relay's runtime.", tasks)?;
+        }
         encode(&self.0.metrics(), encoder)
     }
 }
@@ -134,6 +141,17 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} missing from:\n{text}");
         }
+    }
+
+    /// On the relay's runtime, the tasks alive there are a gauge too (a churn test watches it).
+    #[tokio::test]
+    async fn the_tasks_alive_in_the_runtime_are_a_gauge() {
+        let held = tokio::spawn(std::future::pending::<()>());
+        let text = render(&registry(Relay::new(RelayConfig::default()))).unwrap();
+        let line = text.lines().find(|l| l.starts_with("moqt_tasks_alive ")).unwrap_or_else(|| panic!("{text}"));
+        let tasks: u64 = line["moqt_tasks_alive ".len()..].parse().unwrap();
+        assert!(tasks >= 1, "the task spawned above is alive: {line}");
+        held.abort();
     }
 
     /// The numbers are the snapshot's, each in its own metric.

@@ -12,6 +12,7 @@ mod fuzz_seeds;
 mod interop_relay;
 mod media;
 mod migration;
+mod netsim;
 mod relay;
 mod session_features;
 mod session_limits;

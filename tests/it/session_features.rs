@@ -795,12 +795,13 @@ async fn group_streams_still_arriving_after_the_publishers_fin_are_taken_in() {
         let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
         request.send(&SubscribeResponse::Ok { group: 0 }, version).await;
         peer.send_group(subscribe.id, 0, 0, &[payload(0, 0)]).await;
-        // Groups 0 to 5 were written; the end and the FIN overtake 1 to 5, which then trickle in
-        // newest first, 150 ms apart: the last ones well past half a second after the FIN.
-        request.send(&SubscribeResponse::End { group: 6 }, version).await;
+        // Groups 0 to 7 were written; the end and the FIN overtake 1 to 7, which then trickle in
+        // newest first, 100 ms apart (never less): the last ones well past half a second after
+        // the FIN, each well within half a second of the one before.
+        request.send(&SubscribeResponse::End { group: 8 }, version).await;
         request.send.finish().unwrap();
-        for sequence in (1..6).rev() {
-            tokio::time::sleep(Duration::from_millis(150)).await;
+        for sequence in (1..8).rev() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             peer.send_group(subscribe.id, sequence, 0, &[payload(sequence, 0)]).await;
         }
         let mut groups = Vec::new();
@@ -813,7 +814,7 @@ async fn group_streams_still_arriving_after_the_publishers_fin_are_taken_in() {
             }
         }
         groups.sort();
-        assert_eq!(groups, (0..6).collect::<Vec<_>>(), "{version}");
+        assert_eq!(groups, (0..8).collect::<Vec<_>>(), "{version}");
     }
 }
 

@@ -90,7 +90,8 @@ impl Default for Impairment {
 /// What one direction did with the packets it received.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DirStats {
-    /// Packets that arrived at the proxy.
+    /// Packets that arrived at the proxy (a socket buffer that overflows drops more before, in
+    /// the kernel, uncounted).
     pub received: u64,
     /// Packets sent on (duplicates included).
     pub forwarded: u64,

@@ -231,6 +231,21 @@ impl TrackProducer {
         });
     }
 
+    /// How many sequences of `from..end` (`from` `None`: from the lowest one created) are neither
+    /// here nor recorded as lost: Group streams a finished subscription still owes. Only the
+    /// newest `max_groups` below `end` count (older ones would read as evicted anyway).
+    pub(crate) fn unaccounted(&self, from: Option<u64>, end: u64) -> u64 {
+        let state = self.shared.state.borrow();
+        let window = end.saturating_sub(self.shared.settings.max_groups.max(1) as u64);
+        let from = from.or(state.min_seq).unwrap_or(window).max(window).max(state.forgotten_below);
+        (from..end).filter(|seq| !state.cache.contains_key(seq) && !state.gaps.contains_key(seq)).count() as u64
+    }
+
+    /// Wakes on every change of the track's groups (created, removed, dropped).
+    pub(crate) fn changes(&self) -> watch::Receiver<TrackState> {
+        self.shared.state.subscribe()
+    }
+
     /// Creates a group whose first `frame_start` frames are missing (spec 3.9).
     pub fn create_partial_group(&mut self, sequence: u64, frame_start: u64) -> Result<GroupProducer, Error> {
         let shared = &self.shared;

@@ -586,11 +586,14 @@ impl<C: Connection> Subscriber<C> {
         let mut reader = Reader::new(recv, version, self.ctx.config.max_message_size);
         // SUBSCRIBE_END's exclusive end (lite-05+): sequences below it never seen were lost.
         let mut end_group = None;
+        // SUBSCRIBE_OK's first group (lite-05+): where the sequences owed to us start.
+        let mut first_group = None;
         loop {
             tokio::select! {
                 response = reader.decode::<SubscribeResponse>() => match response? {
                     Some(SubscribeResponse::Ok { group }) => {
                         tracing::trace!(id, group, "SUBSCRIBE_OK");
+                        first_group = Some(group);
                         // Anything between the requested start and the first delivered group is dropped.
                         if let Some(start) = requested.filter(|start| *start < group) {
                             sink.with(|track| track.drop_groups(start, group - 1, model::Error::Aborted(StreamCode::NotFound)));
@@ -634,7 +637,10 @@ impl<C: Connection> Subscriber<C> {
                         // deliver their GROUP header before late arrivals are refused. Our own FIN
                         // follows, so a publisher that waits for it (a flush before closing) knows
                         // they were taken in.
-                        tokio::time::sleep(STRAGGLER_GRACE).await;
+                        match end_group {
+                            Some(end) => await_stragglers(sink, first_group.or(requested), end).await,
+                            None => tokio::time::sleep(STRAGGLER_GRACE).await,
+                        }
                         if let Some(end) = end_group {
                             // Sequences past the newest one seen and below SUBSCRIBE_END never
                             // arrived: say so rather than end as if they had not existed.
@@ -763,8 +769,40 @@ struct AnnounceTable {
 }
 
 /// How long a subscription stays registered after the publisher's FIN, for Group streams whose
-/// header has not been read yet.
+/// header has not been read yet: after the FIN without SUBSCRIBE_END (lite-03/04), and after the
+/// last group that arrived while sequences below SUBSCRIBE_END are still owed.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
+
+/// The longest a subscription waits after the publisher's FIN for Group streams still arriving.
+const STRAGGLER_MAX: Duration = Duration::from_secs(5);
+
+/// After the publisher's FIN and SUBSCRIBE_END `end`: waits until every sequence from `first`
+/// (SUBSCRIBE_OK's group, else the floor asked for) below `end` arrived or was reported lost, or
+/// until none arrived for [`STRAGGLER_GRACE`], and [`STRAGGLER_MAX`] at most. Streams opened before the FIN can trail it
+/// by much more than a fixed grace: after an outage or under loss they are retransmitted newest
+/// first behind a collapsed congestion window, the oldest last, and a fixed cut-off refused
+/// groups that did arrive and reported them as never produced. A sequence the publisher skipped
+/// without a word is still reported as such, one grace after the last arrival.
+async fn await_stragglers(sink: &Sink, first: Option<u64>, end: u64) {
+    let Some(mut changes) = sink.with(|track| track.changes()) else { return };
+    let started = tokio::time::Instant::now();
+    let mut quiet_until = started + STRAGGLER_GRACE;
+    let mut owed = None;
+    loop {
+        let Some(now_owed) = sink.with(|track| track.unaccounted(first, end)) else { return };
+        if now_owed == 0 {
+            return;
+        }
+        if owed.is_some_and(|before| now_owed < before) {
+            quiet_until = tokio::time::Instant::now() + STRAGGLER_GRACE;
+        }
+        owed = Some(now_owed);
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep_until(quiet_until.min(started + STRAGGLER_MAX)) => return,
+        }
+    }
+}
 
 /// How long an ended broadcast waits to see whether its session ends too.
 const END_GRACE: Duration = Duration::from_millis(500);

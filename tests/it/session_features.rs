@@ -777,6 +777,47 @@ async fn a_jump_in_group_sequences_is_a_gap() {
     }
 }
 
+/// Group streams the publisher opened before it finished the track can reach us well after its
+/// SUBSCRIBE_END and FIN: after an outage or under loss they are retransmitted, newest first, behind
+/// a collapsed congestion window. While they keep arriving they are taken in, not refused at a
+/// fixed grace after the FIN and reported as never produced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_streams_still_arriving_after_the_publishers_fin_are_taken_in() {
+    use moqt::wire::SubscribeResponse;
+    init_logs();
+    for version in SINCE_05 {
+        let raw = raw::raw_server(version);
+        let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
+        let broadcast = announced(&remote, &path("room/alice")).await;
+        let options = SubscribeOptions { start: GroupStart::Floor(0), ..Default::default() };
+        let subscribing = tokio::spawn(async move { broadcast.subscribe_track_with("video", options).await });
+        let (subscribe, mut request) = peer.subscription().await;
+        let mut track = timeout(WAIT, subscribing).await.unwrap().unwrap().unwrap();
+        request.send(&SubscribeResponse::Ok { group: 0 }, version).await;
+        peer.send_group(subscribe.id, 0, 0, &[payload(0, 0)]).await;
+        // Groups 0 to 7 were written; the end and the FIN overtake 1 to 7, which then trickle in
+        // newest first, 100 ms apart (never less): the last ones well past half a second after
+        // the FIN, each well within half a second of the one before.
+        request.send(&SubscribeResponse::End { group: 8 }, version).await;
+        request.send.finish().unwrap();
+        for sequence in (1..8).rev() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            peer.send_group(subscribe.id, sequence, 0, &[payload(sequence, 0)]).await;
+        }
+        let mut groups = Vec::new();
+        loop {
+            match timeout(WAIT, track.next_group()).await.expect("an event in time") {
+                Ok(Some(TrackEvent::Group(group))) => groups.push(group.sequence()),
+                Ok(Some(TrackEvent::Gap(gap))) => panic!("{version}: {gap:?} after {groups:?}"),
+                Ok(None) => break,
+                Err(err) => panic!("{version}: {err}"),
+            }
+        }
+        groups.sort();
+        assert_eq!(groups, (0..8).collect::<Vec<_>>(), "{version}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_starting_past_frame_0_is_reported_partial() {
     init_logs();

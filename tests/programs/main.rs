@@ -8,7 +8,6 @@ mod process;
 mod relay;
 
 mod c_examples;
-mod churn;
 mod cli;
 mod demo;
 mod gst;

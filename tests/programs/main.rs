@@ -8,6 +8,7 @@ mod process;
 mod relay;
 
 mod c_examples;
+mod churn;
 mod cli;
 mod demo;
 mod gst;

@@ -63,6 +63,12 @@ fn installed_library_builds_the_examples_with_pkg_config_and_cmake() {
     ] {
         assert!(prefix.join(file).exists(), "{file} was not installed");
     }
+    // Stripped, with its debug info split out beside it and linked by name for gdb (readelf is in
+    // binutils, beside the objcopy and strip install.sh uses).
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(prefix.join(format!("lib/.debug/libmoqt.so.{version}.debug")).exists(), "no split debug info");
+    let sections = run(Command::new("readelf").arg("-SW").arg(prefix.join(format!("lib/libmoqt.so.{version}"))));
+    assert!(sections.contains(".gnu_debuglink") && !sections.contains(".debug_info"), "{sections}");
     let pkg_config_path = prefix.join("lib/pkgconfig");
 
     let version =

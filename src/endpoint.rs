@@ -20,12 +20,12 @@ use crate::wire::Version;
 pub struct EndpointConfig {
     /// Versions offered (client) or accepted (server), in preference order. Default all, newest first.
     pub versions: Vec<Version>,
-    /// A connection with no packets for this long is closed. Default 10 s, as moq-dev's clients:
-    /// also how long a peer that vanished without a word (a relay killed, a path gone) takes to
-    /// notice, and so how long a live picture stays frozen before the client reconnects.
+    /// A connection with no packets for this long is closed. Default 30 s. Also how long a peer
+    /// that vanished without a word (a relay killed, a path gone) takes to notice, and so how
+    /// long a live picture stays frozen before the client reconnects; QUIC uses the smaller of
+    /// the two peers' values.
     pub idle_timeout: Duration,
-    /// Ping interval that keeps an idle session alive. Default 4 s: under half the idle timeout,
-    /// so one lost ping does not end a quiet session.
+    /// Ping interval that keeps an idle session alive. Default 10 s (below the idle timeout).
     pub keep_alive: Duration,
     /// Bidirectional streams the peer may have open at once (requests). Default 256.
     pub max_concurrent_bidi_streams: u32,
@@ -41,8 +41,8 @@ impl Default for EndpointConfig {
     fn default() -> Self {
         Self {
             versions: Version::ALL.to_vec(),
-            idle_timeout: Duration::from_secs(10),
-            keep_alive: Duration::from_secs(4),
+            idle_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(10),
             max_concurrent_bidi_streams: 256,
             max_concurrent_uni_streams: 1024,
             webtransport: true,

@@ -209,37 +209,42 @@ impl MediaBroadcast {
     /// a rendition moqt packs as CMAF, `config` describes the codec as when it was added: a new
     /// init segment is built from it and used from the next sample.
     pub fn update_video(&mut self, name: &str, mut config: VideoConfig) -> Result<(), MediaError> {
-        let repacked = match self.packers.get(name) {
-            Some(shared) => {
-                let packer = video_packer(&config, lock_packer(shared).annexb())?;
-                config.container = Container::Cmaf { init: packer.init().clone() };
-                Some(packer)
-            }
-            None => None,
-        };
-        self.replace_video(name, config)?;
-        if let (Some(packer), Some(shared)) = (repacked, self.packers.get(name)) {
-            *lock_packer(shared) = packer;
+        let repacked = self.repack(name, |annexb| video_packer(&config, annexb))?;
+        if let Some(packer) = &repacked {
+            config.container = Container::Cmaf { init: packer.init().clone() };
         }
+        self.replace_video(name, config)?;
+        self.install_packer(name, repacked);
         Ok(())
     }
 
     /// Changes an audio rendition's configuration and publishes the catalog (a packed CMAF
     /// rendition as [`update_video`](Self::update_video)).
     pub fn update_audio(&mut self, name: &str, mut config: AudioConfig) -> Result<(), MediaError> {
-        let repacked = match self.packers.get(name) {
-            Some(_) => {
-                let packer = audio_packer(&config)?;
-                config.container = Container::Cmaf { init: packer.init().clone() };
-                Some(packer)
-            }
-            None => None,
-        };
+        let repacked = self.repack(name, |_| audio_packer(&config))?;
+        if let Some(packer) = &repacked {
+            config.container = Container::Cmaf { init: packer.init().clone() };
+        }
         self.replace_audio(name, config)?;
-        if let (Some(packer), Some(shared)) = (repacked, self.packers.get(name)) {
+        self.install_packer(name, repacked);
+        Ok(())
+    }
+
+    /// A new packer for rendition `name` if moqt packs it (`build` gets whether its samples are
+    /// Annex-B); `None` for a rendition given fragments or legacy frames.
+    fn repack(
+        &self,
+        name: &str,
+        build: impl FnOnce(bool) -> Result<CmafPacker, MediaError>,
+    ) -> Result<Option<CmafPacker>, MediaError> {
+        self.packers.get(name).map(|shared| build(lock_packer(shared).annexb())).transpose()
+    }
+
+    /// Puts an updated rendition's packer in place: its writer uses it from the next sample.
+    fn install_packer(&self, name: &str, packer: Option<CmafPacker>) {
+        if let (Some(packer), Some(shared)) = (packer, self.packers.get(name)) {
             *lock_packer(shared) = packer;
         }
-        Ok(())
     }
 
     fn replace_video(&mut self, name: &str, config: VideoConfig) -> Result<(), MediaError> {
@@ -291,7 +296,7 @@ impl MediaBroadcast {
     pub fn release_catalog(&mut self) -> Result<(), MediaError> {
         self.held = false;
         if std::mem::take(&mut self.unpublished) {
-            self.write_catalog()?;
+            self.publish_catalog()?;
         }
         Ok(())
     }
@@ -341,12 +346,6 @@ impl MediaBroadcast {
             return Err(MediaError::CatalogTooLarge { max: self.settings.max_bytes });
         }
         Ok(json)
-    }
-
-    fn write_catalog(&mut self) -> Result<(), MediaError> {
-        let json = self.checked_json()?;
-        self.catalog_track.write(Frame::new(0, json), true)?;
-        Ok(())
     }
 }
 

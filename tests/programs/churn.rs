@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,7 +23,6 @@ use moqt::transport::tls::ClientTrust;
 
 use crate::process::*;
 
-const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
 /// Every wait ends well within this, even on a loaded machine.
 const WAIT: Duration = Duration::from_secs(60);
 const STEADY_SUBSCRIBERS: u64 = 5;
@@ -146,15 +145,8 @@ fn log_path() -> std::path::PathBuf {
 fn churn_leaves_the_relay_as_it_found_it() {
     let cycles: u64 = std::env::var("MOQT_CHURN_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let (quic, http) = (free_udp(), free_tcp());
-    let relay_process = Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{http}"), "-v"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(log_path()).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
+    let log = Stdio::from(std::fs::File::create(log_path()).unwrap());
+    let relay_process = moqt_relay_at(quic, http, log, &["-v"]);
     let pid = relay_process.0.id();
     let hex = fingerprint(http);
     let mut fp = [0u8; 32];

@@ -156,22 +156,6 @@ fn wait_for_log(child: &mut Child, log: &Path, needle: &str, what: &str) {
     }
 }
 
-/// ffprobe, or `None` with a message (a failure under CI=true, where scripts/test.sh installs it).
-fn require_ffprobe(test: &str) -> Option<()> {
-    if Command::new("ffprobe").arg("-version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
-        return Some(());
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: ffprobe is missing but CI=true");
-    eprintln!("\n*** {test}: SKIPPED: ffprobe not found (scripts/test.sh installs ffmpeg) ***\n");
-    None
-}
-
-fn ffprobe(file: &Path, args: &[&str]) -> String {
-    let output = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(file).output().unwrap();
-    assert!(output.status.success(), "ffprobe {file:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// One packet of a stream as the container holds it.
 #[derive(Debug, Clone, Copy)]
 struct Packet {
@@ -213,15 +197,7 @@ fn assert_pts_increasing(packets: &[Packet], what: &str) {
 /// A `moqt relay` on loopback: the URL prefix to use and the certificate fingerprint.
 fn moqt_relay() -> (Killed, String, String) {
     let (quic, http) = (free_udp(), free_tcp());
-    let child = Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{http}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let child = moqt_relay_at(quic, http, Stdio::null(), &[]);
     let fp = fingerprint(http);
     (child, format!("moql://localhost:{quic}/gst"), fp)
 }
@@ -766,19 +742,6 @@ fn every_codec_from_moqtsink_to_moqtsrc() {
     }
 }
 
-/// A `moqt relay` on fixed ports, so that a restart comes back where the pipelines look for it.
-fn moqt_relay_at(quic: u16, http: u16) -> Killed {
-    Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{http}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
 /// The relay's `moqt_frames_total{direction="out"}` (0 while it does not answer).
 fn frames_out(http: u16) -> u64 {
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", http)) else { return 0 };
@@ -813,7 +776,8 @@ fn pipelines_survive_a_relay_restart_mid_stream() {
         return;
     }
     let (quic, http) = (free_udp(), free_tcp());
-    let relay = moqt_relay_at(quic, http);
+    // Fixed ports: the restart comes back where the pipelines look for it.
+    let relay = moqt_relay_at(quic, http, Stdio::null(), &[]);
     let url = format!("moql://localhost:{quic}/gst");
     let dir = work_dir();
     let (recv_log, send_log, out) =
@@ -840,7 +804,7 @@ fn pipelines_survive_a_relay_restart_mid_stream() {
     // Mid-stream: frames are flowing to the receiver.
     wait_frames_out(http, 30, "before the restart");
     drop(relay);
-    let _relay = moqt_relay_at(quic, http);
+    let _relay = moqt_relay_at(quic, http, Stdio::null(), &[]);
     // Both clients found the new relay: it delivers again.
     wait_frames_out(http, 30, "after the restart");
 

@@ -15,22 +15,6 @@ use moqt::wire::Version;
 const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
 const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h264-opus-cmaf.mp4");
 
-/// ffprobe, or `None` with a message (a failure under CI=true, where scripts/test.sh installs it).
-fn require_ffprobe(test: &str) -> Option<()> {
-    if Command::new("ffprobe").arg("-version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
-        return Some(());
-    }
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: ffprobe is missing but CI=true");
-    eprintln!("\n*** {test}: SKIPPED: ffprobe not found (scripts/test.sh installs ffmpeg) ***\n");
-    None
-}
-
-fn ffprobe(file: &Path, args: &[&str]) -> String {
-    let output = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(file).output().unwrap();
-    assert!(output.status.success(), "ffprobe {file:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8(output.stdout).unwrap()
-}
-
 /// Per stream: codec, width, height, sample rate, channels, packets.
 fn streams(file: &Path) -> String {
     let entries = "stream=codec_name,width,height,sample_rate,channels,nb_read_packets";
@@ -112,15 +96,7 @@ fn an_fmp4_clip_comes_back_whole_through_moqts_relay_in_every_version() {
         return;
     }
     let (quic, http) = (free_udp(), free_tcp());
-    let _relay = Killed(
-        Command::new(MOQT)
-            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
-            .args(["--http-listen", &format!("127.0.0.1:{http}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _relay = moqt_relay_at(quic, http, Stdio::null(), &[]);
     let fp = fingerprint(http);
     let url = format!("moql://localhost:{quic}/media");
     // `moqt catalog` prints the first catalog of the first broadcast as one line of JSON.

@@ -3,7 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::process::Child;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A child process killed and reaped when dropped, whatever the test did.
@@ -51,4 +52,37 @@ pub fn fingerprint(http: u16) -> String {
         assert!(started.elapsed() < Duration::from_secs(10), "the relay's HTTP listener never came up");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `moqt relay` on 127.0.0.1 with a generated certificate: QUIC on `quic`, the plain-HTTP answers
+/// (`/certificate.sha256`, `/metrics`) on `http`, its log to `log` (`Stdio::null()` for none),
+/// and `extra` arguments.
+pub fn moqt_relay_at(quic: u16, http: u16, log: Stdio, extra: &[&str]) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_moqt"))
+            .args(["relay", "--listen", &format!("127.0.0.1:{quic}"), "--tls-generate", "localhost"])
+            .args(["--http-listen", &format!("127.0.0.1:{http}")])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// ffprobe, or `None` with a message (a failure under CI=true, where scripts/test.sh installs it).
+pub fn require_ffprobe(test: &str) -> Option<()> {
+    if Command::new("ffprobe").arg("-version").stdout(Stdio::null()).status().is_ok_and(|s| s.success()) {
+        return Some(());
+    }
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{test}: ffprobe is missing but CI=true");
+    eprintln!("\n*** {test}: SKIPPED: ffprobe not found (scripts/test.sh installs ffmpeg) ***\n");
+    None
+}
+
+/// ffprobe's output for `file` with `args` (errors only on stderr); the probe must succeed.
+pub fn ffprobe(file: &Path, args: &[&str]) -> String {
+    let output = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(file).output().unwrap();
+    assert!(output.status.success(), "ffprobe {file:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
 }

@@ -18,8 +18,8 @@
  * 20 ms, so audio groups are cut every AUDIO_GROUP_US of presentation time. */
 #define AUDIO_GROUP_US 500000
 /* The catalog is held until every requested pad has its rendition, so that a subscriber taking
- * the first catalog sees them all; a pad whose first buffer comes later than this much media time
- * after the first written frame is added by a catalog update of its own. */
+ * the first catalog sees them all; a pad whose first buffer comes later than this long after the
+ * first written frame (wall-clock) is added by a catalog update of its own. */
 #define CATALOG_WAIT_US 2000000
 #define DEFAULT_FLUSH_TIMEOUT_MS 10000
 
@@ -77,10 +77,10 @@ struct _GstMoqtSink {
   moqt_client *client;
   moqt_media *media;
   gboolean eos_posted;
-  /* The catalog is held (see CATALOG_WAIT_US); the first written frame's time, once there is one. */
+  /* The catalog is held (see CATALOG_WAIT_US); when the first frame was written (monotonic). */
   gboolean catalog_held;
-  gboolean have_first_pts;
-  guint64 first_pts_us;
+  gboolean have_first_write;
+  gint64 first_write_us;
 };
 
 G_DEFINE_TYPE(GstMoqtSink, gst_moqt_sink, GST_TYPE_ELEMENT)
@@ -378,19 +378,22 @@ static void write_done(void *user_data, const uint8_t *data) {
   g_free(ctx);
 }
 
-/* Publishes the held catalog once every requested pad has a rendition (or is at EOS), once media
- * time ran CATALOG_WAIT_US past the first frame, or when `now` says so. */
-static void maybe_release_catalog(GstMoqtSink *self, guint64 pts_us, gboolean now) {
+/* Publishes the held catalog once every requested pad has a rendition (or is at EOS), once
+ * CATALOG_WAIT_US of wall-clock time passed since the first frame was written, or when `now`
+ * says so. Wall-clock, not media time: a source replaying a backlog (moqtsrc start=oldest) runs
+ * media time far ahead of the other pads' first buffers. */
+static void maybe_release_catalog(GstMoqtSink *self, gboolean now) {
   GST_OBJECT_LOCK(self);
   if (!self->catalog_held || self->media == NULL) {
     GST_OBJECT_UNLOCK(self);
     return;
   }
   gboolean release = now;
-  if (!self->have_first_pts) {
-    self->have_first_pts = TRUE;
-    self->first_pts_us = pts_us;
-  } else if (pts_us >= self->first_pts_us && pts_us - self->first_pts_us >= CATALOG_WAIT_US) {
+  gint64 clock_us = g_get_monotonic_time();
+  if (!self->have_first_write) {
+    self->have_first_write = TRUE;
+    self->first_write_us = clock_us;
+  } else if (clock_us - self->first_write_us >= CATALOG_WAIT_US) {
     release = TRUE;
   }
   if (!release) {
@@ -491,7 +494,7 @@ static GstFlowReturn sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) 
       p->have_group = TRUE;
       p->group_start_us = pts_us;
     }
-    maybe_release_catalog(self, pts_us, FALSE);
+    maybe_release_catalog(self, FALSE);
     return GST_FLOW_OK;
   case MOQT_STATUS_ERR_INVALID_ARG:
   case MOQT_STATUS_ERR_NO_MEMORY:
@@ -583,10 +586,9 @@ static gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *event) {
       moqt_media_track_free(track); /* finishes it: subscribers get every frame, then the end */
     GST_OBJECT_LOCK(self);
     p->eos = TRUE;
-    guint64 last = p->last_pts_us;
     GST_OBJECT_UNLOCK(self);
     /* A pad that ends before it had a rendition no longer holds the others back. */
-    maybe_release_catalog(self, last, FALSE);
+    maybe_release_catalog(self, FALSE);
     maybe_finish(self, seqnum);
     return TRUE;
   }
@@ -696,7 +698,7 @@ static gboolean start(GstMoqtSink *self) {
   self->media = media;
   self->eos_posted = FALSE;
   self->catalog_held = rc == MOQT_STATUS_OK;
-  self->have_first_pts = FALSE;
+  self->have_first_write = FALSE;
   GST_OBJECT_UNLOCK(self);
   ok = TRUE;
 done:

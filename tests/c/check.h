@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <time.h>
 
+/* Progress reaches the log line by line even when the program is killed (a hang under test). */
+__attribute__((constructor)) static void line_buffered_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
 static int failures = 0;
 #define CHECK(cond, what)                                          \
     do {                                                           \

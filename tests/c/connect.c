@@ -210,6 +210,8 @@ static void free_while_connecting(void) {
     CHECK(states.closed == 1, "the watch ends once");
     pthread_mutex_unlock(&states.lock);
     moqt_state_watch_free(watch);
+    /* user_data_free runs later, on the dispatcher: `states` must outlive it. */
+    CHECK(wait_locked(&states.lock, &states.frees, 1, 30) == 1, "the watch's user_data_free once");
     close(silent);
     printf("connect: free while connecting took %lld ms\n", took);
 }
@@ -380,6 +382,8 @@ static void before_the_relay(void) {
     pthread_mutex_lock(&pushed.lock);
     CHECK(pushed.frees == 1, "the push subscription's user data is freed once");
     pthread_mutex_unlock(&pushed.lock);
+    /* The watch's user_data_free runs later, on the dispatcher: `sub_states` must outlive it. */
+    CHECK(wait_locked(&sub_states.lock, &sub_states.frees, 1, 30) == 1, "the watch's user_data_free once");
 }
 
 int main(void) {

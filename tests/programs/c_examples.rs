@@ -14,6 +14,10 @@ use process::*;
 
 const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
 
+/// A C program still running after this is hung: their own waits are bounded at 30 s each, and
+/// even a Valgrind run on a loaded machine ends in a few minutes.
+const HANG: std::time::Duration = std::time::Duration::from_secs(600);
+
 use crate::build::{library_dir, target_dir};
 
 /// How an example is built.
@@ -166,7 +170,7 @@ fn run_everywhere(name: &str, expected: &[&str]) {
     under_valgrind.push(compile(name, Build::C).into());
     runs.push(under_valgrind);
     for run in runs {
-        let output = Command::new(&run[0]).args(&run[1..]).output().unwrap();
+        let output = output_within(Command::new(&run[0]).args(&run[1..]), HANG);
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{run:?}: {stdout}\n{stderr}");
@@ -227,7 +231,7 @@ fn the_c_delivery_benchmark_runs() {
     let program = compile("delivery", Build::C);
     let (url, fp, _relay) = start_relay();
     for mode in ["callback", "pull"] {
-        let output = Command::new(&program).args([&url, &fp, mode, "4000"]).output().unwrap();
+        let output = output_within(Command::new(&program).args([&url, &fp, mode, "4000"]), HANG);
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{mode}: {stdout} {}", String::from_utf8_lossy(&output.stderr));
         assert!(stdout.contains(&format!("delivery {mode}: ")) && stdout.contains("ns per frame"), "{stdout}");
@@ -260,7 +264,7 @@ fn run_demo_at(url: &str, fp: &str, publisher: PathBuf, subscriber: Vec<std::ffi
     assert!(first.contains("waiting for"), "the subscriber did not start: {first:?}");
     // The publisher finishes its track and frees its client right after its last frame: no
     // sleep, yet the subscriber gets every frame and then a clean end.
-    let published = Command::new(&publisher).args([&url, &fp, "60"]).output().unwrap();
+    let published = output_within(Command::new(&publisher).args([&url, &fp, "60"]), HANG);
     let pub_text = String::from_utf8_lossy(&published.stdout);
     assert!(published.status.success(), "the C publisher failed: {pub_text}");
     assert!(pub_text.contains("publisher: finished; flush: ok"), "{pub_text}");
@@ -355,7 +359,7 @@ fn the_module_map_imports_as_a_clang_module() {
         .status()
         .unwrap();
     assert!(status.success(), "module_import.c does not build with -fmodules");
-    let output = Command::new(&out).output().unwrap();
+    let output = output_within(&mut Command::new(&out), HANG);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("module: ok"), "{stdout}");

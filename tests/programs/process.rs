@@ -86,3 +86,48 @@ pub fn ffprobe(file: &Path, args: &[&str]) -> String {
     assert!(output.status.success(), "ffprobe {file:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// Runs `command` to completion like [`Command::output`], but at most `bound`: a program still
+/// running then is a hang, not a slow run (every wait inside the C programs is bounded well
+/// below it). Its threads' stacks (gdb, when installed) and what it printed so far go into the
+/// panic, so a hang seen once under load can be diagnosed from the log.
+pub fn output_within(command: &mut Command, bound: Duration) -> std::process::Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the program starts");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let stacks = thread_stacks(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+            let stdout = String::from_utf8_lossy(&stdout.join().unwrap()).into_owned();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+            panic!("{command:?} still running after {bound:?}: a hang\nstdout:\n{stdout}\nstderr:\n{stderr}\n{stacks}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
+/// Every thread's stack of process `pid`, from gdb, or why there are none.
+pub fn thread_stacks(pid: u32) -> String {
+    match Command::new("gdb")
+        .args(["-p", &pid.to_string(), "-batch", "-nx", "-ex", "thread apply all bt"])
+        .stdin(Stdio::null())
+        .output()
+    {
+        Ok(out) => format!("threads of {pid}:\n{}", String::from_utf8_lossy(&out.stdout)),
+        Err(err) => format!("no stacks for {pid}: gdb: {err}"),
+    }
+}

@@ -19,6 +19,16 @@ void gst_moqt_connection_clear(GstMoqtConnection *conn) {
   g_clear_pointer(&conn->tls_fingerprint, g_free);
   g_clear_pointer(&conn->tls_root, g_free);
   conn->tls_disable_verify = FALSE;
+  conn->idle_timeout_ms = 0;
+}
+
+void gst_moqt_connection_copy(GstMoqtConnection *dst, const GstMoqtConnection *src) {
+  dst->url = g_strdup(src->url);
+  dst->broadcast = g_strdup(src->broadcast);
+  dst->tls_fingerprint = g_strdup(src->tls_fingerprint);
+  dst->tls_root = g_strdup(src->tls_root);
+  dst->tls_disable_verify = src->tls_disable_verify;
+  dst->idle_timeout_ms = src->idle_timeout_ms;
 }
 
 static void replace_string(gchar **field, const GValue *value) {
@@ -43,6 +53,9 @@ gboolean gst_moqt_connection_set_property(GstMoqtConnection *conn, guint id, con
   case GST_MOQT_PROP_TLS_DISABLE_VERIFY:
     conn->tls_disable_verify = g_value_get_boolean(value);
     return TRUE;
+  case GST_MOQT_PROP_IDLE_TIMEOUT:
+    conn->idle_timeout_ms = g_value_get_uint(value);
+    return TRUE;
   default:
     return FALSE;
   }
@@ -64,6 +77,9 @@ gboolean gst_moqt_connection_get_property(const GstMoqtConnection *conn, guint i
     return TRUE;
   case GST_MOQT_PROP_TLS_DISABLE_VERIFY:
     g_value_set_boolean(value, conn->tls_disable_verify);
+    return TRUE;
+  case GST_MOQT_PROP_IDLE_TIMEOUT:
+    g_value_set_uint(value, conn->idle_timeout_ms);
     return TRUE;
   default:
     return FALSE;
@@ -88,6 +104,7 @@ moqt_client *gst_moqt_connect(GstElement *element, const GstMoqtConnection *conn
   /* An element keeps retrying (the relay may come up later or restart); never gives up. */
   options.give_up_after_ms = UINT64_MAX;
   options.reconnect_max_ms = 2000;
+  options.idle_timeout_ms = conn->idle_timeout_ms;
   moqt_client *client = NULL;
   moqt_status rc = moqt_client_connect_async(conn->url, SIZE_MAX, &options, &client);
   if (rc != MOQT_STATUS_OK) {

@@ -22,9 +22,13 @@ typedef struct {
   gchar *tls_fingerprint;
   gchar *tls_root;
   gboolean tls_disable_verify;
+  guint idle_timeout_ms;
 } GstMoqtConnection;
 
 void gst_moqt_connection_clear(GstMoqtConnection *conn);
+/* Copies every setting of `src` into an empty `dst` (strings duplicated; clear `dst` after). Call
+ * under the object lock of `src`'s element. */
+void gst_moqt_connection_copy(GstMoqtConnection *dst, const GstMoqtConnection *src);
 
 /* The connection properties' ids, the same in both elements (their own properties follow). */
 enum {
@@ -33,6 +37,7 @@ enum {
   GST_MOQT_PROP_TLS_FINGERPRINT,
   GST_MOQT_PROP_TLS_ROOT,
   GST_MOQT_PROP_TLS_DISABLE_VERIFY,
+  GST_MOQT_PROP_IDLE_TIMEOUT,
   GST_MOQT_PROP_CONNECTION_END,
 };
 
@@ -50,8 +55,8 @@ guint gst_moqt_client_version(const moqt_client *client);
 /* The send-rate estimate in bit/s (0 while unknown or not connected). */
 guint64 gst_moqt_client_send_bitrate(const moqt_client *client);
 
-/* Installs url, broadcast, tls-fingerprint, tls-root and tls-disable-verify; the includer's
- * property enum names PROP_URL ... PROP_TLS_DISABLE_VERIFY. */
+/* Installs url, broadcast, tls-fingerprint, tls-root, tls-disable-verify and idle-timeout; the
+ * includer's property enum names PROP_URL ... PROP_IDLE_TIMEOUT. */
 #define GST_MOQT_CONNECTION_PROPS(klass, mutable_flags)                                                                     \
   do {                                                                                                             \
     g_object_class_install_property(                                                                               \
@@ -75,6 +80,12 @@ guint64 gst_moqt_client_send_bitrate(const moqt_client *client);
         klass, PROP_TLS_DISABLE_VERIFY,                                                                            \
         g_param_spec_boolean("tls-disable-verify", "Disable TLS verification",                                     \
                              "Skip certificate verification (development only)", FALSE, mutable_flags));           \
+    g_object_class_install_property(                                                                               \
+        klass, PROP_IDLE_TIMEOUT,                                                                                  \
+        g_param_spec_uint("idle-timeout", "Idle timeout",                                                          \
+                          "Milliseconds of silence before the relay is taken as gone and the element reconnects " \
+                          "(0: the library's 30000)",                                                              \
+                          0, G_MAXUINT, 0, mutable_flags));                                                        \
   } while (0)
 
 G_END_DECLS

@@ -91,6 +91,7 @@ enum {
   PROP_TLS_FINGERPRINT = GST_MOQT_PROP_TLS_FINGERPRINT,
   PROP_TLS_ROOT = GST_MOQT_PROP_TLS_ROOT,
   PROP_TLS_DISABLE_VERIFY = GST_MOQT_PROP_TLS_DISABLE_VERIFY,
+  PROP_IDLE_TIMEOUT = GST_MOQT_PROP_IDLE_TIMEOUT,
   PROP_CONTAINER = GST_MOQT_PROP_CONNECTION_END,
   PROP_FLUSH_TIMEOUT,
   PROP_STATUS,
@@ -671,11 +672,7 @@ static void release_pad(GstElement *element, GstPad *pad) {
 static gboolean start(GstMoqtSink *self) {
   GstMoqtConnection conn = {0};
   GST_OBJECT_LOCK(self);
-  conn.url = g_strdup(self->conn.url);
-  conn.broadcast = g_strdup(self->conn.broadcast);
-  conn.tls_fingerprint = g_strdup(self->conn.tls_fingerprint);
-  conn.tls_root = g_strdup(self->conn.tls_root);
-  conn.tls_disable_verify = self->conn.tls_disable_verify;
+  gst_moqt_connection_copy(&conn, &self->conn);
   GST_OBJECT_UNLOCK(self);
   gboolean ok = FALSE;
   moqt_client *client = gst_moqt_connect(GST_ELEMENT(self), &conn);

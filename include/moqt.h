@@ -518,6 +518,17 @@ typedef struct moqt_client_options {
    * The largest control message accepted, bytes. 0: 1 MiB.
    */
   uint64_t max_message_size;
+  /**
+   * How long one connection attempt may take (handshake, WebTransport CONNECT, SETUP) before
+   * it is abandoned and retried with the backoff, milliseconds. 0: 10000.
+   */
+  uint64_t connect_attempt_timeout_ms;
+  /**
+   * A session silent this long is taken as lost and the client reconnects, milliseconds: how
+   * long a pipeline stays frozen when its relay dies without a word. Keep-alives go out at a
+   * third of it. 0: 30000. QUIC uses the smaller of the two peers' values.
+   */
+  uint64_t idle_timeout_ms;
 } moqt_client_options;
 
 /**

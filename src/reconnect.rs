@@ -47,6 +47,11 @@ pub struct ReconnectSettings {
     pub give_up_after: Option<Duration>,
     /// How long received broadcasts wait for the next session before they end. Default 30 s.
     pub linger: Duration,
+    /// How long one attempt may take to get a session (handshake, WebTransport CONNECT, SETUP)
+    /// before it is abandoned and retried with the backoff. Default 10 s. Without it an attempt
+    /// caught by a server that dies mid-handshake (a relay killed while draining) waits out the
+    /// QUIC idle timeout, while a restarted server on the same port would answer the next one.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for ReconnectSettings {
@@ -56,6 +61,7 @@ impl Default for ReconnectSettings {
             max_delay: Duration::from_secs(10),
             give_up_after: Some(Duration::from_secs(300)),
             linger: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -348,7 +354,12 @@ async fn run(
             subscribe: mirror.clone(),
             root: Path::root(),
         };
-        let connect = dialer.dial(origins);
+        let attempt_timeout = settings.attempt_timeout;
+        let connect = async {
+            tokio::time::timeout(attempt_timeout, dialer.dial(origins))
+                .await
+                .unwrap_or_else(|_| Err(EndpointError::Connect(format!("no session within {attempt_timeout:?}"))))
+        };
         // An attempt that gets no answer (a server gone silent: QUIC waits out its handshake
         // timeout) must not outlast the give-up deadline.
         let give_up_at = settings.give_up_after.map(|limit| last_up + limit);

@@ -55,6 +55,8 @@ fn a_panic_in_a_call_or_in_the_engine_is_reported_and_contained() {
         max_announce_requests: 0,
         max_groups_in_flight: 0,
         max_message_size: 0,
+        connect_attempt_timeout_ms: 0,
+        idle_timeout_ms: 0,
     };
     let mut client: *mut moqt_client = ptr::null_mut();
     assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options, &mut client), moqt_status::Ok);

@@ -54,6 +54,13 @@ pub struct moqt_client_options {
     pub max_groups_in_flight: u32,
     /// The largest control message accepted, bytes. 0: 1 MiB.
     pub max_message_size: u64,
+    /// How long one connection attempt may take (handshake, WebTransport CONNECT, SETUP) before
+    /// it is abandoned and retried with the backoff, milliseconds. 0: 10000.
+    pub connect_attempt_timeout_ms: u64,
+    /// A session silent this long is taken as lost and the client reconnects, milliseconds: how
+    /// long a pipeline stays frozen when its relay dies without a word. Keep-alives go out at a
+    /// third of it. 0: 30000. QUIC uses the smaller of the two peers' values.
+    pub idle_timeout_ms: u64,
 }
 
 // SAFETY: repr(C), struct_size first, every field an integer, bool or pointer.
@@ -73,6 +80,14 @@ impl moqt_client_options {
             }
             (v, _) if known(v) => Ok(vec![Version::ALL[(6 - v) as usize]]),
             (other, _) => Err(FfiError::invalid(format!("unknown version {other}"))),
+        }
+    }
+
+    /// The idle timeout and its keep-alive, defaults where 0.
+    fn apply_idle_timeout(&self, config: &mut EndpointConfig) {
+        if self.idle_timeout_ms > 0 {
+            config.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
+            config.keep_alive = (config.idle_timeout / 3).max(Duration::from_millis(50));
         }
     }
 
@@ -102,6 +117,9 @@ impl moqt_client_options {
             0 => {}
             u64::MAX => settings.give_up_after = None,
             ms => settings.give_up_after = Some(Duration::from_millis(ms)),
+        }
+        if self.connect_attempt_timeout_ms > 0 {
+            settings.attempt_timeout = Duration::from_millis(self.connect_attempt_timeout_ms);
         }
         settings
     }
@@ -179,6 +197,7 @@ fn start_client(url: *const c_char, url_len: usize, options: *const moqt_client_
     let reconnect = options.as_ref().map(moqt_client_options::reconnect).unwrap_or_default();
     if let Some(options) = &options {
         options.apply_limits(&mut config.session);
+        options.apply_idle_timeout(&mut config);
         let versions = options.versions()?;
         if !versions.is_empty() {
             config.versions = versions;

@@ -41,6 +41,12 @@ GST_START_TEST(test_sink_properties) {
   g_object_get(sink, "tls-fingerprint", &s, NULL);
   fail_unless_equals_string(s, "00ff");
   g_free(s);
+  guint idle = 99;
+  g_object_get(sink, "idle-timeout", &idle, NULL);
+  fail_unless(idle == 0, "idle-timeout defaults to 0 (the library's 30 s)");
+  g_object_set(sink, "idle-timeout", 2500, NULL);
+  g_object_get(sink, "idle-timeout", &idle, NULL);
+  fail_unless(idle == 2500);
   gst_check_teardown_element(sink);
 }
 GST_END_TEST;

@@ -47,6 +47,8 @@ fn options(fingerprint: Option<&CStr>) -> moqt_client_options {
         max_announce_requests: 0,
         max_groups_in_flight: 0,
         max_message_size: 0,
+        connect_attempt_timeout_ms: 0,
+        idle_timeout_ms: 0,
     }
 }
 
@@ -1440,5 +1442,92 @@ fn a_cmaf_rendition_reads_back_sample_by_sample_through_the_c_api() {
     moqt_media_free(media);
     moqt_client_free(publisher);
     moqt_client_free(viewer);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+/// The client's state and its detail text.
+fn state_and_detail(client: *const moqt_client) -> (moqt_client_state, String) {
+    let mut state = moqt_client_state::Closed;
+    let mut detail = [0 as std::ffi::c_char; 256];
+    assert_eq!(moqt_client_get_state(client, &mut state, detail.as_mut_ptr(), detail.len()), moqt_status::Ok);
+    // SAFETY: moqt_client_get_state wrote a NUL-terminated string.
+    (state, unsafe { CStr::from_ptr(detail.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// `connect_attempt_timeout_ms`: an attempt a server never answers is abandoned after it and the
+/// next one starts (a fresh QUIC connection: a new destination connection ID on the wire), where
+/// the default would wait 10 s for that one attempt.
+#[test]
+fn a_connect_attempt_is_abandoned_after_the_attempt_timeout() {
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", silent.local_addr().unwrap().port())).unwrap();
+    let mut opts = options(None);
+    opts.tls_disable_verify = true;
+    opts.give_up_after_ms = u64::MAX;
+    opts.reconnect_initial_ms = 50;
+    opts.reconnect_max_ms = 50;
+    opts.connect_attempt_timeout_ms = 300;
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect_async(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    // Initial packets: long header, version, then the destination connection ID (length-prefixed).
+    // Two attempts within the default's single one (10 s), however loaded the machine.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut attempts = std::collections::HashSet::new();
+    let mut packet = [0u8; 2048];
+    while attempts.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "one attempt outlived connect_attempt_timeout_ms many times over");
+        silent.set_read_timeout(Some(left)).unwrap();
+        let Ok((n, _)) = silent.recv_from(&mut packet) else { continue };
+        if n > 6 && packet[0] & 0x80 != 0 {
+            let len = usize::from(packet[5]);
+            if let Some(dcid) = packet.get(6..6 + len) {
+                attempts.insert(dcid.to_vec());
+            }
+        }
+    }
+    let (state, detail) = state_and_detail(client);
+    assert!(matches!(state, moqt_client_state::Reconnecting | moqt_client_state::Connecting), "{state:?} {detail}");
+    moqt_client_free(client);
+}
+
+/// `idle_timeout_ms`: a relay that goes silent without a word (every packet dropped, as when it
+/// is killed) is taken as gone after the idle timeout, and the client reconnects by itself once
+/// the path is back; with the default (30 s) it would still count as connected at the bound.
+#[test]
+fn the_idle_timeout_from_c_notices_a_silent_relay() {
+    use crate::common::netsim::{Dir, Impairment, NetSim};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (relay, fp, _) = embedded_relay();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], moqt_relay_port(relay)));
+    let sim = rt.block_on(NetSim::start(target, 7, Impairment::default(), Impairment::default()));
+    let url = std::ffi::CString::new(format!("moql://localhost:{}/x", sim.addr().port())).unwrap();
+    let mut opts = options(Some(&fp));
+    opts.reconnect_initial_ms = 50;
+    opts.reconnect_max_ms = 200;
+    opts.give_up_after_ms = u64::MAX;
+    opts.idle_timeout_ms = 1000;
+    let mut client: *mut moqt_client = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &opts, &mut client), moqt_status::Ok);
+    sim.set_blackhole(Dir::Up, true);
+    sim.set_blackhole(Dir::Down, true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (state, detail) = state_and_detail(client);
+        if state != moqt_client_state::Connected {
+            assert!(detail.contains("timed out") || detail.contains("idle"), "{state:?} {detail}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still connected 20 s into a silent path");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sim.set_blackhole(Dir::Up, false);
+    sim.set_blackhole(Dir::Down, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while state_and_detail(client).0 != moqt_client_state::Connected {
+        assert!(Instant::now() < deadline, "not reconnected once the path is back: {:?}", state_and_detail(client));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    moqt_client_free(client);
     moqt_relay_stop(relay, ptr::null(), 0);
 }

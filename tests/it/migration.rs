@@ -31,6 +31,7 @@ fn fast() -> ReconnectSettings {
         max_delay: Duration::from_millis(400),
         give_up_after: Some(Duration::from_secs(20)),
         linger: Duration::from_secs(10),
+        ..Default::default()
     }
 }
 
@@ -294,6 +295,7 @@ async fn backoff_doubles_up_to_the_max_then_gives_up_with_the_reason() {
         max_delay: Duration::from_millis(800),
         give_up_after: Some(Duration::from_millis(2500)),
         linger: Duration::ZERO,
+        ..Default::default()
     };
     let started = Instant::now();
     let mut client = PersistentClient::start(client, target(addr), None, None, settings);

@@ -247,6 +247,7 @@ async fn sni_comes_from_the_url_host() {
         max_delay: Duration::from_millis(100),
         give_up_after: Some(Duration::from_secs(30)),
         linger: Duration::ZERO,
+        ..Default::default()
     };
     let client = || Client::new("127.0.0.1:0".parse().unwrap(), &trust, EndpointConfig::default()).unwrap();
     let by_name = Target::from_url(&format!("moql://localhost:{}/", addr.port())).await.unwrap();

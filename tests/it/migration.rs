@@ -418,28 +418,25 @@ async fn a_publisher_moved_by_goaway_announces_again() {
         // The old session is gone, so whatever the server still sees at room/alice comes from the
         // new one: the broadcast must be announced on it again (a Start after the old End, or an
         // Update to the new route while the old one was draining) and its frames must flow.
-        let mut again = false;
-        let broadcast = timeout(WAIT, async {
+        timeout(WAIT, async {
             loop {
-                match next(&mut announcements).await {
-                    Announcement::Start { path, .. } | Announcement::Update { path, .. }
-                        if path.as_str() == "room/alice" =>
-                    {
-                        again = true;
-                    }
-                    _ => {}
-                }
-                if again {
-                    if let Some(broadcast) = on_server.consume_broadcast(&path("room/alice")) {
-                        if matches!(first.event(), moqt::session::SessionEvent::Closed(_)) {
-                            return broadcast;
-                        }
-                    }
+                if let Announcement::Start { path, .. } | Announcement::Update { path, .. } =
+                    next(&mut announcements).await
+                    && path.as_str() == "room/alice"
+                {
+                    return;
                 }
             }
         })
         .await
         .unwrap_or_else(|_| panic!("{version}: room/alice was not announced again after GOAWAY"));
+        // The old session ends (its drain may trail the new announcement); what remains at
+        // room/alice is the new session's.
+        let mut first = first;
+        timeout(WAIT, first.closed()).await.unwrap_or_else(|_| panic!("{version}: the old session did not end"));
+        let broadcast = on_server
+            .consume_broadcast(&path("room/alice"))
+            .unwrap_or_else(|| panic!("{version}: room/alice is gone after the old session ended"));
         let mut track = timeout(WAIT, broadcast.subscribe_track("video")).await.unwrap().unwrap();
         write_and_read(&mut published.track, &mut track).await;
     }

@@ -309,6 +309,26 @@ impl GroupConsumer {
     pub fn status(&self) -> Option<Result<(), Error>> {
         self.shared.state.borrow().closed.clone()
     }
+
+    /// Resolves with the reason once the group is aborted (expired or evicted from its track's
+    /// cache included); never if it is not. Independent of this consumer's cursor, so a sender
+    /// blocked on a slow peer can stop as soon as its group is gone. The future keeps the group
+    /// alive (an abort frees its frames).
+    pub fn aborted(&self) -> impl std::future::Future<Output = Error> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            let mut rx = shared.state.subscribe();
+            loop {
+                if let Some(Err(err)) = &rx.borrow_and_update().closed {
+                    return err.clone();
+                }
+                // The sender lives in `shared`, which this future holds, so this cannot fail.
+                if rx.changed().await.is_err() {
+                    return Error::Dropped;
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for GroupConsumer {

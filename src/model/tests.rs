@@ -270,6 +270,24 @@ async fn aborted_groups_are_gaps_or_errors() {
     assert_eq!(next_gap(&mut late).await, gap(1, 1, GapReason::Aborted(Error::Dropped)));
 }
 
+/// `GroupConsumer::aborted` resolves when a finished group leaves the cache by expiry (its frames
+/// freed), whatever the consumer read, and stays pending for a group that is only finished.
+#[tokio::test(start_paused = true)]
+async fn a_finished_group_reports_its_expiry_to_whoever_still_sends_it() {
+    let mut track = track_with(100, CacheSettings::default());
+    let mut reader = track.consume();
+    one_frame(&mut track, 0, b"old");
+    let old = next(&mut reader).await.into_group().unwrap();
+    let expiry = old.aborted();
+    one_frame(&mut track, 50, b"newer");
+    let still = next(&mut reader).await.into_group().unwrap().aborted();
+    assert!(timeout(Duration::from_millis(10), still).await.is_err(), "a finished group is not aborted");
+    // Timestamp 200 puts group 0 past the 100 ms max age behind group 1's first frame.
+    one_frame(&mut track, 200, b"newest");
+    assert_eq!(timeout(WAIT, expiry).await, Ok(Error::Expired));
+    assert_eq!(old.status(), Some(Err(Error::Expired)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn partial_group_shows_frame_start() {
     let mut track = TrackProducer::new("t", TrackInfo::default()).unwrap();

@@ -595,6 +595,19 @@ struct Live {
     expired_through: Option<u64>,
 }
 
+/// Resolves once the subscription's max age rules out group `sequence`; never if the subscription
+/// ends first.
+async fn expired(live: &mut watch::Receiver<Live>, sequence: u64) {
+    loop {
+        if live.borrow_and_update().expired_through.is_some_and(|expired| expired >= sequence) {
+            return;
+        }
+        if live.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
 /// Publishes the newest group the subscription's max age now rules out, if it moved: the streams
 /// of groups at or below it reset themselves with OLD.
 fn follow_expiry(live: &watch::Sender<Live>, track: &model::TrackConsumer) {
@@ -781,10 +794,18 @@ impl<C: Connection> GroupSender<C> {
         tracing::trace!(subscribe_id = self.subscribe_id, sequence, "group stream opened");
         let mut writer = Writer::new(send, self.version);
         let live = *self.live.borrow_and_update();
+        let mut expiry = self.live.clone();
+        let mut gone = Box::pin(group.aborted());
         let result = match self.follow(&live, &mut writer, sequence) {
             Ok(()) => tokio::select! {
                 result = self.write_group(&mut writer, &mut group, &mut tally) => result,
                 Ok(()) = &mut abandoned => Err(SessionError::Model(model::Error::Aborted(StreamCode::TooFarBehind))),
+                // Also while a write waits for a slow subscriber's flow control: the reset frees
+                // what is queued for a group past the subscription's max age or gone from the
+                // cache, so a lagging subscriber costs the relay about max-age of media, not all
+                // it has not read yet.
+                () = expired(&mut expiry, sequence) => Err(SessionError::Model(model::Error::Expired)),
+                err = &mut gone => Err(SessionError::Model(err)),
             },
             Err(err) => Err(err),
         };
@@ -792,15 +813,29 @@ impl<C: Connection> GroupSender<C> {
             Ok(()) => {
                 tally.complete = true;
                 writer.finish();
-                // Owed until the peer has it all: watched apart, so the subscription's bound on
-                // streams in flight counts only streams still being written.
-                if let Some(pending) = pending {
-                    tokio::spawn(async move {
-                        if !tokio::time::timeout(ACK_WAIT, writer.acknowledged()).await.unwrap_or(false) {
-                            pending.undelivered();
+                // Written is not sent: QUIC queues what a slow subscriber has not taken yet. Until
+                // the peer has it all, the stream is watched apart (the subscription's bound on
+                // streams in flight counts only streams still being written): a group that
+                // expires or leaves the cache first is reset, which frees its queue. A flush
+                // gives up on it after ACK_WAIT.
+                let give_up = pending.is_some().then(|| tokio::time::Instant::now() + ACK_WAIT);
+                tokio::spawn(async move {
+                    let delivered = tokio::select! {
+                        acknowledged = writer.acknowledged() => acknowledged,
+                        () = expired(&mut expiry, sequence) => {
+                            writer.reset(StreamCode::Old);
+                            false
                         }
-                    });
-                }
+                        err = &mut gone => {
+                            writer.reset(err.code());
+                            false
+                        }
+                        () = super::sleep_until_or_forever(give_up) => false,
+                    };
+                    if let Some(pending) = pending.filter(|_| !delivered) {
+                        pending.undelivered();
+                    }
+                });
                 None
             }
             Err(err) => {

@@ -20,6 +20,7 @@ mod session_limits;
 mod session_priority;
 mod session_quic;
 mod session_timeouts;
+mod slow_subscriber;
 mod tls;
 mod webtransport;
 mod wire_malformed;

@@ -66,7 +66,7 @@ pub fn free_port() -> u16 {
     port
 }
 
-fn free_tcp_port() -> u16 {
+pub fn free_tcp_port() -> u16 {
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     tcp.local_addr().unwrap().port()
 }
@@ -84,7 +84,7 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
         .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
 }
 
-fn parse_hex(text: &str) -> Option<[u8; 32]> {
+pub fn parse_hex(text: &str) -> Option<[u8; 32]> {
     let digits: Vec<u8> = text.trim().bytes().filter(|b| *b != b':').collect();
     if digits.len() != 64 {
         return None;

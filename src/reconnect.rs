@@ -366,7 +366,7 @@ async fn run(
         let result = tokio::select! {
             result = connect => result,
             _ = stopped.wait_for(|stop| *stop) => break,
-            () = crate::session::sleep_until_or_forever(give_up_at) => {
+            () = crate::model::sleep_until_or_forever(give_up_at) => {
                 let limit = settings.give_up_after.unwrap_or_default();
                 let reason = last_failure
                     .take()

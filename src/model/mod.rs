@@ -26,6 +26,8 @@ mod subscription;
 mod track;
 mod writer;
 
+pub(crate) use ordered::sleep_until_or_forever;
+
 #[cfg(test)]
 mod tests;
 

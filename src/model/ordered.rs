@@ -264,7 +264,8 @@ async fn next_frame_of(current: &mut Option<GroupConsumer>) -> Result<Option<Fra
     }
 }
 
-async fn sleep_until_or_forever(deadline: Option<Instant>) {
+/// Sleeps until `deadline`, or forever without one: an optional deadline in a `select!`.
+pub(crate) async fn sleep_until_or_forever(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,

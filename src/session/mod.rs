@@ -40,14 +40,6 @@ use publisher::Publisher;
 use stream::{Reader, Writer};
 use subscriber::Subscriber;
 
-/// Sleeps until `deadline`, or forever without one: an optional deadline in a `select!`.
-pub(crate) async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// What a session publishes and where it puts what it receives.
 #[derive(Default)]
 pub struct Origins {

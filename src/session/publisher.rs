@@ -830,7 +830,7 @@ impl<C: Connection> GroupSender<C> {
                             writer.reset(err.code());
                             false
                         }
-                        () = super::sleep_until_or_forever(give_up) => false,
+                        () = crate::model::sleep_until_or_forever(give_up) => false,
                     };
                     if let Some(pending) = pending.filter(|_| !delivered) {
                         pending.undelivered();

@@ -187,7 +187,7 @@ impl<C: Connection> Subscriber<C> {
             let deadline = table.ending.first().map(|(at, _)| *at + END_GRACE);
             let decoded = tokio::select! {
                 decoded = reader.decode::<Announcement>() => decoded,
-                _ = super::sleep_until_or_forever(deadline) => {
+                _ = crate::model::sleep_until_or_forever(deadline) => {
                     table.flush_ended(tokio::time::Instant::now());
                     continue;
                 }

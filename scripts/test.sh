@@ -85,7 +85,8 @@ step "cargo build (libmoqt.so and the moqt command, which the C tests link and r
 cargo build
 
 step "cargo test"
-cargo test --all-targets 2>&1 | tee /tmp/moqt-test.log
+# --no-fail-fast: one run reports every failing test, not only those of the first binary.
+cargo test --all-targets --no-fail-fast 2>&1 | tee /tmp/moqt-test.log
 # Doc tests separately: --all-targets skips them.
 cargo test --doc
 

@@ -75,6 +75,9 @@ int main(int argc, char **argv) {
     memset(&options, 0, sizeof options);
     options.struct_size = sizeof options;
     options.tls_fingerprint = argv[2];
+    /* Wait up to 30 s for the session (default 10 s): generous, as a first handshake under a
+     * debugger or Valgrind is slow. */
+    options.connect_attempt_timeout_ms = 30000;
 
     moqt_client *client = NULL;
     moqt_status status = moqt_client_connect(argv[1], SIZE_MAX, &options, &client);

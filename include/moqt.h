@@ -520,7 +520,8 @@ typedef struct moqt_client_options {
   uint64_t max_message_size;
   /**
    * How long one connection attempt may take (handshake, WebTransport CONNECT, SETUP) before
-   * it is abandoned and retried with the backoff, milliseconds. 0: 10000.
+   * it is abandoned and retried with the backoff, milliseconds; also how long
+   * `moqt_client_connect` waits. 0: 10000.
    */
   uint64_t connect_attempt_timeout_ms;
   /**
@@ -1222,8 +1223,9 @@ moqt_status moqt_client_connect_async(const char *MOQT_NONNULL url,
                                       struct moqt_client *MOQT_NULLABLE *MOQT_NONNULL out);
 
 /**
- * Connects to `url` as `moqt_client_connect_async` does, then waits up to 10 s for the first
- * session: a convenience for programs that may block. The first failed attempt (unreachable,
+ * Connects to `url` as `moqt_client_connect_async` does, then waits for the first session (one
+ * attempt: up to the options' `connect_attempt_timeout_ms`, 10 s by default): a convenience for
+ * programs that may block. The first failed attempt (unreachable,
  * TLS failure, refused) ends the wait with MOQT_STATUS_ERR_CONNECT and no client; use
  * `moqt_client_connect_async` to keep retrying instead. Once connected the client stays
  * connected as an asynchronous one does; `moqt_client_get_state` tells where it stands.
@@ -1231,8 +1233,9 @@ moqt_status moqt_client_connect_async(const char *MOQT_NONNULL url,
  * Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
  * only read during the call. Thread-safety: any thread (blocks the caller; not from a
  * callback). Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL
- * or options), MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused, no session within
- * 10 s), MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
+ * or options), MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused, no session within the
+ * options' `connect_attempt_timeout_ms`, 10 s by default), MOQT_STATUS_ERR_NO_MEMORY (no engine
+ * threads), MOQT_STATUS_ERR_PANIC.
  */
 MOQT_MUST_USE
 moqt_status moqt_client_connect(const char *MOQT_NONNULL url,

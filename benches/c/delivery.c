@@ -140,7 +140,11 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    sleep_ms(500); /* the subscription reaches the publisher */
+    /* Every frame counts: write the first only once the subscription has reached the publisher. */
+    if (moqt_track_wait_subscribed(track, 30000) != MOQT_STATUS_OK) {
+        fprintf(stderr, "delivery: no subscriber: %s\n", moqt_last_error());
+        return 1;
+    }
     publish_frames(track, frames);
     moqt_track_free(track);
     if (pull_mode) {

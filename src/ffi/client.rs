@@ -17,8 +17,6 @@ use crate::reconnect::{ClientState, PersistentClient, ReconnectSettings};
 use crate::transport::tls::{ClientTrust, TrustSettings};
 use crate::wire::Version;
 
-/// How long `moqt_client_connect` waits for the first session.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of `moqt_client_connect`. Zero-initialise, then set `struct_size = sizeof(...)`.
 #[repr(C)]
@@ -55,7 +53,8 @@ pub struct moqt_client_options {
     /// The largest control message accepted, bytes. 0: 1 MiB.
     pub max_message_size: u64,
     /// How long one connection attempt may take (handshake, WebTransport CONNECT, SETUP) before
-    /// it is abandoned and retried with the backoff, milliseconds. 0: 10000.
+    /// it is abandoned and retried with the backoff, milliseconds; also how long
+    /// `moqt_client_connect` waits. 0: 10000.
     pub connect_attempt_timeout_ms: u64,
     /// A session silent this long is taken as lost and the client reconnects, milliseconds: how
     /// long a pipeline stays frozen when its relay dies without a word. Keep-alives go out at a
@@ -251,8 +250,9 @@ pub extern "C" fn moqt_client_connect_async(
     })
 }
 
-/// Connects to `url` as `moqt_client_connect_async` does, then waits up to 10 s for the first
-/// session: a convenience for programs that may block. The first failed attempt (unreachable,
+/// Connects to `url` as `moqt_client_connect_async` does, then waits for the first session (one
+/// attempt: up to the options' `connect_attempt_timeout_ms`, 10 s by default): a convenience for
+/// programs that may block. The first failed attempt (unreachable,
 /// TLS failure, refused) ends the wait with MOQT_STATUS_ERR_CONNECT and no client; use
 /// `moqt_client_connect_async` to keep retrying instead. Once connected the client stays
 /// connected as an asynchronous one does; `moqt_client_get_state` tells where it stands.
@@ -260,8 +260,9 @@ pub extern "C" fn moqt_client_connect_async(
 /// Ownership: on success `*out` is a new client; free it with `moqt_client_free`. `options` is
 /// only read during the call. Thread-safety: any thread (blocks the caller; not from a
 /// callback). Callbacks: none. Returns MOQT_STATUS_OK, MOQT_STATUS_ERR_INVALID_ARG (NULL, bad URL
-/// or options), MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused, no session within
-/// 10 s), MOQT_STATUS_ERR_NO_MEMORY (no engine threads), MOQT_STATUS_ERR_PANIC.
+/// or options), MOQT_STATUS_ERR_CONNECT (unreachable, TLS failure, refused, no session within the
+/// options' `connect_attempt_timeout_ms`, 10 s by default), MOQT_STATUS_ERR_NO_MEMORY (no engine
+/// threads), MOQT_STATUS_ERR_PANIC.
 #[unsafe(no_mangle)]
 #[must_use]
 pub extern "C" fn moqt_client_connect(
@@ -273,6 +274,10 @@ pub extern "C" fn moqt_client_connect(
     guard(|| {
         let out = Out::new(out)?;
         let client = start_client(url, url_len, options)?;
+        // The first attempt ends by itself within its timeout (a failed attempt is reported as
+        // Reconnecting); the margin only covers the report reaching us.
+        let attempt = read_sized(options).map(|o| o.reconnect()).unwrap_or_default().attempt_timeout;
+        let wait = attempt.saturating_add(Duration::from_secs(5));
         let runtime = runtime().ok_or_else(FfiError::no_engine)?;
         let mut states = client.client.watch_state();
         let first_session = async {
@@ -290,9 +295,9 @@ pub extern "C" fn moqt_client_connect(
                 }
             }
         };
-        let outcome = match runtime.block_on(async { tokio::time::timeout(CONNECT_TIMEOUT, first_session).await }) {
+        let outcome = match runtime.block_on(async { tokio::time::timeout(wait, first_session).await }) {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!("no session within {CONNECT_TIMEOUT:?}")),
+            Err(_) => Err(format!("no session within {wait:?}")),
         };
         match outcome {
             Ok(()) => {

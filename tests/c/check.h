@@ -13,6 +13,10 @@
 /* Progress reaches the log line by line even when the program is killed (a hang under test). */
 __attribute__((constructor)) static void line_buffered_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
+/* connect_attempt_timeout_ms for the tests: under Valgrind on a loaded machine one handshake can
+ * take longer than the default 10 s. */
+#define SLOW_ATTEMPT_MS 60000
+
 static int failures = 0;
 #define CHECK(cond, what)                                          \
     do {                                                           \

@@ -67,6 +67,7 @@ static moqt_client_options client_options(void) {
     options.reconnect_initial_ms = 100;
     options.reconnect_max_ms = 1000;
     options.give_up_after_ms = UINT64_MAX;
+    options.connect_attempt_timeout_ms = SLOW_ATTEMPT_MS;
     return options;
 }
 
@@ -175,7 +176,9 @@ static void free_while_connecting(void) {
     moqt_client *client = NULL;
     long long started = now_ms();
     CHECK(moqt_client_connect_async(url, SIZE_MAX, &options, &client) == MOQT_STATUS_OK, "connect_async");
-    CHECK(now_ms() - started < 2000, "connect_async returns at once");
+    /* Against a server that never answers, a connect that waited would take the whole attempt
+     * (SLOW_ATTEMPT_MS); the bound leaves Valgrind on a loaded machine plenty of room. */
+    CHECK(now_ms() - started < SLOW_ATTEMPT_MS / 3, "connect_async returns at once");
     if (client == NULL) {
         close(silent);
         return;
@@ -196,7 +199,8 @@ static void free_while_connecting(void) {
     long long freeing = now_ms();
     moqt_client_free(client);
     long long took = now_ms() - freeing;
-    CHECK(took < 2000, "moqt_client_free cancels the attempt promptly");
+    /* Without cancelling, it would wait out its 5 s bound on the close. */
+    CHECK(took < 4500, "moqt_client_free cancels the attempt promptly");
     CHECK(saw_state(&states, MOQT_CLIENT_STATE_CLOSED), "the watch reports closed");
     long long deadline = now_ms() + WAIT_MS;
     for (;;) {

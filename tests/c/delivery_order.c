@@ -108,6 +108,7 @@ static moqt_client *connect_to(const char *url, const char *fingerprint) {
     memset(&options, 0, sizeof options);
     options.struct_size = sizeof options;
     options.tls_fingerprint = fingerprint;
+    options.connect_attempt_timeout_ms = SLOW_ATTEMPT_MS;
     moqt_client *client = NULL;
     if (moqt_client_connect(url, SIZE_MAX, &options, &client) != MOQT_STATUS_OK) {
         fprintf(stderr, "delivery_order: connect: %s\n", moqt_last_error());

@@ -183,6 +183,7 @@ static moqt_client *connect_version(const char *url, const char *fingerprint, ui
     options.struct_size = sizeof options;
     options.tls_fingerprint = fingerprint;
     options.version = version;
+    options.connect_attempt_timeout_ms = SLOW_ATTEMPT_MS;
     moqt_client *client = NULL;
     if (moqt_client_connect(url, SIZE_MAX, &options, &client) != MOQT_STATUS_OK) {
         fprintf(stderr, "publish: connect (lite-0%u): %s\n", version, moqt_last_error());

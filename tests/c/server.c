@@ -83,7 +83,9 @@ static moqt_status connect_to(const char *url, const char *fingerprint, moqt_cli
     memset(&options, 0, sizeof options);
     options.struct_size = sizeof options;
     options.tls_fingerprint = fingerprint;
-    options.give_up_after_ms = 5000; /* a refused session gives up at once (UNAUTHORIZED) */
+    options.connect_attempt_timeout_ms = SLOW_ATTEMPT_MS;
+    /* A refused session gives up at once (UNAUTHORIZED); this bounds one that is not answered. */
+    options.give_up_after_ms = 2 * SLOW_ATTEMPT_MS;
     return moqt_client_connect(url, SIZE_MAX, &options, client);
 }
 

@@ -7,7 +7,6 @@ use crate::common;
 
 use crate::common::relay;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -263,20 +262,6 @@ async fn fetch_of_a_past_group_through_moq_relay() {
     }
 }
 
-/// Every state a client goes through, recorded by a task from [`PersistentClient::watch_state`].
-fn record_states(client: &PersistentClient) -> Arc<Mutex<Vec<ClientState>>> {
-    let mut watch = client.watch_state();
-    let states = Arc::new(Mutex::new(vec![watch.borrow_and_update().clone()]));
-    let recorded = states.clone();
-    tokio::spawn(async move {
-        while watch.changed().await.is_ok() {
-            let state = watch.borrow_and_update().clone();
-            recorded.lock().unwrap().push(state);
-        }
-    });
-    states
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
     init_logs();
@@ -328,8 +313,8 @@ async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
         // SIGTERM: moq-relay sends both sessions GOAWAY with an empty URI ("reconnect to me",
         // moq-relay src/shutdown.rs drain_session) and drains. Both clients must report Migrating.
         relay.terminate();
-        let migrating = |states: &Arc<Mutex<Vec<ClientState>>>| {
-            states.lock().unwrap().iter().any(|s| matches!(s, ClientState::Migrating { uri } if uri.is_empty()))
+        let migrating = |states: &States| {
+            states.lock().unwrap().iter().any(|(_, s)| matches!(s, ClientState::Migrating { uri } if uri.is_empty()))
         };
         let goaway_seen = timeout(WAIT, async {
             while !(migrating(&publisher_states) && migrating(&subscriber_states)) {
@@ -346,7 +331,8 @@ async fn relay_goaway_on_sigterm_and_reconnect_to_a_fresh_relay() {
         // Migrating came first: the session was not simply lost.
         for states in [&publisher_states, &subscriber_states] {
             let states = states.lock().unwrap();
-            let first_change = states.iter().skip_while(|s| !matches!(s, ClientState::Connected { .. })).nth(1);
+            let first_change =
+                states.iter().map(|(_, s)| s).skip_while(|s| !matches!(s, ClientState::Connected { .. })).nth(1);
             assert!(matches!(first_change, Some(ClientState::Migrating { .. })), "{version} {transport:?}: {states:?}");
         }
         let port = relay.addr.port();
@@ -436,7 +422,7 @@ async fn relay_sigterm_without_a_drain_window_is_a_plain_close() {
     // reaches the wire first; code 0 either way.
     assert!(lost.contains("closed by peer with code 0x0"), "{lost}");
     let states = states.lock().unwrap();
-    assert!(!states.iter().any(|s| matches!(s, ClientState::Migrating { .. })), "{states:?}");
+    assert!(!states.iter().any(|(_, s)| matches!(s, ClientState::Migrating { .. })), "{states:?}");
 }
 
 /// moqt's relay (in process) with a moqt client session attached.

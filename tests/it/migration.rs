@@ -8,7 +8,7 @@
 use crate::common;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -256,22 +256,6 @@ async fn reconnects_after_the_server_restarts_and_reports_the_gap() {
     assert_eq!(seen_gaps, vec![(1, 2)], "one gap for exactly the groups lost while the server was down");
     // Nothing more is pending: no duplicate group, no second report of the gap.
     assert!(timeout(Duration::from_millis(300), track.next_group()).await.is_err(), "an extra event");
-}
-
-/// Every state a client goes through, with when it entered it, recorded by a task from
-/// [`PersistentClient::watch_state`]: a quick Migrating between two Connected states is seen even
-/// if the test is not polling at that moment.
-fn record_states(client: &PersistentClient) -> Arc<Mutex<Vec<(Instant, ClientState)>>> {
-    let mut watch = client.watch_state();
-    let states = Arc::new(Mutex::new(vec![(Instant::now(), watch.borrow_and_update().clone())]));
-    let recorded = states.clone();
-    tokio::spawn(async move {
-        while watch.changed().await.is_ok() {
-            let state = watch.borrow_and_update().clone();
-            recorded.lock().unwrap().push((Instant::now(), state));
-        }
-    });
-    states
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::WAIT;
 use common::netsim::{Decision, Dir, Impairment, Link, NetSim};
 use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
 /// Runs `count` packets of `len` bytes, all arriving at `now`, through a link.
@@ -122,18 +123,24 @@ async fn link_blackhole_drops_everything_until_switched_off() {
 
 /// A UDP server on loopback that echoes every packet and counts them.
 async fn echo_server() -> (SocketAddr, Arc<AtomicU64>) {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (addr, count, _) = echo_at("127.0.0.1:0".parse().unwrap()).await;
+    (addr, count)
+}
+
+/// [`echo_server`] on `bind`, and its task: aborted and awaited, the socket is closed.
+async fn echo_at(bind: SocketAddr) -> (SocketAddr, Arc<AtomicU64>, JoinHandle<()>) {
+    let socket = UdpSocket::bind(bind).await.unwrap();
     let addr = socket.local_addr().unwrap();
     let count = Arc::new(AtomicU64::new(0));
     let counted = count.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         while let Ok((n, from)) = socket.recv_from(&mut buf).await {
             counted.fetch_add(1, Ordering::Relaxed);
             let _ = socket.send_to(&buf[..n], from).await;
         }
     });
-    (addr, count)
+    (addr, count, task)
 }
 
 async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
@@ -232,4 +239,40 @@ async fn proxy_bandwidth_cap_limits_throughput() {
     let stats = sim.stats(Dir::Up);
     assert!(stats.queue_drops >= 25, "a queue of 4 at 8 ms a packet took most of a burst: {stats:?}");
     assert_eq!(stats.forwarded + stats.queue_drops, 90, "{stats:?}");
+}
+
+/// A target that goes away and comes back on the same address (a relay killed with SIGKILL and
+/// restarted) finds the client's path still there: the ICMP port unreachable its absence draws on
+/// the proxy's connected socket towards it is counted, not the end of the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_paths_outlive_a_target_that_restarts() {
+    let (server, _, task) = echo_at("127.0.0.1:0".parse().unwrap()).await;
+    let sim = NetSim::start(server, 1, Impairment::default(), Impairment::default()).await;
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.connect(sim.addr()).await.unwrap();
+    let mut buf = [0u8; 64];
+    client.send(b"before").await.unwrap();
+    let n = timeout(WAIT, client.recv(&mut buf)).await.expect("echo in time").unwrap();
+    assert_eq!(&buf[..n], b"before");
+
+    // The target gone: packets into the void until the proxy has seen several refusals (each
+    // one's error is reported on the next receive or send of the socket towards the target).
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    let refused = timeout(WAIT, async {
+        while sim.stats(Dir::Up).refused < 3 {
+            client.send(b"nobody there").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "no refusal counted: {:?}", sim.stats(Dir::Up));
+
+    // Back on the same address: the same path carries the echo.
+    let (again, echoed, _task) = echo_at(server).await;
+    assert_eq!(again, server);
+    client.send(b"after").await.unwrap();
+    let n = timeout(WAIT, client.recv(&mut buf)).await.expect("echo after the restart").unwrap();
+    assert_eq!(&buf[..n], b"after");
+    assert_eq!(echoed.load(Ordering::Relaxed), 1);
 }

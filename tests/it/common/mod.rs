@@ -14,12 +14,13 @@ use bytes::Bytes;
 use moqt::coding::Path;
 use moqt::endpoint::{Client, EndpointConfig, Server};
 use moqt::model::{self, BroadcastConsumer, BroadcastProducer, OriginProducer, Route, TrackInfo, TrackProducer};
+use moqt::reconnect::{ClientState, PersistentClient};
 use moqt::session::{Origins, Session, SessionConfig};
 use moqt::transport::quic::QuicConnection;
 use moqt::transport::tls::{Certificate, ClientTrust};
 use moqt::transport::{Connection, RecvStream, SendStream};
 use moqt::wire::{BidiStream, GroupHeader, Message, StreamReader, Subscribe, SubscribeWindow, UniStream, Version};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -582,4 +583,23 @@ pub async fn delayed_link(upstream: SocketAddr, one_way: Duration) -> SocketAddr
         }
     });
     addr
+}
+
+/// A client's states, each with when it entered it: see [`record_states`].
+pub type States = Arc<Mutex<Vec<(Instant, ClientState)>>>;
+
+/// Every state a client goes through, with when it entered it, recorded by a task from
+/// [`PersistentClient::watch_state`]: a quick Migrating between two Connected states is seen even
+/// if the test is not polling at that moment.
+pub fn record_states(client: &PersistentClient) -> States {
+    let mut watch = client.watch_state();
+    let states = Arc::new(Mutex::new(vec![(Instant::now(), watch.borrow_and_update().clone())]));
+    let recorded = states.clone();
+    tokio::spawn(async move {
+        while watch.changed().await.is_ok() {
+            let state = watch.borrow_and_update().clone();
+            recorded.lock().unwrap().push((Instant::now(), state));
+        }
+    });
+    states
 }

@@ -18,6 +18,9 @@
 //!
 //! Each client address gets its own socket towards the target, so one proxy serves any number
 //! of clients (each connection sees the same impairment, from the same per-direction PRNG).
+//! These sockets are connected, so while nothing listens at the target (a relay killed and not
+//! yet restarted) Linux reports each packet's ICMP port unreachable on them: counted as
+//! `refused`, and the paths stay for when the target is back on the same address.
 #![allow(dead_code)]
 
 use std::cmp::Reverse;
@@ -105,6 +108,10 @@ pub struct DirStats {
     pub duplicated: u64,
     /// Held back to be overtaken.
     pub reordered: u64,
+    /// ICMP errors for this direction's packets (on Linux a connected UDP socket reports a
+    /// port unreachable on its next send or receive): the far side had nothing listening, as
+    /// while the target restarts. The path goes on; the packet that drew it was lost.
+    pub refused: u64,
 }
 
 impl DirStats {
@@ -158,6 +165,11 @@ impl Link {
 
     pub fn set_impairment(&mut self, impairment: Impairment) {
         self.impairment = impairment;
+    }
+
+    /// Counts an ICMP error reported for this direction's packets.
+    pub fn refused(&mut self) {
+        self.stats.refused += 1;
     }
 
     /// Decides the fate of a packet of `len` bytes arriving at `now`.
@@ -274,10 +286,14 @@ impl Direction {
             match next {
                 Some(at) if at <= Instant::now() => {
                     let Some(Reverse(due)) = self.queue.lock().unwrap().0.pop() else { continue };
-                    let _ = match due.to {
+                    let sent = match due.to {
                         Some(to) => due.socket.send_to(&due.packet, to).await,
                         None => due.socket.send(&due.packet).await,
                     };
+                    // Any other error loses this packet alone, as a send on a real path would.
+                    if sent.as_ref().is_err_and(refusal) {
+                        self.link.lock().unwrap().refused();
+                    }
                 }
                 Some(at) => {
                     tokio::select! {
@@ -289,6 +305,13 @@ impl Direction {
             }
         }
     }
+}
+
+/// An error a UDP socket reports for an ICMP message about an earlier packet (port or host
+/// unreachable): news about the path, not the end of the socket.
+fn refusal(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(err.kind(), ConnectionRefused | ConnectionReset | HostUnreachable | NetworkUnreachable)
 }
 
 /// The proxy: clients send to [`NetSim::addr`] instead of the target.
@@ -322,7 +345,14 @@ impl NetSim {
         spawned.push(tokio::spawn(async move {
             let mut backs: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
             let mut buf = vec![0u8; 65536];
-            while let Ok((n, from)) = front.recv_from(&mut buf).await {
+            loop {
+                // The front socket is not connected, so Linux reports it no ICMP errors; should one
+                // come anyway, it is about one client's packet, and the others go on.
+                let (n, from) = match front.recv_from(&mut buf).await {
+                    Ok(received) => received,
+                    Err(err) if refusal(&err) => continue,
+                    Err(_) => break,
+                };
                 let back = match backs.get(&from) {
                     Some(back) => back.clone(),
                     None => {
@@ -334,11 +364,18 @@ impl NetSim {
                         }
                         let back = Arc::new(back);
                         backs.insert(from, back.clone());
-                        let (socket, front, down) = (back.clone(), front.clone(), down.clone());
+                        let (socket, front) = (back.clone(), front.clone());
+                        let (up, down) = (up.clone(), down.clone());
                         all.lock().unwrap().push(tokio::spawn(async move {
                             let mut buf = vec![0u8; 65536];
-                            while let Ok(n) = socket.recv(&mut buf).await {
-                                down.arrive(&buf[..n], &front, Some(from));
+                            loop {
+                                match socket.recv(&mut buf).await {
+                                    Ok(n) => down.arrive(&buf[..n], &front, Some(from)),
+                                    // A packet sent up found no one at the target (killed, not
+                                    // yet restarted): the path stays for when it is back.
+                                    Err(err) if refusal(&err) => up.link.lock().unwrap().refused(),
+                                    Err(_) => break,
+                                }
                             }
                         }));
                         back

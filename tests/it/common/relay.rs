@@ -1,4 +1,6 @@
-//! Runs the reference relay (moq-relay 0.17.10) on loopback for interop tests.
+//! Runs a relay as a process of its own on loopback: the reference relay (moq-relay 0.17.10) for
+//! interop tests, or moqt's `moqt relay` command where a test must kill a relay (SIGKILL) and
+//! start it again.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -43,7 +45,7 @@ pub fn require_relay(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A running moq-relay, killed on drop.
+/// A running relay process, killed (SIGKILL) on drop.
 pub struct Relay {
     child: Child,
     pub addr: SocketAddr,
@@ -126,15 +128,38 @@ impl Relay {
             command.args(["--listen-version", version.alpn()]);
         }
         command.args(extra);
+        Self::spawn(command, addr, http)
+    }
+
+    /// `moqt relay` (this crate's command) on loopback at `port` with a generated certificate,
+    /// every version and every path open; its plain-HTTP listener (`/metrics`) on a free port.
+    /// Its log goes to the test's stderr when MOQ_RELAY_LOG is set.
+    pub fn start_moqt_on(port: u16) -> Relay {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()).parse().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_moqt"));
+        command
+            .args(["relay", "--listen", &addr.to_string(), "--tls-generate", "localhost"])
+            .args(["--http-listen", &http.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(if std::env::var_os("MOQ_RELAY_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+        Self::spawn(command, addr, http)
+    }
+
+    /// Starts `command` (a relay on `addr` answering HTTP on `http`) and waits until it serves its
+    /// certificate fingerprint (both relays bind QUIC before HTTP).
+    fn spawn(mut command: Command, addr: SocketAddr, http: SocketAddr) -> Relay {
         // Held in a Relay at once, so a failure below still kills and reaps the process.
-        let mut relay = Relay { child: command.spawn().expect("moq-relay starts"), addr, http, fingerprint: [0; 32] };
+        let child = command.spawn().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        let mut relay = Relay { child, addr, http, fingerprint: [0; 32] };
         let started = Instant::now();
         loop {
             if let Some(body) = http_get(http, "/certificate.sha256") {
                 relay.fingerprint = parse_hex(&body).expect("a hex SHA-256 from /certificate.sha256");
                 return relay;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "moq-relay did not come up");
+            assert!(started.elapsed() < Duration::from_secs(20), "{command:?} did not come up");
             std::thread::sleep(Duration::from_millis(50));
         }
     }

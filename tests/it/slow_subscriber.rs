@@ -25,8 +25,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::moqt_relay::MoqtRelay;
 use common::netsim::{Dir, Impairment, NetSim};
+use common::relay::{Relay, free_port};
 use common::*;
 use moqt::endpoint::Client;
 use moqt::model::{OrderedConsumer, OrderedEvent, OriginProducer, TrackInfo};
@@ -151,7 +151,7 @@ async fn subscriber(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_subscriber_costs_the_fast_ones_no_latency_and_the_relay_bounded_memory() {
     init_logs();
-    let relay = MoqtRelay::start();
+    let relay = Relay::start_moqt_on(free_port());
     let epoch = Instant::now();
     let info = TrackInfo { priority: 2, max_age: Duration::from_secs(2), timescale: 1000 };
     let mut published = publish_with("room/alice", info);

@@ -1,7 +1,6 @@
 //! Shared helpers for tests over real loopback QUIC with real TLS (127.0.0.1 only).
 #![allow(dead_code)]
 
-pub mod moqt_relay;
 pub mod netsim;
 pub mod raw;
 pub mod relay;

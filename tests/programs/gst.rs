@@ -569,12 +569,15 @@ fn moqtsrc_into_moqtsink_under_valgrind() {
     let mut republish = spawn_logged(republish, &vg_log);
     wait_for_log(&mut republish.0, &vg_log, "Setting pipeline to PLAYING", "the pipeline under Valgrind");
 
+    // 20 s of live media: the pipeline under Valgrind, on a loaded machine, has taken over 10 s to
+    // read the catalog and subscribe to the renditions, and a subscription that comes after the
+    // broadcast ended is refused (UNROUTABLE), as by moq-relay.
     let mut origin = gst("gst-launch-1.0");
     origin.args(["moqtsink", "name=s", &format!("url={url}"), "broadcast=origin", &format!("tls-fingerprint={fp}")]);
-    origin.args(["videotestsrc", "num-buffers=300", "is-live=true", "!"]);
+    origin.args(["videotestsrc", "num-buffers=600", "is-live=true", "!"]);
     origin.args(["video/x-raw,format=I420,width=320,height=240,framerate=30/1", "!", "x264enc", "key-int-max=30"]);
     origin.args(["tune=zerolatency", "speed-preset=ultrafast", "!", "h264parse", "!", "s.video_0"]);
-    origin.args(["audiotestsrc", "num-buffers=500", "samplesperbuffer=960", "is-live=true", "!"]);
+    origin.args(["audiotestsrc", "num-buffers=1000", "samplesperbuffer=960", "is-live=true", "!"]);
     origin.args(["audio/x-raw,rate=48000,channels=2", "!", "opusenc", "!", "s.audio_0"]);
     finish(spawn_logged(origin, &origin_log), "the origin", &origin_log);
     let log = finish(republish, "moqtsrc ! moqtsink under Valgrind", &vg_log);

@@ -202,7 +202,7 @@ impl RelayUnderTest {
     fn start() -> Self {
         let runtime = Background::new("relay", 2);
         let cert = cert();
-        // The SETUP wait is the server's, its endpoint's session settings: the default, 10 s.
+        // The wait for SETUP, like every session setting, is the relay's: the default, 10 s.
         let endpoint = config(VERSION);
         let session = SessionConfig {
             max_subscriptions: MAX_SUBSCRIPTIONS,

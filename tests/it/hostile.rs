@@ -451,6 +451,9 @@ struct HalfOpen {
     codes: BTreeMap<u64, usize>,
     /// Handshake to close, the shortest and the longest.
     lived: (Duration, Duration),
+    /// The shortest time from a connection attempt to its close: the relay's wait for SETUP starts
+    /// once its side of the handshake is done, so this is never shorter than that wait.
+    shortest_from_attempt: Duration,
     /// From the first connection attempt to the last handshake.
     all_open_after: Duration,
     /// The most connections open at once.
@@ -511,6 +514,7 @@ async fn half_open(target: Target, count: usize) -> HalfOpen {
         let handshake = handshakes.clone().acquire_owned().await.unwrap();
         let (endpoint, open) = (endpoint.clone(), open.clone());
         waiting.spawn(async move {
+            let asked = Instant::now();
             let conn = raw_connect_from(&endpoint, target.addr).await;
             drop(handshake);
             let opened = Instant::now();
@@ -518,15 +522,17 @@ async fn half_open(target: Target, count: usize) -> HalfOpen {
             open.1.fetch_max(now, Ordering::Relaxed);
             let code = close_code_within(&conn, SessionConfig::default().setup_timeout + WAIT).await;
             open.0.fetch_sub(1, Ordering::Relaxed);
-            (code, opened.elapsed(), opened)
+            (code, opened.elapsed(), asked.elapsed(), opened)
         });
     }
-    let mut report = HalfOpen { lived: (Duration::MAX, Duration::ZERO), ..Default::default() };
+    let mut report =
+        HalfOpen { lived: (Duration::MAX, Duration::ZERO), shortest_from_attempt: Duration::MAX, ..Default::default() };
     let mut last_opened = started;
     while let Some(closed) = waiting.join_next().await {
-        let (code, after, opened) = closed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        let (code, after, from_attempt, opened) = closed.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         *report.codes.entry(code).or_default() += 1;
         report.lived = (report.lived.0.min(after), report.lived.1.max(after));
+        report.shortest_from_attempt = report.shortest_from_attempt.min(from_attempt);
         last_opened = last_opened.max(opened);
     }
     report.all_open_after = last_opened - started;
@@ -798,8 +804,7 @@ async fn hostile_mix_leaves_well_behaved_subscribers_and_memory_alone() {
     let setup_timeout = SessionConfig::default().setup_timeout;
     let timeout_code = SessionCode::ControlMessageTimeout.to_u64();
     assert_eq!(half_open.codes, BTreeMap::from([(timeout_code, HALF_OPEN)]), "half-open connections");
-    // The client sees its handshake end a moment after the relay does.
-    assert!(half_open.lived.0 >= setup_timeout - Duration::from_millis(100), "closed before the setup timeout");
+    assert!(half_open.shortest_from_attempt >= setup_timeout, "closed before the setup timeout: {half_open:?}");
     let refused = Answer::Refused(StreamCode::Cancelled);
     assert_eq!(
         report.subscribe_flood,

@@ -94,9 +94,9 @@ const HALF_OPEN_RATE: u32 = 100;
 /// arrivals take, so that all 1,000 are open at once.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Handshakes in progress at a time: also what slows the arrivals when the machine is busy. All
-/// 1,000 at once overflow the relay's UDP receive buffer: Initial packets are lost and some
-/// handshakes take many retransmissions (some outlived 30 s on the development machine), so the
-/// relay would see fewer half-open sessions, not more.
+/// 1,000 at once overflow the UDP receive buffers (5,060 datagrams dropped in one try on the
+/// development machine) and some handshakes never finish (129 of 1,000 within 30 s), so the relay
+/// would see fewer half-open sessions, not more.
 const HANDSHAKES_AT_ONCE: usize = 4;
 /// The relay's `max_subscriptions` (default 1024).
 const MAX_SUBSCRIPTIONS: usize = 8;
@@ -121,9 +121,11 @@ const LATENCY_FLOOR: Duration = Duration::from_millis(50);
 const PEAK_RSS_BOUND_KIB: u64 = 256 * 1024;
 
 /// How far the process's RSS may stay above where it was once the hostile peers are gone (both
-/// figures taken after `malloc_trim`): about three times the 11 MiB measured, and half of what a
-/// leak of the relay's side of the half-open connections alone would keep (about 65 MiB).
-const AFTER_RSS_BOUND_KIB: u64 = 32 * 1024;
+/// figures taken after `malloc_trim`). Measured: +13 MiB alone, +30 MiB in the whole `it` suite,
+/// whose other tests share the process and allocate at the same time. The bound catches a gross
+/// leak (the relay keeping its side of every half-open connection would hold about 65 MiB); the
+/// exact check on the relay's state is its task count.
+const AFTER_RSS_BOUND_KIB: u64 = 64 * 1024;
 
 /// Frame phases: frames written before the quiet run, during it, during the hostile run, after.
 const WARMUP: u8 = 0;

@@ -429,8 +429,8 @@ impl Target {
         raw_connect_from(&raw_endpoint(self.fingerprint, VERSION, transport), self.addr).await
     }
 
-    /// [`Target::raw`] with quinn's default settings, SETUP sent and the relay's ANNOUNCE_REQUEST
-    /// answered (nothing to announce): a session that does everything a session must, so what the
+    /// [`Target::raw`], SETUP sent and the relay's ANNOUNCE_REQUEST answered (nothing to
+    /// announce): a session that does everything a session must, so what the
     /// relay does to it answers what it does beyond. (Unanswered, the relay closes a session with
     /// CONTROL_MESSAGE_TIMEOUT after its control timeout.)
     async fn session(self, transport: quinn::TransportConfig, held: &Mutex<Held>) -> QuicConnection {

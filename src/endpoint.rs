@@ -298,7 +298,15 @@ impl Incoming {
 
     /// Completes the handshake (raw QUIC or WebTransport, by ALPN) and reads the client's SETUP, so
     /// the application can look at the path before accepting ([`Session::accept`]) or rejecting.
+    /// The wait for SETUP is the server's [`EndpointConfig::session`] setup timeout.
     pub async fn setup(self) -> Result<PendingSession<AnyConnection>, EndpointError> {
+        let session = self.config.session.clone();
+        self.setup_with(&session).await
+    }
+
+    /// [`Incoming::setup`] with the SETUP wait of `session` (the settings the session will run
+    /// with, when they are not the server's: a relay's).
+    pub async fn setup_with(self, session: &SessionConfig) -> Result<PendingSession<AnyConnection>, EndpointError> {
         let connection = self.incoming.await.map_err(|e| EndpointError::Connect(e.to_string()))?;
         let quic = QuicConnection::new(connection);
         let alpn = quic.alpn();
@@ -318,8 +326,7 @@ impl Incoming {
                 None => request.path().to_string(),
             };
             let conn = request.accept(Some(version.alpn())).await.map_err(|e| EndpointError::Connect(e.to_string()))?;
-            let pending =
-                accept_setup(AnyConnection::WebTransport(Box::new(conn)), version, &self.config.session).await?;
+            let pending = accept_setup(AnyConnection::WebTransport(Box::new(conn)), version, session).await?;
             return Ok(pending.with_url_path(path));
         }
         let Some(version) = alpn.as_deref().and_then(Version::from_alpn) else {
@@ -327,7 +334,7 @@ impl Incoming {
             let offered = alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             return Err(no_common_version(&self.config, offered));
         };
-        Ok(accept_setup(AnyConnection::Quic(quic), version, &self.config.session).await?)
+        Ok(accept_setup(AnyConnection::Quic(quic), version, session).await?)
     }
 }
 

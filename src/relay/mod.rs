@@ -31,7 +31,8 @@ pub struct RelayConfig {
     /// This relay's Hop ID (non-zero, below 2^53 for old JS clients), sent in SETUP and
     /// ANNOUNCE_OK; announcements that already passed through it are dropped (loops).
     pub hop_id: u64,
-    /// Settings of every session (bounds, timeouts).
+    /// Settings of every session (bounds, timeouts), the wait for SETUP included: [`Relay::run`]
+    /// takes it from here, not from the server's [`EndpointConfig`].
     pub session: SessionConfig,
     /// Bounds of the shared origin.
     pub origin: OriginSettings,
@@ -233,7 +234,8 @@ impl Relay {
             let (relay, admit) = (self.clone(), admit.clone());
             let peer = incoming.remote_address();
             tokio::spawn(async move {
-                let pending = match incoming.setup().await {
+                // The SETUP wait is the relay's, as every other session setting.
+                let pending = match incoming.setup_with(&relay.inner.config.session).await {
                     Ok(pending) => pending,
                     Err(err @ EndpointError::NoCommonVersion { .. }) => {
                         return tracing::info!(%peer, "session refused: {err}");

@@ -47,13 +47,7 @@ enum Answer {
 }
 
 async fn raw(addr: SocketAddr, fingerprint: [u8; 32], version: Version) -> QuicConnection {
-    let trust = ClientTrust::Fingerprint(vec![fingerprint]);
-    let config = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(config);
-    // Generous: the handshake competes with both relays and the rest of the suite for the CPU.
-    let connection = timeout(4 * WAIT, endpoint.connect(addr, "localhost").unwrap()).await.unwrap().unwrap();
-    QuicConnection::new(connection)
+    raw_connect_from(&raw_endpoint(fingerprint, version, quinn::TransportConfig::default()), addr).await
 }
 
 /// Writes `bytes`, `piece` bytes per write with a pause after each, so they leave as separate
@@ -120,13 +114,6 @@ async fn ask_uni(conn: &QuicConnection, bytes: &[u8]) -> Answer {
     }
 }
 
-fn announce(version: Version, prefix: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    BidiStream::Announce.encode(&mut out, version).unwrap();
-    AnnounceRequest { prefix: Path::new(prefix).unwrap(), exclude_hop: 0 }.encode(&mut out, version).unwrap();
-    out
-}
-
 /// An ANNOUNCE_REQUEST whose prefix has `segments` segments, encoded by hand (the codec refuses
 /// to build an over-long path).
 fn announce_segments(version: Version, segments: usize) -> Vec<u8> {
@@ -179,12 +166,12 @@ async fn play(addr: SocketAddr, fingerprint: [u8; 32], version: Version, setup_p
     case("announce, 32-segment prefix", ask(&conn, &announce_segments(version, 32), 4096).await);
     case("announce, 33-segment prefix", ask(&conn, &announce_segments(version, 33), 4096).await);
     let longest = max_length_path();
-    case("announce, maximum-length prefix", ask(&conn, &announce(version, &longest), 4096).await);
+    case("announce, maximum-length prefix", ask(&conn, &announce_request(version, &longest), 4096).await);
     case("subscribe, maximum-length broadcast path", ask(&conn, &subscribe_to(version, &longest), 4096).await);
-    case("announce, split at every byte", ask(&conn, &announce(version, "room"), 1).await);
+    case("announce, split at every byte", ask(&conn, &announce_request(version, "room"), 1).await);
     case("subscribe to nobody, split at every byte", ask(&conn, &subscribe_unknown(version), 1).await);
     // The session survived all of it (and the unknown SETUP parameter, however it was split).
-    case("session still up", ask(&conn, &announce(version, ""), 4096).await);
+    case("session still up", ask(&conn, &announce_request(version, ""), 4096).await);
     answers
 }
 

@@ -9,6 +9,7 @@ mod bad_peers;
 mod fanout_copies;
 mod ffi;
 mod fuzz_seeds;
+mod hostile;
 mod impaired;
 mod interop_relay;
 mod media;

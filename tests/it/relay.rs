@@ -61,6 +61,23 @@ impl TestRelay {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relays_own_setup_timeout_closes_a_silent_client() {
+    init_logs();
+    for version in [Version::Lite06, Version::Lite05] {
+        // The server's endpoint keeps the default 10 s; the relay's session settings say 300 ms.
+        let mut relay_config = RelayConfig::default();
+        relay_config.session.setup_timeout = Duration::from_millis(300);
+        let relay = start_relay_with(version, relay_config);
+        let endpoint = raw_endpoint(relay.cert.fingerprint(), version, quinn::TransportConfig::default());
+        let conn = raw_connect_from(&endpoint, relay.addr).await;
+        let started = tokio::time::Instant::now();
+        assert_eq!(close_code(&conn).await, moqt::coding::SessionCode::ControlMessageTimeout.to_u64(), "{version}");
+        let after = started.elapsed();
+        assert!(after < Duration::from_secs(5), "{version}: closed after {after:?}, not the relay's 300 ms");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fan_out_with_one_upstream_subscription() {
     init_logs();
     for version in Version::ALL {

@@ -210,12 +210,27 @@ pub async fn read_group(group: &mut model::GroupConsumer) -> Vec<model::Frame> {
 /// A bare QUIC connection to the server speaking `version`'s ALPN, with no session on it: the test
 /// plays the peer byte by byte.
 pub async fn raw_connect(server: &TestServer, version: Version) -> moqt::transport::quic::QuicConnection {
-    let trust = ClientTrust::Fingerprint(vec![server.cert.fingerprint()]);
-    let client = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
+    let endpoint = raw_endpoint(server.cert.fingerprint(), version, quinn::TransportConfig::default());
+    raw_connect_from(&endpoint, server.addr).await
+}
+
+/// A bare quinn client on loopback that trusts `fingerprint`, offers `version`'s ALPN and has the
+/// `transport` settings (its own stream limits and windows). One endpoint carries any number of
+/// connections ([`raw_connect_from`]) on one UDP socket.
+pub fn raw_endpoint(fingerprint: [u8; 32], version: Version, transport: quinn::TransportConfig) -> quinn::Endpoint {
+    let trust = ClientTrust::Fingerprint(vec![fingerprint]);
+    let mut client = moqt::transport::tls::client_config(&trust, &[version.alpn().as_bytes().to_vec()]).unwrap();
+    client.transport_config(Arc::new(transport));
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(client);
-    let connection = timeout(WAIT, endpoint.connect(server.addr, "localhost").unwrap()).await.unwrap().unwrap();
-    moqt::transport::quic::QuicConnection::new(connection)
+    endpoint
+}
+
+/// A bare QUIC connection from `endpoint` to the server at `addr`, with no session on it.
+pub async fn raw_connect_from(endpoint: &quinn::Endpoint, addr: SocketAddr) -> QuicConnection {
+    let connecting = endpoint.connect(addr, "localhost").unwrap();
+    // Generous: a handshake competes with the relays and the rest of the suite for the CPU.
+    QuicConnection::new(timeout(4 * WAIT, connecting).await.expect("handshake in time").expect("handshake"))
 }
 
 /// Sends `bytes` on a new uni stream and finishes it.
@@ -227,8 +242,13 @@ pub async fn send_uni<C: Connection>(conn: &C, bytes: &[u8]) {
 
 /// The close code the server ends a raw connection with.
 pub async fn close_code(conn: &moqt::transport::quic::QuicConnection) -> u64 {
+    close_code_within(conn, WAIT).await
+}
+
+/// [`close_code`], the server closing the connection within `bound`.
+pub async fn close_code_within(conn: &moqt::transport::quic::QuicConnection, bound: Duration) -> u64 {
     use moqt::transport::{Connection, TransportError};
-    match timeout(WAIT, conn.closed()).await.expect("closed in time") {
+    match timeout(bound, conn.closed()).await.expect("closed in time") {
         TransportError::ClosedByPeer { code, .. } => code,
         other => panic!("closed by {other:?}"),
     }
@@ -389,6 +409,16 @@ pub async fn send_client_setup<C: Connection>(conn: &C, version: Version) {
     if version.has_setup() {
         send_uni(conn, &client_setup_bytes(version)).await;
     }
+}
+
+/// A raw ANNOUNCE_REQUEST (stream type and message) for `prefix`.
+pub fn announce_request(version: Version, prefix: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    BidiStream::Announce.encode(&mut out, version).unwrap();
+    moqt::wire::AnnounceRequest { prefix: Path::new(prefix).unwrap(), exclude_hop: 0 }
+        .encode(&mut out, version)
+        .unwrap();
+    out
 }
 
 /// A raw SUBSCRIBE request (stream type and message) for `track` of room/alice.

@@ -771,7 +771,7 @@ async fn hostile_mix_leaves_well_behaved_subscribers_and_memory_alone() {
     let received: Vec<_> = (0..SUBSCRIBERS).map(|i| (tally.frames(i, QUIET), tally.frames(i, HOSTILE))).collect();
     let (quiet, quiet_n) = tally.p99(QUIET);
     let (loaded, loaded_n) = tally.p99(HOSTILE);
-    let strict = std::env::var("MOQT_LONG_SCENARIOS").is_ok_and(|v| !v.is_empty() && v != "0");
+    let strict = long_scenarios();
     let bound = if strict { (2 * quiet).max(quiet + LATENCY_FLOOR) } else { quiet + GROSS_LATENCY };
     let dropped = after.2.traffic.groups_dropped - before.2.traffic.groups_dropped;
     let half_open = &report.half_open;

@@ -72,7 +72,7 @@ const FRAMES: u64 = 30;
 
 /// Seconds of media: `ci`, or 30 with MOQT_LONG_SCENARIOS=1.
 fn seconds(ci: u64) -> u64 {
-    if std::env::var("MOQT_LONG_SCENARIOS").is_ok_and(|v| !v.is_empty() && v != "0") { 30 } else { ci }
+    if long_scenarios() { 30 } else { ci }
 }
 
 /// Frame `f` of group `g`: a 3000-byte key frame, then 600-byte frames (about 150 kbit/s), its

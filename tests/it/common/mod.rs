@@ -24,6 +24,12 @@ use tokio::time::{Instant, timeout};
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Logs to the test output when RUST_LOG is set (e.g. RUST_LOG=moqt=debug).
+/// True when MOQT_LONG_SCENARIOS is set (and not 0): scenarios run their long versions and
+/// check their speed targets, for a quiet machine (RELIABILITY.md).
+pub fn long_scenarios() -> bool {
+    std::env::var("MOQT_LONG_SCENARIOS").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 pub fn init_logs() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())

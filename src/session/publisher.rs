@@ -796,18 +796,18 @@ impl<C: Connection> GroupSender<C> {
         let live = *self.live.borrow_and_update();
         let mut expiry = self.live.clone();
         let mut gone = Box::pin(group.aborted());
-        let result = match self.follow(&live, &mut writer, sequence) {
-            Ok(()) => tokio::select! {
-                result = self.write_group(&mut writer, &mut group, &mut tally) => result,
-                Ok(()) = &mut abandoned => Err(SessionError::Model(model::Error::Aborted(StreamCode::TooFarBehind))),
-                // Also while a write waits for a slow subscriber's flow control: the reset frees
-                // what is queued for a group past the subscription's max age or gone from the
-                // cache, so a lagging subscriber costs the relay about max-age of media, not all
-                // it has not read yet.
-                () = expired(&mut expiry, sequence) => Err(SessionError::Model(model::Error::Expired)),
-                err = &mut gone => Err(SessionError::Model(err)),
-            },
-            Err(err) => Err(err),
+        self.set_priority(live.priority, &mut writer, sequence);
+        let result = tokio::select! {
+            // Expiry first: a group already past the subscription's max age is reset before any
+            // of it is written. Also while a write waits for a slow subscriber's flow control:
+            // the reset frees what is queued for a group past the max age or gone from the
+            // cache, so a lagging subscriber costs the relay about max-age of media, not all it
+            // has not read yet.
+            biased;
+            () = expired(&mut expiry, sequence) => Err(SessionError::Model(model::Error::Expired)),
+            err = &mut gone => Err(SessionError::Model(err)),
+            Ok(()) = &mut abandoned => Err(SessionError::Model(model::Error::Aborted(StreamCode::TooFarBehind))),
+            result = self.write_group(&mut writer, &mut group, &mut tally) => result,
         };
         match result {
             Ok(()) => {
@@ -883,22 +883,18 @@ impl<C: Connection> GroupSender<C> {
                     }
                     index += 1;
                 }
+                // Expiry is watched by the caller; a SUBSCRIBE_UPDATE's priority applies here.
                 Ok(()) = self.live.changed() => {
-                    let live = *self.live.borrow_and_update();
-                    self.follow(&live, writer, sequence)?;
+                    let priority = self.live.borrow_and_update().priority;
+                    self.set_priority(priority, writer, sequence);
                 }
             }
         }
     }
 
-    /// Applies the subscription's state to this group's stream: its priority, or an error (a
-    /// reset with OLD) once the group is past the subscription's max age.
-    fn follow(&self, live: &Live, writer: &mut Writer<C::Send>, sequence: u64) -> Result<(), SessionError> {
-        if live.expired_through.is_some_and(|expired| expired >= sequence) {
-            return Err(SessionError::Model(model::Error::Expired));
-        }
-        writer.set_priority(group_priority(live.priority, self.subscribe_id, sequence));
-        Ok(())
+    /// Gives this group's stream the subscription's priority.
+    fn set_priority(&self, priority: u8, writer: &mut Writer<C::Send>, sequence: u64) {
+        writer.set_priority(group_priority(priority, self.subscribe_id, sequence));
     }
 }
 

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 frames=${FRAMES:-100000}
 cargo build --release --quiet --lib --bin moqt
+# The program loads the library by its SONAME, as an installed one would be.
+soname=$(readelf -d target/release/libmoqt.so | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+ln -sf libmoqt.so "target/release/$soname"
 out=target/bench-ffi
 mkdir -p "$out"
 cc -std=c11 -O2 -Wall -Wextra -Werror -pedantic -I include benches/c/delivery.c -L target/release -lmoqt \

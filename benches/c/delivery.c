@@ -27,6 +27,18 @@ static uint64_t thread_cpu_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* How many times the calling thread has gone to sleep (voluntary context switches): the wake-ups
+ * the delivery cost. */
+static long thread_sleeps(void) {
+    FILE *status = fopen("/proc/thread-self/status", "r");
+    long sleeps = -1;
+    char line[256];
+    while (status && fgets(line, sizeof line, status))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &sleeps) == 1) break;
+    if (status) fclose(status);
+    return sleeps;
+}
+
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -37,6 +49,8 @@ struct counter {
     long wanted;
     uint64_t first_cpu;
     uint64_t last_cpu;
+    long first_sleeps;
+    long last_sleeps;
     atomic_int done;
 };
 
@@ -46,9 +60,13 @@ static void on_frame(void *user_data, const moqt_frame *frame) {
     const uint8_t *data = moqt_frame_data(frame, &len);
     (void)data;
     long n = atomic_fetch_add(&c->frames, 1) + 1;
-    if (n == 1) c->first_cpu = thread_cpu_ns();
+    if (n == 1) {
+        c->first_sleeps = thread_sleeps();
+        c->first_cpu = thread_cpu_ns();
+    }
     if (n == c->wanted) {
         c->last_cpu = thread_cpu_ns();
+        c->last_sleeps = thread_sleeps();
         atomic_store(&c->done, 1);
     }
 }
@@ -115,7 +133,7 @@ int main(int argc, char **argv) {
     /* Every frame is published, and the track finished (a reader waits on an open group), before
      * the clock starts: what is measured is delivery, not the publisher's pace. */
     uint64_t cpu_ns = 0;
-    long delivered = 0;
+    long delivered = 0, sleeps = 0;
     moqt_pull *pull = NULL;
     moqt_subscription *subscription = NULL;
     struct counter counter;
@@ -149,6 +167,7 @@ int main(int argc, char **argv) {
     moqt_track_free(track);
     if (pull_mode) {
         const moqt_frame *frame = NULL;
+        long first_sleeps = thread_sleeps();
         uint64_t start = thread_cpu_ns();
         while (delivered < frames && moqt_pull_next_frame(pull, 5000, &frame) == MOQT_STATUS_OK) {
             size_t len = 0;
@@ -157,6 +176,7 @@ int main(int argc, char **argv) {
             delivered++;
         }
         cpu_ns = thread_cpu_ns() - start;
+        sleeps = thread_sleeps() - first_sleeps;
         moqt_pull_free(pull);
     } else {
         for (int i = 0; i < 1200 && !atomic_load(&counter.done); i++) sleep_ms(50);
@@ -164,6 +184,7 @@ int main(int argc, char **argv) {
         delivered = atomic_load(&counter.frames);
         if (atomic_load(&counter.done)) {
             cpu_ns = counter.last_cpu - counter.first_cpu;
+            sleeps = counter.last_sleeps - counter.first_sleeps;
             delivered -= 1; /* intervals between the first and the last frame */
         }
     }
@@ -171,8 +192,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "delivery: only %ld of %ld frames arrived\n", delivered, frames);
         return 1;
     }
-    printf("delivery %s: %ld frames, %.0f ns per frame on the delivering thread\n", pull_mode ? "pull" : "callback",
-           delivered, (double)cpu_ns / (double)(delivered > 0 ? delivered : 1));
+    printf("delivery %s: %ld frames, %.0f ns per frame on the delivering thread, which slept %ld times\n",
+           pull_mode ? "pull" : "callback", delivered, (double)cpu_ns / (double)(delivered > 0 ? delivered : 1), sleeps);
     moqt_broadcast_free(broadcast);
     moqt_client_free(subscriber);
     moqt_client_free(publisher);

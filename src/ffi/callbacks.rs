@@ -84,13 +84,16 @@ impl<E: Send + Sync + 'static> CallbackSet<E> {
     /// freed meanwhile.
     pub(crate) async fn callback(self: &Arc<Self>, call: impl FnOnce(&E, *mut c_void) + Send + 'static) {
         let this = self.clone();
-        dispatch(move || {
-            let _gate = this.gate.lock().unwrap_or_else(PoisonError::into_inner);
-            if !this.freed.load(Ordering::Acquire) {
-                call(&this.events, this.user_data.0);
-            }
-        })
-        .await;
+        dispatch(move || this.run(call)).await;
+    }
+
+    /// Runs `call` with the events and the user data here and now (on the dispatcher), unless
+    /// the set was freed.
+    pub(crate) fn run(&self, call: impl FnOnce(&E, *mut c_void)) {
+        let _gate = self.gate.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.freed.load(Ordering::Acquire) {
+            call(&self.events, self.user_data.0);
+        }
     }
 
     /// Ends the set: on_closed(status), then user_data_free, exactly once. Both are queued by a

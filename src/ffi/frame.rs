@@ -1,10 +1,22 @@
 //! `moqt_frame`: received frames, immutable and refcounted (an `Arc` C holds references to),
 //! shared with the engine without a copy.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::args::Out;
-use super::handle::{Castable, OwnershipArc, add_ref, opt_ref, release};
+use super::handle::{Castable, OwnershipArc, add_ref, arc_ptr, opt_ref, take_arc};
+
+/// Frame handles a thread keeps for reuse once C let go of them, so that in the steady state a
+/// delivered frame allocates nothing: the dispatcher lends a frame to `on_frame` and gets it back
+/// when the callback did not keep it; a pull thread unrefs a frame and takes the next one.
+const SPARE_FRAME_HANDLES: usize = 8;
+
+thread_local! {
+    static SPARE: RefCell<Vec<Arc<moqt_frame>>> = const { RefCell::new(Vec::new()) };
+}
 
 /// A received frame. Borrowed for the duration of `on_frame`; `moqt_frame_ref` keeps it.
 #[allow(non_camel_case_types)]
@@ -43,6 +55,37 @@ impl moqt_frame {
         moqt_frame { payload: frame.payload, timestamp: frame.timestamp, timescale, group, index, has_timestamp, keyframe }
     }
 
+    /// A new reference for C to this frame, in a handle this thread got back earlier if it has
+    /// one (no allocation).
+    pub(crate) fn into_handle(self) -> *const moqt_frame {
+        let spare = SPARE.try_with(|spare| spare.borrow_mut().pop()).ok().flatten();
+        let handle = match spare {
+            Some(mut handle) => match Arc::get_mut(&mut handle) {
+                Some(slot) => {
+                    *slot = self;
+                    handle
+                }
+                None => Arc::new(self),
+            },
+            None => Arc::new(self),
+        };
+        arc_ptr(handle)
+    }
+
+    /// Ends one of C's references to `frame` (NULL is accepted). The last one releases the
+    /// payload at once and keeps the handle for this thread's next frame.
+    pub(crate) fn release_handle(frame: *const moqt_frame) {
+        let Some(mut handle) = take_arc(frame) else { return };
+        let Some(last) = Arc::get_mut(&mut handle) else { return };
+        last.payload = Bytes::new();
+        let _ = SPARE.try_with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_FRAME_HANDLES {
+                spare.push(handle);
+            }
+        });
+    }
+
     /// A media sample, `index` within its group: the codec payload, its presentation time in
     /// microseconds (from the container, so on every version) and its own keyframe flag.
     pub(crate) fn media(frame: crate::media::MediaFrame, index: u64) -> Self {
@@ -73,7 +116,7 @@ pub extern "C" fn moqt_frame_ref(frame: *const moqt_frame) -> *const moqt_frame 
 /// Thread-safety: any thread. Callbacks: none.
 #[unsafe(no_mangle)]
 pub extern "C" fn moqt_frame_unref(frame: *const moqt_frame) {
-    release(frame);
+    moqt_frame::release_handle(frame);
 }
 
 /// The frame's bytes; `len_out` (if not NULL) receives their length.

@@ -65,17 +65,13 @@ pub(crate) fn add_ref<T: Castable<Ownership = OwnershipArc>>(ptr: *const T) -> *
 
 /// Drops one of C's references to the handle behind `ptr` (nothing for NULL).
 pub(crate) fn release<T: Castable<Ownership = OwnershipArc>>(ptr: *const T) {
-    if !ptr.is_null() {
-        // SAFETY: a non-NULL pointer came from `arc_ptr` and C gives back a reference it held.
-        unsafe { Arc::decrement_strong_count(ptr) };
-    }
+    drop(take_arc(ptr));
 }
 
-/// Lends `value` to C for the duration of `call` (C keeps it with `add_ref`).
-pub(crate) fn lend<T: Castable<Ownership = OwnershipArc>>(value: T, call: impl FnOnce(*const T)) {
-    let ptr = arc_ptr(Arc::new(value));
-    call(ptr);
-    release(ptr);
+/// Takes back one of C's references to the handle behind `ptr` as an `Arc`; `None` for NULL.
+pub(crate) fn take_arc<T: Castable<Ownership = OwnershipArc>>(ptr: *const T) -> Option<Arc<T>> {
+    // SAFETY: a non-NULL pointer came from `arc_ptr` and C gives back a reference it held.
+    (!ptr.is_null()).then(|| unsafe { Arc::from_raw(ptr) })
 }
 
 #[cfg(test)]
@@ -112,16 +108,14 @@ mod tests {
     }
 
     #[test]
-    fn counted_references_add_up_and_a_loan_ends_with_its_call() {
+    fn counted_references_add_up_and_come_back() {
         let value = Arc::new(Counted(3));
         let ptr = arc_ptr(value.clone());
         assert_eq!(add_ref(ptr), ptr);
         assert_eq!(Arc::strong_count(&value), 3);
         release(ptr);
-        release(ptr);
+        assert_eq!(take_arc(ptr).map(|taken| taken.0), Some(3));
         assert_eq!(Arc::strong_count(&value), 1);
-        let mut seen = 0;
-        lend(Counted(5), |lent| seen = opt_ref(lent).unwrap().0);
-        assert_eq!(seen, 5);
+        assert!(take_arc::<Counted>(std::ptr::null()).is_none());
     }
 }

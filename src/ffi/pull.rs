@@ -15,7 +15,7 @@ use super::client::moqt_client;
 use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
 use super::follow::{Delivery, Order, TrackEnd, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::handle::{Castable, OwnershipBox, arc_ptr, opt_ref, take_box, try_ref};
+use super::handle::{Castable, OwnershipBox, opt_ref, take_box, try_ref};
 use super::runtime::{runtime, spawn_task};
 use crate::coding::Path;
 use crate::model::{FrameBounds, OriginProducer, SubscribeOptions};
@@ -54,7 +54,20 @@ struct PullState<T> {
     freed: bool,
     /// True while the readiness pipe holds its byte.
     signalled: bool,
+    /// Set once C asked for the readiness fd: until then nobody polls it, so the pipe is left
+    /// alone and a frame costs no system call.
+    fd_in_use: bool,
+    /// Threads blocked in `take`: a push wakes them only if there are any (a condvar notify is a
+    /// system call even with no waiter).
+    waiters: u32,
+    /// Slots freed by `take` and not yet given back to the engine: returned in batches of
+    /// [`SLOT_BATCH`], or all at once when the queue runs dry, so the engine task is woken once
+    /// per batch rather than once per frame.
+    freed_slots: usize,
 }
+
+/// How many taken frames the engine's slots are handed back in.
+const SLOT_BATCH: usize = MOQT_PULL_QUEUE_FRAMES as usize / 8;
 
 impl<T> PullState<T> {
     /// What the readiness fd says: something to take (a frame or a gap report) or the end.
@@ -116,6 +129,9 @@ impl<T> PullQueue<T> {
                 flushing: false,
                 freed: false,
                 signalled: false,
+                fd_in_use: false,
+                waiters: 0,
+                freed_slots: 0,
             }),
             ready: Condvar::new(),
             slots: Arc::new(Semaphore::new(MOQT_PULL_QUEUE_FRAMES as usize)),
@@ -126,7 +142,7 @@ impl<T> PullQueue<T> {
     /// Makes the readiness pipe match the state (called with the state locked after each change).
     fn sync_fd(&self, state: &mut PullState<T>) {
         let readable = state.readable();
-        if readable == state.signalled {
+        if !state.fd_in_use || readable == state.signalled {
             return;
         }
         if readable {
@@ -145,7 +161,17 @@ impl<T> PullQueue<T> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.frames.push_back(frame);
         self.sync_fd(&mut state);
-        self.ready.notify_all();
+        if state.waiters > 0 {
+            self.ready.notify_all();
+        }
+    }
+
+    /// Gives the engine back the slots of taken frames, in batches (see [`SLOT_BATCH`]).
+    fn free_slot(&self, state: &mut PullState<T>) {
+        state.freed_slots += 1;
+        if state.freed_slots >= SLOT_BATCH || state.frames.is_empty() {
+            self.slots.add_permits(std::mem::take(&mut state.freed_slots));
+        }
     }
 
     /// Queues a gap report; past MOQT_PULL_QUEUE_GAPS unread ones, the newest absorbs it (its
@@ -186,7 +212,8 @@ impl<T> PullQueue<T> {
     /// Takes the next item, waiting up to `timeout_ms` (0: do not wait; negative: forever), as
     /// `moqt_pull_next_frame` documents; `what` names the item in messages.
     pub(crate) fn take(&self, timeout_ms: i64, what: &str) -> FfiResult<T> {
-        let deadline = (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
+        // Read the clock only if there is something to wait for.
+        let mut deadline = None;
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if state.freed {
@@ -197,7 +224,7 @@ impl<T> PullQueue<T> {
             }
             if let Some(item) = state.frames.pop_front() {
                 self.sync_fd(&mut state);
-                self.slots.add_permits(1);
+                self.free_slot(&mut state);
                 return Ok(item);
             }
             if std::mem::take(&mut state.interrupted) {
@@ -205,6 +232,9 @@ impl<T> PullQueue<T> {
             }
             if let Some(end) = state.ended {
                 return Err(end.into());
+            }
+            if timeout_ms >= 0 && deadline.is_none() {
+                deadline = Some(Instant::now() + Duration::from_millis(timeout_ms.unsigned_abs()));
             }
             let wait = match deadline {
                 None => Duration::from_secs(3600),
@@ -214,7 +244,9 @@ impl<T> PullQueue<T> {
                     _ => return Err(FfiError::new(moqt_status::ErrTimeout, format!("no {what} in time"))),
                 },
             };
+            state.waiters += 1;
             state = self.ready.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
+            state.waiters -= 1;
         }
     }
 
@@ -235,8 +267,11 @@ impl<T> PullQueue<T> {
         self.ready.notify_all();
     }
 
-    /// The readiness fd.
+    /// The readiness fd, kept in step with the queue from now on.
     pub(crate) fn fd(&self) -> c_int {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.fd_in_use = true;
+        self.sync_fd(&mut state);
         self.pipe[0]
     }
 
@@ -391,7 +426,7 @@ pub extern "C" fn moqt_pull_next_frame(
         let queue = try_ref(pull)?.shared.clone();
         let out = Out::new(out)?;
         let frame = queue.take(timeout_ms, "frame")?;
-        out.write(arc_ptr(Arc::new(frame)));
+        out.write(frame.into_handle());
         Ok(())
     })
 }

@@ -3,25 +3,57 @@
 //! serialized and ordered. Both start on first use.
 
 use std::ffi::{c_char, c_void};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::callbacks::UserData;
 use super::error::{FfiError, guard, guard_void, moqt_status};
+use super::frame::moqt_frame;
 
 /// How many callbacks may wait for the dispatcher before the engine waits (backpressure on the
 /// network side, never an unbounded queue).
 const DISPATCH_QUEUE: usize = 1024;
 
-type Job = Box<dyn FnOnce() + Send>;
+/// How many run jobs the dispatcher hands their queue slots back in (and always before it
+/// sleeps): one semaphore operation per batch instead of one per callback.
+const DISPATCH_SLOT_BATCH: usize = DISPATCH_QUEUE / 16;
+
+/// What the dispatcher runs: a callback, or a frame for a subscription's `on_frame`, queued as it
+/// is so the busiest path allocates nothing per frame (the channel stores jobs in blocks).
+enum Job {
+    Run(Box<dyn FnOnce() + Send>),
+    Frame(Arc<dyn FrameSink>, moqt_frame),
+}
+
+impl Job {
+    fn run(self) {
+        match self {
+            Job::Run(call) => call(),
+            Job::Frame(sink, frame) => sink.deliver(frame),
+        }
+    }
+}
+
+/// The sending side of the dispatcher's queue.
+#[derive(Clone)]
+struct Dispatch {
+    jobs: mpsc::UnboundedSender<Job>,
+    slots: Arc<Semaphore>,
+}
+
+/// A receiver of frames on the dispatcher thread: a subscription's callbacks.
+pub(crate) trait FrameSink: Send + Sync {
+    fn deliver(&self, frame: moqt_frame);
+}
 
 struct Engine {
     runtime: Runtime,
-    dispatch: mpsc::Sender<Job>,
+    /// The queue itself is unbounded; `slots` bounds it (a sender takes a slot first).
+    dispatch: Dispatch,
     dispatcher: JoinHandle<()>,
     dispatcher_id: ThreadId,
 }
@@ -120,7 +152,9 @@ fn start_engine() -> Option<Engine> {
         .enable_all()
         .build()
         .ok()?;
-    let (dispatch, mut jobs) = mpsc::channel::<Job>(DISPATCH_QUEUE);
+    let (sender, mut jobs) = mpsc::unbounded_channel::<Job>();
+    let slots = Arc::new(Semaphore::new(DISPATCH_QUEUE));
+    let dispatch = Dispatch { jobs: sender, slots: slots.clone() };
     // The engine counts as started once the dispatcher has run its start hook.
     let (ready, started) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
@@ -131,10 +165,21 @@ fn start_engine() -> Option<Engine> {
                 hooks.start(c"moqt-cb");
             }
             let _ = ready.send(());
+            // A panic inside our own glue must not kill the dispatcher; C callbacks must not
+            // unwind (documented in the header).
+            let run = |job: Job| drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())));
             while let Some(job) = jobs.blocking_recv() {
-                // A panic inside our own glue must not kill the dispatcher; C callbacks
-                // must not unwind (documented in the header).
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                run(job);
+                let mut done = 1;
+                // Whatever queued meanwhile runs without parking the thread again.
+                while let Ok(job) = jobs.try_recv() {
+                    run(job);
+                    done += 1;
+                    if done == DISPATCH_SLOT_BATCH {
+                        slots.add_permits(std::mem::take(&mut done));
+                    }
+                }
+                slots.add_permits(done);
             }
             if let Some(hooks) = hooks {
                 hooks.stop(c"moqt-cb");
@@ -189,11 +234,20 @@ where
 /// Queues a callback for the dispatcher thread, waiting while the queue is full. False once the
 /// engine stopped.
 pub(crate) async fn dispatch(job: impl FnOnce() + Send + 'static) -> bool {
-    let sender = engine_slot().as_ref().map(|engine| engine.dispatch.clone());
-    match sender {
-        Some(sender) => sender.send(Box::new(job)).await.is_ok(),
-        None => false,
-    }
+    send_job(Job::Run(Box::new(job))).await
+}
+
+/// Queues `frame` for `sink` on the dispatcher thread, as [`dispatch`] queues a callback.
+pub(crate) async fn dispatch_frame(sink: Arc<dyn FrameSink>, frame: moqt_frame) -> bool {
+    send_job(Job::Frame(sink, frame)).await
+}
+
+async fn send_job(job: Job) -> bool {
+    let Some(dispatch) = engine_slot().as_ref().map(|engine| engine.dispatch.clone()) else { return false };
+    let Ok(slot) = dispatch.slots.acquire().await else { return false };
+    // The dispatcher gives the slot back once the job ran.
+    slot.forget();
+    dispatch.jobs.send(job).is_ok()
 }
 
 /// True on the dispatcher thread (inside a callback).

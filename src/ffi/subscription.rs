@@ -10,8 +10,8 @@ use super::client::moqt_client;
 use super::error::{FfiError, guard, guard_void, moqt_status};
 use super::follow::{Delivery, Order, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::handle::{Castable, OwnershipBox, lend, try_ref};
-use super::runtime::runtime;
+use super::handle::{Castable, OwnershipBox, try_ref};
+use super::runtime::{FrameSink, dispatch_frame, runtime};
 use crate::coding::Path;
 use crate::model::{self, FrameBounds, OriginProducer};
 
@@ -82,12 +82,19 @@ impl FedHandle for moqt_subscription {
 
 /// Lends `frame` to on_frame for the call (C keeps it with `moqt_frame_ref`).
 pub(crate) async fn deliver_frame(set: &Arc<FrameCallbacks>, frame: moqt_frame) {
-    set.callback(move |events, user_data| {
-        if let Some(on_frame) = events.on_frame {
-            lend(frame, |frame| on_frame(user_data, frame));
-        }
-    })
-    .await
+    dispatch_frame(set.clone(), frame).await;
+}
+
+impl FrameSink for FrameCallbacks {
+    fn deliver(&self, frame: moqt_frame) {
+        self.run(|events, user_data| {
+            if let Some(on_frame) = events.on_frame {
+                let frame = frame.into_handle();
+                on_frame(user_data, frame);
+                moqt_frame::release_handle(frame);
+            }
+        });
+    }
 }
 
 /// Subscribes to `track` of `broadcast` (paths relative to the client's URL path), waiting for the

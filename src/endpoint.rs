@@ -12,7 +12,7 @@ use crate::session::{Origins, PendingSession, Session, SessionConfig, SessionErr
 use crate::transport::any::AnyConnection;
 use crate::transport::quic::QuicConnection;
 use crate::transport::tls::{self, Certificate, ClientTrust, TlsError};
-use crate::transport::webtransport;
+use crate::transport::webtransport::{self, WebTransportConnection};
 use crate::wire::Version;
 
 /// Settings of a client or server (raw QUIC, and WebTransport on the same endpoint).
@@ -27,10 +27,16 @@ pub struct EndpointConfig {
     pub idle_timeout: Duration,
     /// Ping interval that keeps an idle session alive. Default 10 s (below the idle timeout).
     pub keep_alive: Duration,
-    /// Bidirectional streams the peer may have open at once (requests). Default 256.
+    /// Bidirectional streams the peer may have open at once (requests), at most. Default 256.
     pub max_concurrent_bidi_streams: u32,
-    /// Unidirectional streams the peer may have open at once (groups in flight). Default 1024.
+    /// Unidirectional streams the peer may have open at once (groups in flight), at most.
+    /// Default 1024.
     pub max_concurrent_uni_streams: u32,
+    /// Streams of each kind a new connection's peer may have open at once to start with: the
+    /// allowance doubles each time the peer has opened half of it, up to the two maximums above.
+    /// quinn keeps state for every stream a peer may open, so a viewer that opens a handful costs
+    /// a few KiB instead of ~57 KiB. Default 16.
+    pub initial_concurrent_streams: u32,
     /// A server also accepts WebTransport (ALPN h3) on the same port. Default true.
     pub webtransport: bool,
     /// Settings of each session.
@@ -45,6 +51,7 @@ impl Default for EndpointConfig {
             keep_alive: Duration::from_secs(10),
             max_concurrent_bidi_streams: 256,
             max_concurrent_uni_streams: 1024,
+            initial_concurrent_streams: 16,
             webtransport: true,
             session: SessionConfig::default(),
         }
@@ -76,9 +83,28 @@ impl EndpointConfig {
             .map_err(|_| EndpointError::Config(format!("idle timeout {:?} is too long", self.idle_timeout)))?;
         transport.max_idle_timeout(Some(idle));
         transport.keep_alive_interval(Some(self.keep_alive));
-        transport.max_concurrent_bidi_streams(self.max_concurrent_bidi_streams.into());
-        transport.max_concurrent_uni_streams(self.max_concurrent_uni_streams.into());
+        let initial = |max: u32| self.initial_concurrent_streams.min(max).into();
+        transport.max_concurrent_bidi_streams(initial(self.max_concurrent_bidi_streams));
+        transport.max_concurrent_uni_streams(initial(self.max_concurrent_uni_streams));
         Ok(Arc::new(transport))
+    }
+
+    /// `quic` with its stream allowance growing from the initial one up to the maximums.
+    fn credit_quic(&self, quic: QuicConnection) -> QuicConnection {
+        quic.with_stream_credit(
+            self.initial_concurrent_streams,
+            self.max_concurrent_bidi_streams,
+            self.max_concurrent_uni_streams,
+        )
+    }
+
+    /// `session` with its stream allowance growing from the initial one up to the maximums.
+    fn credit_webtransport(&self, session: WebTransportConnection) -> WebTransportConnection {
+        session.with_stream_credit(
+            self.initial_concurrent_streams,
+            self.max_concurrent_bidi_streams,
+            self.max_concurrent_uni_streams,
+        )
     }
 }
 
@@ -119,7 +145,9 @@ pub enum EndpointError {
     Session(#[from] SessionError),
 }
 
-/// A moq-lite client: raw QUIC by address, or WebTransport by `https://` URL.
+/// A moq-lite client: raw QUIC by address, or WebTransport by `https://` URL. A clone shares the
+/// UDP socket (and TLS session cache): any number of sessions can run over one client.
+#[derive(Clone)]
 pub struct Client {
     endpoint: quinn::Endpoint,
     /// The client config for WebTransport (ALPN h3) with the same trust and transport settings.
@@ -156,7 +184,7 @@ impl Client {
         tracing::debug!(%url, %version, "connected over WebTransport");
         // The path is the CONNECT URL's; SETUP Path must not be sent on WebTransport.
         Ok(Session::connect(
-            AnyConnection::WebTransport(Box::new(conn)),
+            AnyConnection::WebTransport(Box::new(self.config.credit_webtransport(conn))),
             version,
             None,
             origins,
@@ -176,7 +204,7 @@ impl Client {
     ) -> Result<Session, EndpointError> {
         let connecting = self.endpoint.connect(addr, server_name).map_err(|e| EndpointError::Connect(e.to_string()))?;
         let connection = connecting.await.map_err(|e| EndpointError::Connect(e.to_string()))?;
-        let conn = QuicConnection::new(connection);
+        let conn = self.config.credit_quic(QuicConnection::new(connection));
         let alpn = conn.alpn();
         let version = alpn
             .as_deref()
@@ -326,6 +354,7 @@ impl Incoming {
                 None => request.path().to_string(),
             };
             let conn = request.accept(Some(version.alpn())).await.map_err(|e| EndpointError::Connect(e.to_string()))?;
+            let conn = self.config.credit_webtransport(conn);
             let pending = accept_setup(AnyConnection::WebTransport(Box::new(conn)), version, session).await?;
             return Ok(pending.with_url_path(path));
         }
@@ -334,7 +363,7 @@ impl Incoming {
             let offered = alpn.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
             return Err(no_common_version(&self.config, offered));
         };
-        Ok(accept_setup(AnyConnection::Quic(quic), version, session).await?)
+        Ok(accept_setup(AnyConnection::Quic(self.config.credit_quic(quic)), version, session).await?)
     }
 }
 

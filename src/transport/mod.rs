@@ -9,6 +9,7 @@
 //! Session close codes are raw on every transport.
 
 pub mod any;
+pub(crate) mod credit;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
 pub mod quic;

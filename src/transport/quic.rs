@@ -2,9 +2,12 @@
 //! the HTTP/3 space in both directions, as the reference does on raw QUIC too (spec 11.1); session
 //! close codes stay raw.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use quinn::VarInt;
 
+use super::credit::{Dir, StreamCredit};
 use super::{Connection, RecvStream, SendStream, StreamError, TransportError, TransportStats};
 use crate::coding::StreamCode;
 
@@ -12,12 +15,27 @@ use crate::coding::StreamCode;
 #[derive(Debug, Clone)]
 pub struct QuicConnection {
     inner: quinn::Connection,
+    /// Raises the peer's stream allowance as it uses it (none: the allowance stays as set up).
+    credit: Option<Arc<StreamCredit>>,
 }
 
 impl QuicConnection {
     /// Wraps an established quinn connection.
     pub fn new(inner: quinn::Connection) -> Self {
-        Self { inner }
+        Self { inner, credit: None }
+    }
+
+    /// Grows the peer's allowance of concurrent streams, set up at `initial` of each kind, up to
+    /// `max_bi` and `max_uni` as the peer opens streams (see `transport::credit`).
+    pub(crate) fn with_stream_credit(mut self, initial: u32, max_bi: u32, max_uni: u32) -> Self {
+        self.credit = Some(Arc::new(StreamCredit::new(self.inner.clone(), initial, max_bi, max_uni)));
+        self
+    }
+
+    fn opened(&self, dir: Dir) {
+        if let Some(credit) = &self.credit {
+            credit.opened(dir);
+        }
     }
 
     /// The underlying quinn connection.
@@ -65,11 +83,14 @@ impl Connection for QuicConnection {
 
     async fn accept_bi(&self) -> Result<(QuicSend, QuicRecv), TransportError> {
         let (send, recv) = self.inner.accept_bi().await.map_err(connection_error)?;
+        self.opened(Dir::Bi);
         Ok((QuicSend(send), QuicRecv(recv)))
     }
 
     async fn accept_uni(&self) -> Result<QuicRecv, TransportError> {
-        Ok(QuicRecv(self.inner.accept_uni().await.map_err(connection_error)?))
+        let recv = self.inner.accept_uni().await.map_err(connection_error)?;
+        self.opened(Dir::Uni);
+        Ok(QuicRecv(recv))
     }
 
     fn send_datagram(&self, payload: Bytes) -> Result<(), TransportError> {

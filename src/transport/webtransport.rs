@@ -16,6 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use web_transport_quinn::{ReadError, SessionError, WebTransportError, WriteError};
 
+use super::credit::{Dir, StreamCredit};
 use super::tls::{self, Certificate, ClientTrust, TlsError};
 use super::{Connection, RecvStream, SendStream, StreamError, TransportError, TransportStats};
 use crate::coding::StreamCode;
@@ -41,12 +42,29 @@ pub struct WebTransportConnection {
     session: web_transport_quinn::Session,
     /// The code of our own `close`, reported by `closed` as [`TransportError::ClosedLocally`].
     local_close: Arc<OnceLock<u64>>,
+    /// Raises the peer's stream allowance as it uses it (none: the allowance stays as set up).
+    credit: Option<Arc<StreamCredit>>,
 }
 
 impl WebTransportConnection {
     /// Wraps an established session.
     pub fn new(session: web_transport_quinn::Session) -> Self {
-        Self { session, local_close: Arc::new(OnceLock::new()) }
+        Self { session, local_close: Arc::new(OnceLock::new()), credit: None }
+    }
+
+    /// Grows the peer's allowance of concurrent streams (HTTP/3's own included), set up at
+    /// `initial` of each kind, up to `max_bi` and `max_uni` as the peer opens streams (see
+    /// `transport::credit`).
+    pub(crate) fn with_stream_credit(mut self, initial: u32, max_bi: u32, max_uni: u32) -> Self {
+        let connection = quinn::Connection::clone(&self.session);
+        self.credit = Some(Arc::new(StreamCredit::new(connection, initial, max_bi, max_uni)));
+        self
+    }
+
+    fn opened(&self, dir: Dir) {
+        if let Some(credit) = &self.credit {
+            credit.opened(dir);
+        }
     }
 
     /// The underlying WebTransport session.
@@ -125,11 +143,13 @@ impl Connection for WebTransportConnection {
 
     async fn accept_bi(&self) -> Result<(WtSend, WtRecv), TransportError> {
         let (send, recv) = self.session.accept_bi().await.map_err(|e| self.error(e))?;
+        self.opened(Dir::Bi);
         Ok((WtSend::new(send, &self.local_close), WtRecv::new(recv, &self.local_close)))
     }
 
     async fn accept_uni(&self) -> Result<WtRecv, TransportError> {
         let recv = self.session.accept_uni().await.map_err(|e| self.error(e))?;
+        self.opened(Dir::Uni);
         Ok(WtRecv::new(recv, &self.local_close))
     }
 

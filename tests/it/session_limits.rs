@@ -301,6 +301,34 @@ async fn concurrent_uni_stream_bound_holds() {
     assert!(next.is_ok(), "stream credit came back when a stream closed");
 }
 
+/// A peer starts with a small stream allowance (`initial_concurrent_streams`) that grows as it
+/// opens streams, up to `max_concurrent_uni_streams` and no further.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uni_stream_allowance_grows_with_use_up_to_its_maximum() {
+    init_logs();
+    let version = Version::Lite06;
+    let published = publish("room/alice");
+    let mut config = common::config(version);
+    config.initial_concurrent_streams = 4;
+    config.max_concurrent_uni_streams = 40;
+    let server = serve_endpoint(config, Some(published.origin.clone()), None);
+    let conn = raw_connect(&server, version).await;
+    send_uni(&conn, &client_setup_bytes(version)).await;
+    // 40 held open (SETUP's stream is finished), each with half of a two-byte stream type, so the
+    // server holds them: ten times the initial allowance, so it had to grow.
+    let mut held = Vec::new();
+    for opened in 0..40 {
+        let mut send = timeout(WAIT, conn.open_uni())
+            .await
+            .unwrap_or_else(|_| panic!("the allowance did not grow past {opened} streams"))
+            .unwrap();
+        send.write(Bytes::from_static(&[0x40])).await.unwrap();
+        held.push(send);
+    }
+    let past = timeout(Duration::from_millis(300), conn.open_uni()).await;
+    assert!(past.is_err(), "a uni stream opened past the maximum of 40");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announced_path_bound_closes_that_session_only() {
     init_logs();

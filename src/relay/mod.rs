@@ -234,8 +234,10 @@ impl Relay {
             let (relay, admit) = (self.clone(), admit.clone());
             let peer = incoming.remote_address();
             tokio::spawn(async move {
-                // The SETUP wait is the relay's, as every other session setting.
-                let pending = match incoming.setup_with(&relay.inner.config.session).await {
+                // The SETUP wait is the relay's, as every other session setting. Boxed: the
+                // handshake's future is freed once done instead of sizing this task for the
+                // session's whole life.
+                let pending = match Box::pin(incoming.setup_with(&relay.inner.config.session)).await {
                     Ok(pending) => pending,
                     Err(err @ EndpointError::NoCommonVersion { .. }) => {
                         return tracing::info!(%peer, "session refused: {err}");

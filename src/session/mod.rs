@@ -129,7 +129,8 @@ pub struct Session {
 pub struct SessionLink {
     version: Version,
     peer_probe: ProbeLevel,
-    commands: mpsc::Sender<commands::Command>,
+    /// Boxed: a channel allocates its first block of 32 slots up front, once per session.
+    commands: mpsc::Sender<Box<commands::Command>>,
     probe_reports: watch::Receiver<Option<ProbeReport>>,
     peer_probe_target: watch::Receiver<Option<u64>>,
     going_away: Arc<AtomicBool>,
@@ -154,7 +155,10 @@ impl SessionLink {
     pub async fn fetch(&self, request: FetchRequest) -> Result<GroupConsumer, SessionError> {
         self.check_not_going_away()?;
         let (reply, answer) = oneshot::channel();
-        self.commands.send(commands::Command::Fetch(request, reply)).await.map_err(|_| SessionError::Closed)?;
+        self.commands
+            .send(Box::new(commands::Command::Fetch(request, reply)))
+            .await
+            .map_err(|_| SessionError::Closed)?;
         answer.await.map_err(|_| SessionError::Closed)?
     }
 
@@ -164,7 +168,7 @@ impl SessionLink {
         self.check_not_going_away()?;
         let (reply, answer) = oneshot::channel();
         let command = commands::Command::TrackInfo(broadcast, track.to_string(), reply);
-        self.commands.send(command).await.map_err(|_| SessionError::Closed)?;
+        self.commands.send(Box::new(command)).await.map_err(|_| SessionError::Closed)?;
         answer.await.map_err(|_| SessionError::Closed)?
     }
 
@@ -175,7 +179,7 @@ impl SessionLink {
         if self.version.has_setup() && self.peer_probe == ProbeLevel::None {
             return Err(SessionError::Unsupported("the peer does not probe (SETUP Probe level None)"));
         }
-        self.commands.send(commands::Command::Probe(bitrate)).await.map_err(|_| SessionError::Closed)
+        self.commands.send(Box::new(commands::Command::Probe(bitrate))).await.map_err(|_| SessionError::Closed)
     }
 
     /// The peer's latest PROBE report (its send bitrate and RTT), once a Probe stream is open.
@@ -420,7 +424,11 @@ impl Session {
             // A second GOAWAY would be a protocol violation of ours.
             return Err(SessionError::Unsupported("GOAWAY was already sent on this session"));
         }
-        self.link.commands.send(commands::Command::Goaway(uri.to_string())).await.map_err(|_| SessionError::Closed)
+        self.link
+            .commands
+            .send(Box::new(commands::Command::Goaway(uri.to_string())))
+            .await
+            .map_err(|_| SessionError::Closed)
     }
 }
 
@@ -556,7 +564,7 @@ async fn run<C: Connection>(
     origins: Origins,
     backlog: Vec<Reader<C::Recv>>,
     events: watch::Sender<SessionEvent>,
-    mut commands: mpsc::Receiver<commands::Command>,
+    mut commands: mpsc::Receiver<Box<commands::Command>>,
     probe_reports: watch::Sender<Option<ProbeReport>>,
 ) {
     let publisher = Arc::new(Publisher {
@@ -567,14 +575,15 @@ async fn run<C: Connection>(
         lookups: Default::default(),
     });
     let subscriber = origins.subscribe.map(|origin| Arc::new(Subscriber::new(ctx.clone(), origin)));
-    let (fatal_tx, mut fatal) = mpsc::channel::<SessionError>(4);
+    // Boxed: a channel allocates its first block of 32 slots up front, once per session.
+    let (fatal_tx, mut fatal) = mpsc::channel::<Box<SessionError>>(4);
     let mut tasks = JoinSet::new();
     if let Some(subscriber) = &subscriber {
         let subscriber = subscriber.clone();
         let fatal_tx = fatal_tx.clone();
         tasks.spawn(async move {
             if let Err(err) = subscriber.run_announce().await {
-                let _ = fatal_tx.send(err).await;
+                let _ = fatal_tx.send(Box::new(err)).await;
             }
         });
     }
@@ -601,12 +610,14 @@ async fn run<C: Connection>(
                         Ok(None) => return,
                         Err(err) => return refuse_unknown(writer, reader, &err),
                     };
+                    // Each kind's future boxed: the task is as large as the kind it serves, not
+                    // the largest (a session holds one task per open request).
                     match kind {
-                        BidiStream::Announce => publisher.serve_announce(reader, writer).await,
-                        BidiStream::Subscribe => publisher.serve_subscribe(reader, writer).await,
-                        BidiStream::Track => publisher.serve_track(reader, writer).await,
-                        BidiStream::Fetch => publisher.serve_fetch(reader, writer).await,
-                        BidiStream::Probe => publisher.serve_probe(reader, writer).await,
+                        BidiStream::Announce => Box::pin(publisher.serve_announce(reader, writer)).await,
+                        BidiStream::Subscribe => Box::pin(publisher.serve_subscribe(reader, writer)).await,
+                        BidiStream::Track => Box::pin(publisher.serve_track(reader, writer)).await,
+                        BidiStream::Fetch => Box::pin(publisher.serve_fetch(reader, writer)).await,
+                        BidiStream::Probe => Box::pin(publisher.serve_probe(reader, writer)).await,
                         BidiStream::Goaway => {
                             let ctx = publisher.ctx.clone();
                             match receive_goaway(&mut reader, &events, &ctx).await {
@@ -618,7 +629,7 @@ async fn run<C: Connection>(
                                         _ = ctx.conn.closed() => {}
                                         Ok(Some(_)) = reader.decode::<Goaway>() => {
                                             let err = SessionError::ProtocolViolation("a second GOAWAY".into());
-                                            let _ = fatal_tx.send(err).await;
+                                            let _ = fatal_tx.send(Box::new(err)).await;
                                             return;
                                         }
                                     }
@@ -626,7 +637,7 @@ async fn run<C: Connection>(
                                     writer.finish();
                                 }
                                 Err(err) => {
-                                    let _ = fatal_tx.send(err).await;
+                                    let _ = fatal_tx.send(Box::new(err)).await;
                                 }
                             }
                         }
@@ -646,7 +657,7 @@ async fn run<C: Connection>(
                         },
                         // The peer's SETUP was read before the session started: this is a second.
                         Ok(Some(UniStream::Setup)) => {
-                            let _ = fatal_tx.send(SessionError::ProtocolViolation("a second Setup stream".into())).await;
+                            let _ = fatal_tx.send(Box::new(SessionError::ProtocolViolation("a second Setup stream".into()))).await;
                         }
                         Ok(None) | Err(_) => refuse_unknown_uni(reader),
                     }
@@ -659,7 +670,7 @@ async fn run<C: Connection>(
                     _ => {}
                 }
             }
-            Some(command) = commands.recv() => match command {
+            Some(command) = commands.recv() => match *command {
                 commands::Command::Fetch(request, reply) => {
                     let ctx = ctx.clone();
                     tasks.spawn(async move {
@@ -699,7 +710,7 @@ async fn run<C: Connection>(
             },
             Some(err) = fatal.recv() => {
                 ctx.conn.close(err.session_code().to_u64(), &err.to_string());
-                break err;
+                break *err;
             }
             err = ctx.conn.closed() => break SessionError::Transport(err),
         }

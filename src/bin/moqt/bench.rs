@@ -3,6 +3,8 @@
 //! travels in each frame), frames and groups lost, and — given the relay's process ID — its CPU
 //! seconds per delivered GB and peak memory, read from /proc.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
@@ -31,6 +33,12 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// The relay's process ID, for its CPU time and memory.
     pub relay_pid: Option<u32>,
+    /// Broadcasts are `PREFIX/N`: two runs against one relay at once use different prefixes.
+    pub prefix: String,
+    /// Subscriber sessions set up at once.
+    pub connect_concurrency: usize,
+    /// Sessions sharing one client UDP socket (1: a socket each, as separate viewers have).
+    pub sessions_per_socket: usize,
 }
 
 /// What a run measured.
@@ -58,13 +66,26 @@ pub struct BenchReport {
     pub relay_cpu_sec_per_gb: Option<f64>,
     /// Relay peak resident memory (VmHWM), KiB, if a PID was given.
     pub relay_peak_rss_kib: Option<u64>,
+    /// Frames lost from groups that no gap report covered and that did not end in an error,
+    /// summed over subscribers: loss a subscriber was never told about (0 is the requirement).
+    pub frames_lost_unreported: u64,
+    /// Seconds from the first subscriber session's start until every subscription reached its
+    /// publisher.
+    pub connect_sec: f64,
+    /// The relay's CPU use while publishing, percent of one core, if a PID was given.
+    pub relay_cpu_percent: Option<f64>,
+    /// This load generator's own CPU use while publishing, percent of one core: near the number
+    /// of cores it may use, the generator and not the relay is the limit.
+    pub bench_cpu_percent: f64,
+    /// The relay's resident memory (KiB) as subscriber sessions came up: (sessions, KiB).
+    pub relay_rss_by_sessions: Vec<(usize, u64)>,
 }
 
 impl BenchReport {
     /// One JSON object (flat numbers; null where unknown).
     pub fn json(&self) -> String {
         let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
-        format!(
+        let head = format!(
             concat!(
                 "{{\"frames_sent\":{},\"frames_delivered\":{},\"frames_lost\":{},\"groups_lost\":{},",
                 "\"bytes_delivered\":{},\"gbit_per_sec\":{:.4},\"latency_p50_ms\":{:.3},\"latency_p99_ms\":{:.3},",
@@ -81,6 +102,19 @@ impl BenchReport {
             self.latency_max_ms,
             opt(self.relay_cpu_sec_per_gb),
             self.relay_peak_rss_kib.map_or("null".to_string(), |v| v.to_string()),
+        );
+        let samples: Vec<String> = self.relay_rss_by_sessions.iter().map(|(n, kib)| format!("[{n},{kib}]")).collect();
+        format!(
+            concat!(
+                "{},\"frames_lost_unreported\":{},\"connect_sec\":{:.3},\"relay_cpu_percent\":{},",
+                "\"bench_cpu_percent\":{:.1},\"relay_rss_by_sessions\":[{}]}}"
+            ),
+            head.trim_end_matches('}'),
+            self.frames_lost_unreported,
+            self.connect_sec,
+            opt(self.relay_cpu_percent),
+            self.bench_cpu_percent,
+            samples.join(","),
         )
     }
 
@@ -102,6 +136,12 @@ impl BenchReport {
         if let Some(rss) = self.relay_peak_rss_kib {
             out.push_str(&format!("relay peak RSS     {rss} KiB\n"));
         }
+        out.push_str(&format!("unreported loss    {} frames\n", self.frames_lost_unreported));
+        out.push_str(&format!("connect            {:.2} s\n", self.connect_sec));
+        if let Some(cpu) = self.relay_cpu_percent {
+            out.push_str(&format!("relay CPU use      {cpu:.0} % of a core\n"));
+        }
+        out.push_str(&format!("bench CPU use      {:.0} % of a core\n", self.bench_cpu_percent));
         out
     }
 }
@@ -123,9 +163,23 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// Peak resident memory (VmHWM, KiB) of a process, from /proc/PID/status.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident memory now (VmRSS, KiB).
+fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU ticks (user + system) of this process.
+fn own_cpu_ticks() -> u64 {
+    cpu_ticks(std::process::id()).unwrap_or(0)
 }
 
 async fn connected(client: &mut PersistentClient) -> Result<()> {
@@ -148,13 +202,98 @@ struct SubscriberTally {
     bytes: u64,
     groups_lost: u64,
     latencies_us: Vec<u64>,
+    /// Frames received per group sequence.
+    group_frames: std::collections::HashMap<u64, u64>,
+    /// Gap reports: (first, last) group, and groups that ended in an error after some of their
+    /// frames (reset by the relay: the subscriber sees the error, so it knows).
+    gaps: Vec<(u64, u64)>,
 }
 
-/// Runs the load. `make_client` builds one client endpoint per session (trust and versions are
-/// the caller's choice).
+impl SubscriberTally {
+    /// Frames of groups `0..groups` (each `per_group` frames, the last `last_group` frames) that
+    /// neither arrived nor were covered by a gap report.
+    fn unreported_loss(&self, groups: u64, per_group: u64, last_group: u64) -> u64 {
+        (0..groups)
+            .filter(|g| !self.gaps.iter().any(|(first, last)| (first..=last).contains(&g)))
+            .map(|g| {
+                let wanted = if g + 1 == groups { last_group } else { per_group };
+                wanted.saturating_sub(self.group_frames.get(&g).copied().unwrap_or(0))
+            })
+            .sum()
+    }
+}
+
+/// One subscriber: its own session (over `client`), subscribed to `PREFIX/publisher`, tallying
+/// what arrives until the track ends.
+async fn subscribe(
+    client: Client,
+    target: Target,
+    path: Path,
+    arrived: Arc<AtomicU64>,
+) -> Result<tokio::task::JoinHandle<SubscriberTally>> {
+    let remote = OriginProducer::default();
+    let mut client = PersistentClient::start(client, target, None, Some(remote.clone()), ReconnectSettings::default());
+    connected(&mut client).await?;
+    let broadcast = tokio::time::timeout(Duration::from_secs(30), remote.consume().announced(&path))
+        .await
+        .ok()
+        .flatten()
+        .with_context(|| format!("{path} was never announced"))?;
+    let mut track = broadcast.subscribe_track("video").await?;
+    Ok(tokio::spawn(async move {
+        let _client = client;
+        let mut tally = SubscriberTally::default();
+        while let Ok(Some(event)) = track.next_group().await {
+            match event {
+                TrackEvent::Group(mut group) => {
+                    let sequence = group.sequence();
+                    loop {
+                        match group.next_frame().await {
+                            Ok(Some(frame)) => {
+                                tally.frames += 1;
+                                *tally.group_frames.entry(sequence).or_default() += 1;
+                                tally.bytes += frame.payload.len() as u64;
+                                if let Some(sent) = frame.payload.get(..8) {
+                                    let sent = u64::from_be_bytes(sent.try_into().unwrap_or_default());
+                                    tally.latencies_us.push(now_us().saturating_sub(sent));
+                                }
+                                arrived.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(None) => break,
+                            Err(_) => {
+                                tally.gaps.push((sequence, sequence));
+                                break;
+                            }
+                        }
+                    }
+                }
+                TrackEvent::Gap(gap) => {
+                    tally.groups_lost += gap.end - gap.start + 1;
+                    tally.gaps.push((gap.start, gap.end));
+                }
+            }
+        }
+        tally
+    }))
+}
+
+/// Runs the load. `make_client` builds one client endpoint (trust and versions are the caller's
+/// choice); each serves `sessions_per_socket` sessions.
 pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> Result<Client>) -> Result<BenchReport> {
     let frame_size = config.frame_size.max(8);
     let cpu_before = config.relay_pid.and_then(cpu_ticks);
+    let per_socket = config.sessions_per_socket.max(1);
+    let mut sockets = 0usize;
+    let mut next_client = {
+        let mut current: Option<Client> = None;
+        move || -> Result<Client> {
+            if sockets % per_socket == 0 || current.is_none() {
+                current = Some(make_client()?);
+            }
+            sockets += 1;
+            Ok(current.clone().expect("set above"))
+        }
+    };
     let mut sessions = Vec::new();
     let mut producers = Vec::new();
     for p in 0..config.publishers {
@@ -162,10 +301,10 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
         let broadcast = BroadcastProducer::default();
         let info = TrackInfo { priority: 1, max_age: Duration::from_secs(2), timescale: 1_000_000 };
         let track = broadcast.create_track("video", info)?;
-        let path = Path::new(&format!("bench/{p}"))?;
+        let path = Path::new(&format!("{}/{p}", config.prefix))?;
         let published = origin.publish(path, broadcast.consume(), Route::local())?;
         let mut client = PersistentClient::start(
-            make_client()?,
+            next_client()?,
             target.clone(),
             Some(origin.consume()),
             None,
@@ -176,55 +315,42 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
         // The origin stays alive with its routes: dropping its last producer withdraws them.
         producers.push((track, published, broadcast, origin));
     }
-    // Subscribers: each on its own session, reading until the publishers stop.
-    let mut readers = JoinSet::new();
-    for p in 0..config.publishers {
-        for _ in 0..config.subscribers {
-            let remote = OriginProducer::default();
-            let mut client = PersistentClient::start(
-                make_client()?,
-                target.clone(),
-                None,
-                Some(remote.clone()),
-                ReconnectSettings::default(),
-            );
-            connected(&mut client).await?;
-            let wanted = Path::new(&format!("bench/{p}"))?;
-            let broadcast = tokio::time::timeout(Duration::from_secs(10), remote.consume().announced(&wanted))
-                .await
-                .ok()
-                .flatten()
-                .with_context(|| format!("bench/{p} was never announced"))?;
-            let mut track = broadcast.subscribe_track("video").await?;
-            readers.spawn(async move {
-                let _client = client;
-                let mut tally = SubscriberTally::default();
-                while let Ok(Some(event)) = track.next_group().await {
-                    match event {
-                        TrackEvent::Group(mut group) => {
-                            while let Ok(Some(frame)) = group.next_frame().await {
-                                tally.frames += 1;
-                                tally.bytes += frame.payload.len() as u64;
-                                if let Some(sent) = frame.payload.get(..8) {
-                                    let sent = u64::from_be_bytes(sent.try_into().unwrap_or_default());
-                                    tally.latencies_us.push(now_us().saturating_sub(sent));
-                                }
-                            }
-                        }
-                        TrackEvent::Gap(gap) => tally.groups_lost += gap.end - gap.start + 1,
-                    }
-                }
-                tally
-            });
+    // Subscribers: each on its own session, set up `connect_concurrency` at a time, reading
+    // until the publishers stop.
+    let connect_started = Instant::now();
+    let total = config.publishers * config.subscribers;
+    let sample_every = (total / 20).max(1);
+    let mut rss_samples: Vec<(usize, u64)> =
+        config.relay_pid.and_then(rss_kib).map(|kib| (0, kib)).into_iter().collect();
+    let mut setting_up = JoinSet::new();
+    // Frames received by every subscriber together, to see when delivery has drained.
+    let arrived = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    let mut started = 0usize;
+    while readers.len() < total {
+        while started < total && setting_up.len() < config.connect_concurrency.max(1) {
+            let path = Path::new(&format!("{}/{}", config.prefix, started / config.subscribers.max(1)))?;
+            setting_up.spawn(subscribe(next_client()?, target.clone(), path, arrived.clone()));
+            started += 1;
+        }
+        let reader = setting_up.join_next().await.context("no subscriber in progress")???;
+        readers.push(reader);
+        if readers.len() % sample_every == 0
+            && let Some(kib) = config.relay_pid.and_then(rss_kib)
+        {
+            rss_samples.push((readers.len(), kib));
         }
     }
     // Wait until every subscription reached its publisher.
     for (track, ..) in &producers {
-        tokio::time::timeout(Duration::from_secs(10), track.used())
+        tokio::time::timeout(Duration::from_secs(30), track.used())
             .await
             .map_err(|_| anyhow!("a subscription never reached its publisher"))?;
     }
+    let connect_sec = connect_started.elapsed().as_secs_f64();
     // Publish.
+    let relay_cpu_at_start = config.relay_pid.and_then(cpu_ticks);
+    let own_cpu_at_start = own_cpu_ticks();
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(config.fps.max(1)));
     let mut ticker = tokio::time::interval(interval);
@@ -252,21 +378,40 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
         index += 1;
     }
     let elapsed = started.elapsed();
+    let busy = |before: Option<u64>, after: Option<u64>| {
+        before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / 100.0 / elapsed.as_secs_f64() * 100.0)
+    };
+    let relay_cpu_percent = busy(relay_cpu_at_start, config.relay_pid.and_then(cpu_ticks));
+    let bench_cpu_percent = busy(Some(own_cpu_at_start), Some(own_cpu_ticks())).unwrap_or(0.0);
     for group in groups.into_iter().flatten() {
         let _ = group.finish();
     }
-    // Let the last frames arrive, then end the tracks so readers finish.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let the last frames arrive (until none has for a second, at most 20 s: an overloaded
+    // relay may be far behind), then end the tracks so readers finish.
+    let mut last = arrived.load(Ordering::Relaxed);
+    let mut quiet = 0;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = arrived.load(Ordering::Relaxed);
+        quiet = if now == last { quiet + 1 } else { 0 };
+        last = now;
+        if quiet >= 10 {
+            break;
+        }
+    }
     for (track, ..) in producers {
         track.finish();
     }
     let mut tallies = Vec::new();
-    while let Ok(Some(result)) = tokio::time::timeout(Duration::from_secs(10), readers.join_next()).await {
-        if let Ok(tally) = result {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for reader in &mut readers {
+        if let Ok(Ok(tally)) = tokio::time::timeout_at(deadline, reader).await {
             tallies.push(tally);
         }
     }
-    readers.abort_all();
+    for reader in &readers {
+        reader.abort();
+    }
     drop(sessions);
 
     let mut latencies: Vec<u64> = tallies.iter().flat_map(|t| t.latencies_us.iter().copied()).collect();
@@ -280,7 +425,14 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
     };
     let delivered: u64 = tallies.iter().map(|t| t.frames).sum();
     let bytes: u64 = tallies.iter().map(|t| t.bytes).sum();
-    let expected = sent / config.publishers.max(1) as u64 * (config.publishers * config.subscribers) as u64;
+    let per_publisher = sent / config.publishers.max(1) as u64;
+    let expected = per_publisher * total as u64;
+    // Frames per group as published: every group full but the last.
+    let per_group = config.group_frames.max(1);
+    let groups_sent = per_publisher.div_ceil(per_group);
+    let last_group = per_publisher - per_group * groups_sent.saturating_sub(1);
+    // A subscriber that never reported back lost everything, unreported.
+    let silent = (total - tallies.len()) as u64 * per_publisher;
     let cpu = match (config.relay_pid, cpu_before) {
         (Some(pid), Some(before)) => cpu_ticks(pid).map(|after| after.saturating_sub(before) as f64 / 100.0),
         _ => None,
@@ -297,5 +449,11 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
         latency_max_ms: latencies.last().map_or(0.0, |v| *v as f64 / 1000.0),
         relay_cpu_sec_per_gb: cpu.filter(|_| bytes > 0).map(|cpu| cpu / (bytes as f64 / 1e9)),
         relay_peak_rss_kib: config.relay_pid.and_then(peak_rss_kib),
+        frames_lost_unreported: silent
+            + tallies.iter().map(|t| t.unreported_loss(groups_sent, per_group, last_group)).sum::<u64>(),
+        connect_sec,
+        relay_cpu_percent,
+        bench_cpu_percent,
+        relay_rss_by_sessions: rss_samples,
     })
 }

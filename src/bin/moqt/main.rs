@@ -5,6 +5,7 @@
 mod bench;
 mod config;
 mod http;
+mod join;
 mod media;
 mod metrics;
 mod progress;
@@ -227,6 +228,24 @@ struct BenchArgs {
     /// The relay's process ID, to report its CPU per delivered GB and peak memory.
     #[arg(long)]
     relay_pid: Option<u32>,
+    /// Broadcasts are PREFIX/N (two benches against one relay need different prefixes).
+    #[arg(long, default_value = "bench")]
+    prefix: String,
+    /// Subscriber sessions set up at once.
+    #[arg(long, default_value_t = 16)]
+    connect_concurrency: usize,
+    /// Sessions sharing one UDP socket (1: one each, as separate viewers have; more spares the
+    /// load generator's memory and file descriptors with thousands of sessions).
+    #[arg(long, default_value_t = 1)]
+    sessions_per_socket: usize,
+    /// Measure join time instead: N subscribers, one after another, each timed from its
+    /// session's start to its first frame of a live track (the other load options shape that
+    /// track; --subscribers and --publishers are ignored).
+    #[arg(long, value_name = "N")]
+    joins: Option<usize>,
+    /// With --joins: every join reuses one client endpoint, so TLS resumes the previous session.
+    #[arg(long, requires = "joins")]
+    resume: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -591,6 +610,22 @@ async fn bench(args: BenchArgs) -> Result<()> {
         bail!("--seconds must be between 0 and 86400");
     }
     let (client_args, target) = resolve(&args.client).await?;
+    if let Some(joins) = args.joins {
+        let config = join::JoinConfig {
+            joins,
+            frame_size: args.frame_size,
+            fps: args.fps,
+            group_frames: args.group_frames,
+            resume: args.resume,
+            prefix: args.prefix,
+        };
+        let report = join::run(target, config, || client(&client_args)).await?;
+        match args.json {
+            true => println!("{}", report.json()),
+            false => print!("{}", report.table()),
+        }
+        return Ok(());
+    }
     let config = bench::BenchConfig {
         publishers: args.publishers,
         subscribers: args.subscribers,
@@ -599,6 +634,9 @@ async fn bench(args: BenchArgs) -> Result<()> {
         group_frames: args.group_frames,
         duration: Duration::from_secs_f64(args.seconds),
         relay_pid: args.relay_pid,
+        prefix: args.prefix,
+        connect_concurrency: args.connect_concurrency,
+        sessions_per_socket: args.sessions_per_socket,
     };
     let report = bench::run(target, config, || client(&client_args)).await?;
     if args.json {

@@ -16,6 +16,9 @@ command -v gdb >/dev/null || need_apt+=(gdb)
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v make >/dev/null || need_apt+=(make)
+# The benchmark scripts' smoke run: fingerprints over HTTP (curl) and their SVG plots (python3).
+command -v curl >/dev/null || need_apt+=(curl)
+command -v python3 >/dev/null || need_apt+=(python3)
 # The Swift module-map check (Clang modules) and the Kotlin/Java JNI smoke test.
 command -v clang >/dev/null || need_apt+=(clang)
 command -v javac >/dev/null || need_apt+=(default-jdk-headless)
@@ -89,6 +92,21 @@ step "cargo test"
 cargo test --all-targets --no-fail-fast 2>&1 | tee /tmp/moqt-test.log
 # Doc tests separately: --all-targets skips them.
 cargo test --doc
+
+# Each benchmark script end to end on the debug build with a tiny load: that they run and write
+# their results, not what they measure (BENCHMARKS.md has the real runs).
+step "the benchmark scripts, briefly"
+smoke() { # SCRIPT RESULT_FILE [ARGS...]: runs the script with the environment given, checks its file
+  local script=$1 result=$2; shift 2
+  rm -f "$result"
+  "$script" "$@" >/tmp/moqt-bench-smoke.log 2>&1 || { cat /tmp/moqt-bench-smoke.log; echo "$script failed" >&2; exit 1; }
+  [ -s "$result" ] || { cat /tmp/moqt-bench-smoke.log; echo "$script wrote no $result" >&2; exit 1; }
+  tail -n 4 /tmp/moqt-bench-smoke.log
+}
+PROFILE=dev SECONDS_TO_RUN=1 FPS_STEPS=30 PAST_FAILURE=0 SUBSCRIBERS=4 \
+  smoke scripts/bench-saturate.sh target/bench-saturate/saturation.svg 4096
+PROFILE=dev SESSIONS=40 PER_SOCKET=10 ACTIVE_SECONDS=4 smoke scripts/bench-sessions.sh target/bench-sessions/sessions.svg
+PROFILE=dev JOINS=3 RTT_MS=20 smoke scripts/bench-join.sh target/bench-join/join.svg
 
 passed=$(grep -Eo '[0-9]+ passed' /tmp/moqt-test.log | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' /tmp/moqt-test.log | awk '{s+=$1} END {print s+0}')

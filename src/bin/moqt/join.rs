@@ -37,6 +37,8 @@ struct Join {
     connected: f64,
     announced: f64,
     first_frame: f64,
+    /// Groups that failed (reset, or reported as a gap) before the first frame arrived.
+    failed_groups: u32,
 }
 
 /// Percentiles over the joins, milliseconds, and every join's total.
@@ -66,6 +68,8 @@ impl JoinReport {
             fields.push(format!("\"{name}_p50_ms\":{:.3}", percentile(&mut values, 0.5)));
             fields.push(format!("\"{name}_p99_ms\":{:.3}", percentile(&mut values, 0.99)));
         }
+        let failed: u32 = self.joins.iter().map(|j| j.failed_groups).sum();
+        fields.push(format!("\"failed_groups\":{failed}"));
         let totals: Vec<String> = self.joins.iter().map(|j| format!("{:.3}", j.first_frame)).collect();
         fields.push(format!("\"join_ms\":[{}]", totals.join(",")));
         format!("{{{}}}", fields.join(","))
@@ -85,6 +89,8 @@ impl JoinReport {
                 percentile(&mut values, 0.99)
             ));
         }
+        let failed: u32 = self.joins.iter().map(|j| j.failed_groups).sum();
+        out.push_str(&format!("groups failed      {failed} (reset or skipped before a join's first frame)\n"));
         out
     }
 }
@@ -114,14 +120,18 @@ async fn join(client: Client, target: Target, path: &Path) -> Result<Join> {
     let broadcast = remote.consume().announced(path).await.with_context(|| format!("{path} was never announced"))?;
     let announced = millis(started);
     let mut track = broadcast.subscribe_track("video").await?;
+    let mut failed_groups = 0;
     loop {
         match track.next_group().await? {
-            Some(TrackEvent::Group(mut group)) => {
-                if group.next_frame().await?.is_some() {
-                    return Ok(Join { connected, announced, first_frame: millis(started) });
+            Some(TrackEvent::Group(mut group)) => match group.next_frame().await {
+                Ok(Some(_)) => {
+                    return Ok(Join { connected, announced, first_frame: millis(started), failed_groups });
                 }
-            }
-            Some(TrackEvent::Gap(_)) => {}
+                // A group reset before its first frame: the join waits for the next one, and
+                // the report counts it.
+                Ok(None) | Err(_) => failed_groups += 1,
+            },
+            Some(TrackEvent::Gap(_)) => failed_groups += 1,
             None => return Err(anyhow!("the track ended before a frame arrived")),
         }
     }

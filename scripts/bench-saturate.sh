@@ -11,7 +11,7 @@
 # Environment:
 #   SECONDS_TO_RUN  length of each step (default 8)
 #   FPS_STEPS       frame rates tried, in order, each about 19 % above the last (default: from
-#                   120 fps for frames under 16 KB, from 30 fps for larger ones)
+#                   30 fps up)
 #   SUBSCRIBERS     subscribers per step; default 100 for frames under 16 KB, else 50
 #   RELAY_CPU_SHARE the fraction of CPU 0 the relay may use (default 1). Receiving costs the
 #                   generator more CPU than forwarding costs moqt's relay, so with a whole core
@@ -88,7 +88,7 @@ echo "relay,relay_cpu_share,frame_size,subscribers,fps,offered_gbps,delivered_gb
 : >"$out/summary.txt"
 for size in "${sizes[@]}"; do
   subscribers=${SUBSCRIBERS:-$([ "$size" -lt 16384 ] && echo 100 || echo 50)}
-  if [ "$size" -lt 16384 ]; then default_steps="120 143 170 202 240 285 339 404 480 571 679 807 960"
+  if [ "$size" -lt 16384 ]; then default_steps="30 36 42 50 60 71 85 101 120 143 170 202 240 285 339 404 480 571 679 807 960"
   else default_steps="30 36 42 50 60 71 85 101 120 143 170 202 240 285"; fi
   read -r -a fps_steps <<<"${FPS_STEPS:-$default_steps}"
   # The physical reference: one quinn stream from CPU 0 to CPU 1.

@@ -25,6 +25,8 @@ variants=(
   "C only, lto-fat|CARGO_PROFILE_RELEASE_LTO=fat|--crate-type cdylib,staticlib"
   "C only, lto-fat+cgu1|CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1|--crate-type cdylib,staticlib"
   "C only, lto-fat+cgu1, no-cli|CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1|--no-default-features --crate-type cdylib,staticlib"
+  "C only, lto-fat+cgu1, opt-s|CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_OPT_LEVEL=s|--crate-type cdylib,staticlib"
+  "C only, lto-fat+cgu1, opt-z|CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_OPT_LEVEL=z|--crate-type cdylib,staticlib"
 )
 wanted=("$@")
 mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; }

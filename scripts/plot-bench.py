@@ -29,16 +29,17 @@ def nice_max(v):
     return m
 
 
-def panel(x0, y0, title, xlabel, ylabel, series, hline=None, logy=False):
-    """series: list of (label, [(x, y), ...]). Returns SVG elements."""
+def panel(x0, y0, title, xlabel, ylabel, series, hline=None, xcap=None, ycap=None):
+    """series: list of (label, [(x, y), ...]); xcap and ycap clip an axis (a long tail, seconds of
+    latency past saturation). Returns SVG elements."""
     xs = [x for _, pts in series for x, _ in pts] or [1]
     ys = [y for _, pts in series for _, y in pts] or [1]
-    xmax = nice_max(max(xs))
-    ymax = nice_max(max(ys + ([hline] if hline else [])))
+    xmax = nice_max(min(max(xs), xcap) if xcap else max(xs))
+    ymax = nice_max(min(max(ys + ([hline] if hline else [])), ycap or float("inf")))
     pw, ph = W - L - R, H - T - B
 
     def px(x):
-        return x0 + L + pw * x / xmax
+        return x0 + L + pw * min(x, xmax) / xmax
 
     def py(y):
         return y0 + T + ph * (1 - min(y, ymax) / ymax)
@@ -111,7 +112,10 @@ def saturate(src, dst):
             p99.append((relay, [(num(r["offered_gbps"]), num(r["p99_ms"])) for r in rows if num(r["p99_ms"]) is not None]))
         name = f"{size / 1000:.0f} KB frames"
         panels.append((f"Delivered, {name}", "offered Gbit/s", "delivered Gbit/s", delivered))
-        panels.append((f"p99 latency, {name}", "offered Gbit/s", "p99 ms (dashed: bound)", p99, {"hline": 200}))
+        panels.append(
+            (f"p99 latency, {name}", "offered Gbit/s", "p99 ms (dashed: bound; clipped at 1 s)", p99,
+             {"hline": 200, "ycap": 1000})
+        )
     write(dst, panels, 2)
 
 
@@ -136,7 +140,11 @@ def join(src, dst):
             samples.sort()
             n = len(samples)
             series.append((label, [(v, 100 * (i + 1) / n) for i, v in enumerate(samples)]))
-        panels.append((f"Join time, {path}", "ms to the first frame", "% of joins", series))
+        # The axis ends a little past the slowest series' 99th percentile: a rare multi-second
+        # join would squash the rest (the tail is drawn at the edge).
+        p99s = [pts[int(0.99 * (len(pts) - 1))][0] for _, pts in series if pts]
+        cap = 1.25 * max(p99s) if p99s else None
+        panels.append((f"Join time, {path}", "ms to the first frame (tail clipped)", "% of joins", series, {"xcap": cap}))
     write(dst, panels, 2)
 
 

@@ -18,20 +18,14 @@ read -r -a relays <<<"${RELAYS:-moqt moq-relay}"
 read -r -a transports <<<"${TRANSPORTS:-webtransport quic}"
 profile=${PROFILE:-release}
 
-# Apart: an example builds the library with the dev-dependencies' features, the command without.
-cargo build --profile "$profile" --quiet --bin moqt
-cargo build --profile "$profile" --quiet --example netsim
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-moqt=target/$dir/moqt
-netsim=target/$dir/examples/netsim
-if [[ " ${relays[*]} " == *" moq-relay "* ]]; then ./scripts/install-moq-relay.sh >/dev/null; fi
-moq_relay="${MOQ_RELAY_BIN:-${MOQT_CACHE:-$HOME/.cache/moqt}/moq-relay-0.17.10/bin/moq-relay}"
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
+build netsim
+netsim=$target_dir/examples/netsim
+need_moq_relay "${relays[@]}"
 out=target/bench-join
 mkdir -p "$out"
 
-free_port() { echo $((20000 + RANDOM % 20000)); }
-wait_tcp() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
@@ -39,12 +33,8 @@ echo "relay,path,transport,resumption,join_ms" >"$out/joins.csv"
 : >"$out/summary.txt"
 for relay in "${relays[@]}"; do
   port=$(free_port)
-  case $relay in
-    moqt) "$moqt" relay --listen "127.0.0.1:$port" --tls-generate localhost --http-listen "127.0.0.1:$port" \
-      >"$out/relay-$relay.log" 2>&1 & ;;
-    moq-relay) "$moq_relay" --listen "127.0.0.1:$port" --listen-tls-generate localhost,127.0.0.1 \
-      --web-http-listen "127.0.0.1:$port" --connect-bind 127.0.0.1:0 --auth-public '**' >"$out/relay-$relay.log" 2>&1 & ;;
-  esac
+  relay_command "$relay" "$port"
+  "${relay_cmd[@]}" >"$out/relay-$relay.log" 2>&1 &
   relay_pid=$!
   pids+=("$relay_pid")
   wait_tcp "$port" || { echo "$relay did not start; see $out/relay-$relay.log" >&2; exit 1; }

@@ -31,20 +31,19 @@ shape_load() {
   esac
 }
 
-cargo build --release --quiet --bin moqt
-./scripts/install-moq-relay.sh >/dev/null
-moq_relay="${MOQ_RELAY_BIN:-${MOQT_CACHE:-$HOME/.cache/moqt}/moq-relay-0.17.10/bin/moq-relay}"
+profile=release
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
+build
+need_moq_relay moq-relay
 out=target/bench-relays
 mkdir -p "$out"
 
-# One port number for QUIC (UDP) and the fingerprint listener (TCP): the http:// URL form.
-free_port() { echo $((20000 + RANDOM % 20000)); }
-wait_tcp() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-
-run() {
-  local name=$1 shape=$2; shift 2
+run() { # NAME SHAPE: the shape's load through relay NAME
+  local name=$1 shape=$2
   local port; port=$(free_port)
-  "$@" "$port" >"$out/$shape-$name.log" 2>&1 &
+  relay_command "$name" "$port"
+  "${relay_cmd[@]}" >"$out/$shape-$name.log" 2>&1 &
   local pid=$! status=0
   local url="http://localhost:$port/anon"
   # Raw QUIC: the fingerprint comes over plain HTTP, the session over moql://.
@@ -54,7 +53,7 @@ run() {
   if wait_tcp "$port"; then
     sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$pid/status" >"$out/$shape-$name.baseline_kib"
     # shellcheck disable=SC2086
-    target/release/moqt bench $url --json --relay-pid "$pid" \
+    "$moqt" bench $url --json --relay-pid "$pid" \
       --publishers "$publishers" --subscribers "$subscribers" --frame-size "$frame_size" \
       --fps "$fps" --group-frames "$group_frames" --seconds "$seconds" \
       >"$out/$shape-$name.json" 2>>"$out/$shape-$name.log" || status=$?
@@ -67,12 +66,6 @@ run() {
   return "$status"
 }
 
-start_moqt() { exec target/release/moqt relay --listen "127.0.0.1:$1" --tls-generate localhost \
-  --http-listen "127.0.0.1:$1"; }
-start_moq_relay() { exec "$moq_relay" --listen "127.0.0.1:$1" --listen-tls-generate localhost,127.0.0.1 \
-  --web-http-listen "127.0.0.1:$1" --connect-bind 127.0.0.1:0 --auth-public '**'; }
-
-field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$out/$1.json"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0 || a == "null" || b == "null") print "-"; else printf "%.2f", a / b }'; }
 columns=(frames_sent frames_delivered frames_lost gbit_per_sec latency_p50_ms latency_p99_ms latency_max_ms relay_cpu_sec_per_gb relay_peak_rss_kib)
 header=(sent delivered lost Gbit/s p50_ms p99_ms max_ms cpu_s/GB peak_KiB)
@@ -83,24 +76,24 @@ for shape in "${shapes[@]}"; do
     echo "== $shape: $publishers publisher(s) x $subscribers subscriber(s), $frame_size-byte frames at $fps fps," \
       "$group_frames-frame groups, ${seconds} s, $transport"
   } | tee -a "$out/summary.txt"
-  run moqt "$shape" start_moqt
-  run moq-relay "$shape" start_moq_relay
+  run moqt "$shape"
+  run moq-relay "$shape"
   {
     printf '%-16s' relay; printf ' %10s' "${header[@]}"; echo
     for name in moqt moq-relay; do
       printf '%-16s' "$name"
-      for column in "${columns[@]}"; do printf ' %10s' "$(field "$shape-$name" "$column")"; done
+      for column in "${columns[@]}"; do printf ' %10s' "$(field "$out/$shape-$name.json" "$column")"; done
       echo
     done
     printf '%-16s' "moqt/moq-relay"
     for column in "${columns[@]}"; do
-      printf ' %10s' "$(ratio "$(field "$shape-moqt" "$column")" "$(field "$shape-moq-relay" "$column")")"
+      printf ' %10s' "$(ratio "$(field "$out/$shape-moqt.json" "$column")" "$(field "$out/$shape-moq-relay.json" "$column")")"
     done
     echo
     # Memory per connection: peak resident memory above the relay's own at start, per session.
     sessions=$((publishers * (subscribers + 1)))
     for name in moqt moq-relay; do
-      base=$(cat "$out/$shape-$name.baseline_kib"); peak=$(field "$shape-$name" relay_peak_rss_kib)
+      base=$(cat "$out/$shape-$name.baseline_kib"); peak=$(field "$out/$shape-$name.json" relay_peak_rss_kib)
       awk -v n="$name" -v b="$base" -v p="$peak" -v s="$sessions" \
         'BEGIN { printf "%s: %.0f KiB at start, %.1f KiB per session above it (%d sessions)\n", n, b, (p - b) / s, s }'
     done

@@ -36,14 +36,11 @@ sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(4096 33334)
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores (relay and load generator pinned apart)" >&2; exit 2; }
 
-# Apart: an example builds the library with the dev-dependencies' features, the command without.
-cargo build --profile "$profile" --quiet --bin moqt
-cargo build --profile "$profile" --quiet --example quinn_bulk
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-moqt=target/$dir/moqt
-bulk=target/$dir/examples/quinn_bulk
-if [[ " ${relays[*]} " == *" moq-relay "* ]]; then ./scripts/install-moq-relay.sh >/dev/null; fi
-moq_relay="${MOQ_RELAY_BIN:-${MOQT_CACHE:-$HOME/.cache/moqt}/moq-relay-0.17.10/bin/moq-relay}"
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
+build quinn_bulk
+bulk=$target_dir/examples/quinn_bulk
+need_moq_relay "${relays[@]}"
 out=target/bench-saturate
 mkdir -p "$out"
 
@@ -67,19 +64,12 @@ if awk -v s="$share" 'BEGIN { exit !(s < 1) }'; then
   fi
 fi
 
-free_port() { echo $((20000 + RANDOM % 20000)); }
-wait_tcp() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 
 start_relay() { # NAME PORT: starts the relay pinned to CPU 0 (in the quota's cgroup), prints its PID
+  relay_command "$1" "$2"
   (
     [ -z "$cgroup" ] || echo "$BASHPID" >"$cgroup/cgroup.procs"
-    case $1 in
-      moqt) exec taskset -c 0 "$moqt" relay --listen "127.0.0.1:$2" --tls-generate localhost \
-        --http-listen "127.0.0.1:$2" ;;
-      moq-relay) exec taskset -c 0 "$moq_relay" --listen "127.0.0.1:$2" --listen-tls-generate localhost,127.0.0.1 \
-        --web-http-listen "127.0.0.1:$2" --connect-bind 127.0.0.1:0 --auth-public '**' ;;
-    esac
+    exec taskset -c 0 "${relay_cmd[@]}"
   ) >"$out/relay-$1.log" 2>&1 &
   echo $!
 }

@@ -27,17 +27,13 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge $((sessions / per_socket + 1000)) ] ||
   echo "warning: only $(ulimit -n) file descriptors" >&2
 
-cargo build --profile "$profile" --quiet --bin moqt
-dir=$([ "$profile" = dev ] && echo debug || echo "$profile")
-moqt=target/$dir/moqt
-if [[ " ${relays[*]} " == *" moq-relay "* ]]; then ./scripts/install-moq-relay.sh >/dev/null; fi
-moq_relay="${MOQ_RELAY_BIN:-${MOQT_CACHE:-$HOME/.cache/moqt}/moq-relay-0.17.10/bin/moq-relay}"
+# shellcheck source=scripts/bench-common.sh
+. scripts/bench-common.sh
+build
+need_moq_relay "${relays[@]}"
 out=target/bench-sessions
 mkdir -p "$out"
 
-free_port() { echo $((20000 + RANDOM % 20000)); }
-wait_tcp() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
-field() { sed -n "s/.*\"$2\":\([^,}]*\).*/\1/p" "$1"; }
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status"; }
 active() { # URL SECONDS OUT: one publisher, one subscriber, 4 KB at 60 fps
   # shellcheck disable=SC2086 # the URL may carry --tls-fingerprint
@@ -51,12 +47,8 @@ echo "relay,sessions,rss_kib" >"$out/rss.csv"
 : >"$out/summary.txt"
 for relay in "${relays[@]}"; do
   port=$(free_port)
-  case $relay in
-    moqt) taskset -c 0 "$moqt" relay --listen "127.0.0.1:$port" --tls-generate localhost \
-      --http-listen "127.0.0.1:$port" >"$out/relay-$relay.log" 2>&1 & ;;
-    moq-relay) taskset -c 0 "$moq_relay" --listen "127.0.0.1:$port" --listen-tls-generate localhost,127.0.0.1 \
-      --web-http-listen "127.0.0.1:$port" --connect-bind 127.0.0.1:0 --auth-public '**' >"$out/relay-$relay.log" 2>&1 & ;;
-  esac
+  relay_command "$relay" "$port"
+  taskset -c 0 "${relay_cmd[@]}" >"$out/relay-$relay.log" 2>&1 &
   relay_pid=$!
   wait_tcp "$port" || { echo "$relay did not start; see $out/relay-$relay.log" >&2; exit 1; }
   url="http://localhost:$port/anon"

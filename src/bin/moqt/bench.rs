@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use moqt::Path;
 use moqt::endpoint::Client;
-use moqt::model::{self, BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
+use moqt::model::{self, BroadcastProducer, OriginProducer, Published, Route, TrackEvent, TrackInfo, TrackProducer};
 use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
 
 /// The load to generate.
@@ -182,7 +182,8 @@ fn own_cpu_ticks() -> u64 {
     cpu_ticks(std::process::id()).unwrap_or(0)
 }
 
-async fn connected(client: &mut PersistentClient) -> Result<()> {
+/// Waits until `client` has a session (at most 10 s).
+pub(crate) async fn connected(client: &mut PersistentClient) -> Result<()> {
     let wait = async {
         loop {
             match client.state() {
@@ -221,6 +222,29 @@ impl SubscriberTally {
             })
             .sum()
     }
+}
+
+/// What keeps a bench publisher's broadcast up: dropping it withdraws the broadcast and ends its
+/// session.
+pub(crate) struct Publication {
+    _published: Published,
+    _broadcast: BroadcastProducer,
+    _origin: OriginProducer,
+    _session: PersistentClient,
+}
+
+/// Publishes a broadcast at `path` with one track, "video" (2 s max age, microsecond timestamps),
+/// on a session of its own over `client`, once that session is up.
+pub(crate) async fn publish(client: Client, target: Target, path: Path) -> Result<(TrackProducer, Publication)> {
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let info = TrackInfo { priority: 1, max_age: Duration::from_secs(2), timescale: 1_000_000 };
+    let track = broadcast.create_track("video", info)?;
+    let published = origin.publish(path, broadcast.consume(), Route::local())?;
+    let mut session =
+        PersistentClient::start(client, target, Some(origin.consume()), None, ReconnectSettings::default());
+    connected(&mut session).await?;
+    Ok((track, Publication { _published: published, _broadcast: broadcast, _origin: origin, _session: session }))
 }
 
 /// One subscriber: its own session (over `client`), subscribed to `PREFIX/publisher`, tallying
@@ -294,26 +318,13 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
             Ok(current.clone().expect("set above"))
         }
     };
-    let mut sessions = Vec::new();
+    let mut publications = Vec::new();
     let mut producers = Vec::new();
     for p in 0..config.publishers {
-        let origin = OriginProducer::default();
-        let broadcast = BroadcastProducer::default();
-        let info = TrackInfo { priority: 1, max_age: Duration::from_secs(2), timescale: 1_000_000 };
-        let track = broadcast.create_track("video", info)?;
         let path = Path::new(&format!("{}/{p}", config.prefix))?;
-        let published = origin.publish(path, broadcast.consume(), Route::local())?;
-        let mut client = PersistentClient::start(
-            next_client()?,
-            target.clone(),
-            Some(origin.consume()),
-            None,
-            ReconnectSettings::default(),
-        );
-        connected(&mut client).await?;
-        sessions.push(client);
-        // The origin stays alive with its routes: dropping its last producer withdraws them.
-        producers.push((track, published, broadcast, origin));
+        let (track, publication) = publish(next_client()?, target.clone(), path).await?;
+        producers.push(track);
+        publications.push(publication);
     }
     // Subscribers: each on its own session, set up `connect_concurrency` at a time, reading
     // until the publishers stop.
@@ -342,7 +353,7 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
         }
     }
     // Wait until every subscription reached its publisher.
-    for (track, ..) in &producers {
+    for track in &producers {
         tokio::time::timeout(Duration::from_secs(30), track.used())
             .await
             .map_err(|_| anyhow!("a subscription never reached its publisher"))?;
@@ -359,7 +370,7 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
     let mut index = 0u64;
     while started.elapsed() < config.duration {
         ticker.tick().await;
-        for ((track, ..), group) in producers.iter_mut().zip(groups.iter_mut()) {
+        for (track, group) in producers.iter_mut().zip(groups.iter_mut()) {
             if index % config.group_frames.max(1) == 0 {
                 if let Some(done) = group.take() {
                     let _ = done.finish();
@@ -399,7 +410,7 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
             break;
         }
     }
-    for (track, ..) in producers {
+    for track in producers {
         track.finish();
     }
     let mut tallies = Vec::new();
@@ -412,7 +423,7 @@ pub async fn run(target: Target, config: BenchConfig, make_client: impl Fn() -> 
     for reader in &readers {
         reader.abort();
     }
-    drop(sessions);
+    drop(publications);
 
     let mut latencies: Vec<u64> = tallies.iter().flat_map(|t| t.latencies_us.iter().copied()).collect();
     latencies.sort_unstable();

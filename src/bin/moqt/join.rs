@@ -11,8 +11,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use moqt::Path;
 use moqt::endpoint::Client;
-use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackEvent, TrackInfo};
-use moqt::reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+use moqt::model::{OriginProducer, TrackEvent};
+use moqt::reconnect::{PersistentClient, ReconnectSettings, Target};
+
+use crate::bench::{connected, publish};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -99,17 +101,6 @@ fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1000.0
 }
 
-async fn connected(client: &mut PersistentClient) -> Result<()> {
-    loop {
-        match client.state() {
-            ClientState::Connected { .. } => return Ok(()),
-            ClientState::GaveUp { reason } => return Err(anyhow::Error::msg(reason)),
-            _ => {}
-        }
-        client.next_state().await;
-    }
-}
-
 /// One join: a session from `client`, timed to its first frame of `path`'s track.
 async fn join(client: Client, target: Target, path: &Path) -> Result<Join> {
     let started = Instant::now();
@@ -139,20 +130,8 @@ async fn join(client: Client, target: Target, path: &Path) -> Result<Join> {
 
 /// Runs the joins against a live track this function publishes.
 pub async fn run(target: Target, config: JoinConfig, make_client: impl Fn() -> Result<Client>) -> Result<JoinReport> {
-    let origin = OriginProducer::default();
-    let broadcast = BroadcastProducer::default();
-    let info = TrackInfo { priority: 1, max_age: Duration::from_secs(2), timescale: 1_000_000 };
-    let mut track = broadcast.create_track("video", info)?;
     let path = Path::new(&format!("{}/join", config.prefix))?;
-    let _published = origin.publish(path.clone(), broadcast.consume(), Route::local())?;
-    let mut publisher = PersistentClient::start(
-        make_client()?,
-        target.clone(),
-        Some(origin.consume()),
-        None,
-        ReconnectSettings::default(),
-    );
-    connected(&mut publisher).await?;
+    let (mut track, publication) = publish(make_client()?, target.clone(), path.clone()).await?;
     let frame_size = config.frame_size.max(8);
     let group_frames = config.group_frames.max(1);
     let interval = Duration::from_secs_f64(1.0 / f64::from(config.fps.max(1)));
@@ -189,6 +168,6 @@ pub async fn run(target: Target, config: JoinConfig, make_client: impl Fn() -> R
         report.joins.push(one);
     }
     live.abort();
-    drop(publisher);
+    drop(publication);
     Ok(report)
 }

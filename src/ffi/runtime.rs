@@ -8,7 +8,7 @@ use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::callbacks::UserData;
 use super::error::{FfiError, guard, guard_void, moqt_status};
@@ -17,10 +17,6 @@ use super::frame::moqt_frame;
 /// How many callbacks may wait for the dispatcher before the engine waits (backpressure on the
 /// network side, never an unbounded queue).
 const DISPATCH_QUEUE: usize = 1024;
-
-/// How many run jobs the dispatcher hands their queue slots back in (and always before it
-/// sleeps): one semaphore operation per batch instead of one per callback.
-const DISPATCH_SLOT_BATCH: usize = DISPATCH_QUEUE / 16;
 
 /// What the dispatcher runs: a callback, or a frame for a subscription's `on_frame`, queued as it
 /// is so the busiest path allocates nothing per frame (the channel stores jobs in blocks).
@@ -38,13 +34,6 @@ impl Job {
     }
 }
 
-/// The sending side of the dispatcher's queue.
-#[derive(Clone)]
-struct Dispatch {
-    jobs: mpsc::UnboundedSender<Job>,
-    slots: Arc<Semaphore>,
-}
-
 /// A receiver of frames on the dispatcher thread: a subscription's callbacks.
 pub(crate) trait FrameSink: Send + Sync {
     fn deliver(&self, frame: moqt_frame);
@@ -52,8 +41,7 @@ pub(crate) trait FrameSink: Send + Sync {
 
 struct Engine {
     runtime: Runtime,
-    /// The queue itself is unbounded; `slots` bounds it (a sender takes a slot first).
-    dispatch: Dispatch,
+    dispatch: mpsc::Sender<Job>,
     dispatcher: JoinHandle<()>,
     dispatcher_id: ThreadId,
 }
@@ -152,9 +140,7 @@ fn start_engine() -> Option<Engine> {
         .enable_all()
         .build()
         .ok()?;
-    let (sender, mut jobs) = mpsc::unbounded_channel::<Job>();
-    let slots = Arc::new(Semaphore::new(DISPATCH_QUEUE));
-    let dispatch = Dispatch { jobs: sender, slots: slots.clone() };
+    let (dispatch, mut jobs) = mpsc::channel::<Job>(DISPATCH_QUEUE);
     // The engine counts as started once the dispatcher has run its start hook.
     let (ready, started) = std::sync::mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
@@ -170,16 +156,10 @@ fn start_engine() -> Option<Engine> {
             let run = |job: Job| drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run())));
             while let Some(job) = jobs.blocking_recv() {
                 run(job);
-                let mut done = 1;
                 // Whatever queued meanwhile runs without parking the thread again.
                 while let Ok(job) = jobs.try_recv() {
                     run(job);
-                    done += 1;
-                    if done == DISPATCH_SLOT_BATCH {
-                        slots.add_permits(std::mem::take(&mut done));
-                    }
                 }
-                slots.add_permits(done);
             }
             if let Some(hooks) = hooks {
                 hooks.stop(c"moqt-cb");
@@ -243,11 +223,11 @@ pub(crate) async fn dispatch_frame(sink: Arc<dyn FrameSink>, frame: moqt_frame) 
 }
 
 async fn send_job(job: Job) -> bool {
-    let Some(dispatch) = engine_slot().as_ref().map(|engine| engine.dispatch.clone()) else { return false };
-    let Ok(slot) = dispatch.slots.acquire().await else { return false };
-    // The dispatcher gives the slot back once the job ran.
-    slot.forget();
-    dispatch.jobs.send(job).is_ok()
+    let sender = engine_slot().as_ref().map(|engine| engine.dispatch.clone());
+    match sender {
+        Some(sender) => sender.send(job).await.is_ok(),
+        None => false,
+    }
 }
 
 /// True on the dispatcher thread (inside a callback).

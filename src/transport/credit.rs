@@ -45,38 +45,32 @@ impl Allowance {
     }
 }
 
-/// The allowances of one connection, applied to its quinn connection.
+/// The allowances of one connection.
 #[derive(Debug)]
 pub(crate) struct StreamCredit {
-    connection: quinn::Connection,
     bi: Allowance,
     uni: Allowance,
 }
 
 impl StreamCredit {
-    /// Credit for `connection`, which was set up allowing `initial` streams of each kind (the
-    /// endpoint's transport settings): up to `max_bi` and `max_uni` as the peer uses them.
-    pub(crate) fn new(connection: quinn::Connection, initial: u32, max_bi: u32, max_uni: u32) -> Self {
-        Self {
-            connection,
-            bi: Allowance::new(initial.into(), max_bi.into()),
-            uni: Allowance::new(initial.into(), max_uni.into()),
-        }
+    /// Credit for a connection set up allowing `initial` streams of each kind (the endpoint's
+    /// transport settings): up to `max_bi` and `max_uni` as the peer uses them.
+    pub(crate) fn new(initial: u32, max_bi: u32, max_uni: u32) -> Self {
+        Self { bi: Allowance::new(initial.into(), max_bi.into()), uni: Allowance::new(initial.into(), max_uni.into()) }
     }
 
-    /// The peer opened a stream (it was just accepted).
-    pub(crate) fn opened(&self, dir: Dir) {
+    /// The peer opened a stream on `connection` (it was just accepted).
+    pub(crate) fn opened(&self, connection: &quinn::Connection, dir: Dir) {
+        let count = |limit: u64| quinn::VarInt::from_u64(limit).unwrap_or(quinn::VarInt::MAX);
         match dir {
             Dir::Bi => {
-                if let Some(limit) = self.bi.opened() {
-                    self.connection
-                        .set_max_concurrent_bi_streams(quinn::VarInt::from_u64(limit).unwrap_or(quinn::VarInt::MAX));
+                if let Some(raised) = self.bi.opened() {
+                    connection.set_max_concurrent_bi_streams(count(raised));
                 }
             }
             Dir::Uni => {
-                if let Some(limit) = self.uni.opened() {
-                    self.connection
-                        .set_max_concurrent_uni_streams(quinn::VarInt::from_u64(limit).unwrap_or(quinn::VarInt::MAX));
+                if let Some(raised) = self.uni.opened() {
+                    connection.set_max_concurrent_uni_streams(count(raised));
                 }
             }
         }

@@ -28,13 +28,13 @@ impl QuicConnection {
     /// Grows the peer's allowance of concurrent streams, set up at `initial` of each kind, up to
     /// `max_bi` and `max_uni` as the peer opens streams (see `transport::credit`).
     pub(crate) fn with_stream_credit(mut self, initial: u32, max_bi: u32, max_uni: u32) -> Self {
-        self.credit = Some(Arc::new(StreamCredit::new(self.inner.clone(), initial, max_bi, max_uni)));
+        self.credit = Some(Arc::new(StreamCredit::new(initial, max_bi, max_uni)));
         self
     }
 
     fn opened(&self, dir: Dir) {
         if let Some(credit) = &self.credit {
-            credit.opened(dir);
+            credit.opened(&self.inner, dir);
         }
     }
 

@@ -56,14 +56,13 @@ impl WebTransportConnection {
     /// `initial` of each kind, up to `max_bi` and `max_uni` as the peer opens streams (see
     /// `transport::credit`).
     pub(crate) fn with_stream_credit(mut self, initial: u32, max_bi: u32, max_uni: u32) -> Self {
-        let connection = quinn::Connection::clone(&self.session);
-        self.credit = Some(Arc::new(StreamCredit::new(connection, initial, max_bi, max_uni)));
+        self.credit = Some(Arc::new(StreamCredit::new(initial, max_bi, max_uni)));
         self
     }
 
     fn opened(&self, dir: Dir) {
         if let Some(credit) = &self.credit {
-            credit.opened(dir);
+            credit.opened(&self.session, dir);
         }
     }
 

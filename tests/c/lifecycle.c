@@ -56,9 +56,12 @@ static void on_frame(void *user_data, const moqt_frame *frame) {
     if (w->freed_in_callback) w->frames_after_free++;
     w->frames++;
     if (w->kept == NULL) w->kept = moqt_frame_ref(frame);
-    int free_now = w->free_on_frame && w->frames == w->free_on_frame;
-    int release_now = w->release_on_frame && w->frames == w->release_on_frame;
+    /* At the Nth frame, or the first one after it once the handle is known: a live track's
+     * frames can reach this callback before moqt_client_subscribe returned the handle. */
     moqt_subscription *self = w->self;
+    int due = self != NULL && !w->freed_in_callback;
+    int free_now = due && w->free_on_frame && w->frames >= w->free_on_frame;
+    int release_now = due && w->release_on_frame && w->frames >= w->release_on_frame;
     if (free_now || release_now) w->freed_in_callback = 1;
     pthread_mutex_unlock(&w->lock);
     if (free_now) moqt_subscription_free(self);       /* allowed from its own callback */

@@ -648,13 +648,13 @@ async fn a_cached_backlog_from_the_live_edge_the_oldest_and_group_n_through_moq_
             let mut frames = Vec::new();
             // The start group's frames first, then the live groups are written.
             while frames.len() < 2 {
-                read_ordered(&mut reader, &mut frames).await;
+                read_ordered(&mut reader, &mut frames, &what).await;
             }
             live.finish().unwrap();
             write_groups(&mut s.published.track, 20, 2);
             let expected: Vec<(u64, u64)> = (first..40).flat_map(|g| [(g, 0), (g, 1)]).collect();
             while frames.len() < expected.len() {
-                read_ordered(&mut reader, &mut frames).await;
+                read_ordered(&mut reader, &mut frames, &what).await;
             }
             assert_eq!(frames, expected, "{what}");
         }
@@ -662,13 +662,15 @@ async fn a_cached_backlog_from_the_live_edge_the_oldest_and_group_n_through_moq_
 }
 
 /// Reads the next ordered event, which must be a frame carrying its own bytes, into `frames`.
-async fn read_ordered(reader: &mut model::OrderedConsumer, frames: &mut Vec<(u64, u64)>) {
-    match timeout(WAIT, reader.next_frame()).await.expect("in time") {
+async fn read_ordered(reader: &mut model::OrderedConsumer, frames: &mut Vec<(u64, u64)>, what: &str) {
+    // Longer than the reader's latency bound (10 s): a group that never comes shows as its gap.
+    let event = timeout(WAIT * 3, reader.next_frame()).await;
+    match event.unwrap_or_else(|_| panic!("{what}: no event in time after {frames:?}")) {
         Ok(Some(model::OrderedEvent::Frame { group, index, frame })) => {
             assert_eq!(frame.payload, payload(group, index), "the frame's own bytes");
             frames.push((group, index));
         }
-        other => panic!("{other:?} after {frames:?}"),
+        other => panic!("{what}: {other:?} after {frames:?}"),
     }
 }
 

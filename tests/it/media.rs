@@ -71,7 +71,12 @@ pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer,
     assert_eq!(&catalog, media.catalog(), "{label}: the catalog as published");
 
     tracing::info!(label, "catalog read");
-    let options = ReadOptions { max_latency: Duration::from_secs(5), ..Default::default() };
+    // From the oldest group, not the live edge: on lite-06 a live-edge SUBSCRIBE travels with Max
+    // Age 0 until SUBSCRIBE_UPDATE restores the real one (spec 3.4), and a relay that sees group 1
+    // start before it applied that update expires group 0 mid-way (moq-relay resets it, a gap).
+    // Live-edge joins are tested on their own (interop_relay's cached backlog, delivery_order.c);
+    // this test is about the media round trip, so it must not depend on that race.
+    let options = ReadOptions { start: moqt::model::GroupStart::Floor(0), max_latency: Duration::from_secs(5) };
     let mut video_in = MediaTrackReader::subscribe(&broadcast, &catalog, "video", options).await.unwrap();
     let mut audio_in = MediaTrackReader::subscribe(&broadcast, &catalog, "audio", options).await.unwrap();
     timeout(WAIT, video.used()).await.unwrap_or_else(|_| panic!("{label}: video subscribed"));
@@ -79,8 +84,8 @@ pub async fn media_round_trip(publish: &OriginProducer, remote: &OriginProducer,
 
     // A delta frame cannot open the track.
     assert!(matches!(video.write(0, false, Bytes::from_static(b"x")), Err(MediaError::KeyframeRequired)));
-    // The first frame of each track is read before the rest is written: a live-edge subscriber
-    // starts at the group in progress when its subscription resolves, and this pins it to group 0.
+    // The first frame of each track is read before the rest is written, so each subscription is
+    // known to be live before the burst.
     let tracks: [(&mut MediaTrackWriter, &mut MediaTrackReader, Frames, u64); 2] =
         [(&mut video, &mut video_in, video_frame, 30), (&mut audio, &mut audio_in, audio_frame, 10)];
     for (writer, reader, frames, count) in tracks {

@@ -139,7 +139,7 @@ impl PersistentClient {
         publish: Option<OriginConsumer>,
         subscribe: Option<OriginProducer>,
         settings: ReconnectSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, UrlError> {
         UrlParts::parse(url)?;
         let dialer = Dialer { url: Some(url.to_string()), target: None, endpoint: None, make: Some((trust, config)) };
         Ok(Self::spawn(dialer, publish, subscribe, settings))
@@ -204,16 +204,63 @@ impl Drop for PersistentClient {
     }
 }
 
+/// Why a connection URL cannot be used: its form, or its host that does not resolve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not a URL at all.
+    #[error("malformed URL {url:?}: {reason}")]
+    Malformed {
+        /// The text given.
+        url: String,
+        /// What the URL parser said.
+        reason: String,
+    },
+    /// `http://`: the development form, whose certificate fingerprint is fetched over HTTP first
+    /// (the `moqt` command does that; the library takes the `https://` URL and the fingerprint).
+    #[error("{0:?}: http:// is the development form: fetch /certificate.sha256 first (the moqt command does)")]
+    DevelopmentHttp(String),
+    /// A scheme other than `https://`, `moql://` or `moqt://`.
+    #[error("{url:?}: unknown scheme {scheme:?} (expected https://, moql:// or moqt://)")]
+    UnknownScheme {
+        /// The text given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+    /// No host in the URL.
+    #[error("URL {0:?} has no host")]
+    NoHost(String),
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {reason}")]
+    Unresolved {
+        /// The host.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// The host name resolved to no address.
+    #[error("{0} resolves to nothing")]
+    NoAddress(String),
+    /// A query parameter with a value out of range (a cluster peer's `?cost=`).
+    #[error("{url:?}: {reason}")]
+    BadParameter {
+        /// The text given.
+        url: String,
+        /// Which parameter and why.
+        reason: &'static str,
+    },
+}
+
 impl Target {
     /// A raw-QUIC connection URL: `moql://host[:port]/path?query` or `moqt://…` (default port
     /// 443). The host is resolved here; the path and query travel in SETUP Path.
-    pub async fn from_url(text: &str) -> Result<Target, String> {
+    pub async fn from_url(text: &str) -> Result<Target, UrlError> {
         let UrlParts { host, port, path, webtransport } = UrlParts::parse(text)?;
         let addr = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .map_err(|err| format!("cannot resolve {host}: {err}"))?
+            .map_err(|err| UrlError::Unresolved { host: host.clone(), reason: err.to_string() })?
             .next()
-            .ok_or_else(|| format!("{host} resolves to nothing"))?;
+            .ok_or_else(|| UrlError::NoAddress(host.clone()))?;
         Ok(Target { addr, server_name: host, path, webtransport })
     }
 }
@@ -227,19 +274,16 @@ struct UrlParts {
 }
 
 impl UrlParts {
-    fn parse(text: &str) -> Result<UrlParts, String> {
-        let url = url::Url::parse(text).map_err(|err| format!("malformed URL {text:?}: {err}"))?;
+    fn parse(text: &str) -> Result<UrlParts, UrlError> {
+        let url = url::Url::parse(text)
+            .map_err(|err| UrlError::Malformed { url: text.to_string(), reason: err.to_string() })?;
         let webtransport = match url.scheme() {
             "moql" | "moqt" => None,
             "https" => Some(url.clone()),
-            "http" => {
-                return Err(format!(
-                    "{text:?}: http:// is the development form: fetch /certificate.sha256 first (the moqt command does)"
-                ));
-            }
-            other => return Err(format!("{text:?}: unknown scheme {other:?} (expected https://, moql:// or moqt://)")),
+            "http" => return Err(UrlError::DevelopmentHttp(text.to_string())),
+            other => return Err(UrlError::UnknownScheme { url: text.to_string(), scheme: other.to_string() }),
         };
-        let host = url.host_str().ok_or_else(|| format!("URL {text:?} has no host"))?;
+        let host = url.host_str().ok_or_else(|| UrlError::NoHost(text.to_string()))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
         let port = url.port().unwrap_or(443);
         let mut path = url.path().to_string();
@@ -269,7 +313,7 @@ impl Dialer {
     /// One attempt: resolves the URL if there is one, makes the endpoint if needed, connects.
     async fn dial(&mut self, origins: Origins) -> Result<Session, EndpointError> {
         if let Some(url) = &self.url {
-            self.target = Some(Target::from_url(url).await.map_err(EndpointError::Connect)?);
+            self.target = Some(Target::from_url(url).await.map_err(|err| EndpointError::Connect(err.to_string()))?);
         }
         let Some(target) = self.target.clone() else {
             return Err(EndpointError::Config("no target to connect to".into()));
@@ -320,7 +364,7 @@ impl Dialer {
 }
 
 /// Resolves a GOAWAY New Session URI: empty means the same endpoint; otherwise a connection URL.
-pub async fn resolve_goaway(uri: &str, current: &Target) -> Result<Target, String> {
+pub async fn resolve_goaway(uri: &str, current: &Target) -> Result<Target, UrlError> {
     if uri.is_empty() {
         return Ok(current.clone());
     }

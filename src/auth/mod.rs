@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 pub use pattern::{Pattern, PatternError, Patterns};
-pub use token::{Claims, Key, KeyAlgorithm, MAX_TOKEN_LEN, TokenError};
+pub use token::{Claims, Key, KeyAlgorithm, MAX_TOKEN_LEN, TokenError, UnknownAlgorithm};
 
 use crate::coding::Path;
 use crate::model::PathFilter;

@@ -203,15 +203,20 @@ pub enum KeyAlgorithm {
     Es256,
 }
 
-impl std::str::FromStr for KeyAlgorithm {
-    type Err = String;
+/// A key algorithm name that is none of [`KeyAlgorithm`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown algorithm {0:?} (HS256, EdDSA or ES256)")]
+pub struct UnknownAlgorithm(pub String);
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl std::str::FromStr for KeyAlgorithm {
+    type Err = UnknownAlgorithm;
+
+    fn from_str(text: &str) -> Result<Self, UnknownAlgorithm> {
         match text.to_ascii_uppercase().as_str() {
             "HS256" => Ok(KeyAlgorithm::Hs256),
             "EDDSA" => Ok(KeyAlgorithm::EdDsa),
             "ES256" => Ok(KeyAlgorithm::Es256),
-            _ => Err(format!("unknown algorithm {text:?} (HS256, EdDSA or ES256)")),
+            _ => Err(UnknownAlgorithm(text.to_string())),
         }
     }
 }

@@ -209,7 +209,7 @@ fn start_client(url: *const c_char, url_len: usize, options: *const moqt_client_
     let remote = OriginProducer::default();
     let client =
         PersistentClient::connect_url(&url, trust, config, Some(publish.consume()), Some(remote.clone()), reconnect)
-            .map_err(FfiError::invalid)?;
+            .map_err(|err| FfiError::invalid(err.to_string()))?;
     Ok(moqt_client { client, publish, remote, gone: tokio::sync::watch::Sender::new(()) })
 }
 

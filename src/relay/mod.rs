@@ -17,7 +17,7 @@ use crate::auth::AuthConfig;
 use crate::coding::SessionCode;
 use crate::endpoint::{Client, EndpointConfig, EndpointError, Server};
 use crate::model::{OriginProducer, OriginSettings};
-use crate::reconnect::{PersistentClient, ReconnectSettings, Target};
+use crate::reconnect::{PersistentClient, ReconnectSettings, Target, UrlError};
 use crate::session::{
     Mirror, Origins, PendingSession, Session, SessionConfig, SessionError, SessionEvent, Traffic, TrafficSnapshot,
 };
@@ -321,14 +321,16 @@ fn close_code(err: &SessionError) -> (SessionCode, &'static str) {
 
 /// Splits a cluster peer URL's `?cost=N` (the link's price, as the reference relay takes it) from
 /// the URL, which keeps its other query parameters (`?jwt=`).
-pub fn peer_url_cost(url: &str) -> Result<(String, Option<u64>), String> {
-    let mut parsed = url::Url::parse(url).map_err(|e| format!("malformed peer URL {url:?}: {e}"))?;
+pub fn peer_url_cost(url: &str) -> Result<(String, Option<u64>), UrlError> {
+    let mut parsed =
+        url::Url::parse(url).map_err(|e| UrlError::Malformed { url: url.to_string(), reason: e.to_string() })?;
     let mut cost = None;
     let mut rest = Vec::new();
     for (key, value) in parsed.query_pairs() {
         if key == "cost" {
             let price = value.parse::<u64>().ok().filter(|c| *c <= crate::coding::MAX_VARINT);
-            cost = Some(price.ok_or_else(|| format!("{url:?}: cost must be a number up to 2^62-1"))?);
+            let bad = || UrlError::BadParameter { url: url.to_string(), reason: "cost must be a number up to 2^62-1" };
+            cost = Some(price.ok_or_else(bad)?);
         } else {
             rest.push((key.into_owned(), value.into_owned()));
         }

@@ -11,6 +11,8 @@
 //! Publish by writing a [`BroadcastProducer`] into an [`OriginProducer`] that a [`Session`]
 //! offers; subscribe by reading the origin a session fills. See README.md for the whole tour.
 
+#![warn(missing_docs)]
+
 pub mod auth;
 pub mod endpoint;
 pub mod media;
@@ -52,14 +54,15 @@ internal!(
 pub mod fuzzing;
 
 pub use coding::{
-    MAX_FRAME_LEN, MAX_GROUP_BYTES, MAX_GROUP_FRAMES, MAX_PATH_SEGMENTS, Path, PathTooLong, SessionCode, StreamCode,
+    DecodeError, EncodeError, MAX_FRAME_LEN, MAX_GROUP_BYTES, MAX_GROUP_FRAMES, MAX_PATH_SEGMENTS, Path, PathTooLong,
+    SessionCode, StreamCode,
 };
 pub use endpoint::{Client, EndpointConfig, EndpointError, Server};
 pub use model::{
     BroadcastConsumer, BroadcastProducer, FrameBounds, GroupConsumer, GroupProducer, OriginConsumer, OriginProducer,
     SubscribeOptions, TrackConsumer, TrackEvent, TrackInfo, TrackProducer,
 };
-pub use reconnect::{ClientState, PersistentClient, ReconnectSettings, Target};
+pub use reconnect::{ClientState, PersistentClient, ReconnectSettings, Target, UrlError};
 pub use relay::{Relay, RelayConfig};
 pub use session::{Origins, Session, SessionConfig, SessionError, SessionEvent};
 pub use transport::tls::{Certificate, ClientTrust};

@@ -12,49 +12,107 @@ pub enum DecodeError {
     Short,
     /// A message's fields need more bytes than its Message Length gave.
     #[error("message body of {length} bytes ends before its fields do")]
-    BodyTooShort { length: u64 },
+    BodyTooShort {
+        /// The length in bytes.
+        length: u64,
+    },
     /// A message's fields ended with bytes of its Message Length left over.
     #[error("message body of {length} bytes has {extra} bytes left after its fields")]
-    BodyTooLong { length: u64, extra: u64 },
+    BodyTooLong {
+        /// The length in bytes.
+        length: u64,
+        /// Bytes left over.
+        extra: u64,
+    },
     /// A Message Length above the limit for that message.
     #[error("message length {length} is over the limit of {max} bytes")]
-    MessageTooLarge { length: u64, max: u64 },
+    MessageTooLarge {
+        /// The length in bytes.
+        length: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A string or path that is not valid UTF-8.
     #[error("string is not valid UTF-8")]
     InvalidUtf8,
     /// A string longer than the limit.
     #[error("string of {length} bytes is over the limit of {max}")]
-    StringTooLong { length: u64, max: u64 },
+    StringTooLong {
+        /// The length in bytes.
+        length: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A broadcast path with more segments than allowed.
     #[error("path has {segments} segments, more than the limit of {max}")]
-    TooManySegments { segments: usize, max: usize },
+    TooManySegments {
+        /// Its segment count.
+        segments: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The same SETUP parameter ID twice.
     #[error("SETUP parameter {0:#x} appears twice")]
     DuplicateParameter(u64),
     /// More SETUP parameters than allowed.
     #[error("{count} SETUP parameters, more than the limit of {max}")]
-    TooManyParameters { count: u64, max: u64 },
+    TooManyParameters {
+        /// How many there are.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A type value that names no message of this kind.
     #[error("unknown {kind} type {value:#x}")]
-    UnknownType { kind: &'static str, value: u64 },
+    UnknownType {
+        /// Which kind of type (stream, message, ...).
+        kind: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// A message or stream that the negotiated version does not have.
     #[error("{what} does not exist in {version}")]
-    NotInVersion { what: &'static str, version: &'static str },
+    NotInVersion {
+        /// What it was.
+        what: &'static str,
+        /// The version.
+        version: &'static str,
+    },
     /// A field whose value is outside what the protocol allows.
     #[error("invalid {field}: {value}")]
-    InvalidValue { field: &'static str, value: u64 },
+    InvalidValue {
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
     /// A hop list longer than allowed.
     #[error("hop list of {count} entries is over the limit of {max}")]
-    TooManyHops { count: u64, max: u64 },
+    TooManyHops {
+        /// How many there are.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A non-zero hop ID that appears twice in one list.
     #[error("hop ID {0} appears twice in one hop list")]
     DuplicateHop(u64),
     /// A frame payload above the limit.
     #[error("frame payload of {length} bytes is over the limit of {max}")]
-    FrameTooLarge { length: u64, max: u64 },
+    FrameTooLarge {
+        /// The length in bytes.
+        length: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A datagram above the limit.
     #[error("datagram of {length} bytes is over the limit of {max}")]
-    DatagramTooLarge { length: usize, max: usize },
+    DatagramTooLarge {
+        /// The length in bytes.
+        length: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Why a value could not be encoded.
@@ -65,11 +123,28 @@ pub enum EncodeError {
     VarintTooLarge(u64),
     /// A message or field that the chosen version cannot carry.
     #[error("{what} cannot be expressed in {version}")]
-    NotInVersion { what: &'static str, version: &'static str },
+    NotInVersion {
+        /// What it was.
+        what: &'static str,
+        /// The version.
+        version: &'static str,
+    },
     /// A value past a protocol limit (string length, hop count, datagram size, ...).
     #[error("{what} is {value}, over the limit of {max}")]
-    TooLarge { what: &'static str, value: u64, max: u64 },
+    TooLarge {
+        /// What it was.
+        what: &'static str,
+        /// The value found.
+        value: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A field whose value the protocol forbids.
     #[error("invalid {field}: {value}")]
-    InvalidValue { field: &'static str, value: u64 },
+    InvalidValue {
+        /// The field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
 }

@@ -34,8 +34,10 @@ impl Default for CatalogSettings {
 /// A whole catalog.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Catalog {
+    /// The `video` section: video renditions by track name.
     #[serde(default)]
     pub video: Video,
+    /// The `audio` section: audio renditions by track name.
     #[serde(default)]
     pub audio: Audio,
     /// Sections moqt does not model (`archive`, `clock`, `text`, ...), kept as they came.
@@ -46,8 +48,10 @@ pub struct Catalog {
 /// The video section: renditions by track name.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Video {
+    /// Video renditions by track name (`renditions`).
     #[serde(default)]
     pub renditions: BTreeMap<String, VideoConfig>,
+    /// Fields of the video section moqt does not model, kept as they came.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -55,8 +59,10 @@ pub struct Video {
 /// The audio section: renditions by track name.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Audio {
+    /// Audio renditions by track name (`renditions`).
     #[serde(default)]
     pub renditions: BTreeMap<String, AudioConfig>,
+    /// Fields of the audio section moqt does not model, kept as they came.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -71,16 +77,22 @@ pub struct VideoConfig {
     /// and H.265 in Annex-B with parameter sets in band.
     #[serde(default, with = "hex_bytes", skip_serializing_if = "Option::is_none")]
     pub description: Option<Bytes>,
+    /// Coded width in pixels (`codedWidth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coded_width: Option<u32>,
+    /// Coded height in pixels (`codedHeight`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coded_height: Option<u32>,
+    /// Frames per second (`framerate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framerate: Option<f64>,
+    /// Bitrate in bits per second (`bitrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate: Option<u64>,
+    /// How the track's frames are laid out (`container`); legacy when absent.
     #[serde(default)]
     pub container: Container,
+    /// Fields of the rendition moqt does not model, kept as they came.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -91,15 +103,20 @@ pub struct VideoConfig {
 pub struct AudioConfig {
     /// RFC 6381 codec string: `opus`, `mp4a.40.2`, ...
     pub codec: String,
+    /// Sample rate in Hz (`sampleRate`).
     pub sample_rate: u32,
+    /// Channel count (`numberOfChannels`).
     pub number_of_channels: u32,
+    /// Bitrate in bits per second (`bitrate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bitrate: Option<u64>,
     /// The decoder configuration (AAC AudioSpecificConfig, ...), hex in JSON.
     #[serde(default, with = "hex_bytes", skip_serializing_if = "Option::is_none")]
     pub description: Option<Bytes>,
+    /// How the track's frames are laid out (`container`); legacy when absent.
     #[serde(default)]
     pub container: Container,
+    /// Fields of the rendition moqt does not model, kept as they came.
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -111,7 +128,10 @@ pub enum Container {
     #[default]
     Legacy,
     /// Each frame is one moof+mdat fragment of this init segment (ftyp+moov).
-    Cmaf { init: Bytes },
+    Cmaf {
+        /// The init segment (ftyp+moov), base64 in JSON (`init`).
+        init: Bytes,
+    },
     /// A kind moqt does not know: its track is skipped, not fatal. Kept as it came.
     Unknown(Map<String, Value>),
 }
@@ -183,11 +203,14 @@ mod hex_bytes {
 /// A rendition of either kind, borrowed from a catalog.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rendition<'a> {
+    /// A video rendition.
     Video(&'a VideoConfig),
+    /// An audio rendition.
     Audio(&'a AudioConfig),
 }
 
 impl Rendition<'_> {
+    /// The rendition's RFC 6381 codec string.
     pub fn codec(&self) -> &str {
         match self {
             Rendition::Video(config) => &config.codec,
@@ -195,6 +218,7 @@ impl Rendition<'_> {
         }
     }
 
+    /// How the rendition's frames are laid out.
     pub fn container(&self) -> &Container {
         match self {
             Rendition::Video(config) => &config.container,
@@ -268,6 +292,7 @@ pub struct CatalogGroupDecoder {
 }
 
 impl CatalogGroupDecoder {
+    /// A decoder for one catalog group, bounded by `settings`.
     pub fn new(settings: CatalogSettings) -> Self {
         Self { settings, current: None, bytes: 0 }
     }

@@ -92,6 +92,7 @@ pub struct MediaFrame {
 /// One step of a media track read.
 #[derive(Debug)]
 pub enum MediaEvent {
+    /// A frame of the track.
     Frame(MediaFrame),
     /// Groups that will not be delivered; the next frame is a keyframe.
     Gap(Gap),

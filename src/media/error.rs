@@ -11,13 +11,26 @@ pub enum MediaError {
     Catalog(String),
     /// A catalog group passed [`CatalogSettings::max_bytes`](super::CatalogSettings::max_bytes).
     #[error("catalog larger than {max} bytes")]
-    CatalogTooLarge { max: usize },
+    CatalogTooLarge {
+        /// The limit in bytes.
+        max: usize,
+    },
     /// More renditions than [`CatalogSettings::max_renditions`](super::CatalogSettings::max_renditions).
     #[error("{count} renditions, more than the {max} allowed")]
-    TooManyRenditions { count: usize, max: usize },
+    TooManyRenditions {
+        /// Video plus audio renditions in the catalog.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A media frame does not fit its container (a truncated timestamp, a bad fragment).
     #[error("bad {container} frame: {reason}")]
-    Frame { container: &'static str, reason: String },
+    Frame {
+        /// The container read or written (`legacy`, `cmaf`, `fmp4`, ...).
+        container: &'static str,
+        /// What is wrong with the frame.
+        reason: String,
+    },
     /// The catalog has no rendition by that name.
     #[error("no rendition named {0:?}")]
     NoRendition(String),
@@ -26,7 +39,12 @@ pub enum MediaError {
     DuplicateRendition(String),
     /// The rendition's container kind is not one moqt reads.
     #[error("rendition {name:?} uses container {kind:?}, which moqt does not read")]
-    UnsupportedContainer { name: String, kind: String },
+    UnsupportedContainer {
+        /// The rendition's track name.
+        name: String,
+        /// The container's `kind`.
+        kind: String,
+    },
     /// A media track's first frame, or the first frame after a loss, must be a keyframe.
     #[error("a group must start with a keyframe")]
     KeyframeRequired,

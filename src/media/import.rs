@@ -26,9 +26,13 @@ pub enum ImportContainer {
 /// One frame ready to write: where it goes, its time and whether it opens a group.
 #[derive(Debug, Clone)]
 pub struct ImportFrame {
+    /// The MP4 track ID of the frame's rendition.
     pub track_id: u32,
+    /// Presentation time in microseconds.
     pub pts_us: u64,
+    /// Whether the frame opens a group: at each video keyframe, and at each fragment for audio.
     pub new_group: bool,
+    /// The sample as the MP4 holds it (legacy), or the track's own moof + mdat (CMAF).
     pub payload: Bytes,
 }
 
@@ -55,6 +59,7 @@ fn fmp4_error(err: super::fmp4::Fmp4Error) -> MediaError {
 }
 
 impl Fmp4Import {
+    /// An importer that publishes the tracks in `container`.
     pub fn new(container: ImportContainer) -> Self {
         Self { reader: Fmp4Reader::new(), container, init: None, tracks: BTreeMap::new() }
     }

@@ -15,8 +15,11 @@ use crate::model::{self, BroadcastConsumer, BroadcastProducer, Frame, TrackInfo,
 /// Track priorities, as the reference sets them: the catalog above audio above video, so a
 /// congested link drops video first.
 pub mod priority {
+    /// The catalog track's priority.
     pub const CATALOG: u8 = 100;
+    /// An audio track's priority.
     pub const AUDIO: u8 = 80;
+    /// A video track's priority.
     pub const VIDEO: u8 = 60;
 }
 
@@ -352,7 +355,9 @@ impl MediaBroadcast {
 /// A rendition for [`MediaBroadcast::add_renditions`]: its track name and configuration.
 #[derive(Debug, Clone)]
 pub enum NewRendition {
+    /// A video rendition: its track name and configuration.
     Video(String, VideoConfig),
+    /// An audio rendition: its track name and configuration.
     Audio(String, AudioConfig),
 }
 

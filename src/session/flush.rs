@@ -31,6 +31,7 @@ pub(crate) struct Outstanding {
 /// What a flush found: everything acknowledged, or how much was given up unacknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlushOutcome {
+    /// Every entry the peer was owed was acknowledged.
     Delivered,
     /// Entries that left without the peer's acknowledgement since the last flush looked.
     Undelivered(usize),

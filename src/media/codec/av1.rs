@@ -8,18 +8,29 @@ use super::{CodecError, decode_record, encode_record};
 /// The fields of an AV1 codec string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Av1Config {
+    /// seq_profile: 0 Main, 1 High, 2 Professional.
     pub profile: u8,
     /// seq_level_idx of operating point 0.
     pub level: u8,
+    /// seq_tier of operating point 0: the high tier (`H` in the codec string, `M` otherwise).
     pub high_tier: bool,
+    /// Bits per sample: 8, 10 or 12.
     pub bit_depth: u8,
+    /// mono_chrome: luma only, no chroma planes.
     pub monochrome: bool,
+    /// subsampling_x: chroma at half the horizontal resolution.
     pub chroma_subsampling_x: bool,
+    /// subsampling_y: chroma at half the vertical resolution.
     pub chroma_subsampling_y: bool,
+    /// chroma_sample_position: 0 unknown, 1 vertical, 2 colocated.
     pub chroma_sample_position: u8,
+    /// color_primaries, an ISO/IEC 23091-4 code point (1 is BT.709).
     pub color_primaries: u8,
+    /// transfer_characteristics, an ISO/IEC 23091-4 code point (1 is BT.709).
     pub transfer_characteristics: u8,
+    /// matrix_coefficients, an ISO/IEC 23091-4 code point (1 is BT.709).
     pub matrix_coefficients: u8,
+    /// color_range: full-range samples rather than limited (studio) range.
     pub full_range: bool,
 }
 
@@ -213,8 +224,11 @@ impl Av1Config {
 /// A sequence header found in a run of OBUs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SequenceHeader {
+    /// The codec string fields the header holds.
     pub config: Av1Config,
+    /// Largest frame width in pixels (max_frame_width_minus_1 + 1).
     pub max_frame_width: u32,
+    /// Largest frame height in pixels (max_frame_height_minus_1 + 1).
     pub max_frame_height: u32,
     /// The whole OBU, rewritten with a size field as av1C's configOBUs requires.
     pub obu: Vec<u8>,

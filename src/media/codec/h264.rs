@@ -20,16 +20,21 @@ pub fn nal_type(nal: &[u8]) -> Option<u8> {
 /// What the catalog needs from a sequence parameter set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sps {
+    /// profile_idc (66 Baseline, 77 Main, 100 High, ...).
     pub profile_idc: u8,
     /// constraint_set0..5 flags and the 2 reserved bits, as the byte between profile and level.
     pub constraint_flags: u8,
+    /// level_idc: the level times ten (31 for level 3.1).
     pub level_idc: u8,
     /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// Luma bit depth (bit_depth_luma_minus8 + 8).
     pub bit_depth_luma: u8,
+    /// Chroma bit depth (bit_depth_chroma_minus8 + 8).
     pub bit_depth_chroma: u8,
     /// Picture size with the SPS frame cropping applied.
     pub coded_width: u32,
+    /// Picture height in pixels, with the SPS frame cropping applied.
     pub coded_height: u32,
 }
 
@@ -79,7 +84,9 @@ pub fn avcc_codec_string(avcc: &mp4_atom::Avcc, in_band: bool) -> String {
 /// The SPS and PPS NAL units of an Annex-B access unit, in order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ParameterSets<'a> {
+    /// The SPS NAL units, header byte included, without start codes.
     pub sps: Vec<&'a [u8]>,
+    /// The PPS NAL units, header byte included, without start codes.
     pub pps: Vec<&'a [u8]>,
 }
 

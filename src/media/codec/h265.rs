@@ -31,12 +31,15 @@ pub fn is_irap(nal_type: u8) -> bool {
 pub struct ProfileTierLevel {
     /// 0..3; 1..3 are written as A..C in the codec string.
     pub profile_space: u8,
+    /// general_tier_flag: the high tier (`H` in the codec string, `L` otherwise).
     pub high_tier: bool,
+    /// general_profile_idc (1 Main, 2 Main 10, ...).
     pub profile_idc: u8,
     /// general_profile_compatibility_flag[0..32], flag 0 the top bit of the first byte.
     pub compatibility_flags: [u8; 4],
     /// The 48 bits from general_progressive_source_flag on.
     pub constraint_flags: [u8; 6],
+    /// general_level_idc: the level times 30 (93 for level 3.1).
     pub level_idc: u8,
 }
 
@@ -81,16 +84,21 @@ pub fn hvcc_codec_string(hvcc: &mp4_atom::Hvcc, in_band: bool) -> String {
 /// What the catalog and the hvcC need from a sequence parameter set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sps {
+    /// The general profile, tier and level.
     pub profile_tier_level: ProfileTierLevel,
     /// sps_max_sub_layers_minus1 + 1.
     pub max_sub_layers: u8,
+    /// sps_temporal_id_nesting_flag.
     pub temporal_id_nesting: bool,
     /// 0 monochrome, 1 4:2:0, 2 4:2:2, 3 4:4:4.
     pub chroma_format_idc: u8,
+    /// Luma bit depth (bit_depth_luma_minus8 + 8).
     pub bit_depth_luma: u8,
+    /// Chroma bit depth (bit_depth_chroma_minus8 + 8).
     pub bit_depth_chroma: u8,
     /// Picture size with the conformance window applied.
     pub coded_width: u32,
+    /// Picture height in pixels, with the conformance window applied.
     pub coded_height: u32,
 }
 
@@ -198,8 +206,11 @@ fn read_profile_tier_level(r: &mut BitReader<'_>, max_sub_layers_minus1: u8) -> 
 /// The VPS, SPS and PPS NAL units of an Annex-B access unit, in order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ParameterSets<'a> {
+    /// The VPS NAL units, 2-byte header included, without start codes.
     pub vps: Vec<&'a [u8]>,
+    /// The SPS NAL units, 2-byte header included, without start codes.
     pub sps: Vec<&'a [u8]>,
+    /// The PPS NAL units, 2-byte header included, without start codes.
     pub pps: Vec<&'a [u8]>,
 }
 

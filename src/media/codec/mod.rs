@@ -27,13 +27,24 @@ use bytes::Bytes;
 pub enum CodecError {
     /// The input ends before the structure does.
     #[error("{what} is truncated")]
-    Truncated { what: &'static str },
+    Truncated {
+        /// What was being read.
+        what: &'static str,
+    },
     /// The input is there but breaks the structure's rules.
     #[error("invalid {what}: {reason}")]
-    Invalid { what: &'static str, reason: String },
+    Invalid {
+        /// What was being read.
+        what: &'static str,
+        /// Which rule it breaks.
+        reason: String,
+    },
     /// Something the result needs is absent (an SPS in an access unit, a description).
     #[error("no {what}")]
-    Missing { what: &'static str },
+    Missing {
+        /// What is absent.
+        what: &'static str,
+    },
     /// A codec or variant these helpers do not handle.
     #[error("unsupported codec: {0}")]
     Unsupported(String),
@@ -48,7 +59,9 @@ impl CodecError {
 /// What a hang catalog rendition says about its codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodecInfo {
+    /// A video rendition's fields.
     Video(VideoInfo),
+    /// An audio rendition's fields.
     Audio(AudioInfo),
 }
 
@@ -62,6 +75,7 @@ pub struct VideoInfo {
     pub description: Option<Bytes>,
     /// Picture size after cropping (what hang calls `codedWidth`/`codedHeight`).
     pub coded_width: u32,
+    /// Picture height after cropping, in pixels (`codedHeight`).
     pub coded_height: u32,
 }
 
@@ -72,7 +86,9 @@ pub struct AudioInfo {
     pub codec: String,
     /// AudioSpecificConfig for AAC, OpusHead for Opus.
     pub description: Option<Bytes>,
+    /// Sample rate in Hz (`sampleRate`).
     pub sample_rate: u32,
+    /// Channel count (`numberOfChannels`).
     pub channels: u32,
 }
 

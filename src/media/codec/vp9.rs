@@ -8,15 +8,21 @@ pub const VP8_CODEC: &str = "vp8";
 /// The fields of a VP9 codec string, as the vpcC record holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vp9Config {
+    /// VP9 profile, 0 to 3.
     pub profile: u8,
     /// Level times ten (10 for level 1, 41 for 4.1).
     pub level: u8,
+    /// Bits per sample: 8, 10 or 12.
     pub bit_depth: u8,
     /// 0 4:2:0 vertical, 1 4:2:0 colocated, 2 4:2:2, 3 4:4:4.
     pub chroma_subsampling: u8,
+    /// colour_primaries, an ISO/IEC 23091-4 code point (1 is BT.709).
     pub color_primaries: u8,
+    /// transfer_characteristics, an ISO/IEC 23091-4 code point (1 is BT.709).
     pub transfer_characteristics: u8,
+    /// matrix_coefficients, an ISO/IEC 23091-4 code point (1 is BT.709).
     pub matrix_coefficients: u8,
+    /// video_full_range_flag: full-range samples rather than limited (studio) range.
     pub full_range: bool,
 }
 
@@ -81,6 +87,7 @@ impl Vp9Config {
         Ok(config)
     }
 
+    /// The fields of a vpcC record.
     pub fn from_vpcc(vpcc: &mp4_atom::VpcC) -> Self {
         Self {
             profile: vpcc.profile,

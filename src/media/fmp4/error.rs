@@ -9,15 +9,18 @@ pub enum Fmp4Error {
     Atom {
         /// The box or step that failed (`moov`, `moof`, `encode init segment`, ...).
         context: &'static str,
+        /// The mp4-atom error.
         #[source]
         source: mp4_atom::Error,
     },
     /// A box declares more bytes than the reader may buffer.
     #[error("{kind} box of {size} bytes is over the {max}-byte limit (ReaderLimits::max_box_size)")]
     BoxTooLarge {
+        /// The box type (fourcc), e.g. `mdat`.
         kind: String,
         /// The whole box, header included.
         size: usize,
+        /// The limit in bytes (`ReaderLimits::max_box_size`).
         max: usize,
     },
     /// A box of size 0 ("to the end of the file") cannot be framed in a stream.
@@ -34,19 +37,37 @@ pub enum Fmp4Error {
     NotFragmented,
     /// The moov or a fragment names a track in a way that cannot be used.
     #[error("track {track_id}: {reason}")]
-    InvalidTrack { track_id: u32, reason: &'static str },
+    InvalidTrack {
+        /// The track ID (from `tkhd`, or a fragment's `tfhd`).
+        track_id: u32,
+        /// What is wrong with the track.
+        reason: &'static str,
+    },
     /// A traf for a track the moov does not declare.
     #[error("fragment for track {0}, which the moov does not declare")]
     UnknownTrack(u32),
     /// A sample's bytes lie (partly) outside the fragment's mdat.
     #[error("track {track_id}: sample data at {offset}+{size} lies outside the mdat")]
-    SampleOutsideMdat { track_id: u32, offset: i128, size: u32 },
+    SampleOutsideMdat {
+        /// The `tfhd` track ID.
+        track_id: u32,
+        /// Where the sample's data starts, in bytes from the start of the moof.
+        offset: i128,
+        /// The sample's size in bytes.
+        size: u32,
+    },
     /// More samples in one fragment than the reader accepts.
     #[error("fragment has more than {max} samples (ReaderLimits::max_samples_per_fragment)")]
-    TooManySamples { max: usize },
+    TooManySamples {
+        /// The limit (`ReaderLimits::max_samples_per_fragment`).
+        max: usize,
+    },
     /// A timestamp that does not fit its type after adding durations, offsets or rescaling.
     #[error("track {track_id}: timestamp out of range")]
-    TimestampOutOfRange { track_id: u32 },
+    TimestampOutOfRange {
+        /// The `tfhd` track ID.
+        track_id: u32,
+    },
     /// The stream ended inside a box.
     #[error("stream ended inside a box ({0} bytes left over)")]
     Truncated(usize),

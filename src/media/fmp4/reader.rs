@@ -38,7 +38,9 @@ impl Default for ReaderLimits {
 /// A track's media kind, from its handler (`hdlr`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackKind {
+    /// A video track (`vide` handler).
     Video,
+    /// An audio track (`soun` handler).
     Audio,
     /// Any other handler (subtitles, metadata, ...): read, but not video or audio.
     Other(FourCC),
@@ -57,21 +59,27 @@ impl TrackKind {
 /// A video track's coded frame size, from its sample entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoSize {
+    /// Width in pixels, from the visual sample entry.
     pub width: u16,
+    /// Height in pixels, from the visual sample entry.
     pub height: u16,
 }
 
 /// An audio track's format, from its sample entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AudioFormat {
+    /// Sample rate in Hz (the integer part of the sample entry's 16.16 rate).
     pub sample_rate: u32,
+    /// Channel count: the sample entry's, unless the AAC or Opus configuration says otherwise.
     pub channels: u16,
 }
 
 /// One track of an init segment: what a catalog rendition and a decoder need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackInfo {
+    /// The `tkhd` track ID.
     pub track_id: u32,
+    /// Video, audio or other, from the `hdlr` handler.
     pub kind: TrackKind,
     /// Ticks per second of every time of this track.
     pub timescale: u32,
@@ -92,7 +100,9 @@ pub struct InitSegment {
     pub bytes: Bytes,
     /// The ftyp, if the stream had one before the moov.
     pub ftyp: Option<Ftyp>,
+    /// The parsed moov.
     pub moov: Moov,
+    /// The tracks the moov declares, in `trak` order.
     pub tracks: Vec<TrackInfo>,
 }
 
@@ -168,6 +178,7 @@ fn channel_count(codec: &Codec, sample_entry: u16) -> u16 {
 /// One sample (a video frame or a block of audio) of a fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
+    /// The `tfhd` track ID of the sample's traf.
     pub track_id: u32,
     /// Decode time in the track's timescale.
     pub decode_time: u64,
@@ -198,6 +209,7 @@ impl Sample {
 pub struct Fragment {
     /// The moof + mdat bytes as read, for pass-through.
     pub bytes: Bytes,
+    /// The parsed moof.
     pub moof: Moof,
     /// Bytes of the moof (the mdat follows).
     pub moof_size: usize,
@@ -224,6 +236,7 @@ impl Fragment {
 pub enum Fmp4Event {
     /// The ftyp + moov; comes first, and again if the stream starts over with a new moov.
     Init(Box<InitSegment>),
+    /// A moof and its mdat, with their samples.
     Fragment(Fragment),
 }
 

@@ -11,7 +11,9 @@ use super::writer::default_ftyp;
 /// One track's part of a fragment, as a standalone moof + mdat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackFragment {
+    /// The `tfhd` track ID.
     pub track_id: u32,
+    /// The standalone moof + mdat.
     pub bytes: Bytes,
 }
 

@@ -65,19 +65,24 @@ pub struct FragmentSample {
     pub duration: u32,
     /// Presentation time minus decode time, in the track's timescale.
     pub composition_offset: i32,
+    /// A sync sample: decoding can start here.
     pub keyframe: bool,
+    /// The sample's bytes, written to the mdat.
     pub data: Bytes,
 }
 
 /// A sample with its time, for [`Fmp4Writer::push`], which derives durations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimedSample {
+    /// The [`TrackConfig::track_id`] of the sample's track.
     pub track_id: u32,
     /// Decode time in the track's timescale; must not go backwards within a track.
     pub decode_time: u64,
     /// Presentation time minus decode time, in the track's timescale (0 without B-frames).
     pub composition_offset: i32,
+    /// A sync sample: decoding can start here.
     pub keyframe: bool,
+    /// The sample's bytes, written to the mdat.
     pub data: Bytes,
 }
 

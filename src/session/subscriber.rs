@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use tokio::sync::watch;
 
 use super::mirror::{Attached, Mirror, Orphan, UpstreamHooks};
 use super::priority::CONTROL_PRIORITY;
@@ -70,6 +71,21 @@ struct SinkInner {
 
 type Sink = Arc<SinkInner>;
 
+/// A SUBSCRIBE sent together with its TRACK, before the TRACK_INFO it would otherwise wait for
+/// (spec 3.5 allows both at once): a viewer joining the live edge saves a round trip on every
+/// hop. Only for a live-edge start on lite-06, where the SUBSCRIBE needs nothing from TRACK_INFO
+/// (it travels with Max Age 0 until SUBSCRIBE_OK, and the SUBSCRIBE_UPDATE after it carries the
+/// publisher's priority and Max Age as it always did).
+struct EarlySubscription<C: Connection> {
+    id: u64,
+    streams: SubscribeStreams<C>,
+    /// Hands the track to Group streams that arrived before it existed.
+    ready: watch::Sender<Option<Sink>>,
+}
+
+/// A Subscribe stream with its SUBSCRIBE sent.
+type SubscribeStreams<C> = (Writer<<C as Connection>::Send>, Reader<<C as Connection>::Recv>);
+
 impl SinkInner {
     fn new(producer: TrackProducer, orphan: OrphanTarget) -> Sink {
         Arc::new(Self { producer: Mutex::new(Some(producer)), outcome: Mutex::new(None), orphan })
@@ -111,6 +127,9 @@ pub(crate) struct Subscriber<C: Connection> {
     /// This session's identity in the mirror.
     owner: u64,
     subscriptions: Mutex<HashMap<u64, Sink>>,
+    /// Subscriptions sent before their TRACK_INFO came back (see [`EarlySubscription`]): Group
+    /// streams that arrive for one wait here for its track, or are refused if it never comes.
+    pending: Mutex<HashMap<u64, watch::Receiver<Option<Sink>>>>,
     next_id: AtomicU64,
     tasks: tokio_util_lite::TaskSet,
 }
@@ -145,6 +164,7 @@ impl<C: Connection> Subscriber<C> {
             owner: ctx.session_id,
             ctx,
             subscriptions: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             tasks: tokio_util_lite::TaskSet::default(),
         }
@@ -397,28 +417,78 @@ impl<C: Connection> Subscriber<C> {
         let this = self.clone();
         self.tasks.spawn(async move {
             let from = orphan.producer.latest_sequence().map(|seq| seq.saturating_add(1).min(MAX_VARINT - 1));
-            this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, Some(Resume { from })).await
+            this.run_track(broadcast, orphan.name, orphan.info, orphan.producer, Some(Resume { from }), None).await
         });
     }
 
-    /// Subscribes to one remote track for local consumers: TRACK first (lite-05+), then SUBSCRIBE.
+    /// Subscribes to one remote track for local consumers: TRACK (lite-05+), then SUBSCRIBE, or
+    /// both at once for a live-edge start on lite-06 ([`EarlySubscription`]).
     async fn subscribe_remote(self: Arc<Self>, broadcast: Path, request: model::TrackRequest) {
         let track = request.name().to_string();
         if self.ctx.is_going_away() {
             // After GOAWAY no new requests go to this peer; the application reconnects.
             return request.reject(model::Error::Aborted(StreamCode::GoingAway));
         }
-        let info = match self.track_info(&broadcast, &track).await {
+        let wanted = request.options();
+        let (info, early) = if self.version() >= Version::Lite06 && wanted.start == GroupStart::Latest {
+            let (info, early) =
+                tokio::join!(self.track_info(&broadcast, &track), self.subscribe_early(&broadcast, &track, &wanted));
+            (info, early.ok())
+        } else {
+            (self.track_info(&broadcast, &track).await, None)
+        };
+        let info = match info {
             Ok(info) => info,
             Err(err) => {
                 tracing::debug!(%broadcast, %track, "TRACK failed: {err}");
+                if let Some(early) = early {
+                    self.abandon_early(early);
+                }
                 return request.reject(model::Error::Aborted(err.stream_code()));
             }
         };
         match request.accept(info) {
-            Ok(producer) => self.run_track(broadcast, track, info, producer, None).await,
-            Err(err) => tracing::debug!(%broadcast, %track, "track request gone: {err}"),
+            Ok(producer) => self.run_track(broadcast, track, info, producer, None, early).await,
+            Err(err) => {
+                tracing::debug!(%broadcast, %track, "track request gone: {err}");
+                if let Some(early) = early {
+                    self.abandon_early(early);
+                }
+            }
         }
+    }
+
+    /// Sends a live-edge SUBSCRIBE before TRACK_INFO is known; its Group streams wait for the track.
+    async fn subscribe_early(
+        &self,
+        broadcast: &Path,
+        track: &str,
+        wanted: &SubscribeOptions,
+    ) -> Result<EarlySubscription<C>, SessionError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (ready, waiting) = watch::channel(None);
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(id, waiting);
+        // What TRACK_INFO would give only matters here for the priority of the first round trip;
+        // the SUBSCRIBE_UPDATE after SUBSCRIBE_OK sends the publisher's.
+        let window = self.window(&model::TrackInfo::default(), wanted, None);
+        match self.open_subscription(id, broadcast, track, window).await {
+            Ok(streams) => Ok(EarlySubscription { id, streams, ready }),
+            Err(err) => {
+                self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+                tracing::debug!(%broadcast, %track, "early SUBSCRIBE failed: {err}");
+                Err(err)
+            }
+        }
+    }
+
+    /// Cancels a SUBSCRIBE sent early for a track that did not come to be (TRACK failed, or
+    /// nobody wants it any more); its waiting Group streams are refused.
+    fn abandon_early(&self, early: EarlySubscription<C>) {
+        let EarlySubscription { id, streams: (mut writer, mut reader), ready } = early;
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        drop(ready);
+        writer.reset(StreamCode::Cancelled);
+        reader.recv_mut().stop(StreamCode::Cancelled);
     }
 
     /// Feeds `producer` from a subscription with what its consumers want, resumed (from the group
@@ -431,8 +501,10 @@ impl<C: Connection> Subscriber<C> {
         info: model::TrackInfo,
         producer: TrackProducer,
         resume: Option<Resume>,
+        early: Option<EarlySubscription<C>>,
     ) {
         let mut producer = producer;
+        let mut early = early;
         // moq-lite-03/04 frames carry no timestamp: say so, rather than let 0 pass for one.
         producer.set_has_timestamps(self.version().has_timestamps());
         let interest = producer.interest();
@@ -444,6 +516,9 @@ impl<C: Connection> Subscriber<C> {
             // cancelled, not finished, so a later consumer requests it afresh rather than finding a
             // track that looks ended. Unless a consumer attached meanwhile: then it goes on.
             if producer.abort_if_unused(model::Error::Cancelled) {
+                if let Some(early) = early {
+                    self.abandon_early(early);
+                }
                 return;
             }
             tokio::task::yield_now().await;
@@ -451,7 +526,16 @@ impl<C: Connection> Subscriber<C> {
         if let Some(Resume { from: Some(next) }) = resume {
             wanted.start = GroupStart::Floor(next);
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // A consumer that asked for another start meanwhile gets the SUBSCRIBE it asked for.
+        if wanted.start != GroupStart::Latest
+            && let Some(stale) = early.take()
+        {
+            self.abandon_early(stale);
+        }
+        let id = match &early {
+            Some(early) => early.id,
+            None => self.next_id.fetch_add(1, Ordering::Relaxed),
+        };
         let Ok(local) = self.ctx.local_path(&broadcast) else {
             return producer.abort(model::Error::Aborted(StreamCode::InternalError));
         };
@@ -469,8 +553,20 @@ impl<C: Connection> Subscriber<C> {
         let mut pause = RESUME_RETRY_PAUSE;
         let result = loop {
             self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).insert(id, sink.clone());
-            let result = self.run_subscription(id, &broadcast, &track, info, wanted, interest.clone(), &sink).await;
+            // Group streams that came before the track go on into it. The pending entry (and the
+            // sender behind it) stays until the subscription ends: a stream that missed the track
+            // a moment ago finds it there.
+            let (opened, _ready) = match early.take() {
+                Some(EarlySubscription { streams, ready, .. }) => {
+                    ready.send_replace(Some(sink.clone()));
+                    (Some(streams), Some(ready))
+                }
+                None => (None, None),
+            };
+            let result =
+                self.run_subscription(id, &broadcast, &track, info, wanted, interest.clone(), &sink, opened).await;
             self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
+            self.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
             // A resumed track refused as not there yet is asked for again, within the window.
             let not_there = matches!(&result, Err(err) if is_not_there(err));
             match retry_until {
@@ -556,6 +652,25 @@ impl<C: Connection> Subscriber<C> {
         }
     }
 
+    /// Opens a Subscribe stream and sends SUBSCRIBE with `window`.
+    async fn open_subscription(
+        &self,
+        id: u64,
+        broadcast: &Path,
+        track: &str,
+        window: SubscribeWindow,
+    ) -> Result<SubscribeStreams<C>, SessionError> {
+        let version = self.version();
+        let (send, recv) = self.ctx.conn.open_bi().await?;
+        let mut writer = Writer::new(send, version);
+        writer.set_priority(CONTROL_PRIORITY);
+        let mut out = BytesMut::new();
+        BidiStream::Subscribe.encode(&mut out, version)?;
+        Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
+        writer.write(out.freeze()).await?;
+        Ok((writer, Reader::new(recv, version, self.ctx.config.max_message_size)))
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn run_subscription(
         &self,
@@ -566,24 +681,20 @@ impl<C: Connection> Subscriber<C> {
         wanted: SubscribeOptions,
         mut interest: model::InterestWatch,
         sink: &Sink,
+        opened: Option<SubscribeStreams<C>>,
     ) -> Result<(), SessionError> {
         let version = self.version();
-        let (send, recv) = self.ctx.conn.open_bi().await?;
-        let mut writer = Writer::new(send, version);
-        writer.set_priority(CONTROL_PRIORITY);
         let mut resolved = None;
-        let window = self.window(&info, &wanted, resolved);
         // The floor we asked for. On lite-06 a floor of 0 travels as "no floor" (Group Start 0), yet
         // SUBSCRIBE_OK.Group above it still means everything below was skipped (spec 3.4).
         let requested = match wanted.start {
             GroupStart::Floor(floor) => Some(floor),
             GroupStart::Latest => None,
         };
-        let mut out = BytesMut::new();
-        BidiStream::Subscribe.encode(&mut out, version)?;
-        Subscribe { id, broadcast: broadcast.clone(), track: track.to_string(), window }.encode(&mut out, version)?;
-        writer.write(out.freeze()).await?;
-        let mut reader = Reader::new(recv, version, self.ctx.config.max_message_size);
+        let (mut writer, mut reader) = match opened {
+            Some(streams) => streams,
+            None => self.open_subscription(id, broadcast, track, self.window(&info, &wanted, resolved)).await?,
+        };
         // SUBSCRIBE_END's exclusive end (lite-05+): sequences below it never seen were lost.
         let mut end_group = None;
         // SUBSCRIBE_OK's first group (lite-05+): where the sequences owed to us start.
@@ -697,6 +808,15 @@ impl<C: Connection> Subscriber<C> {
         }
     }
 
+    /// The track of a subscription sent before its TRACK_INFO, once it exists; `None` if there is
+    /// no such subscription or it was abandoned.
+    async fn track_of_early(&self, id: u64) -> Option<Sink> {
+        let waiting = self.pending.lock().unwrap_or_else(PoisonError::into_inner).get(&id).cloned();
+        let mut waiting = waiting?;
+        let ready = waiting.wait_for(Option::is_some).await.ok()?;
+        ready.clone()
+    }
+
     /// Feeds one Group stream (its type already read) into the subscription it names.
     pub(crate) async fn recv_group(&self, mut reader: Reader<C::Recv>) {
         reader.set_max_buffered(super::stream::GROUP_STREAM_BUFFER);
@@ -706,6 +826,10 @@ impl<C: Connection> Subscriber<C> {
         };
         tracing::trace!(subscribe_id = header.subscribe_id, sequence = header.sequence, "group stream received");
         let sink = self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner).get(&header.subscribe_id).cloned();
+        let sink = match sink {
+            Some(sink) => Some(sink),
+            None => self.track_of_early(header.subscribe_id).await,
+        };
         let Some(sink) = sink else {
             // A late group of a subscription we already ended.
             return reader.recv_mut().stop(StreamCode::Cancelled);

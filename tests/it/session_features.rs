@@ -380,6 +380,49 @@ async fn groups_go_on_streams_without_datagram_groups_or_above_1200_bytes() {
     }
 }
 
+/// A live-edge subscription on lite-06 sends SUBSCRIBE together with TRACK, without waiting for
+/// TRACK_INFO (spec 3.5): a joining viewer saves a round trip on every hop. A group that comes
+/// before TRACK_INFO is kept for the track, not refused. On the old path the SUBSCRIBE never came
+/// while TRACK was unanswered, so the second request below was not there in time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_edge_subscription_sends_track_and_subscribe_together() {
+    use moqt::wire::{Subscribe, SubscribeResponse, TrackInfo, TrackRequest};
+    init_logs();
+    let version = Version::Lite06;
+    let raw = raw::raw_server(version);
+    let (_session, remote, peer, _announce) = raw.subscriber(SessionConfig::default()).await;
+    let broadcast = announced(&remote, &path("room/alice")).await;
+    let options = SubscribeOptions { start: GroupStart::Latest, ..Default::default() };
+    let subscribing = tokio::spawn(async move { broadcast.subscribe_track_with("video", options).await });
+    let mut track = peer.request().await;
+    assert_eq!(track.kind, moqt::wire::BidiStream::Track);
+    let asked: TrackRequest = track.message().await;
+    assert_eq!(asked.track, "video");
+    // TRACK is not answered yet, and the SUBSCRIBE is here.
+    let mut request = peer.request().await;
+    assert_eq!(request.kind, moqt::wire::BidiStream::Subscribe);
+    let subscribe: Subscribe = request.message().await;
+    assert_eq!((subscribe.track.as_str(), subscribe.window.max_age, subscribe.window.group_start), ("video", 0, None));
+    // The live edge and its first group, then TRACK_INFO.
+    request.send(&SubscribeResponse::Ok { group: 7 }, version).await;
+    peer.send_group(subscribe.id, 7, 0, &[payload(7, 0), payload(7, 1)]).await;
+    let info = TrackInfo { priority: 9, ordered: false, max_age: 10_000, timescale: 1000 };
+    track.send(&info, version).await;
+    track.send.finish().unwrap();
+    let mut consumer = timeout(WAIT, subscribing).await.expect("the track in time").unwrap().unwrap();
+    assert_eq!(consumer.info().priority, 9, "the publisher's TRACK_INFO");
+    let event = timeout(WAIT, consumer.next_group()).await.expect("group 7 in time").unwrap().unwrap();
+    let mut group = event.into_group().expect("a group, not a gap");
+    assert_eq!(group.sequence(), 7);
+    let frames = read_group(&mut group).await;
+    let payloads: Vec<_> = frames.iter().map(|f| f.payload.clone()).collect();
+    assert_eq!(payloads, [payload(7, 0), payload(7, 1)]);
+    // With TRACK_INFO known, the SUBSCRIBE_UPDATE after SUBSCRIBE_OK carries the publisher's
+    // priority and Max Age from the live edge on.
+    let update: moqt::wire::SubscribeUpdate = request.message().await;
+    assert_eq!((update.window.priority, update.window.max_age, update.window.group_start), (9, 10_000, Some(7)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_arriving_twice_is_delivered_once() {
     init_logs();

@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use moqt::Path;
 use moqt::endpoint::Client;
-use moqt::model::{OriginProducer, TrackEvent};
+use moqt::model::{GroupStart, OriginProducer, SubscribeOptions, TrackEvent};
 use moqt::reconnect::{PersistentClient, ReconnectSettings, Target};
 
 use crate::bench::{connected, publish};
@@ -110,7 +110,9 @@ async fn join(client: Client, target: Target, path: &Path) -> Result<Join> {
     let connected = millis(started);
     let broadcast = remote.consume().announced(path).await.with_context(|| format!("{path} was never announced"))?;
     let announced = millis(started);
-    let mut track = broadcast.subscribe_track("video").await?;
+    // A viewer joins at the live edge: the group in progress, from its first frame.
+    let live_edge = SubscribeOptions { start: GroupStart::Latest, ..Default::default() };
+    let mut track = broadcast.subscribe_track_with("video", live_edge).await?;
     let mut failed_groups = 0;
     loop {
         match track.next_group().await? {

@@ -1,6 +1,7 @@
 //! The subscriber half of a session: asks the peer for announcements and mirrors every announced
-//! broadcast into our origin, subscribing to a track (TRACK, then SUBSCRIBE) only when a local
-//! consumer asks for it, and feeding arriving Group streams into the model.
+//! broadcast into our origin, subscribing to a track (TRACK, then SUBSCRIBE; both at once for a
+//! live-edge start on lite-06) only when a local consumer asks for it, and feeding arriving Group
+//! streams into the model.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -590,3 +590,59 @@ fn a_changed_video_record_gets_a_new_init_segment_and_its_parameter_sets_in_band
         [("160x120".to_string(), small.samples.len()), ("320x240".to_string(), large.samples.len())]
     );
 }
+
+/// `moqt catalog` prints the catalog as it changes, through moqt's relay: the first catalog, the
+/// same group's RFC 7396 merge patch applied to it (a rendition resized, one added, a field
+/// removed with null), then a newer group's whole catalog; each printed once, in order, and the
+/// command ends with the broadcast.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moqt_catalog_prints_each_catalog_as_it_changes_merge_patches_included() {
+    use moqt::media::{CATALOG_TRACK, Catalog, priority};
+    use moqt::model::{BroadcastProducer, OriginProducer, Route, TrackInfo};
+    let relay = Relay::start_moqt_on(crate::relay::free_port());
+    let version = Version::Lite06;
+    let origin = OriginProducer::default();
+    let broadcast = BroadcastProducer::default();
+    let info = TrackInfo { priority: priority::CATALOG, ..TrackInfo::default() };
+    let mut track = broadcast.create_track(CATALOG_TRACK, info).unwrap();
+    let path = moqt::Path::new("clip").unwrap();
+    let _published = origin.publish(path, broadcast.consume(), Route::local()).unwrap();
+    let _session = connect_publisher(&relay, version, &origin).await;
+
+    let first = r#"{"video":{"renditions":{"video":{"codec":"avc1.64001e","codedWidth":640,"codedHeight":360,"bitrate":1000000}}}}"#;
+    let patch = r#"{"video":{"renditions":{"video":{"codedWidth":1280,"codedHeight":720,"bitrate":null}}},"audio":{"renditions":{"audio":{"codec":"opus","sampleRate":48000,"numberOfChannels":2}}}}"#;
+    let patched = r#"{"video":{"renditions":{"video":{"codec":"avc1.64001e","codedWidth":1280,"codedHeight":720}}},"audio":{"renditions":{"audio":{"codec":"opus","sampleRate":48000,"numberOfChannels":2}}}}"#;
+    let newer = r#"{"audio":{"renditions":{"audio":{"codec":"opus","sampleRate":48000,"numberOfChannels":1}}}}"#;
+    let mut group = track.append_group().unwrap();
+    group.write(0, first).unwrap();
+
+    let fp: String = relay.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
+    let url = format!("moql://localhost:{}/", relay.addr.port());
+    let mut command = Killed(
+        Command::new(MOQT)
+            .args(["catalog", &url, "--tls-fingerprint", &fp, "--broadcast", "clip", "--version", version.alpn()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = Lines::of(command.0.stdout.take().unwrap());
+    let mut printed = vec![lines.next("the first catalog").await];
+    // Each change once the one before is printed: a newer catalog supersedes one not yet read.
+    group.write(0, patch).unwrap();
+    printed.push(lines.next("the patched catalog").await);
+    group.finish().unwrap();
+    let mut group = track.append_group().unwrap();
+    group.write(0, newer).unwrap();
+    group.finish().unwrap();
+    printed.push(lines.next("the newer group's catalog").await);
+    track.finish();
+    broadcast.finish();
+    exits(&mut command.0, "moqt catalog").await;
+    assert!(lines.rx.recv().await.is_none(), "three catalogs, no more: {printed:?}");
+
+    let parse = |json: &str| Catalog::from_json(json.as_bytes(), &Default::default()).unwrap();
+    let expected: Vec<Catalog> = [first, patched, newer].into_iter().map(parse).collect();
+    let printed: Vec<Catalog> = printed.iter().map(|json| parse(json)).collect();
+    assert_eq!(printed, expected);
+}

@@ -1,6 +1,7 @@
 //! Real media through the `moqt` command: the fixture clip (ffmpeg's fragmented MP4, H.264 +
-//! Opus) published with `moqt publish --media fmp4`, carried by moqt's relay or by moq-relay
-//! 0.17.10 in every version, and written back by `moqt subscribe --media fmp4`. ffprobe must read
+//! Opus) published with `moqt publish --media fmp4` in the legacy and the CMAF container, carried
+//! by moqt's relay or by moq-relay 0.17.10 in every version, and written back by `moqt subscribe
+//! --media fmp4`. ffprobe must read
 //! the same codecs, sizes, packet counts and presentation times in what came back as in what
 //! went in (on lite-03/04 the times travel in the container, the wire has none).
 
@@ -14,6 +15,9 @@ use moqt::wire::Version;
 
 const MOQT: &str = env!("CARGO_BIN_EXE_moqt");
 const CLIP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/h264-opus-cmaf.mp4");
+
+/// The hang containers `moqt publish --media fmp4 --container` offers: each round trip runs in both.
+const CONTAINERS: [&str; 2] = ["legacy", "cmaf"];
 
 /// Per stream: codec, width, height, sample rate, channels, packets.
 fn streams(file: &Path) -> String {
@@ -93,6 +97,20 @@ fn assert_same_media(received: &Path, label: &str) {
     for stream in ["v:0", "a:0"] {
         assert_eq!(pts_ms(received, stream), pts_ms(clip, stream), "{label}: {stream} presentation times");
     }
+    let (sent, got) = (duration(clip), duration(received));
+    assert!((got - sent).abs() <= DURATION_TOLERANCE, "{label}: duration {got} s, sent {sent} s");
+}
+
+/// How far a received file's duration may be from the source's, in seconds: one frame at the
+/// clip's 30 fps. hang carries presentation times, not durations, so the export gives a track's
+/// last sample the duration of the one before it: the end of a stream can move by less than one
+/// sample (a video frame, 33 ms, or a shorter final Opus packet, at most 20 ms).
+const DURATION_TOLERANCE: f64 = 1.0 / 30.0;
+
+/// A file's duration in seconds as ffprobe reads it (the end of its longest stream).
+fn duration(file: &Path) -> f64 {
+    let text = ffprobe(file, &["-show_entries", "format=duration", "-of", "csv=p=0"]);
+    text.trim().parse().unwrap_or_else(|_| panic!("a duration for {file:?}: {text:?}"))
 }
 
 #[test]
@@ -112,8 +130,7 @@ fn an_fmp4_clip_comes_back_whole_through_moqts_relay_in_every_version() {
         .spawn()
         .unwrap();
     for version in Version::ALL {
-        let containers: &[&str] = if version == Version::Lite06 { &["legacy", "cmaf"] } else { &["legacy"] };
-        for container in containers {
+        for container in CONTAINERS {
             let label = format!("moqt-relay-{version}-{container}");
             let received = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
             assert_same_media(&received, &label);
@@ -144,9 +161,11 @@ fn an_fmp4_clip_comes_back_whole_through_moq_relay_in_every_version() {
         let relay = Relay::start(&binary, Some(version));
         let fp: String = relay.fingerprint.iter().map(|b| format!("{b:02x}")).collect();
         let url = format!("moql://localhost:{}/", relay.addr.port());
-        let label = format!("moq-relay-{version}");
-        let received = round_trip(&url, &["--tls-fingerprint", &fp], version, "legacy", &label);
-        assert_same_media(&received, &label);
+        for container in CONTAINERS {
+            let label = format!("moq-relay-{version}-{container}");
+            let received = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
+            assert_same_media(&received, &label);
+        }
     }
 }
 

@@ -269,8 +269,19 @@ pub async fn subscribe_fmp4(client: &ClientArgs, path: Path, renditions: &[Strin
                 }
                 for &index in &update.changed {
                     eprintln!("moqt subscribe: {} changed: a new init segment before its next keyframe", names[index]);
-                    if let Some(rendition) = catalog.rendition(&names[index]) {
-                        readers[index].0.send_replace(rendition.container().clone());
+                }
+                // A CMAF rendition's fragments are read against the init segment the catalog
+                // now gives, changed or not with its codec fields.
+                for ((containers, _), name) in readers.iter().zip(&names) {
+                    if let Some(rendition) = catalog.rendition(name) {
+                        let container = rendition.container();
+                        containers.send_if_modified(|current| {
+                            let modified = current != container;
+                            if modified {
+                                *current = container.clone();
+                            }
+                            modified
+                        });
                     }
                 }
                 for name in update.not_written {

@@ -3,7 +3,8 @@
 # 1-second groups) as fragmented MP4, `moqt publish --media fmp4` publishes it as a hang broadcast
 # (catalog + legacy container; CONTAINER=cmaf passes the fragments through instead), moqt's relay
 # carries it, and `moqt subscribe --media fmp4` writes what it received to an MP4. ffprobe then
-# shows that the received file has the source's codecs, resolution, frame counts and timestamps.
+# shows that the received file has the source's codecs, resolution, frame counts, timestamps and
+# duration (within one frame).
 # Installs ffmpeg if missing. Run by scripts/demo.sh after the C demo; runnable on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +71,15 @@ for stream in v:0 a:0; do
     echo "   $stream timestamps: the same $(pts "$work/source.mp4" $stream | wc -l) presentation times"
   fi
 done
-echo "   received duration: $(ffprobe -v error -show_entries format=duration -of csv=p=0 "$work/received.mp4") s"
+duration() { ffprobe -v error -show_entries format=duration -of csv=p=0 "$1"; }
+sent_duration=$(duration "$work/source.mp4")
+got_duration=$(duration "$work/received.mp4")
+# hang carries presentation times, not durations: the subscriber gives a track's last sample the
+# duration of the one before it, so the end may move by less than one frame (1/30 s at 30 fps).
+if awk -v a="$sent_duration" -v b="$got_duration" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1 / 30) }'; then
+  echo "   duration: received $got_duration s, sent $sent_duration s (within one frame, 1/30 s)"
+else
+  echo "   duration differs: received $got_duration s, sent $sent_duration s (more than one frame, 1/30 s)"; status=1
+fi
 [ $status -eq 0 ] || exit 1
-echo "== done: $work/received.mp4 plays with the source's codecs, sizes, frames and timestamps"
+echo "== done: $work/received.mp4 plays with the source's codecs, sizes, frames, timestamps and duration"

@@ -163,6 +163,24 @@ impl MediaTrackReader {
         Ok(Self { ordered, container, audio, pending: VecDeque::new(), broken_group: None, cmaf })
     }
 
+    /// Reads the frames from now on in `container`, for a catalog update that changed it (a new
+    /// CMAF init segment); an unreadable one leaves the reader as it was.
+    pub fn set_container(&mut self, container: Container) -> Result<(), MediaError> {
+        if container == self.container {
+            return Ok(());
+        }
+        self.cmaf = match &container {
+            Container::Cmaf { init } => Some(CmafUnpacker::new(init.clone())?),
+            Container::Legacy => None,
+            Container::Unknown(_) => {
+                let kind = container.kind().to_owned();
+                return Err(MediaError::UnsupportedContainer { name: "a rendition".into(), kind });
+            }
+        };
+        self.container = container;
+        Ok(())
+    }
+
     /// The next frame or gap; `None` once the track ended cleanly. A frame that does not fit its
     /// container ends its group: the group is reported as a gap (MALFORMED_TRACK) and its later
     /// frames, which depend on it, are dropped.

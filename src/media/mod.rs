@@ -26,7 +26,7 @@ pub use catalog::{
 };
 pub use consume::{CatalogReader, MediaEvent, MediaFrame, MediaTrackReader, ReadOptions};
 pub use error::MediaError;
-pub use export::{Fmp4Export, MAX_WAITING_FRAMES};
+pub use export::{ExportUpdate, Fmp4Export, MAX_WAITING_FRAMES};
 pub use import::{Fmp4Import, ImportContainer, ImportFrame};
 pub use publish::{MediaBroadcast, MediaTrackWriter, NewRendition, priority};
 

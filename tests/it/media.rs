@@ -463,3 +463,44 @@ async fn fmp4_import_then_export_keeps_every_sample() {
     check.push(&out.concat()).unwrap();
     assert!(matches!(check.init().unwrap().track(1).unwrap().codec, mp4_atom::Codec::Avc3(_)), "an avc3 entry");
 }
+
+/// A CMAF rendition whose init segment changes (here its timescale, 1 kHz then 90 kHz): once told
+/// the new container, the reader reads the fragments after it against it, so their times stay
+/// right (against the old one they would be 90 times too late).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cmaf_reader_takes_a_changed_init_segment() {
+    use moqt::media::fmp4::{Fmp4Reader, Fmp4Writer, FragmentSample, TrackConfig};
+    let clip = include_bytes!("../fixtures/h264-opus-cmaf.mp4");
+    let mut reader = Fmp4Reader::new();
+    reader.push(clip).unwrap();
+    let codec = reader.init().unwrap().track(1).unwrap().codec.clone();
+    let writer = |timescale| {
+        Fmp4Writer::new(vec![TrackConfig { track_id: 1, timescale, codec: codec.clone(), video: None, audio: None }])
+            .unwrap()
+    };
+    let (mut slow, mut fast) = (writer(1000), writer(90_000));
+    let config = |init| VideoConfig { container: Container::Cmaf { init }, ..video_config() };
+    let mut media = MediaBroadcast::new().unwrap();
+    let mut video = media.add_video("video", config(slow.init_segment().unwrap())).unwrap();
+    let catalog = media.catalog().clone();
+    let options = ReadOptions { start: moqt::model::GroupStart::Floor(0), ..Default::default() };
+    let mut track = MediaTrackReader::subscribe(&media.consume(), &catalog, "video", options).await.unwrap();
+    let sample = |keyframe, duration| FragmentSample {
+        duration,
+        composition_offset: 0,
+        keyframe,
+        data: Bytes::from_static(b"sample"),
+    };
+    // One second at 1 kHz, then one at 90 kHz from 1 s on.
+    video.write(0, true, slow.fragment(1, 0, &[sample(true, 1000)]).unwrap()).unwrap();
+    expect_frame(&mut track, |_| (0, true, Bytes::from_static(b"sample")), 0, "1 kHz").await;
+    media.update_video("video", config(fast.init_segment().unwrap())).unwrap();
+    let container = media.catalog().video.renditions["video"].container.clone();
+    track.set_container(container).unwrap();
+    video.write(1_000_000, true, fast.fragment(1, 90_000, &[sample(true, 90_000)]).unwrap()).unwrap();
+    expect_frame(&mut track, |_| (1_000_000, true, Bytes::from_static(b"sample")), 1, "90 kHz").await;
+    // A container that cannot be read is refused; the reader keeps the one it had.
+    assert!(track.set_container(Container::Cmaf { init: Bytes::from_static(b"not an init segment") }).is_err());
+    video.write(2_000_000, true, fast.fragment(1, 180_000, &[sample(true, 90_000)]).unwrap()).unwrap();
+    expect_frame(&mut track, |_| (2_000_000, true, Bytes::from_static(b"sample")), 2, "kept").await;
+}

@@ -2,7 +2,8 @@
 //! scripts/demo.sh installs the library into a scratch prefix, builds every C example through
 //! the Makefile and pkg-config, starts `moqt relay`, and the C subscriber prints the C publisher's
 //! frames with their latency, then the track's clean end; then the media demo, whose received MP4
-//! ffprobe reads with the source's codecs, sizes, frame counts and presentation times.
+//! ffprobe reads with the source's codecs, sizes, frame counts, presentation times and duration
+//! (within one frame).
 
 use std::path::Path;
 use std::process::Command;
@@ -29,6 +30,8 @@ fn the_readme_demo_runs() {
     assert!(stdout.contains("v:0 received: h264,640,360,120"), "{stdout}");
     assert!(stdout.contains("a:0 received: opus,48000,2,201"), "{stdout}");
     assert!(stdout.contains("timestamps: the same 120 presentation times"), "{stdout}");
+    // The script fails on a duration off by more than one frame; this is its report that it compared.
+    assert!(stdout.contains("(within one frame, 1/30 s)"), "{stdout}");
     assert!(
         stdout.contains("== done: target/demo-media/received.mp4") || stdout.contains("received.mp4 plays"),
         "{stdout}"

@@ -183,10 +183,16 @@ struct SubscribeArgs {
     #[arg(long)]
     count: Option<u64>,
     /// Write a hang broadcast's renditions to stdout in this format instead of raw frames,
-    /// until they end.
+    /// until they end, following the catalog: a rendition taken out of it ends its track; a
+    /// changed configuration (codec, description, size, rate) writes a new init segment
+    /// (ftyp+moov, same track ids) before the rendition's next group, as MSE re-initialisation
+    /// expects; H.264/H.265 parameter sets then also travel in band, so readers that keep the
+    /// first moov (ffmpeg, a file in qtdemux) decode on; a rendition added later is not written
+    /// (the file keeps the tracks it started with) but reported on stderr.
     #[arg(long, value_enum)]
     media: Option<media::MediaFormat>,
-    /// With --media: the renditions to write (comma-separated track names; default all).
+    /// With --media: the renditions to write (comma-separated track names; default all those
+    /// of the first catalog).
     #[arg(long, value_delimiter = ',', requires = "media")]
     renditions: Vec<String>,
     /// With --media: start at the live edge or at the oldest group still kept.

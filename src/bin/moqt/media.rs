@@ -2,6 +2,7 @@
 //! `moqt publish --media fmp4` publishes a fragmented MP4 from stdin as a hang broadcast and
 //! `moqt subscribe --media fmp4` writes one to stdout.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -135,7 +136,27 @@ pub async fn publish_fmp4(client: &ClientArgs, path: Path, container: ContainerA
 /// How long a publisher waits at the end for what it wrote to reach the relay.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Writes renditions of the hang broadcast `path` to stdout as one fragmented MP4, until they end.
+/// How long a rendition taken out of the catalog may still deliver what was on its way before
+/// its track is ended here (a publisher usually ends the track right after; one that keeps it
+/// open must not hold the file open).
+const REMOVED_TRACK_GRACE: Duration = Duration::from_secs(2);
+
+/// Resolves once `leave` holds an instant and it has passed; never if the sender is gone.
+async fn left(leave: &mut tokio::sync::watch::Receiver<Option<tokio::time::Instant>>) {
+    loop {
+        let at = *leave.borrow_and_update();
+        if let Some(at) = at {
+            tokio::time::sleep_until(at).await;
+            return;
+        }
+        if leave.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Writes renditions of the hang broadcast `path` to stdout as one fragmented MP4, following the
+/// catalog, until they end (see [`Fmp4Export`] for what a catalog change writes).
 pub async fn subscribe_fmp4(client: &ClientArgs, path: Path, renditions: &[String], start: StartArg) -> Result<()> {
     let remote = OriginProducer::default();
     let _client = connect(client, None, Some(remote.clone())).await?;
@@ -156,12 +177,16 @@ pub async fn subscribe_fmp4(client: &ClientArgs, path: Path, renditions: &[Strin
             break catalog;
         }
     };
-    let names: Vec<&str> = if renditions.is_empty() {
-        catalog.renditions().filter(|(_, r)| !matches!(r.container(), Container::Unknown(_))).map(|(n, _)| n).collect()
+    let names: Vec<String> = if renditions.is_empty() {
+        catalog
+            .renditions()
+            .filter(|(_, r)| !matches!(r.container(), Container::Unknown(_)))
+            .map(|(n, _)| n.to_owned())
+            .collect()
     } else {
-        renditions.iter().map(String::as_str).collect()
+        renditions.to_vec()
     };
-    let mut export = Fmp4Export::new(&catalog, &names)?;
+    let mut export = Fmp4Export::new(&catalog, &names.iter().map(String::as_str).collect::<Vec<_>>())?;
     let options = ReadOptions {
         start: match start {
             StartArg::Live => GroupStart::Latest,
@@ -170,40 +195,131 @@ pub async fn subscribe_fmp4(client: &ClientArgs, path: Path, renditions: &[Strin
         ..Default::default()
     };
     // One reader task per rendition, into one channel: the file interleaves them as they come.
+    // Each takes its rendition's container from the catalog as it changes.
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    let mut readers = Vec::new();
     for (index, name) in names.iter().enumerate() {
         let mut reader = MediaTrackReader::subscribe(&broadcast, &catalog, name, options)
             .await
             .with_context(|| format!("cannot subscribe to {name}"))?;
+        let container = catalog.rendition(name).map(|r| r.container().clone()).unwrap_or_default();
+        let (containers, mut container_rx) = tokio::sync::watch::channel(container);
+        let (leave, mut leave_rx) = tokio::sync::watch::channel(None);
         let tx = tx.clone();
         tokio::spawn(async move {
             loop {
-                let next = reader.next().await;
+                if container_rx.has_changed().unwrap_or(false) {
+                    let container = container_rx.borrow_and_update().clone();
+                    if let Err(err) = reader.set_container(container) {
+                        eprintln!("moqt subscribe: the new container is not readable: {err}");
+                    }
+                }
+                let next = tokio::select! {
+                    biased;
+                    next = reader.next() => next,
+                    // Out of the catalog and still open past the grace: ended here.
+                    () = left(&mut leave_rx) => Ok(None),
+                };
                 let end = !matches!(next, Ok(Some(_)));
                 if tx.send((index, next)).await.is_err() || end {
                     break;
                 }
             }
         });
+        readers.push((containers, leave));
     }
     drop(tx);
+    // Later catalogs, from a task of their own (a read is not cut off halfway).
+    let (catalog_tx, mut catalog_rx) = tokio::sync::mpsc::channel(8);
+    let catalog_task = tokio::spawn(async move {
+        loop {
+            match catalogs.next().await {
+                Ok(Some(catalog)) => {
+                    if catalog_tx.send(catalog).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // The catalog track itself failed: no more updates.
+                Err(moqt::media::MediaError::Model(err)) => {
+                    eprintln!("moqt subscribe: the catalog track ended: {err}");
+                    break;
+                }
+                // A malformed catalog: the next one may be fine.
+                Err(err) => eprintln!("moqt subscribe: a catalog update skipped: {err}"),
+            }
+        }
+    });
     eprintln!("moqt subscribe: writing {names:?} as fragmented MP4");
     let mut stdout = tokio::io::stdout();
     let mut progress = Progress::new("moqt subscribe");
-    while let Some((index, next)) = rx.recv().await {
-        let event = match next {
-            Ok(Some(event)) => event,
-            Ok(None) => continue,
-            Err(err) => bail!("{}: {err}", names[index]),
+    let mut reported: HashSet<String> = HashSet::new();
+    let mut following = true;
+    loop {
+        let bytes = tokio::select! {
+            catalog = catalog_rx.recv(), if following => {
+                let Some(catalog) = catalog else {
+                    following = false;
+                    continue;
+                };
+                let update = export.update(&catalog)?;
+                for &index in &update.removed {
+                    eprintln!("moqt subscribe: {} left the catalog: its track ends", names[index]);
+                    readers[index].1.send_replace(Some(tokio::time::Instant::now() + REMOVED_TRACK_GRACE));
+                }
+                for &index in &update.changed {
+                    eprintln!("moqt subscribe: {} changed: a new init segment before its next keyframe", names[index]);
+                }
+                // A CMAF rendition's fragments are read against the init segment the catalog
+                // now gives, changed or not with its codec fields.
+                for ((containers, _), name) in readers.iter().zip(&names) {
+                    if let Some(rendition) = catalog.rendition(name) {
+                        let container = rendition.container();
+                        containers.send_if_modified(|current| {
+                            let modified = current != container;
+                            if modified {
+                                *current = container.clone();
+                            }
+                            modified
+                        });
+                    }
+                }
+                for name in update.not_written {
+                    if reported.insert(name.clone()) {
+                        eprintln!(
+                            "moqt subscribe: {name} joined the catalog: not written (the file keeps the tracks it \
+                             started with; subscribe with --renditions {name} for it)"
+                        );
+                    }
+                }
+                Vec::new()
+            }
+            next = rx.recv() => {
+                let Some((index, next)) = next else { break };
+                match next {
+                    Ok(Some(event)) => {
+                        if let MediaEvent::Gap(gap) = &event {
+                            eprintln!(
+                                "moqt subscribe: {} groups {}..={} lost: {:?}",
+                                names[index], gap.start, gap.end, gap.reason
+                            );
+                        }
+                        export.push(index, event)?
+                    }
+                    Ok(None) => {
+                        eprintln!("moqt subscribe: {} ended", names[index]);
+                        export.end(index)?
+                    }
+                    Err(err) => bail!("{}: {err}", names[index]),
+                }
+            }
         };
-        if let MediaEvent::Gap(gap) = &event {
-            eprintln!("moqt subscribe: {} groups {}..={} lost: {:?}", names[index], gap.start, gap.end, gap.reason);
-        }
-        for bytes in export.push(index, event)? {
+        for bytes in bytes {
             progress.frame(bytes.len());
             stdout.write_all(&bytes).await.context("writing stdout")?;
         }
     }
+    catalog_task.abort();
     for bytes in export.finish()? {
         stdout.write_all(&bytes).await.context("writing stdout")?;
     }

@@ -444,6 +444,15 @@ fn writer_groups_samples_and_refuses_what_it_cannot_write() {
     assert!(matches!(writer.push(sample(999)), Err(Fmp4Error::Writer(_))));
     assert!(matches!(writer.push(TimedSample { track_id: 5, ..sample(0) }), Err(Fmp4Error::UnknownTrack(5))));
     assert_eq!(writer.finish().unwrap().len(), 1, "the pending sample survives the refused one");
+    // A track that ends before the others writes its last sample with the duration before it, once.
+    assert!(writer.push(sample(2000)).unwrap().is_none());
+    assert!(writer.push(sample(2100)).unwrap().is_some());
+    let last = writer.finish_track(VIDEO).unwrap().expect("the pending sample");
+    let (_, written) = read_all(&[writer.init_segment().unwrap().to_vec(), last.to_vec()].concat());
+    let samples = samples_of(&written, VIDEO);
+    assert_eq!((samples.len(), samples[0].decode_time, samples[0].duration), (1, 2100, 100));
+    assert!(writer.finish_track(VIDEO).unwrap().is_none());
+    assert!(matches!(writer.finish_track(5), Err(Fmp4Error::UnknownTrack(5))));
 
     assert!(Fmp4Writer::new(vec![]).is_err());
     let mut zero = TrackConfig::from_track(video);

@@ -242,6 +242,18 @@ impl Fmp4Writer {
         last.into_iter().map(|(sample, duration)| self.write_timed(sample, duration)).collect()
     }
 
+    /// Writes one track's last sample as [`finish`](Self::finish) does, for a track that ends
+    /// before the others; `None` if it holds none.
+    pub fn finish_track(&mut self, track_id: u32) -> Result<Option<Bytes>, Fmp4Error> {
+        let track =
+            self.tracks.iter_mut().find(|t| t.config.track_id == track_id).ok_or(Fmp4Error::UnknownTrack(track_id))?;
+        let duration = track.last_duration;
+        match track.pending.take() {
+            Some(sample) => self.write_timed(sample, duration).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn write_timed(&mut self, sample: TimedSample, duration: u32) -> Result<Bytes, Fmp4Error> {
         let fragment = FragmentSample {
             duration,

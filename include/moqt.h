@@ -1785,7 +1785,7 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *MOQT_NONNU
  *
  * Thread-safety: any thread; one waiter at a time is the intended use. A waiting call may be
  * ended from another thread by `moqt_pull_interrupt`, `moqt_pull_set_flushing` or
- * `moqt_pull_free`. Callbacks: none.
+ * `moqt_pull_free` (which this call may overlap in any way: see there). Callbacks: none.
  * Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
  * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
@@ -1845,9 +1845,11 @@ int moqt_pull_fd(const struct moqt_pull *MOQT_NONNULL pull);
 /**
  * Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
  *
- * Thread-safety: any thread, also while another thread waits in `moqt_pull_next_frame` on it:
- * that call returns MOQT_STATUS_ERR_CLOSED. A call that starts after the free uses a freed
- * handle (undefined behaviour, like any use after free). Callbacks: none.
+ * Thread-safety: any thread, also while another thread is in `moqt_pull_next_frame` on it,
+ * however the two overlap (it waits, or is just entering, as a streaming loop racing a stop
+ * is): that call returns MOQT_STATUS_ERR_CLOSED. Any other call with the handle after the free,
+ * and a `moqt_pull_next_frame` the program starts after the free returned, use a freed handle
+ * (undefined behaviour, like any use after free). Callbacks: none.
  *
  * Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
  */
@@ -2235,7 +2237,8 @@ void moqt_media_consumer_interrupt(const struct moqt_media_consumer *MOQT_NULLAB
  * later, on the dispatcher); it may be called from inside one of this consumer's callbacks.
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns; a
- * `moqt_media_next_catalog` waiting on another thread returns MOQT_STATUS_ERR_CLOSED.
+ * `moqt_media_next_catalog` on another thread, waiting or just entering, returns
+ * MOQT_STATUS_ERR_CLOSED (as `moqt_pull_free` documents).
  * Callbacks: only `user_data_free`.
  *
  * Ownership: ends the caller's handle; catalogs already taken stay valid until unreferenced.

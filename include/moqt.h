@@ -2020,6 +2020,47 @@ moqt_status moqt_media_track_write_zero_copy(const struct moqt_media_track *MOQT
                                              void *MOQT_NULLABLE free_user_data);
 
 /**
+ * `moqt_media_track_write` with the sample's decode time `dts_us` (microseconds), for streams
+ * whose decode order differs from presentation order (B-frames); `moqt_media_track_write` is
+ * this with `dts_us = pts_us`. Samples still come in decode order. A rendition moqt packs as
+ * CMAF (added without `init`) writes `dts_us` as the fragment's decode time (tfdt) and
+ * `pts_us - dts_us` as the sample's composition offset, so subscribers read `pts_us` back;
+ * there decode times must not go backwards (MOQT_STATUS_ERR_INVALID_ARG, nothing written: a
+ * B-frame stream written without its decode times meets this). The legacy container carries
+ * presentation times only and CMAF fragments given whole carry their own, so both ignore
+ * `dts_us`.
+ *
+ * Ownership: `data` is copied during the call. Thread-safety: any thread; calls on one track
+ * are ordered by the caller. Callbacks: none. Returns as `moqt_media_track_write`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_write_dts(const struct moqt_media_track *MOQT_NONNULL track,
+                                       const uint8_t *MOQT_NULLABLE data,
+                                       size_t len,
+                                       uint64_t pts_us,
+                                       uint64_t dts_us,
+                                       uint32_t flags);
+
+/**
+ * `moqt_media_track_write_dts` without a copy, as `moqt_media_track_write_zero_copy` is
+ * `moqt_media_track_write` without one: `free_fn(free_user_data, data)` runs exactly once when
+ * the library lets go of `data`, also when this call fails.
+ *
+ * Ownership: `data` stays the caller's memory but must stay valid and unmodified until
+ * `free_fn` runs. Thread-safety: any thread. Callbacks: `free_fn`, once, on any thread,
+ * including inside this call; it must not call moqt. Returns as `moqt_media_track_write`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_write_dts_zero_copy(const struct moqt_media_track *MOQT_NONNULL track,
+                                                 const uint8_t *MOQT_NULLABLE data,
+                                                 size_t len,
+                                                 uint64_t pts_us,
+                                                 uint64_t dts_us,
+                                                 uint32_t flags,
+                                                 moqt_free_fn free_fn,
+                                                 void *MOQT_NULLABLE free_user_data);
+
+/**
  * Waits until the track has a subscriber, at most `timeout_ms` milliseconds, as
  * `moqt_track_wait_subscribed` does: the first group written then reaches it whole.
  *

@@ -1586,6 +1586,134 @@ fn a_cmaf_rendition_reads_back_sample_by_sample_through_the_c_api() {
     moqt_relay_stop(relay, ptr::null(), 0);
 }
 
+/// A rendition moqt packs as CMAF (added without `init`), written through
+/// `moqt_media_track_write_dts` with the fixture's B-frame clip (frame 59 presented before frame
+/// 58): subscribers read every presentation time back in decode order, and the fragments on the
+/// wire carry the decode times (tfdt, strictly increasing) with PTS - DTS as composition offsets.
+/// Without the decode times (`moqt_media_track_write`, DTS = PTS) the reordered frame is refused.
+#[test]
+fn a_packed_cmaf_rendition_keeps_b_frame_decode_times_through_the_c_api() {
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader};
+    let clip = include_bytes!("../fixtures/h264-opus-cmaf.mp4");
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(clip).unwrap();
+    let init = reader.init().unwrap().track_init(1).unwrap();
+    let samples: Vec<_> = events
+        .into_iter()
+        .filter_map(|event| match event {
+            Fmp4Event::Fragment(fragment) => Some(fragment),
+            Fmp4Event::Init(_) => None,
+        })
+        .flat_map(|fragment| fragment.samples)
+        .filter(|sample| sample.track_id == 1)
+        .collect();
+    assert!(samples[59].presentation_time_us < samples[58].presentation_time_us, "the clip has a B-frame");
+    let at = init.windows(4).position(|w| w == b"avcC").unwrap();
+    let size = u32::from_be_bytes(init[at - 4..at].try_into().unwrap()) as usize;
+    let avcc = &init[at + 4..at - 4 + size];
+
+    let (relay, fp, url) = embedded_relay();
+    let (mut publisher, mut viewer) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut viewer), moqt_status::Ok);
+    let mut media = ptr::null_mut();
+    assert_eq!(moqt_client_publish_media(publisher, c"packed".as_ptr(), usize::MAX, &mut media), moqt_status::Ok);
+    let mut config = cmaf_video_config(&[]);
+    config.codec = ptr::null();
+    config.init = ptr::null();
+    config.description = avcc.as_ptr();
+    config.description_len = avcc.len();
+    let (mut video, mut other) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_media_add_video(media, c"video".as_ptr(), usize::MAX, &config, &mut video), moqt_status::Ok);
+    assert_eq!(moqt_media_add_video(media, c"other".as_ptr(), usize::MAX, &config, &mut other), moqt_status::Ok);
+
+    let mut consumer = ptr::null_mut();
+    assert_eq!(moqt_client_consume_media(viewer, c"packed".as_ptr(), usize::MAX, &mut consumer), moqt_status::Ok);
+    let mut catalog = ptr::null();
+    assert_eq!(moqt_media_next_catalog(consumer, 20_000, &mut catalog), moqt_status::Ok, "{}", last_error());
+    // SAFETY: all-zero is a valid moqt_rendition (integers, a float, NULL pointers).
+    let mut rendition: moqt_rendition = unsafe { std::mem::zeroed() };
+    rendition.struct_size = std::mem::size_of::<moqt_rendition>() as u32;
+    assert_eq!(moqt_catalog_rendition(catalog, 1, &mut rendition), moqt_status::Ok);
+    // SAFETY: name and init point into the catalog, which is referenced.
+    let (name, packed_init) = unsafe {
+        (
+            std::slice::from_raw_parts(rendition.name.cast::<u8>(), rendition.name_len),
+            std::slice::from_raw_parts(rendition.init, rendition.init_len).to_vec(),
+        )
+    };
+    assert_eq!(name, b"video");
+    let oldest = sub_options(MOQT_START_OLDEST, MOQT_DELIVERY_ORDERED);
+    let (mut samples_pull, mut fragments_pull) = (ptr::null_mut(), ptr::null_mut());
+    let (b, t) = (c"packed".as_ptr(), c"video".as_ptr());
+    let status = moqt_media_subscribe(viewer, b, usize::MAX, catalog, t, usize::MAX, &oldest, &mut samples_pull);
+    assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    moqt_catalog_unref(catalog);
+    // The same track as plain frames: one fragment each.
+    let status = moqt_client_subscribe_pull_with(viewer, b, usize::MAX, t, usize::MAX, &oldest, &mut fragments_pull);
+    assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    assert_eq!(moqt_media_track_wait_subscribed(video, 20_000), moqt_status::Ok);
+
+    for sample in &samples {
+        let flags = if sample.keyframe { MOQT_MEDIA_KEYFRAME } else { 0 };
+        let (pts, dts) = (sample.presentation_time_us as u64, sample.decode_time_us);
+        let status = moqt_media_track_write_dts(video, sample.data.as_ptr(), sample.data.len(), pts, dts, flags);
+        assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    }
+    // Without decode times the reordered frame's time goes back: refused, nothing written.
+    for sample in &samples[..59] {
+        let flags = if sample.keyframe { MOQT_MEDIA_KEYFRAME } else { 0 };
+        let pts = sample.presentation_time_us as u64;
+        assert_eq!(moqt_media_track_write(other, sample.data.as_ptr(), sample.data.len(), pts, flags), moqt_status::Ok);
+    }
+    let (b_frame, pts) = (&samples[59], samples[59].presentation_time_us as u64);
+    let status = moqt_media_track_write(other, b_frame.data.as_ptr(), b_frame.data.len(), pts, 0);
+    assert_eq!(status, moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("goes backwards"), "{}", last_error());
+    moqt_media_track_free(video);
+    moqt_media_track_free(other);
+    assert_eq!(moqt_media_finish(media), moqt_status::Ok);
+
+    let drain = |pull: *mut moqt_pull, each: &mut dyn FnMut(*const moqt_frame)| loop {
+        let mut frame = ptr::null();
+        let status = moqt_pull_next_frame(pull, 20_000, &mut frame);
+        if status != moqt_status::Ok {
+            assert_eq!(status, moqt_status::End, "{}", last_error());
+            break;
+        }
+        each(frame);
+        moqt_frame_unref(frame);
+    };
+    let mut presented = Vec::new();
+    drain(samples_pull, &mut |frame| presented.push(moqt_frame_timestamp_us(frame) as i64));
+    let expected: Vec<i64> = samples.iter().map(|s| s.presentation_time_us).collect();
+    assert_eq!(presented, expected, "every presentation time, in decode order");
+    let mut wire = Fmp4Reader::new();
+    wire.push(&packed_init).unwrap();
+    let mut decoded = Vec::new();
+    drain(fragments_pull, &mut |frame| {
+        let mut len = 0;
+        let data = moqt_frame_data(frame, &mut len);
+        // SAFETY: the frame's bytes, valid while it is referenced.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        for event in wire.push(bytes).unwrap() {
+            let Fmp4Event::Fragment(fragment) = event else { panic!("a fragment per frame") };
+            decoded.extend(fragment.samples.iter().map(|s| (s.decode_time_us, s.presentation_time_us)));
+        }
+    });
+    let expected: Vec<(u64, i64)> = samples.iter().map(|s| (s.decode_time_us, s.presentation_time_us)).collect();
+    assert_eq!(decoded, expected, "each fragment's decode time and presentation time");
+    assert!(decoded.windows(2).all(|w| w[1].0 > w[0].0), "decode times go forward");
+
+    moqt_pull_free(samples_pull);
+    moqt_pull_free(fragments_pull);
+    moqt_media_consumer_free(consumer);
+    moqt_media_free(media);
+    moqt_client_free(publisher);
+    moqt_client_free(viewer);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
 /// The client's state and its detail text.
 fn state_and_detail(client: *const moqt_client) -> (moqt_client_state, String) {
     let mut state = moqt_client_state::Closed;

@@ -150,11 +150,6 @@ impl TrackProducer {
         self.shared.state.borrow().max_seq
     }
 
-    /// The lowest group sequence created so far.
-    pub fn lowest_sequence(&self) -> Option<u64> {
-        self.shared.state.borrow().min_seq
-    }
-
     /// Says whether the frames written from now on carry their publisher's timestamps (true, the
     /// default) or come from a source that has none (a peer on moq-lite-03/04, whose wire has no
     /// frame timestamps, so they read 0). Consumers see it with

@@ -588,26 +588,7 @@ impl<C: Connection> Subscriber<C> {
         let mut end_group = None;
         // SUBSCRIBE_OK's first group (lite-05+): where the sequences owed to us start.
         let mut first_group = None;
-        // Lite-06, a latest-group start: SUBSCRIBE_OK's answer until the first group confirms it.
-        // Asked with Max Age 0, the publisher delivers the live edge and nothing older, so the live
-        // edge is the newer of its answer and the first group that arrives: moq-relay 0.17.10, its
-        // cache warm, answers with its oldest cached group (0) yet sends only the newest.
-        let mut unconfirmed_edge: Option<u64> = None;
-        let mut changes = sink.with(|track| track.changes());
         loop {
-            let arrived = unconfirmed_edge.and_then(|_| sink.with(|track| track.lowest_sequence()).flatten());
-            if let (Some(answer), Some(arrived)) = (unconfirmed_edge, arrived) {
-                let edge = answer.max(arrived);
-                unconfirmed_edge = None;
-                first_group = Some(edge);
-                sink.with(|track| track.upstream_started(Some(edge)));
-                // Later updates name the live edge as their floor; from it on, the real Max Age.
-                resolved = Some(edge);
-                let wanted = interest.current().unwrap_or(wanted);
-                let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
-                tracing::trace!(id, answer, edge, ?update, "SUBSCRIBE_UPDATE after the live edge");
-                writer.send(&update).await?;
-            }
             tokio::select! {
                 response = reader.decode::<SubscribeResponse>() => match response? {
                     Some(SubscribeResponse::Ok { group }) => {
@@ -617,13 +598,16 @@ impl<C: Connection> Subscriber<C> {
                         if let Some(start) = requested.filter(|start| *start < group) {
                             sink.with(|track| track.drop_groups(start, group - 1, model::Error::Aborted(StreamCode::NotFound)));
                         }
-                        if requested.is_none() && resolved.is_none() && version >= Version::Lite06 {
-                            unconfirmed_edge = Some(group);
-                        } else {
-                            sink.with(|track| track.upstream_started(Some(group)));
-                            if requested.is_none() && resolved.is_none() {
-                                // Later updates name the live edge it answered as their floor.
-                                resolved = Some(group);
+                        sink.with(|track| track.upstream_started(Some(group)));
+                        if requested.is_none() && resolved.is_none() {
+                            // Later updates name the live edge it answered as their floor.
+                            resolved = Some(group);
+                            if version >= Version::Lite06 {
+                                // The live edge is known: the real Max Age from it on.
+                                let wanted = interest.current().unwrap_or(wanted);
+                                let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
+                                tracing::trace!(id, ?update, "SUBSCRIBE_UPDATE after the live edge");
+                                writer.send(&update).await?;
                             }
                         }
                     }
@@ -644,10 +628,6 @@ impl<C: Connection> Subscriber<C> {
                         sink.with(|track| track.drop_groups(start, end, reason));
                     }
                     None => {
-                        if let Some(answer) = unconfirmed_edge.take() {
-                            // No group came to confirm it: the answer is all there is.
-                            sink.with(|track| track.upstream_started(Some(answer)));
-                        }
                         // The publisher finished the track: that is its outcome from now on, also
                         // if the session closes during the grace below (a publisher that finishes,
                         // flushes and disconnects at once), which would otherwise orphan the
@@ -675,7 +655,6 @@ impl<C: Connection> Subscriber<C> {
                         return Ok(());
                     }
                 },
-                () = next_change(&mut changes), if unconfirmed_edge.is_some() => {}
                 changed = interest.changed() => match changed {
                     Some(wanted) => {
                         let update = SubscribeUpdate { window: self.window(&info, &wanted, resolved) };
@@ -870,14 +849,4 @@ impl AnnounceTable {
             remote.end();
         }
     }
-}
-
-/// Returns when the watched value changes; never once its sender is gone (or without one).
-async fn next_change<T>(changes: &mut Option<tokio::sync::watch::Receiver<T>>) {
-    if let Some(receiver) = changes
-        && receiver.changed().await.is_ok()
-    {
-        return;
-    }
-    std::future::pending().await
 }

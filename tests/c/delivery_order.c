@@ -21,7 +21,9 @@
  *     MOQT_STATUS_ERR_CLOSED and reads no freed memory (under AddressSanitizer freed memory is
  *     filled with garbage, so such a read crashes; Valgrind reports it).
  * With arguments URL FINGERPRINT VERSION it runs the backlog and warm-cache cases against that
- * relay (moq-relay in the interop tests) on moq-lite-0VERSION instead of an embedded one.
+ * relay (moq-relay in the interop tests) on moq-lite-0VERSION instead of an embedded one, and
+ * says how many warm-cache subscriptions saw groups 0..18 reported as a gap (the caller knows
+ * which relay does that; see backlog_cases).
  * Ends with moqt_shutdown so the sanitizers and Valgrind see the engine's whole life.
  * Exit 0 when every check holds; prints what failed otherwise.
  */
@@ -217,9 +219,15 @@ static moqt_subscription *subscribe_into(moqt_client *client, const char *name, 
     return sub;
 }
 
+/* How many warm-cache subscriptions saw groups 0..18 reported as a gap (see backlog_cases). */
+static int warm_edge_gaps = 0;
+
 /* Checks what `r` got once the track ended: groups first_group..39, two frames each (in exact
- * sequence when ordered, all of them once when in arrival order), no gap, a clean end. */
-static void check_record(struct record *r, const char *who, uint64_t first_group, uint32_t delivery) {
+ * sequence when ordered, all of them once when in arrival order), no gap, a clean end. With
+ * `below_edge_gap`, one gap report for exactly the groups below first_group is counted in
+ * warm_edge_gaps instead of failing. */
+static void check_record(struct record *r, const char *who, uint64_t first_group, uint32_t delivery,
+                         bool below_edge_gap) {
     char what[200];
     int expected = (int)(GROUPS - first_group) * FRAMES;
     pthread_mutex_lock(&r->lock);
@@ -252,6 +260,12 @@ static void check_record(struct record *r, const char *who, uint64_t first_group
     else CHECK(complete, what);
     snprintf(what, sizeof what, "%s: frames in order within each group", who);
     CHECK(in_group_order, what);
+    if (below_edge_gap && first_group > 0 && gaps == 1 && gap_first == 0 && gap_last == first_group - 1) {
+        printf("delivery_order: %s: groups 0..%llu reported as a gap (code %llu)\n", who,
+               (unsigned long long)gap_last, (unsigned long long)gap_code);
+        warm_edge_gaps++;
+        gaps = 0;
+    }
     snprintf(what, sizeof what, "%s: no gap reported (%d, the last %llu..%llu code %llu)", who, gaps,
              (unsigned long long)gap_first, (unsigned long long)gap_last, (unsigned long long)gap_code);
     CHECK(gaps == 0, what);
@@ -279,7 +293,8 @@ static void free_subscription(moqt_subscription *sub, moqt_pull *pull, struct re
  * `warmer` client, a subscription of its from the oldest group takes the whole backlog first, so
  * the relay holds it when the subscription under test arrives. */
 static void backlog_case(moqt_client *subscriber, moqt_client *warmer, const moqt_broadcast *broadcast, int n,
-                         int64_t start, uint64_t first_group, uint32_t delivery, bool pull_mode) {
+                         int64_t start, uint64_t first_group, uint32_t delivery, bool pull_mode,
+                         bool below_edge_gap) {
     char name[32], who[120];
     snprintf(name, sizeof name, "case%d", n);
     snprintf(who, sizeof who, "%s%s %s start %lld", warmer ? "warm cache: " : "", pull_mode ? "pull" : "push",
@@ -308,20 +323,25 @@ static void backlog_case(moqt_client *subscriber, moqt_client *warmer, const moq
     write_groups(track, CACHED, GROUPS - 1);
     moqt_track_free(track); /* ends the track: its last group is complete */
     finish_subscription(pull, &r);
-    check_record(&r, who, first_group, delivery);
+    check_record(&r, who, first_group, delivery, below_edge_gap);
     free_subscription(sub, pull, &r);
     if (warmer) {
         finish_subscription(warm_pull, &warm);
         char warm_who[160];
         snprintf(warm_who, sizeof warm_who, "%s: the first subscriber", who);
-        check_record(&warm, warm_who, 0, MOQT_DELIVERY_ORDERED);
+        check_record(&warm, warm_who, 0, MOQT_DELIVERY_ORDERED, false);
         free_subscription(NULL, warm_pull, &warm);
     }
 }
 
 /* Every backlog case (each start, delivery and mode), then the warm-cache ones (the live edge,
- * each delivery and mode) through the relay the clients are connected to; returns how many. */
-static int backlog_cases(moqt_client *subscriber, moqt_client *warmer, const moqt_broadcast *broadcast) {
+ * each delivery and mode) through the relay the clients are connected to; returns how many.
+ * With `warm_edge_gap_counted`, a warm-cache subscription may see groups 0..18 reported as one
+ * gap (counted in warm_edge_gaps, printed, for the caller to compare with what that relay does:
+ * moq-relay 0.17.10 on moq-lite-06 answers the live-edge SUBSCRIBE with group 0 when its cache
+ * holds 0..19, then delivers only 19 on); frames must still be exactly 19..39. */
+static int backlog_cases(moqt_client *subscriber, moqt_client *warmer, const moqt_broadcast *broadcast,
+                         bool warm_edge_gap_counted) {
     /* start_group and the first group expected: the live edge is group 19, the one in progress. */
     const int64_t starts[4] = {0, MOQT_START_LATEST, MOQT_START_OLDEST, 5};
     const uint64_t firsts[4] = {CACHED - 1, CACHED - 1, 0, 5};
@@ -330,10 +350,11 @@ static int backlog_cases(moqt_client *subscriber, moqt_client *warmer, const moq
     for (int s = 0; s < 4; s++)
         for (int d = 0; d < 2; d++)
             for (int pull_mode = 0; pull_mode < 2; pull_mode++)
-                backlog_case(subscriber, NULL, broadcast, n++, starts[s], firsts[s], deliveries[d], pull_mode);
+                backlog_case(subscriber, NULL, broadcast, n++, starts[s], firsts[s], deliveries[d], pull_mode, false);
     for (int d = 0; d < 2; d++)
         for (int pull_mode = 0; pull_mode < 2; pull_mode++)
-            backlog_case(subscriber, warmer, broadcast, n++, MOQT_START_LATEST, CACHED - 1, deliveries[d], pull_mode);
+            backlog_case(subscriber, warmer, broadcast, n++, MOQT_START_LATEST, CACHED - 1, deliveries[d], pull_mode,
+                         warm_edge_gap_counted);
     return n;
 }
 
@@ -513,14 +534,16 @@ int main(int argc, char **argv) {
         moqt_client *warmer = connect_to(argv[1], argv[2], version);
         moqt_broadcast *broadcast = NULL;
         CHECK(moqt_client_publish(publisher, "live", SIZE_MAX, &broadcast) == MOQT_STATUS_OK, "publish");
-        int n = backlog_cases(subscriber, warmer, broadcast);
+        int n = backlog_cases(subscriber, warmer, broadcast, true);
         moqt_broadcast_free(broadcast);
         moqt_client_free(warmer);
         moqt_client_free(subscriber);
         moqt_client_free(publisher);
         moqt_shutdown();
         if (failures) return 1;
-        printf("delivery_order: ok (%d backlog cases through %s on moq-lite-0%u)\n", n, argv[1], version);
+        printf("delivery_order: ok (%d backlog cases through %s on moq-lite-0%u, %d of 4 warm-cache gaps below the "
+               "live edge)\n",
+               n, argv[1], version, warm_edge_gaps);
         return 0;
     }
     if (argc != 1) {
@@ -542,7 +565,7 @@ int main(int argc, char **argv) {
     moqt_broadcast *broadcast = NULL;
     CHECK(moqt_client_publish(publisher, "live", SIZE_MAX, &broadcast) == MOQT_STATUS_OK, "publish");
 
-    int n = backlog_cases(subscriber, warmer, broadcast);
+    int n = backlog_cases(subscriber, warmer, broadcast, false);
     pull_controls(subscriber, broadcast);
     int races = free_racing_a_wait(subscriber, broadcast);
 

@@ -215,7 +215,7 @@ fn delivery_order_and_pull_controls_from_c() {
 /// tests/c/delivery_order.c against moq-relay 0.17.10, in each moq-lite version (03 to 06): the
 /// cached-backlog cases (each start, delivery and mode, exact sequences, no gap) and the warm
 /// cache (the relay already holds the backlog when a subscriber joins at the live edge: group 19
-/// on, nothing older), all through the C API.
+/// on, nothing older; on lite-06 also a gap report for 0..18, see below), all through the C API.
 #[test]
 fn delivery_order_through_moq_relay_from_c() {
     let Some(binary) = require_relay("delivery_order_through_moq_relay_from_c") else { return };
@@ -230,7 +230,14 @@ fn delivery_order_through_moq_relay_from_c() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{version}: {stdout}\n{stderr}");
-        let done = format!("delivery_order: ok (20 backlog cases through {url} on moq-lite-0{number})");
+        // moq-relay 0.17.10 on lite-06 answers a live-edge SUBSCRIBE (Max Age 0) with group 0
+        // when its cache holds 0..19, then delivers only 19 on: moqt reports 0..18 as not coming.
+        // Frames stay exactly 19..=39. Pinned, so a relay or moqt change that ends it shows.
+        let gaps = if version == Version::Lite06 { 4 } else { 0 };
+        let done = format!(
+            "delivery_order: ok (20 backlog cases through {url} on moq-lite-0{number}, {gaps} of 4 warm-cache gaps \
+             below the live edge)"
+        );
         assert!(stdout.contains(&done), "{version}: {stdout}");
     }
 }

@@ -1190,7 +1190,7 @@ const char *MOQT_NONNULL moqt_last_error(void);
  * Callbacks: none. Returns true with `*code_out` set, or false when the last failure carried no
  * code or `code_out` is NULL.
  */
-bool moqt_last_error_code(uint64_t *MOQT_NONNULL code_out);
+bool moqt_last_error_code(uint64_t *MOQT_NULLABLE code_out);
 
 /**
  * Starts a client for `url` (`moql://host:port/path` or `moqt://` for raw QUIC, `https://` for
@@ -1643,7 +1643,7 @@ void moqt_frame_unref(const struct moqt_frame *MOQT_NULLABLE frame);
  * Lifetime: valid while the frame is (the callback, or until the last unref). Thread-safety:
  * any thread. Callbacks: none. Returns NULL for a NULL frame (and a length of 0).
  */
-const uint8_t *MOQT_NULLABLE moqt_frame_data(const struct moqt_frame *MOQT_NONNULL frame, size_t *MOQT_NULLABLE len_out);
+const uint8_t *MOQT_NULLABLE moqt_frame_data(const struct moqt_frame *MOQT_NULLABLE frame, size_t *MOQT_NULLABLE len_out);
 
 /**
  * The frame's timestamp in microseconds: its publisher's timestamp converted from the track's
@@ -1661,7 +1661,7 @@ const uint8_t *MOQT_NULLABLE moqt_frame_data(const struct moqt_frame *MOQT_NONNU
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-uint64_t moqt_frame_timestamp_us(const struct moqt_frame *MOQT_NONNULL frame);
+uint64_t moqt_frame_timestamp_us(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * The frame's timestamp exactly as its publisher wrote it, in the track's timescale, which is
@@ -1677,7 +1677,7 @@ uint64_t moqt_frame_timestamp_us(const struct moqt_frame *MOQT_NONNULL frame);
  * Lifetime: `frame` must be alive (lent to a callback, or referenced); `timescale` is the
  * caller's.
  */
-uint64_t moqt_frame_timestamp(const struct moqt_frame *MOQT_NONNULL frame, uint64_t *MOQT_NULLABLE timescale);
+uint64_t moqt_frame_timestamp(const struct moqt_frame *MOQT_NULLABLE frame, uint64_t *MOQT_NULLABLE timescale);
 
 /**
  * Whether the frame carries its publisher's timestamp: true for a frame received over
@@ -1690,7 +1690,7 @@ uint64_t moqt_frame_timestamp(const struct moqt_frame *MOQT_NONNULL frame, uint6
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-bool moqt_frame_has_timestamp(const struct moqt_frame *MOQT_NONNULL frame);
+bool moqt_frame_has_timestamp(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * The sequence number of the frame's group.
@@ -1699,7 +1699,7 @@ bool moqt_frame_has_timestamp(const struct moqt_frame *MOQT_NONNULL frame);
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-uint64_t moqt_frame_group(const struct moqt_frame *MOQT_NONNULL frame);
+uint64_t moqt_frame_group(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * The frame's position within its group (0 = the group's first frame, a keyframe).
@@ -1708,7 +1708,7 @@ uint64_t moqt_frame_group(const struct moqt_frame *MOQT_NONNULL frame);
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NONNULL frame);
+uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * True where a decoder can start. For a plain track, the first frame of a group (index 0):
@@ -1723,7 +1723,7 @@ uint64_t moqt_frame_index(const struct moqt_frame *MOQT_NONNULL frame);
  *
  * Lifetime: `frame` must be alive (lent to a callback, or referenced).
  */
-bool moqt_frame_is_keyframe(const struct moqt_frame *MOQT_NONNULL frame);
+bool moqt_frame_is_keyframe(const struct moqt_frame *MOQT_NULLABLE frame);
 
 /**
  * Sends logs at `max_level` and more severe to `callback` (NULL or MOQT_LOG_LEVEL_OFF silences
@@ -1785,7 +1785,7 @@ moqt_status moqt_client_subscribe_pull_with(const struct moqt_client *MOQT_NONNU
  *
  * Thread-safety: any thread; one waiter at a time is the intended use. A waiting call may be
  * ended from another thread by `moqt_pull_interrupt`, `moqt_pull_set_flushing` or
- * `moqt_pull_free`. Callbacks: none.
+ * `moqt_pull_free` (which this call may overlap in any way: see there). Callbacks: none.
  * Returns MOQT_STATUS_OK,
  * MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
  * MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
@@ -1840,14 +1840,16 @@ MOQT_MUST_USE moqt_status moqt_pull_set_flushing(const struct moqt_pull *MOQT_NO
  * Lifetime: valid until `moqt_pull_free`; do not read from or close it. Thread-safety: any thread.
  * Callbacks: none. Returns the descriptor, or -1 for NULL.
  */
-int moqt_pull_fd(const struct moqt_pull *MOQT_NONNULL pull);
+int moqt_pull_fd(const struct moqt_pull *MOQT_NULLABLE pull);
 
 /**
  * Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
  *
- * Thread-safety: any thread, also while another thread waits in `moqt_pull_next_frame` on it:
- * that call returns MOQT_STATUS_ERR_CLOSED. A call that starts after the free uses a freed
- * handle (undefined behaviour, like any use after free). Callbacks: none.
+ * Thread-safety: any thread, also while another thread is in `moqt_pull_next_frame` on it,
+ * however the two overlap (it waits, or is just entering, as a streaming loop racing a stop
+ * is): that call returns MOQT_STATUS_ERR_CLOSED. Any other call with the handle after the free,
+ * and a `moqt_pull_next_frame` the program starts after the free returned, use a freed handle
+ * (undefined behaviour, like any use after free). Callbacks: none.
  *
  * Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
  */
@@ -1895,7 +1897,7 @@ moqt_status moqt_pull_next_gap(const struct moqt_pull *MOQT_NONNULL pull,
  * Ownership: the dropped frames are released by moqt; frames already taken are not touched.
  * Returns how many frames were dropped.
  */
-size_t moqt_pull_flush(const struct moqt_pull *MOQT_NONNULL pull);
+size_t moqt_pull_flush(const struct moqt_pull *MOQT_NULLABLE pull);
 
 /**
  * Publishes a media broadcast (hang: a `catalog.json` track describing its renditions) at
@@ -2018,6 +2020,47 @@ moqt_status moqt_media_track_write_zero_copy(const struct moqt_media_track *MOQT
                                              void *MOQT_NULLABLE free_user_data);
 
 /**
+ * `moqt_media_track_write` with the sample's decode time `dts_us` (microseconds), for streams
+ * whose decode order differs from presentation order (B-frames); `moqt_media_track_write` is
+ * this with `dts_us = pts_us`. Samples still come in decode order. A rendition moqt packs as
+ * CMAF (added without `init`) writes `dts_us` as the fragment's decode time (tfdt) and
+ * `pts_us - dts_us` as the sample's composition offset, so subscribers read `pts_us` back;
+ * there decode times must not go backwards (MOQT_STATUS_ERR_INVALID_ARG, nothing written: a
+ * B-frame stream written without its decode times meets this). The legacy container carries
+ * presentation times only and CMAF fragments given whole carry their own, so both ignore
+ * `dts_us`.
+ *
+ * Ownership: `data` is copied during the call. Thread-safety: any thread; calls on one track
+ * are ordered by the caller. Callbacks: none. Returns as `moqt_media_track_write`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_write_dts(const struct moqt_media_track *MOQT_NONNULL track,
+                                       const uint8_t *MOQT_NULLABLE data,
+                                       size_t len,
+                                       uint64_t pts_us,
+                                       uint64_t dts_us,
+                                       uint32_t flags);
+
+/**
+ * `moqt_media_track_write_dts` without a copy, as `moqt_media_track_write_zero_copy` is
+ * `moqt_media_track_write` without one: `free_fn(free_user_data, data)` runs exactly once when
+ * the library lets go of `data`, also when this call fails.
+ *
+ * Ownership: `data` stays the caller's memory but must stay valid and unmodified until
+ * `free_fn` runs. Thread-safety: any thread. Callbacks: `free_fn`, once, on any thread,
+ * including inside this call; it must not call moqt. Returns as `moqt_media_track_write`.
+ */
+MOQT_MUST_USE
+moqt_status moqt_media_track_write_dts_zero_copy(const struct moqt_media_track *MOQT_NONNULL track,
+                                                 const uint8_t *MOQT_NULLABLE data,
+                                                 size_t len,
+                                                 uint64_t pts_us,
+                                                 uint64_t dts_us,
+                                                 uint32_t flags,
+                                                 moqt_free_fn free_fn,
+                                                 void *MOQT_NULLABLE free_user_data);
+
+/**
  * Waits until the track has a subscriber, at most `timeout_ms` milliseconds, as
  * `moqt_track_wait_subscribed` does: the first group written then reaches it whole.
  *
@@ -2132,7 +2175,7 @@ void moqt_catalog_unref(const struct moqt_catalog *MOQT_NULLABLE catalog);
  * Lifetime: valid while the catalog is referenced. Thread-safety: any thread. Callbacks: none.
  * Returns NULL for a NULL catalog (and a length of 0).
  */
-const char *MOQT_NULLABLE moqt_catalog_json(const struct moqt_catalog *MOQT_NONNULL catalog, size_t *MOQT_NULLABLE len_out);
+const char *MOQT_NULLABLE moqt_catalog_json(const struct moqt_catalog *MOQT_NULLABLE catalog, size_t *MOQT_NULLABLE len_out);
 
 /**
  * How many renditions the catalog has (video first, then audio, each in name order).
@@ -2141,7 +2184,7 @@ const char *MOQT_NULLABLE moqt_catalog_json(const struct moqt_catalog *MOQT_NONN
  *
  * Lifetime: `catalog` must be referenced.
  */
-size_t moqt_catalog_rendition_count(const struct moqt_catalog *MOQT_NONNULL catalog);
+size_t moqt_catalog_rendition_count(const struct moqt_catalog *MOQT_NULLABLE catalog);
 
 /**
  * Fills `*out` with rendition `index` (below `moqt_catalog_rendition_count`). `out->struct_size`
@@ -2216,7 +2259,7 @@ moqt_status moqt_media_next_catalog(const struct moqt_media_consumer *MOQT_NONNU
  * Lifetime: valid until `moqt_media_consumer_free`; do not read from or close it.
  * Thread-safety: any thread. Callbacks: none. Returns the descriptor, or -1.
  */
-int moqt_media_consumer_fd(const struct moqt_media_consumer *MOQT_NONNULL consumer);
+int moqt_media_consumer_fd(const struct moqt_media_consumer *MOQT_NULLABLE consumer);
 
 /**
  * Wakes a `moqt_media_next_catalog` that is waiting (MOQT_STATUS_ERR_INTERRUPTED), or makes
@@ -2235,7 +2278,8 @@ void moqt_media_consumer_interrupt(const struct moqt_media_consumer *MOQT_NULLAB
  * later, on the dispatcher); it may be called from inside one of this consumer's callbacks.
  *
  * Thread-safety: any thread; blocks until a callback in progress on another thread returns; a
- * `moqt_media_next_catalog` waiting on another thread returns MOQT_STATUS_ERR_CLOSED.
+ * `moqt_media_next_catalog` on another thread, waiting or just entering, returns
+ * MOQT_STATUS_ERR_CLOSED (as `moqt_pull_free` documents).
  * Callbacks: only `user_data_free`.
  *
  * Ownership: ends the caller's handle; catalogs already taken stay valid until unreferenced.
@@ -2302,7 +2346,7 @@ moqt_status moqt_relay_start(const char *MOQT_NONNULL listen,
  *
  * Ownership: nothing to free.
  */
-uint16_t moqt_relay_port(const struct moqt_relay *MOQT_NONNULL relay);
+uint16_t moqt_relay_port(const struct moqt_relay *MOQT_NULLABLE relay);
 
 /**
  * The SHA-256 fingerprint of the relay's certificate as 64 hex characters plus a NUL, written

@@ -3,10 +3,11 @@
 //! reference (`moqt_frame`). The functions here are the only casts between C pointers and Rust
 //! values, so every one is checked the same way and a NULL is an error status, never UB.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use super::args::Out;
-use super::error::{FfiError, FfiResult};
+use super::error::{FfiError, FfiResult, moqt_status};
 
 /// C owns the handle as a `Box`: one owner, freed once.
 pub(crate) struct OwnershipBox;
@@ -20,11 +21,41 @@ pub(crate) trait Castable: Sized {
     type Ownership;
     /// The parameter name messages use ("client is NULL").
     const NAME: &'static str;
+    /// True for a handle with a waiting call that may overlap its `_free` on another thread
+    /// (`moqt_pull_next_frame`): it is kept in [`RACING_FREE`] while alive, and that call
+    /// borrows it through [`racing_ref`] only.
+    const RACES_WITH_FREE: bool = false;
 }
+
+/// The addresses of live [`Castable::RACES_WITH_FREE`] handles. A call that may overlap the
+/// free looks its handle up here under the read lock and takes what it needs (its own `Arc`)
+/// before letting go; `take_box` removes the handle under the write lock before freeing it. So
+/// that call either finds the handle whole or learns it was freed: it never reads freed memory,
+/// however the two threads interleave (the handle's own fields could not say, being freed too).
+/// Keyed by address and type, so an address reused by a handle of another type is never
+/// taken for the freed one.
+static RACING_FREE: RwLock<BTreeSet<(usize, &'static str)>> = RwLock::new(BTreeSet::new());
 
 /// Borrows the live handle behind `ptr`; NULL is MOQT_STATUS_ERR_INVALID_ARG.
 pub(crate) fn try_ref<'a, T: Castable>(ptr: *const T) -> FfiResult<&'a T> {
     opt_ref(ptr).ok_or_else(|| FfiError::invalid(format!("{} is NULL", T::NAME)))
+}
+
+/// Runs `borrow` on the handle behind `ptr` if it was not freed yet, holding it alive until
+/// `borrow` returns: for the calls documented to overlap the handle's `_free`. NULL is
+/// MOQT_STATUS_ERR_INVALID_ARG, a freed handle MOQT_STATUS_ERR_CLOSED.
+pub(crate) fn racing_ref<T: Castable, R>(ptr: *const T, borrow: impl FnOnce(&T) -> FfiResult<R>) -> FfiResult<R> {
+    const { assert!(T::RACES_WITH_FREE, "racing_ref is for handles kept in RACING_FREE") };
+    if ptr.is_null() {
+        return Err(FfiError::invalid(format!("{} is NULL", T::NAME)));
+    }
+    let live = RACING_FREE.read().unwrap_or_else(PoisonError::into_inner);
+    if !live.contains(&(ptr as usize, T::NAME)) {
+        return Err(FfiError::new(moqt_status::ErrClosed, format!("the {} was freed", T::NAME)));
+    }
+    // SAFETY: the address is in RACING_FREE, so `take_box` has not removed it, and it cannot
+    // free the handle before we drop the read lock after `borrow`.
+    borrow(unsafe { &*ptr })
 }
 
 /// Borrows the live handle behind `ptr`, `None` for NULL: for calls that answer NULL with a
@@ -38,12 +69,21 @@ pub(crate) fn opt_ref<'a, T: Castable>(ptr: *const T) -> Option<&'a T> {
 impl<T: Castable<Ownership = OwnershipBox>> Out<*mut T> {
     /// Hands `value` to C as a new owned handle.
     pub(crate) fn set_boxed(self, value: T) {
-        self.write(Box::into_raw(Box::new(value)));
+        let ptr = Box::into_raw(Box::new(value));
+        if T::RACES_WITH_FREE {
+            RACING_FREE.write().unwrap_or_else(PoisonError::into_inner).insert((ptr as usize, T::NAME));
+        }
+        self.write(ptr);
     }
 }
 
 /// Takes back the handle C frees; `None` for NULL.
 pub(crate) fn take_box<T: Castable<Ownership = OwnershipBox>>(ptr: *mut T) -> Option<Box<T>> {
+    if T::RACES_WITH_FREE {
+        // From here on a `racing_ref` call finds it freed; one in progress holds the read lock,
+        // so this waits until it has taken what it needs.
+        RACING_FREE.write().unwrap_or_else(PoisonError::into_inner).remove(&(ptr as usize, T::NAME));
+    }
     // SAFETY: a non-NULL pointer came from `Out::set_boxed` and C frees it once (documented: a
     // second free is undefined behaviour).
     (!ptr.is_null()).then(|| unsafe { Box::from_raw(ptr) })
@@ -84,6 +124,13 @@ mod tests {
         const NAME: &'static str = "owned";
     }
 
+    struct Racing(u32);
+    impl Castable for Racing {
+        type Ownership = OwnershipBox;
+        const NAME: &'static str = "racing";
+        const RACES_WITH_FREE: bool = true;
+    }
+
     struct Counted(u32);
     impl Castable for Counted {
         type Ownership = OwnershipArc;
@@ -105,6 +152,17 @@ mod tests {
         Out::new(&mut handle).unwrap().set_boxed(Owned(7));
         assert_eq!(try_ref(handle).unwrap().0, 7);
         assert_eq!(take_box(handle).unwrap().0, 7);
+    }
+
+    #[test]
+    fn a_racing_handle_is_borrowed_until_freed_then_reported_closed() {
+        let mut handle: *mut Racing = std::ptr::null_mut();
+        Out::new(&mut handle).unwrap().set_boxed(Racing(5));
+        assert_eq!(racing_ref(handle, |racing| Ok(racing.0)), Ok(5));
+        assert_eq!(take_box(handle).unwrap().0, 5);
+        let freed = racing_ref(handle, |racing| Ok(racing.0)).unwrap_err();
+        assert_eq!(freed, FfiError::new(moqt_status::ErrClosed, "the racing was freed"));
+        assert_eq!(racing_ref::<Racing, ()>(std::ptr::null(), |_| Ok(())).err(), Some(FfiError::invalid("racing is NULL")));
     }
 
     #[test]

@@ -13,7 +13,9 @@ use super::client::moqt_client;
 use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
 use super::follow::{Order, TrackEnd, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::handle::{Castable, OwnershipArc, OwnershipBox, add_ref, arc_ptr, opt_ref, release, take_box, try_ref};
+use super::handle::{
+    Castable, OwnershipArc, OwnershipBox, add_ref, arc_ptr, opt_ref, racing_ref, release, take_box, try_ref,
+};
 use super::media_publish::moqt_container;
 use super::pull::{PullQueue, moqt_pull, start_pull};
 use super::runtime::{runtime, spawn_task};
@@ -306,6 +308,7 @@ pub struct moqt_media_consumer {
 impl Castable for moqt_media_consumer {
     type Ownership = OwnershipBox;
     const NAME: &'static str = "consumer";
+    const RACES_WITH_FREE: bool = true;
 }
 
 impl moqt_media_consumer {
@@ -477,8 +480,9 @@ pub extern "C" fn moqt_media_next_catalog(
     out: *mut *const moqt_catalog,
 ) -> moqt_status {
     guard(|| {
-        // Our own reference to the queue: a free from another thread frees nothing we touch.
-        let queue = try_ref(consumer)?.queue()?.clone();
+        // Our own reference to the queue, taken while a free cannot free the handle: a free from
+        // another thread, before or while we wait, frees nothing we touch.
+        let queue = racing_ref(consumer, |consumer| Ok(consumer.queue()?.clone()))?;
         let out = Out::new(out)?;
         let catalog = queue.take(timeout_ms, "catalog")?;
         out.write(arc_ptr(catalog));
@@ -518,7 +522,8 @@ pub extern "C" fn moqt_media_consumer_interrupt(consumer: *const moqt_media_cons
 /// later, on the dispatcher); it may be called from inside one of this consumer's callbacks.
 ///
 /// Thread-safety: any thread; blocks until a callback in progress on another thread returns; a
-/// `moqt_media_next_catalog` waiting on another thread returns MOQT_STATUS_ERR_CLOSED.
+/// `moqt_media_next_catalog` on another thread, waiting or just entering, returns
+/// MOQT_STATUS_ERR_CLOSED (as `moqt_pull_free` documents).
 /// Callbacks: only `user_data_free`.
 ///
 /// Ownership: ends the caller's handle; catalogs already taken stay valid until unreferenced.

@@ -601,13 +601,14 @@ pub extern "C" fn moqt_media_update_audio(
     })
 }
 
-/// Writes `payload` as the track's next sample.
-fn write_sample(track: *const moqt_media_track, payload: Bytes, pts_us: u64, flags: u32) -> FfiResult {
+/// Writes `payload` as the track's next sample, decoded at `dts_us` and presented at `pts_us`.
+fn write_sample(track: *const moqt_media_track, payload: Bytes, pts_us: u64, dts_us: u64, flags: u32) -> FfiResult {
     let track = try_ref(track)?;
     let mut writer = lock(&track.writer);
     let writer =
         writer.as_mut().ok_or_else(|| FfiError::new(moqt_status::ErrClosed, "the track was removed or finished"))?;
-    writer.write(pts_us, flags & MOQT_MEDIA_KEYFRAME != 0, payload).map(|_| ()).map_err(media_error)
+    let keyframe = flags & MOQT_MEDIA_KEYFRAME != 0;
+    writer.write_with_dts(pts_us, dts_us, keyframe, payload).map(|_| ()).map_err(media_error)
 }
 
 /// Writes one sample in decode order, copying `len` bytes from `data`, with its presentation
@@ -634,7 +635,7 @@ pub extern "C" fn moqt_media_track_write(
     pts_us: u64,
     flags: u32,
 ) -> moqt_status {
-    guard(|| write_sample(track, Bytes::copy_from_slice(bytes_arg(data, len)?), pts_us, flags))
+    guard(|| write_sample(track, Bytes::copy_from_slice(bytes_arg(data, len)?), pts_us, pts_us, flags))
 }
 
 /// `moqt_media_track_write` without a copy where the container allows: a CMAF fragment is
@@ -660,7 +661,60 @@ pub extern "C" fn moqt_media_track_write_zero_copy(
     let buffer = ForeignBuffer::new(data, len, free_fn, free_user_data);
     guard(move || {
         bytes_arg(data, len)?;
-        write_sample(track, Bytes::from_owner(buffer), pts_us, flags)
+        write_sample(track, Bytes::from_owner(buffer), pts_us, pts_us, flags)
+    })
+}
+
+/// `moqt_media_track_write` with the sample's decode time `dts_us` (microseconds), for streams
+/// whose decode order differs from presentation order (B-frames); `moqt_media_track_write` is
+/// this with `dts_us = pts_us`. Samples still come in decode order. A rendition moqt packs as
+/// CMAF (added without `init`) writes `dts_us` as the fragment's decode time (tfdt) and
+/// `pts_us - dts_us` as the sample's composition offset, so subscribers read `pts_us` back;
+/// there decode times must not go backwards (MOQT_STATUS_ERR_INVALID_ARG, nothing written: a
+/// B-frame stream written without its decode times meets this). The legacy container carries
+/// presentation times only and CMAF fragments given whole carry their own, so both ignore
+/// `dts_us`.
+///
+/// Ownership: `data` is copied during the call. Thread-safety: any thread; calls on one track
+/// are ordered by the caller. Callbacks: none. Returns as `moqt_media_track_write`.
+#[unsafe(no_mangle)]
+#[must_use]
+pub extern "C" fn moqt_media_track_write_dts(
+    track: *const moqt_media_track,
+    data: *const u8,
+    len: usize,
+    pts_us: u64,
+    dts_us: u64,
+    flags: u32,
+) -> moqt_status {
+    guard(|| write_sample(track, Bytes::copy_from_slice(bytes_arg(data, len)?), pts_us, dts_us, flags))
+}
+
+/// `moqt_media_track_write_dts` without a copy, as `moqt_media_track_write_zero_copy` is
+/// `moqt_media_track_write` without one: `free_fn(free_user_data, data)` runs exactly once when
+/// the library lets go of `data`, also when this call fails.
+///
+/// Ownership: `data` stays the caller's memory but must stay valid and unmodified until
+/// `free_fn` runs. Thread-safety: any thread. Callbacks: `free_fn`, once, on any thread,
+/// including inside this call; it must not call moqt. Returns as `moqt_media_track_write`.
+#[unsafe(no_mangle)]
+#[must_use]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn moqt_media_track_write_dts_zero_copy(
+    track: *const moqt_media_track,
+    data: *const u8,
+    len: usize,
+    pts_us: u64,
+    dts_us: u64,
+    flags: u32,
+    free_fn: moqt_free_fn,
+    free_user_data: *mut c_void,
+) -> moqt_status {
+    // Owns the buffer from here: every path below drops it exactly once.
+    let buffer = ForeignBuffer::new(data, len, free_fn, free_user_data);
+    guard(move || {
+        bytes_arg(data, len)?;
+        write_sample(track, Bytes::from_owner(buffer), pts_us, dts_us, flags)
     })
 }
 

@@ -15,7 +15,7 @@ use super::client::moqt_client;
 use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
 use super::follow::{Delivery, Order, TrackEnd, follow_track, moqt_subscribe_options};
 use super::frame::moqt_frame;
-use super::handle::{Castable, OwnershipBox, opt_ref, take_box, try_ref};
+use super::handle::{Castable, OwnershipBox, opt_ref, racing_ref, take_box, try_ref};
 use super::runtime::{runtime, spawn_task};
 use crate::coding::Path;
 use crate::model::{FrameBounds, OriginProducer, SubscribeOptions};
@@ -39,6 +39,7 @@ pub struct moqt_pull {
 impl Castable for moqt_pull {
     type Ownership = OwnershipBox;
     const NAME: &'static str = "pull";
+    const RACES_WITH_FREE: bool = true;
 }
 
 struct PullState<T> {
@@ -399,7 +400,7 @@ async fn feed(
 ///
 /// Thread-safety: any thread; one waiter at a time is the intended use. A waiting call may be
 /// ended from another thread by `moqt_pull_interrupt`, `moqt_pull_set_flushing` or
-/// `moqt_pull_free`. Callbacks: none.
+/// `moqt_pull_free` (which this call may overlap in any way: see there). Callbacks: none.
 /// Returns MOQT_STATUS_OK,
 /// MOQT_STATUS_ERR_AGAIN (nothing queued and timeout 0), MOQT_STATUS_ERR_TIMEOUT,
 /// MOQT_STATUS_ERR_INTERRUPTED (`moqt_pull_interrupt`, or at once while flushing: see
@@ -421,9 +422,10 @@ pub extern "C" fn moqt_pull_next_frame(
     out: *mut *const moqt_frame,
 ) -> moqt_status {
     guard(|| {
-        // Only our own reference to the queue is used after this, so a `moqt_pull_free` from
-        // another thread while we wait frees nothing we touch.
-        let queue = try_ref(pull)?.shared.clone();
+        // Only our own reference to the queue is used after this, taken while `moqt_pull_free`
+        // cannot free the handle: a free from another thread, before or while we wait, frees
+        // nothing we touch.
+        let queue = racing_ref(pull, |pull| Ok(pull.shared.clone()))?;
         let out = Out::new(out)?;
         let frame = queue.take(timeout_ms, "frame")?;
         out.write(frame.into_handle());
@@ -482,9 +484,11 @@ pub extern "C" fn moqt_pull_fd(pull: *const moqt_pull) -> c_int {
 
 /// Stops a pull subscription and frees it, with any frames still queued. NULL is accepted.
 ///
-/// Thread-safety: any thread, also while another thread waits in `moqt_pull_next_frame` on it:
-/// that call returns MOQT_STATUS_ERR_CLOSED. A call that starts after the free uses a freed
-/// handle (undefined behaviour, like any use after free). Callbacks: none.
+/// Thread-safety: any thread, also while another thread is in `moqt_pull_next_frame` on it,
+/// however the two overlap (it waits, or is just entering, as a streaming loop racing a stop
+/// is): that call returns MOQT_STATUS_ERR_CLOSED. Any other call with the handle after the free,
+/// and a `moqt_pull_next_frame` the program starts after the free returned, use a freed handle
+/// (undefined behaviour, like any use after free). Callbacks: none.
 ///
 /// Ownership: ends the caller's handle; frames already taken stay valid until unreferenced.
 #[unsafe(no_mangle)]

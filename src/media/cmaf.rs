@@ -15,15 +15,16 @@ const PACKED_TRACK_ID: u32 = 1;
 /// segment made from the codec fields (in microseconds), then one moof+mdat per sample, so each
 /// moq frame is one fragment as hang's CMAF container has it. A sample's duration is not known
 /// until the next one: each takes the interval before it (the first, `first_duration_us`), so
-/// nothing waits for the next sample. Decode time is the presentation time: streams with
-/// B-frames are out of scope.
+/// nothing waits for the next sample. Each fragment's tfdt is the sample's decode time and its
+/// trun (version 1, signed) the composition offset to the presentation time, so streams with
+/// B-frames keep both; durations are decode-time intervals.
 #[derive(Debug)]
 pub(crate) struct CmafPacker {
     writer: Fmp4Writer,
     init: Bytes,
     /// Annex-B samples (H.264/H.265 with parameter sets in band), written length-prefixed.
     annexb: bool,
-    last_pts: Option<u64>,
+    last_dts: Option<u64>,
     duration: u32,
 }
 
@@ -36,7 +37,7 @@ impl CmafPacker {
         let config = TrackConfig { track_id: PACKED_TRACK_ID, timescale, codec: entry, video: None, audio: None };
         let writer = Fmp4Writer::new(vec![config]).map_err(cmaf_error)?;
         let init = writer.init_segment().map_err(cmaf_error)?;
-        Ok(Self { writer, init, annexb, last_pts: None, duration: first_duration_us })
+        Ok(Self { writer, init, annexb, last_dts: None, duration: first_duration_us })
     }
 
     /// The init segment (ftyp+moov) for the catalog.
@@ -49,19 +50,37 @@ impl CmafPacker {
         self.annexb
     }
 
-    /// One sample as one fragment.
-    pub(crate) fn pack(&mut self, pts_us: u64, keyframe: bool, payload: Bytes) -> Result<Bytes, MediaError> {
+    /// One sample as one fragment: decoded at `dts_us`, presented at `pts_us` (the same time
+    /// without B-frames). Decode times must not go backwards, and the two times must lie within
+    /// ±35 minutes of each other (a 32-bit offset in microseconds): otherwise
+    /// [`MediaError::Timestamp`] and nothing is packed.
+    pub(crate) fn pack(
+        &mut self,
+        pts_us: u64,
+        dts_us: u64,
+        keyframe: bool,
+        payload: Bytes,
+    ) -> Result<Bytes, MediaError> {
+        let composition_offset = i128::from(pts_us) - i128::from(dts_us);
+        let composition_offset = i32::try_from(composition_offset).map_err(|_| {
+            MediaError::Timestamp(format!("presentation time {pts_us} µs is too far from decode time {dts_us} µs"))
+        })?;
+        if let Some(last) = self.last_dts.filter(|last| dts_us < *last) {
+            return Err(MediaError::Timestamp(format!(
+                "decode time {dts_us} µs after {last} µs goes backwards (with B-frames, give each sample its decode time)"
+            )));
+        }
         let data = if self.annexb {
             codec::annexb::annexb_to_length_prefixed(&payload, 4).map_err(cmaf_error)?.into()
         } else {
             payload
         };
-        if let Some(interval) = self.last_pts.and_then(|last| pts_us.checked_sub(last)).filter(|d| *d > 0) {
+        if let Some(interval) = self.last_dts.and_then(|last| dts_us.checked_sub(last)).filter(|d| *d > 0) {
             self.duration = u32::try_from(interval).unwrap_or(u32::MAX);
         }
-        self.last_pts = Some(pts_us);
-        let sample = FragmentSample { duration: self.duration, composition_offset: 0, keyframe, data };
-        self.writer.fragment(PACKED_TRACK_ID, pts_us, &[sample]).map_err(cmaf_error)
+        self.last_dts = Some(dts_us);
+        let sample = FragmentSample { duration: self.duration, composition_offset, keyframe, data };
+        self.writer.fragment(PACKED_TRACK_ID, dts_us, &[sample]).map_err(cmaf_error)
     }
 }
 
@@ -136,7 +155,7 @@ mod tests {
         let mut unpacker = CmafUnpacker::new(packer.init().clone()).unwrap();
         for (i, pts) in [0u64, 20_000, 40_000, 60_000].into_iter().enumerate() {
             let payload = Bytes::from(vec![i as u8; 10 + i]);
-            let fragment = packer.pack(pts, i == 0, payload.clone()).unwrap();
+            let fragment = packer.pack(pts, pts, i == 0, payload.clone()).unwrap();
             let samples = unpacker.samples(0, &fragment).unwrap();
             assert_eq!(samples.len(), 1);
             assert_eq!((samples[0].pts_us, samples[0].keyframe, &samples[0].payload), (pts, i == 0, &payload));
@@ -164,7 +183,7 @@ mod tests {
         let mut unpacker = CmafUnpacker::new(packer.init().clone()).unwrap();
         let mut access_unit = sets.clone();
         access_unit.extend_from_slice(&[0, 0, 1, 0x65, 0x88, 0x84]);
-        let fragment = packer.pack(0, true, Bytes::from(access_unit)).unwrap();
+        let fragment = packer.pack(0, 0, true, Bytes::from(access_unit)).unwrap();
         let samples = unpacker.samples(0, &fragment).unwrap();
         let mut expected = Vec::new();
         for nal in [sps, pps, &[0x65, 0x88, 0x84][..]] {
@@ -177,6 +196,89 @@ mod tests {
     use super::*;
 
     const CLIP: &[u8] = include_bytes!("../../tests/fixtures/h264-opus-cmaf.mp4");
+
+    /// The fixture's video samples: (decode time, presentation time) in microseconds, keyframe
+    /// flag and bytes. Frames 58 and 59 are reordered (a B-frame), as ffprobe shows.
+    fn clip_video() -> (Bytes, Vec<(u64, u64, bool, Bytes)>) {
+        let mut reader = Fmp4Reader::new();
+        let events = reader.push(CLIP).unwrap();
+        let init = reader.init().unwrap().track_init(1).unwrap();
+        let samples = events
+            .into_iter()
+            .filter_map(|e| match e {
+                Fmp4Event::Fragment(f) => Some(f),
+                Fmp4Event::Init(_) => None,
+            })
+            .flat_map(|fragment| fragment.samples)
+            .filter(|sample| sample.track_id == 1)
+            .map(|s| (s.decode_time_us, u64::try_from(s.presentation_time_us).unwrap(), s.keyframe, s.data))
+            .collect();
+        (init, samples)
+    }
+
+    /// Packed with their decode times, the B-frame clip's samples come back with their own
+    /// presentation times and bytes, each fragment's tfdt the sample's decode time (never going
+    /// back) and its composition offset PTS - DTS, negative for the reordered frame.
+    #[test]
+    fn b_frames_pack_with_their_decode_times_and_composition_offsets() {
+        let (clip_init, samples) = clip_video();
+        assert_eq!(samples.len(), 60);
+        let reordered: Vec<usize> =
+            samples.windows(2).enumerate().filter(|(_, w)| w[1].1 < w[0].1).map(|(i, _)| i + 1).collect();
+        assert_eq!(reordered, [59], "the fixture has one frame presented before the one decoded ahead of it");
+        let info = CodecInfo::Video(crate::media::codec::h264::info_from_avcc(&avcc(&clip_init), false).unwrap());
+        let mut packer = CmafPacker::new(&info, false, 33_333).unwrap();
+        let mut reader = Fmp4Reader::new();
+        reader.push(packer.init()).unwrap();
+        let mut unpacker = CmafUnpacker::new(packer.init().clone()).unwrap();
+        let mut last_dts = None;
+        for (index, (dts, pts, keyframe, data)) in samples.iter().cloned().enumerate() {
+            let fragment = packer.pack(pts, dts, keyframe, data.clone()).unwrap();
+            let events = reader.push(&fragment).unwrap();
+            let [Fmp4Event::Fragment(read)] = &events[..] else { panic!("one fragment: {events:?}") };
+            let sample = &read.samples[0];
+            assert_eq!(sample.decode_time_us, dts, "frame {index}: tfdt is the decode time");
+            assert!(last_dts.is_none_or(|last| sample.decode_time_us > last), "frame {index}: decode times go forward");
+            last_dts = Some(sample.decode_time_us);
+            assert_eq!(sample.composition_offset(), pts as i64 - dts as i64, "frame {index}");
+            let unpacked = unpacker.samples(0, &fragment).unwrap();
+            assert_eq!(
+                (unpacked[0].pts_us, unpacked[0].keyframe, &unpacked[0].payload),
+                (pts, keyframe, &data),
+                "frame {index}"
+            );
+        }
+        // ffmpeg reads the packed stream (init segment and fragments) as it reads the clip: the
+        // same (pts, dts) per packet, to the millisecond (ffmpeg shifts both streams' presentation
+        // times by their largest negative offset, one frame), decode times strictly increasing.
+        let mut stream = packer.init().to_vec();
+        let mut repacker = CmafPacker::new(&info, false, 33_333).unwrap();
+        for (dts, pts, keyframe, data) in samples.iter().cloned() {
+            stream.extend_from_slice(&repacker.pack(pts, dts, keyframe, data).unwrap());
+        }
+        let probe = |name: &str, bytes: &[u8]| {
+            let args = ["-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time"];
+            let text = crate::media::fmp4::tests::ffprobe(name, bytes, &args)?;
+            let millis = |field: &str| (field.parse::<f64>().unwrap() * 1000.0).round() as i64;
+            let times = text.lines().map(|line| line.split_once(',').unwrap()).map(|(p, d)| (millis(p), millis(d)));
+            Some(times.collect::<Vec<_>>())
+        };
+        if let (Some(packed), Some(clip)) = (probe("packed-b-frames", &stream), probe("b-frame-clip", CLIP)) {
+            assert_eq!(packed.len(), 60);
+            assert_eq!(packed, clip, "ffprobe's (pts, dts) per packet, packed and in the clip");
+            assert!(packed.windows(2).all(|w| w[1].1 > w[0].1), "decode times go forward");
+        }
+        // Decode times that go back (what B-frames give with DTS = PTS) are refused, not packed.
+        let (_, pts, keyframe, data) = samples[59].clone();
+        assert!(matches!(packer.pack(pts, pts, keyframe, data), Err(MediaError::Timestamp(_))));
+    }
+
+    /// The avcC record of an init segment's H.264 sample entry.
+    fn avcc(init: &Bytes) -> Bytes {
+        let at = init.windows(4).position(|w| w == b"avcC").unwrap();
+        let size = u32::from_be_bytes(init[at - 4..at].try_into().unwrap()) as usize;
+        init.slice(at + 4..at - 4 + size)
+    }
 
     /// The fixture's video track, as a CMAF rendition: its own init segment and one fragment per
     /// group (the clip's fragments start at keyframes).

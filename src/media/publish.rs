@@ -408,8 +408,24 @@ impl MediaTrackWriter {
     /// starts a new group; the track's first frame, and the first after a group passed its
     /// bounds, must be one ([`MediaError::KeyframeRequired`]). Returns the group the frame went to.
     pub fn write(&mut self, pts_us: u64, keyframe: bool, payload: Bytes) -> Result<u64, MediaError> {
+        self.write_with_dts(pts_us, pts_us, keyframe, payload)
+    }
+
+    /// [`write`](Self::write) with the sample's decode time `dts_us` (microseconds), for streams
+    /// whose decode order differs from presentation order (B-frames). A rendition moqt packs as
+    /// CMAF writes it as the fragment's decode time, with `pts_us - dts_us` as the composition
+    /// offset; decode times must not go backwards there ([`MediaError::Timestamp`]). The legacy
+    /// container carries presentation times only, and given fragments carry their own, so they
+    /// do not use it.
+    pub fn write_with_dts(
+        &mut self,
+        pts_us: u64,
+        dts_us: u64,
+        keyframe: bool,
+        payload: Bytes,
+    ) -> Result<u64, MediaError> {
         let frame = match (&self.packer, &self.container) {
-            (Some(packer), _) => lock_packer(packer).pack(pts_us, keyframe, payload)?,
+            (Some(packer), _) => lock_packer(packer).pack(pts_us, dts_us, keyframe, payload)?,
             (None, Container::Legacy) => legacy::encode(pts_us, &payload)?,
             (None, _) => payload,
         };

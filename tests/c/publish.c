@@ -1,8 +1,9 @@
 /*
  * What a publisher's word means to its subscribers, through an embedded relay:
  *   - keyframes: a track created with keyframe_groups refuses a first frame without
- *     MOQT_FRAME_NEW_GROUP; a frame past the group's bound (max_group_frames) is refused with
- *     MOQT_STATUS_ERR_NO_MEMORY and the next frame must start a new group; subscribers see index
+ *     MOQT_FRAME_NEW_GROUP; a frame past the group's bound (max_group_frames, and
+ *     max_group_bytes on a second track) is refused with MOQT_STATUS_ERR_NO_MEMORY and the next
+ *     frame must start a new group; subscribers see index
  *     0 (moqt_frame_is_keyframe) only on frames the publisher marked;
  *   - timestamps: a subscriber on moq-lite-06 gets each frame's timestamp in the track's
  *     timescale (moqt_frame_has_timestamp true); one on moq-lite-04, whose wire has none, gets 0
@@ -258,6 +259,12 @@ int main(void) {
               MOQT_STATUS_ERR_INVALID_ARG,
           "a group bound above moq-lite's is refused");
     CHECK(refused == NULL, "no track for refused options");
+    too_big = options;
+    too_big.max_group_bytes = 32 * 1024 * 1024 + 1;
+    CHECK(moqt_broadcast_create_track_with(broadcast, "big", SIZE_MAX, &too_big, &refused) ==
+              MOQT_STATUS_ERR_INVALID_ARG,
+          "a group byte bound above moq-lite's is refused");
+    CHECK(refused == NULL, "no track for a refused byte bound");
 
     /* Keyframes are the publisher's word: a delta frame cannot open the track. */
     CHECK(put(video, 'D', 0, 0) == MOQT_STATUS_ERR_INVALID_ARG, "a first frame without NEW_GROUP is refused");
@@ -290,6 +297,25 @@ int main(void) {
     CHECK(put(video, 'D', ts + 9000, 0) == MOQT_STATUS_ERR_NO_MEMORY, "a frame past the group's bound");
     CHECK(put(video, 'D', ts + 12000, 0) == MOQT_STATUS_ERR_INVALID_ARG, "after an overflow, a delta is refused");
     CHECK(strstr(moqt_last_error(), "new group") != NULL, "the detail says a new group must start");
+    /* The byte bound, on a track of its own: "K 1" and "D 2" (3 bytes each) fit in 8 bytes, a
+     * third frame would make 9: refused like the frame bound's, and the next must be a keyframe. */
+    moqt_track_options sized_options = options;
+    sized_options.max_group_frames = 0;
+    sized_options.max_group_bytes = 8;
+    moqt_track *sized = NULL;
+    CHECK(moqt_broadcast_create_track_with(broadcast, "sized", SIZE_MAX, &sized_options, &sized) == MOQT_STATUS_OK,
+          "a track with a group byte bound");
+    CHECK(put(sized, 'K', 1, MOQT_FRAME_NEW_GROUP) == MOQT_STATUS_OK, "bytes: keyframe");
+    CHECK(put(sized, 'D', 2, 0) == MOQT_STATUS_OK, "bytes: a delta within the bound");
+    CHECK(put(sized, 'D', 3, 0) == MOQT_STATUS_ERR_NO_MEMORY, "bytes: a frame past the group's byte bound");
+    CHECK(strstr(moqt_last_error(), "more than 8 payload bytes") != NULL, "the detail names the byte bound");
+    CHECK(put(sized, 'D', 4, 0) == MOQT_STATUS_ERR_INVALID_ARG, "bytes: after an overflow, a delta is refused");
+    CHECK(put(sized, 'K', 5, MOQT_FRAME_NEW_GROUP) == MOQT_STATUS_OK, "bytes: a keyframe opens the next group");
+    CHECK(put(sized, 'K', 123456789, MOQT_FRAME_NEW_GROUP) == MOQT_STATUS_ERR_NO_MEMORY,
+          "bytes: a keyframe alone past the bound is refused too");
+    CHECK(put(sized, 'K', 6, MOQT_FRAME_NEW_GROUP) == MOQT_STATUS_OK, "bytes: then a keyframe that fits");
+    moqt_track_free(sized);
+
     /* The last group: a keyframe and a delta, at fixed timestamps far above the others. */
     CHECK(put(video, 'K', 9000000, MOQT_FRAME_NEW_GROUP) == MOQT_STATUS_OK, "a keyframe opens the next group");
     CHECK(put(video, 'D', 9003000, 0) == MOQT_STATUS_OK, "its delta");

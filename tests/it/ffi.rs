@@ -732,7 +732,7 @@ fn session_limits_in_the_client_options_hold() {
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -744,6 +744,8 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 struct Recorder {
     frames: std::sync::Mutex<Vec<(u64, u64)>>,
     gaps: std::sync::Mutex<Vec<(u64, u64, u64)>>,
+    /// Frames and gaps together, in the order the callbacks ran.
+    events: std::sync::Mutex<Vec<Delivered>>,
     closed: std::sync::Mutex<Vec<moqt_status>>,
     frees: AtomicUsize,
 }
@@ -769,11 +771,16 @@ impl Recorder {
     }
 
     extern "C" fn on_frame(user_data: *mut c_void, frame: *const moqt_frame) {
-        Self::of(user_data).frames.lock().unwrap().push((moqt_frame_group(frame), moqt_frame_index(frame)));
+        let recorder = Self::of(user_data);
+        let (group, index) = (moqt_frame_group(frame), moqt_frame_index(frame));
+        recorder.frames.lock().unwrap().push((group, index));
+        recorder.events.lock().unwrap().push(Delivered::Frame(group, index));
     }
 
     extern "C" fn on_gap(user_data: *mut c_void, first: u64, last: u64, code: u64) {
-        Self::of(user_data).gaps.lock().unwrap().push((first, last, code));
+        let recorder = Self::of(user_data);
+        recorder.gaps.lock().unwrap().push((first, last, code));
+        recorder.events.lock().unwrap().push(Delivered::Gap(first, last, code));
     }
 
     extern "C" fn on_closed(user_data: *mut c_void, status: moqt_status) {
@@ -789,6 +796,15 @@ impl Recorder {
     fn closed(&self) -> Vec<moqt_status> {
         self.closed.lock().unwrap().clone()
     }
+}
+
+/// One step of what a subscription delivered.
+#[derive(Debug, Clone, PartialEq)]
+enum Delivered {
+    /// A frame: its group and index.
+    Frame(u64, u64),
+    /// A gap report: first and last group, code.
+    Gap(u64, u64, u64),
 }
 
 fn stats_of_size(size: usize) -> moqt_client_stats {
@@ -1003,6 +1019,131 @@ fn push_mode_reports_gaps_through_on_gap() {
     assert_eq!(frames, [(0, 0), (0, 1), (5, 0), (5, 1)]);
 
     moqt_subscription_free(subscription);
+    moqt_client_free(subscriber);
+    drop(_session);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+/// Ordered delivery's latency bound through the C API, push (`on_gap`) and pull
+/// (`moqt_pull_next_gap`): group 1 is left open after its first frame while group 2 starts and
+/// completes, so once the bound passes group 1 is cut short and reported as MOQT_GAP_LATE, in its
+/// place (after its delivered frame, before group 2); its last frame, written afterwards, is
+/// never delivered. The publisher (a Rust one: the C track API finishes a group when the next
+/// starts, so it cannot hold one open) moves on only after the subscriber saw each step, so the
+/// outcome depends on events, not on timing.
+#[test]
+fn ordered_delivery_reports_a_late_group_from_c_push_and_pull() {
+    for pull_mode in [false, true] {
+        late_group_through_the_c_api(pull_mode);
+    }
+}
+
+fn late_group_through_the_c_api(pull_mode: bool) {
+    let mode = if pull_mode { "pull" } else { "push" };
+    let (relay, fp, _) = embedded_relay();
+    let port = moqt_relay_port(relay);
+    let info = moqt::model::TrackInfo { priority: 1, max_age: Duration::from_secs(60), timescale: 1000 };
+    let RustPublisher { mut track, _session, _published, _broadcast, _origin, rt } = rust_publisher(port, &fp, info);
+    let url = std::ffi::CString::new(format!("moql://localhost:{port}/x")).unwrap();
+    let mut subscriber = ptr::null_mut();
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut subscriber), moqt_status::Ok);
+    let (b, t) = (c"b".as_ptr(), c"t".as_ptr());
+    let mut wanted = sub_options(MOQT_START_OLDEST, MOQT_DELIVERY_ORDERED);
+    wanted.max_latency_ms = 200;
+
+    // Push: the callbacks record into `recorder`. Pull: `take` moves what the queue holds into
+    // `pulled`, each frame after the gap reports queued before it was taken.
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let callbacks = recorder.callbacks();
+    let mut subscription = ptr::null_mut();
+    let mut pull: *mut moqt_pull = ptr::null_mut();
+    let mut pulled: Vec<Delivered> = Vec::new();
+    let status = if pull_mode {
+        moqt_client_subscribe_pull_with(subscriber, b, usize::MAX, t, usize::MAX, &wanted, &mut pull)
+    } else {
+        moqt_client_subscribe_with(subscriber, b, usize::MAX, t, usize::MAX, &wanted, &callbacks, &mut subscription)
+    };
+    assert_eq!(status, moqt_status::Ok, "{mode}: {}", last_error());
+    if pull_mode {
+        // The callbacks were never handed over: release their reference as user_data_free would.
+        Recorder::on_free(callbacks.user_data);
+    }
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), track.used()).await }).expect("subscribed");
+    let mut end = None;
+    let delivered_until = |count: usize, pulled: &mut Vec<Delivered>, end: &mut Option<moqt_status>| {
+        if !pull_mode {
+            wait_until("the subscription's events", || recorder.events.lock().unwrap().len() >= count);
+            return;
+        }
+        while pulled.len() < count && end.is_none() {
+            let mut frame: *const moqt_frame = ptr::null();
+            let status = moqt_pull_next_frame(pull, 30_000, &mut frame);
+            let (mut first, mut last, mut code) = (0u64, 0u64, 0u64);
+            while moqt_pull_next_gap(pull, &mut first, &mut last, &mut code) == moqt_status::Ok {
+                pulled.push(Delivered::Gap(first, last, code));
+            }
+            match status {
+                moqt_status::Ok => {
+                    pulled.push(Delivered::Frame(moqt_frame_group(frame), moqt_frame_index(frame)));
+                    moqt_frame_unref(frame);
+                }
+                other => *end = Some(other),
+            }
+        }
+    };
+    let write = |group: &mut moqt::model::GroupProducer, index: u8| {
+        group.write(0, vec![group.sequence() as u8, index]).unwrap();
+    };
+
+    // Group 0 whole, then group 1's first frame with the group left open.
+    let mut group0 = track.create_group(0).unwrap();
+    write(&mut group0, 0);
+    write(&mut group0, 1);
+    group0.finish().unwrap();
+    let mut group1 = track.create_group(1).unwrap();
+    write(&mut group1, 0);
+    delivered_until(3, &mut pulled, &mut end);
+    // A newer group starts and completes while group 1 stays open: past the bound, group 1 is
+    // skipped as late, then group 2 follows.
+    let mut group2 = track.create_group(2).unwrap();
+    write(&mut group2, 0);
+    write(&mut group2, 1);
+    group2.finish().unwrap();
+    delivered_until(6, &mut pulled, &mut end);
+    // Group 1 completes too late to be delivered; group 3 comes, then the end.
+    write(&mut group1, 1);
+    group1.finish().unwrap();
+    let mut group3 = track.create_group(3).unwrap();
+    write(&mut group3, 0);
+    write(&mut group3, 1);
+    group3.finish().unwrap();
+    track.finish();
+    if pull_mode {
+        delivered_until(usize::MAX, &mut pulled, &mut end);
+        assert_eq!(end, Some(moqt_status::End), "pull: a clean end ({})", last_error());
+    } else {
+        wait_until("the end of the track", || !recorder.closed().is_empty());
+        assert_eq!(recorder.closed(), [moqt_status::End], "push: a clean end");
+    }
+    let events = if pull_mode { pulled } else { recorder.events.lock().unwrap().clone() };
+    use Delivered::{Frame, Gap};
+    let expected = [
+        Frame(0, 0),
+        Frame(0, 1),
+        Frame(1, 0),
+        Gap(1, 1, MOQT_GAP_LATE),
+        Frame(2, 0),
+        Frame(2, 1),
+        Frame(3, 0),
+        Frame(3, 1),
+    ];
+    assert_eq!(events, expected, "{mode}: group 1 cut short as late, in its place, and nothing else");
+
+    if pull_mode {
+        moqt_pull_free(pull);
+    } else {
+        moqt_subscription_free(subscription);
+    }
     moqt_client_free(subscriber);
     drop(_session);
     moqt_relay_stop(relay, ptr::null(), 0);
@@ -1438,6 +1579,134 @@ fn a_cmaf_rendition_reads_back_sample_by_sample_through_the_c_api() {
     assert_eq!(frames[0].4, 2645, "the first sample's bytes");
 
     moqt_pull_free(pull);
+    moqt_media_consumer_free(consumer);
+    moqt_media_free(media);
+    moqt_client_free(publisher);
+    moqt_client_free(viewer);
+    moqt_relay_stop(relay, ptr::null(), 0);
+}
+
+/// A rendition moqt packs as CMAF (added without `init`), written through
+/// `moqt_media_track_write_dts` with the fixture's B-frame clip (frame 59 presented before frame
+/// 58): subscribers read every presentation time back in decode order, and the fragments on the
+/// wire carry the decode times (tfdt, strictly increasing) with PTS - DTS as composition offsets.
+/// Without the decode times (`moqt_media_track_write`, DTS = PTS) the reordered frame is refused.
+#[test]
+fn a_packed_cmaf_rendition_keeps_b_frame_decode_times_through_the_c_api() {
+    use moqt::media::fmp4::{Fmp4Event, Fmp4Reader};
+    let clip = include_bytes!("../fixtures/h264-opus-cmaf.mp4");
+    let mut reader = Fmp4Reader::new();
+    let events = reader.push(clip).unwrap();
+    let init = reader.init().unwrap().track_init(1).unwrap();
+    let samples: Vec<_> = events
+        .into_iter()
+        .filter_map(|event| match event {
+            Fmp4Event::Fragment(fragment) => Some(fragment),
+            Fmp4Event::Init(_) => None,
+        })
+        .flat_map(|fragment| fragment.samples)
+        .filter(|sample| sample.track_id == 1)
+        .collect();
+    assert!(samples[59].presentation_time_us < samples[58].presentation_time_us, "the clip has a B-frame");
+    let at = init.windows(4).position(|w| w == b"avcC").unwrap();
+    let size = u32::from_be_bytes(init[at - 4..at].try_into().unwrap()) as usize;
+    let avcc = &init[at + 4..at - 4 + size];
+
+    let (relay, fp, url) = embedded_relay();
+    let (mut publisher, mut viewer) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut publisher), moqt_status::Ok);
+    assert_eq!(moqt_client_connect(url.as_ptr(), usize::MAX, &options(Some(&fp)), &mut viewer), moqt_status::Ok);
+    let mut media = ptr::null_mut();
+    assert_eq!(moqt_client_publish_media(publisher, c"packed".as_ptr(), usize::MAX, &mut media), moqt_status::Ok);
+    let mut config = cmaf_video_config(&[]);
+    config.codec = ptr::null();
+    config.init = ptr::null();
+    config.description = avcc.as_ptr();
+    config.description_len = avcc.len();
+    let (mut video, mut other) = (ptr::null_mut(), ptr::null_mut());
+    assert_eq!(moqt_media_add_video(media, c"video".as_ptr(), usize::MAX, &config, &mut video), moqt_status::Ok);
+    assert_eq!(moqt_media_add_video(media, c"other".as_ptr(), usize::MAX, &config, &mut other), moqt_status::Ok);
+
+    let mut consumer = ptr::null_mut();
+    assert_eq!(moqt_client_consume_media(viewer, c"packed".as_ptr(), usize::MAX, &mut consumer), moqt_status::Ok);
+    let mut catalog = ptr::null();
+    assert_eq!(moqt_media_next_catalog(consumer, 20_000, &mut catalog), moqt_status::Ok, "{}", last_error());
+    // SAFETY: all-zero is a valid moqt_rendition (integers, a float, NULL pointers).
+    let mut rendition: moqt_rendition = unsafe { std::mem::zeroed() };
+    rendition.struct_size = std::mem::size_of::<moqt_rendition>() as u32;
+    assert_eq!(moqt_catalog_rendition(catalog, 1, &mut rendition), moqt_status::Ok);
+    // SAFETY: name and init point into the catalog, which is referenced.
+    let (name, packed_init) = unsafe {
+        (
+            std::slice::from_raw_parts(rendition.name.cast::<u8>(), rendition.name_len),
+            std::slice::from_raw_parts(rendition.init, rendition.init_len).to_vec(),
+        )
+    };
+    assert_eq!(name, b"video");
+    let oldest = sub_options(MOQT_START_OLDEST, MOQT_DELIVERY_ORDERED);
+    let (mut samples_pull, mut fragments_pull) = (ptr::null_mut(), ptr::null_mut());
+    let (b, t) = (c"packed".as_ptr(), c"video".as_ptr());
+    let status = moqt_media_subscribe(viewer, b, usize::MAX, catalog, t, usize::MAX, &oldest, &mut samples_pull);
+    assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    moqt_catalog_unref(catalog);
+    // The same track as plain frames: one fragment each.
+    let status = moqt_client_subscribe_pull_with(viewer, b, usize::MAX, t, usize::MAX, &oldest, &mut fragments_pull);
+    assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    assert_eq!(moqt_media_track_wait_subscribed(video, 20_000), moqt_status::Ok);
+
+    for sample in &samples {
+        let flags = if sample.keyframe { MOQT_MEDIA_KEYFRAME } else { 0 };
+        let (pts, dts) = (sample.presentation_time_us as u64, sample.decode_time_us);
+        let status = moqt_media_track_write_dts(video, sample.data.as_ptr(), sample.data.len(), pts, dts, flags);
+        assert_eq!(status, moqt_status::Ok, "{}", last_error());
+    }
+    // Without decode times the reordered frame's time goes back: refused, nothing written.
+    for sample in &samples[..59] {
+        let flags = if sample.keyframe { MOQT_MEDIA_KEYFRAME } else { 0 };
+        let pts = sample.presentation_time_us as u64;
+        assert_eq!(moqt_media_track_write(other, sample.data.as_ptr(), sample.data.len(), pts, flags), moqt_status::Ok);
+    }
+    let (b_frame, pts) = (&samples[59], samples[59].presentation_time_us as u64);
+    let status = moqt_media_track_write(other, b_frame.data.as_ptr(), b_frame.data.len(), pts, 0);
+    assert_eq!(status, moqt_status::ErrInvalidArg);
+    assert!(last_error().contains("goes backwards"), "{}", last_error());
+    moqt_media_track_free(video);
+    moqt_media_track_free(other);
+    assert_eq!(moqt_media_finish(media), moqt_status::Ok);
+
+    let drain = |pull: *mut moqt_pull, each: &mut dyn FnMut(*const moqt_frame)| loop {
+        let mut frame = ptr::null();
+        let status = moqt_pull_next_frame(pull, 20_000, &mut frame);
+        if status != moqt_status::Ok {
+            assert_eq!(status, moqt_status::End, "{}", last_error());
+            break;
+        }
+        each(frame);
+        moqt_frame_unref(frame);
+    };
+    let mut presented = Vec::new();
+    drain(samples_pull, &mut |frame| presented.push(moqt_frame_timestamp_us(frame) as i64));
+    let expected: Vec<i64> = samples.iter().map(|s| s.presentation_time_us).collect();
+    assert_eq!(presented, expected, "every presentation time, in decode order");
+    let mut wire = Fmp4Reader::new();
+    wire.push(&packed_init).unwrap();
+    let mut decoded = Vec::new();
+    drain(fragments_pull, &mut |frame| {
+        let mut len = 0;
+        let data = moqt_frame_data(frame, &mut len);
+        // SAFETY: the frame's bytes, valid while it is referenced.
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        for event in wire.push(bytes).unwrap() {
+            let Fmp4Event::Fragment(fragment) = event else { panic!("a fragment per frame") };
+            decoded.extend(fragment.samples.iter().map(|s| (s.decode_time_us, s.presentation_time_us)));
+        }
+    });
+    let expected: Vec<(u64, i64)> = samples.iter().map(|s| (s.decode_time_us, s.presentation_time_us)).collect();
+    assert_eq!(decoded, expected, "each fragment's decode time and presentation time");
+    assert!(decoded.windows(2).all(|w| w[1].0 > w[0].0), "decode times go forward");
+
+    moqt_pull_free(samples_pull);
+    moqt_pull_free(fragments_pull);
     moqt_media_consumer_free(consumer);
     moqt_media_free(media);
     moqt_client_free(publisher);

@@ -202,6 +202,58 @@ fn every_pointer_says_whether_null_is_allowed() {
     }
 }
 
+/// A parameter whose doc gives NULL a meaning (a result "for NULL", "NULL is accepted", "`p` (if
+/// not NULL)") is MOQT_NULLABLE: Swift would import a MOQT_NONNULL one as non-optional, and
+/// Clang would warn about the NULL the doc allows. Doc phrases without a parameter name apply to
+/// the first pointer parameter (the handle).
+#[test]
+fn a_parameter_the_doc_allows_to_be_null_is_marked_nullable() {
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for item in items(&committed()) {
+        let declaration = item.text.trim_start_matches("MOQT_MUST_USE").trim_start();
+        let Some((head, rest)) = declaration.split_once('(') else { continue };
+        let name = head.split_whitespace().last().unwrap_or("").trim_start_matches('*');
+        if declaration.starts_with("typedef") || !name.starts_with("moqt_") {
+            continue;
+        }
+        // (parameter, marked nullable) for each pointer parameter, in order.
+        let params: Vec<(String, bool)> = rest
+            .rsplit_once(')')
+            .map_or("", |(params, _)| params)
+            .split(',')
+            .filter(|param| param.contains('*') && !param.contains('('))
+            .map(|param| {
+                // The last mark is the parameter's own (`T *MOQT_NULLABLE *MOQT_NONNULL out`).
+                let nullable = param.rfind("MOQT_NULLABLE") > param.rfind("MOQT_NONNULL");
+                (param.split_whitespace().last().unwrap_or("").to_string(), nullable)
+            })
+            .collect();
+        let doc: String = item
+            .doc
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.trim_start_matches([' ', '/', '*']))
+            .collect::<Vec<_>>()
+            .join(" ");
+        for (index, (param, nullable)) in params.iter().enumerate() {
+            let handle_phrase = index == 0 && (doc.contains("for NULL") || doc.contains("NULL is accepted"));
+            let named =
+                [format!("for a NULL {param}"), format!("`{param}` (if not NULL)"), format!("`{param}` is NULL")]
+                    .iter()
+                    .any(|phrase| doc.contains(phrase.as_str()));
+            if handle_phrase || named {
+                checked += 1;
+                if !nullable {
+                    wrong.push(format!("{name}: {param}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} NULL-tolerant parameters found: the check is broken");
+    assert!(wrong.is_empty(), "MOQT_NONNULL where the doc allows NULL (add them to NULLABLE_PARAMS): {wrong:#?}");
+}
+
 /// Every name the header declares (functions, types, struct tags, enum constants, macros) starts
 /// with moqt_ or MOQT_: the header shares a process with libmoq, GStreamer and the host's own.
 #[test]

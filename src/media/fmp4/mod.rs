@@ -21,7 +21,7 @@ mod time;
 mod writer;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use error::Fmp4Error;
 pub use reader::{

@@ -478,27 +478,34 @@ fn written_init_segment_declares_fragments() {
 }
 
 /// Runs ffprobe over `stream` (written to a temporary file) and compares its line per stream
-/// (codec, width and height for video, duration in seconds, packet count). Skipped when ffprobe is
-/// missing, except in CI, where it must be there.
+/// (codec, width and height for video, duration in seconds, packet count).
 fn ffprobe_check(name: &str, stream: &[u8], expected: &[&str]) {
+    let entries = ["-count_packets", "-show_entries", "stream=codec_name,width,height,duration,nb_read_packets"];
+    let Some(text) = ffprobe(name, stream, &entries) else { return };
+    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{name}");
+}
+
+/// What ffprobe prints (`-of csv=p=0` and `args`) for `stream`, written to a temporary file; it
+/// must read it without a word on stderr. `None` when ffprobe is missing, except in CI, where it
+/// must be there.
+pub(crate) fn ffprobe(name: &str, stream: &[u8], args: &[&str]) -> Option<String> {
     if std::process::Command::new("ffprobe").arg("-version").output().is_err() {
         assert!(std::env::var("CI").as_deref() != Ok("true"), "ffprobe is required in CI");
         eprintln!("ffprobe not found: skipping the check of {name}");
-        return;
+        return None;
     }
     let path = std::env::temp_dir().join(format!("moqt-fmp4-{}-{name}.mp4", std::process::id()));
     std::fs::write(&path, stream).unwrap();
     let output = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_packets", "-of", "csv=p=0", "-show_entries"])
-        .arg("stream=codec_name,width,height,duration,nb_read_packets")
+        .args(["-v", "error", "-of", "csv=p=0"])
+        .args(args)
         .arg(&path)
         .output()
         .unwrap();
     std::fs::remove_file(&path).ok();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && stderr.is_empty(), "{name}: {stderr}");
-    let text = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(text.lines().collect::<Vec<_>>(), expected, "{name}");
+    Some(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// ffmpeg writes 2 channels in every AAC sample entry; the AudioSpecificConfig has the real count.

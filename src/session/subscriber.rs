@@ -893,17 +893,24 @@ struct AnnounceTable {
     ending: Vec<(tokio::time::Instant, Remote)>,
 }
 
-/// How long a subscription stays registered after the publisher's FIN, for Group streams whose
-/// header has not been read yet: after the FIN without SUBSCRIBE_END (lite-03/04), and after the
-/// last group that arrived while sequences below SUBSCRIBE_END are still owed.
+/// How long a subscription stays registered after the publisher's FIN without SUBSCRIBE_END
+/// (lite-03/04), for Group streams whose header has not been read yet: nothing says whether any
+/// are still coming, so every such track end waits this long.
 const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
+
+/// With SUBSCRIBE_END, how long after the last group that arrived the sequences still owed below
+/// it are waited for before they are reported lost. Longer than [`STRAGGLER_GRACE`] because it
+/// costs nothing when all arrive (the wait ends with the last), and a relay process starved of
+/// CPU can open its last group streams more than half a second after the FIN (the likely cause
+/// of a loaded suite run that lost a clip's last audio packet at the end of its track).
+const STRAGGLER_QUIET: Duration = Duration::from_secs(2);
 
 /// The longest a subscription waits after the publisher's FIN for Group streams still arriving.
 const STRAGGLER_MAX: Duration = Duration::from_secs(5);
 
 /// After the publisher's FIN and SUBSCRIBE_END `end`: waits until every sequence from `first`
 /// (SUBSCRIBE_OK's group, else the floor asked for) below `end` arrived or was reported lost, or
-/// until none arrived for [`STRAGGLER_GRACE`], and [`STRAGGLER_MAX`] at most. Streams opened before the FIN can trail it
+/// until none arrived for [`STRAGGLER_QUIET`], and [`STRAGGLER_MAX`] at most. Streams opened before the FIN can trail it
 /// by much more than a fixed grace: after an outage or under loss they are retransmitted newest
 /// first behind a collapsed congestion window, the oldest last, and a fixed cut-off refused
 /// groups that did arrive and reported them as never produced. A sequence the publisher skipped
@@ -911,7 +918,7 @@ const STRAGGLER_MAX: Duration = Duration::from_secs(5);
 async fn await_stragglers(sink: &Sink, first: Option<u64>, end: u64) {
     let Some(mut changes) = sink.with(|track| track.changes()) else { return };
     let started = tokio::time::Instant::now();
-    let mut quiet_until = started + STRAGGLER_GRACE;
+    let mut quiet_until = started + STRAGGLER_QUIET;
     let mut owed = None;
     loop {
         let Some(now_owed) = sink.with(|track| track.unaccounted(first, end)) else { return };
@@ -919,7 +926,7 @@ async fn await_stragglers(sink: &Sink, first: Option<u64>, end: u64) {
             return;
         }
         if owed.is_some_and(|before| now_owed < before) {
-            quiet_until = tokio::time::Instant::now() + STRAGGLER_GRACE;
+            quiet_until = tokio::time::Instant::now() + STRAGGLER_QUIET;
         }
         owed = Some(now_owed);
         tokio::select! {

@@ -39,7 +39,8 @@ fn pts_in(file: &Path, stream: &str, units: f64) -> Vec<i64> {
     times
 }
 
-fn wait(mut child: std::process::Child, what: &str, limit: Duration) {
+/// Waits for `child` to succeed and returns what it wrote to stderr (for a failing check to show).
+fn wait(mut child: std::process::Child, what: &str, limit: Duration) -> String {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -48,7 +49,7 @@ fn wait(mut child: std::process::Child, what: &str, limit: Duration) {
                 let _ = std::io::Read::read_to_string(&mut stderr, &mut err);
             }
             assert!(status.success(), "{what} failed: {status}: {err}");
-            return;
+            return err;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
@@ -60,7 +61,8 @@ fn wait(mut child: std::process::Child, what: &str, limit: Duration) {
 }
 
 /// Publishes the clip at `clip` through `url` and returns the file the subscriber wrote.
-fn round_trip(url: &str, trust: &[&str], version: Version, container: &str, label: &str) -> PathBuf {
+/// Also returns the label with both commands' stderr, for the checks' messages.
+fn round_trip(url: &str, trust: &[&str], version: Version, container: &str, label: &str) -> (PathBuf, String) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media");
     std::fs::create_dir_all(&dir).unwrap();
     let received = dir.join(format!("{label}.mp4"));
@@ -86,9 +88,9 @@ fn round_trip(url: &str, trust: &[&str], version: Version, container: &str, labe
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait(publisher, &format!("{label}: moqt publish"), Duration::from_secs(60));
-    wait(subscriber, &format!("{label}: moqt subscribe"), Duration::from_secs(60));
-    received
+    let published = wait(publisher, &format!("{label}: moqt publish"), Duration::from_secs(60));
+    let subscribed = wait(subscriber, &format!("{label}: moqt subscribe"), Duration::from_secs(60));
+    (received, format!("{label}\n--- moqt publish:\n{published}--- moqt subscribe:\n{subscribed}"))
 }
 
 fn assert_same_media(received: &Path, label: &str) {
@@ -132,8 +134,8 @@ fn an_fmp4_clip_comes_back_whole_through_moqts_relay_in_every_version() {
     for version in Version::ALL {
         for container in CONTAINERS {
             let label = format!("moqt-relay-{version}-{container}");
-            let received = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
-            assert_same_media(&received, &label);
+            let (received, logged) = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
+            assert_same_media(&received, &logged);
         }
     }
     let output = catalog.wait_with_output().unwrap();
@@ -163,8 +165,8 @@ fn an_fmp4_clip_comes_back_whole_through_moq_relay_in_every_version() {
         let url = format!("moql://localhost:{}/", relay.addr.port());
         for container in CONTAINERS {
             let label = format!("moq-relay-{version}-{container}");
-            let received = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
-            assert_same_media(&received, &label);
+            let (received, logged) = round_trip(&url, &["--tls-fingerprint", &fp], version, container, &label);
+            assert_same_media(&received, &logged);
         }
     }
 }

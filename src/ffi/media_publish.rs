@@ -14,7 +14,7 @@ use super::args::{Out, SizedStruct, bytes_arg, optional_cstr, path_arg, read_siz
 use super::client::moqt_client;
 use super::error::{FfiError, FfiResult, guard, guard_void, moqt_status};
 use super::handle::{Castable, OwnershipBox, take_box, try_ref};
-use super::publish::{ForeignBuffer, moqt_free_fn};
+use super::publish::{guard_zero_copy, moqt_free_fn};
 use super::runtime::{on_dispatcher, runtime};
 use crate::media::codec::{self, CodecError, VideoInfo};
 use crate::media::{AudioConfig, Container, MediaBroadcast, MediaError, MediaTrackWriter, VideoConfig};
@@ -657,12 +657,7 @@ pub extern "C" fn moqt_media_track_write_zero_copy(
     free_fn: moqt_free_fn,
     free_user_data: *mut c_void,
 ) -> moqt_status {
-    // Owns the buffer from here: every path below drops it exactly once.
-    let buffer = ForeignBuffer::new(data, len, free_fn, free_user_data);
-    guard(move || {
-        bytes_arg(data, len)?;
-        write_sample(track, Bytes::from_owner(buffer), pts_us, pts_us, flags)
-    })
+    guard_zero_copy(data, len, free_fn, free_user_data, |sample| write_sample(track, sample, pts_us, pts_us, flags))
 }
 
 /// `moqt_media_track_write` with the sample's decode time `dts_us` (microseconds), for streams
@@ -710,12 +705,7 @@ pub extern "C" fn moqt_media_track_write_dts_zero_copy(
     free_fn: moqt_free_fn,
     free_user_data: *mut c_void,
 ) -> moqt_status {
-    // Owns the buffer from here: every path below drops it exactly once.
-    let buffer = ForeignBuffer::new(data, len, free_fn, free_user_data);
-    guard(move || {
-        bytes_arg(data, len)?;
-        write_sample(track, Bytes::from_owner(buffer), pts_us, dts_us, flags)
-    })
+    guard_zero_copy(data, len, free_fn, free_user_data, |sample| write_sample(track, sample, pts_us, dts_us, flags))
 }
 
 /// Waits until the track has a subscriber, at most `timeout_ms` milliseconds, as

@@ -259,7 +259,7 @@ pub extern "C" fn moqt_track_write_frame(
 pub type moqt_free_fn = Option<extern "C" fn(user_data: *mut c_void, data: *const u8)>;
 
 /// A C buffer the frame's `Bytes` borrows until its last reader drops it.
-pub(crate) struct ForeignBuffer {
+struct ForeignBuffer {
     data: *const u8,
     len: usize,
     free: moqt_free_fn,
@@ -272,7 +272,7 @@ unsafe impl Send for ForeignBuffer {}
 
 impl ForeignBuffer {
     /// Owns C's buffer from here: `free` runs exactly once, when this is dropped.
-    pub(crate) fn new(data: *const u8, len: usize, free: moqt_free_fn, user_data: *mut c_void) -> Self {
+    fn new(data: *const u8, len: usize, free: moqt_free_fn, user_data: *mut c_void) -> Self {
         ForeignBuffer { data, len, free, user_data: UserData(user_data) }
     }
 }
@@ -315,11 +315,23 @@ pub extern "C" fn moqt_track_write_frame_zero_copy(
     free_fn: moqt_free_fn,
     free_user_data: *mut c_void,
 ) -> moqt_status {
-    // Owns the buffer from here: every path below drops it exactly once.
-    let buffer = ForeignBuffer::new(data, len, free_fn, free_user_data);
+    guard_zero_copy(data, len, free_fn, free_user_data, |payload| write_payload(track, payload, timestamp, flags))
+}
+
+/// The body of every `_zero_copy` write: C's buffer is owned from the first line, so
+/// `free_fn(user_data, data)` runs exactly once on every path (also when an argument is
+/// refused), and `write` gets the buffer as `Bytes` without a copy.
+pub(crate) fn guard_zero_copy(
+    data: *const u8,
+    len: usize,
+    free_fn: moqt_free_fn,
+    user_data: *mut c_void,
+    write: impl FnOnce(Bytes) -> FfiResult,
+) -> moqt_status {
+    let buffer = ForeignBuffer::new(data, len, free_fn, user_data);
     guard(move || {
         bytes_arg(data, len)?;
-        write_payload(track, Bytes::from_owner(buffer), timestamp, flags)
+        write(Bytes::from_owner(buffer))
     })
 }
 

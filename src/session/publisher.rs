@@ -235,8 +235,16 @@ impl<C: Connection> Publisher<C> {
                 if let Some(pending) = pending.take() {
                     // Delivered once the peer acknowledged our end and closed its own half,
                     // which it does after taking in the group streams (it waits for stragglers).
-                    let delivered = async { writer.acknowledged().await && wait_for_close(&mut reader).await.is_ok() };
-                    if !tokio::time::timeout(ACK_WAIT, delivered).await.unwrap_or(false) {
+                    let delivered = async {
+                        if !writer.acknowledged().await {
+                            return Err("not acknowledged".to_string());
+                        }
+                        wait_for_subscribe_close(&mut reader).await.map_err(|err| format!("the peer's half: {err}"))
+                    };
+                    let outcome =
+                        tokio::time::timeout(ACK_WAIT, delivered).await.unwrap_or(Err("no answer in time".into()));
+                    if let Err(why) = outcome {
+                        tracing::debug!(track = %subscribe.track, "the subscription's end was not delivered: {why}");
                         pending.undelivered();
                     }
                 }
@@ -247,9 +255,10 @@ impl<C: Connection> Publisher<C> {
                 // and the peer would take the track for cut off by the session's end).
                 tracing::debug!("subscription ended: {err}");
                 writer.reset(err.stream_code());
-                if tokio::time::timeout(ACK_WAIT, wait_for_close(&mut reader)).await.is_err()
+                if tokio::time::timeout(ACK_WAIT, wait_for_subscribe_close(&mut reader)).await.is_err()
                     && let Some(pending) = pending.take()
                 {
+                    tracing::debug!("the subscription's reset was not answered by the peer");
                     pending.undelivered();
                 }
                 crate::transport::RecvStream::stop(reader.recv_mut(), err.stream_code());
@@ -298,11 +307,16 @@ impl<C: Connection> Publisher<C> {
             max_age: (!live_edge).then(|| Duration::from_millis(window.max_age)),
             priority: Some(window.priority),
         };
+        // Owed while it is set up: the consumer tells the track's writer it is used before the
+        // entry below exists, and a writer that ends the track and flushes in that moment (on
+        // another thread) must still wait for this subscription, not find nothing owed.
+        let setting_up = self.ctx.outstanding.register(|| true);
         let mut track = broadcast.subscribe_track_with(&subscribe.track, options).await?;
         // Our consumer holds the track now: a TRACK lookup held for this SUBSCRIBE can go, so the
         // upstream subscription ends with this one.
         let _claim = self.claim_lookups((subscribe.broadcast.clone(), subscribe.track.clone()));
         *pending = Some(self.ctx.outstanding.register(track.ended_probe()));
+        drop(setting_up);
         tracing::trace!(?options, next = ?track.next_sequence(), latest = ?track.latest_sequence(), "subscribed");
         if version < Version::Lite05 {
             // What the reference sends an older subscriber at once (spec section 5, 11.7).
@@ -657,6 +671,15 @@ async fn wait_for_close<R: crate::transport::RecvStream>(reader: &mut Reader<R>)
     }
 }
 
+/// Waits for the subscriber to close its half of a Subscribe stream after our end or reset.
+/// SUBSCRIBE_UPDATEs it sent before it saw that end still arrive first (a relay sends one right
+/// after SUBSCRIBE_OK on lite-06, and one whenever its own subscribers change): they are read and
+/// dropped, since the track they would change is over. Anything else is a violation.
+async fn wait_for_subscribe_close<R: crate::transport::RecvStream>(reader: &mut Reader<R>) -> Result<(), SessionError> {
+    while reader.decode::<SubscribeUpdate>().await?.is_some() {}
+    Ok(())
+}
+
 /// Payloads up to this many bytes are copied into one chunk with their FRAME header; larger ones
 /// go to the stream as the shared `Bytes` itself, after a header chunk of their own, so a relay
 /// fanning a frame out to N subscribers hands the same buffer to N streams and copies nothing.
@@ -820,18 +843,21 @@ impl<C: Connection> GroupSender<C> {
                 // gives up on it after ACK_WAIT.
                 let give_up = pending.is_some().then(|| tokio::time::Instant::now() + ACK_WAIT);
                 tokio::spawn(async move {
-                    let delivered = tokio::select! {
-                        acknowledged = writer.acknowledged() => acknowledged,
+                    let (delivered, why) = tokio::select! {
+                        acknowledged = writer.acknowledged() => (acknowledged, "the stream failed"),
                         () = expired(&mut expiry, sequence) => {
                             writer.reset(StreamCode::Old);
-                            false
+                            (false, "past the max age")
                         }
                         err = &mut gone => {
                             writer.reset(err.code());
-                            false
+                            (false, "gone from the cache")
                         }
-                        () = crate::model::sleep_until_or_forever(give_up) => false,
+                        () = crate::model::sleep_until_or_forever(give_up) => (false, "no acknowledgement in time"),
                     };
+                    if !delivered {
+                        tracing::debug!(sequence, "written group stream not delivered: {why}");
+                    }
                     if let Some(pending) = pending.filter(|_| !delivered) {
                         pending.undelivered();
                     }

@@ -777,6 +777,97 @@ async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at
     }
 }
 
+/// A publisher that finishes its track with a large last group, flushes and leaves at once: its
+/// subscribers behind the relay get every byte of that group, then the track's end. The flush
+/// waits for the relay to acknowledge the whole Group stream (not only its start), and what the
+/// relay acknowledged it can still read after the close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_last_group_reaches_the_relays_subscribers_whole_though_its_publisher_leaves_at_once() {
+    init_logs();
+    const FRAMES: usize = 48;
+    let big = bytes::Bytes::from(vec![7u8; 64 * 1024]);
+    for version in Version::ALL {
+        let relay = start_relay(version);
+        let mut published = publish("room/alice");
+        let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
+        let publisher = relay.connect(version, None, origins).await;
+        let (_subscriber, remote) = relay.subscriber(version, None).await;
+        let announced = announced(&remote, &path("room/alice")).await;
+        let mut consumer = timeout(WAIT, announced.subscribe_track("video")).await.unwrap().unwrap();
+        timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{version}: no subscription upstream"));
+        write_groups(&mut published.track, 1, 2);
+        let TrackEvent::Group(mut first) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
+        assert_eq!(read_group(&mut first).await.len(), 2, "{version}");
+        let mut group = published.track.append_group().unwrap();
+        for f in 0..FRAMES {
+            group.write(f as u64, big.clone()).unwrap();
+        }
+        group.finish().unwrap();
+        published.track.finish();
+        let outcome = timeout(WAIT * 3, publisher.flushed())
+            .await
+            .unwrap_or_else(|_| panic!("{version}: the end never reached the relay"));
+        assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{version}");
+        drop(publisher);
+        let TrackEvent::Group(mut last) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
+        let frames = read_group(&mut last).await;
+        assert_eq!(frames.len(), FRAMES, "{version}: the whole last group");
+        assert!(frames.iter().all(|frame| frame.payload == big), "{version}");
+        let end = timeout(WAIT, consumer.next_group()).await.expect("the end in time");
+        assert!(matches!(end, Ok(None)), "{version}: the track ends as finished: {end:?}");
+    }
+}
+
+/// A track that ends as soon as its subscription opens, then a flush and an immediate close: the
+/// relay's subscribers see every group and the track's end. Two races used to break it. The
+/// relay's SUBSCRIBE_UPDATE (lite-06 sends one after SUBSCRIBE_OK at the live edge) crosses the
+/// publisher's end on the wire: the publisher took it for a protocol violation and the flush
+/// reported the end undelivered. And the track's writer learns it is used before the publisher's
+/// session counts the subscription as owed: a flush in that moment found nothing owed, and the
+/// close cut the track short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_ended_and_flushed_at_once_reaches_the_relays_subscribers_whole() {
+    init_logs();
+    for version in Version::ALL {
+        for round in 0..5 {
+            let case = format!("{version}, round {round}");
+            let relay = start_relay(version);
+            let mut published = publish("room/alice");
+            let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
+            let publisher = relay.connect(version, None, origins).await;
+            let (_subscriber, remote) = relay.subscriber(version, None).await;
+            let announced = announced(&remote, &path("room/alice")).await;
+            // At the live edge in odd rounds: lite-06 then sends the update after SUBSCRIBE_OK.
+            let start = if round % 2 == 1 { model::GroupStart::Latest } else { model::GroupStart::Floor(0) };
+            let options = model::SubscribeOptions { start, ..Default::default() };
+            let mut consumer = timeout(WAIT, announced.subscribe_track_with("video", options)).await.unwrap().unwrap();
+            timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{case}: no subscription upstream"));
+            write_groups(&mut published.track, 2, 2);
+            published.track.finish();
+            let outcome = timeout(WAIT, publisher.flushed())
+                .await
+                .unwrap_or_else(|_| panic!("{case}: the end never reached the relay"));
+            assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{case}");
+            drop(publisher);
+            let mut groups = Vec::new();
+            let end = loop {
+                match timeout(WAIT, consumer.next_group()).await.expect("an event in time") {
+                    Ok(Some(TrackEvent::Group(mut group))) => {
+                        assert_eq!(read_group(&mut group).await.len(), 2, "{case}: group {}", group.sequence());
+                        groups.push(group.sequence());
+                    }
+                    Ok(Some(TrackEvent::Gap(gap))) => panic!("{case}: {gap:?}"),
+                    Ok(None) => break Ok(()),
+                    Err(err) => break Err(err),
+                }
+            };
+            assert_eq!(end, Ok(()), "{case}: the track ends as finished");
+            groups.sort();
+            assert_eq!(groups.last(), Some(&1), "{case}: the last group");
+        }
+    }
+}
+
 /// When the last subscriber of a relayed track leaves, the relay cancels its upstream subscription
 /// at once, as moq-relay does. A lite-05+ subscriber asks TRACK before SUBSCRIBE; behind a lite-04
 /// publisher (which has no TRACK) the relay answers that TRACK with a lookup subscription, held

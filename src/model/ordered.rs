@@ -92,7 +92,7 @@ impl OrderedConsumer {
         loop {
             self.absorb();
             if let Some(result) = self.ready(Instant::now()) {
-                return result;
+                return logged(result);
             }
             let deadline = self.deadline();
             let open = self.inner_end.is_none();
@@ -101,7 +101,7 @@ impl OrderedConsumer {
                 event = self.inner.next_group(), if open => self.take(event, Instant::now()),
                 frame = next_frame_of(&mut self.current) => {
                     if let Some(result) = self.frame_read(frame, index.unwrap_or(0)) {
-                        return result;
+                        return logged(result);
                     }
                 }
                 () = sleep_until_or_forever(deadline) => {}
@@ -112,7 +112,7 @@ impl OrderedConsumer {
     /// Like [`next_frame`](Self::next_frame) but never waits: `None` when nothing is ready.
     pub fn try_next_frame(&mut self) -> Option<Result<Option<OrderedEvent>, Error>> {
         self.absorb();
-        self.ready(Instant::now())
+        self.ready(Instant::now()).map(logged)
     }
 
     /// Takes everything the consumer underneath has ready now.
@@ -254,6 +254,15 @@ impl OrderedConsumer {
         self.done = true;
         Some(end.map(|()| None))
     }
+}
+
+/// Passes `result` through, logging a gap: the reader decides these itself (a late group), so
+/// the log is where a reader of a trace learns why a group was not delivered.
+fn logged(result: Result<Option<OrderedEvent>, Error>) -> Result<Option<OrderedEvent>, Error> {
+    if let Ok(Some(OrderedEvent::Gap(gap))) = &result {
+        tracing::debug!(start = gap.start, end = gap.end, reason = ?gap.reason, "ordered read: gap");
+    }
+    result
 }
 
 /// The next frame of the group being read; never resolves without one.

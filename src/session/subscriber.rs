@@ -856,6 +856,7 @@ impl<C: Connection> Subscriber<C> {
                 Ok(Some(frame)) => {
                     let size = frame.payload.len() as u64;
                     if let Err(err) = group.write(frame.timestamp, frame.payload) {
+                        tracing::debug!(sequence = header.sequence, frames, "group stream refused mid-way: {err}");
                         count(frames, bytes, false);
                         return reader.recv_mut().stop(err.code());
                     }
@@ -863,6 +864,7 @@ impl<C: Connection> Subscriber<C> {
                     bytes += size;
                 }
                 Ok(None) => {
+                    tracing::trace!(sequence = header.sequence, frames, "group stream finished");
                     let _ = group.finish();
                     return count(frames, bytes, true);
                 }
@@ -871,6 +873,7 @@ impl<C: Connection> Subscriber<C> {
                         SessionError::Decode(_) => StreamCode::MalformedTrack,
                         other => other.stream_code(),
                     };
+                    tracing::debug!(sequence = header.sequence, frames, ?code, "group stream cut short: {err}");
                     reader.recv_mut().stop(code);
                     count(frames, bytes, false);
                     return group.abort(model::Error::from_code(code));

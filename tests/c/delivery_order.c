@@ -42,6 +42,7 @@
 
 #define TEST_NAME "delivery_order"
 #include "check.h"
+#include "recorder.h"
 
 #define GROUPS 40
 #define CACHED 20
@@ -526,6 +527,7 @@ static int free_racing_a_wait(moqt_client *subscriber, const moqt_broadcast *bro
 }
 
 int main(int argc, char **argv) {
+    recorder_start();
     if (argc == 4) {
         /* A relay of someone else's: URL FINGERPRINT VERSION. */
         uint32_t version = (uint32_t)strtoul(argv[3], NULL, 10);
@@ -540,6 +542,7 @@ int main(int argc, char **argv) {
         moqt_client_free(subscriber);
         moqt_client_free(publisher);
         moqt_shutdown();
+        recorder_report();
         if (failures) return 1;
         printf("delivery_order: ok (%d backlog cases through %s on moq-lite-0%u, %d of 4 warm-cache gaps below the "
                "live edge)\n",
@@ -575,6 +578,7 @@ int main(int argc, char **argv) {
     moqt_client_free(publisher);
     moqt_relay_stop(relay, NULL, 0);
     moqt_shutdown();
+    recorder_report();
     if (failures) return 1;
     printf("delivery_order: ok (%d backlog cases, %d frees racing a wait)\n", n, races);
     return 0;

@@ -289,6 +289,7 @@ fn reconnecting() -> ReconnectSettings {
 }
 
 /// When the relay was killed and started again.
+#[derive(Debug)]
 struct Outage {
     killed: Instant,
     restarted: Instant,
@@ -421,9 +422,19 @@ async fn run(target: &Target, scenario: &Scenario) -> Vec<Account> {
     accounts.sort_by_key(|(i, _)| *i);
     let accounts: Vec<Account> = accounts.into_iter().map(|(_, a)| a).collect();
 
-    // Every group of every subscriber accounted for, whole or as a gap.
+    // Every group of every subscriber accounted for, whole or as a gap. A shortfall comes with
+    // which subscribers fell short and how their clients' sessions and the publisher's went, so a
+    // failure seen once in a loaded run can be read from its message.
+    let short: Vec<usize> = (0..accounts.len()).filter(|i| accounts[*i].covered() != scenario.groups).collect();
     for (i, account) in accounts.iter().enumerate() {
-        assert_eq!(account.covered(), scenario.groups, "{who}, subscriber {i}: groups silently missing: {account:?}");
+        assert_eq!(
+            account.covered(),
+            scenario.groups,
+            "{who}, subscriber {i}: groups silently missing (short: subscribers {short:?}): {account:?}\n\
+             its client's states: {:?}\nthe publisher's states: {:?}\nthe outage: {outage:?}",
+            states[i + 1].lock().unwrap(),
+            states[0].lock().unwrap(),
+        );
     }
     // Every client in session: through the whole run (no session dropped), or, when the relay was
     // killed, again after reconnecting by itself.

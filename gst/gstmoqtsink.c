@@ -418,6 +418,21 @@ static void maybe_release_catalog(GstMoqtSink *self, gboolean now) {
     GST_WARNING_OBJECT(self, "publishing the catalog: %s: %s", moqt_status_str(rc), moqt_last_error());
 }
 
+/* The buffer's decode time as running time in microseconds, which libmoqt writes as the CMAF
+ * fragment's decode time (the presentation time minus it is the composition offset): the
+ * presentation time when the buffer has none. A decode time before the segment starts (an encoder
+ * with B-frames starts decoding a frame or two before the first one shows) reads as 0: decode
+ * times must only not go backwards, and presentation times stay exact. */
+static guint64 decode_time_us(const MoqtSinkPad *p, GstBuffer *buf, guint64 pts_us) {
+  if (!GST_BUFFER_DTS_IS_VALID(buf))
+    return pts_us;
+  guint64 rt = 0;
+  gint sign = gst_segment_to_running_time_full(&p->segment, GST_FORMAT_TIME, GST_BUFFER_DTS(buf), &rt);
+  if (sign < 0)
+    return 0;
+  return sign > 0 ? rt / GST_USECOND : pts_us;
+}
+
 static GstFlowReturn sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) {
   GstMoqtSink *self = GST_MOQT_SINK(parent);
   MoqtSinkPad *p = gst_pad_get_element_private(pad);
@@ -485,8 +500,9 @@ static GstFlowReturn sink_chain(GstPad *pad, GstObject *parent, GstBuffer *buf) 
   WriteCtx *ctx = g_new0(WriteCtx, 1);
   ctx->buffer = buf;
   ctx->map = map;
-  moqt_status rc = moqt_media_track_write_zero_copy(p->track, map.data, map.size, pts_us,
-                                                    keyframe ? MOQT_MEDIA_KEYFRAME : 0, write_done, ctx);
+  guint64 dts_us = decode_time_us(p, buf, pts_us);
+  moqt_status rc = moqt_media_track_write_dts_zero_copy(p->track, map.data, map.size, pts_us, dts_us,
+                                                        keyframe ? MOQT_MEDIA_KEYFRAME : 0, write_done, ctx);
   /* ctx and buf are released by write_done from here on, whatever rc is. */
   switch (rc) {
   case MOQT_STATUS_OK:

@@ -206,13 +206,24 @@ fn moqt_relay() -> (Killed, String, String) {
 /// time; with `audio`, also 100 Opus packets of 20 ms (opusenc adds one at the end for its
 /// lookahead: 101).
 fn sender(url: &str, fp: &str, broadcast: &str, audio: bool, container: &str) -> Command {
+    sender_with_bframes(url, fp, broadcast, audio, container, 0)
+}
+
+/// [`sender`] with `bframes` B-frames between reference frames (0: none, the low-latency tuning).
+fn sender_with_bframes(url: &str, fp: &str, broadcast: &str, audio: bool, container: &str, bframes: u32) -> Command {
     let mut command = gst("gst-launch-1.0");
     command.args(["moqtsink", "name=s", &format!("url={url}"), &format!("broadcast={broadcast}")]);
     command.arg(format!("container={container}"));
     command.arg(format!("tls-fingerprint={fp}"));
     command.args(["videotestsrc", "num-buffers=60", "is-live=true", "!"]);
     command.args(["video/x-raw,format=I420,width=320,height=240,framerate=30/1", "!"]);
-    command.args(["x264enc", "key-int-max=30", "tune=zerolatency", "speed-preset=ultrafast", "!"]);
+    command.args(["x264enc", "key-int-max=30", "speed-preset=ultrafast"]);
+    if bframes == 0 {
+        command.arg("tune=zerolatency");
+    } else {
+        command.arg(format!("bframes={bframes}"));
+    }
+    command.arg("!");
     command.args(["h264parse", "!", "s.video_0"]);
     if audio {
         command.args(["audiotestsrc", "num-buffers=100", "samplesperbuffer=960", "is-live=true", "!"]);
@@ -355,7 +366,9 @@ fn h264_and_opus_from_moqtsink_to_moqtsrc_through_moq_relay() {
 }
 
 /// moqtsink's broadcast comes out of `moqt subscribe --media fmp4` as an MP4 ffprobe reads with
-/// the sent codecs, size, rate and packet counts.
+/// the sent codecs, size, rate and packet counts; with B-frames too, where moqtsink hands each
+/// sample's decode time to the CMAF libmoqt packs (without it, decode times went backwards and
+/// the frames after each keyframe were refused).
 #[test]
 fn moqtsink_into_moqt_subscribe_fmp4_gives_a_valid_mp4() {
     let test = "moqtsink_into_moqt_subscribe_fmp4_gives_a_valid_mp4";
@@ -364,11 +377,12 @@ fn moqtsink_into_moqt_subscribe_fmp4_gives_a_valid_mp4() {
     }
     let (_relay, url, fp) = moqt_relay();
     let dir = work_dir();
-    for container in ["legacy", "cmaf"] {
-        let broadcast = format!("tomp4-{container}");
-        let received = dir.join(format!("moqtsink-subscribe-{container}.mp4"));
-        let sub_log = dir.join(format!("moqtsink-subscribe-{container}.log"));
-        let send_log = dir.join(format!("moqtsink-subscribe-{container}-send.log"));
+    for (container, bframes) in [("legacy", 0), ("cmaf", 0), ("cmaf", 2)] {
+        let case = if bframes > 0 { format!("{container}-bframes") } else { container.to_string() };
+        let broadcast = format!("tomp4-{case}");
+        let received = dir.join(format!("moqtsink-subscribe-{case}.mp4"));
+        let sub_log = dir.join(format!("moqtsink-subscribe-{case}.log"));
+        let send_log = dir.join(format!("moqtsink-subscribe-{case}-send.log"));
         let subscriber = Killed(
             Command::new(MOQT)
                 .args(["subscribe", &url, "--tls-fingerprint", &fp, "--broadcast", &broadcast, "--media", "fmp4"])
@@ -380,15 +394,23 @@ fn moqtsink_into_moqt_subscribe_fmp4_gives_a_valid_mp4() {
                 .spawn()
                 .unwrap(),
         );
-        let send = spawn_logged(sender(&url, &fp, &broadcast, true, container), &send_log);
+        let send = spawn_logged(sender_with_bframes(&url, &fp, &broadcast, true, container, bframes), &send_log);
         finish(send, "moqtsink", &send_log);
         finish(subscriber, "moqt subscribe --media fmp4", &sub_log);
         let entries = "stream=codec_name,width,height,sample_rate,channels,nb_read_packets";
         let streams = ffprobe(&received, &["-count_packets", "-show_entries", entries, "-of", "csv=p=0"]);
         let lines: Vec<&str> = streams.lines().collect();
-        assert_eq!(lines.len(), 2, "{container}: {streams}");
-        assert!(lines.contains(&"h264,320,240,60"), "{container}: {streams}");
-        assert!(lines.contains(&"opus,48000,2,100") || lines.contains(&"opus,48000,2,101"), "{container}: {streams}");
+        assert_eq!(lines.len(), 2, "{case}: {streams}");
+        assert!(lines.contains(&"h264,320,240,60"), "{case}: {streams}");
+        assert!(lines.contains(&"opus,48000,2,100") || lines.contains(&"opus,48000,2,101"), "{case}: {streams}");
+        if bframes > 0 {
+            // B-frames show after the frames they are decoded after: some packet's presentation
+            // time differs from its decode time, as the encoder gave them.
+            let packets =
+                ffprobe(&received, &["-select_streams", "v", "-show_entries", "packet=pts,dts", "-of", "csv=p=0"]);
+            let reordered = packets.lines().filter(|line| line.split_once(',').is_some_and(|(pts, dts)| pts != dts));
+            assert!(reordered.count() > 0, "{case}: no composition offsets: {packets}");
+        }
     }
 }
 

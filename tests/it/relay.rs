@@ -722,6 +722,37 @@ async fn a_burst_past_the_in_flight_bound_is_reported_not_lost() {
     }
 }
 
+/// A publisher of room/alice and a subscriber of its video track through `relay`, the subscription
+/// established upstream; `case` names the run in a failure.
+struct Through {
+    publisher: Session,
+    published: Published,
+    _subscriber: Session,
+    consumer: model::TrackConsumer,
+}
+
+async fn through(relay: &TestRelay, version: Version, options: model::SubscribeOptions, case: &str) -> Through {
+    let published = publish("room/alice");
+    let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
+    let publisher = relay.connect(version, None, origins).await;
+    let (_subscriber, remote) = relay.subscriber(version, None).await;
+    let announced = announced(&remote, &path("room/alice")).await;
+    let consumer = timeout(WAIT, announced.subscribe_track_with("video", options)).await.unwrap().unwrap();
+    timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{case}: no subscription upstream"));
+    Through { publisher, published, _subscriber, consumer }
+}
+
+/// Finishes the published track, waits for the flush to report everything delivered, then
+/// closes the publisher's connection at once.
+async fn finish_flush_and_leave(published: Published, publisher: Session, case: &str) {
+    published.track.finish();
+    let outcome = timeout(WAIT * 3, publisher.flushed())
+        .await
+        .unwrap_or_else(|_| panic!("{case}: the end never reached the relay"));
+    assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{case}");
+    drop(publisher);
+}
+
 /// A publisher that finishes its track, flushes and leaves at once: the relay's subscribers read
 /// every frame and then the track's end (not an abort, not the session's end), in every version;
 /// frames carry their timestamps from moq-lite-05 on and say they have none before.
@@ -730,13 +761,8 @@ async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at
     init_logs();
     for version in Version::ALL {
         let relay = start_relay(version);
-        let mut published = publish("room/alice");
-        let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
-        let publisher = relay.connect(version, None, origins).await;
-        let (_subscriber, remote) = relay.subscriber(version, None).await;
-        let announced = announced(&remote, &path("room/alice")).await;
-        let mut consumer = timeout(WAIT, announced.subscribe_track("video")).await.unwrap().unwrap();
-        timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{version}: no subscription upstream"));
+        let Through { publisher, mut published, _subscriber, mut consumer } =
+            through(&relay, version, model::SubscribeOptions::default(), &version.to_string()).await;
         // Group 0 read first: the subscription is established end to end before the rest.
         write_groups(&mut published.track, 1, 2);
         let mut frames = Vec::new();
@@ -745,13 +771,8 @@ async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at
             frames.push((first.sequence(), f as u64, frame.timestamp));
         }
         write_groups(&mut published.track, 2, 2);
-        published.track.finish();
-        let outcome = timeout(WAIT, publisher.flushed())
-            .await
-            .unwrap_or_else(|_| panic!("{version}: the end never reached the relay"));
-        assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{version}");
         // Closes the connection at once: anything not acknowledged by now would be lost.
-        drop(publisher);
+        finish_flush_and_leave(published, publisher, &version.to_string()).await;
 
         let end = loop {
             match timeout(WAIT, consumer.next_group()).await.expect("an event in time") {
@@ -788,13 +809,8 @@ async fn a_large_last_group_reaches_the_relays_subscribers_whole_though_its_publ
     let big = bytes::Bytes::from(vec![7u8; 64 * 1024]);
     for version in Version::ALL {
         let relay = start_relay(version);
-        let mut published = publish("room/alice");
-        let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
-        let publisher = relay.connect(version, None, origins).await;
-        let (_subscriber, remote) = relay.subscriber(version, None).await;
-        let announced = announced(&remote, &path("room/alice")).await;
-        let mut consumer = timeout(WAIT, announced.subscribe_track("video")).await.unwrap().unwrap();
-        timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{version}: no subscription upstream"));
+        let Through { publisher, mut published, _subscriber, mut consumer } =
+            through(&relay, version, model::SubscribeOptions::default(), &version.to_string()).await;
         write_groups(&mut published.track, 1, 2);
         let TrackEvent::Group(mut first) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
         assert_eq!(read_group(&mut first).await.len(), 2, "{version}");
@@ -803,12 +819,7 @@ async fn a_large_last_group_reaches_the_relays_subscribers_whole_though_its_publ
             group.write(f as u64, big.clone()).unwrap();
         }
         group.finish().unwrap();
-        published.track.finish();
-        let outcome = timeout(WAIT * 3, publisher.flushed())
-            .await
-            .unwrap_or_else(|_| panic!("{version}: the end never reached the relay"));
-        assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{version}");
-        drop(publisher);
+        finish_flush_and_leave(published, publisher, &version.to_string()).await;
         let TrackEvent::Group(mut last) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
         let frames = read_group(&mut last).await;
         assert_eq!(frames.len(), FRAMES, "{version}: the whole last group");
@@ -832,23 +843,13 @@ async fn a_track_ended_and_flushed_at_once_reaches_the_relays_subscribers_whole(
         for round in 0..5 {
             let case = format!("{version}, round {round}");
             let relay = start_relay(version);
-            let mut published = publish("room/alice");
-            let origins = Origins { publish: Some(published.origin.consume()), ..Default::default() };
-            let publisher = relay.connect(version, None, origins).await;
-            let (_subscriber, remote) = relay.subscriber(version, None).await;
-            let announced = announced(&remote, &path("room/alice")).await;
             // At the live edge in odd rounds: lite-06 then sends the update after SUBSCRIBE_OK.
             let start = if round % 2 == 1 { model::GroupStart::Latest } else { model::GroupStart::Floor(0) };
             let options = model::SubscribeOptions { start, ..Default::default() };
-            let mut consumer = timeout(WAIT, announced.subscribe_track_with("video", options)).await.unwrap().unwrap();
-            timeout(WAIT, published.track.used()).await.unwrap_or_else(|_| panic!("{case}: no subscription upstream"));
+            let Through { publisher, mut published, _subscriber, mut consumer } =
+                through(&relay, version, options, &case).await;
             write_groups(&mut published.track, 2, 2);
-            published.track.finish();
-            let outcome = timeout(WAIT, publisher.flushed())
-                .await
-                .unwrap_or_else(|_| panic!("{case}: the end never reached the relay"));
-            assert_eq!(outcome, moqt::session::FlushOutcome::Delivered, "{case}");
-            drop(publisher);
+            finish_flush_and_leave(published, publisher, &case).await;
             let mut groups = Vec::new();
             let end = loop {
                 match timeout(WAIT, consumer.next_group()).await.expect("an event in time") {

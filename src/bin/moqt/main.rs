@@ -498,7 +498,7 @@ async fn publish(args: PublishArgs) -> Result<()> {
     let broadcast = BroadcastProducer::default();
     let mut track = broadcast.create_track(&args.track, TrackInfo::default()).context("--track")?;
     let _published = origin.publish(path, broadcast.consume(), Route::local())?;
-    let _client = connect(&args.client, Some(origin.consume()), None).await?;
+    let client = connect(&args.client, Some(origin.consume()), None).await?;
     let started = Instant::now();
     let group_frames = args.group_frames.max(1);
     let mut group: Option<model::GroupProducer> = None;
@@ -556,7 +556,31 @@ async fn publish(args: PublishArgs) -> Result<()> {
     eprintln!("moqt publish: {frames} frames; waiting 2 s for subscribers to catch up");
     tokio::time::sleep(Duration::from_secs(2)).await;
     track.finish();
+    flush_and_close(client).await;
     Ok(())
+}
+
+/// How long a publisher waits at the end for what it wrote to reach the relay.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits (up to [`FLUSH_TIMEOUT`]) until what the client's ended tracks owe the relay has reached
+/// it; says on stderr what did not.
+async fn flush(client: &PersistentClient) {
+    let Some(session) = client.session() else { return };
+    match tokio::time::timeout(FLUSH_TIMEOUT, session.flushed()).await {
+        Ok(moqt::session::FlushOutcome::Delivered) => {}
+        Ok(moqt::session::FlushOutcome::Undelivered(lost)) => {
+            eprintln!("moqt publish: {lost} streams were never acknowledged by the relay")
+        }
+        Err(_) => eprintln!("moqt publish: not everything reached the relay within {FLUSH_TIMEOUT:?}"),
+    }
+}
+
+/// [`flush`], then closes the session: a close any earlier would cut the ended tracks short at
+/// the relay (its subscribers would see the session end instead of the tracks').
+async fn flush_and_close(client: PersistentClient) {
+    flush(&client).await;
+    client.shutdown().await;
 }
 
 async fn subscribe(args: SubscribeArgs) -> Result<()> {

@@ -15,7 +15,7 @@ use moqt::model::{GroupStart, OriginProducer, Route};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::progress::Progress;
-use crate::{ClientArgs, connect};
+use crate::{ClientArgs, connect, flush, flush_and_close};
 
 #[derive(clap::Args)]
 pub struct CatalogArgs {
@@ -118,23 +118,13 @@ pub async fn publish_fmp4(client: &ClientArgs, path: Path, container: ContainerA
         "moqt publish: {frames} frames of {:?}",
         media.catalog().renditions().map(|(n, _)| n).collect::<Vec<_>>()
     );
-    // What was written reaches the relay before the broadcast ends.
-    if let Some(session) = client.session() {
-        match tokio::time::timeout(FLUSH_TIMEOUT, session.flushed()).await {
-            Ok(moqt::session::FlushOutcome::Delivered) => {}
-            Ok(moqt::session::FlushOutcome::Undelivered(lost)) => {
-                eprintln!("moqt publish: {lost} streams were never acknowledged by the relay")
-            }
-            Err(_) => eprintln!("moqt publish: not everything reached the relay within {FLUSH_TIMEOUT:?}"),
-        }
-    }
+    // What was written reaches the relay before the broadcast ends, and then the broadcast's end
+    // (the catalog track's) before the session closes.
+    flush(&client).await;
     media.finish()?;
-    client.shutdown().await;
+    flush_and_close(client).await;
     Ok(())
 }
-
-/// How long a publisher waits at the end for what it wrote to reach the relay.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a rendition taken out of the catalog may still deliver what was on its way before
 /// its track is ended here (a publisher usually ends the track right after; one that keeps it

@@ -74,13 +74,6 @@ impl GroupShared {
         })
     }
 
-    /// Resolves once the group is finished or aborted.
-    pub(crate) async fn closed(&self) {
-        let mut rx = self.state.subscribe();
-        // The sender lives in `self`, which this future borrows, so `wait_for` cannot fail.
-        let _ = rx.wait_for(|state| state.closed.is_some()).await;
-    }
-
     pub(crate) fn consume(self: &Arc<Self>) -> GroupConsumer {
         GroupConsumer { rx: self.state.subscribe(), shared: self.clone(), index: 0, last: None }
     }

@@ -241,26 +241,6 @@ impl TrackProducer {
         (from..end).filter(|seq| !state.cache.contains_key(seq) && !state.gaps.contains_key(seq)).count() as u64
     }
 
-    /// Resolves once every group of `from..end` (`from` `None`: from the lowest one here) that is
-    /// here now has closed, finished or aborted: the Group streams a finished subscription owes
-    /// have not only begun but been read to their end.
-    pub(crate) fn groups_closed(
-        &self,
-        from: Option<u64>,
-        end: u64,
-    ) -> impl std::future::Future<Output = ()> + Send + use<> {
-        let open: Vec<Arc<GroupShared>> = {
-            let state = self.shared.state.borrow();
-            let from = from.or(state.min_seq).unwrap_or(end).min(end);
-            state.cache.range(from..end).map(|(_, cached)| cached.group.clone()).collect()
-        };
-        async move {
-            for group in open {
-                group.closed().await;
-            }
-        }
-    }
-
     /// Wakes on every change of the track's groups (created, removed, dropped).
     pub(crate) fn changes(&self) -> watch::Receiver<TrackState> {
         self.shared.state.subscribe()

@@ -749,12 +749,10 @@ impl<C: Connection> Subscriber<C> {
                         // deliver their GROUP header before late arrivals are refused. Our own FIN
                         // follows, so a publisher that waits for it (a flush before closing) knows
                         // they were taken in.
-                        let first = first_group.or(requested);
                         match end_group {
-                            Some(end) => await_stragglers(sink, first, end).await,
+                            Some(end) => await_stragglers(sink, first_group.or(requested), end).await,
                             None => tokio::time::sleep(STRAGGLER_GRACE).await,
                         }
-                        await_group_ends(sink, first, end_group.unwrap_or(u64::MAX)).await;
                         if let Some(end) = end_group {
                             // Sequences past the newest one seen and below SUBSCRIBE_END never
                             // arrived: say so rather than end as if they had not existed.
@@ -938,22 +936,6 @@ async fn await_stragglers(sink: &Sink, first: Option<u64>, end: u64) {
             changed = changes.changed() => if changed.is_err() { return },
             () = tokio::time::sleep_until(quiet_until.min(started + STRAGGLER_MAX)) => return,
         }
-    }
-}
-
-/// The longest a finished subscription waits, once its Group streams have begun, for them to be
-/// read to their end. They end by themselves (the publisher completed them before its FIN, and a
-/// lost connection aborts them), so this only bounds a stalled peer.
-const GROUP_END_MAX: Duration = Duration::from_secs(30);
-
-/// After the publisher's FIN and the straggler wait: waits (up to [`GROUP_END_MAX`]) until every
-/// group of `first..end` that arrived was read to its end. Our FIN follows, and a publisher that
-/// flushes waits for it before it closes the connection. A close any earlier ends this session
-/// and with it the tasks still reading Group streams, so a group whose data had all arrived (and
-/// been acknowledged) would be cut short, its tail never read.
-async fn await_group_ends(sink: &Sink, first: Option<u64>, end: u64) {
-    if let Some(closed) = sink.with(|track| track.groups_closed(first, end)) {
-        let _ = tokio::time::timeout(GROUP_END_MAX, closed).await;
     }
 }
 

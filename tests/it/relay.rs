@@ -798,37 +798,6 @@ async fn a_finished_track_ends_cleanly_downstream_though_its_publisher_leaves_at
     }
 }
 
-/// A publisher that finishes its track with a large last group, flushes and leaves at once: its
-/// subscribers behind the relay get every byte of that group, then the track's end. The flush
-/// waits for the relay to acknowledge the whole Group stream (not only its start), and what the
-/// relay acknowledged it can still read after the close.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_last_group_reaches_the_relays_subscribers_whole_though_its_publisher_leaves_at_once() {
-    init_logs();
-    const FRAMES: usize = 48;
-    let big = bytes::Bytes::from(vec![7u8; 64 * 1024]);
-    for version in Version::ALL {
-        let relay = start_relay(version);
-        let Through { publisher, mut published, _subscriber, mut consumer } =
-            through(&relay, version, model::SubscribeOptions::default(), &version.to_string()).await;
-        write_groups(&mut published.track, 1, 2);
-        let TrackEvent::Group(mut first) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
-        assert_eq!(read_group(&mut first).await.len(), 2, "{version}");
-        let mut group = published.track.append_group().unwrap();
-        for f in 0..FRAMES {
-            group.write(f as u64, big.clone()).unwrap();
-        }
-        group.finish().unwrap();
-        finish_flush_and_leave(published, publisher, &version.to_string()).await;
-        let TrackEvent::Group(mut last) = next_event(&mut consumer).await else { panic!("{version}: a gap") };
-        let frames = read_group(&mut last).await;
-        assert_eq!(frames.len(), FRAMES, "{version}: the whole last group");
-        assert!(frames.iter().all(|frame| frame.payload == big), "{version}");
-        let end = timeout(WAIT, consumer.next_group()).await.expect("the end in time");
-        assert!(matches!(end, Ok(None)), "{version}: the track ends as finished: {end:?}");
-    }
-}
-
 /// A track that ends as soon as its subscription opens, then a flush and an immediate close: the
 /// relay's subscribers see every group and the track's end. Two races used to break it. The
 /// relay's SUBSCRIBE_UPDATE (lite-06 sends one after SUBSCRIBE_OK at the live edge) crosses the
